@@ -1,0 +1,240 @@
+"""Core types (Transform, Optimizer, GradFn) and boundary validation.
+
+Conventions every optimizer follows:
+
+* An :class:`Optimizer` is ``(init, step)`` plus a flag ``value_at`` saying where the
+  loss recorded in the state was evaluated: ``"input"`` — at the params passed *into*
+  the step (first-order methods evaluate the gradient there and then move), or
+  ``"output"`` — at the params the step *returns* (line searches evaluate there anyway).
+  :func:`fnopt.fixed_point` uses it to pair each iterate with its own loss.
+* Every optimizer state is a ``NamedTuple`` with at least the fields ``count`` (steps
+  taken, a Python int), ``value`` (last loss, 0-d array/tensor) and ``grad_norm`` (last
+  gradient norm, 0-d array/tensor).
+* A state field named ``learning_rate`` anywhere inside a state holds the learning rate
+  used by the last step (see :func:`learning_rate_of`).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Callable
+from typing import Any, Literal, NamedTuple, Protocol
+
+import numpy as np
+import optree
+
+from fnopt import backend as _backend
+
+PyTree = Any
+Params = Any
+Updates = Any
+State = Any
+Schedule = Callable[[int], Any]
+ScalarOrSchedule = float | Schedule
+
+
+class GradFn(Protocol):
+    """``grad_fn(params, *batch) -> (value, grads)``."""
+
+    def __call__(self, params: Params, /, *batch: Any) -> tuple[Any, Params]: ...
+
+
+class TransformInitFn(Protocol):
+    def __call__(self, params: Params, /) -> State: ...
+
+
+class TransformUpdateFn(Protocol):
+    def __call__(
+        self, updates: Updates, state: State, params: Params | None = None, /
+    ) -> tuple[Updates, State]: ...
+
+
+class Transform(NamedTuple):
+    """A first-order building block, shaped like an optax ``GradientTransformation``.
+
+    ``init(params) -> state``; ``update(grads, state, params) -> (updates, state)``.
+    Updates are *added* to params, so a descent direction carries its minus sign.
+    """
+
+    init: TransformInitFn
+    update: TransformUpdateFn
+
+
+class StepFn(Protocol):
+    def __call__(
+        self, params: Params, grad_fn: GradFn, state: State, /, *batch: Any
+    ) -> tuple[Params, State]: ...
+
+
+class Optimizer(NamedTuple):
+    """An optimizer: ``init(params) -> state`` and a pure
+    ``step(params, grad_fn, state, *batch) -> (params, state)``.
+
+    ``value_at`` is ``"input"`` when the loss and gradient norm stored in the state after
+    a step were evaluated at the params passed in, ``"output"`` when at those returned.
+    """
+
+    init: Callable[[Params], State]
+    step: StepFn
+    value_at: Literal["input", "output"] = "input"
+
+
+class DescentState(NamedTuple):
+    """State of a first-order optimizer made by :func:`fnopt.descent`.
+
+    Attributes:
+      count: number of steps taken.
+      value: the loss at the params passed into the last step.
+      grad_norm: the gradient norm there.
+      inner: the state of the wrapped :class:`Transform`.
+    """
+
+    count: int  # type: ignore[assignment]
+    value: Any
+    grad_norm: Any
+    inner: Any
+
+
+# -- validation ----------------------------------------------------------------------
+
+_ALLOWED = ("float32", "float64")
+
+
+def _dtype_name(x: Any) -> str:
+    return str(x.dtype).replace("torch.", "")
+
+
+def check_params(params: Params, *, what: str = "params") -> _backend.Backend:
+    """Validate a params pytree; return its backend.
+
+    Rejects empty trees, leaves that are not arrays, mixed backends, non-float32/64
+    dtypes and zero-size leaves, naming the leaf path.
+    """
+    leaves = optree.tree_leaves(params)
+    if not leaves:
+        raise ValueError(f"{what}: empty pytree (no arrays to optimize)")
+    be = _backend.of_leaves(leaves, what=what)
+    paths = None
+    for i, leaf in enumerate(leaves):
+        name = _dtype_name(leaf)
+        bad = None
+        if name not in _ALLOWED:
+            bad = f"has dtype {name}; expected float32 or float64"
+        elif _numel(leaf) == 0:
+            bad = "has zero size; every leaf needs at least one element"
+        if bad is not None:
+            paths = paths or [_fmt(p) for p in optree.tree_paths(params)]
+            raise (ValueError if name in _ALLOWED else TypeError)(
+                f"{what}: leaf {paths[i]} {bad}"
+            )
+    return be
+
+
+def _numel(x: Any) -> int:
+    return int(x.numel()) if _backend.is_tensor(x) else int(np.size(x))
+
+
+def _fmt(path: tuple[Any, ...]) -> str:
+    return "".join(f"[{k!r}]" for k in path) if path else "<root>"
+
+
+def check_grads(params: Params, grads: Params, *, what: str = "grads") -> None:
+    """Check that ``grads`` has the structure, shapes and dtypes of ``params``."""
+    p_leaves, p_spec = optree.tree_flatten(params)
+    g_leaves, g_spec = optree.tree_flatten(grads)
+    if p_spec != g_spec:
+        raise ValueError(
+            f"{what}: structure {g_spec} does not match params structure {p_spec}"
+        )
+    _backend.of_leaves(g_leaves, what=what)
+    paths = None
+    for i, (p, g) in enumerate(zip(p_leaves, g_leaves)):
+        if type(p) is not type(g) and not (
+            _backend.is_tensor(p) and _backend.is_tensor(g)
+        ):
+            msg = f"is {type(g).__name__}, params leaf is {type(p).__name__}"
+        elif tuple(p.shape) != tuple(g.shape):
+            msg = f"has shape {tuple(g.shape)}, params leaf has {tuple(p.shape)}"
+        elif p.dtype != g.dtype:
+            msg = f"has dtype {_dtype_name(g)}, params leaf has {_dtype_name(p)}"
+        else:
+            continue
+        paths = paths or [_fmt(q) for q in optree.tree_paths(params)]
+        raise (ValueError if "shape" in msg else TypeError)(f"{what}: leaf {paths[i]} {msg}")
+
+
+def check_loss(value: Any, *, what: str = "loss") -> Any:
+    """Return ``value`` as a 0-d array/tensor or raise naming ``what``."""
+    if _backend.is_tensor(value):
+        if value.ndim != 0:
+            raise ValueError(
+                f"{what}: must be a scalar (0-d tensor), got shape {tuple(value.shape)}"
+            )
+        return value
+    if isinstance(value, (np.ndarray, np.generic, numbers.Real)) and not isinstance(
+        value, bool
+    ):
+        arr = np.asarray(value)
+        if arr.ndim != 0:
+            raise ValueError(f"{what}: must be a scalar (0-d array), got shape {arr.shape}")
+        if not np.issubdtype(arr.dtype, np.floating):
+            arr = arr.astype(np.float64)
+        return arr
+    raise TypeError(f"{what}: must be a 0-d array or tensor, got {type(value).__name__}")
+
+
+def check_grad_fn_output(out: Any, params: Params, *, what: str = "grad_fn") -> tuple[Any, Any]:
+    """Validate ``grad_fn``'s return value: a ``(value, grads)`` pair matching params."""
+    if not (isinstance(out, tuple) and len(out) == 2):
+        got = f"a tuple of length {len(out)}" if isinstance(out, tuple) else type(out).__name__
+        raise TypeError(f"{what}: must return a (value, grads) pair, got {got}")
+    value = check_loss(out[0], what=f"{what} value")
+    check_grads(params, out[1], what=f"{what} grads")
+    return value, out[1]
+
+
+def check_callable(f: Any, name: str) -> None:
+    if not callable(f):
+        raise TypeError(f"{name}: expected a callable, got {type(f).__name__}")
+
+
+def check_nonnegative(name: str, value: Any) -> None:
+    """``value`` must be a finite real >= 0 (or a callable schedule)."""
+    if callable(value):
+        return
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name}: expected a real number, got {type(value).__name__}")
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"{name}: expected a finite number >= 0, got {value}")
+
+
+def check_positive(name: str, value: Any) -> None:
+    """``value`` must be a finite real > 0."""
+    check_nonnegative(name, value)
+    if not callable(value) and value == 0:
+        raise ValueError(f"{name}: expected a number > 0, got {value}")
+
+
+def check_unit_interval(name: str, value: Any, *, closed: bool = False) -> None:
+    """``value`` must lie in [0, 1) (or [0, 1] with ``closed=True``)."""
+    check_nonnegative(name, value)
+    if value > 1 or (value == 1 and not closed):
+        raise ValueError(f"{name}: expected a number in [0, 1{']' if closed else ')'}, got {value}")
+
+
+def learning_rate_of(state: State) -> float | None:
+    """The learning rate used by the last step, found in a field ``learning_rate`` of
+    ``state`` or of any NamedTuple nested in it; ``None`` if there is none."""
+    stack = [state]
+    while stack:
+        s = stack.pop()
+        if isinstance(s, tuple):
+            fields = getattr(s, "_fields", None)
+            if fields is not None and "learning_rate" in fields:
+                lr = s.learning_rate  # type: ignore[attr-defined]
+                return None if lr is None else _backend.NUMPY.to_float(
+                    lr.item() if _backend.is_tensor(lr) else lr
+                )
+            stack.extend(reversed(s))
+    return None

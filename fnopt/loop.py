@@ -1,0 +1,345 @@
+"""The generic loop: :func:`fixed_point` drives any step function until a stopping
+criterion holds, and returns a :class:`Result` that says why it stopped."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable
+from typing import Any, Literal
+
+import attrs
+import numpy as np
+
+from fnopt import backend as _backend
+from fnopt import tree as _tree
+from fnopt._base import (
+    GradFn,
+    Optimizer,
+    Params,
+    State,
+    check_callable,
+    check_grad_fn_output,
+    check_params,
+)
+from fnopt.stop import Criterion, Info, Reason
+
+__all__ = ["fixed_point", "Result", "History", "OptimizationError", "StepFailed"]
+
+
+class StepFailed(Exception):
+    """Raised by a step that cannot proceed (e.g. a line search that found no step).
+
+    :func:`fixed_point` catches it and stops with ``reason`` keeping the last good
+    iterate; a caller driving steps by hand sees the exception and its message.
+    """
+
+    def __init__(self, reason: Reason, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+@attrs.frozen(slots=True)
+class History:
+    """Per-iteration records (index = iteration): ``loss`` and ``grad_norm``."""
+
+    loss: np.ndarray
+    grad_norm: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.loss)
+
+
+@attrs.frozen(slots=True)
+class Result:
+    """What :func:`fixed_point` returns.
+
+    Attributes:
+      params: the final iterate (fresh arrays, never the caller's).
+      state: the optimizer state paired with ``params`` (resume from it).
+      value: the loss at ``params`` (NaN if the run stopped before it was evaluated).
+      grad_norm: the gradient norm at ``params`` (NaN likewise).
+      iterations: number of steps taken to reach ``params``.
+      converged: whether the reason counts as convergence.
+      reason: a :class:`fnopt.stop.Reason` (compares equal to e.g. ``"max_iters"``).
+      message: a readable sentence: which criterion fired and why.
+      n_evals: number of ``grad_fn`` calls made (each gives value and gradient).
+      history: a :class:`History` when ``record=True``, else ``None``.
+      best_params: the iterate with the lowest finite loss seen.
+      best_value: that loss.
+      elapsed: seconds spent in the loop.
+    """
+
+    params: Any
+    state: Any
+    value: float
+    grad_norm: float
+    iterations: int
+    converged: bool
+    reason: Reason
+    message: str
+    n_evals: int
+    history: History | None = None
+    best_params: Any = None
+    best_value: float = math.nan
+    elapsed: float = 0.0
+
+    # scipy.optimize.OptimizeResult-style aliases
+    @property
+    def x(self) -> Any:
+        """Alias of ``params`` (scipy's name)."""
+        return self.params
+
+    @property
+    def fun(self) -> float:
+        """Alias of ``value`` (scipy's name)."""
+        return self.value
+
+    @property
+    def nit(self) -> int:
+        """Alias of ``iterations`` (scipy's name)."""
+        return self.iterations
+
+    @property
+    def success(self) -> bool:
+        """Alias of ``converged`` (scipy's name)."""
+        return self.converged
+
+
+class OptimizationError(RuntimeError):
+    """A run that failed; ``result`` holds the last good :class:`Result`.
+
+    Raised when ``grad_fn`` or the step raises (chained from that exception, with the
+    iteration number), and with ``on_failure="raise"`` when the run fails.
+    """
+
+    def __init__(self, message: str, result: Result, iteration: int) -> None:
+        super().__init__(message)
+        self.result = result
+        self.iteration = iteration
+
+
+@attrs.frozen(slots=True)
+class _Iterate:
+    params: Any
+    state: Any
+    value: float
+    grad_norm: float
+    iteration: int
+
+
+def _as_args(batch: Any) -> tuple[Any, ...]:
+    return tuple(batch) if isinstance(batch, (tuple, list)) else (batch,)
+
+
+def fixed_point(
+    opt_or_step: Optimizer | Callable[..., tuple[Params, State]],
+    params: Params,
+    grad_fn: GradFn,
+    state: State | None = None,
+    *,
+    stop: Criterion,
+    data: Iterable[Any] | None = None,
+    callback: Callable[[Info], Any] | None = None,
+    record: bool = False,
+    on_failure: Literal["return", "raise"] = "return",
+) -> Result:
+    """Run an optimizer (or a bare step function) until ``stop`` holds.
+
+    Each iterate :math:`x_k` is paired with its own loss and gradient norm; ``stop``
+    is checked on that pair, so ``Result.value`` is always the loss at
+    ``Result.params``. First-order methods evaluate the loss at the params they are
+    given, so learning it for :math:`x_k` takes the step from :math:`x_k`; that step's
+    result is discarded when the run stops at :math:`x_k` (its evaluation is counted in
+    ``n_evals``).
+
+    The caller's ``params`` are never modified. The loop stops with reason
+    ``non_finite`` when the loss or gradient turns NaN/inf, keeping the last finite
+    iterate; Ctrl-C returns the last completed iterate with reason ``interrupted``.
+
+    Args:
+      opt_or_step: an :class:`fnopt.Optimizer`, or a bare ``step(params, grad_fn,
+        state, *batch)`` whose state records ``value`` and ``grad_norm`` at its input.
+      params: the starting point (a pytree of float32/float64 arrays or tensors).
+      grad_fn: ``grad_fn(params, *batch) -> (value, grads)``.
+      state: the optimizer state to start from (default ``opt.init(params)``;
+        required with a bare step function).
+      stop: a criterion from :mod:`fnopt.stop`, e.g.
+        ``stop.loss_below(1e-3) | stop.max_iters(10_000)``.
+      data: an iterable of batches; each batch (a tuple/list is unpacked) is passed to
+        ``grad_fn`` after the params. The run stops with ``data_exhausted`` at its end.
+      callback: called with an :class:`fnopt.stop.Info` at every iterate; returning a
+        truthy value stops the run with reason ``callback``.
+      record: keep the per-iteration loss and gradient norm in ``Result.history``.
+      on_failure: ``"return"`` (default) returns the Result of a failed run;
+        ``"raise"`` raises :class:`OptimizationError` carrying it.
+
+    Returns:
+      A :class:`Result`.
+
+    >>> import numpy as np, fnopt
+    >>> task = fnopt.tasks.rosenbrock()
+    >>> r = fnopt.fixed_point(fnopt.sgd(1e-3), task.init_params, task.grad_fn,
+    ...                       stop=fnopt.stop.loss_below(1e-3) | fnopt.stop.max_iters(10_000))
+    >>> r.iterations, r.reason, np.round(r.params, 4)
+    (5771, <Reason.LOSS_BELOW: 'loss_below'>, array([0.9684, 0.9377]))
+    """
+    if isinstance(opt_or_step, Optimizer):
+        step = opt_or_step.step
+        value_at = opt_or_step.value_at
+        be = check_params(params)
+        if state is None:
+            state = opt_or_step.init(params)
+    else:
+        check_callable(opt_or_step, "opt_or_step")
+        step = opt_or_step
+        value_at = "input"
+        be = check_params(params)
+        if state is None:
+            raise ValueError("state: required when opt_or_step is a bare step function")
+    check_callable(grad_fn, "grad_fn")
+    if not isinstance(stop, Criterion):
+        raise TypeError(
+            f"stop: expected a criterion from fnopt.stop, got {type(stop).__name__}"
+        )
+    if callback is not None:
+        check_callable(callback, "callback")
+    if on_failure not in ("return", "raise"):
+        raise ValueError(f"on_failure: expected 'return' or 'raise', got {on_failure!r}")
+    _check_finite_params(params, be)
+
+    n_evals = 0
+
+    def counted(p: Params, *batch: Any) -> tuple[Any, Any]:
+        nonlocal n_evals
+        n_evals += 1
+        out = grad_fn(p, *batch)
+        if n_evals == 1:
+            return check_grad_fn_output(out, p)
+        return out
+
+    to_float = be.to_float
+    batches = iter(data) if data is not None else None
+    crit_state = stop.init()
+    losses: list[float] = []
+    norms: list[float] = []
+    t0 = time.perf_counter()
+
+    # The loop keeps the params it started from private: steps are pure, so the
+    # caller's arrays are only read. ``x``/``s`` is the current iterate.
+    x, s, k = params, state, 0
+    start = _Iterate(params, state, math.nan, math.nan, 0)
+    last_good = start
+    best = start
+    prev_params: Any = None
+    prev_value = math.nan
+
+    def finish(
+        it: _Iterate,
+        reason: Reason,
+        message: str,
+        converged: bool | None = None,
+        raise_failure: bool = True,
+    ) -> Result:
+        hist = None
+        if record:
+            hist = History(np.asarray(losses, dtype=float), np.asarray(norms, dtype=float))
+        params_out = it.params
+        if params_out is params:  # never hand the caller's own arrays back
+            params_out = _tree.clone(params_out)
+        best_params = best.params if best.params is not params else params_out
+        result = Result(
+            params=params_out,
+            state=it.state,
+            value=it.value,
+            grad_norm=it.grad_norm,
+            iterations=it.iteration,
+            converged=reason.converged if converged is None else converged,
+            reason=reason,
+            message=message,
+            n_evals=n_evals,
+            history=hist,
+            best_params=best_params,
+            best_value=best.value,
+            elapsed=time.perf_counter() - t0,
+        )
+        if raise_failure and on_failure == "raise" and reason.is_failure:
+            raise OptimizationError(
+                f"fixed_point failed at iteration {it.iteration}: {message}", result, it.iteration
+            )
+        return result
+
+    try:
+        while True:
+            if batches is not None:
+                try:
+                    batch = _as_args(next(batches))
+                except StopIteration:
+                    return finish(last_good, Reason.DATA_EXHAUSTED, Reason.DATA_EXHAUSTED.message)
+            else:
+                batch = ()
+            try:
+                x1, s1 = step(x, counted, s, *batch)
+            except StepFailed as exc:
+                return finish(last_good, exc.reason, f"{exc.reason.message}: {exc.message}")
+            except Exception as exc:
+                partial = finish(
+                    last_good, Reason.ERROR, f"{type(exc).__name__}: {exc}", raise_failure=False
+                )
+                raise OptimizationError(
+                    f"fixed_point: step {k + 1} (from iteration {k}) raised "
+                    f"{type(exc).__name__}: {exc}; last good iterate is in .result",
+                    partial,
+                    k,
+                ) from exc
+            value = to_float(s1.value)
+            gnorm = to_float(s1.grad_norm)
+            if value_at == "input":
+                cur = _Iterate(x, s, value, gnorm, k)
+            else:
+                cur = _Iterate(x1, s1, value, gnorm, k + 1)
+            if not (math.isfinite(value) and math.isfinite(gnorm)):
+                return finish(
+                    last_good,
+                    Reason.NON_FINITE,
+                    f"{Reason.NON_FINITE.message} (loss {value}, gradient norm {gnorm} "
+                    f"at iteration {cur.iteration})",
+                )
+            last_good = cur
+            if not value >= best.value:  # also true while best.value is NaN
+                best = cur
+            if record:
+                losses.append(value)
+                norms.append(gnorm)
+            info = Info(
+                cur.iteration,
+                value,
+                gnorm,
+                cur.params,
+                cur.state,
+                prev_params,
+                prev_value,
+                time.perf_counter() - t0,
+            )
+            if callback is not None and callback(info):
+                return finish(cur, Reason.CALLBACK, Reason.CALLBACK.message)
+            fired, crit_state = stop.check(info, crit_state)
+            if fired:
+                message = "; ".join(c.describe(info) for c in fired)
+                reason = fired[0].reason
+                return finish(cur, reason, message, all(c.reason.converged for c in fired))
+            prev_params, prev_value = cur.params, value
+            x, s, k = x1, s1, k + 1
+
+    except KeyboardInterrupt:
+        # Steps are pure, so ``x``/``s`` is intact: the last completed iterate.
+        cur = last_good if last_good.params is x else _Iterate(x, s, math.nan, math.nan, k)
+        return finish(cur, Reason.INTERRUPTED, Reason.INTERRUPTED.message)
+
+
+def _check_finite_params(params: Params, be: _backend.Backend) -> None:
+    leaves = _tree.leaves(params)
+    for path, leaf in zip(_tree.paths(params), leaves):
+        if not be.all_finite([leaf]):
+            raise ValueError(f"params: leaf {path} contains NaN or inf; start from finite values")

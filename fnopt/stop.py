@@ -1,0 +1,354 @@
+"""Stopping criteria for :func:`fnopt.fixed_point`.
+
+A criterion is a small frozen object. The loop calls ``init()`` once and then
+``check(info, state) -> (fired, state)`` after each iterate, where ``info`` is an
+:class:`Info` describing the iterate (its loss, gradient norm, params, ...) and
+``fired`` is a tuple of the leaf criteria that hold (empty when none does).
+Criteria combine with ``|`` (either holds) and ``&`` (both hold at the same iterate).
+
+>>> from fnopt import stop
+>>> rule = stop.loss_below(1e-3) | stop.max_iters(10_000)
+>>> rule
+loss_below(0.001) | max_iters(10000)
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from typing import Any
+
+import attrs
+
+from fnopt import tree as _tree
+from fnopt._base import learning_rate_of
+
+__all__ = [
+    "Reason",
+    "Info",
+    "Criterion",
+    "max_iters",
+    "loss_below",
+    "grad_norm_below",
+    "param_change_below",
+    "loss_change_below",
+    "time_limit",
+    "AnyOf",
+    "AllOf",
+]
+
+
+class Reason(str, enum.Enum):
+    """Why :func:`fnopt.fixed_point` stopped. Compares equal to its lower-case name."""
+
+    MAX_ITERS = "max_iters"
+    LOSS_BELOW = "loss_below"
+    GRAD_NORM_BELOW = "grad_norm_below"
+    PARAM_CHANGE_BELOW = "param_change_below"
+    LOSS_CHANGE_BELOW = "loss_change_below"
+    TIME_LIMIT = "time_limit"
+    NON_FINITE = "non_finite"
+    INTERRUPTED = "interrupted"
+    LINE_SEARCH_FAILED = "line_search_failed"
+    CALLBACK = "callback"
+    DATA_EXHAUSTED = "data_exhausted"
+    ERROR = "error"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def converged(self) -> bool:
+        """Whether stopping for this reason counts as convergence."""
+        return self in _CONVERGED
+
+    @property
+    def is_failure(self) -> bool:
+        """Whether this reason is a failure (``on_failure="raise"`` raises on it)."""
+        return self in _FAILURES
+
+    @property
+    def message(self) -> str:
+        """A readable sentence for the reason."""
+        return _MESSAGES[self]
+
+
+_CONVERGED = frozenset(
+    {Reason.LOSS_BELOW, Reason.GRAD_NORM_BELOW, Reason.PARAM_CHANGE_BELOW, Reason.LOSS_CHANGE_BELOW}
+)
+_FAILURES = frozenset({Reason.NON_FINITE, Reason.LINE_SEARCH_FAILED, Reason.ERROR})
+_MESSAGES = {
+    Reason.MAX_ITERS: "reached the maximum number of iterations",
+    Reason.LOSS_BELOW: "the loss fell below the tolerance",
+    Reason.GRAD_NORM_BELOW: "the gradient norm fell below the tolerance",
+    Reason.PARAM_CHANGE_BELOW: "the params stopped changing",
+    Reason.LOSS_CHANGE_BELOW: "the loss stopped changing",
+    Reason.TIME_LIMIT: "ran out of time",
+    Reason.NON_FINITE: "the loss or gradient became NaN or infinite; last finite iterate kept",
+    Reason.INTERRUPTED: "interrupted (KeyboardInterrupt); last completed iterate kept",
+    Reason.LINE_SEARCH_FAILED: "the line search found no acceptable step; last good iterate kept",
+    Reason.CALLBACK: "the callback asked to stop",
+    Reason.DATA_EXHAUSTED: "the data iterable ran out of batches",
+    Reason.ERROR: "grad_fn or the step raised an exception",
+}
+
+
+@attrs.frozen(slots=True)
+class Info:
+    """What the loop knows about one iterate; passed to criteria and callbacks.
+
+    Attributes:
+      iteration: number of steps taken to reach ``params``.
+      value: the loss at ``params`` (a Python float).
+      grad_norm: the gradient norm at ``params`` (a Python float).
+      params: the iterate.
+      state: the optimizer state paired with ``params``.
+      prev_params: the previous iterate (``None`` at the first one checked).
+      prev_value: the loss at ``prev_params`` (NaN when unknown).
+      elapsed: seconds since the loop started.
+    """
+
+    iteration: int
+    value: float
+    grad_norm: float
+    params: Any
+    state: Any
+    prev_params: Any
+    prev_value: float
+    elapsed: float
+
+    @property
+    def learning_rate(self) -> float | None:
+        """The learning rate used by the last step, if the state records one."""
+        return learning_rate_of(self.state)
+
+
+class Criterion:
+    """Base of all stopping criteria; see the module docstring for the protocol."""
+
+    reason: Reason
+
+    def init(self) -> Any:
+        return None
+
+    def check(self, info: Info, state: Any) -> tuple[tuple[Criterion, ...], Any]:
+        raise NotImplementedError
+
+    def describe(self, info: Info) -> str:
+        """One line saying why this criterion holds at ``info``."""
+        return self.reason.message
+
+    def __or__(self, other: Criterion) -> Criterion:
+        _check_criterion(other, "|")
+        return AnyOf(self, other)
+
+    def __and__(self, other: Criterion) -> Criterion:
+        _check_criterion(other, "&")
+        return AllOf(self, other)
+
+
+def _check_criterion(other: object, op: str) -> None:
+    if not isinstance(other, Criterion):
+        raise TypeError(
+            f"stop criteria combine with {op} only with criteria, got {type(other).__name__}"
+        )
+
+
+def _check_tol(name: str, value: Any, *, allow_zero: bool = True) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name}: expected a number, got {type(value).__name__}")
+    if math.isnan(value) or value < 0 or (value == 0 and not allow_zero):
+        raise ValueError(f"{name}: expected a number >= 0, got {value}")
+    return float(value)
+
+
+@attrs.frozen(slots=True, repr=False)
+class AnyOf(Criterion):
+    """Holds when either side holds (``a | b``)."""
+
+    left: Criterion
+    right: Criterion
+
+    def init(self) -> Any:
+        return (self.left.init(), self.right.init())
+
+    def check(self, info: Info, state: Any) -> tuple[tuple[Criterion, ...], Any]:
+        fl, sl = self.left.check(info, state[0])
+        fr, sr = self.right.check(info, state[1])
+        return fl + fr, (sl, sr)
+
+    def __repr__(self) -> str:
+        return f"{self.left!r} | {self.right!r}"
+
+
+@attrs.frozen(slots=True, repr=False)
+class AllOf(Criterion):
+    """Holds when both sides hold at the same iterate (``a & b``)."""
+
+    left: Criterion
+    right: Criterion
+
+    def init(self) -> Any:
+        return (self.left.init(), self.right.init())
+
+    def check(self, info: Info, state: Any) -> tuple[tuple[Criterion, ...], Any]:
+        fl, sl = self.left.check(info, state[0])
+        fr, sr = self.right.check(info, state[1])
+        return (fl + fr if fl and fr else ()), (sl, sr)
+
+    def __repr__(self) -> str:
+        return f"({self.left!r} & {self.right!r})"
+
+
+@attrs.frozen(slots=True)
+class _MaxIters(Criterion):
+    n: int
+    reason = Reason.MAX_ITERS
+
+    def check(self, info: Info, state: Any) -> tuple[tuple[Criterion, ...], Any]:
+        return ((self,) if info.iteration >= self.n else ()), state
+
+    def describe(self, info: Info) -> str:
+        return f"reached max_iters={self.n}"
+
+    def __repr__(self) -> str:
+        return f"max_iters({self.n})"
+
+
+def max_iters(n: int) -> Criterion:
+    """Holds once ``n`` steps have been taken.
+
+    >>> max_iters(100)
+    max_iters(100)
+    """
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise TypeError(f"n: expected an int, got {type(n).__name__}")
+    if n < 0:
+        raise ValueError(f"n: expected an int >= 0, got {n}")
+    return _MaxIters(n)
+
+
+@attrs.frozen(slots=True)
+class _LossBelow(Criterion):
+    tol: float
+    reason = Reason.LOSS_BELOW
+
+    def check(self, info: Info, state: Any) -> tuple[tuple[Criterion, ...], Any]:
+        return ((self,) if info.value <= self.tol else ()), state
+
+    def describe(self, info: Info) -> str:
+        return f"loss {info.value:.6g} <= {self.tol:g}"
+
+    def __repr__(self) -> str:
+        return f"loss_below({self.tol!r})"
+
+
+def loss_below(tol: float) -> Criterion:
+    """Holds when the loss at the iterate is ``<= tol``."""
+    if isinstance(tol, bool) or not isinstance(tol, (int, float)) or math.isnan(tol):
+        raise TypeError(f"tol: expected a number, got {tol!r}")
+    return _LossBelow(float(tol))
+
+
+@attrs.frozen(slots=True)
+class _GradNormBelow(Criterion):
+    tol: float
+    reason = Reason.GRAD_NORM_BELOW
+
+    def check(self, info: Info, state: Any) -> tuple[tuple[Criterion, ...], Any]:
+        return ((self,) if info.grad_norm <= self.tol else ()), state
+
+    def describe(self, info: Info) -> str:
+        return f"gradient norm {info.grad_norm:.6g} <= {self.tol:g}"
+
+    def __repr__(self) -> str:
+        return f"grad_norm_below({self.tol!r})"
+
+
+def grad_norm_below(tol: float) -> Criterion:
+    """Holds when the Euclidean norm of the gradient at the iterate is ``<= tol``."""
+    return _GradNormBelow(_check_tol("tol", tol))
+
+
+@attrs.frozen(slots=True)
+class _ParamChangeBelow(Criterion):
+    atol: float
+    rtol: float
+    reason = Reason.PARAM_CHANGE_BELOW
+
+    def check(self, info: Info, state: Any) -> tuple[tuple[Criterion, ...], Any]:
+        if info.prev_params is None:
+            return (), state
+        change = float(_tree.global_norm(_tree.sub(info.params, info.prev_params)))
+        bound = self.atol
+        if self.rtol:
+            bound += self.rtol * float(_tree.global_norm(info.params))
+        return ((self,) if change <= bound else ()), state
+
+    def describe(self, info: Info) -> str:
+        return f"params changed by <= {self.atol:g} + {self.rtol:g}*|params|"
+
+    def __repr__(self) -> str:
+        return f"param_change_below({self.atol!r}, rtol={self.rtol!r})"
+
+
+def param_change_below(atol: float, rtol: float = 0.0) -> Criterion:
+    """Holds when ``|x_k - x_{k-1}| <= atol + rtol * |x_k|`` (Euclidean norms)."""
+    return _ParamChangeBelow(_check_tol("atol", atol), _check_tol("rtol", rtol))
+
+
+@attrs.frozen(slots=True)
+class _LossChangeBelow(Criterion):
+    atol: float
+    rtol: float
+    patience: int
+    reason = Reason.LOSS_CHANGE_BELOW
+
+    def init(self) -> int:
+        return 0
+
+    def check(self, info: Info, state: Any) -> tuple[tuple[Criterion, ...], Any]:
+        if math.isnan(info.prev_value):
+            return (), 0
+        small = abs(info.value - info.prev_value) <= self.atol + self.rtol * abs(info.prev_value)
+        run = state + 1 if small else 0
+        return ((self,) if run >= self.patience else ()), run
+
+    def describe(self, info: Info) -> str:
+        return (
+            f"loss changed by <= {self.atol:g} + {self.rtol:g}*|loss| "
+            f"for {self.patience} iteration(s)"
+        )
+
+    def __repr__(self) -> str:
+        return f"loss_change_below({self.atol!r}, rtol={self.rtol!r}, patience={self.patience})"
+
+
+def loss_change_below(atol: float, rtol: float = 0.0, patience: int = 1) -> Criterion:
+    """Holds when ``|f_k - f_{k-1}| <= atol + rtol * |f_{k-1}|`` for ``patience``
+    consecutive iterates."""
+    if isinstance(patience, bool) or not isinstance(patience, int):
+        raise TypeError(f"patience: expected an int, got {type(patience).__name__}")
+    if patience < 1:
+        raise ValueError(f"patience: expected an int >= 1, got {patience}")
+    return _LossChangeBelow(_check_tol("atol", atol), _check_tol("rtol", rtol), patience)
+
+
+@attrs.frozen(slots=True)
+class _TimeLimit(Criterion):
+    seconds: float
+    reason = Reason.TIME_LIMIT
+
+    def check(self, info: Info, state: Any) -> tuple[tuple[Criterion, ...], Any]:
+        return ((self,) if info.elapsed >= self.seconds else ()), state
+
+    def describe(self, info: Info) -> str:
+        return f"ran {info.elapsed:.3g} s >= time_limit {self.seconds:g} s"
+
+    def __repr__(self) -> str:
+        return f"time_limit({self.seconds!r})"
+
+
+def time_limit(seconds: float) -> Criterion:
+    """Holds once the loop has run for ``seconds`` (wall clock)."""
+    return _TimeLimit(_check_tol("seconds", seconds, allow_zero=False))

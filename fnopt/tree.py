@@ -1,0 +1,211 @@
+"""Pytree arithmetic for NumPy and PyTorch leaves.
+
+A pytree is a single array or a nested ``dict`` / ``list`` / ``tuple`` /
+``NamedTuple`` / ``None`` structure of arrays (handled by `optree`_). These helpers
+are what fnopt's own optimizers are written with, and what a user writing a custom
+transform should use: each one flattens its arguments, routes the leaves to the
+backend chosen from them (:mod:`fnopt.backend`) and rebuilds the structure.
+
+Every function is pure: it returns new arrays and never mutates its inputs.
+
+>>> import numpy as np
+>>> from fnopt import tree
+>>> p = {"w": np.array([1.0, 2.0]), "b": np.array(3.0)}
+>>> tree.axpy(-0.5, p, p)["w"]
+array([0.5, 1. ])
+>>> float(tree.global_norm({"a": np.array([3.0]), "b": np.array([4.0])}))
+5.0
+
+.. _optree: https://github.com/metaopt/optree
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Callable
+from typing import Any
+
+import optree
+
+from fnopt import backend as _backend
+
+__all__ = [
+    "map",
+    "leaves",
+    "structure",
+    "paths",
+    "add",
+    "sub",
+    "mul",
+    "div",
+    "scale",
+    "axpy",
+    "vdot",
+    "sq_norm",
+    "global_norm",
+    "zeros_like",
+    "full_like",
+    "ones_like",
+    "clone",
+    "all_finite",
+    "astype_like",
+]
+
+PyTree = Any
+
+
+def map(f: Callable[..., Any], tree: PyTree, *rest: PyTree) -> PyTree:  # noqa: A001
+    """Apply ``f`` leaf by leaf to ``tree`` and the trees in ``rest`` (same structure).
+
+    ``None`` subtrees are kept as they are.
+
+    >>> import numpy as np
+    >>> map(lambda x, y: x * y, [np.ones(2)], [np.full(2, 3.0)])
+    [array([3., 3.])]
+    """
+    return optree.tree_map(f, tree, *rest)
+
+
+def leaves(tree: PyTree) -> list[Any]:
+    """The leaves of ``tree`` in a fixed (key-sorted for dicts) order.
+
+    >>> import numpy as np
+    >>> len(leaves({"b": np.ones(1), "a": (np.ones(2), None)}))
+    2
+    """
+    return optree.tree_leaves(tree)
+
+
+def structure(tree: PyTree) -> Any:
+    """The tree structure (an ``optree.PyTreeSpec``) of ``tree``."""
+    return optree.tree_structure(tree)
+
+
+def paths(tree: PyTree) -> list[str]:
+    """Human-readable paths of the leaves, like ``"['w'][0]"``, in leaf order.
+
+    >>> import numpy as np
+    >>> paths({"w": [np.ones(1)], "b": np.ones(1)})
+    ["['b']", "['w'][0]"]
+    """
+    return [_format_path(p) for p in optree.tree_paths(tree)]
+
+
+def _format_path(path: tuple[Any, ...]) -> str:
+    if not path:
+        return "<root>"
+    return "".join(f"[{k!r}]" for k in path)
+
+
+def _flat2(a: PyTree, b: PyTree) -> tuple[list[Any], list[Any], Any]:
+    la, spec = optree.tree_flatten(a)
+    lb = spec.flatten_up_to(b)
+    return la, lb, spec
+
+
+def add(a: PyTree, b: PyTree) -> PyTree:
+    """Leafwise ``a + b``."""
+    la, lb, spec = _flat2(a, b)
+    return spec.unflatten(_backend.of_leaves(la).add(la, lb))
+
+
+def sub(a: PyTree, b: PyTree) -> PyTree:
+    """Leafwise ``a - b``."""
+    la, lb, spec = _flat2(a, b)
+    return spec.unflatten(_backend.of_leaves(la).sub(la, lb))
+
+
+def mul(a: PyTree, b: PyTree) -> PyTree:
+    """Leafwise ``a * b``."""
+    la, lb, spec = _flat2(a, b)
+    return spec.unflatten(_backend.of_leaves(la).mul(la, lb))
+
+
+def div(a: PyTree, b: PyTree) -> PyTree:
+    """Leafwise ``a / b``."""
+    la, lb, spec = _flat2(a, b)
+    return spec.unflatten(_backend.of_leaves(la).div(la, lb))
+
+
+def scale(s: Any, tree: PyTree) -> PyTree:
+    """Every leaf multiplied by the scalar ``s``."""
+    lx, spec = optree.tree_flatten(tree)
+    return spec.unflatten(_backend.of_leaves(lx).scale(lx, s))
+
+
+def axpy(a: Any, x: PyTree, y: PyTree) -> PyTree:
+    """Leafwise ``a * x + y`` for a scalar ``a`` (the BLAS name).
+
+    >>> import numpy as np
+    >>> axpy(2.0, np.array([1.0]), np.array([1.0]))
+    array([3.])
+    """
+    lx, ly, spec = _flat2(x, y)
+    return spec.unflatten(_backend.of_leaves(lx).axpy(a, lx, ly))
+
+
+def vdot(a: PyTree, b: PyTree) -> Any:
+    """The inner product ``sum(a * b)`` over all leaves, as a 0-d array/tensor.
+
+    >>> import numpy as np
+    >>> float(vdot([np.ones(3)], [np.full(3, 2.0)]))
+    6.0
+    """
+    la, lb, _ = _flat2(a, b)
+    return _backend.of_leaves(la).vdot(la, lb)
+
+
+def sq_norm(tree: PyTree) -> Any:
+    """The squared Euclidean norm over all leaves, as a 0-d array/tensor."""
+    lx = optree.tree_leaves(tree)
+    return _backend.of_leaves(lx).sq_norm(lx)
+
+
+def global_norm(tree: PyTree) -> Any:
+    """The Euclidean norm of all leaves together, as a 0-d array/tensor.
+
+    No host synchronisation: on a GPU the result stays on the device.
+    """
+    return sq_norm(tree) ** 0.5
+
+
+def zeros_like(tree: PyTree) -> PyTree:
+    """Zeros with the structure, shapes, dtypes (and devices) of ``tree``."""
+    lx, spec = optree.tree_flatten(tree)
+    return spec.unflatten(_backend.of_leaves(lx).zeros_like(lx))
+
+
+def full_like(tree: PyTree, value: float) -> PyTree:
+    """Arrays filled with ``value`` with the structure, shapes and dtypes of ``tree``."""
+    lx, spec = optree.tree_flatten(tree)
+    return spec.unflatten(_backend.of_leaves(lx).full_like(lx, value))
+
+
+def ones_like(tree: PyTree) -> PyTree:
+    """Ones with the structure, shapes and dtypes of ``tree``."""
+    return full_like(tree, 1.0)
+
+
+def clone(tree: PyTree) -> PyTree:
+    """Fresh copies of every leaf (the copies share no memory with ``tree``)."""
+    lx, spec = optree.tree_flatten(tree)
+    return spec.unflatten(_backend.of_leaves(lx).clone(lx))
+
+
+def all_finite(tree: PyTree) -> bool:
+    """Whether every element of every leaf is finite (no NaN, no inf).
+
+    >>> import numpy as np
+    >>> all_finite([np.ones(2), np.array([1.0, np.nan])])
+    False
+    """
+    lx = optree.tree_leaves(tree)
+    return _backend.of_leaves(lx).all_finite(lx)
+
+
+def astype_like(tree: PyTree, like: PyTree) -> PyTree:
+    """Cast each leaf of ``tree`` to the dtype of the matching leaf of ``like``."""
+    lx, ll, spec = _flat2(tree, like)
+    out = [x.to(y.dtype) if _backend.is_tensor(x) else x.astype(y.dtype, copy=False)
+           for x, y in builtins.zip(lx, ll)]
+    return spec.unflatten(out)
