@@ -144,6 +144,7 @@ def fixed_point(
     callback: Callable[[Info], Any] | None = None,
     record: bool = False,
     on_failure: Literal["return", "raise"] = "return",
+    differentiable: bool = False,
 ) -> Result:
     """Run an optimizer (or a bare step function) until ``stop`` holds.
 
@@ -174,6 +175,15 @@ def fixed_point(
       record: keep the per-iteration loss and gradient norm in ``Result.history``.
       on_failure: ``"return"`` (default) returns the Result of a failed run;
         ``"raise"`` raises :class:`OptimizationError` carrying it.
+      differentiable: torch only. Keep the autograd graph through every step, so
+        ``Result.params`` can be differentiated (unrolled, reverse mode) with respect
+        to anything the steps used: hyperparameters given as tensors with
+        ``requires_grad=True`` (e.g. ``fnopt.sgd(lr_tensor)``), the data, or the
+        start point. ``grad_fn`` must keep its graph too, e.g.
+        ``fnopt.grad.torch_autograd(loss_fn, create_graph=True)``. Steps run under
+        ``torch.enable_grad()`` and the loop uses no in-place buffers. Memory grows
+        with the number of iterations; :func:`fnopt.implicit.fixed_point` is the
+        constant-memory alternative at a converged solution.
 
     Returns:
       A :class:`Result`.
@@ -207,6 +217,10 @@ def fixed_point(
         check_callable(callback, "callback")
     if on_failure not in ("return", "raise"):
         raise ValueError(f"on_failure: expected 'return' or 'raise', got {on_failure!r}")
+    if differentiable:  # no fast in-place path may run on this branch
+        if be is not _backend.TORCH:
+            raise ValueError("differentiable: needs torch params (autograd); got NumPy params")
+        step = _with_grad_enabled(step)
     _check_finite_params(params, be)
 
     n_evals = 0
@@ -336,6 +350,17 @@ def fixed_point(
         # Steps are pure, so ``x``/``s`` is intact: the last completed iterate.
         cur = last_good if last_good.params is x else _Iterate(x, s, math.nan, math.nan, k)
         return finish(cur, Reason.INTERRUPTED, Reason.INTERRUPTED.message)
+
+
+def _with_grad_enabled(step: Callable[..., tuple[Params, State]]) -> Callable[..., Any]:
+    """``step`` run under ``torch.enable_grad()`` (``differentiable=True``)."""
+    import torch
+
+    def graph_step(params: Params, grad_fn: GradFn, state: State, *batch: Any) -> Any:
+        with torch.enable_grad():
+            return step(params, grad_fn, state, *batch)
+
+    return graph_step
 
 
 def _check_finite_params(params: Params, be: _backend.Backend) -> None:
