@@ -6,6 +6,7 @@ gradients come from interchangeable providers (:mod:`fnopt.grad`); one loop,
 """
 
 from fnopt import backend as backend
+from fnopt import datasets as datasets
 from fnopt import grad as grad
 from fnopt import stop as stop
 from fnopt import tasks as tasks
@@ -32,6 +33,15 @@ from fnopt.transform import trace as trace
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str) -> object:
+    # ``fnopt.torch`` imports torch, so it is loaded on first use, never by ``import fnopt``.
+    if name == "torch":
+        import importlib
+
+        return importlib.import_module("fnopt.torch")
+    raise AttributeError(f"module 'fnopt' has no attribute {name!r}")
+
 __all__ = [
     "DescentState",
     "GradFn",
@@ -44,6 +54,7 @@ __all__ = [
     "Transform",
     "add_decayed_weights",
     "backend",
+    "datasets",
     "chain",
     "descent",
     "fixed_point",

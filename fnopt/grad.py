@@ -7,6 +7,7 @@ shapes and dtypes of ``params``. The providers here build one from
 * hand-written derivatives (:func:`from_functions`, NumPy or torch),
 * ``torch.func`` (:func:`torch_func`) or ``torch.autograd`` (:func:`torch_autograd`),
 * central finite differences (:func:`finite_differences`, either backend),
+* a ``torch.nn.Module`` and a loss on its outputs (:func:`module`),
 
 and :func:`check` compares two providers at a point.
 """
@@ -40,6 +41,7 @@ __all__ = [
     "check",
     "GradCheckReport",
     "validated",
+    "module",
 ]
 
 LossFn = Callable[..., Any]
@@ -314,3 +316,77 @@ def check(
     fv1 = float(_to_numpy(v1))
     fv2 = float(_to_numpy(v2))
     return GradCheckReport(ok, max_abs, max_rel, worst, abs(fv1 - fv2))
+
+
+def module(module: Any, loss_fn: LossFn) -> GradFn:
+    """A provider for a ``torch.nn.Module``: ``grad_fn(params, inputs, *targets)``.
+
+    The loss is ``loss_fn(module(inputs), *targets)``, evaluated with ``params`` (a dict
+    as made by :func:`fnopt.torch.params_of`) in place of the module's own parameters
+    through ``torch.func.functional_call``; the gradient comes from
+    ``torch.func.grad_and_value``. The module itself is not modified, except as its own
+    ``forward`` does: buffers (e.g. BatchNorm running statistics) are the module's
+    live buffers, so in ``train()`` mode they update as they would in a plain forward
+    pass, and in ``eval()`` mode they are only read. Dropout and BatchNorm follow
+    ``module.training`` at each call. Parameters missing from ``params`` (e.g. frozen
+    ones left out by ``params_of``) are taken from the module and get no gradient.
+
+    Args:
+      module: a ``torch.nn.Module``.
+      loss_fn: ``loss_fn(outputs, *targets) -> 0-d tensor``, e.g.
+        ``torch.nn.functional.cross_entropy``.
+
+    Returns:
+      ``grad_fn(params, inputs, *targets) -> (value, grads)``; with
+      :func:`fnopt.fixed_point`, pass ``data=`` an iterable of ``(inputs, targets)``.
+
+    >>> import torch, fnopt
+    >>> net = torch.nn.Linear(2, 1).double()
+    >>> grad_fn = fnopt.grad.module(net, lambda out, y: ((out[:, 0] - y) ** 2).mean())
+    >>> params = fnopt.torch.params_of(net)
+    >>> x, y = torch.ones(4, 2, dtype=torch.float64), torch.zeros(4, dtype=torch.float64)
+    >>> value, grads = grad_fn(params, x, y)
+    >>> sorted(grads), grads["weight"].shape
+    (['bias', 'weight'], torch.Size([1, 2]))
+    """
+    import torch
+    import torch.func
+
+    if not isinstance(module, torch.nn.Module):
+        raise TypeError(f"module: expected a torch.nn.Module, got {type(module).__name__}")
+    check_callable(loss_fn, "loss_fn")
+    net = module
+    names = frozenset(name for name, _ in net.named_parameters())
+
+    def loss_of(params: dict[str, Any], buffers: dict[str, Any], inputs: Any, *targets: Any) -> Any:
+        # buffers are an argument (not captured) so train-mode updates are allowed
+        outputs = torch.func.functional_call(net, (params, buffers), (inputs,))
+        return loss_fn(outputs, *targets)
+
+    gv = torch.func.grad_and_value(loss_of)
+
+    def provider(params: Params, *batch: Any) -> tuple[Any, Any]:
+        if not isinstance(params, dict):
+            raise TypeError(
+                f"params: expected a dict of name -> tensor (see fnopt.torch.params_of), "
+                f"got {type(params).__name__}"
+            )
+        unknown = [k for k in params if k not in names]
+        if unknown:
+            raise ValueError(
+                f"params: {unknown!r} are not parameters of the module "
+                f"(it has {sorted(names)!r})"
+            )
+        if not batch:
+            raise TypeError(
+                "grad_fn: expected a batch (inputs, *targets) after params; with "
+                "fixed_point pass data=[(inputs, targets), ...]"
+            )
+        grads, value = gv(params, dict(net.named_buffers()), *batch)
+        if value.ndim != 0:
+            raise ValueError(
+                f"loss_fn: must return a scalar (0-d tensor), got shape {tuple(value.shape)}"
+            )
+        return value, grads
+
+    return provider

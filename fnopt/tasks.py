@@ -309,13 +309,21 @@ def linear_regression(x: Any, y: Any) -> Task:
 # -- MLP -----------------------------------------------------------------------------------
 
 _ACTIVATIONS = ("sigmoid", "tanh", "relu")
-_LOSSES = ("mse", "bce")
+_LOSSES = ("mse", "bce", "cross_entropy")
+
+
+def _log_sum_exp(z: Any, m: Any) -> Any:
+    """Row-wise ``log(sum(exp(z)))`` of a 2-D array, kept 2-D, computed stably."""
+    if m is np:
+        top = z.max(axis=1, keepdims=True)
+        return top + np.log(np.exp(z - top).sum(axis=1, keepdims=True))
+    return m.logsumexp(z, 1, keepdim=True)
 
 
 def mlp(
     sizes: tuple[int, ...] = (5, 3, 1),
     activation: Literal["sigmoid", "tanh", "relu"] = "sigmoid",
-    loss: Literal["mse", "bce"] = "mse",
+    loss: Literal["mse", "bce", "cross_entropy"] = "mse",
     backend: Backend = "numpy",
     dtype: Any = "float64",
     data: tuple[Any, Any] | None = None,
@@ -328,21 +336,27 @@ def mlp(
     Params are a dict ``{"w1", "b1", "w2", "b2", ...}`` (``w_l`` of shape
     ``(sizes[l-1], sizes[l])``). Hidden layers use ``activation``; the output layer is
     linear for ``loss="mse"`` (mean squared error) and a sigmoid for ``loss="bce"``
-    (binary cross-entropy, computed stably from the logits). NumPy: hand-written
-    backpropagation; torch: ``torch.func``.
+    (binary cross-entropy, computed stably from the logits); for
+    ``loss="cross_entropy"`` the outputs are the logits of a softmax over
+    ``sizes[-1] >= 2`` classes and the loss is the mean softmax cross-entropy
+    :math:`-\\frac{1}{n}\\sum_i \\sum_k y_{ik} \\log \\mathrm{softmax}(z_i)_k`. NumPy:
+    hand-written backpropagation; torch: ``torch.func``.
 
     Without ``data``, a seeded *teacher* network of the same shape labels
-    ``n_samples`` standard-normal inputs (its outputs for mse, its decisions for bce),
-    so the loss can approach zero. ``grad_fn(params, xb, yb)`` uses a minibatch.
+    ``n_samples`` standard-normal inputs (its outputs for mse, its decisions for bce
+    and cross_entropy), so the loss can approach zero. ``grad_fn(params, xb, yb)`` uses a minibatch.
 
     Args:
       sizes: layer widths, at least two.
       activation: ``"sigmoid"``, ``"tanh"`` or ``"relu"``.
-      loss: ``"mse"`` or ``"bce"`` (targets in {0, 1}).
+      loss: ``"mse"``, ``"bce"`` (targets in {0, 1}) or ``"cross_entropy"`` (one-hot
+        targets of shape ``(n, sizes[-1])``; ``data`` may give integer labels ``(n,)``
+        instead, which are turned into one-hot rows).
       backend: ``"numpy"`` or ``"torch"``.
       dtype: ``"float64"`` or ``"float32"``.
       data: ``(x, y)`` with ``x`` of shape ``(n, sizes[0])`` and ``y`` of shape
-        ``(n, sizes[-1])`` (or ``(n,)`` when ``sizes[-1] == 1``).
+        ``(n, sizes[-1])`` (or ``(n,)`` when ``sizes[-1] == 1``, or integer labels
+        ``(n,)`` for cross_entropy).
       n_samples: size of the synthetic dataset.
       seed: seeds the initial params and the synthetic data.
     """
@@ -354,6 +368,8 @@ def mlp(
     sizes = tuple(sizes)
     if len(sizes) < 2 or not all(isinstance(s, int) and s >= 1 for s in sizes):
         raise ValueError(f"sizes: expected at least two positive ints, got {sizes!r}")
+    if loss == "cross_entropy" and sizes[-1] < 2:
+        raise ValueError(f"sizes: cross_entropy needs sizes[-1] >= 2 classes, got {sizes!r}")
     dt = _dtype_name(dtype)
     n_layers = len(sizes) - 1
     xp = _xp(backend)
@@ -385,10 +401,24 @@ def mlp(
         teacher = {k: v * 3.0 for k, v in teacher.items()}  # a teacher with some curvature
         x_np = rng.standard_normal((n_samples, sizes[0]))
         logits = forward(teacher, x_np, np)
-        y_np = logits if loss == "mse" else (logits > 0).astype(np.float64)
+        if loss == "mse":
+            y_np = logits
+        elif loss == "bce":
+            y_np = (logits > 0).astype(np.float64)
+        else:
+            y_np = np.eye(sizes[-1])[logits.argmax(axis=1)]
         x, y = _to(x_np, backend, dt), _to(y_np, backend, dt)
     else:
         x, y = data
+        if loss == "cross_entropy" and y.ndim == 1:
+            labels = _np(y)
+            if not np.issubdtype(labels.dtype, np.integer) or (
+                labels.size and (labels.min() < 0 or labels.max() >= sizes[-1])
+            ):
+                raise ValueError(
+                    f"data: cross_entropy labels must be integers in 0..{sizes[-1] - 1}"
+                )
+            y = _to(np.eye(sizes[-1])[labels], backend, dt)
         if backend == "numpy":
             x, y = np.asarray(x, dtype=dt), np.asarray(y, dtype=dt)
         if y.ndim == 1:
@@ -408,6 +438,8 @@ def mlp(
         if loss == "mse":
             r = z - yb
             return (r * r).mean()
+        if loss == "cross_entropy":
+            return -(yb * (z - _log_sum_exp(z, xp))).sum() / z.shape[0]
         # stable BCE with logits: max(z, 0) - z*y + log(1 + exp(-|z|))
         return ((z + abs(z)) * 0.5 - z * yb + xp.log1p(xp.exp(-abs(z)))).mean()
 
@@ -424,6 +456,9 @@ def mlp(
         z = a @ params[f"w{n_layers}"] + params[f"b{n_layers}"]
         if loss == "mse":
             dz = 2.0 * (z - yb) / z.size
+        elif loss == "cross_entropy":
+            soft = np.exp(z - _log_sum_exp(z, np))
+            dz = (soft * yb.sum(axis=1, keepdims=True) - yb) / z.shape[0]
         else:
             dz = (1.0 / (1.0 + np.exp(-z)) - yb) / z.size
         grads: dict[str, Any] = {}
@@ -450,6 +485,8 @@ def mlp(
 
     def predict(params: dict[str, Any], xb: Any) -> Any:
         z = forward(params, xb)
+        if loss == "cross_entropy":
+            return xp.exp(z - _log_sum_exp(z, xp))
         return z if loss == "mse" else 1.0 / (1.0 + xp.exp(-z))
 
     return Task(

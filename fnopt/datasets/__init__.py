@@ -1,0 +1,15 @@
+"""Small real datasets that ship with fnopt, and helpers to split them.
+
+>>> from fnopt import datasets
+>>> data = datasets.iris()
+>>> len(data), data.target_names
+(150, ('setosa', 'versicolor', 'virginica'))
+"""
+
+from fnopt.datasets._iris import Dataset as Dataset
+from fnopt.datasets._iris import iris as iris
+from fnopt.datasets._iris import one_hot as one_hot
+from fnopt.datasets._iris import stratified_indices as stratified_indices
+from fnopt.datasets._iris import train_test_split as train_test_split
+
+__all__ = ["Dataset", "iris", "one_hot", "stratified_indices", "train_test_split"]
