@@ -4,9 +4,10 @@ criterion holds, and returns a :class:`Result` that says why it stopped."""
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable, Iterable
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import attrs
 import numpy as np
@@ -120,8 +121,7 @@ class OptimizationError(RuntimeError):
         self.iteration = iteration
 
 
-@attrs.frozen(slots=True)
-class _Iterate:
+class _Iterate(NamedTuple):  # a NamedTuple: built every iteration, so cheap to make
     params: Any
     state: Any
     value: float
@@ -145,6 +145,9 @@ def fixed_point(
     record: bool = False,
     on_failure: Literal["return", "raise"] = "return",
     differentiable: bool = False,
+    checkpoint_every: int | None = None,
+    checkpoint_path: str | os.PathLike[str] | None = None,
+    start_iteration: int = 0,
 ) -> Result:
     """Run an optimizer (or a bare step function) until ``stop`` holds.
 
@@ -184,6 +187,18 @@ def fixed_point(
         ``torch.enable_grad()`` and the loop uses no in-place buffers. Memory grows
         with the number of iterations; :func:`fnopt.implicit.fixed_point` is the
         constant-memory alternative at a converged solution.
+      checkpoint_every: save the iterate (params, state, iteration) to
+        ``checkpoint_path`` with :func:`fnopt.save` at every iteration that is a
+        multiple of this; the final iterate is saved too, whatever the reason the run
+        stops (error and Ctrl-C included). Writes are atomic.
+      checkpoint_path: the checkpoint file; given alone, only the final iterate is
+        saved.
+      start_iteration: the iteration number of ``params`` (``max_iters`` and
+        ``checkpoint_every`` count from it). To resume,
+        ``ck = fnopt.load(path)`` and pass ``ck.params, grad_fn, ck.state,
+        start_iteration=ck.iteration``: the trajectory continues bitwise identically
+        to an uninterrupted run (stop criteria that look back, such as
+        ``param_change_below``, start afresh).
 
     Returns:
       A :class:`Result`.
@@ -217,6 +232,7 @@ def fixed_point(
         check_callable(callback, "callback")
     if on_failure not in ("return", "raise"):
         raise ValueError(f"on_failure: expected 'return' or 'raise', got {on_failure!r}")
+    _check_checkpoint_args(checkpoint_every, checkpoint_path, start_iteration)
     if differentiable:  # no fast in-place path may run on this branch
         if be is not _backend.TORCH:
             raise ValueError("differentiable: needs torch params (autograd); got NumPy params")
@@ -233,7 +249,7 @@ def fixed_point(
             return check_grad_fn_output(out, p)
         return out
 
-    to_float = be.to_float
+    to_float = float  # 0-d arrays and tensors alike (a host sync on GPUs, as before)
     batches = iter(data) if data is not None else None
     crit_state = stop.init()
     losses: list[float] = []
@@ -242,8 +258,18 @@ def fixed_point(
 
     # The loop keeps the params it started from private: steps are pure, so the
     # caller's arrays are only read. ``x``/``s`` is the current iterate.
-    x, s, k = params, state, 0
-    start = _Iterate(params, state, math.nan, math.nan, 0)
+    x, s, k = params, state, start_iteration
+    start = _Iterate(params, state, math.nan, math.nan, start_iteration)
+    saved_at = -1
+
+    def save_checkpoint(it: _Iterate) -> None:
+        nonlocal saved_at
+        if checkpoint_path is not None and it.iteration != saved_at:
+            from fnopt.checkpoint import save
+
+            meta = {"value": it.value, "grad_norm": it.grad_norm, "n_evals": n_evals}
+            save(checkpoint_path, it.params, it.state, iteration=it.iteration, metadata=meta)
+            saved_at = it.iteration
     last_good = start
     best = start
     prev_params: Any = None
@@ -256,6 +282,7 @@ def fixed_point(
         converged: bool | None = None,
         raise_failure: bool = True,
     ) -> Result:
+        save_checkpoint(it)
         hist = None
         if record:
             hist = History(np.asarray(losses, dtype=float), np.asarray(norms, dtype=float))
@@ -323,6 +350,10 @@ def fixed_point(
             last_good = cur
             if not value >= best.value:  # also true while best.value is NaN
                 best = cur
+            if checkpoint_every and cur.iteration % checkpoint_every == 0 and (
+                cur.iteration != start_iteration
+            ):
+                save_checkpoint(cur)
             if record:
                 losses.append(value)
                 norms.append(gnorm)
@@ -336,8 +367,20 @@ def fixed_point(
                 prev_value,
                 time.perf_counter() - t0,
             )
-            if callback is not None and callback(info):
-                return finish(cur, Reason.CALLBACK, Reason.CALLBACK.message)
+            if callback is not None:
+                try:
+                    stop_now = callback(info)
+                except Exception as exc:
+                    msg = f"callback raised {type(exc).__name__}: {exc}"
+                    partial = finish(cur, Reason.ERROR, msg, raise_failure=False)
+                    raise OptimizationError(
+                        f"fixed_point: at iteration {cur.iteration} the {msg}; this iterate "
+                        "is in .result",
+                        partial,
+                        cur.iteration,
+                    ) from exc
+                if stop_now:
+                    return finish(cur, Reason.CALLBACK, Reason.CALLBACK.message)
             fired, crit_state = stop.check(info, crit_state)
             if fired:
                 message = "; ".join(c.describe(info) for c in fired)
@@ -361,6 +404,26 @@ def _with_grad_enabled(step: Callable[..., tuple[Params, State]]) -> Callable[..
             return step(params, grad_fn, state, *batch)
 
     return graph_step
+
+
+def _check_checkpoint_args(every: Any, path: Any, start_iteration: Any) -> None:
+    if every is not None:
+        if isinstance(every, bool) or not isinstance(every, int):
+            raise TypeError(
+                f"checkpoint_every: expected an int or None, got {type(every).__name__}"
+            )
+        if every < 1:
+            raise ValueError(f"checkpoint_every: expected an int >= 1, got {every}")
+        if path is None:
+            raise ValueError("checkpoint_path: required when checkpoint_every is given")
+    if path is not None and not isinstance(path, (str, os.PathLike)):
+        raise TypeError(
+            f"checkpoint_path: expected a str or os.PathLike, got {type(path).__name__}"
+        )
+    if isinstance(start_iteration, bool) or not isinstance(start_iteration, int):
+        raise TypeError(f"start_iteration: expected an int, got {type(start_iteration).__name__}")
+    if start_iteration < 0:
+        raise ValueError(f"start_iteration: expected an int >= 0, got {start_iteration}")
 
 
 def _check_finite_params(params: Params, be: _backend.Backend) -> None:
