@@ -1,0 +1,265 @@
+"""Data-parallel gradients over ``torch.distributed``.
+
+fnopt stays pure and lets PyTorch do the communication: :func:`all_reduce` wraps a
+gradient provider so that the loss and the gradients it returns are *averaged over the
+process group*. Every rank then holds the same value and gradient, takes the same
+step from the same params and reaches the same stopping decision, so any fnopt
+optimizer and :func:`fnopt.fixed_point` run data-parallel unchanged::
+
+    dist.init_process_group("gloo")            # "nccl" for CUDA tensors
+    grad_fn = fnopt.distributed.all_reduce(fnopt.grad.torch_func(loss))
+    result = fnopt.fixed_point(fnopt.sgd(0.1), params, grad_fn, data=my_shard, stop=...)
+
+Each rank passes its own shard of the data (batches of equal size, so the mean of the
+per-rank means is the mean over all the data). All leaves of one dtype travel in one
+flat buffer: one ``all_reduce`` per dtype per evaluation.
+
+Failures. A rank whose ``grad_fn`` raises still joins the collective, with a flag set,
+so no rank is left waiting. With CPU tensors (``gloo``) every rank then raises
+:class:`RemoteError` naming the failed rank(s) and their exception messages (the
+failed rank chains its own exception), and :func:`fnopt.fixed_point` stops with an
+``OptimizationError`` on every rank. With CUDA tensors reading the flags would be a
+host synchronisation inside the step, so instead the averaged loss and gradients
+become NaN on the device: the failed rank raises :class:`RemoteError`, the others stop
+with reason ``non_finite`` at the same iteration. A rank that dies or stalls outside
+``grad_fn`` cannot be helped this way: set a ``timeout`` in ``init_process_group``,
+after which the collective on the other ranks raises, reported as
+:class:`RemoteError` too.
+
+Stopping decisions depend only on the averaged loss and gradient norm and the
+iteration count, which are identical on every rank. A ``time_limit`` criterion or a
+``callback`` reads rank-local facts; wrap them with :func:`agree` so that all ranks
+stop together.
+
+``torch`` is imported only when these functions are called.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+import optree
+
+from fnopt import backend as _backend
+from fnopt._base import GradFn, Params, check_callable
+from fnopt.stop import AllOf, AnyOf, Criterion, Info, Reason
+
+__all__ = ["all_reduce", "agree", "RemoteError", "rank", "world_size"]
+
+
+class RemoteError(RuntimeError):
+    """Raised on every rank when some rank failed during a collective evaluation.
+
+    Attributes:
+      failed_ranks: the ranks whose ``grad_fn`` raised (empty when the collective
+        itself failed, e.g. a rank died or timed out).
+    """
+
+    def __init__(self, message: str, failed_ranks: tuple[int, ...] = ()) -> None:
+        super().__init__(message)
+        self.failed_ranks = failed_ranks
+
+
+def _dist() -> Any:
+    import torch.distributed as dist
+
+    return dist
+
+
+def rank(group: Any = None) -> int:
+    """This process's rank in ``group`` (0 when torch.distributed is not initialised)."""
+    dist = _dist()
+    return int(dist.get_rank(group)) if dist.is_available() and dist.is_initialized() else 0
+
+
+def world_size(group: Any = None) -> int:
+    """The number of ranks in ``group`` (1 when torch.distributed is not initialised)."""
+    dist = _dist()
+    if dist.is_available() and dist.is_initialized():
+        return int(dist.get_world_size(group))
+    return 1
+
+
+def all_reduce(grad_fn: GradFn, group: Any = None) -> GradFn:
+    """A gradient provider whose value and gradients are averaged over ``group``.
+
+    .. math::
+        (\\bar f, \\bar g) = \\frac{1}{R}\\sum_{r=0}^{R-1} \\text{grad\\_fn}_r(p, b_r)
+
+    where rank :math:`r` evaluates ``grad_fn`` on its own batch :math:`b_r` and
+    :math:`R` is the group size. The result is identical on every rank.
+
+    Args:
+      grad_fn: ``grad_fn(params, *batch) -> (value, grads)`` on torch tensors (CPU
+        tensors with the ``gloo`` backend, CUDA tensors with ``nccl``).
+      group: a process group (default: the world group). ``torch.distributed`` must
+        be initialised before the provider is first called.
+
+    Returns:
+      ``provider(params, *batch) -> (value, grads)``, averaged over the group. If any
+      rank's ``grad_fn`` raises, every rank raises :class:`RemoteError`.
+
+    >>> import torch, fnopt
+    >>> g = all_reduce(fnopt.grad.torch_func(lambda p: (p ** 2).sum()))
+    >>> g(torch.tensor([3.0]))  # one process, no process group: unchanged
+    (tensor(9.), tensor([6.]))
+    """
+    check_callable(grad_fn, "grad_fn")
+
+    def provider(params: Params, *batch: Any) -> tuple[Any, Any]:
+        dist = _dist()
+        if not (dist.is_available() and dist.is_initialized()):
+            return grad_fn(params, *batch)
+        leaves, spec = optree.tree_flatten(params)
+        if _backend.of_leaves(leaves) is not _backend.TORCH:
+            raise TypeError("params: distributed.all_reduce needs torch tensors")
+        n_ranks = dist.get_world_size(group)
+        me = dist.get_rank(group)
+        error: BaseException | None = None
+        try:
+            value, grads = grad_fn(params, *batch)
+            g_leaves = spec.flatten_up_to(grads)
+            if not _backend.is_tensor(value):
+                value = leaves[0].new_tensor(value)
+        except Exception as exc:  # join the collective anyway, with the flag set
+            error = exc
+            value = leaves[0].new_zeros(())
+            g_leaves = [x.new_zeros(x.shape) for x in leaves]
+        try:
+            value, g_leaves, failed = _reduce(value, g_leaves, n_ranks, me, error, group)
+        except RuntimeError as exc:
+            raise RemoteError(
+                f"distributed.all_reduce: the collective failed on rank {me} ({exc}); "
+                "another rank probably stopped, crashed or timed out"
+            ) from exc
+        if failed is None:  # CUDA: failures show as NaN, read by the loop's check
+            if error is not None:
+                raise RemoteError(
+                    f"distributed.all_reduce: grad_fn raised on rank {me} "
+                    f"({type(error).__name__}: {error}); the other ranks see a NaN loss",
+                    (me,),
+                ) from error
+            return value, spec.unflatten(g_leaves)
+        if failed:
+            messages = _gather_messages(error, me, n_ranks, group)
+            detail = "; ".join(f"rank {r}: {messages[r]}" for r in failed)
+            raise RemoteError(
+                f"distributed.all_reduce: grad_fn raised on rank(s) "
+                f"{', '.join(map(str, failed))} ({detail}); stopping every rank",
+                tuple(failed),
+            ) from error
+        return value, spec.unflatten(g_leaves)
+
+    return provider
+
+
+def _reduce(
+    value: Any,
+    g_leaves: list[Any],
+    n_ranks: int,
+    me: int,
+    error: BaseException | None,
+    group: Any,
+) -> tuple[Any, list[Any], list[int] | None]:
+    """Average value and grads over the group, one flat buffer per dtype; the first
+    buffer also carries one failure flag per rank. The failed ranks are read on the
+    host for CPU tensors; for device tensors (``None``) a failure turns the results
+    into NaN instead, without a synchronisation."""
+    import torch
+
+    dist = _dist()
+    flags = value.new_zeros(n_ranks)
+    if error is not None:
+        flags[me] = 1.0
+    tensors = [flags, value.reshape(1), *g_leaves]
+    by_dtype: dict[Any, list[int]] = {}
+    for i, t in enumerate(tensors):
+        by_dtype.setdefault(t.dtype, []).append(i)
+    out: list[Any] = list(tensors)
+    for idx in by_dtype.values():
+        flat = torch.cat([tensors[i].detach().reshape(-1) for i in idx])
+        dist.all_reduce(flat, op=dist.ReduceOp.SUM, group=group)
+        offset = 0
+        for i in idx:
+            n = tensors[i].numel()
+            out[i] = flat[offset : offset + n].view(tensors[i].shape)
+            offset += n
+    flags_sum, value_sum, grads_sum = out[0], out[1], out[2:]
+    inv = 1.0 / n_ranks
+    value_mean = (value_sum * inv).reshape(())
+    grads_mean = [g * inv for g in grads_sum]
+    if flags_sum.device.type == "cpu":
+        return value_mean, grads_mean, [r for r, f in enumerate(flags_sum.tolist()) if f > 0]
+    poison = torch.where(flags_sum.sum() > 0, float("nan"), 1.0).to(value_mean.dtype)
+    return value_mean * poison, [g * poison.to(g.dtype) for g in grads_mean], None
+
+
+def _gather_messages(
+    error: BaseException | None, me: int, n_ranks: int, group: Any
+) -> list[str]:
+    dist = _dist()
+    mine = "" if error is None else f"{type(error).__name__}: {error}"
+    messages: list[Any] = [None] * n_ranks
+    dist.all_gather_object(messages, mine, group=group)
+    return [str(m) for m in messages]
+
+
+@attrs.frozen(slots=True, repr=False)
+class _Agree(Criterion):
+    """Holds on every rank as soon as ``inner`` holds on any rank."""
+
+    inner: Criterion
+    group: Any = None
+
+    @property
+    def reason(self) -> Reason:  # type: ignore[override]
+        return _leaf_criteria(self.inner)[0].reason
+
+    def init(self) -> Any:
+        return self.inner.init()
+
+    def check(self, info: Info, state: Any) -> tuple[tuple[Criterion, ...], Any]:
+        import torch
+
+        fired, state = self.inner.check(info, state)
+        dist = _dist()
+        if not (dist.is_available() and dist.is_initialized()):
+            return fired, state
+        # one small collective per iteration: which of the leaf criteria fired anywhere
+        leaves = _leaf_criteria(self.inner)
+        mask = torch.tensor([1.0 if c in fired else 0.0 for c in leaves], dtype=torch.float64)
+        if dist.get_backend(self.group) == "nccl":
+            mask = mask.to(torch.device("cuda", torch.cuda.current_device()))
+        dist.all_reduce(mask, op=dist.ReduceOp.MAX, group=self.group)
+        return tuple(c for c, m in zip(leaves, mask.tolist()) if m > 0), state
+
+    def describe(self, info: Info) -> str:
+        return self.inner.describe(info)
+
+    def __repr__(self) -> str:
+        return f"agree({self.inner!r})"
+
+
+def _leaf_criteria(c: Criterion) -> list[Criterion]:
+    if isinstance(c, (AnyOf, AllOf)):
+        return _leaf_criteria(c.left) + _leaf_criteria(c.right)
+    return [c]
+
+
+def agree(criterion: Criterion, group: Any = None) -> Criterion:
+    """``criterion`` made collective: it holds on every rank when it holds on any.
+
+    For criteria that read rank-local facts (``time_limit``, or anything in a
+    callback): one tiny ``all_reduce`` per iteration makes every rank stop at the same
+    iteration. Criteria on the loss, gradient norm and iteration count need no
+    wrapping when the gradient comes from :func:`all_reduce`.
+
+    >>> from fnopt import stop
+    >>> agree(stop.time_limit(60.0))
+    agree(time_limit(60.0))
+    """
+    if not isinstance(criterion, Criterion):
+        raise TypeError(f"criterion: expected a criterion from fnopt.stop, got "
+                        f"{type(criterion).__name__}")
+    return _Agree(criterion, group)
