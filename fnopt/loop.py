@@ -249,7 +249,9 @@ def fixed_point(
             return check_grad_fn_output(out, p)
         return out
 
-    to_float = float  # 0-d arrays and tensors alike (a host sync on GPUs, as before)
+    to_float: Callable[[Any], float] = float  # 0-d arrays and tensors (a sync on GPUs)
+    if differentiable:  # read the values without touching (or warning about) the graph
+        to_float = _float_detached
     batches = iter(data) if data is not None else None
     crit_state = stop.init()
     losses: list[float] = []
@@ -393,6 +395,10 @@ def fixed_point(
         # Steps are pure, so ``x``/``s`` is intact: the last completed iterate.
         cur = last_good if last_good.params is x else _Iterate(x, s, math.nan, math.nan, k)
         return finish(cur, Reason.INTERRUPTED, Reason.INTERRUPTED.message)
+
+
+def _float_detached(x: Any) -> float:
+    return float(x.detach())
 
 
 def _with_grad_enabled(step: Callable[..., tuple[Params, State]]) -> Callable[..., Any]:
