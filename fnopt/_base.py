@@ -203,6 +203,8 @@ def check_nonnegative(name: str, value: Any) -> None:
     """``value`` must be a finite real >= 0 (or a callable schedule)."""
     if callable(value):
         return
+    if _backend.is_tensor(value) and value.ndim == 0 and value.is_floating_point():
+        value = float(value.detach())  # a 0-d tensor hyperparameter (differentiable loops)
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name}: expected a real number, got {type(value).__name__}")
     if not math.isfinite(value) or value < 0:
