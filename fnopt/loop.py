@@ -386,8 +386,11 @@ def fixed_point(
             fired, crit_state = stop.check(info, crit_state)
             if fired:
                 message = "; ".join(c.describe(info) for c in fired)
-                reason = fired[0].reason
-                return finish(cur, reason, message, all(c.reason.converged for c in fired))
+                # converged when any convergence criterion holds at this iterate (e.g.
+                # loss_below and max_iters firing together); the reason then names it
+                conv = [c for c in fired if c.reason.converged]
+                reason = (conv or fired)[0].reason
+                return finish(cur, reason, message, reason.converged)
             prev_params, prev_value = cur.params, value
             x, s, k = x1, s1, k + 1
 
