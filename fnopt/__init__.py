@@ -6,8 +6,10 @@ gradients come from interchangeable providers (:mod:`fnopt.grad`); one loop,
 """
 
 from fnopt import backend as backend
+from fnopt import callbacks as callbacks
 from fnopt import datasets as datasets
 from fnopt import grad as grad
+from fnopt import schedules as schedules
 from fnopt import stop as stop
 from fnopt import tasks as tasks
 from fnopt import tree as tree
@@ -16,19 +18,65 @@ from fnopt._base import GradFn as GradFn
 from fnopt._base import Optimizer as Optimizer
 from fnopt._base import Transform as Transform
 from fnopt._base import learning_rate_of as learning_rate_of
+from fnopt.checkpoint import Checkpoint as Checkpoint
+from fnopt.checkpoint import CheckpointError as CheckpointError
+from fnopt.checkpoint import load as load
+from fnopt.checkpoint import save as save
+from fnopt.checkpoint import to_numpy as to_numpy
+from fnopt.checkpoint import to_torch as to_torch
+from fnopt.linesearch import LineSearchResult as LineSearchResult
+from fnopt.linesearch import LineSearchStatus as LineSearchStatus
+from fnopt.linesearch import backtracking as backtracking
+from fnopt.linesearch import line_search as line_search
+from fnopt.linesearch import strong_wolfe as strong_wolfe
 from fnopt.loop import History as History
 from fnopt.loop import OptimizationError as OptimizationError
 from fnopt.loop import Result as Result
 from fnopt.loop import StepFailed as StepFailed
 from fnopt.loop import fixed_point as fixed_point
+from fnopt.optimizers import adadelta as adadelta
+from fnopt.optimizers import adagrad as adagrad
+from fnopt.optimizers import adam as adam
+from fnopt.optimizers import adamax as adamax
+from fnopt.optimizers import adamw as adamw
+from fnopt.optimizers import asgd as asgd
 from fnopt.optimizers import descent as descent
+from fnopt.optimizers import lion as lion
+from fnopt.optimizers import nadam as nadam
+from fnopt.optimizers import radam as radam
+from fnopt.optimizers import rmsprop as rmsprop
+from fnopt.optimizers import rprop as rprop
 from fnopt.optimizers import sgd as sgd
+from fnopt.second_order import bfgs as bfgs
+from fnopt.second_order import lbfgs as lbfgs
+from fnopt.second_order import newton as newton
+from fnopt.second_order import newton_cg as newton_cg
+from fnopt.second_order import nonlinear_cg as nonlinear_cg
 from fnopt.stop import Reason as Reason
+from fnopt.transform import accumulate as accumulate
 from fnopt.transform import add_decayed_weights as add_decayed_weights
+from fnopt.transform import apply_if_finite as apply_if_finite
 from fnopt.transform import chain as chain
+from fnopt.transform import clip as clip
+from fnopt.transform import clip_by_global_norm as clip_by_global_norm
 from fnopt.transform import identity as identity
+from fnopt.transform import inject_hyperparams as inject_hyperparams
+from fnopt.transform import lookahead as lookahead
+from fnopt.transform import masked as masked
+from fnopt.transform import partition as partition
+from fnopt.transform import polyak_average as polyak_average
 from fnopt.transform import scale as scale
+from fnopt.transform import scale_by_adadelta as scale_by_adadelta
+from fnopt.transform import scale_by_adagrad as scale_by_adagrad
+from fnopt.transform import scale_by_adam as scale_by_adam
+from fnopt.transform import scale_by_adamax as scale_by_adamax
 from fnopt.transform import scale_by_learning_rate as scale_by_learning_rate
+from fnopt.transform import scale_by_lion as scale_by_lion
+from fnopt.transform import scale_by_nadam as scale_by_nadam
+from fnopt.transform import scale_by_radam as scale_by_radam
+from fnopt.transform import scale_by_rms as scale_by_rms
+from fnopt.transform import scale_by_rprop as scale_by_rprop
+from fnopt.transform import scale_by_stddev as scale_by_stddev
 from fnopt.transform import trace as trace
 
 __version__ = "0.1.0"
@@ -43,9 +91,44 @@ def __getattr__(name: str) -> object:
     raise AttributeError(f"module 'fnopt' has no attribute {name!r}")
 
 __all__ = [
+    "adadelta",
+    "adagrad",
+    "adam",
+    "adamax",
+    "adamw",
+    "asgd",
+    "lion",
+    "nadam",
+    "radam",
+    "rmsprop",
+    "rprop",
+    "accumulate",
+    "apply_if_finite",
+    "clip",
+    "clip_by_global_norm",
+    "inject_hyperparams",
+    "lookahead",
+    "masked",
+    "partition",
+    "polyak_average",
+    "scale_by_adadelta",
+    "scale_by_adagrad",
+    "scale_by_adam",
+    "scale_by_adamax",
+    "scale_by_lion",
+    "scale_by_nadam",
+    "scale_by_radam",
+    "scale_by_rms",
+    "scale_by_rprop",
+    "scale_by_stddev",
+    "schedules",
+    "Checkpoint",
+    "CheckpointError",
     "DescentState",
     "GradFn",
     "History",
+    "LineSearchResult",
+    "LineSearchStatus",
     "OptimizationError",
     "Optimizer",
     "Reason",
@@ -54,6 +137,15 @@ __all__ = [
     "Transform",
     "add_decayed_weights",
     "backend",
+    "callbacks",
+    "backtracking",
+    "bfgs",
+    "lbfgs",
+    "newton",
+    "newton_cg",
+    "nonlinear_cg",
+    "line_search",
+    "strong_wolfe",
     "datasets",
     "chain",
     "descent",
@@ -61,6 +153,10 @@ __all__ = [
     "grad",
     "identity",
     "learning_rate_of",
+    "load",
+    "save",
+    "to_numpy",
+    "to_torch",
     "scale",
     "scale_by_learning_rate",
     "sgd",

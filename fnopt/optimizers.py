@@ -1,8 +1,22 @@
 """Named first-order optimizers, each built from :mod:`fnopt.transform` blocks and
-lifted to an :class:`fnopt.Optimizer` by :func:`descent`."""
+lifted to an :class:`fnopt.Optimizer` by :func:`descent`.
+
+Names follow optax for the concepts optax has (``learning_rate``, ``b1``, ``b2``,
+``eps``, ``weight_decay``, ``momentum``, ``nesterov``, ``decay``) and torch.optim for
+the options only torch has (``amsgrad``, ``centered``, ``dampening``, ``lr_decay``,
+``initial_accumulator_value``, ``rho``, ``momentum_decay``,
+``decoupled_weight_decay``, ``maximize``, ``lambd``, ``alpha``, ``t0``, ``etas``,
+``step_sizes``). Defaults and semantics follow torch.optim, so the same
+hyperparameters give torch.optim's trajectory (to round-off in float64).
+
+Every ``learning_rate`` may be a number or a schedule ``count -> lr``
+(:mod:`fnopt.schedules`); the rate used by the last step is in the state
+(:func:`fnopt.learning_rate_of`).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fnopt import backend as _backend
@@ -20,7 +34,21 @@ from fnopt._base import (
     check_unit_interval,
 )
 
-__all__ = ["descent", "sgd"]
+__all__ = [
+    "descent",
+    "sgd",
+    "adam",
+    "adamw",
+    "adamax",
+    "nadam",
+    "radam",
+    "rmsprop",
+    "adagrad",
+    "adadelta",
+    "asgd",
+    "rprop",
+    "lion",
+]
 
 
 def descent(transform: Transform) -> Optimizer:
@@ -61,12 +89,47 @@ def descent(transform: Transform) -> Optimizer:
     return Optimizer(init, step, "input")
 
 
-def sgd(
+# -- assembly helpers ------------------------------------------------------------------
+
+
+def _check_lr(learning_rate: Any) -> None:
+    check_nonnegative("learning_rate", learning_rate)
+
+
+def _build(
+    scaling: list[Transform],
     learning_rate: ScalarOrSchedule,
+    *,
+    weight_decay: float = 0.0,
+    decoupled: bool = False,
+    maximize: bool = False,
+) -> Optimizer:
+    """``[negate] [+wd p] scaling [+wd p] -lr`` in torch.optim's order: ``maximize``
+    negates the gradient first; coupled weight decay is added to the gradient before
+    the scaling, decoupled weight decay to the direction after it."""
+    blocks: list[Transform] = []
+    if maximize:
+        blocks.append(_t.scale(-1.0))
+    if weight_decay and not decoupled:
+        blocks.append(_t.add_decayed_weights(weight_decay))
+    blocks.extend(scaling)
+    if weight_decay and decoupled:
+        blocks.append(_t.add_decayed_weights(weight_decay))
+    blocks.append(_t.scale_by_learning_rate(learning_rate))
+    return descent(_t.chain(*blocks))
+
+
+# -- the optimizers ----------------------------------------------------------------------
+
+
+def sgd(
+    learning_rate: ScalarOrSchedule = 1e-3,
     momentum: float = 0.0,
     dampening: float = 0.0,
     nesterov: bool = False,
     weight_decay: float = 0.0,
+    *,
+    maximize: bool = False,
 ) -> Optimizer:
     """Stochastic gradient descent with torch.optim.SGD semantics.
 
@@ -78,12 +141,15 @@ def sgd(
         b_t = \\mu b_{t-1} + (1-\\tau) g_t \\ (b_1 = g_1),\\quad
         p_{t+1} = p_t - \\eta\\,(g_t + \\mu b_t \\text{ if nesterov else } b_t)
 
+    Built as ``chain(add_decayed_weights, trace, scale_by_learning_rate)``.
+
     Args:
       learning_rate: a number >= 0, or a schedule ``count -> lr`` (count from 0).
       momentum: momentum factor in [0, 1].
       dampening: dampening for momentum in [0, 1].
       nesterov: Nesterov momentum (needs momentum > 0 and dampening 0).
       weight_decay: L2 penalty coefficient >= 0, added to the gradient.
+      maximize: maximise the objective (the gradient is negated first).
 
     Returns:
       An :class:`fnopt.Optimizer`.
@@ -97,16 +163,489 @@ def sgd(
     Reference: Sutskever et al., "On the importance of initialization and momentum in
     deep learning", ICML 2013.
     """
-    check_nonnegative("learning_rate", learning_rate)
+    _check_lr(learning_rate)
+    check_nonnegative("weight_decay", weight_decay)
     check_unit_interval("momentum", momentum, closed=True)
     check_unit_interval("dampening", dampening, closed=True)
-    check_nonnegative("weight_decay", weight_decay)
     if nesterov and (momentum <= 0 or dampening != 0):
         raise ValueError("nesterov: requires momentum > 0 and dampening == 0")
+    scaling = [_t.trace(momentum, dampening=dampening, nesterov=nesterov)] if momentum else []
+    return _build(scaling, learning_rate, weight_decay=weight_decay, maximize=maximize)
+
+
+def adam(
+    learning_rate: ScalarOrSchedule = 1e-3,
+    b1: float = 0.9,
+    b2: float = 0.999,
+    eps: float = 1e-8,
+    weight_decay: float = 0.0,
+    *,
+    amsgrad: bool = False,
+    decoupled_weight_decay: bool = False,
+    maximize: bool = False,
+) -> Optimizer:
+    """Adam with torch.optim.Adam semantics.
+
+    .. math::
+        g_t \\leftarrow g_t + \\lambda p_t,\\quad
+        m_t = \\beta_1 m_{t-1} + (1-\\beta_1) g_t,\\quad
+        v_t = \\beta_2 v_{t-1} + (1-\\beta_2) g_t^2,
+
+        p_{t+1} = p_t - \\eta\\,\\frac{m_t/(1-\\beta_1^t)}{\\sqrt{v_t}/\\sqrt{1-\\beta_2^t}
+        + \\epsilon}
+
+    :math:`\\eta, \\beta_1, \\beta_2, \\epsilon, \\lambda` = ``learning_rate, b1, b2,
+    eps, weight_decay``. With ``decoupled_weight_decay=True`` the decay is
+    :math:`p \\leftarrow p - \\eta\\lambda p` instead (AdamW). ``amsgrad`` uses
+    :math:`\\max_{s\\le t} v_s` in the denominator. Built as
+    ``chain(add_decayed_weights, scale_by_adam, scale_by_learning_rate)``.
+
+    Args:
+      learning_rate: a number >= 0 or a schedule.
+      b1, b2: moment decays in [0, 1) (torch's ``betas``).
+      eps: added to the denominator outside the square root.
+      weight_decay: >= 0; L2 added to the gradient (or decoupled, see above).
+      amsgrad: the AMSGrad variant.
+      decoupled_weight_decay: AdamW-style decay.
+      maximize: maximise the objective.
+
+    Returns:
+      An :class:`fnopt.Optimizer`.
+
+    >>> import numpy as np, fnopt
+    >>> opt = fnopt.adam(0.1)
+    >>> p, s = opt.step(np.array([1.0]), lambda p: (p @ p, 2 * p), opt.init(np.array([1.0])))
+    >>> np.round(p, 6)
+    array([0.9])
+
+    Kingma and Ba, "Adam: A Method for Stochastic Optimization", ICLR 2015.
+    """
+    _check_lr(learning_rate)
+    check_nonnegative("weight_decay", weight_decay)
+    return _build(
+        [_t.scale_by_adam(b1, b2, eps, amsgrad=amsgrad)],
+        learning_rate,
+        weight_decay=weight_decay,
+        decoupled=decoupled_weight_decay,
+        maximize=maximize,
+    )
+
+
+def adamw(
+    learning_rate: ScalarOrSchedule = 1e-3,
+    b1: float = 0.9,
+    b2: float = 0.999,
+    eps: float = 1e-8,
+    weight_decay: float = 1e-2,
+    *,
+    amsgrad: bool = False,
+    maximize: bool = False,
+) -> Optimizer:
+    """Adam with decoupled weight decay (torch.optim.AdamW).
+
+    :math:`p_{t+1} = p_t - \\eta\\lambda p_t - \\eta\\,\\hat m_t / (\\sqrt{\\hat v_t} +
+    \\epsilon)` with the moments of :func:`adam`. Built as
+    ``chain(scale_by_adam, add_decayed_weights, scale_by_learning_rate)``.
+
+    Args:
+      learning_rate: a number >= 0 or a schedule.
+      b1, b2: moment decays in [0, 1).
+      eps: added to the denominator outside the square root.
+      weight_decay: the decoupled decay :math:`\\lambda` >= 0 (default 1e-2, as torch).
+      amsgrad: the AMSGrad variant.
+      maximize: maximise the objective.
+
+    Returns:
+      An :class:`fnopt.Optimizer`.
+
+    >>> import numpy as np, fnopt
+    >>> opt = fnopt.adamw(0.1, weight_decay=0.5)
+    >>> p, s = opt.step(np.array([1.0]), lambda p: (p @ p, 2 * p), opt.init(np.array([1.0])))
+    >>> np.round(p, 6)
+    array([0.85])
+
+    Loshchilov and Hutter, "Decoupled Weight Decay Regularization", ICLR 2019.
+    """
+    return adam(
+        learning_rate, b1, b2, eps, weight_decay,
+        amsgrad=amsgrad, decoupled_weight_decay=True, maximize=maximize,
+    )
+
+
+def adamax(
+    learning_rate: ScalarOrSchedule = 2e-3,
+    b1: float = 0.9,
+    b2: float = 0.999,
+    eps: float = 1e-8,
+    weight_decay: float = 0.0,
+    *,
+    maximize: bool = False,
+) -> Optimizer:
+    """Adamax, the infinity-norm Adam (torch.optim.Adamax).
+
+    :math:`m_t = \\beta_1 m_{t-1} + (1-\\beta_1) g_t`,
+    :math:`u_t = \\max(\\beta_2 u_{t-1}, |g_t| + \\epsilon)`,
+    :math:`p_{t+1} = p_t - \\frac{\\eta}{1-\\beta_1^t}\\frac{m_t}{u_t}`, with
+    :math:`g_t \\leftarrow g_t + \\lambda p_t`. Built from :func:`fnopt.scale_by_adamax`.
+
+    Args:
+      learning_rate: a number >= 0 or a schedule (torch default 2e-3).
+      b1, b2: decays in [0, 1).
+      eps: added to :math:`|g_t|`.
+      weight_decay: L2 coefficient >= 0 added to the gradient.
+      maximize: maximise the objective.
+
+    Returns:
+      An :class:`fnopt.Optimizer`.
+
+    Kingma and Ba, "Adam: A Method for Stochastic Optimization", ICLR 2015, section 7.
+    """
+    _check_lr(learning_rate)
+    check_nonnegative("weight_decay", weight_decay)
+    return _build(
+        [_t.scale_by_adamax(b1, b2, eps)], learning_rate,
+        weight_decay=weight_decay, maximize=maximize,
+    )
+
+
+def nadam(
+    learning_rate: ScalarOrSchedule = 2e-3,
+    b1: float = 0.9,
+    b2: float = 0.999,
+    eps: float = 1e-8,
+    weight_decay: float = 0.0,
+    momentum_decay: float = 4e-3,
+    *,
+    decoupled_weight_decay: bool = False,
+    maximize: bool = False,
+) -> Optimizer:
+    """NAdam, Adam with Nesterov momentum (torch.optim.NAdam).
+
+    :math:`p_{t+1} = p_t - \\eta\\,u_t` with :math:`u_t` from
+    :func:`fnopt.scale_by_nadam` (momentum schedule
+    :math:`\\mu_t = \\beta_1(1 - \\frac12 0.96^{t\\psi})`, :math:`\\psi` =
+    ``momentum_decay``); weight decay coupled, or decoupled as in :func:`adamw`.
+
+    Args:
+      learning_rate: a number >= 0 or a schedule (torch default 2e-3).
+      b1, b2: moment decays in [0, 1).
+      eps: added outside the square root.
+      weight_decay: >= 0.
+      momentum_decay: :math:`\\psi` >= 0 (torch default 4e-3).
+      decoupled_weight_decay: NAdamW-style decay.
+      maximize: maximise the objective.
+
+    Returns:
+      An :class:`fnopt.Optimizer`.
+
+    Dozat, "Incorporating Nesterov Momentum into Adam", ICLR 2016 workshop.
+    """
+    _check_lr(learning_rate)
+    check_nonnegative("weight_decay", weight_decay)
+    return _build(
+        [_t.scale_by_nadam(b1, b2, eps, momentum_decay)], learning_rate,
+        weight_decay=weight_decay, decoupled=decoupled_weight_decay, maximize=maximize,
+    )
+
+
+def radam(
+    learning_rate: ScalarOrSchedule = 1e-3,
+    b1: float = 0.9,
+    b2: float = 0.999,
+    eps: float = 1e-8,
+    weight_decay: float = 0.0,
+    *,
+    decoupled_weight_decay: bool = False,
+    maximize: bool = False,
+) -> Optimizer:
+    """RAdam, rectified Adam (torch.optim.RAdam).
+
+    :math:`p_{t+1} = p_t - \\eta\\,u_t` with :math:`u_t` from
+    :func:`fnopt.scale_by_radam`: the bias-corrected momentum, rescaled by the
+    rectified adaptive rate once the variance estimate is tractable
+    (:math:`\\rho_t > 5`). Weight decay coupled, or decoupled as in :func:`adamw`.
+
+    Args:
+      learning_rate: a number >= 0 or a schedule.
+      b1, b2: moment decays in [0, 1).
+      eps: added outside the square root.
+      weight_decay: >= 0.
+      decoupled_weight_decay: AdamW-style decay.
+      maximize: maximise the objective.
+
+    Returns:
+      An :class:`fnopt.Optimizer`.
+
+    Liu et al., "On the Variance of the Adaptive Learning Rate and Beyond", ICLR 2020.
+    """
+    _check_lr(learning_rate)
+    check_nonnegative("weight_decay", weight_decay)
+    return _build(
+        [_t.scale_by_radam(b1, b2, eps)], learning_rate,
+        weight_decay=weight_decay, decoupled=decoupled_weight_decay, maximize=maximize,
+    )
+
+
+def rmsprop(
+    learning_rate: ScalarOrSchedule = 1e-2,
+    decay: float = 0.99,
+    eps: float = 1e-8,
+    weight_decay: float = 0.0,
+    momentum: float = 0.0,
+    *,
+    centered: bool = False,
+    maximize: bool = False,
+) -> Optimizer:
+    """RMSprop (torch.optim.RMSprop; ``decay`` is torch's ``alpha``).
+
+    :math:`v_t = \\alpha v_{t-1} + (1-\\alpha) g_t^2`,
+    :math:`d_t = g_t / (\\sqrt{v_t} + \\epsilon)` (:math:`\\sqrt{v_t - m_t^2}` when
+    ``centered``), :math:`b_t = \\mu b_{t-1} + d_t`, :math:`p_{t+1} = p_t - \\eta b_t`
+    (:math:`b_t = d_t` without momentum); :math:`g_t \\leftarrow g_t + \\lambda p_t`.
+    Built as ``chain(add_decayed_weights, scale_by_rms | scale_by_stddev, trace,
+    scale_by_learning_rate)``.
+
+    Args:
+      learning_rate: a number >= 0 or a schedule (torch default 1e-2).
+      decay: smoothing constant :math:`\\alpha` in [0, 1].
+      eps: added outside the square root.
+      weight_decay: L2 coefficient >= 0 added to the gradient.
+      momentum: :math:`\\mu` in [0, 1].
+      centered: normalise by the estimated standard deviation.
+      maximize: maximise the objective.
+
+    Returns:
+      An :class:`fnopt.Optimizer`.
+
+    Tieleman and Hinton, "Lecture 6.5 - RMSProp", COURSERA: Neural Networks for Machine
+    Learning, 2012; Graves, "Generating Sequences With Recurrent Neural Networks", 2013.
+    """
+    _check_lr(learning_rate)
+    check_nonnegative("weight_decay", weight_decay)
+    check_unit_interval("momentum", momentum, closed=True)
+    scaling = [_t.scale_by_rms(decay, eps, centered=centered)]
+    if momentum:
+        scaling.append(_t.trace(momentum))
+    return _build(scaling, learning_rate, weight_decay=weight_decay, maximize=maximize)
+
+
+def _decayed(learning_rate: ScalarOrSchedule, lr_decay: float) -> ScalarOrSchedule:
+    """Adagrad's ``lr / (1 + count * lr_decay)`` as a schedule."""
+    if not lr_decay:
+        return learning_rate
+    base: Callable[[int], Any] = (
+        learning_rate if callable(learning_rate) else (lambda count: learning_rate)
+    )
+
+    def schedule(count: int) -> Any:
+        return base(count) / (1.0 + count * lr_decay)
+
+    return schedule
+
+
+def adagrad(
+    learning_rate: ScalarOrSchedule = 1e-2,
+    lr_decay: float = 0.0,
+    weight_decay: float = 0.0,
+    initial_accumulator_value: float = 0.0,
+    eps: float = 1e-10,
+    *,
+    maximize: bool = False,
+) -> Optimizer:
+    """Adagrad (torch.optim.Adagrad).
+
+    :math:`s_t = s_{t-1} + g_t^2`, :math:`p_{t+1} = p_t - \\frac{\\eta}{1 + (t-1)\\delta}
+    \\frac{g_t}{\\sqrt{s_t} + \\epsilon}` with :math:`\\delta` = ``lr_decay`` and
+    :math:`g_t \\leftarrow g_t + \\lambda p_t`. The decayed rate is a schedule fed to
+    :func:`fnopt.scale_by_learning_rate`, so the state records it.
+
+    Args:
+      learning_rate: a number >= 0 or a schedule (torch default 1e-2).
+      lr_decay: :math:`\\delta` >= 0.
+      weight_decay: L2 coefficient >= 0 added to the gradient.
+      initial_accumulator_value: :math:`s_0` >= 0.
+      eps: added outside the square root (torch default 1e-10).
+      maximize: maximise the objective.
+
+    Returns:
+      An :class:`fnopt.Optimizer`.
+
+    Duchi et al., "Adaptive Subgradient Methods for Online Learning and Stochastic
+    Optimization", JMLR 2011.
+    """
+    _check_lr(learning_rate)
+    check_nonnegative("lr_decay", lr_decay)
+    check_nonnegative("weight_decay", weight_decay)
+    return _build(
+        [_t.scale_by_adagrad(initial_accumulator_value, eps)],
+        _decayed(learning_rate, lr_decay),
+        weight_decay=weight_decay,
+        maximize=maximize,
+    )
+
+
+def adadelta(
+    learning_rate: ScalarOrSchedule = 1.0,
+    rho: float = 0.9,
+    eps: float = 1e-6,
+    weight_decay: float = 0.0,
+    *,
+    maximize: bool = False,
+) -> Optimizer:
+    """Adadelta (torch.optim.Adadelta).
+
+    :math:`p_{t+1} = p_t - \\eta\\,\\frac{\\sqrt{E[\\Delta x^2]_{t-1} + \\epsilon}}
+    {\\sqrt{E[g^2]_t + \\epsilon}} g_t` (see :func:`fnopt.scale_by_adadelta`), with
+    :math:`g_t \\leftarrow g_t + \\lambda p_t`.
+
+    Args:
+      learning_rate: a number >= 0 or a schedule (torch default 1.0).
+      rho: decay of the running averages in [0, 1].
+      eps: inside the square roots (torch default 1e-6).
+      weight_decay: L2 coefficient >= 0 added to the gradient.
+      maximize: maximise the objective.
+
+    Returns:
+      An :class:`fnopt.Optimizer`.
+
+    Zeiler, "ADADELTA: An Adaptive Learning Rate Method", 2012.
+    """
+    _check_lr(learning_rate)
+    check_nonnegative("weight_decay", weight_decay)
+    return _build(
+        [_t.scale_by_adadelta(rho, eps)], learning_rate,
+        weight_decay=weight_decay, maximize=maximize,
+    )
+
+
+def asgd(
+    learning_rate: float = 1e-2,
+    lambd: float = 1e-4,
+    alpha: float = 0.75,
+    t0: float = 1e6,
+    weight_decay: float = 0.0,
+    *,
+    maximize: bool = False,
+) -> Optimizer:
+    """Averaged SGD (torch.optim.ASGD).
+
+    :math:`p_{t+1} = p_t(1 - \\lambda\\eta_t) - \\eta_t g_t` with the decaying rate
+    :math:`\\eta_t = \\eta / (1 + \\lambda\\eta t)^{\\alpha}` (:math:`t` from 0),
+    :math:`g_t \\leftarrow g_t + w p_t` (:math:`w` = ``weight_decay``); the average of
+    the iterates from step :math:`t_0` on is kept in the state
+    (:class:`fnopt.transform.PolyakAverageState`, torch's ``ax``). Built as
+    ``chain(add_decayed_weights(w), add_decayed_weights(λ), scale_by_learning_rate(η_t),
+    polyak_average(t0))``.
+
+    Args:
+      learning_rate: :math:`\\eta` >= 0 (torch default 1e-2).
+      lambd: decay term :math:`\\lambda` >= 0.
+      alpha: power of the rate decay >= 0.
+      t0: the step at which averaging starts.
+      weight_decay: L2 coefficient >= 0 added to the gradient.
+      maximize: maximise the objective.
+
+    Returns:
+      An :class:`fnopt.Optimizer`.
+
+    Polyak and Juditsky, "Acceleration of Stochastic Approximation by Averaging",
+    SIAM J. Control Optim. 1992.
+    """
+    if callable(learning_rate):
+        raise TypeError("learning_rate: asgd takes a number (its rate decay is built in)")
+    _check_lr(learning_rate)
+    check_nonnegative("lambd", lambd)
+    check_nonnegative("alpha", alpha)
+    check_nonnegative("t0", t0)
+    check_nonnegative("weight_decay", weight_decay)
+
+    def eta(count: int) -> float:
+        return learning_rate / (1.0 + lambd * learning_rate * count) ** alpha
+
     blocks: list[Transform] = []
+    if maximize:
+        blocks.append(_t.scale(-1.0))
     if weight_decay:
         blocks.append(_t.add_decayed_weights(weight_decay))
-    if momentum:
-        blocks.append(_t.trace(momentum, dampening=dampening, nesterov=nesterov))
-    blocks.append(_t.scale_by_learning_rate(learning_rate))
+    if lambd:
+        blocks.append(_t.add_decayed_weights(lambd))
+    blocks += [_t.scale_by_learning_rate(eta), _t.polyak_average(t0)]
     return descent(_t.chain(*blocks))
+
+
+def rprop(
+    learning_rate: float = 1e-2,
+    etas: tuple[float, float] = (0.5, 1.2),
+    step_sizes: tuple[float, float] = (1e-6, 50.0),
+    *,
+    maximize: bool = False,
+) -> Optimizer:
+    """Rprop, resilient backpropagation (torch.optim.Rprop).
+
+    Per-element step sizes grow by :math:`\\eta_+` while the gradient keeps its sign
+    and shrink by :math:`\\eta_-` when it flips; the params move by the step size
+    against the gradient's sign (see :func:`fnopt.scale_by_rprop`).
+
+    Args:
+      learning_rate: the initial step size >= 0 (torch default 1e-2).
+      etas: ``(etaminus, etaplus)``, ``0 < etaminus < 1 < etaplus``.
+      step_sizes: ``(min, max)`` step sizes.
+      maximize: maximise the objective.
+
+    Returns:
+      An :class:`fnopt.Optimizer`.
+
+    Riedmiller and Braun, "A Direct Adaptive Method for Faster Backpropagation
+    Learning: The RPROP Algorithm", ICNN 1993.
+    """
+    if callable(learning_rate):
+        raise TypeError("learning_rate: rprop takes a number (the initial step size)")
+    blocks: list[Transform] = [_t.scale(-1.0)] if maximize else []
+    blocks.append(_t.scale_by_rprop(learning_rate, etas, step_sizes))
+    return descent(_t.chain(*blocks))
+
+
+def lion(
+    learning_rate: ScalarOrSchedule = 1e-4,
+    b1: float = 0.9,
+    b2: float = 0.99,
+    weight_decay: float = 0.0,
+    *,
+    maximize: bool = False,
+) -> Optimizer:
+    """Lion, evolved sign momentum (not in torch.optim; follows the paper).
+
+    .. math::
+        c_t = \\beta_1 m_{t-1} + (1-\\beta_1) g_t,\\quad
+        p_{t+1} = p_t - \\eta\\,(\\operatorname{sign}(c_t) + \\lambda p_t),\\quad
+        m_t = \\beta_2 m_{t-1} + (1-\\beta_2) g_t
+
+    (decoupled weight decay :math:`\\lambda`). Built as
+    ``chain(scale_by_lion, add_decayed_weights, scale_by_learning_rate)``. Use a rate
+    3-10x smaller than AdamW's.
+
+    Args:
+      learning_rate: a number >= 0 or a schedule (default 1e-4, the paper's scale).
+      b1: interpolation of the update in [0, 1) (default 0.9).
+      b2: decay of the momentum in [0, 1) (default 0.99).
+      weight_decay: decoupled decay :math:`\\lambda` >= 0.
+      maximize: maximise the objective.
+
+    Returns:
+      An :class:`fnopt.Optimizer`.
+
+    >>> import numpy as np, fnopt
+    >>> opt = fnopt.lion(0.1)
+    >>> p, s = opt.step(np.array([1.0, -1.0]), lambda p: (p @ p, 2 * p),
+    ...                 opt.init(np.array([1.0, -1.0])))
+    >>> p
+    array([ 0.9, -0.9])
+
+    Chen et al., "Symbolic Discovery of Optimization Algorithms", NeurIPS 2023.
+    """
+    _check_lr(learning_rate)
+    check_nonnegative("weight_decay", weight_decay)
+    return _build(
+        [_t.scale_by_lion(b1, b2)], learning_rate,
+        weight_decay=weight_decay, decoupled=True, maximize=maximize,
+    )

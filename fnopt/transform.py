@@ -4,19 +4,40 @@ Each factory captures its hyperparameters and returns ``Transform(init, update)`
 ``update(grads, state, params) -> (updates, state)`` is pure. Updates are *added* to
 params by :func:`fnopt.descent`, so the transform that applies the learning rate
 carries the minus sign.
+
+The ``scale_by_*`` transforms turn a gradient into a direction *before* the learning
+rate: e.g. :func:`scale_by_adam` returns :math:`\\hat m_t / (\\sqrt{\\hat v_t} +
+\\epsilon)` and :func:`scale_by_learning_rate` then multiplies by :math:`-\\eta`. Their
+arithmetic follows ``torch.optim`` (eps placement, bias correction, first-step
+conventions), so a chain built from them reproduces torch.optim's trajectory.
+
+The math is written once over the flat list of leaves with the list-level ops of the
+backend chosen from the leaves (:mod:`fnopt.backend`): ``torch._foreach_*`` on torch,
+vectorised ufuncs on NumPy. States are ``NamedTuple`` pytrees whose buffers have the
+structure of params.
 """
 
 from __future__ import annotations
 
+import inspect
+import math
+import numbers
+from collections.abc import Callable, Hashable, Mapping
 from typing import Any, NamedTuple
 
+import optree
+
+from fnopt import backend as _backend
 from fnopt import tree
 from fnopt._base import (
+    GradFn,
+    Optimizer,
     Params,
     ScalarOrSchedule,
     State,
     Transform,
     Updates,
+    check_callable,
     check_nonnegative,
     check_unit_interval,
 )
@@ -28,19 +49,82 @@ __all__ = [
     "scale_by_learning_rate",
     "trace",
     "add_decayed_weights",
+    "scale_by_adam",
+    "scale_by_adamax",
+    "scale_by_nadam",
+    "scale_by_radam",
+    "scale_by_rms",
+    "scale_by_stddev",
+    "scale_by_adagrad",
+    "scale_by_adadelta",
+    "scale_by_lion",
+    "scale_by_rprop",
+    "polyak_average",
+    "clip",
+    "clip_by_global_norm",
+    "masked",
+    "partition",
+    "apply_if_finite",
+    "accumulate",
+    "lookahead",
+    "inject_hyperparams",
     "EmptyState",
     "ScaleByLearningRateState",
     "TraceState",
+    "ScaleByAdamState",
+    "ScaleByAdamaxState",
+    "ScaleByNadamState",
+    "ScaleByRadamState",
+    "ScaleByRmsState",
+    "ScaleByStddevState",
+    "ScaleByAdagradState",
+    "ScaleByAdadeltaState",
+    "ScaleByLionState",
+    "ScaleByRpropState",
+    "PolyakAverageState",
+    "MaskedState",
+    "PartitionState",
+    "ApplyIfFiniteState",
+    "AccumulateState",
+    "LookaheadState",
+    "InjectHyperparamsState",
+    "InjectHyperparamsOptState",
 ]
+
+
+# -- helpers ---------------------------------------------------------------------------
+
+
+def _flat(t: Any) -> tuple[list[Any], Any, _backend.Backend]:
+    """Leaves, treespec and backend of a pytree."""
+    leaves, spec = optree.tree_flatten(t)
+    return leaves, spec, _backend.of_leaves(leaves)
+
+
+def _check_transform(t: Any, name: str) -> None:
+    if not isinstance(t, Transform):
+        raise TypeError(f"{name}: expected a Transform, got {type(t).__name__}")
+
+
+def _check_int(name: str, value: Any, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name}: expected an int, got {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{name}: expected an int >= {minimum}, got {value}")
+
+
+def _check_real(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name}: expected a real number, got {type(value).__name__}")
+    if not math.isfinite(value):
+        raise ValueError(f"{name}: expected a finite number, got {value}")
 
 
 class EmptyState(NamedTuple):
     """State of a stateless transform."""
 
 
-def identity() -> Transform:
-    """The transform that returns the gradients unchanged."""
-
+def _stateless(fn: Callable[[Updates, Params | None], Updates]) -> Transform:
     def init(params: Params) -> EmptyState:
         del params
         return EmptyState()
@@ -48,10 +132,17 @@ def identity() -> Transform:
     def update(
         updates: Updates, state: State, params: Params | None = None
     ) -> tuple[Updates, State]:
-        del params
-        return updates, state
+        return fn(updates, params), state
 
     return Transform(init, update)
+
+
+# -- composition -----------------------------------------------------------------------
+
+
+def identity() -> Transform:
+    """The transform that returns the gradients unchanged."""
+    return _stateless(lambda updates, params: updates)
 
 
 def chain(*transforms: Transform) -> Transform:
@@ -84,20 +175,18 @@ def chain(*transforms: Transform) -> Transform:
     return Transform(init, update)
 
 
+# -- scaling ---------------------------------------------------------------------------
+
+
 def scale(step_size: float) -> Transform:
-    """Multiply updates by a constant: :math:`u \\leftarrow s\\,u` (``s = step_size``)."""
+    """Multiply updates by a constant: :math:`u \\leftarrow s\\,u` (``s = step_size``).
 
-    def init(params: Params) -> EmptyState:
-        del params
-        return EmptyState()
-
-    def update(
-        updates: Updates, state: State, params: Params | None = None
-    ) -> tuple[Updates, State]:
-        del params
-        return tree.scale(step_size, updates), state
-
-    return Transform(init, update)
+    >>> import numpy as np
+    >>> scale(-1.0).update(np.array([2.0]), EmptyState())[0]
+    array([-2.])
+    """
+    _check_real("step_size", step_size)
+    return _stateless(lambda updates, params: tree.scale(step_size, updates))
 
 
 class ScaleByLearningRateState(NamedTuple):
@@ -112,14 +201,21 @@ def scale_by_learning_rate(learning_rate: ScalarOrSchedule, *, flip_sign: bool =
 
     :math:`u \\leftarrow -\\eta_t\\,u`, with :math:`\\eta_t` = ``learning_rate(count)``
     for a schedule (``count`` starts at 0) or the constant ``learning_rate``. The rate
-    used is stored in the state. ``flip_sign=False`` drops the minus sign.
+    used is stored in the state (``state.learning_rate``; before the first step it
+    holds the rate the first step will use). ``flip_sign=False`` drops the minus sign.
 
     Args:
-      learning_rate: a number >= 0 or a callable schedule.
+      learning_rate: a number >= 0 or a callable schedule (see :mod:`fnopt.schedules`).
       flip_sign: whether to negate (descent) — the default.
 
     Returns:
       A :class:`fnopt.Transform`.
+
+    >>> import numpy as np
+    >>> t = scale_by_learning_rate(lambda count: 0.1 / (count + 1))
+    >>> u, s = t.update(np.array([1.0]), t.init(np.zeros(1)))
+    >>> u, s.learning_rate
+    (array([-0.1]), 0.1)
     """
     check_nonnegative("learning_rate", learning_rate)
     sign = -1.0 if flip_sign else 1.0
@@ -151,12 +247,25 @@ def trace(decay: float, *, dampening: float = 0.0, nesterov: bool = False) -> Tr
 
     With :math:`\\mu` = ``decay`` and :math:`\\tau` = ``dampening``:
     :math:`b_1 = g_1`, :math:`b_t = \\mu b_{t-1} + (1-\\tau) g_t`; the update is
-    :math:`b_t`, or :math:`g_t + \\mu b_t` with ``nesterov=True``.
+    :math:`b_t`, or :math:`g_t + \\mu b_t` with ``nesterov=True``. (With
+    ``dampening=0`` this is also the momentum of torch.optim.RMSprop, whose buffer
+    starts at zero.)
 
     Args:
       decay: the momentum coefficient, in [0, 1].
       dampening: dampening of the gradient term, in [0, 1].
       nesterov: use Nesterov momentum (needs ``decay > 0`` and ``dampening == 0``).
+
+    Returns:
+      A :class:`fnopt.Transform`.
+
+    >>> import numpy as np
+    >>> t = trace(0.9)
+    >>> s = t.init(np.zeros(1))
+    >>> u, s = t.update(np.array([1.0]), s)
+    >>> u, s = t.update(np.array([1.0]), s)
+    >>> u
+    array([1.9])
     """
     check_unit_interval("momentum", decay, closed=True)
     check_unit_interval("dampening", dampening, closed=True)
@@ -170,32 +279,1124 @@ def trace(decay: float, *, dampening: float = 0.0, nesterov: bool = False) -> Tr
         updates: Updates, state: State, params: Params | None = None
     ) -> tuple[Updates, State]:
         del params
+        g, spec, be = _flat(updates)
         if state.count == 0:
-            buf = tree.clone(updates)
+            buf = be.clone(g)
+        elif dampening == 0:
+            buf = be.axpy(decay, spec.flatten_up_to(state.trace), g)
         else:
-            buf = tree.axpy(1.0 - dampening, updates, tree.scale(decay, state.trace))
-        out = tree.axpy(decay, buf, updates) if nesterov else buf
-        return out, TraceState(state.count + 1, buf)
+            buf = be.axpy(1.0 - dampening, g, be.scale(spec.flatten_up_to(state.trace), decay))
+        out = be.axpy(decay, buf, g) if nesterov else buf
+        return spec.unflatten(out), TraceState(state.count + 1, spec.unflatten(buf))
 
     return Transform(init, update)
 
 
 def add_decayed_weights(weight_decay: float = 0.0) -> Transform:
-    """Add ``weight_decay * params`` to the updates (L2 regularisation, coupled).
+    """Add ``weight_decay * params`` to the updates.
 
     :math:`u \\leftarrow u + \\lambda\\,p` with :math:`\\lambda` = ``weight_decay``.
+    Placed *before* a ``scale_by_*`` transform this is L2 regularisation coupled to the
+    gradient (torch.optim's ``weight_decay``); placed *after* it, just before
+    :func:`scale_by_learning_rate`, it is decoupled weight decay (AdamW:
+    :math:`p \\leftarrow p - \\eta\\lambda p - \\eta\\,d`).
+
+    >>> import numpy as np
+    >>> add_decayed_weights(0.5).update(np.array([1.0]), EmptyState(), np.array([2.0]))[0]
+    array([2.])
     """
     check_nonnegative("weight_decay", weight_decay)
 
-    def init(params: Params) -> EmptyState:
+    def fn(updates: Updates, params: Params | None) -> Updates:
+        if params is None:
+            raise ValueError("add_decayed_weights: update needs params")
+        return tree.axpy(weight_decay, params, updates)
+
+    return _stateless(fn)
+
+
+# -- adaptive scalings -----------------------------------------------------------------
+
+
+class ScaleByAdamState(NamedTuple):
+    """``mu``, ``nu``: first and second moment estimates; ``nu_max``: the running
+    maximum of ``nu`` (AMSGrad; ``None`` without it)."""
+
+    count: int  # type: ignore[assignment]
+    mu: Any
+    nu: Any
+    nu_max: Any
+
+
+def scale_by_adam(
+    b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8, *, amsgrad: bool = False
+) -> Transform:
+    """Rescale updates by Adam's moment estimates (torch.optim.Adam arithmetic).
+
+    .. math::
+        m_t = \\beta_1 m_{t-1} + (1-\\beta_1) g_t,\\quad
+        v_t = \\beta_2 v_{t-1} + (1-\\beta_2) g_t^2,\\quad
+        u_t = \\frac{m_t / (1-\\beta_1^t)}{\\sqrt{\\hat v_t} / \\sqrt{1-\\beta_2^t} + \\epsilon}
+
+    with :math:`\\hat v_t = v_t`, or :math:`\\max(\\hat v_{t-1}, v_t)` with
+    ``amsgrad=True`` (the maximum of the *uncorrected* :math:`v`, as torch does).
+    :math:`\\beta_1, \\beta_2, \\epsilon` = ``b1, b2, eps``.
+
+    Args:
+      b1: decay of the first moment, in [0, 1).
+      b2: decay of the second moment, in [0, 1).
+      eps: added to the denominator *outside* the square root, >= 0.
+      amsgrad: use the AMSGrad maximum of the second moment.
+
+    Returns:
+      A :class:`fnopt.Transform` with state :class:`ScaleByAdamState`.
+
+    >>> import numpy as np
+    >>> t = scale_by_adam()
+    >>> u, s = t.update(np.array([0.5, -2.0]), t.init(np.zeros(2)))
+    >>> np.round(u, 6)
+    array([ 1., -1.])
+
+    Kingma and Ba, "Adam: A Method for Stochastic Optimization", ICLR 2015;
+    Reddi et al., "On the Convergence of Adam and Beyond", ICLR 2018 (AMSGrad).
+    """
+    check_unit_interval("b1", b1)
+    check_unit_interval("b2", b2)
+    check_nonnegative("eps", eps)
+
+    def init(params: Params) -> ScaleByAdamState:
+        zeros = tree.zeros_like
+        return ScaleByAdamState(0, zeros(params), zeros(params), zeros(params) if amsgrad else None)
+
+    def update(
+        updates: Updates, state: State, params: Params | None = None
+    ) -> tuple[Updates, State]:
         del params
-        return EmptyState()
+        g, spec, be = _flat(updates)
+        t = state.count + 1
+        # m <- m + (1 - b1) (g - m);  v <- b2 v + (1 - b2) g^2
+        mu = be.lerp(spec.flatten_up_to(state.mu), g, 1.0 - b1)
+        nu = be.addcmul(be.scale(spec.flatten_up_to(state.nu), b2), g, g, 1.0 - b2)
+        nu_max = be.maximum(spec.flatten_up_to(state.nu_max), nu) if amsgrad else nu
+        bc1 = 1.0 - b1**t
+        bc2_sqrt = (1.0 - b2**t) ** 0.5
+        # denom = sqrt(v_hat) / sqrt(1 - b2^t) + eps;  u = (m / (1 - b1^t)) / denom
+        denom = be.add_scalar(be.scale(be.sqrt(nu_max), 1.0 / bc2_sqrt), eps)
+        out = be.div(be.scale(mu, 1.0 / bc1), denom)
+        return spec.unflatten(out), ScaleByAdamState(
+            t,
+            spec.unflatten(mu),
+            spec.unflatten(nu),
+            spec.unflatten(nu_max) if amsgrad else None,
+        )
+
+    return Transform(init, update)
+
+
+class ScaleByAdamaxState(NamedTuple):
+    """``mu``: first moment; ``nu``: exponentially weighted infinity norm."""
+
+    count: int  # type: ignore[assignment]
+    mu: Any
+    nu: Any
+
+
+def scale_by_adamax(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> Transform:
+    """Rescale updates by the infinity-norm variant of Adam (torch.optim.Adamax).
+
+    .. math::
+        m_t = \\beta_1 m_{t-1} + (1-\\beta_1) g_t,\\quad
+        u_t' = \\max(\\beta_2 u_{t-1}', |g_t| + \\epsilon),\\quad
+        u_t = \\frac{m_t}{(1-\\beta_1^t)\\,u_t'}
+
+    Args:
+      b1: decay of the first moment, in [0, 1).
+      b2: decay of the infinity norm, in [0, 1).
+      eps: added to :math:`|g_t|` inside the maximum, >= 0.
+
+    Returns:
+      A :class:`fnopt.Transform`.
+
+    >>> import numpy as np
+    >>> t = scale_by_adamax(eps=0.0)
+    >>> t.update(np.array([2.0]), t.init(np.zeros(1)))[0]
+    array([1.])
+
+    Kingma and Ba, "Adam: A Method for Stochastic Optimization", ICLR 2015, section 7.
+    """
+    check_unit_interval("b1", b1)
+    check_unit_interval("b2", b2)
+    check_nonnegative("eps", eps)
+
+    def init(params: Params) -> ScaleByAdamaxState:
+        return ScaleByAdamaxState(0, tree.zeros_like(params), tree.zeros_like(params))
+
+    def update(
+        updates: Updates, state: State, params: Params | None = None
+    ) -> tuple[Updates, State]:
+        del params
+        g, spec, be = _flat(updates)
+        t = state.count + 1
+        mu = be.lerp(spec.flatten_up_to(state.mu), g, 1.0 - b1)
+        nu = be.maximum(be.scale(spec.flatten_up_to(state.nu), b2), be.add_scalar(be.abs(g), eps))
+        out = be.div(be.scale(mu, 1.0 / (1.0 - b1**t)), nu)
+        return spec.unflatten(out), ScaleByAdamaxState(t, spec.unflatten(mu), spec.unflatten(nu))
+
+    return Transform(init, update)
+
+
+class ScaleByNadamState(NamedTuple):
+    """``mu``, ``nu``: moment estimates; ``mu_product``: :math:`\\prod_{i\\le t}\\mu_i`."""
+
+    count: int  # type: ignore[assignment]
+    mu: Any
+    nu: Any
+    mu_product: float
+
+
+def scale_by_nadam(
+    b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8, momentum_decay: float = 4e-3
+) -> Transform:
+    """Rescale updates by Nesterov-accelerated Adam (torch.optim.NAdam arithmetic).
+
+    With the momentum schedule :math:`\\mu_t = \\beta_1(1 - \\tfrac12 0.96^{t\\psi})`
+    (:math:`\\psi` = ``momentum_decay``) and :math:`\\Pi_t = \\prod_{i\\le t}\\mu_i`:
+
+    .. math::
+        m_t = \\beta_1 m_{t-1} + (1-\\beta_1) g_t,\\quad
+        v_t = \\beta_2 v_{t-1} + (1-\\beta_2) g_t^2,\\quad
+        d_t = \\sqrt{v_t / (1-\\beta_2^t)} + \\epsilon,
+
+        u_t = \\frac{1-\\mu_t}{1-\\Pi_t}\\frac{g_t}{d_t}
+            + \\frac{\\mu_{t+1}}{1-\\Pi_{t+1}}\\frac{m_t}{d_t}
+
+    Args:
+      b1, b2: moment decays in [0, 1).
+      eps: added outside the square root, >= 0.
+      momentum_decay: :math:`\\psi` >= 0.
+
+    Returns:
+      A :class:`fnopt.Transform`. (torch keeps :math:`\\Pi_t` in float32 unless the
+      default dtype is float64; fnopt keeps it as a Python float.)
+
+    Dozat, "Incorporating Nesterov Momentum into Adam", ICLR 2016 workshop.
+    """
+    check_unit_interval("b1", b1)
+    check_unit_interval("b2", b2)
+    check_nonnegative("eps", eps)
+    check_nonnegative("momentum_decay", momentum_decay)
+
+    def init(params: Params) -> ScaleByNadamState:
+        return ScaleByNadamState(0, tree.zeros_like(params), tree.zeros_like(params), 1.0)
+
+    def update(
+        updates: Updates, state: State, params: Params | None = None
+    ) -> tuple[Updates, State]:
+        del params
+        g, spec, be = _flat(updates)
+        t = state.count + 1
+        mom = b1 * (1.0 - 0.5 * 0.96 ** (t * momentum_decay))
+        mom_next = b1 * (1.0 - 0.5 * 0.96 ** ((t + 1) * momentum_decay))
+        mu_product = state.mu_product * mom
+        mu = be.lerp(spec.flatten_up_to(state.mu), g, 1.0 - b1)
+        nu = be.addcmul(be.scale(spec.flatten_up_to(state.nu), b2), g, g, 1.0 - b2)
+        denom = be.add_scalar(be.sqrt(be.scale(nu, 1.0 / (1.0 - b2**t))), eps)
+        c_g = (1.0 - mom) / (1.0 - mu_product)
+        c_m = mom_next / (1.0 - mu_product * mom_next)
+        out = be.addcdiv(be.scale(be.div(g, denom), c_g), mu, denom, c_m)
+        return spec.unflatten(out), ScaleByNadamState(
+            t, spec.unflatten(mu), spec.unflatten(nu), mu_product
+        )
+
+    return Transform(init, update)
+
+
+class ScaleByRadamState(NamedTuple):
+    """``mu``, ``nu``: moment estimates."""
+
+    count: int  # type: ignore[assignment]
+    mu: Any
+    nu: Any
+
+
+def scale_by_radam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> Transform:
+    """Rescale updates by rectified Adam (torch.optim.RAdam arithmetic).
+
+    With :math:`\\rho_\\infty = 2/(1-\\beta_2) - 1` and
+    :math:`\\rho_t = \\rho_\\infty - 2t\\beta_2^t/(1-\\beta_2^t)`:
+    :math:`u_t = \\hat m_t\\, r_t \\sqrt{1-\\beta_2^t} / (\\sqrt{v_t} + \\epsilon)` when
+    :math:`\\rho_t > 5`, with the rectification
+    :math:`r_t = \\sqrt{\\frac{(\\rho_t-4)(\\rho_t-2)\\rho_\\infty}{(\\rho_\\infty-4)
+    (\\rho_\\infty-2)\\rho_t}}`; otherwise :math:`u_t = \\hat m_t` (SGD with momentum).
+    :math:`\\hat m_t = m_t/(1-\\beta_1^t)`; moments as in :func:`scale_by_adam`.
+
+    Args:
+      b1, b2: moment decays in [0, 1).
+      eps: added outside the square root, >= 0.
+
+    Returns:
+      A :class:`fnopt.Transform`.
+
+    Liu et al., "On the Variance of the Adaptive Learning Rate and Beyond", ICLR 2020.
+    """
+    check_unit_interval("b1", b1)
+    check_unit_interval("b2", b2)
+    check_nonnegative("eps", eps)
+    rho_inf = 2.0 / (1.0 - b2) - 1.0
+
+    def init(params: Params) -> ScaleByRadamState:
+        return ScaleByRadamState(0, tree.zeros_like(params), tree.zeros_like(params))
+
+    def update(
+        updates: Updates, state: State, params: Params | None = None
+    ) -> tuple[Updates, State]:
+        del params
+        g, spec, be = _flat(updates)
+        t = state.count + 1
+        mu = be.lerp(spec.flatten_up_to(state.mu), g, 1.0 - b1)
+        nu = be.addcmul(be.scale(spec.flatten_up_to(state.nu), b2), g, g, 1.0 - b2)
+        bc1 = 1.0 - b1**t
+        bc2 = 1.0 - b2**t
+        rho_t = rho_inf - 2.0 * t * b2**t / bc2
+        m_hat = be.scale(mu, 1.0 / bc1)
+        if rho_t > 5.0:
+            rect = (
+                (rho_t - 4.0) * (rho_t - 2.0) * rho_inf
+                / ((rho_inf - 4.0) * (rho_inf - 2.0) * rho_t)
+            ) ** 0.5
+            out = be.div(be.scale(m_hat, bc2**0.5 * rect), be.add_scalar(be.sqrt(nu), eps))
+        else:
+            out = m_hat
+        return spec.unflatten(out), ScaleByRadamState(t, spec.unflatten(mu), spec.unflatten(nu))
+
+    return Transform(init, update)
+
+
+class ScaleByRmsState(NamedTuple):
+    """``nu``: running average of squared gradients."""
+
+    count: int  # type: ignore[assignment]
+    nu: Any
+
+
+class ScaleByStddevState(NamedTuple):
+    """``mu``: running average of gradients; ``nu``: of squared gradients."""
+
+    count: int  # type: ignore[assignment]
+    mu: Any
+    nu: Any
+
+
+def scale_by_rms(decay: float = 0.99, eps: float = 1e-8, *, centered: bool = False) -> Transform:
+    """Rescale updates by the root mean square of past gradients (RMSprop).
+
+    :math:`v_t = \\alpha v_{t-1} + (1-\\alpha) g_t^2`,
+    :math:`u_t = g_t / (\\sqrt{v_t} + \\epsilon)`, with :math:`\\alpha` = ``decay``
+    (torch's ``alpha``), ``eps`` outside the root, :math:`v_0 = 0` (torch's
+    conventions). ``centered=True`` is :func:`scale_by_stddev`.
+
+    Args:
+      decay: smoothing constant in [0, 1].
+      eps: added outside the square root, >= 0.
+      centered: divide by the estimated standard deviation instead.
+
+    Returns:
+      A :class:`fnopt.Transform`.
+
+    >>> import numpy as np
+    >>> t = scale_by_rms(decay=0.75, eps=0.0)
+    >>> t.update(np.array([3.0]), t.init(np.zeros(1)))[0]
+    array([2.])
+
+    Tieleman and Hinton, "Lecture 6.5 - RMSProp", COURSERA: Neural Networks for Machine
+    Learning, 2012.
+    """
+    if centered:
+        return scale_by_stddev(decay, eps)
+    check_unit_interval("decay", decay, closed=True)
+    check_nonnegative("eps", eps)
+
+    def init(params: Params) -> ScaleByRmsState:
+        return ScaleByRmsState(0, tree.zeros_like(params))
+
+    def update(
+        updates: Updates, state: State, params: Params | None = None
+    ) -> tuple[Updates, State]:
+        del params
+        g, spec, be = _flat(updates)
+        nu = be.addcmul(be.scale(spec.flatten_up_to(state.nu), decay), g, g, 1.0 - decay)
+        out = be.div(g, be.add_scalar(be.sqrt(nu), eps))
+        return spec.unflatten(out), ScaleByRmsState(state.count + 1, spec.unflatten(nu))
+
+    return Transform(init, update)
+
+
+def scale_by_stddev(decay: float = 0.99, eps: float = 1e-8) -> Transform:
+    """Rescale updates by the estimated standard deviation of past gradients
+    (centered RMSprop).
+
+    :math:`m_t = \\alpha m_{t-1} + (1-\\alpha) g_t`,
+    :math:`v_t = \\alpha v_{t-1} + (1-\\alpha) g_t^2`,
+    :math:`u_t = g_t / (\\sqrt{v_t - m_t^2} + \\epsilon)` with :math:`\\alpha` = ``decay``.
+
+    Args:
+      decay: smoothing constant in [0, 1].
+      eps: added outside the square root, >= 0.
+
+    Returns:
+      A :class:`fnopt.Transform`.
+
+    Graves, "Generating Sequences With Recurrent Neural Networks", 2013, eq. (38)-(40).
+    """
+    check_unit_interval("decay", decay, closed=True)
+    check_nonnegative("eps", eps)
+
+    def init(params: Params) -> ScaleByStddevState:
+        return ScaleByStddevState(0, tree.zeros_like(params), tree.zeros_like(params))
+
+    def update(
+        updates: Updates, state: State, params: Params | None = None
+    ) -> tuple[Updates, State]:
+        del params
+        g, spec, be = _flat(updates)
+        nu = be.addcmul(be.scale(spec.flatten_up_to(state.nu), decay), g, g, 1.0 - decay)
+        mu = be.lerp(spec.flatten_up_to(state.mu), g, 1.0 - decay)
+        std = be.sqrt(be.addcmul(nu, mu, mu, -1.0))
+        out = be.div(g, be.add_scalar(std, eps))
+        return spec.unflatten(out), ScaleByStddevState(
+            state.count + 1, spec.unflatten(mu), spec.unflatten(nu)
+        )
+
+    return Transform(init, update)
+
+
+class ScaleByAdagradState(NamedTuple):
+    """``sum_of_squares``: accumulated squared gradients."""
+
+    count: int  # type: ignore[assignment]
+    sum_of_squares: Any
+
+
+def scale_by_adagrad(initial_accumulator_value: float = 0.0, eps: float = 1e-10) -> Transform:
+    """Rescale updates by the root of the sum of all past squared gradients (Adagrad).
+
+    :math:`s_t = s_{t-1} + g_t^2` (:math:`s_0` = ``initial_accumulator_value``),
+    :math:`u_t = g_t / (\\sqrt{s_t} + \\epsilon)`.
+
+    Args:
+      initial_accumulator_value: starting value of the accumulator, >= 0.
+      eps: added outside the square root, >= 0.
+
+    Returns:
+      A :class:`fnopt.Transform`.
+
+    >>> import numpy as np
+    >>> t = scale_by_adagrad(eps=0.0)
+    >>> t.update(np.array([-4.0]), t.init(np.zeros(1)))[0]
+    array([-1.])
+
+    Duchi et al., "Adaptive Subgradient Methods for Online Learning and Stochastic
+    Optimization", JMLR 2011.
+    """
+    check_nonnegative("initial_accumulator_value", initial_accumulator_value)
+    check_nonnegative("eps", eps)
+
+    def init(params: Params) -> ScaleByAdagradState:
+        return ScaleByAdagradState(0, tree.full_like(params, initial_accumulator_value))
+
+    def update(
+        updates: Updates, state: State, params: Params | None = None
+    ) -> tuple[Updates, State]:
+        del params
+        g, spec, be = _flat(updates)
+        acc = be.addcmul(spec.flatten_up_to(state.sum_of_squares), g, g, 1.0)
+        out = be.div(g, be.add_scalar(be.sqrt(acc), eps))
+        return spec.unflatten(out), ScaleByAdagradState(state.count + 1, spec.unflatten(acc))
+
+    return Transform(init, update)
+
+
+class ScaleByAdadeltaState(NamedTuple):
+    """``e_g``: running average of squared gradients; ``e_x``: of squared updates."""
+
+    count: int  # type: ignore[assignment]
+    e_g: Any
+    e_x: Any
+
+
+def scale_by_adadelta(rho: float = 0.9, eps: float = 1e-6) -> Transform:
+    """Rescale updates with Adadelta's unit correction (torch.optim.Adadelta).
+
+    .. math::
+        E[g^2]_t = \\rho E[g^2]_{t-1} + (1-\\rho) g_t^2,\\quad
+        u_t = \\frac{\\sqrt{E[\\Delta x^2]_{t-1} + \\epsilon}}{\\sqrt{E[g^2]_t + \\epsilon}}\\,g_t,
+        \\quad E[\\Delta x^2]_t = \\rho E[\\Delta x^2]_{t-1} + (1-\\rho) u_t^2
+
+    Args:
+      rho: decay of both running averages, in [0, 1].
+      eps: added inside both square roots, >= 0.
+
+    Returns:
+      A :class:`fnopt.Transform`.
+
+    Zeiler, "ADADELTA: An Adaptive Learning Rate Method", 2012.
+    """
+    check_unit_interval("rho", rho, closed=True)
+    check_nonnegative("eps", eps)
+
+    def init(params: Params) -> ScaleByAdadeltaState:
+        return ScaleByAdadeltaState(0, tree.zeros_like(params), tree.zeros_like(params))
+
+    def update(
+        updates: Updates, state: State, params: Params | None = None
+    ) -> tuple[Updates, State]:
+        del params
+        g, spec, be = _flat(updates)
+        e_g = be.addcmul(be.scale(spec.flatten_up_to(state.e_g), rho), g, g, 1.0 - rho)
+        e_x = spec.flatten_up_to(state.e_x)
+        std = be.sqrt(be.add_scalar(e_g, eps))
+        delta = be.mul(be.div(be.sqrt(be.add_scalar(e_x, eps)), std), g)
+        e_x = be.addcmul(be.scale(e_x, rho), delta, delta, 1.0 - rho)
+        return spec.unflatten(delta), ScaleByAdadeltaState(
+            state.count + 1, spec.unflatten(e_g), spec.unflatten(e_x)
+        )
+
+    return Transform(init, update)
+
+
+class ScaleByLionState(NamedTuple):
+    """``mu``: the momentum (an exponential average of gradients with ``b2``)."""
+
+    count: int  # type: ignore[assignment]
+    mu: Any
+
+
+def scale_by_lion(b1: float = 0.9, b2: float = 0.99) -> Transform:
+    """The sign update of Lion (EvoLved Sign Momentum).
+
+    :math:`u_t = \\operatorname{sign}(\\beta_1 m_{t-1} + (1-\\beta_1) g_t)`, then
+    :math:`m_t = \\beta_2 m_{t-1} + (1-\\beta_2) g_t` (:math:`m_0 = 0`).
+
+    Args:
+      b1: interpolation factor of the update, in [0, 1).
+      b2: decay of the momentum, in [0, 1).
+
+    Returns:
+      A :class:`fnopt.Transform`.
+
+    >>> import numpy as np
+    >>> t = scale_by_lion()
+    >>> t.update(np.array([0.3, -2.0, 0.0]), t.init(np.zeros(3)))[0]
+    array([ 1., -1.,  0.])
+
+    Chen et al., "Symbolic Discovery of Optimization Algorithms", NeurIPS 2023,
+    Algorithm 2.
+    """
+    check_unit_interval("b1", b1)
+    check_unit_interval("b2", b2)
+
+    def init(params: Params) -> ScaleByLionState:
+        return ScaleByLionState(0, tree.zeros_like(params))
+
+    def update(
+        updates: Updates, state: State, params: Params | None = None
+    ) -> tuple[Updates, State]:
+        del params
+        g, spec, be = _flat(updates)
+        m = spec.flatten_up_to(state.mu)
+        out = be.sign(be.axpy(b1, m, be.scale(g, 1.0 - b1)))
+        mu = be.axpy(b2, m, be.scale(g, 1.0 - b2))
+        return spec.unflatten(out), ScaleByLionState(state.count + 1, spec.unflatten(mu))
+
+    return Transform(init, update)
+
+
+class ScaleByRpropState(NamedTuple):
+    """``prev``: the previous (masked) gradient; ``step_size``: per-element steps."""
+
+    count: int  # type: ignore[assignment]
+    prev: Any
+    step_size: Any
+
+
+def scale_by_rprop(
+    learning_rate: float = 1e-2,
+    etas: tuple[float, float] = (0.5, 1.2),
+    step_sizes: tuple[float, float] = (1e-6, 50.0),
+) -> Transform:
+    """Resilient backpropagation (torch.optim.Rprop); the update carries its minus sign.
+
+    Per element, with :math:`s_t = \\operatorname{sign}(g_t g_{t-1}')`: the step size
+    :math:`\\delta_t = \\operatorname{clip}(\\delta_{t-1}\\cdot\\{\\eta_+, \\eta_-, 1\\}
+    [s_t > 0, s_t < 0, s_t = 0], \\delta_{\\min}, \\delta_{\\max})`; where
+    :math:`s_t < 0` the gradient is zeroed (:math:`g_t' = 0`, else :math:`g_t' = g_t`);
+    :math:`u_t = -\\operatorname{sign}(g_t')\\,\\delta_t`. :math:`\\delta_0` =
+    ``learning_rate``, :math:`(\\eta_-, \\eta_+)` = ``etas``,
+    :math:`(\\delta_{\\min}, \\delta_{\\max})` = ``step_sizes``.
+
+    Args:
+      learning_rate: the initial step size, >= 0.
+      etas: multiplicative decrease and increase factors, ``0 < etaminus < 1 < etaplus``.
+      step_sizes: minimal and maximal step sizes.
+
+    Returns:
+      A :class:`fnopt.Transform` (no learning-rate transform goes after it).
+
+    Riedmiller and Braun, "A Direct Adaptive Method for Faster Backpropagation
+    Learning: The RPROP Algorithm", ICNN 1993.
+    """
+    check_nonnegative("learning_rate", learning_rate)
+    etaminus, etaplus = etas
+    if not 0.0 < etaminus < 1.0 < etaplus or not math.isfinite(etaplus):
+        raise ValueError(f"etas: expected 0 < etaminus < 1 < etaplus, got {etas}")
+    lo, hi = step_sizes
+    check_nonnegative("step_sizes[0]", lo)
+    check_nonnegative("step_sizes[1]", hi)
+    if lo > hi:
+        raise ValueError(f"step_sizes: expected min <= max, got {step_sizes}")
+
+    def init(params: Params) -> ScaleByRpropState:
+        return ScaleByRpropState(0, tree.zeros_like(params), tree.full_like(params, learning_rate))
+
+    def update(
+        updates: Updates, state: State, params: Params | None = None
+    ) -> tuple[Updates, State]:
+        del params
+        g, spec, be = _flat(updates)
+        s = be.sign(be.mul(g, spec.flatten_up_to(state.prev)))
+        abs_s = be.abs(s)
+        pos = be.scale(be.add(abs_s, s), 0.5)  # 1 where s > 0, else 0 (exact)
+        neg = be.scale(be.sub(abs_s, s), 0.5)  # 1 where s < 0, else 0 (exact)
+        # factor = etaplus | etaminus | 1; each term but one is an exact zero
+        factor = be.add(
+            be.add(be.scale(pos, etaplus), be.scale(neg, etaminus)),
+            be.add_scalar(be.scale(abs_s, -1.0), 1.0),
+        )
+        step = be.clip(be.mul(spec.flatten_up_to(state.step_size), factor), lo, hi)
+        g_kept = be.mul(g, be.add_scalar(be.scale(neg, -1.0), 1.0))
+        out = be.scale(be.mul(be.sign(g_kept), step), -1.0)
+        return spec.unflatten(out), ScaleByRpropState(
+            state.count + 1, spec.unflatten(g_kept), spec.unflatten(step)
+        )
+
+    return Transform(init, update)
+
+
+class PolyakAverageState(NamedTuple):
+    """``average``: the running average of the iterates."""
+
+    count: int  # type: ignore[assignment]
+    average: Any
+
+
+def polyak_average(t0: float = 1e6) -> Transform:
+    """Track the average of the iterates :math:`p_t + u_t` from step ``t0`` on (ASGD's
+    ``ax``); the updates pass through unchanged. Put it last in a chain.
+
+    :math:`\\bar p_t = \\bar p_{t-1} + \\mu_t (p_{t+1} - \\bar p_{t-1})` with
+    :math:`\\mu_t = 1/\\max(1, t - t_0)`.
+
+    Args:
+      t0: the step at which averaging starts (before it the average is the iterate).
+
+    Returns:
+      A :class:`fnopt.Transform` with state :class:`PolyakAverageState`.
+
+    Polyak and Juditsky, "Acceleration of Stochastic Approximation by Averaging",
+    SIAM J. Control Optim. 1992.
+    """
+    check_nonnegative("t0", t0)
+
+    def init(params: Params) -> PolyakAverageState:
+        return PolyakAverageState(0, tree.zeros_like(params))
 
     def update(
         updates: Updates, state: State, params: Params | None = None
     ) -> tuple[Updates, State]:
         if params is None:
-            raise ValueError("add_decayed_weights: update needs params")
-        return tree.axpy(weight_decay, params, updates), state
+            raise ValueError("polyak_average: update needs params")
+        u, spec, be = _flat(updates)
+        new_p = be.add(spec.flatten_up_to(params), u)
+        mu = 1.0 / max(1.0, state.count - t0)  # the weight torch uses at this step
+        if mu == 1.0:
+            avg = be.clone(new_p)
+        else:
+            avg_prev = spec.flatten_up_to(state.average)
+            avg = be.add(avg_prev, be.scale(be.sub(new_p, avg_prev), mu))
+        return updates, PolyakAverageState(state.count + 1, spec.unflatten(avg))
 
     return Transform(init, update)
+
+
+# -- clipping ---------------------------------------------------------------------------
+
+
+def clip(max_delta: float) -> Transform:
+    """Clip every element of the updates to ``[-max_delta, max_delta]``.
+
+    >>> import numpy as np
+    >>> clip(1.0).update(np.array([-3.0, 0.5, 2.0]), EmptyState())[0]
+    array([-1. ,  0.5,  1. ])
+    """
+    check_nonnegative("max_delta", max_delta)
+
+    def fn(updates: Updates, params: Params | None) -> Updates:
+        u, spec, be = _flat(updates)
+        return spec.unflatten(be.clip(u, -max_delta, max_delta))
+
+    return _stateless(fn)
+
+
+def clip_by_global_norm(max_norm: float) -> Transform:
+    """Rescale the updates so their global norm is at most ``max_norm``, as
+    ``torch.nn.utils.clip_grad_norm_`` does.
+
+    :math:`u \\leftarrow u \\cdot \\min(1, c / (\\|u\\| + 10^{-6}))` with :math:`c` =
+    ``max_norm`` and :math:`\\|u\\|` the Euclidean norm over all leaves (torch's
+    :math:`10^{-6}` is kept so the two agree to round-off). No host synchronisation.
+
+    >>> import numpy as np
+    >>> u, _ = clip_by_global_norm(1.0).update(np.array([3.0, 4.0]), EmptyState())
+    >>> np.round(u, 6)
+    array([0.6, 0.8])
+    """
+    check_nonnegative("max_norm", max_norm)
+
+    def fn(updates: Updates, params: Params | None) -> Updates:
+        u, spec, be = _flat(updates)
+        norm = be.sq_norm(u) ** 0.5
+        coef = (max_norm / (norm + 1e-6)).clip(max=1.0)
+        return spec.unflatten(be.scale(u, coef))
+
+    return _stateless(fn)
+
+
+# -- wrappers ---------------------------------------------------------------------------
+
+
+class MaskedState(NamedTuple):
+    """``inner``: the state of the wrapped transform (over the selected leaves)."""
+
+    inner: Any
+
+
+def _leaf_labels(labels: Any, params: Params, name: str) -> list[Any]:
+    """``labels`` (a pytree prefix of params, or ``params -> labels``) as one label
+    per leaf of ``params``."""
+    if callable(labels):
+        labels = labels(params)
+    try:
+        full = optree.tree_broadcast_prefix(labels, params)
+    except ValueError as exc:
+        raise ValueError(f"{name}: does not match the structure of params: {exc}") from None
+    return optree.tree_structure(params).flatten_up_to(full)
+
+
+def masked(transform: Transform, mask: Any) -> Transform:
+    """Apply ``transform`` only to the leaves where ``mask`` is true; the others pass
+    through unchanged.
+
+    Args:
+      transform: the transform to apply to the selected leaves. It sees them as a
+        list (in leaf order), with the matching params.
+      mask: a pytree of bools with the structure of params (or a prefix of it: a bool
+        for a whole subtree), or a function ``params -> mask``.
+
+    Returns:
+      A :class:`fnopt.Transform` with state :class:`MaskedState`.
+
+    >>> import numpy as np, fnopt
+    >>> p = {"w": np.ones(2), "b": np.ones(1)}
+    >>> t = fnopt.masked(fnopt.add_decayed_weights(0.1), {"w": True, "b": False})
+    >>> u, _ = t.update(fnopt.tree.zeros_like(p), t.init(p), p)
+    >>> u["w"], u["b"]
+    (array([0.1, 0.1]), array([0.]))
+    """
+    _check_transform(transform, "transform")
+    if not callable(mask):
+        optree.tree_leaves(mask)  # fail early on something that is not a pytree
+
+    def select(params: Params) -> list[int]:
+        return [i for i, m in enumerate(_leaf_labels(mask, params, "mask")) if m]
+
+    def init(params: Params) -> MaskedState:
+        leaves = optree.tree_leaves(params)
+        return MaskedState(transform.init([leaves[i] for i in select(params)]))
+
+    def update(
+        updates: Updates, state: State, params: Params | None = None
+    ) -> tuple[Updates, State]:
+        u, spec = optree.tree_flatten(updates)
+        idx = select(updates if params is None else params)
+        p_sel = None if params is None else [spec.flatten_up_to(params)[i] for i in idx]
+        sub, inner = transform.update([u[i] for i in idx], state.inner, p_sel)
+        out = list(u)
+        for i, v in zip(idx, sub):
+            out[i] = v
+        return spec.unflatten(out), MaskedState(inner)
+
+    return Transform(init, update)
+
+
+class PartitionState(NamedTuple):
+    """``inner``: a dict ``label -> state`` of the transform for that label."""
+
+    inner: dict[Any, Any]
+
+
+def partition(transforms: Mapping[Hashable, Transform], labels: Any) -> Transform:
+    """Apply a different transform to each group of leaves (parameter groups).
+
+    Args:
+      transforms: a mapping ``label -> Transform``.
+      labels: a pytree of labels with the structure of params (or a prefix of it), or
+        a function ``params -> labels``. Every label must be a key of ``transforms``.
+
+    Returns:
+      A :class:`fnopt.Transform` with state :class:`PartitionState`. Each transform
+      sees its leaves as a list (in leaf order).
+
+    >>> import numpy as np, fnopt
+    >>> p = {"w": np.ones(2), "b": np.ones(1)}
+    >>> t = fnopt.partition({"decay": fnopt.chain(fnopt.add_decayed_weights(0.1),
+    ...                                           fnopt.scale_by_learning_rate(1.0)),
+    ...                      "plain": fnopt.scale_by_learning_rate(1.0)},
+    ...                     {"w": "decay", "b": "plain"})
+    >>> u, _ = t.update(fnopt.tree.zeros_like(p), t.init(p), p)
+    >>> u["w"], u["b"]
+    (array([-0.1, -0.1]), array([-0.]))
+    """
+    if not isinstance(transforms, Mapping):
+        raise TypeError(f"transforms: expected a mapping label -> Transform, got "
+                        f"{type(transforms).__name__}")
+    for k, t in transforms.items():
+        _check_transform(t, f"transforms[{k!r}]")
+    keys = list(transforms)
+
+    def groups(params: Params) -> dict[Any, list[int]]:
+        out: dict[Any, list[int]] = {k: [] for k in keys}
+        for i, lab in enumerate(_leaf_labels(labels, params, "labels")):
+            if lab not in out:
+                raise ValueError(f"labels: label {lab!r} has no transform; known: {keys}")
+            out[lab].append(i)
+        return out
+
+    def init(params: Params) -> PartitionState:
+        leaves = optree.tree_leaves(params)
+        return PartitionState(
+            {k: transforms[k].init([leaves[i] for i in idx]) for k, idx in groups(params).items()}
+        )
+
+    def update(
+        updates: Updates, state: State, params: Params | None = None
+    ) -> tuple[Updates, State]:
+        u, spec = optree.tree_flatten(updates)
+        p_leaves = None if params is None else spec.flatten_up_to(params)
+        out = list(u)
+        new_inner = {}
+        for k, idx in groups(updates if params is None else params).items():
+            p_sel = None if p_leaves is None else [p_leaves[i] for i in idx]
+            sub, new_inner[k] = transforms[k].update([u[i] for i in idx], state.inner[k], p_sel)
+            for i, v in zip(idx, sub):
+                out[i] = v
+        return spec.unflatten(out), PartitionState(new_inner)
+
+    return Transform(init, update)
+
+
+class ApplyIfFiniteState(NamedTuple):
+    """``notfinite_count``: consecutive skipped steps; ``last_finite``: whether the
+    last gradient was finite; ``total_notfinite``: all skipped steps."""
+
+    count: int  # type: ignore[assignment]
+    inner: Any
+    notfinite_count: int
+    last_finite: bool
+    total_notfinite: int
+
+
+def apply_if_finite(transform: Transform, max_consecutive_errors: int | None = None) -> Transform:
+    """Skip steps whose gradient has a NaN or inf: the updates are zero and the inner
+    state is left as it was; the skips are counted in the state.
+
+    Args:
+      transform: the transform to protect.
+      max_consecutive_errors: after this many consecutive skips the non-finite update
+        is applied anyway (so a diverged run shows up); ``None`` never gives up.
+
+    Returns:
+      A :class:`fnopt.Transform` with state :class:`ApplyIfFiniteState`.
+
+    >>> import numpy as np, fnopt
+    >>> t = fnopt.apply_if_finite(fnopt.scale_by_adam())
+    >>> u, s = t.update(np.array([np.nan]), t.init(np.zeros(1)))
+    >>> u, s.total_notfinite, s.inner.count
+    (array([0.]), 1, 0)
+    """
+    _check_transform(transform, "transform")
+    if max_consecutive_errors is not None:
+        _check_int("max_consecutive_errors", max_consecutive_errors, 0)
+
+    def init(params: Params) -> ApplyIfFiniteState:
+        return ApplyIfFiniteState(0, transform.init(params), 0, True, 0)
+
+    def update(
+        updates: Updates, state: State, params: Params | None = None
+    ) -> tuple[Updates, State]:
+        finite = tree.all_finite(updates)
+        give_up = (
+            max_consecutive_errors is not None
+            and state.notfinite_count >= max_consecutive_errors
+        )
+        if finite or give_up:
+            out, inner = transform.update(updates, state.inner, params)
+        else:
+            out, inner = tree.zeros_like(updates), state.inner
+        bad = 0 if finite else 1
+        return out, ApplyIfFiniteState(
+            state.count + 1,
+            inner,
+            0 if finite else state.notfinite_count + 1,
+            finite,
+            state.total_notfinite + bad,
+        )
+
+    return Transform(init, update)
+
+
+class AccumulateState(NamedTuple):
+    """``count``: calls so far; ``acc``: the gradient sum since the last step;
+    ``inner``: the wrapped transform's state."""
+
+    count: int  # type: ignore[assignment]
+    acc: Any
+    inner: Any
+
+
+def accumulate(k: int, transform: Transform | None = None, *, average: bool = True) -> Transform:
+    """Gradient accumulation: every ``k``-th call applies ``transform`` to the mean
+    (or sum) of the last ``k`` gradients; the other calls return zero updates and leave
+    the inner state as it is.
+
+    Pass the rest of the pipeline as ``transform``
+    (``accumulate(4, chain(scale_by_adam(), scale_by_learning_rate(1e-3)))``): a
+    stateful transform chained *after* ``accumulate`` would see the zero updates.
+
+    Args:
+      k: number of calls per step, >= 1.
+      transform: applied on every ``k``-th call (default: :func:`identity`).
+      average: apply ``transform`` to the mean (default) or the sum of the gradients.
+
+    Returns:
+      A :class:`fnopt.Transform` with state :class:`AccumulateState`.
+
+    >>> import numpy as np
+    >>> t = accumulate(2)
+    >>> s = t.init(np.zeros(1))
+    >>> u1, s = t.update(np.array([1.0]), s)
+    >>> u2, s = t.update(np.array([3.0]), s)
+    >>> u1, u2
+    (array([0.]), array([2.]))
+    """
+    _check_int("k", k, 1)
+    inner_t = identity() if transform is None else transform
+    _check_transform(inner_t, "transform")
+
+    def init(params: Params) -> AccumulateState:
+        return AccumulateState(0, tree.zeros_like(params), inner_t.init(params))
+
+    def update(
+        updates: Updates, state: State, params: Params | None = None
+    ) -> tuple[Updates, State]:
+        acc = tree.add(state.acc, updates)
+        if (state.count + 1) % k:
+            return tree.zeros_like(updates), AccumulateState(state.count + 1, acc, state.inner)
+        g = tree.scale(1.0 / k, acc) if average and k > 1 else acc
+        out, inner = inner_t.update(g, state.inner, params)
+        return out, AccumulateState(state.count + 1, tree.zeros_like(acc), inner)
+
+    return Transform(init, update)
+
+
+class LookaheadState(NamedTuple):
+    """``slow``: the slow weights; ``inner``: the fast optimizer's state."""
+
+    count: int  # type: ignore[assignment]
+    slow: Any
+    inner: Any
+
+
+def lookahead(transform: Transform, sync_period: int = 5, alpha: float = 0.5) -> Transform:
+    """Lookahead: the params are the fast weights, updated by ``transform``; every
+    ``sync_period`` steps the slow weights move towards them and the fast weights are
+    reset to the slow ones.
+
+    On a synchronisation step :math:`\\phi \\leftarrow \\phi + \\alpha(\\theta' - \\phi)`
+    and the update sets :math:`\\theta \\leftarrow \\phi`, where :math:`\\theta'` is the
+    fast weight after the inner update. :math:`k` = ``sync_period``, :math:`\\alpha` =
+    ``alpha``.
+
+    Args:
+      transform: the inner ("fast") transform.
+      sync_period: :math:`k` >= 1.
+      alpha: the slow step size in [0, 1].
+
+    Returns:
+      A :class:`fnopt.Transform` with state :class:`LookaheadState`; its ``update``
+      needs params.
+
+    Zhang et al., "Lookahead Optimizer: k steps forward, 1 step back", NeurIPS 2019.
+    """
+    _check_transform(transform, "transform")
+    _check_int("sync_period", sync_period, 1)
+    check_unit_interval("alpha", alpha, closed=True)
+
+    def init(params: Params) -> LookaheadState:
+        return LookaheadState(0, tree.clone(params), transform.init(params))
+
+    def update(
+        updates: Updates, state: State, params: Params | None = None
+    ) -> tuple[Updates, State]:
+        if params is None:
+            raise ValueError("lookahead: update needs params")
+        out, inner = transform.update(updates, state.inner, params)
+        count = state.count + 1
+        slow = state.slow
+        if count % sync_period == 0:
+            fast = tree.add(params, out)
+            slow = tree.axpy(alpha, tree.sub(fast, slow), slow)
+            out = tree.sub(slow, params)
+        return out, LookaheadState(count, slow, inner)
+
+    return Transform(init, update)
+
+
+# -- hyperparameters in the state -------------------------------------------------------
+
+
+class InjectHyperparamsState(NamedTuple):
+    """``hyperparams``: a dict ``name -> value`` read at every step (change it with
+    ``state._replace(hyperparams={...})``); ``inner``: the wrapped state."""
+
+    count: int  # type: ignore[assignment]
+    hyperparams: dict[str, Any]
+    inner: Any
+
+
+class InjectHyperparamsOptState(NamedTuple):
+    """Like :class:`InjectHyperparamsState` for a factory returning an Optimizer;
+    ``value`` and ``grad_norm`` are copied from the inner optimizer state."""
+
+    count: int  # type: ignore[assignment]
+    value: Any
+    grad_norm: Any
+    hyperparams: dict[str, Any]
+    inner: Any
+
+
+def _is_hyperparam(v: Any) -> bool:
+    return (isinstance(v, numbers.Real) and not isinstance(v, bool)) or (
+        callable(v) and not isinstance(v, (Transform, Optimizer))
+    )
+
+
+def inject_hyperparams(
+    factory: Callable[..., Transform | Optimizer],
+) -> Callable[..., Transform | Optimizer]:
+    """Wrap a factory so its numeric hyperparameters live in the state.
+
+    ``inject_hyperparams(fnopt.adam)(learning_rate=1e-3)`` returns an optimizer (or a
+    transform, if the factory returns one) whose state has a dict ``hyperparams``. At
+    every step the factory is called again with the values found there, so they can
+    be read and changed between steps (``state._replace(hyperparams=...)``) without
+    rebuilding anything; the inner state carries over. A hyperparameter given as a
+    schedule ``count -> value`` is evaluated at the step count each step and its value
+    written into ``hyperparams``. Other arguments (flags, transforms) are fixed.
+
+    Args:
+      factory: e.g. :func:`fnopt.adam`, :func:`scale_by_adam` or a user function.
+
+    Returns:
+      A function taking the factory's arguments.
+
+    >>> import numpy as np, fnopt
+    >>> opt = fnopt.inject_hyperparams(fnopt.sgd)(learning_rate=0.1)
+    >>> grad_fn = lambda p: (p @ p, 2 * p)
+    >>> p, s = opt.step(np.array([1.0]), grad_fn, opt.init(np.array([1.0])))
+    >>> s = s._replace(hyperparams={**s.hyperparams, "learning_rate": 0.25})
+    >>> p, s = opt.step(p, grad_fn, s)
+    >>> p, s.hyperparams["learning_rate"]
+    (array([0.4]), 0.25)
+    """
+    check_callable(factory, "factory")
+    try:
+        sig: inspect.Signature | None = inspect.signature(factory)
+    except (TypeError, ValueError):
+        sig = None
+
+    def wrapped(*args: Any, **kwargs: Any) -> Transform | Optimizer:
+        if sig is not None:
+            bound = sig.bind(*args, **kwargs)
+            if any(
+                sig.parameters[n].kind is inspect.Parameter.VAR_POSITIONAL
+                for n in bound.arguments
+            ):
+                raise TypeError("inject_hyperparams: factories with *args are not supported")
+            named = dict(bound.arguments)
+        else:
+            if args:
+                raise TypeError("inject_hyperparams: pass the arguments by keyword")
+            named = dict(kwargs)
+        hyper = {k: v for k, v in named.items() if _is_hyperparam(v)}
+        static = {k: v for k, v in named.items() if k not in hyper}
+        schedules = {k: v for k, v in hyper.items() if callable(v)}
+
+        def values(hp: dict[str, Any], count: int) -> dict[str, Any]:
+            return {k: (schedules[k](count) if k in schedules else v) for k, v in hp.items()}
+
+        def build(hp: dict[str, Any]) -> Any:
+            return factory(**static, **hp)
+
+        hp0 = values(hyper, 0)
+        proto = build(hp0)  # validates the arguments now
+        if isinstance(proto, Transform):
+
+            def t_init(params: Params) -> InjectHyperparamsState:
+                return InjectHyperparamsState(0, dict(hp0), proto.init(params))
+
+            def t_update(
+                updates: Updates, state: State, params: Params | None = None
+            ) -> tuple[Updates, State]:
+                hp = values(state.hyperparams, state.count)
+                out, inner = build(hp).update(updates, state.inner, params)
+                return out, InjectHyperparamsState(state.count + 1, hp, inner)
+
+            return Transform(t_init, t_update)
+
+        if isinstance(proto, Optimizer):
+
+            def o_init(params: Params) -> InjectHyperparamsOptState:
+                inner = proto.init(params)
+                return InjectHyperparamsOptState(
+                    0, inner.value, inner.grad_norm, dict(hp0), inner
+                )
+
+            def o_step(
+                params: Params, grad_fn: GradFn, state: State, *batch: Any
+            ) -> tuple[Params, InjectHyperparamsOptState]:
+                hp = values(state.hyperparams, state.count)
+                new_params, inner = build(hp).step(params, grad_fn, state.inner, *batch)
+                return new_params, InjectHyperparamsOptState(
+                    state.count + 1, inner.value, inner.grad_norm, hp, inner
+                )
+
+            return Optimizer(o_init, o_step, proto.value_at)
+
+        raise TypeError(
+            f"factory: must return a Transform or an Optimizer, got {type(proto).__name__}"
+        )
+
+    wrapped.__name__ = f"inject_hyperparams({getattr(factory, '__name__', 'factory')})"
+    wrapped.__doc__ = factory.__doc__
+    return wrapped
+

@@ -1,0 +1,293 @@
+"""Learning-rate schedules: pure functions ``count -> value``.
+
+``count`` is the number of steps taken so far (0 for the first step). Pass a schedule
+wherever a ``learning_rate`` is accepted; :func:`fnopt.scale_by_learning_rate`
+evaluates it at each step and records the value used in the state
+(:func:`fnopt.learning_rate_of`). Names and arguments follow optax; each docstring
+names the ``torch.optim.lr_scheduler`` it reproduces.
+
+>>> from fnopt import schedules
+>>> s = schedules.warmup_cosine_decay(0.0, 1.0, warmup_steps=2, decay_steps=6)
+>>> [round(s(t), 3) for t in range(8)]
+[0.0, 0.5, 1.0, 0.854, 0.5, 0.146, 0.0, 0.0]
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+import math
+import numbers
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+__all__ = [
+    "Schedule",
+    "constant",
+    "linear",
+    "polynomial",
+    "exponential_decay",
+    "cosine_decay",
+    "warmup_cosine_decay",
+    "piecewise_constant",
+    "join_schedules",
+]
+
+Schedule = Callable[[int], float]
+
+
+def _real(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name}: expected a real number, got {type(value).__name__}")
+    if not math.isfinite(value):
+        raise ValueError(f"{name}: expected a finite number, got {value}")
+    return float(value)
+
+
+def _steps(name: str, value: Any, *, positive: bool = False) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name}: expected an int, got {type(value).__name__}")
+    if value < (1 if positive else 0):
+        raise ValueError(f"{name}: expected an int >= {1 if positive else 0}, got {value}")
+    return int(value)
+
+
+def _count(count: Any) -> int:
+    c = int(count)
+    if c < 0:
+        raise ValueError(f"count: expected an int >= 0, got {count}")
+    return c
+
+
+def constant(value: float) -> Schedule:
+    """The constant schedule :math:`\\eta_t = v` (``v = value``).
+
+    >>> constant(0.1)(100)
+    0.1
+    """
+    v = _real("value", value)
+
+    def schedule(count: int) -> float:
+        _count(count)
+        return v
+
+    return schedule
+
+
+def polynomial(
+    init_value: float,
+    end_value: float,
+    power: float,
+    transition_steps: int,
+    transition_begin: int = 0,
+) -> Schedule:
+    """Polynomial interpolation from ``init_value`` to ``end_value``.
+
+    With :math:`k = \\operatorname{clip}(t - t_b, 0, T)`:
+    :math:`\\eta_t = (\\eta_0 - \\eta_T)(1 - k/T)^{p} + \\eta_T`, where :math:`T` =
+    ``transition_steps``, :math:`t_b` = ``transition_begin``, :math:`p` = ``power``.
+    ``torch.optim.lr_scheduler.PolynomialLR(total_iters=T, power=p)`` is
+    ``polynomial(lr, 0.0, p, T)``.
+
+    >>> [polynomial(1.0, 0.0, 2.0, 4)(t) for t in range(6)]
+    [1.0, 0.5625, 0.25, 0.0625, 0.0, 0.0]
+    """
+    a, b, p = _real("init_value", init_value), _real("end_value", end_value), _real("power", power)
+    n = _steps("transition_steps", transition_steps, positive=True)
+    t_b = _steps("transition_begin", transition_begin)
+
+    def schedule(count: int) -> float:
+        k = min(max(_count(count) - t_b, 0), n)
+        return (a - b) * (1.0 - k / n) ** p + b
+
+    return schedule
+
+
+def linear(
+    init_value: float, end_value: float, transition_steps: int, transition_begin: int = 0
+) -> Schedule:
+    """Linear interpolation from ``init_value`` to ``end_value`` over
+    ``transition_steps`` steps, starting at ``transition_begin``
+    (:func:`polynomial` with power 1).
+    ``torch.optim.lr_scheduler.LinearLR(start_factor=a, end_factor=b, total_iters=T)`` is
+    ``linear(a * lr, b * lr, T)``.
+
+    >>> [linear(0.0, 1.0, 4)(t) for t in range(6)]
+    [0.0, 0.25, 0.5, 0.75, 1.0, 1.0]
+    """
+    return polynomial(init_value, end_value, 1.0, transition_steps, transition_begin)
+
+
+def exponential_decay(
+    init_value: float,
+    transition_steps: int,
+    decay_rate: float,
+    transition_begin: int = 0,
+    *,
+    staircase: bool = False,
+    end_value: float | None = None,
+) -> Schedule:
+    """Exponential decay :math:`\\eta_t = \\eta_0\\,r^{(t - t_b)/T}` for :math:`t \\ge t_b`
+    (:math:`\\eta_0` before), with the exponent floored when ``staircase``.
+
+    :math:`r` = ``decay_rate``, :math:`T` = ``transition_steps``, :math:`t_b` =
+    ``transition_begin``. ``end_value`` bounds the value (from below when
+    :math:`r < 1`, from above when :math:`r > 1`). ``ExponentialLR(gamma)`` is
+    ``exponential_decay(lr, 1, gamma)``; ``StepLR(step_size, gamma)`` is
+    ``exponential_decay(lr, step_size, gamma, staircase=True)``.
+
+    >>> [exponential_decay(1.0, 2, 0.5, staircase=True)(t) for t in range(5)]
+    [1.0, 1.0, 0.5, 0.5, 0.25]
+    """
+    a = _real("init_value", init_value)
+    n = _steps("transition_steps", transition_steps, positive=True)
+    r = _real("decay_rate", decay_rate)
+    if r <= 0:
+        raise ValueError(f"decay_rate: expected a number > 0, got {decay_rate}")
+    t_b = _steps("transition_begin", transition_begin)
+    end = None if end_value is None else _real("end_value", end_value)
+
+    def schedule(count: int) -> float:
+        k = _count(count) - t_b
+        if k <= 0:
+            return a
+        e = k // n if staircase else k / n
+        v = a * r**e
+        if end is not None:
+            v = max(v, end) if r < 1 else min(v, end)
+        return v
+
+    return schedule
+
+
+def cosine_decay(
+    init_value: float, decay_steps: int, alpha: float = 0.0, exponent: float = 1.0
+) -> Schedule:
+    """Cosine decay from ``init_value`` to ``alpha * init_value`` over ``decay_steps``.
+
+    :math:`\\eta_t = \\eta_0\\left((1-\\alpha)\\,c_t^{\\,e} + \\alpha\\right)`,
+    :math:`c_t = \\tfrac12\\left(1 + \\cos(\\pi \\min(t, T)/T)\\right)` with :math:`T` =
+    ``decay_steps``, :math:`e` = ``exponent``. ``CosineAnnealingLR(T_max=T,
+    eta_min=m)`` is ``cosine_decay(lr, T, alpha=m / lr)`` for :math:`t \\le T`.
+
+    >>> [round(cosine_decay(1.0, 4)(t), 4) for t in range(6)]
+    [1.0, 0.8536, 0.5, 0.1464, 0.0, 0.0]
+
+    Loshchilov and Hutter, "SGDR: Stochastic Gradient Descent with Warm Restarts",
+    ICLR 2017.
+    """
+    a = _real("init_value", init_value)
+    n = _steps("decay_steps", decay_steps, positive=True)
+    al = _real("alpha", alpha)
+    e = _real("exponent", exponent)
+
+    def schedule(count: int) -> float:
+        k = min(_count(count), n)
+        c = 0.5 * (1.0 + math.cos(math.pi * k / n))
+        return a * ((1.0 - al) * c**e + al)
+
+    return schedule
+
+
+def warmup_cosine_decay(
+    init_value: float,
+    peak_value: float,
+    warmup_steps: int,
+    decay_steps: int,
+    end_value: float = 0.0,
+    exponent: float = 1.0,
+) -> Schedule:
+    """Linear warm-up from ``init_value`` to ``peak_value`` over ``warmup_steps``, then
+    cosine decay to ``end_value``; ``decay_steps`` counts the whole schedule, warm-up
+    included (as optax).
+
+    :math:`\\eta_t = \\eta_0 + (\\eta_p - \\eta_0) t / W` for :math:`t < W`, then
+    :func:`cosine_decay` from :math:`\\eta_p` with :math:`\\alpha = \\eta_{end}/\\eta_p`
+    over :math:`T - W` steps.
+
+    >>> s = warmup_cosine_decay(0.0, 1.0, warmup_steps=2, decay_steps=4, end_value=0.5)
+    >>> [s(t) for t in range(5)]
+    [0.0, 0.5, 1.0, 0.75, 0.5]
+    """
+    peak = _real("peak_value", peak_value)
+    w = _steps("warmup_steps", warmup_steps)
+    n = _steps("decay_steps", decay_steps, positive=True)
+    if n <= w:
+        raise ValueError(
+            f"decay_steps: must exceed warmup_steps ({w}) (it counts the warm-up), got {n}"
+        )
+    end = _real("end_value", end_value)
+    if peak == 0 and end != 0:
+        raise ValueError("end_value: must be 0 when peak_value is 0")
+    decay = cosine_decay(peak, n - w, alpha=end / peak if peak else 0.0, exponent=exponent)
+    if w == 0:
+        return decay
+    return join_schedules([linear(init_value, peak, w), decay], [w])
+
+
+def piecewise_constant(
+    init_value: float, boundaries_and_scales: Mapping[int, float] | None = None
+) -> Schedule:
+    """A constant that is multiplied by ``scale`` from each ``boundary`` on.
+
+    :math:`\\eta_t = \\eta_0 \\prod_{b \\le t} s_b` over the items ``{b: s_b}`` of
+    ``boundaries_and_scales``. ``MultiStepLR(milestones, gamma)`` is
+    ``piecewise_constant(lr, {m: gamma for m in milestones})``.
+
+    >>> s = piecewise_constant(1.0, {2: 0.1, 4: 0.5})
+    >>> [round(s(t), 6) for t in range(6)]
+    [1.0, 1.0, 0.1, 0.1, 0.05, 0.05]
+    """
+    a = _real("init_value", init_value)
+    items = sorted((boundaries_and_scales or {}).items())
+    for b, s in items:
+        _steps("boundaries_and_scales key", b)
+        _real(f"boundaries_and_scales[{b}]", s)
+
+    def schedule(count: int) -> float:
+        c = _count(count)
+        v = a
+        for b, s in items:
+            if c >= b:
+                v *= s
+        return v
+
+    return schedule
+
+
+def join_schedules(schedules: Sequence[Schedule], boundaries: Sequence[int]) -> Schedule:
+    """Run ``schedules[i]`` between ``boundaries[i-1]`` and ``boundaries[i]``, each
+    restarted at count 0 when it takes over (``SequentialLR``).
+
+    Args:
+      schedules: n schedules.
+      boundaries: n - 1 increasing step counts.
+
+    Returns:
+      A schedule.
+
+    >>> s = join_schedules([constant(1.0), linear(1.0, 0.0, 2)], [3])
+    >>> [s(t) for t in range(6)]
+    [1.0, 1.0, 1.0, 1.0, 0.5, 0.0]
+    """
+    scheds = list(schedules)
+    bounds = [_steps("boundaries", b) for b in boundaries]
+    if not scheds:
+        raise ValueError("schedules: expected at least one schedule")
+    for i, s in enumerate(scheds):
+        if not callable(s):
+            raise TypeError(f"schedules[{i}]: expected a callable, got {type(s).__name__}")
+    if len(bounds) != len(scheds) - 1:
+        raise ValueError(
+            f"boundaries: expected {len(scheds) - 1} boundaries for {len(scheds)} schedules, "
+            f"got {len(bounds)}"
+        )
+    if any(b1 >= b2 for b1, b2 in itertools.pairwise(bounds)):
+        raise ValueError(f"boundaries: expected strictly increasing step counts, got {bounds}")
+
+    def schedule(count: int) -> float:
+        c = _count(count)
+        i = bisect.bisect_right(bounds, c)
+        return scheds[i](c - (bounds[i - 1] if i else 0))
+
+    return schedule
