@@ -8,7 +8,9 @@ gradients come from interchangeable providers (:mod:`fnopt.grad`); one loop,
 from fnopt import backend as backend
 from fnopt import callbacks as callbacks
 from fnopt import datasets as datasets
+from fnopt import distributed as distributed
 from fnopt import grad as grad
+from fnopt import implicit as implicit
 from fnopt import schedules as schedules
 from fnopt import stop as stop
 from fnopt import tasks as tasks
@@ -149,8 +151,10 @@ __all__ = [
     "datasets",
     "chain",
     "descent",
+    "distributed",
     "fixed_point",
     "grad",
+    "implicit",
     "identity",
     "learning_rate_of",
     "load",
