@@ -28,6 +28,14 @@ from fnopt.stop import Criterion, Info, Reason
 __all__ = ["fixed_point", "Result", "History", "OptimizationError", "StepFailed"]
 
 
+class _BadGradFn(Exception):
+    """Carries the validation error of ``grad_fn``'s first output out of the step."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 class StepFailed(Exception):
     """Raised by a step that cannot proceed (e.g. a line search that found no step).
 
@@ -246,7 +254,10 @@ def fixed_point(
         n_evals += 1
         out = grad_fn(p, *batch)
         if n_evals == 1:
-            return check_grad_fn_output(out, p)
+            try:
+                return check_grad_fn_output(out, p)
+            except (TypeError, ValueError) as exc:  # a bad grad_fn: re-raised as is
+                raise _BadGradFn(exc) from exc
         return out
 
     to_float: Callable[[Any], float] = float  # 0-d arrays and tensors (a sync on GPUs)
@@ -324,6 +335,8 @@ def fixed_point(
                 batch = ()
             try:
                 x1, s1 = step(x, counted, s, *batch)
+            except _BadGradFn as bad:
+                raise bad.error from None
             except StepFailed as exc:
                 return finish(last_good, exc.reason, f"{exc.reason.message}: {exc.message}")
             except Exception as exc:
