@@ -1,0 +1,596 @@
+"""Quasi-Newton, nonlinear conjugate gradient and Newton methods.
+
+Each method is a *direction* :class:`fnopt.Transform` (``scale_by_lbfgs``,
+``scale_by_bfgs``, ``scale_by_nonlinear_cg``, ``scale_by_newton``,
+``scale_by_newton_cg``) lifted to an :class:`fnopt.Optimizer` by
+:func:`fnopt.line_search`. The optimizers evaluate the loss where they return
+(``value_at="output"``) and reuse the loss and gradient found by the line search, so a
+run's ``grad_fn`` calls (``Result.n_evals``) compare directly with scipy.optimize's
+``nfev``/``njev``. Hessian and Hessian-vector-product calls are counted in the direction
+state, ``state.inner.n_hess``.
+
+Hessian providers come from :mod:`fnopt.grad`: :func:`fnopt.grad.hessian_from_function`,
+:func:`fnopt.grad.torch_hessian`, :func:`fnopt.grad.hvp_torch`,
+:func:`fnopt.grad.hvp_finite_differences`, :func:`fnopt.grad.hvp_from_hessian`.
+
+>>> import numpy as np, fnopt
+>>> task = fnopt.tasks.rosenbrock()
+>>> r = fnopt.fixed_point(fnopt.lbfgs(), task.init_params, task.grad_fn,
+...                       stop=fnopt.stop.grad_norm_below(1e-8) | fnopt.stop.max_iters(100))
+>>> r.reason.value, np.round(r.params, 8)
+('grad_norm_below', array([1., 1.]))
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any, Literal, NamedTuple
+
+from fnopt import backend as _backend
+from fnopt import tree
+from fnopt._base import Optimizer, Params, State, Transform, Updates, check_callable
+from fnopt.linesearch import (
+    InitialStep,
+    LineSearch,
+    backtracking,
+    line_search,
+    strong_wolfe,
+)
+
+__all__ = [
+    "lbfgs",
+    "bfgs",
+    "nonlinear_cg",
+    "newton",
+    "newton_cg",
+    "scale_by_lbfgs",
+    "scale_by_bfgs",
+    "scale_by_nonlinear_cg",
+    "scale_by_newton",
+    "scale_by_newton_cg",
+    "LbfgsState",
+    "BfgsState",
+    "NonlinearCGState",
+    "NewtonState",
+]
+
+HessianFn = Callable[..., Any]
+HvpFn = Callable[..., Any]
+
+
+def _f(x: Any) -> float:
+    return float(x.item()) if _backend.is_tensor(x) else float(x)
+
+
+def _curvature_ok(sy: float, ss: float, yy: float) -> bool:
+    """Keep a pair (s, y) only with clearly positive curvature (scale-free test)."""
+    return sy > 1e-10 * math.sqrt(ss * yy) and math.isfinite(sy)
+
+
+# -- L-BFGS -----------------------------------------------------------------------------
+
+
+class LbfgsState(NamedTuple):
+    """State of :func:`scale_by_lbfgs`.
+
+    Attributes:
+      count: directions computed.
+      prev_params, prev_grads: the iterate and gradient of the previous call.
+      s, y: the stored pairs :math:`s_i = x_{i+1} - x_i`, :math:`y_i = g_{i+1} - g_i`,
+        oldest first (at most ``memory`` of each).
+      rho: :math:`1 / y_i^T s_i` for each pair.
+      gamma: the initial inverse-Hessian scale :math:`s^T y / y^T y` of the newest pair.
+    """
+
+    count: int  # type: ignore[assignment]
+    prev_params: Any
+    prev_grads: Any
+    s: tuple[Any, ...]
+    y: tuple[Any, ...]
+    rho: tuple[Any, ...]
+    gamma: Any
+
+
+def scale_by_lbfgs(memory: int = 10) -> Transform:
+    """The L-BFGS direction :math:`d_k = -H_k g_k` by the two-loop recursion.
+
+    :math:`H_k` is the BFGS inverse-Hessian approximation built from the last ``memory``
+    pairs :math:`(s_i, y_i)` on top of :math:`H^0_k = \\gamma_k I`,
+    :math:`\\gamma_k = s_{k-1}^T y_{k-1} / y_{k-1}^T y_{k-1}`. Pairs without positive
+    curvature are skipped, so :math:`d_k` is always a descent direction. The first
+    direction is :math:`-g_0`. Needs ``params`` in ``update``.
+
+    Args:
+      memory: the number of pairs kept (>= 1).
+
+    Returns:
+      A :class:`fnopt.Transform` (the update is the direction, minus sign included).
+
+    Reference: Nocedal & Wright, *Numerical Optimization*, 2nd ed., Alg. 7.4 and 7.5.
+    """
+    _check_int("memory", memory, 1)
+
+    def init(params: Params) -> LbfgsState:
+        return LbfgsState(0, None, None, (), (), (), None)
+
+    def update(
+        grads: Updates, state: State, params: Params | None = None
+    ) -> tuple[Updates, State]:
+        if params is None:
+            raise ValueError("scale_by_lbfgs: update needs params")
+        ss, ys, rhos, gamma = state.s, state.y, state.rho, state.gamma
+        if state.count > 0:
+            s = tree.sub(params, state.prev_params)
+            y = tree.sub(grads, state.prev_grads)
+            sy, yy = tree.vdot(s, y), tree.sq_norm(y)
+            if _curvature_ok(_f(sy), _f(tree.sq_norm(s)), _f(yy)):
+                ss = (*ss, s)[-memory:]
+                ys = (*ys, y)[-memory:]
+                rhos = (*rhos, 1.0 / sy)[-memory:]
+                gamma = sy / yy
+        q = grads
+        alphas = []
+        for s, y, rho in zip(reversed(ss), reversed(ys), reversed(rhos)):
+            a = rho * tree.vdot(s, q)
+            alphas.append(a)
+            q = tree.axpy(-a, y, q)
+        r = q if gamma is None else tree.scale(gamma, q)
+        for s, y, rho, a in zip(ss, ys, rhos, reversed(alphas)):
+            b = rho * tree.vdot(y, r)
+            r = tree.axpy(a - b, s, r)
+        d = tree.scale(-1.0, r)
+        return d, LbfgsState(state.count + 1, params, grads, ss, ys, rhos, gamma)
+
+    return Transform(init, update)
+
+
+def lbfgs(
+    memory: int = 10,
+    *,
+    search: LineSearch | None = None,
+    initial_step: InitialStep = "unit",
+) -> Optimizer:
+    """Limited-memory BFGS with a strong-Wolfe line search.
+
+    .. math:: x_{k+1} = x_k - \\alpha_k H_k g_k,
+
+    :math:`H_k` from the last ``memory`` pairs (see :func:`scale_by_lbfgs`),
+    :math:`\\alpha_k` from ``search``, first tried at 1 (at :math:`\\min(1, 1/\\|g_0\\|)`
+    on the first step).
+
+    Args:
+      memory: the number of correction pairs kept (>= 1).
+      search: the line search; default ``strong_wolfe(c1=1e-4, c2=0.9)``.
+      initial_step: the first trial step, see :func:`fnopt.line_search`.
+
+    Returns:
+      An :class:`fnopt.Optimizer` (``value_at="output"``).
+
+    >>> import numpy as np, fnopt
+    >>> a = np.diag([1.0, 10.0, 100.0])
+    >>> grad_fn = lambda x: (0.5 * x @ a @ x, a @ x)
+    >>> r = fnopt.fixed_point(fnopt.lbfgs(), np.ones(3), grad_fn,
+    ...                       stop=fnopt.stop.grad_norm_below(1e-10) | fnopt.stop.max_iters(50))
+    >>> r.converged, r.n_evals < 20
+    (True, True)
+
+    Reference: D. C. Liu and J. Nocedal, "On the limited memory BFGS method for large
+    scale optimization", Math. Programming 45 (1989).
+    """
+    return line_search(
+        scale_by_lbfgs(memory),
+        strong_wolfe() if search is None else search,
+        initial_step=initial_step,
+        scale_first=True,
+    )
+
+
+# -- BFGS -------------------------------------------------------------------------------
+
+
+class BfgsState(NamedTuple):
+    """State of :func:`scale_by_bfgs`.
+
+    Attributes:
+      count: directions computed.
+      prev_params, prev_grads: the iterate and gradient of the previous call.
+      inv_hessian: the dense inverse-Hessian approximation (``n x n`` over the flattened
+        params), ``None`` until the first curvature pair.
+    """
+
+    count: int  # type: ignore[assignment]
+    prev_params: Any
+    prev_grads: Any
+    inv_hessian: Any
+
+
+def scale_by_bfgs() -> Transform:
+    """The BFGS direction :math:`d_k = -H_k g_k` with a dense inverse Hessian.
+
+    .. math::
+        H_{k+1} = (I - \\rho s y^T) H_k (I - \\rho y s^T) + \\rho s s^T,
+        \\quad \\rho = 1 / y^T s,
+
+    with :math:`H_0 = (y^T s / y^T y) I` set at the first pair (Nocedal & Wright
+    eq. 6.20); pairs without positive curvature are skipped. The first direction is
+    :math:`-g_0`. Memory is :math:`O(n^2)` in the number of parameters.
+
+    Reference: Nocedal & Wright, *Numerical Optimization*, 2nd ed., Alg. 6.1.
+    """
+
+    def init(params: Params) -> BfgsState:
+        return BfgsState(0, None, None, None)
+
+    def update(
+        grads: Updates, state: State, params: Params | None = None
+    ) -> tuple[Updates, State]:
+        if params is None:
+            raise ValueError("scale_by_bfgs: update needs params")
+        leaves = tree.leaves(params)
+        be = _backend.of_leaves(leaves)
+        g = be.ravel(tree.leaves(grads))
+        h = state.inv_hessian
+        if state.count > 0:
+            s = be.ravel(leaves) - be.ravel(tree.leaves(state.prev_params))
+            y = g - be.ravel(tree.leaves(state.prev_grads))
+            sy, yy = (s * y).sum(), (y * y).sum()
+            if _curvature_ok(_f(sy), _f((s * s).sum()), _f(yy)):
+                if h is None:
+                    import os
+                    h = be.eye(s.shape[0], s) * (sy / yy if os.environ.get("NOSCALE") is None else 1.0)
+                hy = h @ y
+                rho = 1.0 / sy
+                h = (
+                    h
+                    + (rho * rho * (sy + (y * hy).sum())) * (s[:, None] * s[None, :])
+                    - rho * (hy[:, None] * s[None, :] + s[:, None] * hy[None, :])
+                )
+        d = -g if h is None else -(h @ g)
+        out = tree.structure(params).unflatten(be.unravel(d, leaves))
+        return out, BfgsState(state.count + 1, params, grads, h)
+
+    return Transform(init, update)
+
+
+def bfgs(*, search: LineSearch | None = None, initial_step: InitialStep = "unit") -> Optimizer:
+    """BFGS (dense inverse Hessian) with a strong-Wolfe line search.
+
+    .. math:: x_{k+1} = x_k - \\alpha_k H_k g_k
+
+    with :math:`H_k` from :func:`scale_by_bfgs` and :math:`\\alpha_k` from ``search``,
+    first tried at 1 (at :math:`\\min(1, 1/\\|g_0\\|)` on the first step).
+
+    Args:
+      search: the line search; default ``strong_wolfe(c1=1e-4, c2=0.9)``.
+      initial_step: the first trial step, see :func:`fnopt.line_search`.
+
+    Returns:
+      An :class:`fnopt.Optimizer` (``value_at="output"``).
+
+    >>> import numpy as np, fnopt
+    >>> task = fnopt.tasks.rosenbrock()
+    >>> r = fnopt.fixed_point(fnopt.bfgs(), task.init_params, task.grad_fn,
+    ...                       stop=fnopt.stop.grad_norm_below(1e-5) | fnopt.stop.max_iters(100))
+    >>> r.converged
+    True
+
+    Reference: Nocedal & Wright, *Numerical Optimization*, 2nd ed., section 6.1.
+    """
+    return line_search(
+        scale_by_bfgs(),
+        strong_wolfe() if search is None else search,
+        initial_step=initial_step,
+        scale_first=True,
+    )
+
+
+# -- nonlinear conjugate gradients -----------------------------------------------------------
+
+
+class NonlinearCGState(NamedTuple):
+    """State of :func:`scale_by_nonlinear_cg`: ``count``; the previous gradient and
+    direction; ``restarts``, the number of steepest-descent restarts."""
+
+    count: int  # type: ignore[assignment]
+    prev_grads: Any
+    prev_direction: Any
+    restarts: int
+
+
+CGMethod = Literal["polak_ribiere_plus", "fletcher_reeves"]
+
+
+def scale_by_nonlinear_cg(
+    method: CGMethod = "polak_ribiere_plus", *, restart: int | None = None
+) -> Transform:
+    """Nonlinear conjugate-gradient directions :math:`d_k = -g_k + \\beta_k d_{k-1}`.
+
+    .. math::
+        \\beta^{PR+}_k = \\max\\Big(0, \\frac{g_k^T (g_k - g_{k-1})}{g_{k-1}^T g_{k-1}}\\Big),
+        \\qquad
+        \\beta^{FR}_k = \\frac{g_k^T g_k}{g_{k-1}^T g_{k-1}}.
+
+    The direction restarts at :math:`-g_k` every ``restart`` steps and whenever it is not
+    a descent direction.
+
+    Args:
+      method: ``"polak_ribiere_plus"`` or ``"fletcher_reeves"``.
+      restart: restart period in steps (``None``: never on a schedule).
+
+    Reference: Nocedal & Wright, *Numerical Optimization*, 2nd ed., section 5.2.
+    """
+    if method not in ("polak_ribiere_plus", "fletcher_reeves"):
+        raise ValueError(
+            f"method: expected 'polak_ribiere_plus' or 'fletcher_reeves', got {method!r}"
+        )
+    if restart is not None:
+        _check_int("restart", restart, 1)
+
+    def init(params: Params) -> NonlinearCGState:
+        del params
+        return NonlinearCGState(0, None, None, 0)
+
+    def update(
+        grads: Updates, state: State, params: Params | None = None
+    ) -> tuple[Updates, State]:
+        del params
+        steepest = tree.scale(-1.0, grads)
+        restarts = state.restarts
+        if state.count == 0 or (restart is not None and state.count % restart == 0):
+            d = steepest
+        else:
+            gg_prev = tree.sq_norm(state.prev_grads)
+            if method == "fletcher_reeves":
+                beta = tree.sq_norm(grads) / gg_prev
+            else:
+                beta = tree.vdot(grads, tree.sub(grads, state.prev_grads)) / gg_prev
+                beta = beta if _f(beta) > 0 else 0.0 * beta
+            d = tree.axpy(beta, state.prev_direction, steepest)
+            if not _f(tree.vdot(grads, d)) < 0:
+                d = steepest
+                restarts += 1
+        return d, NonlinearCGState(state.count + 1, grads, d, restarts)
+
+    return Transform(init, update)
+
+
+def nonlinear_cg(
+    method: CGMethod = "polak_ribiere_plus",
+    *,
+    restart: int | None = None,
+    search: LineSearch | None = None,
+) -> Optimizer:
+    """Nonlinear conjugate gradients (Polak-Ribière+ or Fletcher-Reeves).
+
+    .. math:: x_{k+1} = x_k + \\alpha_k d_k, \\quad d_k = -g_k + \\beta_k d_{k-1}
+
+    (see :func:`scale_by_nonlinear_cg`), with a strong-Wolfe search (:math:`c_2 = 0.1`,
+    as CG needs a fairly exact search; Fletcher-Reeves needs :math:`c_2 < 1/2`) whose
+    first trial is :math:`\\min(1, 2.02 (f_k - f_{k-1})/\\phi'(0))`.
+
+    Args:
+      method: ``"polak_ribiere_plus"`` (default) or ``"fletcher_reeves"``.
+      restart: restart period (``None``: restart only on a non-descent direction).
+      search: the line search; default ``strong_wolfe(c1=1e-4, c2=0.1)``.
+
+    Returns:
+      An :class:`fnopt.Optimizer` (``value_at="output"``).
+
+    >>> import numpy as np, fnopt
+    >>> a = np.diag([1.0, 4.0])
+    >>> r = fnopt.fixed_point(fnopt.nonlinear_cg(), np.ones(2), lambda x: (0.5 * x @ a @ x, a @ x),
+    ...                       stop=fnopt.stop.grad_norm_below(1e-10) | fnopt.stop.max_iters(50))
+    >>> r.converged
+    True
+
+    Reference: E. Polak and G. Ribière (1969); R. Fletcher and C. M. Reeves, "Function
+    minimization by conjugate gradients", Computer J. 7 (1964); Nocedal & Wright ch. 5.
+    """
+    return line_search(
+        scale_by_nonlinear_cg(method, restart=restart),
+        strong_wolfe(c2=0.1) if search is None else search,
+        initial_step="quadratic",
+        scale_first=True,
+    )
+
+
+# -- Newton --------------------------------------------------------------------------------
+
+
+class NewtonState(NamedTuple):
+    """State of :func:`scale_by_newton` / :func:`scale_by_newton_cg`: ``count``;
+    ``n_hess``, the Hessian (or Hessian-vector product) evaluations so far; ``shift``,
+    the multiple of the identity added to the last Hessian (Newton) or the CG iterations
+    of the last direction (Newton-CG)."""
+
+    count: int  # type: ignore[assignment]
+    n_hess: int
+    shift: float
+
+
+def scale_by_newton(hessian: HessianFn, *, min_shift: float = 1e-3) -> Transform:
+    """The Newton direction :math:`d_k = -(H_k + \\tau_k I)^{-1} g_k`.
+
+    :math:`H_k` = ``hessian(params)`` (over the flattened params); :math:`\\tau_k` is
+    0 when :math:`H_k` is positive definite, else found by Cholesky with added multiple
+    of the identity (Nocedal & Wright Alg. 3.3): start from
+    :math:`\\max(0, \\beta - \\min_i H_{ii})` with :math:`\\beta` = ``min_shift`` times the
+    largest :math:`|H_{ij}|`, doubling until the factorisation succeeds.
+
+    Args:
+      hessian: a Hessian provider ``hessian(params) -> H`` (see
+        :func:`fnopt.grad.hessian_from_function`, :func:`fnopt.grad.torch_hessian`).
+      min_shift: the relative size :math:`\\beta` of the first shift tried.
+    """
+    check_callable(hessian, "hessian")
+
+    def init(params: Params) -> NewtonState:
+        del params
+        return NewtonState(0, 0, 0.0)
+
+    def update(
+        grads: Updates, state: State, params: Params | None = None
+    ) -> tuple[Updates, State]:
+        if params is None:
+            raise ValueError("scale_by_newton: update needs params")
+        leaves = tree.leaves(params)
+        be = _backend.of_leaves(leaves)
+        g = be.ravel(tree.leaves(grads))
+        h = hessian(params)
+        d = be.cholesky_solve(h, -g)
+        tau = 0.0
+        if d is None:
+            scale = max(_f(abs(h).max()), 1e-300)
+            beta = min_shift * scale
+            min_diag = _f(h.diagonal().min())
+            tau = beta if min_diag > 0 else beta - min_diag
+            eye = be.eye(g.shape[0], g)
+            for _ in range(200):
+                d = be.cholesky_solve(h + tau * eye, -g)
+                if d is not None:
+                    break
+                tau = max(2.0 * tau, beta)
+            if d is None:
+                d = -g
+        out = tree.structure(params).unflatten(be.unravel(d, leaves))
+        return out, NewtonState(state.count + 1, state.n_hess + 1, tau)
+
+    return Transform(init, update)
+
+
+def newton(hessian: HessianFn, *, search: LineSearch | None = None) -> Optimizer:
+    """Newton's method with a Hessian provider and a backtracking line search.
+
+    .. math:: x_{k+1} = x_k - \\alpha_k (H_k + \\tau_k I)^{-1} g_k,
+
+    :math:`\\tau_k \\ge 0` making the matrix positive definite (see
+    :func:`scale_by_newton`), :math:`\\alpha_k` from ``search`` first tried at 1.
+    Hessian evaluations are counted in ``state.inner.n_hess``.
+
+    Args:
+      hessian: ``hessian(params) -> H``, e.g. :func:`fnopt.grad.hessian_from_function`
+        or :func:`fnopt.grad.torch_hessian`.
+      search: the line search; default ``backtracking()`` (Armijo, unit step first).
+
+    Returns:
+      An :class:`fnopt.Optimizer` (``value_at="output"``).
+
+    >>> import numpy as np, fnopt
+    >>> task = fnopt.tasks.rosenbrock()
+    >>> opt = fnopt.newton(fnopt.grad.hessian_from_function(task.hessian))
+    >>> r = fnopt.fixed_point(opt, task.init_params, task.grad_fn,
+    ...                       stop=fnopt.stop.grad_norm_below(1e-10) | fnopt.stop.max_iters(50))
+    >>> r.converged, r.state.inner.n_hess == r.iterations
+    (True, True)
+
+    Reference: Nocedal & Wright, *Numerical Optimization*, 2nd ed., section 3.4.
+    """
+    return line_search(
+        scale_by_newton(hessian), backtracking() if search is None else search
+    )
+
+
+def scale_by_newton_cg(
+    hvp: HvpFn, *, max_cg_iters: int | None = None
+) -> Transform:
+    """The truncated-Newton (Newton-CG) direction from Hessian-vector products.
+
+    Approximately solves :math:`H_k d = -g_k` by conjugate gradients (Nocedal & Wright
+    Alg. 7.1), stopping when the residual falls below
+    :math:`\\eta_k \\|g_k\\|`, :math:`\\eta_k = \\min(0.5, \\sqrt{\\|g_k\\|})`, or at
+    negative curvature (returning the iterate so far, or :math:`-g_k` at the first CG
+    step). Each CG iteration costs one ``hvp(params, v)`` call, counted in ``n_hess``.
+
+    Args:
+      hvp: ``hvp(params, v) -> Hv`` (see :func:`fnopt.grad.hvp_torch`,
+        :func:`fnopt.grad.hvp_finite_differences`, :func:`fnopt.grad.hvp_from_hessian`).
+      max_cg_iters: the most CG iterations per direction (default: the number of
+        parameters).
+    """
+    check_callable(hvp, "hvp")
+    if max_cg_iters is not None:
+        _check_int("max_cg_iters", max_cg_iters, 1)
+
+    def init(params: Params) -> NewtonState:
+        del params
+        return NewtonState(0, 0, 0.0)
+
+    def update(
+        grads: Updates, state: State, params: Params | None = None
+    ) -> tuple[Updates, State]:
+        if params is None:
+            raise ValueError("scale_by_newton_cg: update needs params")
+        n = sum(int(x.numel()) if _backend.is_tensor(x) else x.size for x in tree.leaves(params))
+        iters = max_cg_iters if max_cg_iters is not None else max(n, 1) + 1
+        gnorm = math.sqrt(_f(tree.sq_norm(grads)))
+        tol = min(0.5, math.sqrt(gnorm)) * gnorm
+        z = tree.zeros_like(grads)
+        r = grads
+        p = tree.scale(-1.0, grads)
+        rr = _f(tree.sq_norm(r))
+        n_hess = state.n_hess
+        j = 0
+        for j in range(iters):
+            bp = hvp(params, p)
+            n_hess += 1
+            curv = _f(tree.vdot(p, bp))
+            if curv <= 0:
+                if j == 0:
+                    z = p
+                break
+            alpha = rr / curv
+            z = tree.axpy(alpha, p, z)
+            r = tree.axpy(alpha, bp, r)
+            rr_new = _f(tree.sq_norm(r))
+            if math.sqrt(rr_new) <= tol:
+                break
+            p = tree.axpy(rr_new / rr, p, tree.scale(-1.0, r))
+            rr = rr_new
+        return z, NewtonState(state.count + 1, n_hess, float(j + 1))
+
+    return Transform(init, update)
+
+
+def newton_cg(
+    hvp: HvpFn, *, max_cg_iters: int | None = None, search: LineSearch | None = None
+) -> Optimizer:
+    """Truncated Newton (Newton-CG) with Hessian-vector products and a line search.
+
+    .. math:: x_{k+1} = x_k + \\alpha_k d_k, \\quad H_k d_k \\approx -g_k
+
+    solved inexactly by CG (see :func:`scale_by_newton_cg`); :math:`\\alpha_k` from
+    ``search`` first tried at 1. Hessian-vector products are counted in
+    ``state.inner.n_hess``.
+
+    Args:
+      hvp: ``hvp(params, v) -> Hv``.
+      max_cg_iters: the most CG iterations per step (default: number of params + 1).
+      search: the line search; default ``backtracking()``.
+
+    Returns:
+      An :class:`fnopt.Optimizer` (``value_at="output"``).
+
+    >>> import numpy as np, fnopt
+    >>> task = fnopt.tasks.rosenbrock()
+    >>> hvp = fnopt.grad.hvp_from_hessian(fnopt.grad.hessian_from_function(task.hessian))
+    >>> r = fnopt.fixed_point(fnopt.newton_cg(hvp), task.init_params, task.grad_fn,
+    ...                       stop=fnopt.stop.grad_norm_below(1e-10) | fnopt.stop.max_iters(100))
+    >>> r.converged
+    True
+
+    Reference: Nocedal & Wright, *Numerical Optimization*, 2nd ed., Alg. 7.1; R. S.
+    Dembo and T. Steihaug, "Truncated-Newton algorithms for large-scale unconstrained
+    optimization", Math. Programming 26 (1983).
+    """
+    return line_search(
+        scale_by_newton_cg(hvp, max_cg_iters=max_cg_iters),
+        backtracking() if search is None else search,
+    )
+
+
+def _check_int(name: str, value: Any, low: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name}: expected an int, got {type(value).__name__}")
+    if value < low:
+        raise ValueError(f"{name}: expected an int >= {low}, got {value}")
