@@ -1,0 +1,122 @@
+"""fnopt.distributed on 2 processes over loopback with gloo (spawned with timeouts):
+data-parallel runs reproduce the one-process trajectory, and a failing rank stops
+every rank with a clear error instead of a hang."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import fnopt
+
+torch = pytest.importorskip("torch")
+if not torch.distributed.is_available():  # pragma: no cover
+    pytest.skip("torch.distributed is not available", allow_module_level=True)
+
+WORKER = Path(__file__).with_name("_distributed_worker.py")
+ROOT = Path(__file__).resolve().parents[1]
+TIMEOUT = 90  # seconds for a whole launch; a hang fails the test instead of the suite
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def launch(scenario, world, tmp_path):
+    """Start ``world`` worker processes; return each rank's JSON record (or None)."""
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    procs, outs = [], []
+    for rank in range(world):
+        out = tmp_path / f"{scenario}-{world}-{rank}.json"
+        outs.append(out)
+        cmd = [sys.executable, str(WORKER), scenario, str(rank), str(world), str(port), str(out)]
+        procs.append(
+            subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        )
+    logs = []
+    try:
+        for p in procs:
+            logs.append(p.communicate(timeout=TIMEOUT)[0].decode(errors="replace"))
+    except subprocess.TimeoutExpired:
+        for p in procs:
+            p.kill()
+        pytest.fail(f"{scenario}: ranks did not finish within {TIMEOUT} s (a hang)")
+    records = [json.loads(o.read_text()) if o.exists() else None for o in outs]
+    return records, [p.returncode for p in procs], logs
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    records, codes, logs = launch("trajectory", 1, tmp_path_factory.mktemp("ref"))
+    assert codes == [0], logs
+    return records[0]
+
+
+def test_two_ranks_on_half_the_data_follow_the_one_rank_trajectory(reference, tmp_path):
+    records, codes, logs = launch("trajectory", 2, tmp_path)
+    assert codes == [0, 0], logs
+    r0, r1 = records
+    assert r0["ok"] and r1["ok"], records
+    # every rank holds bit-identical results and stops at the same iteration
+    assert r0 == r1
+    assert r0["iterations"] == reference["iterations"]
+    assert r0["reason"] == reference["reason"]
+    np.testing.assert_allclose(r0["losses"], reference["losses"], rtol=1e-12, atol=1e-14)
+    for k in reference["params"]:
+        np.testing.assert_allclose(
+            r0["params"][k], reference["params"][k], rtol=1e-10, atol=1e-12, err_msg=k
+        )
+    # the run did something: the loss fell
+    assert reference["losses"][-1] < 0.5 * reference["losses"][0]
+
+
+def test_a_rank_whose_grad_fn_raises_stops_every_rank_with_a_clear_error(tmp_path):
+    records, codes, logs = launch("raise", 2, tmp_path)
+    assert codes == [0, 0], logs
+    for rank, rec in enumerate(records):
+        assert rec is not None and not rec["ok"], (rank, rec, logs)
+        assert rec["type"] == "OptimizationError"
+        assert rec["cause_type"] == "RemoteError"
+        assert "rank(s) 1" in rec["cause_message"]
+        assert "ValueError: boom on rank 1" in rec["cause_message"]
+
+
+def test_a_rank_that_dies_does_not_hang_the_others(tmp_path):
+    records, codes, logs = launch("crash", 2, tmp_path)
+    assert codes[1] == 3  # the rank that died
+    rec = records[0]
+    assert rec is not None and not rec["ok"], (records, logs)
+    assert rec["type"] == "OptimizationError"
+    assert rec["cause_type"] == "RemoteError"
+    assert "collective failed on rank 0" in rec["cause_message"]
+
+
+def test_all_reduce_without_a_process_group_is_the_identity():
+    grad_fn = fnopt.grad.torch_func(lambda p: (p * p).sum())
+    value, grads = fnopt.distributed.all_reduce(grad_fn)(torch.tensor([1.0, 2.0]))
+    assert float(value) == 5.0
+    assert grads.tolist() == [2.0, 4.0]
+    assert fnopt.distributed.rank() == 0 and fnopt.distributed.world_size() == 1
+
+
+def test_all_reduce_and_agree_validate_their_arguments():
+    with pytest.raises(TypeError, match="grad_fn"):
+        fnopt.distributed.all_reduce(3)
+    with pytest.raises(TypeError, match="criterion"):
+        fnopt.distributed.agree("max_iters")
+
+
+def test_agree_without_a_process_group_is_the_criterion():
+    rule = fnopt.distributed.agree(fnopt.stop.max_iters(3)) | fnopt.stop.loss_below(-1.0)
+    r = fnopt.fixed_point(
+        fnopt.sgd(0.1), np.ones(2), lambda p: (p @ p, 2 * p), stop=rule
+    )
+    assert r.iterations == 3 and r.reason == "max_iters"
