@@ -1,0 +1,892 @@
+"""A testing kit for people writing their own optimizers.
+
+* :func:`check_optimizer` runs fnopt's conformance battery on any
+  :class:`fnopt.Optimizer` and reports each property by name (no hypothesis needed).
+* Hypothesis strategies — :func:`arrays`, :func:`pytrees`, :func:`quadratics` and
+  hyperparameters (:func:`learning_rates`, :func:`decay_rates`, :func:`epsilons`,
+  :func:`hyperparameters`) — for property tests of your own. hypothesis is an optional
+  dependency: it is imported when a strategy is first built, and a clear
+  ``ImportError`` says how to install it when it is missing.
+* :func:`make_quadratic` builds a convex quadratic with a known minimum over any
+  params pytree, on either backend.
+
+>>> import fnopt
+>>> report = fnopt.testing.check_optimizer(lambda: fnopt.sgd(1e-2, momentum=0.9))
+>>> report.ok, report.failed
+(True, ())
+>>> print(report)  # doctest: +ELLIPSIS
+conformance of sgd: all 10 properties hold
+  ok    constructs ...
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
+
+import attrs
+import numpy as np
+import optree
+
+from fnopt import backend as _backend
+from fnopt._base import Optimizer
+
+__all__ = [
+    "check_optimizer",
+    "ConformanceReport",
+    "PropertyResult",
+    "PROPERTIES",
+    "Quadratic",
+    "make_quadratic",
+    "Pair",
+    "arrays",
+    "pytrees",
+    "quadratics",
+    "learning_rates",
+    "decay_rates",
+    "epsilons",
+    "hyperparameters",
+]
+
+BACKENDS = ("numpy", "torch")
+DTYPES = ("float32", "float64")
+
+
+class Pair(NamedTuple):
+    """A NamedTuple node used in generated pytrees (so trees exercise NamedTuples)."""
+
+    first: Any
+    second: Any
+
+
+# -- convex quadratics ---------------------------------------------------------------
+
+
+@attrs.frozen(eq=False)
+class Quadratic:
+    """A convex quadratic :math:`f(p) = \\tfrac12 (z - z^*)^T A (z - z^*) + f^*`, where
+    :math:`z` is the concatenation of the (flattened) leaves of the params pytree ``p``.
+
+    Attributes:
+      loss: ``loss(params) -> 0-d array/tensor`` in the params' dtype.
+      grad_fn: ``grad_fn(params) -> (loss, grads)``.
+      init_params: a starting point (``|z0 - z*| = 1``).
+      minimum: the minimiser :math:`z^*` as a params pytree.
+      min_value: :math:`f^*`.
+      hessian: :math:`A` as a float64 NumPy matrix.
+      smoothness: the largest eigenvalue of :math:`A` (gradient Lipschitz constant).
+      strong_convexity: the smallest eigenvalue of :math:`A`.
+      backend: ``"numpy"`` or ``"torch"``.
+      dtype: ``"float32"`` or ``"float64"``.
+    """
+
+    loss: Callable[[Any], Any]
+    grad_fn: Callable[[Any], tuple[Any, Any]]
+    init_params: Any
+    minimum: Any
+    min_value: float
+    hessian: np.ndarray
+    smoothness: float
+    strong_convexity: float
+    backend: str
+    dtype: str
+
+
+def _np_leaves(tree: Any) -> list[np.ndarray]:
+    return [np.asarray(x.detach().cpu().numpy() if _backend.is_tensor(x) else x)
+            for x in optree.tree_leaves(tree)]
+
+
+def _convert(a: np.ndarray, backend: str, dtype: str) -> Any:
+    arr = np.array(a, dtype=dtype, copy=True)
+    if backend == "torch":
+        import torch
+
+        return torch.from_numpy(arr)
+    return arr
+
+
+def make_quadratic(
+    like: Any = None,
+    *,
+    seed: int = 0,
+    backend: str = "numpy",
+    dtype: str = "float64",
+    eigenvalues: tuple[float, float] = (0.5, 2.0),
+    min_value: float = 0.0,
+) -> Quadratic:
+    """A random convex quadratic (see :class:`Quadratic`) over params shaped like
+    ``like``.
+
+    Args:
+      like: a pytree whose structure and leaf shapes the params take (its values are
+        ignored); default a vector of 5.
+      seed: seeds :math:`A`, :math:`z^*` and the start point (NumPy's generator, so a
+        seed gives the same numbers on both backends).
+      backend: ``"numpy"`` or ``"torch"``.
+      dtype: ``"float32"`` or ``"float64"``.
+      eigenvalues: ``(smallest, largest)`` eigenvalue of :math:`A`, both > 0.
+      min_value: :math:`f^*`.
+
+    >>> q = make_quadratic({"w": np.zeros((2, 2)), "b": np.zeros(3)}, seed=1)
+    >>> value, grads = q.grad_fn(q.minimum)
+    >>> float(value), float(np.abs(grads["w"]).max()) < 1e-12
+    (0.0, True)
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"backend: expected 'numpy' or 'torch', got {backend!r}")
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype: expected 'float32' or 'float64', got {dtype!r}")
+    lo, hi = (float(v) for v in eigenvalues)
+    if not (0 < lo <= hi and math.isfinite(hi)):
+        raise ValueError(f"eigenvalues: expected 0 < smallest <= largest, got {eigenvalues!r}")
+    if like is None:
+        like = np.zeros(5)
+    shapes_leaves, spec = optree.tree_flatten(like)
+    if not shapes_leaves:
+        raise ValueError("like: empty pytree (no arrays)")
+    shapes = [tuple(x.shape) for x in shapes_leaves]
+    sizes = [int(np.prod(s)) for s in shapes]
+    n = sum(sizes)
+    rng = np.random.default_rng(seed)
+    q, _ = np.linalg.qr(rng.standard_normal((n, n)))
+    eig = np.linspace(lo, hi, n) if n > 1 else np.array([hi])
+    a64 = (q * eig) @ q.T
+    a64 = 0.5 * (a64 + a64.T)
+    zstar = rng.standard_normal(n)
+    d = rng.standard_normal(n)
+    z0 = zstar + d / np.linalg.norm(d)
+
+    def unflat(z: np.ndarray) -> Any:
+        parts, i = [], 0
+        for shp, sz in zip(shapes, sizes):
+            parts.append(_convert(z[i:i + sz].reshape(shp), backend, dtype))
+            i += sz
+        return spec.unflatten(parts)
+
+    a = _convert(a64, backend, dtype)
+    zs = _convert(zstar, backend, dtype)
+    fmin = _convert(np.asarray(min_value), backend, dtype)
+    if backend == "torch":
+        import torch
+
+        def flat(p: Any) -> Any:
+            return torch.cat([x.reshape(-1) for x in optree.tree_leaves(p)])
+
+        def scalar(v: Any) -> Any:
+            return v
+    else:
+
+        def flat(p: Any) -> Any:
+            return np.concatenate([np.asarray(x).reshape(-1) for x in optree.tree_leaves(p)])
+
+        def scalar(v: Any) -> Any:
+            return np.asarray(v)
+
+    def split(v: Any) -> Any:
+        parts, i = [], 0
+        for shp, sz in zip(shapes, sizes):
+            parts.append(v[i:i + sz].reshape(shp))
+            i += sz
+        return spec.unflatten(parts)
+
+    def loss(params: Any) -> Any:
+        r = flat(params) - zs
+        return scalar(0.5 * (r @ (a @ r)) + fmin)
+
+    def grad_fn(params: Any) -> tuple[Any, Any]:
+        r = flat(params) - zs
+        ar = a @ r
+        return scalar(0.5 * (r @ ar) + fmin), split(ar)
+
+    return Quadratic(
+        loss=loss,
+        grad_fn=grad_fn,
+        init_params=unflat(z0),
+        minimum=unflat(zstar),
+        min_value=float(min_value),
+        hessian=a64,
+        smoothness=hi,
+        strong_convexity=lo,
+        backend=backend,
+        dtype=dtype,
+    )
+
+
+# -- the conformance battery ------------------------------------------------------------
+
+
+PROPERTIES = (
+    "constructs",
+    "state_conventions",
+    "purity",
+    "structure_and_dtype",
+    "state_structure_stable",
+    "deterministic",
+    "records_value",
+    "backend_agreement",
+    "descent",
+    "save_load",
+)
+"""The properties :func:`check_optimizer` checks, in the order it reports them:
+
+* ``constructs`` — ``make_opt()`` returns an :class:`fnopt.Optimizer`.
+* ``state_conventions`` — the state is a NamedTuple with ``count`` (a Python int, 0
+  after ``init``, +1 per step), ``value`` and ``grad_norm`` (0-d arrays/tensors).
+* ``purity`` — ``init`` and ``step`` leave params, state and gradients unchanged.
+* ``structure_and_dtype`` — new params keep the structure, shapes, dtypes and backend
+  (float32 and float64, NumPy and torch, a single array and a nested tree).
+* ``state_structure_stable`` — the state is a pytree of arrays/tensors, numbers and
+  ``None`` whose structure and leaf types/shapes/dtypes do not change between steps.
+* ``deterministic`` — the same step twice gives bitwise identical results.
+* ``records_value`` — ``state.value`` / ``state.grad_norm`` are the loss and gradient
+  norm at the params the step was given (``value_at="input"``) or returned
+  (``"output"``).
+* ``backend_agreement`` — NumPy and torch trajectories agree in float64 (to 1e-9).
+* ``descent`` — a few steps lower a convex quadratic, staying finite.
+* ``save_load`` — :func:`fnopt.save` / :func:`fnopt.load` round-trip the state with its
+  exact types and values, and the next step from the loaded state is bitwise identical.
+"""
+
+
+@attrs.frozen
+class PropertyResult:
+    """One property's outcome: ``passed`` is ``True``, ``False``, or ``None`` when the
+    property was skipped (``message`` says why)."""
+
+    name: str
+    passed: bool | None
+    message: str = ""
+
+
+@attrs.frozen
+class ConformanceReport:
+    """What :func:`check_optimizer` returns; truthy when no property failed.
+
+    Attributes:
+      name: the optimizer's name (from ``make_opt``).
+      results: one :class:`PropertyResult` per property, in :data:`PROPERTIES` order.
+    """
+
+    name: str
+    results: tuple[PropertyResult, ...]
+
+    @property
+    def ok(self) -> bool:
+        """Whether no property failed (skipped ones do not count)."""
+        return not self.failed
+
+    @property
+    def passed(self) -> tuple[str, ...]:
+        return tuple(r.name for r in self.results if r.passed is True)
+
+    @property
+    def failed(self) -> tuple[str, ...]:
+        return tuple(r.name for r in self.results if r.passed is False)
+
+    @property
+    def skipped(self) -> tuple[str, ...]:
+        return tuple(r.name for r in self.results if r.passed is None)
+
+    def __getitem__(self, name: str) -> PropertyResult:
+        for r in self.results:
+            if r.name == name:
+                return r
+        raise KeyError(name)
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+    def __str__(self) -> str:
+        n_fail = len(self.failed)
+        head = (
+            f"conformance of {self.name}: all {len(self.passed)} properties hold"
+            if not n_fail
+            else f"conformance of {self.name}: {n_fail} of {len(self.results)} properties FAIL"
+        )
+        if self.skipped:
+            head += f" ({len(self.skipped)} skipped)"
+        lines = [head]
+        for r in self.results:
+            mark = {True: "ok", False: "FAIL", None: "skip"}[r.passed]
+            lines.append(f"  {mark:<5} {r.name:<24} {r.message}".rstrip())
+        return "\n".join(lines)
+
+    def assert_ok(self) -> None:
+        """Raise ``AssertionError`` with the whole report if a property failed."""
+        if not self.ok:
+            raise AssertionError(str(self))
+
+
+class _Fail(Exception):
+    pass
+
+
+def _require(cond: bool, message: str) -> None:
+    if not cond:
+        raise _Fail(message)
+
+
+def _trees(backend: str, dtype: str) -> list[tuple[str, Any]]:
+    z = np.zeros
+    trees: list[tuple[str, Any]] = [
+        ("a vector", z(5)),
+        ("a nested tree", {"w": z((3, 2)), "b": z(2), "extra": [z(()), Pair(z(4), None)]}),
+    ]
+    return [(label, optree.tree_map(lambda x: _convert(x, backend, dtype), t))
+            for label, t in trees]
+
+
+def _to_np(x: Any) -> np.ndarray:
+    if _backend.is_tensor(x):
+        return np.array(x.detach().cpu().numpy(), copy=True)
+    return np.array(x, copy=True)
+
+
+def _snapshot(tree: Any) -> tuple[Any, list[Any]]:
+    leaves, spec = optree.tree_flatten(tree)
+    return spec, [_to_np(x) if _is_arr(x) else x for x in leaves]
+
+
+def _is_arr(x: Any) -> bool:
+    return isinstance(x, (np.ndarray, np.generic)) or _backend.is_tensor(x)
+
+
+def _same_bits(a: Any, b: Any) -> bool:
+    if _is_arr(a) or _is_arr(b):
+        if not (_is_arr(a) and _is_arr(b)):
+            return False
+        x, y = _to_np(a), _to_np(b)
+        return x.dtype == y.dtype and x.shape == y.shape and x.tobytes() == y.tobytes()
+    if isinstance(a, float) and isinstance(b, float):
+        return a == b or (math.isnan(a) and math.isnan(b))
+    return type(a) is type(b) and bool(a == b)
+
+
+def _unchanged(tree: Any, snap: tuple[Any, list[Any]]) -> str | None:
+    leaves, spec = optree.tree_flatten(tree)
+    if spec != snap[0]:
+        return "its structure changed"
+    for path, x, c in zip(optree.tree_paths(tree), leaves, snap[1]):
+        if not _same_bits(x, c):
+            return f"leaf {_fmt(path)} changed"
+    return None
+
+
+def _fmt(path: tuple[Any, ...]) -> str:
+    return "".join(f"[{k!r}]" for k in path) or "<root>"
+
+
+def _describe(x: Any) -> tuple[Any, ...]:
+    if _backend.is_tensor(x):
+        return ("tensor", tuple(x.shape), str(x.dtype), str(x.device))
+    if isinstance(x, (np.ndarray, np.generic)):
+        return (type(x).__name__, x.shape, str(x.dtype))
+    return (type(x).__name__,)
+
+
+def _state_signature(state: Any) -> tuple[Any, list[tuple[Any, ...]]]:
+    leaves, spec = optree.tree_flatten(state)
+    return spec, [_describe(x) for x in leaves]
+
+
+def _float(x: Any) -> float:
+    return float(x.item()) if _backend.is_tensor(x) else float(x)
+
+
+def _name_of(make_opt: Any) -> str:
+    name = getattr(make_opt, "__name__", None) or type(make_opt).__name__
+    if name == "<lambda>":
+        code = getattr(make_opt, "__code__", None)
+        names = code.co_names if code is not None else ()
+        cand = [n for n in names if n not in ("fnopt", "testing")]
+        return cand[-1] if cand else "optimizer"
+    return str(name)
+
+
+def check_optimizer(
+    make_opt: Callable[[], Optimizer] | Optimizer,
+    *,
+    steps: int = 10,
+    backends: Sequence[str] = BACKENDS,
+    seed: int = 0,
+    name: str | None = None,
+) -> ConformanceReport:
+    """Run the conformance battery (:data:`PROPERTIES`) on an optimizer.
+
+    Every property is checked on fixed, seeded convex quadratics (:func:`make_quadratic`)
+    over a single vector and over a nested pytree, in float32 and float64 — no
+    hypothesis needed. Exceptions raised by the optimizer are reported as failures of
+    the property that raised them, never propagated.
+
+    Args:
+      make_opt: a zero-argument callable returning a fresh :class:`fnopt.Optimizer`
+        (e.g. ``lambda: my_opt(learning_rate=1e-2)``; use a learning rate that is small
+        for a quadratic with curvatures in [0.5, 2]), or the optimizer itself.
+      steps: how many steps each trajectory runs.
+      backends: which backends to check; torch is skipped when it is not installed
+        (and ``backend_agreement`` with it).
+      seed: seeds the quadratics.
+      name: the name shown in the report (default: guessed from ``make_opt``).
+
+    Returns:
+      A :class:`ConformanceReport`; ``report.ok``, ``report.failed``, ``print(report)``,
+      ``report.assert_ok()``.
+    """
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 2:
+        raise ValueError(f"steps: expected an int >= 2, got {steps!r}")
+    for b in backends:
+        if b not in BACKENDS:
+            raise ValueError(f"backends: expected 'numpy' and/or 'torch', got {b!r}")
+    label = name if name is not None else _name_of(make_opt)
+    results: dict[str, PropertyResult] = {}
+
+    def record(prop: str, fn: Callable[[], str | None]) -> None:
+        try:
+            note = fn()
+        except _Fail as exc:
+            results[prop] = PropertyResult(prop, False, str(exc))
+        except Exception as exc:  # the optimizer under test raised
+            results[prop] = PropertyResult(prop, False, f"raised {type(exc).__name__}: {exc}")
+        else:
+            if note is not None and note.startswith("skipped:"):
+                results[prop] = PropertyResult(prop, None, note[len("skipped:"):].strip())
+            else:
+                results[prop] = PropertyResult(prop, True, note or "")
+
+    # constructs
+    opt_box: list[Optimizer] = []
+
+    def constructs() -> str:
+        opt = make_opt if isinstance(make_opt, Optimizer) else make_opt()
+        _require(isinstance(opt, Optimizer),
+                 f"make_opt() returned {type(opt).__name__}, not an fnopt.Optimizer")
+        _require(opt.value_at in ("input", "output"),
+                 f"value_at is {opt.value_at!r}, expected 'input' or 'output'")
+        opt_box.append(opt)
+        return f"value_at={opt.value_at!r}"
+
+    if not callable(make_opt) and not isinstance(make_opt, Optimizer):
+        raise TypeError(f"make_opt: expected a callable or an Optimizer, got "
+                        f"{type(make_opt).__name__}")
+    record("constructs", constructs)
+    if not opt_box:
+        for prop in PROPERTIES[1:]:
+            results[prop] = PropertyResult(prop, None, "skipped: the optimizer was not built")
+        return ConformanceReport(label, tuple(results[p] for p in PROPERTIES))
+    opt = opt_box[0]
+
+    have_torch = True
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        have_torch = False
+    use = [b for b in backends if b == "numpy" or have_torch]
+    cases = [
+        (b, dt, lbl, tree) for b in use for dt in DTYPES for lbl, tree in _trees(b, dt)
+    ]
+
+    def problem(b: str, dt: str, tree: Any) -> Quadratic:
+        return make_quadratic(tree, seed=seed, backend=b, dtype=dt)
+
+    def run(q: Quadratic, n: int) -> list[tuple[Any, Any]]:
+        p = q.init_params
+        s = opt.init(p)
+        out = [(p, s)]
+        for _ in range(n):
+            p, s = opt.step(p, q.grad_fn, s)
+            out.append((p, s))
+        return out
+
+    def state_conventions() -> str | None:
+        for b, dt, _, tree in cases[:1] + cases[-1:]:
+            q = problem(b, dt, tree)
+            traj = run(q, 3)
+            for k, (_, s) in enumerate(traj):
+                fields = getattr(type(s), "_fields", None)
+                _require(isinstance(s, tuple) and isinstance(fields, tuple),
+                         f"state is a {type(s).__name__}, not a NamedTuple")
+                assert fields is not None
+                for f in ("count", "value", "grad_norm"):
+                    _require(f in fields, f"state {type(s).__name__} has no field {f!r}")
+                _require(type(s.count) is int,
+                         f"state.count is a {type(s.count).__name__}, not a Python int")
+                _require(s.count == k, f"state.count is {s.count} after {k} step(s)")
+                if k:
+                    for f in ("value", "grad_norm"):
+                        v = getattr(s, f)
+                        _require(_is_arr(v) and tuple(v.shape) == (),
+                                 f"state.{f} is {_describe(v)}, not a 0-d array/tensor")
+        return None
+
+    def purity() -> str | None:
+        for b, dt, lbl, tree in cases:
+            q = problem(b, dt, tree)
+            p0 = q.init_params
+            snap_p = _snapshot(p0)
+            s0 = opt.init(p0)
+            _require(_unchanged(p0, snap_p) is None, f"init changed params ({b} {dt}, {lbl})")
+            grads_seen: list[tuple[Any, tuple[Any, list[Any]]]] = []
+
+            def grad_fn(p: Any, q: Quadratic = q, seen: list[Any] = grads_seen) -> Any:
+                v, g = q.grad_fn(p)
+                seen.append((g, _snapshot(g)))
+                return v, g
+
+            p, s = p0, s0
+            for _ in range(3):
+                snap_p, snap_s = _snapshot(p), _snapshot(s)
+                p1, s1 = opt.step(p, grad_fn, s)
+                why = _unchanged(p, snap_p)
+                _require(why is None, f"step mutated params: {why} ({b} {dt}, {lbl})")
+                why = _unchanged(s, snap_s)
+                _require(why is None, f"step mutated the state: {why} ({b} {dt}, {lbl})")
+                p, s = p1, s1
+            for g, snap in grads_seen:
+                why = _unchanged(g, snap)
+                _require(why is None, f"step mutated the gradients: {why} ({b} {dt}, {lbl})")
+        return None
+
+    def structure_and_dtype() -> str | None:
+        for b, dt, lbl, tree in cases:
+            q = problem(b, dt, tree)
+            ref = _state_signature(q.init_params)
+            for k, (p, _) in enumerate(run(q, 3)[1:], 1):
+                sig = _state_signature(p)
+                _require(sig[0] == ref[0],
+                         f"params structure changed after step {k}: {sig[0]} vs {ref[0]} "
+                         f"({b} {dt}, {lbl})")
+                for path, got, want in zip(optree.tree_paths(p), sig[1], ref[1]):
+                    _require(got == want, f"params leaf {_fmt(path)} is {got} after step "
+                             f"{k}, was {want} ({b} {dt}, {lbl})")
+        return f"{len(cases)} cases"
+
+    def state_structure_stable() -> str | None:
+        for b, dt, lbl, tree in cases:
+            q = problem(b, dt, tree)
+            traj = run(q, 3)
+            sigs = [_state_signature(s) for _, s in traj]
+            for x in optree.tree_leaves(traj[-1][1]):
+                _require(_is_arr(x) or x is None or isinstance(x, (bool, int, float, str)),
+                         f"state holds a {type(x).__name__} leaf; a state is a pytree of "
+                         f"arrays/tensors and numbers ({b} {dt}, {lbl})")
+            # the init state may hold NaN placeholders of a different kind; compare the
+            # states the steps return with each other and with init's structure.
+            _require(sigs[0][0] == sigs[1][0],
+                     f"state structure changed by the first step: {sigs[1][0]} vs "
+                     f"{sigs[0][0]} ({b} {dt}, {lbl})")
+            for k in range(2, len(sigs)):
+                _require(sigs[k] == sigs[1],
+                         f"state structure or leaf types changed at step {k}: "
+                         f"{_first_diff(sigs[1], sigs[k])} ({b} {dt}, {lbl})")
+            if sigs[0] != sigs[1]:
+                return (f"note: init and step states differ in leaf types "
+                        f"({_first_diff(sigs[0], sigs[1])})")
+        return None
+
+    def deterministic() -> str | None:
+        for b, dt, lbl, tree in cases:
+            q = problem(b, dt, tree)
+            p, s = run(q, 2)[-1]
+            a: Any = opt.step(p, q.grad_fn, s)
+            c: Any = opt.step(p, q.grad_fn, s)
+            la, lc = optree.tree_leaves(a), optree.tree_leaves(c)
+            _require(len(la) == len(lc) and all(_same_bits(x, y) for x, y in zip(la, lc)),
+                     f"two identical steps gave different results ({b} {dt}, {lbl})")
+        return None
+
+    def records_value() -> str | None:
+        for b, dt, lbl, tree in cases:
+            if dt != "float64":
+                continue
+            q = problem(b, dt, tree)
+            traj = run(q, 3)
+            for k in range(1, len(traj)):
+                at = traj[k - 1][0] if opt.value_at == "input" else traj[k][0]
+                v, g = q.grad_fn(at)
+                s = traj[k][1]
+                want_v = _float(v)
+                want_g = float(np.sqrt(sum(float((_to_np(x) ** 2).sum())
+                                           for x in optree.tree_leaves(g))))
+                got_v, got_g = _float(s.value), _float(s.grad_norm)
+                _require(math.isclose(got_v, want_v, rel_tol=1e-8, abs_tol=1e-12),
+                         f"state.value after step {k} is {got_v}, the loss at the "
+                         f"{opt.value_at} params is {want_v} ({b}, {lbl})")
+                _require(math.isclose(got_g, want_g, rel_tol=1e-8, abs_tol=1e-12),
+                         f"state.grad_norm after step {k} is {got_g}, the gradient norm "
+                         f"at the {opt.value_at} params is {want_g} ({b}, {lbl})")
+        return None
+
+    def backend_agreement() -> str | None:
+        if not ("numpy" in backends and "torch" in backends):
+            return "skipped: needs both backends"
+        if not have_torch:
+            return "skipped: torch is not installed"
+        worst = 0.0
+        for (lbl, tn), (_, tt) in zip(_trees("numpy", "float64"), _trees("torch", "float64")):
+            tn_traj = run(problem("numpy", "float64", tn), steps)
+            tt_traj = run(problem("torch", "float64", tt), steps)
+            for k, ((pn, sn), (pt, st)) in enumerate(zip(tn_traj, tt_traj)):
+                for what, a, c in (("params", pn, pt), ("state", sn, st)):
+                    la, sa = optree.tree_flatten(a)
+                    lc, sc = optree.tree_flatten(c)
+                    _require(sa == sc, f"{what} structures differ between backends ({lbl})")
+                    for path, x, y in zip(optree.tree_paths(a), la, lc):
+                        if not (_is_arr(x) or _is_arr(y)):
+                            _require(_same_bits(x, y) or x == y,
+                                     f"{what} leaf {_fmt(path)} is {x!r} on numpy, {y!r} "
+                                     f"on torch (step {k}, {lbl})")
+                            continue
+                        _require(_is_arr(x) and _is_arr(y),
+                                 f"{what} leaf {_fmt(path)} is an array on one backend "
+                                 f"only (step {k}, {lbl})")
+                        xn, yn = _to_np(x), _to_np(y)
+                        both_nan = np.isnan(xn) & np.isnan(yn)
+                        err = np.where(both_nan, 0.0, np.abs(xn - yn) / (1.0 + np.abs(xn)))
+                        e = float(err.max()) if err.size else 0.0
+                        worst = max(worst, e if not math.isnan(e) else math.inf)
+                        _require(e <= 1e-9, f"{what} leaf {_fmt(path)} differs by {e:.3g} "
+                                 f"(relative) between numpy and torch at step {k} ({lbl})")
+        return f"max relative difference {worst:.2g} over {steps} steps"
+
+    def descent() -> str | None:
+        notes = []
+        for b in use:
+            q = problem(b, "float64", _trees(b, "float64")[1][1])
+            traj = run(q, steps)
+            f0 = _float(q.loss(traj[0][0]))
+            fs = [_float(q.loss(p)) for p, _ in traj]
+            _require(all(math.isfinite(f) for f in fs), f"the loss became non-finite ({b})")
+            _require(fs[-1] < f0, f"loss {fs[-1]:.6g} after {steps} steps is not below the "
+                     f"start {f0:.6g} ({b}); is the learning rate small and the sign right?")
+            notes.append(f"{b} {f0:.3g} -> {fs[-1]:.3g}")
+        return "; ".join(notes)
+
+    def save_load() -> str | None:
+        from fnopt.checkpoint import _collect_types, load, save
+
+        with tempfile.TemporaryDirectory() as d:
+            for b, dt, lbl, tree in cases:
+                q = problem(b, dt, tree)
+                p, s = run(q, 2)[-1]
+                path = os.path.join(d, f"{b}-{dt}.npz")
+                save(path, p, s, iteration=2)
+                types: dict[tuple[str, str], type] = {}
+                _collect_types(s, types)
+                ck = load(path, types=types.values())
+                for what, got, want in (("params", ck.params, p), ("state", ck.state, s)):
+                    lg, sg = optree.tree_flatten(got)
+                    lw, sw = optree.tree_flatten(want)
+                    _require(sg == sw, f"loaded {what} structure {sg} differs from saved {sw} "
+                             f"({b} {dt}, {lbl})")
+                    for path_, x, y in zip(optree.tree_paths(want), lg, lw):
+                        _require(_describe(x) == _describe(y) and _same_bits(x, y),
+                                 f"loaded {what} leaf {_fmt(path_)} differs: {_describe(x)} "
+                                 f"vs {_describe(y)} ({b} {dt}, {lbl})")
+                a: Any = opt.step(ck.params, q.grad_fn, ck.state)
+                c: Any = opt.step(p, q.grad_fn, s)
+                la, lc = optree.tree_leaves(a), optree.tree_leaves(c)
+                _require(all(_same_bits(x, y) for x, y in zip(la, lc)),
+                         f"the step after loading differs from the step before saving "
+                         f"({b} {dt}, {lbl})")
+        return None
+
+    record("state_conventions", state_conventions)
+    record("purity", purity)
+    record("structure_and_dtype", structure_and_dtype)
+    record("state_structure_stable", state_structure_stable)
+    record("deterministic", deterministic)
+    record("records_value", records_value)
+    record("backend_agreement", backend_agreement)
+    record("descent", descent)
+    record("save_load", save_load)
+    return ConformanceReport(label, tuple(results[p] for p in PROPERTIES))
+
+
+def _first_diff(a: tuple[Any, list[Any]], b: tuple[Any, list[Any]]) -> str:
+    if a[0] != b[0]:
+        return f"structure {a[0]} vs {b[0]}"
+    for i, (x, y) in enumerate(zip(a[1], b[1])):
+        if x != y:
+            return f"leaf {i}: {x} vs {y}"
+    return "no difference"
+
+
+# -- hypothesis strategies -------------------------------------------------------------
+
+
+def _hypothesis() -> Any:
+    try:
+        import hypothesis.strategies as st
+    except ImportError:
+        raise ImportError(
+            "fnopt.testing strategies need hypothesis: pip install hypothesis "
+            "(or fnopt[dev]); check_optimizer works without it"
+        ) from None
+    return st
+
+
+def _check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ValueError(f"{name}: expected one of {allowed}, got {value!r}")
+
+
+def arrays(
+    backend: str = "numpy",
+    dtype: str = "float64",
+    shape: tuple[int, ...] | None = None,
+    *,
+    bound: float = 10.0,
+    max_side: int = 3,
+) -> Any:
+    """Finite arrays (NumPy) or tensors (torch) with values in ``[-bound, bound]``.
+
+    Args:
+      backend: ``"numpy"`` or ``"torch"``.
+      dtype: ``"float32"`` or ``"float64"``.
+      shape: a fixed shape; by default 0-d to 2-d with sides 1..``max_side``.
+      bound: the largest absolute value.
+      max_side: the largest side of a drawn shape.
+
+    Returns:
+      A hypothesis strategy.
+    """
+    st = _hypothesis()
+    from hypothesis.extra import numpy as hnp
+
+    _check_choice("backend", backend, BACKENDS)
+    _check_choice("dtype", dtype, DTYPES)
+    width = 32 if dtype == "float32" else 64
+    elements = st.floats(-bound, bound, width=width, allow_nan=False, allow_infinity=False,
+                         allow_subnormal=False)
+    shapes = (hnp.array_shapes(min_dims=0, max_dims=2, min_side=1, max_side=max_side)
+              if shape is None else st.just(tuple(shape)))
+    strat = hnp.arrays(np.dtype(dtype), shapes, elements=elements)
+    if backend == "torch":
+        return strat.map(lambda a: _convert(a, "torch", dtype))
+    return strat
+
+
+def pytrees(
+    backend: str = "numpy",
+    dtypes: Sequence[str] = ("float64",),
+    *,
+    max_leaves: int = 4,
+    bound: float = 10.0,
+    structures: Sequence[str] = ("dict", "list", "tuple", "namedtuple"),
+) -> Any:
+    """Pytrees of finite arrays on one backend: a single array, or nested ``dict`` /
+    ``list`` / ``tuple`` / :class:`Pair` (a NamedTuple) nodes with ``None`` subtrees,
+    always with at least one array.
+
+    Args:
+      backend: ``"numpy"`` or ``"torch"`` (never mixed within a tree).
+      dtypes: the dtypes leaves are drawn from (one per leaf).
+      max_leaves: the most array leaves in a tree.
+      bound: the largest absolute value.
+      structures: which container nodes to use.
+
+    Returns:
+      A hypothesis strategy.
+    """
+    st = _hypothesis()
+    _check_choice("backend", backend, BACKENDS)
+    for d in dtypes:
+        _check_choice("dtypes", d, DTYPES)
+    for s in structures:
+        _check_choice("structures", s, ("dict", "list", "tuple", "namedtuple"))
+    leaf = st.sampled_from(tuple(dtypes)).flatmap(lambda d: arrays(backend, d, bound=bound))
+    keys = st.sampled_from(["a", "b", "w", "bias"])
+
+    def extend(children: Any) -> Any:
+        maybe = children | st.none()
+        options = {
+            "dict": st.dictionaries(keys, maybe, min_size=1, max_size=3),
+            "list": st.lists(children, min_size=1, max_size=3),
+            "tuple": st.tuples(children, maybe),
+            "namedtuple": st.builds(Pair, children, maybe),
+        }
+        return st.one_of(*(options[s] for s in structures))
+
+    return st.recursive(leaf, extend, max_leaves=max_leaves).filter(
+        lambda t: len(optree.tree_leaves(t)) > 0
+    )
+
+
+def quadratics(
+    backend: str = "numpy",
+    dtype: str = "float64",
+    *,
+    max_leaves: int = 3,
+    eigenvalues: tuple[float, float] = (0.5, 2.0),
+) -> Any:
+    """Convex quadratics (:class:`Quadratic`) with known minima over drawn pytree
+    shapes, with a drawn seed.
+
+    >>> from hypothesis import given, settings
+    >>> @settings(max_examples=5)
+    ... @given(quadratics())
+    ... def test_minimum_is_stationary(q):
+    ...     value, grads = q.grad_fn(q.minimum)
+    ...     assert abs(float(value) - q.min_value) < 1e-12
+    >>> test_minimum_is_stationary()
+    """
+    st = _hypothesis()
+    trees = pytrees("numpy", (dtype,), max_leaves=max_leaves)
+    return st.builds(
+        lambda t, seed: make_quadratic(t, seed=seed, backend=backend, dtype=dtype,
+                                       eigenvalues=eigenvalues),
+        trees,
+        st.integers(0, 2**31 - 1),
+    )
+
+
+def learning_rates(low: float = 1e-4, high: float = 1e-1) -> Any:
+    """Learning rates in ``[low, high]``, drawn log-uniformly."""
+    st = _hypothesis()
+    if not (0 < low <= high):
+        raise ValueError(f"low, high: expected 0 < low <= high, got {low}, {high}")
+    return st.floats(math.log(low), math.log(high)).map(math.exp)
+
+
+def decay_rates(low: float = 0.0, high: float = 0.999) -> Any:
+    """Decay rates / betas / momentum in ``[low, high]`` (within [0, 1))."""
+    st = _hypothesis()
+    if not (0 <= low <= high < 1):
+        raise ValueError(f"low, high: expected 0 <= low <= high < 1, got {low}, {high}")
+    return st.floats(low, high)
+
+
+def epsilons(low: float = 1e-10, high: float = 1e-6) -> Any:
+    """Small positive numerical-stability constants, drawn log-uniformly."""
+    return learning_rates(low, high)
+
+
+_HYPERPARAMETERS: dict[str, Callable[[], Any]] = {
+    "learning_rate": learning_rates,
+    "momentum": decay_rates,
+    "dampening": lambda: decay_rates(0.0, 0.5),
+    "b1": lambda: decay_rates(0.0, 0.99),
+    "b2": lambda: decay_rates(0.9, 0.9999),
+    "decay": decay_rates,
+    "eps": epsilons,
+    "weight_decay": lambda: decay_rates(0.0, 0.1),
+}
+
+
+def hyperparameters(*names: str) -> Any:
+    """Dicts of valid hyperparameters for the given argument names (default: all of
+    ``learning_rate``, ``momentum``, ``dampening``, ``b1``, ``b2``, ``decay``, ``eps``,
+    ``weight_decay``), ready for ``make_opt(**hp)``.
+
+    >>> hyperparameters("learning_rate", "b1")
+    fixed_dictionaries({'learning_rate': ..., 'b1': ...})
+    """
+    st = _hypothesis()
+    names = names or tuple(_HYPERPARAMETERS)
+    for n in names:
+        _check_choice("names", n, tuple(_HYPERPARAMETERS))
+    return st.fixed_dictionaries({n: _HYPERPARAMETERS[n]() for n in names})
