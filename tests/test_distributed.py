@@ -120,3 +120,33 @@ def test_agree_without_a_process_group_is_the_criterion():
         fnopt.sgd(0.1), np.ones(2), lambda p: (p @ p, 2 * p), stop=rule
     )
     assert r.iterations == 3 and r.reason == "max_iters"
+
+
+def _load_demo():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "distributed_mlp_demo", ROOT / "demos" / "distributed_mlp.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_demo_runs_as_one_process():
+    summary = _load_demo().main(["--fast"])
+    assert summary["world_size"] == 1 and summary["iterations"] == 40
+    assert summary["final_loss"] < 0.2 * summary["first_loss"]
+    assert not torch.distributed.is_initialized()  # the demo cleans up after itself
+
+
+def test_demo_runs_under_torchrun_with_two_ranks():
+    torchrun = Path(sys.executable).with_name("torchrun")
+    if not torchrun.exists():  # pragma: no cover
+        pytest.skip("torchrun not installed next to this python")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    cmd = [str(torchrun), "--nproc_per_node=2", f"--master_port={free_port()}",
+           str(ROOT / "demos" / "distributed_mlp.py"), "--fast"]
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=TIMEOUT)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "2 rank(s), gloo on cpu: 40 iterations" in out.stdout
