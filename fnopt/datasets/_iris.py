@@ -145,7 +145,8 @@ def stratified_indices(
         rows = np.flatnonzero(labels == cls)
         if rows.size < 2:
             raise ValueError(
-                f"y: class {cls!r} has {rows.size} row; a stratified split needs at least 2"
+                f"y: class {cls.item()!r} has {rows.size} row; a stratified split needs "
+                f"at least 2"
             )
         k = min(max(1, round(test_fraction * rows.size)), rows.size - 1)
         test.append(rng.permutation(rows)[:k])
