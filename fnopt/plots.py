@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["loss_curves", "paths_on_contour", "decision_regions", "to_numpy"]
+__all__ = ["loss_curves", "paths_on_contour", "decision_regions", "fitted_lines", "to_numpy"]
 
 PathLike = str | os.PathLike[str]
 
@@ -171,6 +171,59 @@ def paths_on_contour(
     ax.set_xlabel("x[0]")
     ax.set_ylabel("x[1]")
     ax.set_title(title or "paths on the loss contours (steps in brackets)")
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def fitted_lines(
+    x: Any,
+    y: Any,
+    lines: Mapping[str, tuple[float, float]],
+    path: PathLike,
+    *,
+    title: str = "",
+    xlabel: str = "x",
+    ylabel: str = "y",
+) -> Path:
+    """Scatter 1-D data and draw straight lines ``y = slope * x + intercept`` over it.
+
+    Args:
+      x, y: the data, shape ``(n,)`` each (NumPy or torch).
+      lines: ``{label: (slope, intercept)}``, e.g. the fitted line and the
+        least-squares answer.
+      path: the PNG file to write.
+      title: the figure title.
+      xlabel, ylabel: the axis labels.
+
+    Returns:
+      ``path`` as a :class:`pathlib.Path`.
+
+    >>> import tempfile, os
+    >>> out = fitted_lines(np.array([0.0, 1.0, 2.0]), np.array([3.1, 4.9, 7.2]),
+    ...                    {"fit": (2.0, 3.0)}, os.path.join(tempfile.mkdtemp(), "f.png"))
+    >>> out.stat().st_size > 0
+    True
+    """
+    xs = to_numpy(x).astype(float).reshape(-1)
+    ys = to_numpy(y).astype(float).reshape(-1)
+    if xs.shape != ys.shape:
+        raise ValueError(f"x, y: expected the same number of points, got {xs.size} and {ys.size}")
+    if not isinstance(lines, Mapping):
+        raise ValueError("lines: expected a dict of label -> (slope, intercept)")
+    fig = _figure((6.0, 4.0))
+    ax = fig.add_subplot()
+    ax.scatter(xs, ys, s=16, c="C0", alpha=0.8, label="data")
+    grid = np.linspace(float(xs.min()), float(xs.max()), 2)
+    styles = ["-", "--", ":", "-."]
+    for i, (label, (slope, intercept)) in enumerate(lines.items()):
+        a, b = float(slope), float(intercept)
+        ax.plot(grid, a * grid + b, styles[i % 4], lw=1.8, color=f"C{i + 1}",
+                label=f"{label}: y = {a:.4f} x + {b:.4f}")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
     return _save(fig, path)
 
