@@ -81,6 +81,9 @@ class Quadratic:
       strong_convexity: the smallest eigenvalue of :math:`A`.
       backend: ``"numpy"`` or ``"torch"``.
       dtype: ``"float32"`` or ``"float64"``.
+      hessian_fn: a Hessian provider ``hessian_fn(params) -> A`` (on the backend, in
+        the dtype), for :func:`fnopt.newton`.
+      hvp: ``hvp(params, v) -> A v`` as a pytree, for :func:`fnopt.newton_cg`.
     """
 
     loss: Callable[[Any], Any]
@@ -93,6 +96,8 @@ class Quadratic:
     strong_convexity: float
     backend: str
     dtype: str
+    hessian_fn: Callable[..., Any]
+    hvp: Callable[..., Any]
 
 
 def _np_leaves(tree: Any) -> list[np.ndarray]:
@@ -202,6 +207,14 @@ def make_quadratic(
         ar = a @ r
         return scalar(0.5 * (r @ ar) + fmin), split(ar)
 
+    def hessian_fn(params: Any, *batch: Any) -> Any:
+        del params, batch
+        return a
+
+    def hvp(params: Any, v: Any, *batch: Any) -> Any:
+        del params, batch
+        return split(a @ flat(v))
+
     return Quadratic(
         loss=loss,
         grad_fn=grad_fn,
@@ -213,6 +226,8 @@ def make_quadratic(
         strong_convexity=lo,
         backend=backend,
         dtype=dtype,
+        hessian_fn=hessian_fn,
+        hvp=hvp,
     )
 
 
@@ -408,12 +423,13 @@ def _name_of(make_opt: Any) -> str:
 
 
 def check_optimizer(
-    make_opt: Callable[[], Optimizer] | Optimizer,
+    make_opt: Callable[..., Optimizer] | Optimizer,
     *,
     steps: int = 10,
     backends: Sequence[str] = BACKENDS,
     seed: int = 0,
     name: str | None = None,
+    takes_problem: bool = False,
 ) -> ConformanceReport:
     """Run the conformance battery (:data:`PROPERTIES`) on an optimizer.
 
@@ -431,6 +447,9 @@ def check_optimizer(
         (and ``backend_agreement`` with it).
       seed: seeds the quadratics.
       name: the name shown in the report (default: guessed from ``make_opt``).
+      takes_problem: call ``make_opt(problem)`` with each :class:`Quadratic` instead,
+        for optimizers that need problem-specific providers, e.g.
+        ``lambda q: fnopt.newton(q.hessian_fn)``.
 
     Returns:
       A :class:`ConformanceReport`; ``report.ok``, ``report.failed``, ``print(report)``,
@@ -461,7 +480,10 @@ def check_optimizer(
     opt_box: list[Optimizer] = []
 
     def constructs() -> str:
-        opt = make_opt if isinstance(make_opt, Optimizer) else make_opt()
+        if isinstance(make_opt, Optimizer):
+            opt = make_opt
+        else:
+            opt = make_opt(make_quadratic(seed=seed)) if takes_problem else make_opt()
         _require(isinstance(opt, Optimizer),
                  f"make_opt() returned {type(opt).__name__}, not an fnopt.Optimizer")
         _require(opt.value_at in ("input", "output"),
@@ -490,7 +512,11 @@ def check_optimizer(
     ]
 
     def problem(b: str, dt: str, tree: Any) -> Quadratic:
-        return make_quadratic(tree, seed=seed, backend=b, dtype=dt)
+        nonlocal opt
+        q = make_quadratic(tree, seed=seed, backend=b, dtype=dt)
+        if takes_problem and not isinstance(make_opt, Optimizer):
+            opt = make_opt(q)
+        return q
 
     def run(q: Quadratic, n: int) -> list[tuple[Any, Any]]:
         p = q.init_params
@@ -573,18 +599,21 @@ def check_optimizer(
                 _require(_is_arr(x) or x is None or isinstance(x, (bool, int, float, str)),
                          f"state holds a {type(x).__name__} leaf; a state is a pytree of "
                          f"arrays/tensors and numbers ({b} {dt}, {lbl})")
-            # the init state may hold NaN placeholders of a different kind; compare the
-            # states the steps return with each other and with init's structure.
+            # init may hold placeholders of another array kind (a 0-d array where steps
+            # give a NumPy scalar), but not another structure: a None that later becomes
+            # an array breaks load(..., state_like=opt.init(params)) and buffer reuse.
             _require(sigs[0][0] == sigs[1][0],
-                     f"state structure changed by the first step: {sigs[1][0]} vs "
-                     f"{sigs[0][0]} ({b} {dt}, {lbl})")
+                     f"init's state structure differs from the steps' "
+                     f"({_named_diff(traj[0][1], traj[1][1])}); initialise every field with its "
+                     f"final structure, e.g. zeros_like(params) instead of None "
+                     f"({b} {dt}, {lbl})")
             for k in range(2, len(sigs)):
                 _require(sigs[k] == sigs[1],
                          f"state structure or leaf types changed at step {k}: "
-                         f"{_first_diff(sigs[1], sigs[k])} ({b} {dt}, {lbl})")
+                         f"{_named_diff(traj[1][1], traj[k][1])} ({b} {dt}, {lbl})")
             if sigs[0] != sigs[1]:
                 return (f"note: init and step states differ in leaf types "
-                        f"({_first_diff(sigs[0], sigs[1])})")
+                        f"({_named_diff(traj[0][1], traj[1][1])})")
         return None
 
     def deterministic() -> str | None:
@@ -636,7 +665,12 @@ def check_optimizer(
                     _require(sa == sc, f"{what} structures differ between backends ({lbl})")
                     for path, x, y in zip(optree.tree_paths(a), la, lc):
                         if not (_is_arr(x) or _is_arr(y)):
-                            _require(_same_bits(x, y) or x == y,
+                            close = (
+                                isinstance(x, float) and isinstance(y, float)
+                                and (math.isclose(x, y, rel_tol=1e-9, abs_tol=1e-12)
+                                     or (math.isnan(x) and math.isnan(y)))
+                            )
+                            _require(close or _same_bits(x, y),
                                      f"{what} leaf {_fmt(path)} is {x!r} on numpy, {y!r} "
                                      f"on torch (step {k}, {lbl})")
                             continue
@@ -706,13 +740,38 @@ def check_optimizer(
     return ConformanceReport(label, tuple(results[p] for p in PROPERTIES))
 
 
-def _first_diff(a: tuple[Any, list[Any]], b: tuple[Any, list[Any]]) -> str:
-    if a[0] != b[0]:
-        return f"structure {a[0]} vs {b[0]}"
-    for i, (x, y) in enumerate(zip(a[1], b[1])):
-        if x != y:
-            return f"leaf {i}: {x} vs {y}"
-    return "no difference"
+def _named_leaves(tree: Any, path: str = "") -> dict[str, tuple[Any, ...]]:
+    """Leaf descriptors keyed by readable paths (NamedTuple fields by name; ``None``
+    subtrees included)."""
+    if tree is None:
+        return {path or "<root>": ("None",)}
+    if isinstance(getattr(type(tree), "_fields", None), tuple) and isinstance(tree, tuple):
+        out: dict[str, tuple[Any, ...]] = {}
+        for f, v in zip(getattr(type(tree), "_fields"), tree):  # noqa: B009
+            out.update(_named_leaves(v, f"{path}.{f}"))
+        return out
+    if type(tree) in (tuple, list):
+        out = {}
+        for i, v in enumerate(tree):
+            out.update(_named_leaves(v, f"{path}[{i}]"))
+        return out or {path or "<root>": (f"empty {type(tree).__name__}",)}
+    if type(tree) is dict:
+        out = {}
+        for k, v in tree.items():
+            out.update(_named_leaves(v, f"{path}[{k!r}]"))
+        return out or {path or "<root>": ("empty dict",)}
+    return {path or "<root>": _describe(tree)}
+
+
+def _named_diff(a: Any, b: Any) -> str:
+    """The first leaf where two states differ in kind, e.g. ``.grads: None -> array``."""
+    na, nb = _named_leaves(a), _named_leaves(b)
+    diffs = [f"{p}: {na.get(p, ('absent',))} -> {nb.get(p, ('absent',))}"
+             for p in list(na) + [p for p in nb if p not in na] if na.get(p) != nb.get(p)]
+    if not diffs:
+        return "no difference in leaf kinds"
+    more = f" (and {len(diffs) - 2} more)" if len(diffs) > 2 else ""
+    return "; ".join(diffs[:2]) + more
 
 
 # -- hypothesis strategies -------------------------------------------------------------
