@@ -610,7 +610,8 @@ def _restore_array(arr: np.ndarray, rec: Any, i: int, where: str, device: Any) -
 
 def _describe_leaf(x: Any) -> tuple[Any, ...]:
     if _is_array(x):
-        kind = "tensor" if _backend.is_tensor(x) else type(x).__name__
+        # a NumPy scalar and a 0-d array are the same kind of leaf here
+        kind = "tensor" if _backend.is_tensor(x) else "numpy array"
         return (kind, tuple(x.shape), str(x.dtype))
     return (type(x).__name__,)
 
