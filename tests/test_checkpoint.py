@@ -1,0 +1,464 @@
+"""fnopt.save / fnopt.load / to_numpy / to_torch, and checkpoint + resume in fixed_point."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import zipfile
+from typing import Any, NamedTuple
+
+import attrs
+import numpy as np
+import optree
+import pytest
+import torch
+from hypothesis import given
+
+import fnopt
+from fnopt import testing as ft
+from fnopt.checkpoint import CheckpointError
+
+
+class UserState(NamedTuple):
+    count: int
+    value: Any
+    extra: Any
+
+
+@attrs.frozen
+class AttrsState:
+    count: int
+    buf: Any
+    _private: float = 0.0
+
+
+def assert_identical(a: Any, b: Any) -> None:
+    """Same types everywhere (NamedTuple classes included) and bitwise-equal arrays."""
+    assert type(a) is type(b), (type(a), type(b))
+    if isinstance(a, (np.ndarray, np.generic)):
+        assert a.dtype == b.dtype and a.shape == b.shape
+        assert np.asarray(a).tobytes() == np.asarray(b).tobytes()
+    elif isinstance(a, torch.Tensor):
+        assert a.dtype == b.dtype and a.shape == b.shape and a.device == b.device
+        assert a.requires_grad == b.requires_grad
+        assert _tensor_bytes(a) == _tensor_bytes(b)
+    elif isinstance(a, float):
+        assert a == b or (math.isnan(a) and math.isnan(b))
+    elif isinstance(a, dict):
+        assert list(a) == list(b)
+        for k in a:
+            assert_identical(a[k], b[k])
+    elif isinstance(a, (tuple, list)):
+        assert len(a) == len(b)
+        for x, y in zip(a, b):
+            assert_identical(x, y)
+    elif attrs.has(type(a)):
+        for f in attrs.fields(type(a)):
+            assert_identical(getattr(a, f.name), getattr(b, f.name))
+    else:
+        assert a == b
+
+
+def _tensor_bytes(t: torch.Tensor) -> bytes:
+    t = t.detach().cpu().contiguous()
+    if t.dtype == torch.bfloat16:
+        t = t.view(torch.int16)
+    return t.numpy().tobytes()
+
+
+def _np_params() -> Any:
+    return {"w": np.arange(6.0).reshape(3, 2), "b": np.array([0.5, -1.5])}
+
+
+def _adam_state(params: Any) -> Any:
+    opt = fnopt.adam(1e-2)
+    q = ft.make_quadratic(params)
+    p, s = params, opt.init(params)
+    for _ in range(3):
+        p, s = opt.step(p, q.grad_fn, s)
+    return p, s
+
+
+STATES = {
+    "sgd_momentum": lambda p: fnopt.sgd(0.1, momentum=0.9).init(p),
+    "adam_after_steps": lambda p: _adam_state(p)[1],
+    "python_scalars": lambda p: (1, 2.5, float("nan"), float("-inf"), True, None, "text"),
+    "numpy_scalars": lambda p: [np.float64(1.25), np.float32(-0.0), np.int64(7)],
+    "int_and_mixed_keys": lambda p: {3: p, "a": [None, ()], 2.5: {}},
+    "empty_containers": lambda p: ((), [], {}),
+}
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("state_name", sorted(STATES))
+def test_round_trip_restores_types_and_bits(tmp_path, backend, dtype, state_name):
+    params = {k: v.astype(dtype) for k, v in _np_params().items()}
+    state = STATES[state_name](params)
+    if backend == "torch":
+        params, state = fnopt.to_torch(params), fnopt.to_torch(state)
+    path = fnopt.save(tmp_path / "ck.npz", params, state, iteration=12, metadata={"a": [1, 2]})
+    ck = fnopt.load(path)
+    assert isinstance(ck, fnopt.Checkpoint)
+    assert_identical(ck.params, params)
+    assert_identical(ck.state, state)
+    assert ck.iteration == 12 and ck.metadata == {"a": [1, 2]}
+
+
+def test_torch_extras_round_trip(tmp_path):
+    params = [torch.tensor([1.0, 2.0], requires_grad=True)]
+    state = {"bf16": torch.tensor([1.5, -2.0], dtype=torch.bfloat16),
+             "view": torch.arange(6.0).reshape(2, 3).t(),  # non-contiguous
+             "int": torch.tensor(3)}
+    ck = fnopt.load(fnopt.save(tmp_path / "t.npz", params, state))
+    assert ck.params[0].requires_grad and ck.params[0].dtype == torch.float32
+    assert ck.state["bf16"].dtype == torch.bfloat16
+    assert torch.equal(ck.state["bf16"].float(), state["bf16"].float())
+    assert torch.equal(ck.state["view"], state["view"])
+    assert ck.state["int"].dtype == torch.int64
+
+
+def test_user_types_need_an_allow_list(tmp_path):
+    p = _np_params()
+    state = (UserState(1, np.float64(2.0), None), AttrsState(2, np.ones(2), 0.5))
+    path = fnopt.save(tmp_path / "u.npz", p, state)
+    with pytest.raises(CheckpointError, match=r"UserState.*types="):
+        fnopt.load(path)
+    ck = fnopt.load(path, types=[UserState, AttrsState])
+    assert_identical(ck.state, state)
+    # state_like provides the classes too
+    ck2 = fnopt.load(path, state_like=state)
+    assert_identical(ck2.state, state)
+
+
+def test_changed_fields_are_reported(tmp_path):
+    path = fnopt.save(tmp_path / "f.npz", _np_params(), UserState(1, 2.0, 3))
+
+    class UserState2(NamedTuple):  # same name, different fields
+        count: int
+        other: Any
+
+    UserState2.__qualname__ = UserState.__qualname__
+    UserState2.__module__ = UserState.__module__
+    with pytest.raises(CheckpointError, match=r"fields \['count', 'other'\].*\['count', 'value'"):
+        fnopt.load(path, types=[UserState2])
+
+
+def test_only_fnopt_modules_are_imported(tmp_path):
+    path = fnopt.save(tmp_path / "x.npz", _np_params(), fnopt.sgd(0.1).init(_np_params()))
+    with zipfile.ZipFile(path) as zf:
+        header = json.loads(zf.read("fnopt-checkpoint.json"))
+        arrays = {n: zf.read(n) for n in zf.namelist() if n.startswith("arrays/")}
+    header["state"]["module"] = "os"
+    header["state"]["name"] = "system"
+    bad = tmp_path / "evil.npz"
+    with zipfile.ZipFile(bad, "w") as zf:
+        zf.writestr("fnopt-checkpoint.json", json.dumps(header))
+        for n, data in arrays.items():
+            zf.writestr(n, data)
+    with pytest.raises(CheckpointError, match="not importable from fnopt"):
+        fnopt.load(bad)
+
+
+def test_like_mismatch_names_the_leaf(tmp_path):
+    p = _np_params()
+    opt = fnopt.sgd(0.1, momentum=0.9)
+    path = fnopt.save(tmp_path / "m.npz", p, opt.init(p))
+    fnopt.load(path, params_like=p, state_like=opt.init(p))  # matches
+    with pytest.raises(CheckpointError, match=r"params leaf \['w'\].*\(3, 2\).*\(2, 2\)"):
+        fnopt.load(path, params_like={"w": np.zeros((2, 2)), "b": np.zeros(2)})
+    with pytest.raises(CheckpointError, match="saved state has structure"):
+        fnopt.load(path, state_like=fnopt.adam(0.1).init(p))
+    with pytest.raises(CheckpointError, match="float32"):
+        fnopt.load(path, params_like={k: v.astype("float32") for k, v in p.items()})
+
+
+# -- corrupt, truncated, foreign files ---------------------------------------------------
+
+
+@pytest.fixture
+def good(tmp_path):
+    p = {"w": np.linspace(0.0, 1.0, 200)}
+    return fnopt.save(tmp_path / "good.npz", p, fnopt.sgd(0.1, momentum=0.5).init(p))
+
+
+def _write(path, data: bytes):
+    path.write_bytes(data)
+    return path
+
+
+CORRUPTIONS = {
+    "truncated_half": (lambda b: b[: len(b) // 2], "truncated or corrupt"),
+    "truncated_tail": (lambda b: b[:-10], "truncated or corrupt"),
+    "empty_file": (lambda b: b"", "truncated or corrupt"),
+    "garbage": (lambda b: bytes(range(256)) * 4, "truncated or corrupt"),
+    "flipped_array_byte": (
+        lambda b: b[: b.rfind(b"\x00\x00\xf0?")] + b"\x01" + b[b.rfind(b"\x00\x00\xf0?") + 1:],
+        "CRC|corrupt",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CORRUPTIONS))
+def test_corrupt_files_give_a_clear_error(good, tmp_path, case):
+    mangle, pattern = CORRUPTIONS[case]
+    bad = _write(tmp_path / f"{case}.npz", mangle(good.read_bytes()))
+    with pytest.raises(CheckpointError, match=pattern) as info:
+        fnopt.load(bad)
+    assert str(bad) in str(info.value)
+
+
+def test_foreign_and_future_files(good, tmp_path):
+    np.savez(tmp_path / "plain.npz", a=np.ones(3))
+    with pytest.raises(CheckpointError, match="not a fnopt checkpoint"):
+        fnopt.load(tmp_path / "plain.npz")
+    with zipfile.ZipFile(good) as zf:
+        header = json.loads(zf.read("fnopt-checkpoint.json"))
+        members = {n: zf.read(n) for n in zf.namelist() if n != "fnopt-checkpoint.json"}
+    header["version"] = 99
+    future = tmp_path / "future.npz"
+    with zipfile.ZipFile(future, "w") as zf:
+        zf.writestr("fnopt-checkpoint.json", json.dumps(header))
+        for n, data in members.items():
+            zf.writestr(n, data)
+    with pytest.raises(CheckpointError, match=r"format version 99.*up to 1"):
+        fnopt.load(future)
+    # an array member missing from an otherwise intact archive
+    header["version"] = 1
+    partial = tmp_path / "partial.npz"
+    with zipfile.ZipFile(partial, "w") as zf:
+        zf.writestr("fnopt-checkpoint.json", json.dumps(header))
+    with pytest.raises(CheckpointError, match="array 0 is missing"):
+        fnopt.load(partial)
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        fnopt.load(tmp_path / "nope.npz")
+
+
+def test_a_crash_mid_write_keeps_the_previous_checkpoint(good, tmp_path, monkeypatch):
+    before = good.read_bytes()
+    calls = []
+    real = np.lib.format.write_array
+
+    def crashing(f, arr, **kw):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(f, arr, **kw)
+
+    monkeypatch.setattr(np.lib.format, "write_array", crashing)
+    p = {"w": np.zeros(200)}
+    with pytest.raises(KeyboardInterrupt):
+        fnopt.save(good, p, fnopt.sgd(0.1, momentum=0.5).init(p))
+    assert good.read_bytes() == before
+    assert sorted(os.listdir(tmp_path)) == ["good.npz"]  # no temp file left behind
+    monkeypatch.undo()
+    assert fnopt.load(good).params["w"][-1] == 1.0
+
+
+def test_same_contents_give_the_same_bytes(tmp_path):
+    p = _np_params()
+    s = fnopt.adam(0.1).init(p)
+    a = fnopt.save(tmp_path / "a.npz", p, s, iteration=3).read_bytes()
+    b = fnopt.save(tmp_path / "b.npz", p, s, iteration=3).read_bytes()
+    assert a == b
+
+
+SAVE_ERRORS = [
+    ("mixed_backends", lambda p: (p, {"m": torch.zeros(2)}), TypeError, "state: holds torch"),
+    ("unsupported_leaf", lambda p: (p, {"f": print}), TypeError, r"state: cannot save.*\['f'\]"),
+    ("empty_params", lambda p: ({}, None), ValueError, "params: empty pytree"),
+    ("int_params", lambda p: (np.arange(3), None), TypeError, "params: leaf <root>"),
+    ("object_array", lambda p: (p, np.array([None])), TypeError, "dtype object"),
+]
+
+
+@pytest.mark.parametrize("name,make,exc,pattern", SAVE_ERRORS, ids=[c[0] for c in SAVE_ERRORS])
+def test_save_rejects_bad_input(tmp_path, name, make, exc, pattern):
+    params, state = make(_np_params())
+    with pytest.raises(exc, match=pattern):
+        fnopt.save(tmp_path / "e.npz", params, state)
+    assert not list(tmp_path.iterdir())
+
+
+def test_save_argument_errors(tmp_path):
+    p = _np_params()
+    with pytest.raises(TypeError, match="metadata: must be JSON"):
+        fnopt.save(tmp_path / "m.npz", p, None, metadata={"x": object()})
+    with pytest.raises(TypeError, match="iteration"):
+        fnopt.save(tmp_path / "m.npz", p, None, iteration=1.5)
+    with pytest.raises(TypeError, match="path"):
+        fnopt.save(3, p, None)
+    with pytest.raises(FileNotFoundError, match="directory"):
+        fnopt.save(tmp_path / "missing" / "m.npz", p, None)
+
+
+# -- backend conversion ---------------------------------------------------------------
+
+
+def test_to_torch_and_back_preserves_types_and_memory():
+    p = _np_params()
+    s = _adam_state(p)[1]
+    ts = fnopt.to_torch(s)
+    assert type(ts) is type(s) and type(ts.inner[0]) is type(s.inner[0])
+    arrays = [x for x in optree.tree_leaves(ts) if not isinstance(x, (int, float))]
+    assert arrays and all(isinstance(x, torch.Tensor) for x in arrays)
+    back = fnopt.to_numpy(ts)
+    for x, y in zip(optree.tree_leaves(back), optree.tree_leaves(s)):
+        assert np.asarray(x).tobytes() == np.asarray(y).tobytes()
+    tp = fnopt.to_torch(p)
+    tp["w"].add_(1.0)  # the conversion owns fresh memory
+    assert p["w"][0, 0] == 0.0
+    n = fnopt.to_numpy(tp)
+    n["w"][0, 0] = 42.0
+    assert float(tp["w"][0, 0]) == 1.0
+
+
+def test_a_run_continues_on_the_other_backend():
+    task = fnopt.tasks.rosenbrock()
+    opt = fnopt.adam(1e-2)
+    stop = fnopt.stop.max_iters(50)
+    half = fnopt.fixed_point(opt, task.init_params, task.grad_fn, stop=fnopt.stop.max_iters(25))
+    whole = fnopt.fixed_point(opt, task.init_params, task.grad_fn, stop=stop)
+    t_task = fnopt.tasks.rosenbrock("torch")
+    rest = fnopt.fixed_point(opt, fnopt.to_torch(half.params), t_task.grad_fn,
+                             fnopt.to_torch(half.state), start_iteration=25, stop=stop)
+    assert rest.iterations == 50
+    np.testing.assert_allclose(rest.params.numpy(), whole.params, rtol=1e-12)
+
+
+@given(ft.pytrees("numpy", ("float32", "float64")))
+def test_round_trip_of_random_pytrees_numpy(tree):
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        ck = fnopt.load(fnopt.save(os.path.join(d, "h.npz"), tree, {"copy": tree}),
+                        types=[ft.Pair])
+    assert_identical(ck.params, tree)
+    assert_identical(ck.state, {"copy": tree})
+
+
+@given(ft.pytrees("torch", ("float32", "float64"), max_leaves=3))
+def test_round_trip_of_random_pytrees_torch(tree):
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        ck = fnopt.load(fnopt.save(os.path.join(d, "h.npz"), tree, (1, tree)))
+    assert_identical(ck.params, tree)
+    assert_identical(ck.state, (1, tree))
+
+
+# -- fixed_point: checkpoint_every, resume ------------------------------------------------
+
+
+def _optimizers():
+    opts = {"sgd_momentum": lambda: fnopt.sgd(1e-3, momentum=0.9),
+            "adam": lambda: fnopt.adam(1e-2)}
+    if "lbfgs" in fnopt.__all__:
+        opts["lbfgs"] = lambda: fnopt.lbfgs()
+    return opts
+
+
+class Boom(Exception):
+    pass
+
+
+def _interrupting(grad_fn, at_call, exc):
+    calls = [0]
+
+    def g(p, *batch):
+        calls[0] += 1
+        if calls[0] == at_call:
+            raise exc
+        return grad_fn(p, *batch)
+
+    return g
+
+
+STOPS = ["callback", "keyboard_interrupt", "grad_fn_error"]
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+@pytest.mark.parametrize("opt_name", sorted(_optimizers()))
+@pytest.mark.parametrize("how", STOPS)
+def test_resume_is_bitwise_identical(tmp_path, backend, opt_name, how):
+    task = fnopt.tasks.rosenbrock(backend)
+    opt = _optimizers()[opt_name]()
+    n = 60
+    stop = fnopt.stop.max_iters(n)
+    full = fnopt.fixed_point(opt, task.init_params, task.grad_fn, stop=stop, record=True)
+    assert full.iterations == n
+    path = tmp_path / "run.npz"
+    kw: dict[str, Any] = dict(stop=stop, record=True, checkpoint_every=10, checkpoint_path=path)
+    if how == "callback":
+        part = fnopt.fixed_point(opt, task.init_params, task.grad_fn,
+                                 callback=lambda i: i.iteration == 23, **kw)
+        assert part.reason == "callback"
+    elif how == "keyboard_interrupt":
+        g = _interrupting(task.grad_fn, 15, KeyboardInterrupt())
+        part = fnopt.fixed_point(opt, task.init_params, g, **kw)
+        assert part.reason == "interrupted"
+    else:
+        g = _interrupting(task.grad_fn, 15, Boom("disk on fire"))
+        with pytest.raises(fnopt.OptimizationError) as info:
+            fnopt.fixed_point(opt, task.init_params, g, **kw)
+        part = info.value.result
+    ck = fnopt.load(path)
+    assert ck.iteration == part.iterations  # the final iterate is always saved
+    assert 0 < ck.iteration < n
+    assert type(ck.state) is type(full.state)
+    rest = fnopt.fixed_point(opt, ck.params, task.grad_fn, ck.state,
+                             start_iteration=ck.iteration, stop=stop, record=True)
+    assert rest.iterations == n
+    a, b = fnopt.to_numpy(rest.params), fnopt.to_numpy(full.params)
+    assert a.tobytes() == b.tobytes()
+    assert rest.history.loss.tobytes() == full.history.loss[ck.iteration:].tobytes()
+    for x, y in zip(optree.tree_leaves(fnopt.to_numpy(rest.state)),
+                    optree.tree_leaves(fnopt.to_numpy(full.state))):
+        assert np.asarray(x).tobytes() == np.asarray(y).tobytes()
+
+
+def test_checkpoint_every_saves_multiples(tmp_path):
+    task = fnopt.tasks.rosenbrock()
+    path = tmp_path / "every.npz"
+    seen = []
+
+    def watch(info):
+        if path.exists():
+            seen.append(fnopt.load(path).iteration)
+
+    r = fnopt.fixed_point(fnopt.sgd(1e-3), task.init_params, task.grad_fn,
+                          stop=fnopt.stop.max_iters(20), checkpoint_every=7,
+                          checkpoint_path=path, callback=watch)
+    # the save at iteration k happens before the callback of iteration k
+    assert sorted(set(seen)) == [7, 14]
+    ck = fnopt.load(path)
+    assert ck.iteration == r.iterations == 20
+    assert ck.metadata["value"] == r.value
+    assert np.array_equal(ck.params, r.params)
+
+
+def test_checkpoint_path_alone_saves_the_end(tmp_path):
+    task = fnopt.tasks.rosenbrock()
+    path = tmp_path / "end.npz"
+    r = fnopt.fixed_point(fnopt.sgd(1e-3), task.init_params, task.grad_fn,
+                          stop=fnopt.stop.max_iters(5), checkpoint_path=path)
+    assert fnopt.load(path).iteration == r.iterations == 5
+
+
+CHECKPOINT_ARG_ERRORS = [
+    (dict(checkpoint_every=0, checkpoint_path="x"), ValueError, "checkpoint_every"),
+    (dict(checkpoint_every=2.0, checkpoint_path="x"), TypeError, "checkpoint_every"),
+    (dict(checkpoint_every=3), ValueError, "checkpoint_path: required"),
+    (dict(checkpoint_path=5), TypeError, "checkpoint_path"),
+    (dict(start_iteration=-1), ValueError, "start_iteration"),
+    (dict(start_iteration=1.0), TypeError, "start_iteration"),
+]
+
+
+@pytest.mark.parametrize("kw,exc,pattern", CHECKPOINT_ARG_ERRORS)
+def test_checkpoint_arguments_are_validated(kw, exc, pattern):
+    task = fnopt.tasks.rosenbrock()
+    with pytest.raises(exc, match=pattern):
+        fnopt.fixed_point(fnopt.sgd(1e-3), task.init_params, task.grad_fn,
+                          stop=fnopt.stop.max_iters(5), **kw)
