@@ -117,7 +117,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     analytic = float(-(u @ w) * lam_learned)  # dV/dρ = λ dV/dλ = -λ uᵀw*
     implicit_grad = float(hypergradient(result.params)[1])
 
-    summary = {
+    summary: dict[str, Any] = {
         "lambda_start": math.exp(float(rho0)),
         "lambda_learned": lam_learned,
         "lambda_grid_best": lam_grid,
