@@ -49,6 +49,7 @@ from fnopt._base import (
     Params,
     State,
     Transform,
+    check_nonnegative,
     check_positive,
 )
 from fnopt.loop import StepFailed
@@ -151,6 +152,18 @@ def _result(
     return LineSearchResult(status, step, value, slope, aux, n, f"{msg}{detail}")
 
 
+def _decrease_ok(
+    a: float, f: float, g: float, value0: float, slope0: float, c1: float, f_tol: float
+) -> bool:
+    """Sufficient decrease: the Armijo condition, or — where the loss changes by less
+    than its round-off, ``f_tol * |value0|`` — its derivative form
+    :math:`\\phi'(\\alpha) \\le (1 - 2 c_1) |\\phi'(0)|` (Hager & Zhang's approximate
+    Wolfe condition)."""
+    if f <= value0 + c1 * a * slope0:
+        return True
+    return f <= value0 + f_tol * abs(value0) and g <= -(1.0 - 2.0 * c1) * slope0
+
+
 def _cubic_min(a: float, fa: float, ga: float, b: float, fb: float, gb: float) -> float | None:
     """Minimiser of the cubic through ``(a, fa, ga)`` and ``(b, fb, gb)`` (N&W eq. 3.59),
     or ``None`` when it has no finite minimiser."""
@@ -179,6 +192,26 @@ def _quad_min(a: float, fa: float, ga: float, b: float, fb: float) -> float | No
     return x if math.isfinite(x) else None
 
 
+def _interpolate(
+    a_lo: float, f_lo: float, g_lo: float, a_hi: float, f_hi: float, g_hi: float
+) -> float | None:
+    """The next trial inside a bracket ``[a_lo, a_hi]`` (``a_lo`` has the lower loss).
+
+    When ``a_hi`` has the higher loss, take the cubic minimiser if it is closer to
+    ``a_lo`` than the minimiser of the quadratic through ``f_lo, g_lo, f_hi``, else the
+    midpoint of the two (the cautious choice of Moré & Thuente's case 1); otherwise the
+    cubic minimiser.
+    """
+    cubic = _cubic_min(a_lo, f_lo, g_lo, a_hi, f_hi, g_hi)
+    if f_hi > f_lo:
+        quad = _quad_min(a_lo, f_lo, g_lo, a_hi, f_hi)
+        if cubic is None:
+            return quad
+        if quad is not None and abs(cubic - a_lo) >= abs(quad - a_lo):
+            return 0.5 * (cubic + quad)
+    return cubic
+
+
 class LineSearch:
     """Base of the line searches: ``search(phi, value0, slope0, init_step)``."""
 
@@ -197,6 +230,7 @@ class Backtracking(LineSearch):
     min_shrink: float = 0.1
     max_trials: int = 30
     interpolate: bool = True
+    f_tol: float = 1e-10
 
     def __call__(
         self, phi: Phi, value0: float, slope0: float, init_step: float = 1.0
@@ -213,7 +247,7 @@ class Backtracking(LineSearch):
             tried = a
             if not math.isfinite(f):
                 a_new = self.min_shrink * a
-            elif f <= value0 + self.c1 * a * slope0:
+            elif _decrease_ok(a, f, g, value0, slope0, self.c1, self.f_tol):
                 return _result(LineSearchStatus.CONVERGED, a, f, g, aux, n)
             else:
                 a_new = self.shrink * a
@@ -244,6 +278,7 @@ def backtracking(
     min_shrink: float = 0.1,
     max_trials: int = 30,
     interpolate: bool = True,
+    f_tol: float = 1e-10,
 ) -> Backtracking:
     """Armijo backtracking line search.
 
@@ -287,7 +322,10 @@ def backtracking(
     _check_trials(max_trials)
     if not isinstance(interpolate, bool):
         raise TypeError(f"interpolate: expected a bool, got {type(interpolate).__name__}")
-    return Backtracking(float(c1), float(shrink), float(min_shrink), max_trials, interpolate)
+    check_nonnegative("f_tol", f_tol)
+    return Backtracking(
+        float(c1), float(shrink), float(min_shrink), max_trials, interpolate, float(f_tol)
+    )
 
 
 @attrs.frozen(slots=True)
@@ -299,6 +337,7 @@ class StrongWolfe(LineSearch):
     max_trials: int = 30
     max_step: float = 1e10
     xtol: float = 1e-12
+    f_tol: float = 1e-10
 
     def __call__(
         self, phi: Phi, value0: float, slope0: float, init_step: float = 1.0
@@ -323,7 +362,10 @@ class StrongWolfe(LineSearch):
                 if a <= a_prev * (1 + self.xtol):
                     break
                 continue
-            if f > value0 + c1 * a * slope0 or (n > 1 and a_prev > 0 and f >= f_prev):
+            noisy = abs(f - value0) <= self.f_tol * abs(value0)
+            if not _decrease_ok(a, f, g, value0, slope0, c1, self.f_tol) or (
+                n > 1 and a_prev > 0 and f >= f_prev and not noisy
+            ):
                 return self._zoom(phi, value0, slope0, n,
                                   (a_prev, f_prev, g_prev, aux_prev), (a, f, g, aux))
             if abs(g) <= -c2 * slope0:
@@ -365,18 +407,29 @@ class StrongWolfe(LineSearch):
             width = abs(a_hi - a_lo)
             if width <= self.xtol * max(a_lo, a_hi):
                 return self._fail(LineSearchStatus.INTERVAL_TOO_SMALL, lo, hi, n)
-            left, right = min(a_lo, a_hi), max(a_lo, a_hi)
-            trial = _cubic_min(a_lo, f_lo, g_lo, a_hi, f_hi, g_hi) if hi_ok else None
-            if trial is None or not (left + 0.1 * width <= trial <= right - 0.1 * width):
-                trial = (
-                    _quad_min(a_lo, f_lo, g_lo, a_hi, f_hi) if hi_ok else None
-                )
-                if trial is None or not (left + 0.1 * width <= trial <= right - 0.1 * width):
-                    trial = 0.5 * (a_lo + a_hi)
+            trial = None
+            if hi_ok:
+                eps = self.f_tol * abs(value0)
+                if max(abs(f_lo - value0), abs(f_hi - value0)) <= eps and g_lo != g_hi:
+                    # losses within round-off: the secant step on the slopes
+                    trial = a_lo - g_lo * (a_hi - a_lo) / (g_hi - g_lo)
+                    trial = trial if math.isfinite(trial) else None
+                else:
+                    trial = _interpolate(a_lo, f_lo, g_lo, a_hi, f_hi, g_hi)
+            if trial is None:
+                trial = 0.5 * (a_lo + a_hi)
+            else:  # keep the trial 10% of the bracket away from either end
+                b_lo = a_lo + 0.1 * (a_hi - a_lo)
+                b_hi = a_hi - 0.1 * (a_hi - a_lo)
+                trial = min(max(trial, min(b_lo, b_hi)), max(b_lo, b_hi))
             a = trial
             f, g, aux = phi(a)
             n += 1
-            if not _finite(f, g) or f > value0 + c1 * a * slope0 or f >= f_lo:
+            if (
+                not _finite(f, g)
+                or not _decrease_ok(a, f, g, value0, slope0, c1, self.f_tol)
+                or (f >= f_lo and abs(f - value0) > self.f_tol * abs(value0))
+            ):
                 a_hi, f_hi, g_hi = a, f, g
                 hi_ok = _finite(f, g)
                 hi = (a_hi, f_hi, g_hi, aux)
@@ -409,6 +462,7 @@ def strong_wolfe(
     max_trials: int = 30,
     max_step: float = 1e10,
     xtol: float = 1e-12,
+    f_tol: float = 1e-10,
 ) -> StrongWolfe:
     """Line search for the strong Wolfe conditions (Nocedal & Wright Alg. 3.5/3.6).
 
@@ -453,7 +507,10 @@ def strong_wolfe(
     _check_trials(max_trials)
     check_positive("max_step", max_step)
     check_positive("xtol", xtol)
-    return StrongWolfe(float(c1), float(c2), max_trials, float(max_step), float(xtol))
+    check_nonnegative("f_tol", f_tol)
+    return StrongWolfe(
+        float(c1), float(c2), max_trials, float(max_step), float(xtol), float(f_tol)
+    )
 
 
 def _check_open_unit(name: str, value: Any) -> None:

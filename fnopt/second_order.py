@@ -205,7 +205,7 @@ class BfgsState(NamedTuple):
     inv_hessian: Any
 
 
-def scale_by_bfgs() -> Transform:
+def scale_by_bfgs(*, scale_init: bool = True) -> Transform:
     """The BFGS direction :math:`d_k = -H_k g_k` with a dense inverse Hessian.
 
     .. math::
@@ -213,8 +213,12 @@ def scale_by_bfgs() -> Transform:
         \\quad \\rho = 1 / y^T s,
 
     with :math:`H_0 = (y^T s / y^T y) I` set at the first pair (Nocedal & Wright
-    eq. 6.20); pairs without positive curvature are skipped. The first direction is
-    :math:`-g_0`. Memory is :math:`O(n^2)` in the number of parameters.
+    eq. 6.20; :math:`H_0 = I` with ``scale_init=False``, as scipy does); pairs without
+    positive curvature are skipped. The first direction is :math:`-g_0`. Memory is
+    :math:`O(n^2)` in the number of parameters.
+
+    Args:
+      scale_init: scale the initial inverse Hessian by :math:`y^T s / y^T y`.
 
     Reference: Nocedal & Wright, *Numerical Optimization*, 2nd ed., Alg. 6.1.
     """
@@ -237,8 +241,9 @@ def scale_by_bfgs() -> Transform:
             sy, yy = (s * y).sum(), (y * y).sum()
             if _curvature_ok(_f(sy), _f((s * s).sum()), _f(yy)):
                 if h is None:
-                    import os
-                    h = be.eye(s.shape[0], s) * (sy / yy if os.environ.get("NOSCALE") is None else 1.0)
+                    h = be.eye(s.shape[0], s)
+                    if scale_init:
+                        h = h * (sy / yy)
                 hy = h @ y
                 rho = 1.0 / sy
                 h = (
@@ -253,7 +258,12 @@ def scale_by_bfgs() -> Transform:
     return Transform(init, update)
 
 
-def bfgs(*, search: LineSearch | None = None, initial_step: InitialStep = "unit") -> Optimizer:
+def bfgs(
+    *,
+    scale_init: bool = True,
+    search: LineSearch | None = None,
+    initial_step: InitialStep = "unit",
+) -> Optimizer:
     """BFGS (dense inverse Hessian) with a strong-Wolfe line search.
 
     .. math:: x_{k+1} = x_k - \\alpha_k H_k g_k
@@ -262,6 +272,8 @@ def bfgs(*, search: LineSearch | None = None, initial_step: InitialStep = "unit"
     first tried at 1 (at :math:`\\min(1, 1/\\|g_0\\|)` on the first step).
 
     Args:
+      scale_init: scale :math:`H_0` by :math:`y^T s / y^T y` at the first pair (see
+        :func:`scale_by_bfgs`); ``False`` keeps :math:`H_0 = I` like scipy's BFGS.
       search: the line search; default ``strong_wolfe(c1=1e-4, c2=0.9)``.
       initial_step: the first trial step, see :func:`fnopt.line_search`.
 
@@ -278,7 +290,7 @@ def bfgs(*, search: LineSearch | None = None, initial_step: InitialStep = "unit"
     Reference: Nocedal & Wright, *Numerical Optimization*, 2nd ed., section 6.1.
     """
     return line_search(
-        scale_by_bfgs(),
+        scale_by_bfgs(scale_init=scale_init),
         strong_wolfe() if search is None else search,
         initial_step=initial_step,
         scale_first=True,
@@ -311,8 +323,10 @@ def scale_by_nonlinear_cg(
         \\qquad
         \\beta^{FR}_k = \\frac{g_k^T g_k}{g_{k-1}^T g_{k-1}}.
 
-    The direction restarts at :math:`-g_k` every ``restart`` steps and whenever it is not
-    a descent direction.
+    The direction restarts at :math:`-g_k` every ``restart`` steps, when successive
+    gradients are far from orthogonal, :math:`|g_k^T g_{k-1}| \ge 0.2 \|g_k\|^2`
+    (Powell's test, Nocedal & Wright eq. 5.52), and whenever it is not a descent
+    direction.
 
     Args:
       method: ``"polak_ribiere_plus"`` or ``"fletcher_reeves"``.
@@ -339,6 +353,9 @@ def scale_by_nonlinear_cg(
         restarts = state.restarts
         if state.count == 0 or (restart is not None and state.count % restart == 0):
             d = steepest
+        elif _f(abs(tree.vdot(grads, state.prev_grads))) >= 0.2 * _f(tree.sq_norm(grads)):
+            d = steepest  # Powell's restart: successive gradients far from orthogonal
+            restarts += 1
         else:
             gg_prev = tree.sq_norm(state.prev_grads)
             if method == "fletcher_reeves":
