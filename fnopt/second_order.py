@@ -324,7 +324,7 @@ def scale_by_nonlinear_cg(
         \\beta^{FR}_k = \\frac{g_k^T g_k}{g_{k-1}^T g_{k-1}}.
 
     The direction restarts at :math:`-g_k` every ``restart`` steps, when successive
-    gradients are far from orthogonal, :math:`|g_k^T g_{k-1}| \ge 0.2 \|g_k\|^2`
+    gradients are far from orthogonal, :math:`|g_k^T g_{k-1}| \\ge 0.2 \\|g_k\\|^2`
     (Powell's test, Nocedal & Wright eq. 5.52), and whenever it is not a descent
     direction.
 
