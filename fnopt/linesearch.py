@@ -193,22 +193,35 @@ def _quad_min(a: float, fa: float, ga: float, b: float, fb: float) -> float | No
 
 
 def _interpolate(
-    a_lo: float, f_lo: float, g_lo: float, a_hi: float, f_hi: float, g_hi: float
+    a_lo: float,
+    f_lo: float,
+    g_lo: float,
+    a_hi: float,
+    f_hi: float,
+    g_hi: float,
+    latest_is_lo: bool,
 ) -> float | None:
-    """The next trial inside a bracket ``[a_lo, a_hi]`` (``a_lo`` has the lower loss).
+    """The next trial inside a bracket ``[a_lo, a_hi]`` (``a_lo`` has the lower loss),
+    chosen as in Moré & Thuente's step rules.
 
-    When ``a_hi`` has the higher loss, take the cubic minimiser if it is closer to
-    ``a_lo`` than the minimiser of the quadratic through ``f_lo, g_lo, f_hi``, else the
-    midpoint of the two (the cautious choice of Moré & Thuente's case 1); otherwise the
-    cubic minimiser.
+    If the latest trial became ``a_hi`` (it raised the loss), take the cubic minimiser
+    when it is closer to ``a_lo`` than the minimiser of the quadratic through
+    ``f_lo, g_lo, f_hi``, else the midpoint of the two. If the latest trial became
+    ``a_lo`` and the slopes have opposite signs, take whichever of the cubic and the
+    secant step on the slopes lies farther from ``a_lo``. Otherwise the cubic.
     """
     cubic = _cubic_min(a_lo, f_lo, g_lo, a_hi, f_hi, g_hi)
-    if f_hi > f_lo:
+    if not latest_is_lo:
         quad = _quad_min(a_lo, f_lo, g_lo, a_hi, f_hi)
         if cubic is None:
             return quad
         if quad is not None and abs(cubic - a_lo) >= abs(quad - a_lo):
             return 0.5 * (cubic + quad)
+        return cubic
+    if g_lo * g_hi < 0:
+        secant = a_lo - g_lo * (a_hi - a_lo) / (g_hi - g_lo)
+        if cubic is None or abs(cubic - a_lo) < abs(secant - a_lo):
+            return secant if math.isfinite(secant) else cubic
     return cubic
 
 
@@ -367,12 +380,12 @@ class StrongWolfe(LineSearch):
                 n > 1 and a_prev > 0 and f >= f_prev and not noisy
             ):
                 return self._zoom(phi, value0, slope0, n,
-                                  (a_prev, f_prev, g_prev, aux_prev), (a, f, g, aux))
+                                  (a_prev, f_prev, g_prev, aux_prev), (a, f, g, aux), False)
             if abs(g) <= -c2 * slope0:
                 return _result(LineSearchStatus.CONVERGED, a, f, g, aux, n)
             if g >= 0:
                 return self._zoom(phi, value0, slope0, n,
-                                  (a, f, g, aux), (a_prev, f_prev, g_prev, aux_prev))
+                                  (a, f, g, aux), (a_prev, f_prev, g_prev, aux_prev), True)
             if a >= upper:
                 break
             # Extrapolate: safeguarded cubic step into [a + 1.1 (a - a_prev), a + 4 (a - a_prev)].
@@ -396,6 +409,7 @@ class StrongWolfe(LineSearch):
         n: int,
         lo: tuple[float, float, float, Any],
         hi: tuple[float, float, float, Any],
+        latest_is_lo_at_start: bool,
     ) -> LineSearchResult:
         """Alg. 3.6: ``lo`` satisfies sufficient decrease with the lowest value so far
         and its slope points towards ``hi``."""
@@ -403,6 +417,7 @@ class StrongWolfe(LineSearch):
         a_lo, f_lo, g_lo, aux_lo = lo
         a_hi, f_hi, g_hi, _ = hi
         hi_ok = _finite(f_hi, g_hi)
+        latest_is_lo = latest_is_lo_at_start
         while n < self.max_trials:
             width = abs(a_hi - a_lo)
             if width <= self.xtol * max(a_lo, a_hi):
@@ -415,7 +430,7 @@ class StrongWolfe(LineSearch):
                     trial = a_lo - g_lo * (a_hi - a_lo) / (g_hi - g_lo)
                     trial = trial if math.isfinite(trial) else None
                 else:
-                    trial = _interpolate(a_lo, f_lo, g_lo, a_hi, f_hi, g_hi)
+                    trial = _interpolate(a_lo, f_lo, g_lo, a_hi, f_hi, g_hi, latest_is_lo)
             if trial is None:
                 trial = 0.5 * (a_lo + a_hi)
             else:  # keep the trial 10% of the bracket away from either end
@@ -433,6 +448,7 @@ class StrongWolfe(LineSearch):
                 a_hi, f_hi, g_hi = a, f, g
                 hi_ok = _finite(f, g)
                 hi = (a_hi, f_hi, g_hi, aux)
+                latest_is_lo = False
                 continue
             if abs(g) <= -c2 * slope0:
                 return _result(LineSearchStatus.CONVERGED, a, f, g, aux, n)
@@ -442,6 +458,7 @@ class StrongWolfe(LineSearch):
                 hi = lo
             a_lo, f_lo, g_lo, aux_lo = a, f, g, aux
             lo = (a_lo, f_lo, g_lo, aux_lo)
+            latest_is_lo = True
         return self._fail(LineSearchStatus.MAX_TRIALS, lo, hi, n)
 
     def _fail(
