@@ -130,6 +130,19 @@ class Backend:
         raise NotImplementedError
 
 
+def _arr(x: Any) -> Any:
+    """NumPy arithmetic on 0-d arrays returns scalars; keep every leaf an ndarray."""
+    return x if type(x) is np.ndarray else np.asarray(x)
+
+
+def _weak(s: Any) -> Any:
+    """A NumPy scalar or 0-d array as a Python number, so that (NEP 50) it does not
+    promote float32 leaves to float64; anything else unchanged."""
+    if isinstance(s, (np.generic, np.ndarray)) and np.ndim(s) == 0:
+        return s.item()
+    return s
+
+
 class _Numpy(Backend):
     name = "numpy"
 
@@ -146,53 +159,56 @@ class _Numpy(Backend):
         return np.asarray(value, dtype=like.dtype)
 
     def add(self, xs: Sequence[Any], ys: Sequence[Any]) -> list[Any]:
-        return [x + y for x, y in zip(xs, ys)]
+        return [_arr(x + y) for x, y in zip(xs, ys)]
 
     def sub(self, xs: Sequence[Any], ys: Sequence[Any]) -> list[Any]:
-        return [x - y for x, y in zip(xs, ys)]
+        return [_arr(x - y) for x, y in zip(xs, ys)]
 
     def mul(self, xs: Sequence[Any], ys: Sequence[Any]) -> list[Any]:
-        return [x * y for x, y in zip(xs, ys)]
+        return [_arr(x * y) for x, y in zip(xs, ys)]
 
     def div(self, xs: Sequence[Any], ys: Sequence[Any]) -> list[Any]:
-        return [x / y for x, y in zip(xs, ys)]
+        return [_arr(x / y) for x, y in zip(xs, ys)]
 
     def scale(self, xs: Sequence[Any], s: Any) -> list[Any]:
-        return [x * s for x in xs]
+        s = _weak(s)
+        return [_arr(x * s) for x in xs]
 
     def add_scalar(self, xs: Sequence[Any], s: Any) -> list[Any]:
-        return [x + s for x in xs]
+        s = _weak(s)
+        return [_arr(x + s) for x in xs]
 
     def axpy(self, a: Any, xs: Sequence[Any], ys: Sequence[Any]) -> list[Any]:
-        return [a * x + y for x, y in zip(xs, ys)]
+        a = _weak(a)
+        return [_arr(a * x + y) for x, y in zip(xs, ys)]
 
     def lerp(self, xs: Sequence[Any], ys: Sequence[Any], w: float) -> list[Any]:
-        return [x + w * (y - x) for x, y in zip(xs, ys)]
+        return [_arr(x + w * (y - x)) for x, y in zip(xs, ys)]
 
     def addcmul(
         self, xs: Sequence[Any], ys: Sequence[Any], zs: Sequence[Any], value: float
     ) -> list[Any]:
-        return [x + value * (y * z) for x, y, z in zip(xs, ys, zs)]
+        return [_arr(x + value * (y * z)) for x, y, z in zip(xs, ys, zs)]
 
     def addcdiv(
         self, xs: Sequence[Any], ys: Sequence[Any], zs: Sequence[Any], value: float
     ) -> list[Any]:
-        return [x + value * (y / z) for x, y, z in zip(xs, ys, zs)]
+        return [_arr(x + value * (y / z)) for x, y, z in zip(xs, ys, zs)]
 
     def sqrt(self, xs: Sequence[Any]) -> list[Any]:
-        return [np.sqrt(x) for x in xs]
+        return [_arr(np.sqrt(x)) for x in xs]
 
     def abs(self, xs: Sequence[Any]) -> list[Any]:
-        return [np.abs(x) for x in xs]
+        return [_arr(np.abs(x)) for x in xs]
 
     def sign(self, xs: Sequence[Any]) -> list[Any]:
-        return [np.sign(x) for x in xs]
+        return [_arr(np.sign(x)) for x in xs]
 
     def maximum(self, xs: Sequence[Any], ys: Sequence[Any]) -> list[Any]:
-        return [np.maximum(x, y) for x, y in zip(xs, ys)]
+        return [_arr(np.maximum(x, y)) for x, y in zip(xs, ys)]
 
     def clip(self, xs: Sequence[Any], lo: float, hi: float) -> list[Any]:
-        return [np.clip(x, lo, hi) for x in xs]
+        return [_arr(np.clip(x, lo, hi)) for x in xs]
 
     def vdot(self, xs: Sequence[Any], ys: Sequence[Any]) -> Any:
         if not xs:

@@ -25,6 +25,7 @@ import builtins
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import optree
 
 from fnopt import backend as _backend
@@ -166,7 +167,10 @@ def global_norm(tree: PyTree) -> Any:
 
     No host synchronisation: on a GPU the result stays on the device.
     """
-    return sq_norm(tree) ** 0.5
+    lx = optree.tree_leaves(tree)
+    be = _backend.of_leaves(lx)
+    norm = be.sq_norm(lx) ** 0.5
+    return norm if be is _backend.TORCH else np.asarray(norm)  # NumPy: a 0-d array
 
 
 def zeros_like(tree: PyTree) -> PyTree:
