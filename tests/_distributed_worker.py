@@ -63,7 +63,15 @@ def run(scenario, rank, world, shard_x, shard_y):
         data=batches,
         record=True,
     )
+    # a rank-local criterion (rank 0 wants 3 iterations, the others 1000) made
+    # collective with agree(): every rank stops at iteration 3
+    local = fnopt.stop.max_iters(3 if rank == 0 else 1000)
+    short = fnopt.fixed_point(
+        fnopt.sgd(0.1), w, provider, stop=fnopt.distributed.agree(local), data=batches
+    )
     return {
+        "agree_iterations": short.iterations,
+        "agree_reason": str(short.reason),
         "losses": result.history.loss.tolist(),
         "params": {k: v.reshape(-1).tolist() for k, v in result.params.items()},
         "iterations": result.iterations,

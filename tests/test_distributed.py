@@ -67,6 +67,7 @@ def test_two_ranks_on_half_the_data_follow_the_one_rank_trajectory(reference, tm
     assert r0["ok"] and r1["ok"], records
     # every rank holds bit-identical results and stops at the same iteration
     assert r0 == r1
+    assert r0["agree_iterations"] == 3 and r0["agree_reason"] == "max_iters"
     assert r0["iterations"] == reference["iterations"]
     assert r0["reason"] == reference["reason"]
     np.testing.assert_allclose(r0["losses"], reference["losses"], rtol=1e-12, atol=1e-14)
