@@ -385,14 +385,16 @@ def _unchanged(tree: Any, snap: tuple[Any, list[Any]]) -> str | None:
     leaves, spec = optree.tree_flatten(tree)
     if spec != snap[0]:
         return "its structure changed"
-    for path, x, c in zip(optree.tree_paths(tree), leaves, snap[1]):
+    for path, x, c in zip(_leaf_names(tree), leaves, snap[1]):
         if not _same_bits(x, c):
-            return f"leaf {_fmt(path)} changed"
+            return f"leaf {path} changed"
     return None
 
 
-def _fmt(path: tuple[Any, ...]) -> str:
-    return "".join(f"[{k!r}]" for k in path) or "<root>"
+def _leaf_names(tree: Any) -> list[str]:
+    """Readable leaf paths in optree's leaf order, e.g. ``.inner[0].mu['w']``."""
+    accessors = optree.tree_flatten_with_accessor(tree)[0]
+    return [a.codify("") or "<root>" for a in accessors]
 
 
 def _describe(x: Any) -> tuple[Any, ...]:
@@ -418,7 +420,7 @@ def _name_of(make_opt: Any) -> str:
         code = getattr(make_opt, "__code__", None)
         names = code.co_names if code is not None else ()
         cand = [n for n in names if n not in ("fnopt", "testing")]
-        return cand[-1] if cand else "optimizer"
+        return cand[0] if cand else "optimizer"
     return str(name)
 
 
@@ -585,8 +587,8 @@ def check_optimizer(
                 _require(sig[0] == ref[0],
                          f"params structure changed after step {k}: {sig[0]} vs {ref[0]} "
                          f"({b} {dt}, {lbl})")
-                for path, got, want in zip(optree.tree_paths(p), sig[1], ref[1]):
-                    _require(got == want, f"params leaf {_fmt(path)} is {got} after step "
+                for path, got, want in zip(_leaf_names(p), sig[1], ref[1]):
+                    _require(got == want, f"params leaf {path} is {got} after step "
                              f"{k}, was {want} ({b} {dt}, {lbl})")
         return f"{len(cases)} cases"
 
@@ -655,15 +657,23 @@ def check_optimizer(
         if not have_torch:
             return "skipped: torch is not installed"
         worst = 0.0
+        compared = 0
         for (lbl, tn), (_, tt) in zip(_trees("numpy", "float64"), _trees("torch", "float64")):
-            tn_traj = run(problem("numpy", "float64", tn), steps)
+            qn = problem("numpy", "float64", tn)
+            tn_traj = run(qn, steps)
             tt_traj = run(problem("torch", "float64", tt), steps)
+            gaps = [_float(qn.loss(p)) - qn.min_value for p, _ in tn_traj]
             for k, ((pn, sn), (pt, st)) in enumerate(zip(tn_traj, tt_traj)):
+                # once a method has solved the problem to round-off, its later steps
+                # (step sizes, restarts) legitimately depend on the round-off itself
+                if k and gaps[k - 1] <= 1e-10 * gaps[0]:
+                    break
+                compared = max(compared, k)
                 for what, a, c in (("params", pn, pt), ("state", sn, st)):
                     la, sa = optree.tree_flatten(a)
                     lc, sc = optree.tree_flatten(c)
                     _require(sa == sc, f"{what} structures differ between backends ({lbl})")
-                    for path, x, y in zip(optree.tree_paths(a), la, lc):
+                    for path, x, y in zip(_leaf_names(a), la, lc):
                         if not (_is_arr(x) or _is_arr(y)):
                             close = (
                                 isinstance(x, float) and isinstance(y, float)
@@ -671,20 +681,20 @@ def check_optimizer(
                                      or (math.isnan(x) and math.isnan(y)))
                             )
                             _require(close or _same_bits(x, y),
-                                     f"{what} leaf {_fmt(path)} is {x!r} on numpy, {y!r} "
+                                     f"{what} leaf {path} is {x!r} on numpy, {y!r} "
                                      f"on torch (step {k}, {lbl})")
                             continue
                         _require(_is_arr(x) and _is_arr(y),
-                                 f"{what} leaf {_fmt(path)} is an array on one backend "
+                                 f"{what} leaf {path} is an array on one backend "
                                  f"only (step {k}, {lbl})")
                         xn, yn = _to_np(x), _to_np(y)
                         both_nan = np.isnan(xn) & np.isnan(yn)
                         err = np.where(both_nan, 0.0, np.abs(xn - yn) / (1.0 + np.abs(xn)))
                         e = float(err.max()) if err.size else 0.0
                         worst = max(worst, e if not math.isnan(e) else math.inf)
-                        _require(e <= 1e-9, f"{what} leaf {_fmt(path)} differs by {e:.3g} "
+                        _require(e <= 1e-9, f"{what} leaf {path} differs by {e:.3g} "
                                  f"(relative) between numpy and torch at step {k} ({lbl})")
-        return f"max relative difference {worst:.2g} over {steps} steps"
+        return f"max relative difference {worst:.2g} over {compared} steps"
 
     def descent() -> str | None:
         notes = []
@@ -716,9 +726,9 @@ def check_optimizer(
                     lw, sw = optree.tree_flatten(want)
                     _require(sg == sw, f"loaded {what} structure {sg} differs from saved {sw} "
                              f"({b} {dt}, {lbl})")
-                    for path_, x, y in zip(optree.tree_paths(want), lg, lw):
+                    for path_, x, y in zip(_leaf_names(want), lg, lw):
                         _require(_describe(x) == _describe(y) and _same_bits(x, y),
-                                 f"loaded {what} leaf {_fmt(path_)} differs: {_describe(x)} "
+                                 f"loaded {what} leaf {path_} differs: {_describe(x)} "
                                  f"vs {_describe(y)} ({b} {dt}, {lbl})")
                 a: Any = opt.step(ck.params, q.grad_fn, ck.state)
                 c: Any = opt.step(p, q.grad_fn, s)
