@@ -159,14 +159,46 @@ def test_unrolled_gradient_with_respect_to_data_and_start():
     assert float(g_x0.abs().max()) < 1e-8
 
 
-def test_differentiable_false_detaches_nothing_it_does_not_own():
-    # without differentiable=True, a grad_fn that detaches gives no path to lr at all
+def test_differentiable_with_a_detaching_grad_fn_still_tracks_the_update():
     lr_t = torch.tensor(0.1, dtype=F64, requires_grad=True)
     grad_fn = fnopt.grad.torch_autograd(lambda x: ridge_loss(x, (torch.tensor(0.3), Y)))
     r = fnopt.fixed_point(fnopt.sgd(lr_t), torch.zeros(D, dtype=F64), grad_fn,
                           stop=fnopt.stop.max_iters(3), differentiable=True)
     # the update -lr*g still depends on lr, with g treated as a constant (documented)
     assert r.params.requires_grad
+
+
+@pytest.mark.parametrize("lam", [0.05, 0.5])
+def test_implicit_on_logistic_regression_matches_finite_differences(lam):
+    """A non-quadratic loss: the Hessian depends on x*, the mixed term on λ and data."""
+    labels = (Y > 0).to(F64)
+
+    def logistic(x, theta):
+        lam, a = theta
+        z = a @ x
+        return torch.nn.functional.softplus(z).mean() - (labels * z).mean() + 0.5 * lam * (x @ x)
+
+    def solve(lam_value, a=A):
+        theta = (torch.tensor(lam_value, dtype=F64), a)
+        grad_fn = fnopt.grad.torch_autograd(lambda x: logistic(x, theta))
+        r = fnopt.fixed_point(fnopt.sgd(1.0, momentum=0.5), torch.zeros(D, dtype=F64), grad_fn,
+                              stop=fnopt.stop.grad_norm_below(1e-13) | fnopt.stop.max_iters(20000))
+        assert r.converged
+        return r.params
+
+    lam_t = torch.tensor(lam, dtype=F64, requires_grad=True)
+    a_t = A.clone().requires_grad_(True)
+    r = implicit.fixed_point(fnopt.sgd(1.0, momentum=0.5), torch.zeros(D, dtype=F64), logistic,
+                             (lam_t, a_t), stop=fnopt.stop.grad_norm_below(1e-13)
+                             | fnopt.stop.max_iters(20000))
+    g_lam, g_a = torch.autograd.grad(val_loss(r.params), (lam_t, a_t))
+    h = 1e-5
+    fd_lam = (val_loss(solve(lam + h)) - val_loss(solve(lam - h))) / (2 * h)
+    np.testing.assert_allclose(float(g_lam), float(fd_lam), rtol=1e-6, atol=1e-10)
+    e = torch.zeros_like(A)
+    e[3, 1] = h
+    fd_a = (val_loss(solve(lam, A + e)) - val_loss(solve(lam, A - e))) / (2 * h)
+    np.testing.assert_allclose(float(g_a[3, 1]), float(fd_a), rtol=1e-6, atol=1e-10)
 
 
 def test_differentiable_rejects_numpy_params():
