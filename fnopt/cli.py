@@ -539,8 +539,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line with ``argv`` (default ``sys.argv[1:]``); return the exit code.
 
     >>> main(["run", "rosenbrock", "--optimizer", "sgd", "--max-iters", "3", "--quiet"])
-    fnopt run: rosenbrock (numpy, float64) with sgd, learning_rate=0.001; stop when max_iters(3)
+    fnopt run: rosenbrock (numpy, float64) with sgd, learning_rate=0.001; stop when ...
     done: not converged
+      iterations   3
     ...
     0
     """
