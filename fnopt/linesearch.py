@@ -50,6 +50,7 @@ from fnopt._base import (
     State,
     Transform,
     check_nonnegative,
+    check_params,
     check_positive,
 )
 from fnopt.loop import StepFailed
@@ -634,10 +635,9 @@ def line_search(
         raise TypeError(f"scale_first: expected a bool, got {type(scale_first).__name__}")
 
     def init(params: Params) -> LineSearchState:
+        be = check_params(params)  # float32/64, one backend, non-empty: named errors
         leaves = tree.leaves(params)
-        if not leaves:
-            raise ValueError("params: empty pytree (no arrays to optimize)")
-        nan = _backend.of_leaves(leaves).scalar(float("nan"), leaves[0])
+        nan = be.scalar(float("nan"), leaves[0])
         return LineSearchState(0, nan, nan, None, 0.0, nan, 0, direction.init(params))
 
     def step(
