@@ -122,3 +122,19 @@ def test_sgd_matches_torch_optim_sgd(backend, data):
     for got, want in zip(fnopt.tree.leaves(p), ref_p):
         tol = 1e-5 if to_numpy(got).dtype == np.float32 else 1e-12
         np.testing.assert_allclose(to_numpy(got), want.numpy(), rtol=tol, atol=tol * 10)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_schedule_count_starts_at_zero_and_lr_is_recorded(backend):
+    p0 = np.array([1.0, -2.0]) if backend == "numpy" else torch.tensor([1.0, -2.0],
+                                                                      dtype=torch.float64)
+    rates = [0.5, 0.25, 0.125]
+    opt = fnopt.sgd(lambda count: rates[count])
+    grad_fn = fnopt.grad.from_functions(lambda p: 0.5 * (p * p).sum(), lambda p: p)
+    p, s = p0, opt.init(p0)
+    expected = to_numpy(p0)
+    for k in range(3):
+        p, s = opt.step(p, grad_fn, s)
+        expected = expected * (1 - rates[k])
+        np.testing.assert_allclose(to_numpy(p), expected, rtol=1e-15)
+        assert fnopt.learning_rate_of(s) == rates[k]
