@@ -92,6 +92,7 @@ def make_task(name: str, backend: str = "numpy", dtype: str = "float64",
         task = tasks.mlp((4, 16, 3), activation="tanh", loss="cross_entropy",
                          backend=backend, dtype=dtype,  # type: ignore[arg-type]
                          data=(x_tr, y_tr))
+        task = attrs.evolve(task, name="iris_mlp")
 
         predict = task.predict
         assert predict is not None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -249,3 +250,12 @@ def test_python_dash_m_fnopt(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "fnopt", "run", "nope"],
                           capture_output=True, text=True, cwd=tmp_path, check=False)
     assert proc.returncode == 2 and "invalid choice" in proc.stderr
+
+
+def test_console_script(tmp_path):
+    script = shutil.which("fnopt", path=str(Path(sys.executable).parent))
+    if script is None:
+        pytest.skip("the fnopt console script is not installed in this environment")
+    proc = subprocess.run([script, "compare", "--help"], capture_output=True, text=True,
+                          cwd=tmp_path, check=False)
+    assert proc.returncode == 0 and "--optimizers" in proc.stdout
