@@ -54,6 +54,14 @@ def test_paths_on_contour_writes_png(tmp_path):
     assert _is_png(out2)
 
 
+def test_fitted_lines_writes_png(tmp_path):
+    x = torch.linspace(0, 5, 20, dtype=torch.float64)
+    y = 2 * x + 3
+    out = plots.fitted_lines(x, y, {"fit": (2.0, 3.0), "other": (1.0, 0.0)},
+                             tmp_path / "fit.png", title="line")
+    assert _is_png(out)
+
+
 def test_decision_regions_accepts_labels_scores_and_probabilities(tmp_path):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((60, 2))
@@ -81,6 +89,7 @@ def test_decision_regions_accepts_labels_scores_and_probabilities(tmp_path):
         (lambda d: plots.loss_curves({}, d / "a.png"), "curves"),
         (lambda d: plots.loss_curves({"a": [1.0]}, d / "a.jpg"), "png"),
         (lambda d: plots.paths_on_contour(_rosen, {}, d / "a.png"), "paths"),
+        (lambda d: plots.fitted_lines(np.zeros(3), np.zeros(4), {}, d / "a.png"), "x, y"),
         (lambda d: plots.paths_on_contour(_rosen, {"a": np.zeros((3, 3))}, d / "a.png"),
          "shape"),
         (lambda d: plots.decision_regions(lambda p: p[:, 0], np.zeros((4, 3)), np.zeros(4),
