@@ -132,12 +132,16 @@ def _least_squares(
     """A sum-of-squares problem from residuals ``r(x)`` (any backend), their Jacobian
     ``(m, n)`` and the residual Hessians ``(m, n, n)`` (NumPy)."""
 
+    # Far from the start (long line-search trials) the exponentials overflow; the loss
+    # is then inf, which the line searches handle, so NumPy's warnings are silenced.
     def loss(x: Array) -> Array:
-        r = residuals(x)
-        return (r * r).sum()
+        with np.errstate(over="ignore", invalid="ignore"):
+            r = residuals(x)
+            return (r * r).sum()
 
     def grad(x: np.ndarray) -> np.ndarray:
-        return 2.0 * jacobian(x).T @ residuals(x)
+        with np.errstate(over="ignore", invalid="ignore"):
+            return 2.0 * jacobian(x).T @ residuals(x)
 
     def hessian(x: np.ndarray) -> np.ndarray:
         j = jacobian(x)
