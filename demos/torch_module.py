@@ -11,8 +11,7 @@ The same float64 network (4 -> 16 -> 3, tanh) starts from the same weights twice
 * torch.optim: the usual ``zero_grad(); loss.backward(); opt.step()`` loop with
   ``torch.optim.Adam`` and the same hyperparameters and minibatches.
 
-The two loss columns agree to round-off. (Until ``fnopt.adam`` exists the demo uses
-``fnopt.sgd`` with momentum against ``torch.optim.SGD``.) Saves ``torch-module-loss.png``.
+The two loss columns agree to round-off. Saves ``torch-module-loss.png``.
 ``main(argv)`` returns the numbers as a dict.
 """
 
@@ -42,15 +41,9 @@ def make_model(seed: int = 0) -> torch.nn.Sequential:
     ).double()
 
 
-def optimizers(lr: float | None = None) -> tuple[str, Any, Any]:
+def optimizers(lr: float = 1e-2) -> tuple[str, Any, Any]:
     """(name, fnopt optimizer, torch.optim factory) with the same hyperparameters."""
-    if hasattr(fnopt, "adam"):
-        lr = 1e-2 if lr is None else lr
-        return ("adam", fnopt.adam(lr),
-                lambda ps: torch.optim.Adam(ps, lr=lr, foreach=False))
-    lr = 0.1 if lr is None else lr
-    return ("sgd+momentum", fnopt.sgd(lr, momentum=0.9),
-            lambda ps: torch.optim.SGD(ps, lr=lr, momentum=0.9, foreach=False))
+    return "adam", fnopt.adam(lr), lambda ps: torch.optim.Adam(ps, lr=lr, foreach=False)
 
 
 def minibatches(x: torch.Tensor, y: torch.Tensor, seed: int) -> Iterator[tuple[Any, Any]]:
