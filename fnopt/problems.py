@@ -115,7 +115,7 @@ def _convert(a: np.ndarray, backend: str, dtype: str) -> Any:
     return arr
 
 
-def _arr(*xs: Sequence[float]) -> tuple[np.ndarray, ...]:
+def _arr(*xs: Sequence[float] | np.ndarray) -> tuple[np.ndarray, ...]:
     return tuple(np.array(x, dtype=np.float64) for x in xs)
 
 
