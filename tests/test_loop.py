@@ -312,7 +312,7 @@ def test_keyboard_interrupt_returns_the_last_completed_iterate(backend, interrup
     assert "interrupted" in r.message
     # the iterate whose step was interrupted: nothing computed before it is lost
     assert r.iterations == interrupt_at - 1
-    np.testing.assert_array_equal(to_numpy(r.params), calls[-1])
+    np.testing.assert_array_equal(to_numpy(r.params), calls[interrupt_at - 1])
     expected = _manual_gd(fnopt.tasks.rosenbrock(), 1e-3, interrupt_at - 1)[-1]
     np.testing.assert_allclose(to_numpy(r.params), expected, rtol=1e-15)
     assert r.state.count == interrupt_at - 1  # the state paired with those params
