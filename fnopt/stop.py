@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import enum
 import math
-from typing import Any
+from typing import Any, NamedTuple
 
 import attrs
 
@@ -93,9 +93,10 @@ _MESSAGES = {
 }
 
 
-@attrs.frozen(slots=True)
-class Info:
+class Info(NamedTuple):
     """What the loop knows about one iterate; passed to criteria and callbacks.
+
+    Immutable (a ``NamedTuple``: the loop makes one per iteration, so it is cheap).
 
     Attributes:
       iteration: number of steps taken to reach ``params``.

@@ -173,7 +173,12 @@ def rosenbrock(
                     [-2.0 * (a - x0) - 4.0 * b * x0 * t, 2.0 * b * t], dtype=x.dtype
                 )
 
-            grad_fn = _grad.from_functions(loss, grad2)
+            def loss2(x: Any) -> Any:
+                x0 = x[0]
+                t = x[1] - x0 * x0
+                return (a - x0) ** 2 + b * (t * t)
+
+            grad_fn = _grad.from_functions(loss2, grad2)
         else:
             grad_fn = _grad.from_functions(loss, grad)
         hessian: Callable[[Any], Any] | None = hess

@@ -98,7 +98,45 @@ def _format_path(path: tuple[Any, ...]) -> str:
     return "".join(f"[{k!r}]" for k in path)
 
 
+class _BareSpec:
+    """The structure of a bare NumPy array (a one-leaf tree), without optree.
+
+    Tiny problems are dominated by per-call overhead; a bare array is the common case
+    there, and skipping the pytree walk roughly halves the cost of each tree op.
+    """
+
+    __slots__ = ()
+
+    @staticmethod
+    def unflatten(leaves: list[Any]) -> Any:
+        return leaves[0]
+
+    @staticmethod
+    def flatten_up_to(other: PyTree) -> list[Any]:
+        return [other]
+
+
+_BARE = _BareSpec()
+_NDARRAY = np.ndarray
+
+
+def _flatten(tree: PyTree) -> tuple[list[Any], Any]:
+    """``optree.tree_flatten`` with a shortcut for a bare NumPy array."""
+    if type(tree) is _NDARRAY:
+        return [tree], _BARE
+    return optree.tree_flatten(tree)
+
+
+def _leaves(tree: PyTree) -> list[Any]:
+    """``optree.tree_leaves`` with a shortcut for a bare NumPy array."""
+    if type(tree) is _NDARRAY:
+        return [tree]
+    return optree.tree_leaves(tree)
+
+
 def _flat2(a: PyTree, b: PyTree) -> tuple[list[Any], list[Any], Any]:
+    if type(a) is _NDARRAY and type(b) is _NDARRAY:
+        return [a], [b], _BARE
     la, spec = optree.tree_flatten(a)
     lb = spec.flatten_up_to(b)
     return la, lb, spec
@@ -130,7 +168,7 @@ def div(a: PyTree, b: PyTree) -> PyTree:
 
 def scale(s: Any, tree: PyTree) -> PyTree:
     """Every leaf multiplied by the scalar ``s``."""
-    lx, spec = optree.tree_flatten(tree)
+    lx, spec = _flatten(tree)
     return spec.unflatten(_backend.of_leaves(lx).scale(lx, s))
 
 
@@ -158,7 +196,7 @@ def vdot(a: PyTree, b: PyTree) -> Any:
 
 def sq_norm(tree: PyTree) -> Any:
     """The squared Euclidean norm over all leaves, as a 0-d array/tensor."""
-    lx = optree.tree_leaves(tree)
+    lx = _leaves(tree)
     return _backend.of_leaves(lx).sq_norm(lx)
 
 
@@ -167,21 +205,23 @@ def global_norm(tree: PyTree) -> Any:
 
     No host synchronisation: on a GPU the result stays on the device.
     """
-    lx = optree.tree_leaves(tree)
+    lx = _leaves(tree)
     be = _backend.of_leaves(lx)
-    norm = be.sq_norm(lx) ** 0.5
-    return norm if be is _backend.TORCH else np.asarray(norm)  # NumPy: a 0-d array
+    if be is _backend.TORCH:
+        return be.sq_norm(lx) ** 0.5
+    sq = be.sq_norm(lx)  # a new 0-d array, so the root can go into it
+    return np.sqrt(sq, out=sq)  # NumPy: a 0-d array (sqrt is ** 0.5)
 
 
 def zeros_like(tree: PyTree) -> PyTree:
     """Zeros with the structure, shapes, dtypes (and devices) of ``tree``."""
-    lx, spec = optree.tree_flatten(tree)
+    lx, spec = _flatten(tree)
     return spec.unflatten(_backend.of_leaves(lx).zeros_like(lx))
 
 
 def full_like(tree: PyTree, value: float) -> PyTree:
     """Arrays filled with ``value`` with the structure, shapes and dtypes of ``tree``."""
-    lx, spec = optree.tree_flatten(tree)
+    lx, spec = _flatten(tree)
     return spec.unflatten(_backend.of_leaves(lx).full_like(lx, value))
 
 
@@ -192,7 +232,7 @@ def ones_like(tree: PyTree) -> PyTree:
 
 def clone(tree: PyTree) -> PyTree:
     """Fresh copies of every leaf (the copies share no memory with ``tree``)."""
-    lx, spec = optree.tree_flatten(tree)
+    lx, spec = _flatten(tree)
     return spec.unflatten(_backend.of_leaves(lx).clone(lx))
 
 
@@ -203,7 +243,7 @@ def all_finite(tree: PyTree) -> bool:
     >>> all_finite([np.ones(2), np.array([1.0, np.nan])])
     False
     """
-    lx = optree.tree_leaves(tree)
+    lx = _leaves(tree)
     return _backend.of_leaves(lx).all_finite(lx)
 
 
