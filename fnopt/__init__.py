@@ -12,6 +12,7 @@ from fnopt import distributed as distributed
 from fnopt import grad as grad
 from fnopt import implicit as implicit
 from fnopt import schedules as schedules
+from fnopt import problems as problems
 from fnopt import stop as stop
 from fnopt import tasks as tasks
 from fnopt import tree as tree
@@ -164,6 +165,7 @@ __all__ = [
     "scale",
     "scale_by_learning_rate",
     "sgd",
+    "problems",
     "stop",
     "tasks",
     "trace",

@@ -129,6 +129,24 @@ class Backend:
     def is_floating(self, x: Any) -> bool:
         raise NotImplementedError
 
+    # -- dense linear algebra on flattened params (second-order methods) -----------
+    def ravel(self, xs: Sequence[Any]) -> Any:
+        """All leaves flattened and concatenated into one new 1-D array."""
+        raise NotImplementedError
+
+    def unravel(self, v: Any, like: Sequence[Any]) -> list[Any]:
+        """Split a 1-D array into new leaves with the shapes of ``like``."""
+        raise NotImplementedError
+
+    def eye(self, n: int, like: Any) -> Any:
+        """The ``n x n`` identity with the dtype (and device) of ``like``."""
+        raise NotImplementedError
+
+    def cholesky_solve(self, a: Any, b: Any) -> Any | None:
+        """Solve ``a x = b`` for a symmetric ``a`` by Cholesky; ``None`` when ``a`` is
+        not (numerically) positive definite."""
+        raise NotImplementedError
+
 
 def _arr(x: Any) -> Any:
     """NumPy arithmetic on 0-d arrays returns scalars; keep every leaf an ndarray."""
@@ -230,6 +248,30 @@ class _Numpy(Backend):
 
     def is_floating(self, x: Any) -> bool:
         return bool(np.issubdtype(np.asarray(x).dtype, np.floating))
+
+    def ravel(self, xs: Sequence[Any]) -> Any:
+        return np.concatenate([np.ravel(x) for x in xs])
+
+    def unravel(self, v: Any, like: Sequence[Any]) -> list[Any]:
+        out, i = [], 0
+        for x in like:
+            n = int(np.size(x))
+            out.append(np.array(v[i : i + n].reshape(np.shape(x)), dtype=x.dtype))
+            i += n
+        return out
+
+    def eye(self, n: int, like: Any) -> Any:
+        return np.eye(n, dtype=like.dtype)
+
+    def cholesky_solve(self, a: Any, b: Any) -> Any | None:
+        try:
+            low = np.linalg.cholesky(a)
+        except np.linalg.LinAlgError:
+            return None
+        if not np.isfinite(low).all():
+            return None
+        y = np.linalg.solve(low, b)
+        return np.linalg.solve(low.T, y)
 
 
 class _Torch(Backend):
@@ -336,6 +378,27 @@ class _Torch(Backend):
 
     def is_floating(self, x: Any) -> bool:
         return bool(x.is_floating_point())
+
+    def ravel(self, xs: Sequence[Any]) -> Any:
+        return self._t.cat([x.reshape(-1) for x in xs])
+
+    def unravel(self, v: Any, like: Sequence[Any]) -> list[Any]:
+        out, i = [], 0
+        for x in like:
+            n = x.numel()
+            out.append(v[i : i + n].reshape(x.shape).to(x.dtype).clone())
+            i += n
+        return out
+
+    def eye(self, n: int, like: Any) -> Any:
+        return self._t.eye(n, dtype=like.dtype, device=like.device)
+
+    def cholesky_solve(self, a: Any, b: Any) -> Any | None:
+        t = self._t
+        low, info = t.linalg.cholesky_ex(a)
+        if int(info) != 0 or not bool(t.isfinite(low).all()):
+            return None
+        return t.cholesky_solve(b.reshape(-1, 1), low).reshape(-1)
 
 
 NUMPY: Backend = _Numpy()
