@@ -422,3 +422,27 @@ def test_the_callers_params_and_state_are_never_modified_or_returned():
     assert_same_tree(state, ss)
     ids = {id(x) for x in fnopt.tree.leaves(task.init_params)}
     assert not ids & {id(x) for x in fnopt.tree.leaves(r.params)}
+
+
+@pytest.mark.parametrize("case", ["converged", "non_finite", "interrupted", "max_iters"])
+def test_n_evals_counts_every_grad_fn_call(case):
+    """``Result.n_evals`` is the number of ``grad_fn`` calls the run made; in particular
+    nothing calls ``grad_fn`` again after a Ctrl-C (the user wants control back)."""
+    task = fnopt.tasks.rosenbrock()
+    calls = [0]
+    lr = 0.1 if case == "non_finite" else 1e-3
+    start = task.init(0) if case == "non_finite" else task.init_params
+
+    def grad_fn(p):
+        calls[0] += 1
+        if case == "interrupted" and calls[0] == 300:
+            raise KeyboardInterrupt
+        return task.grad_fn(p)
+
+    crit = stop.loss_below(1e-3) | stop.max_iters(200 if case == "max_iters" else 10_000)
+    with np.errstate(over="ignore", invalid="ignore"):
+        r = fnopt.fixed_point(fnopt.sgd(lr), start, grad_fn, stop=crit)
+    want = {"converged": "loss_below", "non_finite": "non_finite",
+            "interrupted": "interrupted", "max_iters": "max_iters"}[case]
+    assert r.reason == want
+    assert r.n_evals == calls[0]
