@@ -309,10 +309,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
                      str(res.reason), f"{res.elapsed * 1e3:.1f}"])
     head = ["optimizer", "lr", "iters", "evals", "loss", "|grad|", "reason", "ms"]
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
-    print("  ".join(h.ljust(w) for h, w in zip(head, widths)))
-    print("  ".join("-" * w for w in widths))
-    for r in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(r, widths)))
+    for r in [head, ["-" * w for w in widths], *rows]:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
     if not args.no_plots:
         from fnopt import plots
 
@@ -320,10 +318,11 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         files = [plots.loss_curves(curves, out / f"{args.task}-loss.png",
                                    title=f"{ct.task.name}: loss against iteration")]
         if paths:
-            loss = ct.task.loss
+            # draw the contours from the NumPy twin of the task (the same function)
+            loss = make_task(args.task, "numpy", "float64", args.seed, args.dim).task.loss
 
             def loss_np(p: np.ndarray) -> float:
-                return float(_np(loss(_like(p, ct.start))))
+                return float(loss(p))
 
             files.append(plots.paths_on_contour(
                 loss_np, paths, out / f"{args.task}-paths.png",
@@ -340,14 +339,6 @@ def _np_or_none(x: Any) -> np.ndarray | None:
     if isinstance(x, dict | list | tuple) or not hasattr(x, "shape"):
         return None
     return _np(x) if tuple(x.shape) == (2,) else None
-
-
-def _like(p: np.ndarray, like: Any) -> Any:
-    if hasattr(like, "detach"):
-        import torch
-
-        return torch.as_tensor(p, dtype=like.dtype)
-    return p.astype(like.dtype)
 
 
 def _find_demos(folder: str | None) -> Path:
