@@ -516,8 +516,10 @@ def scale_by_newton_cg(
     Approximately solves :math:`H_k d = -g_k` by conjugate gradients (Nocedal & Wright
     Alg. 7.1), stopping when the residual falls below
     :math:`\\eta_k \\|g_k\\|`, :math:`\\eta_k = \\min(0.5, \\sqrt{\\|g_k\\|})`, or at
-    negative curvature (returning the iterate so far, or :math:`-g_k` at the first CG
-    step). Each CG iteration costs one ``hvp(params, v)`` call, counted in ``n_hess``.
+    negative curvature (returning the iterate so far, or at the first CG step the
+    steepest-descent direction scaled by the curvature magnitude,
+    :math:`-g_k g_k^T g_k / |g_k^T H_k g_k|`). Each CG iteration costs one
+    ``hvp(params, v)`` call, counted in ``n_hess``.
 
     Args:
       hvp: ``hvp(params, v) -> Hv`` (see :func:`fnopt.grad.hvp_torch`,
@@ -553,8 +555,8 @@ def scale_by_newton_cg(
             n_hess += 1
             curv = _f(tree.vdot(p, bp))
             if curv <= 0:
-                if j == 0:
-                    z = p
+                if j == 0:  # steepest descent, scaled by |g^T H g| when that is nonzero
+                    z = p if curv == 0 else tree.scale(rr / -curv, p)
                 break
             alpha = rr / curv
             z = tree.axpy(alpha, p, z)
