@@ -171,6 +171,8 @@ def check_loss(value: Any, *, what: str = "loss") -> Any:
             raise ValueError(
                 f"{what}: must be a scalar (0-d tensor), got shape {tuple(value.shape)}"
             )
+        if value.is_complex():
+            raise TypeError(f"{what}: must be real, got dtype {_dtype_name(value)}")
         return value
     if isinstance(value, (np.ndarray, np.generic, numbers.Real)) and not isinstance(
         value, bool
@@ -178,6 +180,8 @@ def check_loss(value: Any, *, what: str = "loss") -> Any:
         arr = np.asarray(value)
         if arr.ndim != 0:
             raise ValueError(f"{what}: must be a scalar (0-d array), got shape {arr.shape}")
+        if np.iscomplexobj(arr):
+            raise TypeError(f"{what}: must be real, got dtype {arr.dtype}")
         if not np.issubdtype(arr.dtype, np.floating):
             arr = arr.astype(np.float64)
         return arr
@@ -191,6 +195,14 @@ def check_grad_fn_output(out: Any, params: Params, *, what: str = "grad_fn") -> 
         raise TypeError(f"{what}: must return a (value, grads) pair, got {got}")
     value = check_loss(out[0], what=f"{what} value")
     check_grads(params, out[1], what=f"{what} grads")
+    leaves = optree.tree_leaves(params)
+    raw_is_tensor = _backend.is_tensor(out[0])
+    raw_is_numpy = isinstance(out[0], (np.ndarray, np.generic))
+    if leaves and (raw_is_tensor or raw_is_numpy) and raw_is_tensor != _backend.is_tensor(
+        leaves[0]
+    ):
+        got, want = ("a torch tensor", "NumPy") if raw_is_tensor else ("a NumPy array", "torch")
+        raise TypeError(f"{what} value: is {got} but the params are {want}")
     return value, out[1]
 
 

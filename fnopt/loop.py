@@ -12,6 +12,7 @@ from typing import Any, Literal, NamedTuple
 import attrs
 import numpy as np
 
+from fnopt import _inplace
 from fnopt import backend as _backend
 from fnopt import tree as _tree
 from fnopt._base import (
@@ -218,6 +219,7 @@ def fixed_point(
     >>> r.iterations, r.reason, np.round(r.params, 4)
     (5771, <Reason.LOSS_BELOW: 'loss_below'>, array([0.9684, 0.9377]))
     """
+    fresh_state = state is None  # made here by opt.init: the loop owns it
     if isinstance(opt_or_step, Optimizer):
         step = opt_or_step.step
         value_at = opt_or_step.value_at
@@ -241,6 +243,8 @@ def fixed_point(
     if on_failure not in ("return", "raise"):
         raise ValueError(f"on_failure: expected 'return' or 'raise', got {on_failure!r}")
     _check_checkpoint_args(checkpoint_every, checkpoint_path, start_iteration)
+    if data is not None and not isinstance(data, Iterable):
+        raise TypeError(f"data: expected an iterable of batches, got {type(data).__name__}")
     if differentiable:  # no fast in-place path may run on this branch
         if be is not _backend.TORCH:
             raise ValueError("differentiable: needs torch params (autograd); got NumPy params")
@@ -272,7 +276,33 @@ def fixed_point(
     # The loop keeps the params it started from private: steps are pure, so the
     # caller's arrays are only read. ``x``/``s`` is the current iterate.
     x, s, k = params, state, start_iteration
-    start = _Iterate(params, state, math.nan, math.nan, start_iteration)
+    # Loop-owned buffers (fnopt._inplace): for an optimizer with a DonatingStep, copy
+    # the caller's params (and state) once; then at each iterate evaluate the gradient
+    # at x_k, check the criteria on (x_k, f(x_k)), and only then update the buffers in
+    # place to x_{k+1}. They hold one iterate, number ``held`` (-1 while an update is
+    # half done); an earlier iterate that the Result needs (the last finite one after
+    # a NaN, the best one) is recomputed by replaying the run from the caller's params,
+    # bitwise the same because the update is the pure step's own arithmetic.
+    update_: _inplace.UpdateFn | None = None
+    if _inplace.loop_can_donate(
+        opt_or_step, stop=stop, data=data, callback=callback, differentiable=differentiable
+    ):
+        update_ = opt_or_step.step.update  # type: ignore[union-attr]
+        x = _tree.clone(params)
+        s = state if fresh_state else _inplace.clone_buffers(state)
+    held = k
+    grads: Any = None
+    start = _Iterate(x, s, math.nan, math.nan, start_iteration)
+
+    def replay(it: _Iterate) -> _Iterate:
+        """``it`` with the params and state of its iteration, recomputed."""
+        assert update_ is not None and isinstance(opt_or_step, Optimizer)
+        xr = _tree.clone(params)
+        sr = opt_or_step.init(params) if fresh_state else _inplace.clone_buffers(state)
+        for _ in range(it.iteration - start_iteration):
+            v, g = grad_fn(xr)
+            xr, sr = update_(xr, g, sr, v, _tree.global_norm(g), True)
+        return it._replace(params=xr, state=sr)
     saved_at = -1
 
     def save_checkpoint(it: _Iterate) -> None:
@@ -295,6 +325,8 @@ def fixed_point(
         converged: bool | None = None,
         raise_failure: bool = True,
     ) -> Result:
+        if update_ is not None and it.iteration != held:  # overwritten (or torn)
+            it = replay(it)
         save_checkpoint(it)
         hist = None
         if record:
@@ -302,7 +334,12 @@ def fixed_point(
         params_out = it.params
         if params_out is params:  # never hand the caller's own arrays back
             params_out = _tree.clone(params_out)
-        best_params = best.params if best.params is not params else params_out
+        best_params = best.params
+        if best_params is params:  # the caller's arrays: a copy (shared with params_out)
+            best_params = params_out if it.params is params else _tree.clone(params)
+        if update_ is not None and best.iteration != held:
+            same = best.iteration == it.iteration
+            best_params = params_out if same else replay(best).params
         result = Result(
             params=params_out,
             state=it.state,
@@ -334,7 +371,12 @@ def fixed_point(
             else:
                 batch = ()
             try:
-                x1, s1 = step(x, counted, s, *batch)
+                if update_ is None:
+                    x1, s1 = step(x, counted, s, *batch)
+                    v1, gn1 = s1.value, s1.grad_norm
+                else:  # the evaluation half of the step; the update comes after the checks
+                    v1, grads = counted(x, *batch)
+                    gn1 = _tree.global_norm(grads)
             except _BadGradFn as bad:
                 raise bad.error from None
             except StepFailed as exc:
@@ -349,8 +391,8 @@ def fixed_point(
                     partial,
                     k,
                 ) from exc
-            value = to_float(s1.value)
-            gnorm = to_float(s1.grad_norm)
+            value = to_float(v1)
+            gnorm = to_float(gn1)
             if value_at == "input":
                 cur = _Iterate(x, s, value, gnorm, k)
             else:
@@ -405,11 +447,34 @@ def fixed_point(
                 reason = (conv or fired)[0].reason
                 return finish(cur, reason, message, reason.converged)
             prev_params, prev_value = cur.params, value
-            x, s, k = x1, s1, k + 1
+            if update_ is None:
+                x, s, k = x1, s1, k + 1
+                continue
+            held = -1
+            try:
+                x, s = update_(x, grads, s, v1, gn1, True)
+            except Exception as exc:
+                partial = finish(
+                    last_good, Reason.ERROR, f"{type(exc).__name__}: {exc}", raise_failure=False
+                )
+                raise OptimizationError(
+                    f"fixed_point: step {k + 1} (from iteration {k}) raised "
+                    f"{type(exc).__name__}: {exc}; last good iterate is in .result",
+                    partial,
+                    k,
+                ) from exc
+            grads = None
+            k += 1
+            held = k
 
     except KeyboardInterrupt:
-        # Steps are pure, so ``x``/``s`` is intact: the last completed iterate.
-        cur = last_good if last_good.params is x else _Iterate(x, s, math.nan, math.nan, k)
+        # Steps are pure, so ``x``/``s`` is intact: the last completed iterate. (With
+        # loop-owned buffers a half-done update is replayed by ``finish``.)
+        if update_ is not None:
+            done = last_good.iteration == k
+        else:
+            done = last_good.params is x
+        cur = last_good if done else _Iterate(x, s, math.nan, math.nan, k)
         return finish(cur, Reason.INTERRUPTED, Reason.INTERRUPTED.message)
 
 
