@@ -446,3 +446,21 @@ def test_n_evals_counts_every_grad_fn_call(case):
             "interrupted": "interrupted", "max_iters": "max_iters"}[case]
     assert r.reason == want
     assert r.n_evals == calls[0]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_zero_dimensional_params_train(backend, dtype):
+    """A bare 0-d array stays a 0-d array (NumPy arithmetic on 0-d arrays returns
+    scalars; the backend keeps leaves as arrays) and keeps its dtype."""
+    if backend == "numpy":
+        p0 = np.array(3.0, dtype=dtype)
+        g = fnopt.grad.from_functions(lambda p: p * p, lambda p: 2 * p)
+    else:
+        p0 = torch.tensor(3.0, dtype=getattr(torch, dtype))
+        g = fnopt.grad.torch_autograd(lambda p: p * p)
+    r = fnopt.fixed_point(fnopt.sgd(0.1, momentum=0.5, weight_decay=0.01), p0, g,
+                          stop=stop.grad_norm_below(1e-4) | stop.max_iters(500))
+    assert r.reason == "grad_norm_below"
+    assert type(r.params) is type(p0) and r.params.shape == () and r.params.dtype == p0.dtype
+    assert abs(float(r.params)) < 1e-4
