@@ -93,6 +93,8 @@ def from_functions(value_fn: LossFn, grad_fn: LossFn) -> GradFn:
         grads = grad_fn(params, *batch)
         if type(value) is not np.ndarray and not _backend.is_tensor(value):
             value = check_loss(value, what="value_fn")
+        if type(grads) in (np.float64, np.float32):  # ``2 * p`` for a 0-d array p
+            grads = np.asarray(grads)
         return _fast_check(params, value, grads, "from_functions"), grads
 
     return provider
