@@ -45,7 +45,7 @@ from fnopt import backend as _backend
 from fnopt._base import GradFn, Params, check_callable
 from fnopt.stop import AllOf, AnyOf, Criterion, Info, Reason
 
-__all__ = ["all_reduce", "agree", "RemoteError", "rank", "world_size"]
+__all__ = ["all_reduce", "agree", "broadcast", "RemoteError", "rank", "world_size"]
 
 
 class RemoteError(RuntimeError):
@@ -152,6 +152,28 @@ def all_reduce(grad_fn: GradFn, group: Any = None) -> GradFn:
         return value, spec.unflatten(g_leaves)
 
     return provider
+
+
+def broadcast(tree: Any, src: int = 0, group: Any = None) -> Any:
+    """Rank ``src``'s copy of a pytree of tensors, on every rank (e.g. the start point,
+    so that ranks that initialised with different seeds agree).
+
+    Pure: the result is new tensors; ``tree`` itself is not modified. Without an
+    initialised process group it returns a copy of ``tree``.
+
+    >>> import torch
+    >>> broadcast({"w": torch.ones(2)})
+    {'w': tensor([1., 1.])}
+    """
+    leaves, spec = optree.tree_flatten(tree)
+    if _backend.of_leaves(leaves, what="tree") is not _backend.TORCH:
+        raise TypeError("tree: distributed.broadcast needs torch tensors")
+    out = [x.detach().clone() for x in leaves]
+    dist = _dist()
+    if dist.is_available() and dist.is_initialized():
+        for x in out:
+            dist.broadcast(x, src=src, group=group)
+    return spec.unflatten(out)
 
 
 def _reduce(

@@ -51,6 +51,10 @@ def run(scenario, rank, world, shard_x, shard_y):
         return base(p, xb, yb)
 
     provider = fnopt.distributed.all_reduce(grad_fn) if world > 1 else grad_fn
+    # ranks that initialised differently: broadcast (collective) gives all rank 0's start
+    w_local = {k: v + rank for k, v in w.items()}
+    w = fnopt.distributed.broadcast(w_local)
+    assert all(float((w[k] - w_local[k]).abs().max()) == rank for k in w)
     # four minibatches per epoch on every rank, two epochs
     n = shard_x.shape[0]
     b = n // 4

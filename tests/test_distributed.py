@@ -54,10 +54,15 @@ def launch(scenario, world, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory):
-    records, codes, logs = launch("trajectory", 1, tmp_path_factory.mktemp("ref"))
-    assert codes == [0], logs
-    return records[0]
+def reference():
+    """The one-process run on all the data, in this process (no process group)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("distributed_worker", WORKER)
+    worker = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(worker)
+    x, y, _, _ = worker.problem()
+    return worker.run("trajectory", 0, 1, worker._interleave(x), worker._interleave(y))
 
 
 def test_two_ranks_on_half_the_data_follow_the_one_rank_trajectory(reference, tmp_path):
