@@ -76,9 +76,10 @@ class LbfgsState(NamedTuple):
 
     Attributes:
       count: directions computed.
-      prev_params, prev_grads: the iterate and gradient of the previous call.
-      s, y: the stored pairs :math:`s_i = x_{i+1} - x_i`, :math:`y_i = g_{i+1} - g_i`,
-        oldest first (at most ``memory`` of each).
+      prev_params, prev_grads: the iterate and gradient of the previous call, as flat
+        vectors (all leaves concatenated in leaf order).
+      s, y: the stored pairs :math:`s_i = x_{i+1} - x_i`, :math:`y_i = g_{i+1} - g_i`
+        as flat vectors, oldest first (at most ``memory`` of each).
       rho: :math:`1 / y_i^T s_i` for each pair.
       gamma: the initial inverse-Hessian scale :math:`s^T y / y^T y` of the newest pair.
     """
@@ -119,28 +120,34 @@ def scale_by_lbfgs(memory: int = 10) -> Transform:
     ) -> tuple[Updates, State]:
         if params is None:
             raise ValueError("scale_by_lbfgs: update needs params")
+        # The pairs are kept as flat vectors (one array per pair, all leaves
+        # concatenated), so the two loops are a few vector operations each.
+        leaves = tree.leaves(params)
+        be = _backend.of_leaves(leaves)
+        g = be.ravel(tree.leaves(grads))
+        x = be.ravel(leaves)
         ss, ys, rhos, gamma = state.s, state.y, state.rho, state.gamma
         if state.count > 0:
-            s = tree.sub(params, state.prev_params)
-            y = tree.sub(grads, state.prev_grads)
-            sy, yy = tree.vdot(s, y), tree.sq_norm(y)
-            if _curvature_ok(_f(sy), _f(tree.sq_norm(s)), _f(yy)):
+            s = x - state.prev_params
+            y = g - state.prev_grads
+            sy, yy = s @ y, y @ y
+            if _curvature_ok(_f(sy), _f(s @ s), _f(yy)):
                 ss = (*ss, s)[-memory:]
                 ys = (*ys, y)[-memory:]
                 rhos = (*rhos, 1.0 / sy)[-memory:]
                 gamma = sy / yy
-        q = grads
+        q = g
         alphas = []
         for s, y, rho in zip(reversed(ss), reversed(ys), reversed(rhos)):
-            a = rho * tree.vdot(s, q)
+            a = rho * (s @ q)
             alphas.append(a)
-            q = tree.axpy(-a, y, q)
-        r = q if gamma is None else tree.scale(gamma, q)
+            q = q - a * y
+        r = q if gamma is None else gamma * q
         for s, y, rho, a in zip(ss, ys, rhos, reversed(alphas)):
-            b = rho * tree.vdot(y, r)
-            r = tree.axpy(a - b, s, r)
-        d = tree.scale(-1.0, r)
-        return d, LbfgsState(state.count + 1, params, grads, ss, ys, rhos, gamma)
+            b = rho * (y @ r)
+            r = r + (a - b) * s
+        d = tree.structure(params).unflatten(be.unravel(-r, leaves))
+        return d, LbfgsState(state.count + 1, x, g, ss, ys, rhos, gamma)
 
     return Transform(init, update)
 
@@ -238,8 +245,8 @@ def scale_by_bfgs(*, scale_init: bool = True) -> Transform:
         if state.count > 0:
             s = be.ravel(leaves) - be.ravel(tree.leaves(state.prev_params))
             y = g - be.ravel(tree.leaves(state.prev_grads))
-            sy, yy = (s * y).sum(), (y * y).sum()
-            if _curvature_ok(_f(sy), _f((s * s).sum()), _f(yy)):
+            sy, yy = s @ y, y @ y
+            if _curvature_ok(_f(sy), _f(s @ s), _f(yy)):
                 if h is None:
                     h = be.eye(s.shape[0], s)
                     if scale_init:
@@ -248,7 +255,7 @@ def scale_by_bfgs(*, scale_init: bool = True) -> Transform:
                 rho = 1.0 / sy
                 h = (
                     h
-                    + (rho * rho * (sy + (y * hy).sum())) * (s[:, None] * s[None, :])
+                    + (rho * rho * (sy + y @ hy)) * (s[:, None] * s[None, :])
                     - rho * (hy[:, None] * s[None, :] + s[:, None] * hy[None, :])
                 )
         d = -g if h is None else -(h @ g)
