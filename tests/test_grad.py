@@ -6,6 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 import fnopt
 from fnopt import grad
@@ -270,3 +273,27 @@ def test_finite_differences_explicit_step_and_float32():
     _, g32 = grad.finite_differences(f)(np.array([2.0, -1.0], dtype=np.float32))
     assert g32.dtype == np.float32
     np.testing.assert_allclose(g32, [12.0, 3.0], rtol=1e-3)
+
+
+# -- properties ----------------------------------------------------------------------------
+
+_ROSEN = {be: {d: T.rosenbrock(be, dim=d) for d in (2, 3, 4)} for be in BACKENDS}
+
+
+@settings(max_examples=25)
+@given(
+    x=st.integers(2, 4).flatmap(
+        lambda d: hnp.arrays(np.float64, d, elements=st.floats(-2, 2, allow_subnormal=False))
+    )
+)
+def test_rosenbrock_providers_agree_at_random_points(x):
+    t_np, t_th = _ROSEN["numpy"][x.size], _ROSEN["torch"][x.size]
+    v1, g1 = t_np.grad_fn(x)
+    v2, g2 = t_th.grad_fn(torch.tensor(x))
+    v3, g3 = grad.torch_autograd(t_th.loss)(torch.tensor(x))
+    _, g4 = grad.finite_differences(t_np.loss)(x)
+    assert float(v1) == pytest.approx(float(v2), rel=1e-12, abs=1e-12)
+    assert float(v3) == float(v2)
+    np.testing.assert_allclose(g1, g2.numpy(), rtol=1e-12, atol=1e-10)
+    np.testing.assert_array_equal(g2.numpy(), g3.numpy())
+    np.testing.assert_allclose(g1, g4, rtol=1e-6, atol=1e-5)
