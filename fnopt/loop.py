@@ -226,6 +226,8 @@ def fixed_point(
         be = check_params(params)
         if state is None:
             state = opt_or_step.init(params)
+        else:
+            _check_state(state, opt_or_step.init(params))
     else:
         check_callable(opt_or_step, "opt_or_step")
         step = opt_or_step
@@ -491,6 +493,49 @@ def _with_grad_enabled(step: Callable[..., tuple[Params, State]]) -> Callable[..
             return step(params, grad_fn, state, *batch)
 
     return graph_step
+
+
+def _check_state(state: Any, template: Any, where: str = "") -> None:
+    """``state`` must be a state of this optimizer for these params: the NamedTuple
+    classes, dict keys and array shapes of ``template`` (``opt.init(params)``). Lenient
+    where states legitimately change: a ``None`` or empty-tuple placeholder in the
+    template matches anything, numbers match numbers, and 0-d arrays match any dtype."""
+    here = where or "<root>"
+
+    def fail(msg: str) -> None:
+        raise ValueError(
+            f"state: {msg} at {here}; pass a state made by opt.init(params) (or a later "
+            "step) of this optimizer for params of this structure"
+        )
+
+    if template is None or (type(template) is tuple and not template):
+        return
+    if isinstance(template, tuple) and hasattr(type(template), "_fields"):
+        if type(state) is not type(template):
+            fail(f"expected a {type(template).__name__}, got {type(state).__name__}")
+        for f, a, b in zip(getattr(template, "_fields"), state, template):  # noqa: B009
+            _check_state(a, b, f"{where}.{f}")
+    elif isinstance(template, (tuple, list)):
+        if not isinstance(state, (tuple, list)) or len(state) != len(template):
+            fail(f"expected a {type(template).__name__} of {len(template)} items, got "
+                 f"{type(state).__name__}" + (f" of {len(state)}" if isinstance(
+                     state, (tuple, list)) else ""))
+        for i, (a, b) in enumerate(zip(state, template)):
+            _check_state(a, b, f"{where}[{i}]")
+    elif isinstance(template, dict):
+        if not isinstance(state, dict) or set(state) != set(template):
+            fail(f"expected a dict with keys {sorted(map(str, template))}")
+        for key in template:
+            _check_state(state[key], template[key], f"{where}[{key!r}]")
+    elif isinstance(template, (np.ndarray, np.generic)) or _backend.is_tensor(template):
+        if not (isinstance(state, (np.ndarray, np.generic)) or _backend.is_tensor(state)):
+            fail(f"expected an array, got {type(state).__name__}")
+        if _backend.is_tensor(state) != _backend.is_tensor(template):
+            fail("holds an array of the other backend than the params")
+        if tuple(state.shape) != tuple(template.shape):
+            fail(f"shape {tuple(state.shape)} does not match {tuple(template.shape)}")
+        if template.ndim and state.dtype != template.dtype:
+            fail(f"dtype {state.dtype} does not match {template.dtype}")
 
 
 def _check_checkpoint_args(every: Any, path: Any, start_iteration: Any) -> None:
