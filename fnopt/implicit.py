@@ -63,7 +63,7 @@ def solution(
     x_star: Params,
     theta: Any,
     *,
-    cg_tol: float = 1e-10,
+    cg_tol: float | None = None,
     cg_max_iters: int | None = None,
     damping: float = 0.0,
 ) -> Params:
@@ -81,7 +81,8 @@ def solution(
       x_star: a minimiser of ``loss_fn(·, theta)`` (a pytree of tensors).
       theta: a tensor or pytree of tensors; leaves with ``requires_grad`` receive
         gradients.
-      cg_tol: stop CG when the residual norm is ``<= cg_tol * |x̄|``.
+      cg_tol: stop CG when the residual norm is ``<= cg_tol * |x̄|``; default
+        ``1e-10`` when ``x_star`` has a float64 leaf, else ``1e-5``.
       cg_max_iters: CG iteration limit; default ``min(number of elements of x, 200)``.
       damping: :math:`\\delta \\ge 0` added to the Hessian's diagonal.
 
@@ -102,9 +103,11 @@ def solution(
     for i, t in enumerate(th_leaves):
         if not _backend.is_tensor(t):
             raise TypeError(f"theta: leaf {i} is {type(t).__name__}; expected a torch.Tensor")
+    x_leaves, x_spec = optree.tree_flatten(x_star)
+    if cg_tol is None:
+        cg_tol = 1e-10 if any(x.dtype.itemsize >= 8 for x in x_leaves) else 1e-5
     _check_number("cg_tol", cg_tol, positive=True)
     _check_number("damping", damping, positive=False)
-    x_leaves, x_spec = optree.tree_flatten(x_star)
     if cg_max_iters is None:
         cg_max_iters = max(1, min(sum(x.numel() for x in x_leaves), 200))
     elif isinstance(cg_max_iters, bool) or not isinstance(cg_max_iters, int) or cg_max_iters < 1:
@@ -121,7 +124,7 @@ def fixed_point(
     theta: Any,
     *,
     stop: Criterion,
-    cg_tol: float = 1e-10,
+    cg_tol: float | None = None,
     cg_max_iters: int | None = None,
     damping: float = 0.0,
     **loop_kwargs: Any,
