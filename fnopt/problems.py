@@ -154,7 +154,10 @@ def _stack(x: Array, parts: list[Any]) -> Array:
     xp = _xp(x)
     if xp is np:
         return np.array([np.asarray(p, dtype=x.dtype) for p in parts])
-    return xp.stack([p if _backend.is_tensor(p) else xp.tensor(p, dtype=x.dtype) for p in parts])
+    return xp.stack(
+        [p if _backend.is_tensor(p) else xp.tensor(p, dtype=x.dtype, device=x.device)
+         for p in parts]
+    )
 
 
 # -- the problems ------------------------------------------------------------------------
@@ -269,7 +272,7 @@ def _ill_conditioned_quadratic(n: int = 10, condition: float = 1e4) -> Problem:
     a = 0.5 * (a + a.T)
 
     def loss(x: Array) -> Array:
-        am = a if _xp(x) is np else _xp(x).tensor(a, dtype=x.dtype)
+        am = a if _xp(x) is np else _xp(x).tensor(a, dtype=x.dtype, device=x.device)
         return 0.5 * (x * (am @ x)).sum()
 
     return Problem(
@@ -448,8 +451,8 @@ def _box_3d() -> Problem:
 
     def r(x: Array) -> Array:
         xp = _xp(x)
-        tt = t if xp is np else xp.tensor(t, dtype=x.dtype)
-        cc = c if xp is np else xp.tensor(c, dtype=x.dtype)
+        tt = t if xp is np else xp.tensor(t, dtype=x.dtype, device=x.device)
+        cc = c if xp is np else xp.tensor(c, dtype=x.dtype, device=x.device)
         return xp.exp(-tt * x[0]) - xp.exp(-tt * x[1]) - x[2] * cc
 
     def jac(x: np.ndarray) -> np.ndarray:
@@ -472,7 +475,7 @@ def _jennrich_sampson() -> Problem:
 
     def r(x: Array) -> Array:
         xp = _xp(x)
-        ii = i if xp is np else xp.tensor(i, dtype=x.dtype)
+        ii = i if xp is np else xp.tensor(i, dtype=x.dtype, device=x.device)
         return 2.0 + 2.0 * ii - (xp.exp(ii * x[0]) + xp.exp(ii * x[1]))
 
     def jac(x: np.ndarray) -> np.ndarray:
@@ -495,7 +498,7 @@ def _variably_dimensioned(n: int = 10) -> Problem:
 
     def r(x: Array) -> Array:
         xp = _xp(x)
-        jj = j if xp is np else xp.tensor(j, dtype=x.dtype)
+        jj = j if xp is np else xp.tensor(j, dtype=x.dtype, device=x.device)
         s = (jj * (x - 1.0)).sum()
         tail = _stack(x, [s, s * s])
         return xp.concatenate([x - 1.0, tail]) if xp is np else xp.cat([x - 1.0, tail])
