@@ -320,3 +320,18 @@ def test_ridge_hyper_demo_learns_the_penalty(tmp_path):
     assert s["val_loss_learned"] < 1.01 * s["val_loss_grid_best"] < s["val_loss_start"]
     if "plot" in s:
         assert Path(s["plot"]).stat().st_size > 0
+
+
+def test_implicit_float32_uses_a_float32_tolerance():
+    lam_t = torch.tensor(0.3, dtype=torch.float32, requires_grad=True)
+    a32, y32 = A.float(), Y.float()
+
+    def loss32(x, lam):
+        r = a32 @ x - y32
+        return (r @ r) / (2 * M) + 0.5 * lam * (x @ x)
+
+    x_star = closed_form(torch.tensor(0.3, dtype=F64)).float()
+    x = implicit.solution(loss32, x_star, lam_t)
+    assert x.dtype == torch.float32
+    (g,) = torch.autograd.grad(val_loss(x.double()), lam_t)
+    np.testing.assert_allclose(float(g), float(analytic_dval(0.3)[0]), rtol=1e-4)
