@@ -138,3 +138,32 @@ def test_schedule_count_starts_at_zero_and_lr_is_recorded(backend):
         expected = expected * (1 - rates[k])
         np.testing.assert_allclose(to_numpy(p), expected, rtol=1e-15)
         assert fnopt.learning_rate_of(s) == rates[k]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@given(data=st.data())
+def test_a_descent_step_lowers_a_convex_quadratic(backend, data):
+    """f(p) = sum_i c_i |p_i|^2 / 2 with curvatures c_i in [0.1, 2]: an sgd step with
+    lr < 2 / max(c) from a non-stationary point lowers f (float64)."""
+    params = data.draw(pytrees(backend=backend, dtype="float64"))
+    leaves = fnopt.tree.leaves(params)
+    curv = [data.draw(st.floats(0.1, 2.0)) for _ in leaves]
+    lr = data.draw(st.floats(0.01, 0.99))
+
+    def loss(p):
+        return sum(0.5 * c * (x * x).sum() for c, x in zip(curv, fnopt.tree.leaves(p)))
+
+    def grads(p):
+        ls, spec = fnopt.tree.leaves(p), fnopt.tree.structure(p)
+        wrap = np.asarray if backend == "numpy" else (lambda v: v)  # 0-d: keep arrays
+        return spec.unflatten([wrap(c * x) for c, x in zip(curv, ls)])
+
+    g = fnopt.grad.from_functions(loss, grads)
+    f0 = float(loss(params))
+    opt = fnopt.sgd(lr)
+    p1, s1 = opt.step(params, g, opt.init(params))
+    assert float(s1.value) == pytest.approx(f0)
+    if f0 > 1e-12:
+        assert float(loss(p1)) < f0
+    else:
+        assert float(loss(p1)) <= f0
