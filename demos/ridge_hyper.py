@@ -143,6 +143,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
+        print(f"matplotlib is not installed: would have saved {Path(args.out) / 'ridge_hyper.png'}")
         return summary
     path_lams = path
     fig, ax = plt.subplots(figsize=(6, 4))
