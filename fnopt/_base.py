@@ -147,8 +147,7 @@ def check_grads(params: Params, grads: Params, *, what: str = "grads") -> None:
         raise ValueError(
             f"{what}: structure {g_spec} does not match params structure {p_spec}"
         )
-    _backend.of_leaves(g_leaves, what=what)
-    paths = None
+    paths = None  # leaf by leaf first, so that a wrong leaf type is named by its path
     for i, (p, g) in enumerate(zip(p_leaves, g_leaves)):
         if type(p) is not type(g) and not (
             _backend.is_tensor(p) and _backend.is_tensor(g)
@@ -162,6 +161,7 @@ def check_grads(params: Params, grads: Params, *, what: str = "grads") -> None:
             continue
         paths = paths or [_fmt(q) for q in optree.tree_paths(params)]
         raise (ValueError if "shape" in msg else TypeError)(f"{what}: leaf {paths[i]} {msg}")
+    _backend.of_leaves(g_leaves, what=what)
 
 
 def check_loss(value: Any, *, what: str = "loss") -> Any:

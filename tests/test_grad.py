@@ -189,6 +189,8 @@ def _bad_from_functions(kind):
         return loss, lambda p: {"w": good(p)["w"], "b": good(p)["b"][:1]}
     if kind == "backend":
         return loss, lambda p: {**good(p), "b": [torch.zeros(3), torch.zeros(1)]}
+    if kind == "scalar":
+        return loss, lambda p: {**good(p), "b": [np.zeros(3), np.float64(0.0)]}
     if kind == "nonscalar":
         return (lambda p: p["w"] ** 2), good
     if kind == "notnumber":
@@ -202,7 +204,8 @@ def _bad_from_functions(kind):
         ("shape", ValueError, r"leaf \['w'\] has shape \(3, 2\), params leaf has \(2, 3\)"),
         ("dtype", TypeError, r"leaf \['b'\]\[1\] has dtype float32, params leaf has float64"),
         ("structure", ValueError, r"grads: structure .* does not match params structure"),
-        ("backend", TypeError, r"grads"),
+        ("backend", TypeError, r"grads: leaf \['b'\]\[0\] is Tensor, params leaf is ndarray"),
+        ("scalar", TypeError, r"grads: leaf \['b'\]\[1\] is float64, params leaf is ndarray"),
         ("nonscalar", ValueError, r"value.*must be a scalar.*shape \(2, 3\)"),
         ("notnumber", TypeError, r"value_fn: must be a 0-d array or tensor, got str"),
     ],
