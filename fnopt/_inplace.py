@@ -173,7 +173,6 @@ def sgd_step(
     then ``b *= mu; b += (1 - tau) g``; ``d = g + mu b`` (Nesterov) or ``b``;
     ``p += -lr d``.
     """
-    schedule = callable(learning_rate)
     graph_update = _chain_update(chain)
 
     def update(
@@ -183,7 +182,7 @@ def sgd_step(
         be = _backend.of_leaves(lp)
         inner = state.inner
         lr_state = inner[-1]
-        lr = learning_rate(lr_state.count) if schedule else learning_rate
+        lr: Any = learning_rate(lr_state.count) if callable(learning_rate) else learning_rate
         lg = spec.flatten_up_to(grads)
         if be is _backend.TORCH and not donate and _needs_graph(lp + lg, lr):
             return graph_update(params, grads, state, value, grad_norm)
@@ -231,7 +230,6 @@ def adam_step(
     ``fused=True`` arithmetic), the same update with ``out=`` ufuncs on NumPy. The pure
     step copies params and moments once and runs the kernel on the copies.
     """
-    schedule = callable(learning_rate)
     graph_update = _chain_update(chain)
 
     def update(
@@ -242,7 +240,7 @@ def adam_step(
         inner = state.inner
         lr_state = inner[-1]
         moments = inner[-2]
-        lr = learning_rate(lr_state.count) if schedule else learning_rate
+        lr: Any = learning_rate(lr_state.count) if callable(learning_rate) else learning_rate
         lg = spec.flatten_up_to(grads)
         if be is _backend.TORCH and not donate and _needs_graph(lp + lg, lr):
             return graph_update(params, grads, state, value, grad_norm)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 import sys
 from collections.abc import Sequence
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -118,7 +119,38 @@ class Backend:
         raise NotImplementedError
 
     # -- in place (only for buffers the caller owns) -------------------------------
+    # Each ``op_`` writes into its first list and gives the same numbers as the pure
+    # ``op`` (the same kernel with a different destination), so a step written with
+    # them is bitwise the same whether it donates its buffers or not.
     def copy_(self, dst: Sequence[Any], src: Sequence[Any]) -> None:
+        raise NotImplementedError
+
+    def scale_(self, xs: Sequence[Any], s: Any) -> list[Any]:
+        """``x *= s`` leaf by leaf (the in-place :meth:`scale`); returns ``xs``."""
+        raise NotImplementedError
+
+    def axpy_(self, a: Any, xs: Sequence[Any], ys: Sequence[Any]) -> list[Any]:
+        """``y += a * x`` leaf by leaf (the in-place :meth:`axpy`); returns ``ys``."""
+        raise NotImplementedError
+
+    def adam_(
+        self,
+        params: Sequence[Any],
+        grads: Sequence[Any],
+        mus: Sequence[Any],
+        nus: Sequence[Any],
+        nu_maxs: Sequence[Any] | None,
+        *,
+        count: int,
+        lr: float,
+        b1: float,
+        b2: float,
+        eps: float,
+        weight_decay: float,
+    ) -> None:
+        """One Adam step (torch.optim.Adam semantics, ``count`` = the step number,
+        from 1) written into ``params``, ``mus``, ``nus`` (and ``nu_maxs`` for
+        AMSGrad); ``grads`` are only read."""
         raise NotImplementedError
 
     # -- misc ---------------------------------------------------------------------
@@ -147,6 +179,15 @@ class Backend:
         not (numerically) positive definite."""
         raise NotImplementedError
 
+    # -- per-leaf reductions (factored second moments, per-leaf scaling) -----------
+    def norms(self, xs: Sequence[Any]) -> list[Any]:
+        """The Euclidean norm of each leaf, as 0-d arrays of the leaf's dtype."""
+        raise NotImplementedError
+
+    def mean(self, xs: Sequence[Any], axis: int) -> list[Any]:
+        """The mean of each leaf along ``axis``, keeping that axis (size 1)."""
+        raise NotImplementedError
+
 
 def _arr(x: Any) -> Any:
     """NumPy arithmetic on 0-d arrays returns scalars; keep every leaf an ndarray."""
@@ -156,6 +197,8 @@ def _arr(x: Any) -> Any:
 def _weak(s: Any) -> Any:
     """A NumPy scalar or 0-d array as a Python number, so that (NEP 50) it does not
     promote float32 leaves to float64; anything else unchanged."""
+    if type(s) is float:  # the common case, first
+        return s
     if isinstance(s, (np.generic, np.ndarray)) and np.ndim(s) == 0:
         return s.item()
     return s
@@ -177,6 +220,8 @@ class _Numpy(Backend):
         return np.asarray(value, dtype=like.dtype)
 
     def add(self, xs: Sequence[Any], ys: Sequence[Any]) -> list[Any]:
+        if len(xs) == 1:  # one leaf: skip the comprehension (tiny problems)
+            return [_arr(xs[0] + ys[0])]
         return [_arr(x + y) for x, y in zip(xs, ys)]
 
     def sub(self, xs: Sequence[Any], ys: Sequence[Any]) -> list[Any]:
@@ -190,6 +235,8 @@ class _Numpy(Backend):
 
     def scale(self, xs: Sequence[Any], s: Any) -> list[Any]:
         s = _weak(s)
+        if len(xs) == 1:
+            return [_arr(xs[0] * s)]
         return [_arr(x * s) for x in xs]
 
     def add_scalar(self, xs: Sequence[Any], s: Any) -> list[Any]:
@@ -232,11 +279,14 @@ class _Numpy(Backend):
         if not xs:
             return np.asarray(0.0)
         total = np.vdot(xs[0], ys[0])
-        for x, y in zip(xs[1:], ys[1:]):
-            total = total + np.vdot(x, y)
+        if len(xs) > 1:
+            for x, y in zip(xs[1:], ys[1:]):
+                total = total + np.vdot(x, y)
         return np.asarray(total)
 
     def sq_norm(self, xs: Sequence[Any]) -> Any:
+        if len(xs) == 1:
+            return np.asarray(np.vdot(xs[0], xs[0]))
         return self.vdot(xs, xs)
 
     def all_finite(self, xs: Sequence[Any]) -> bool:
@@ -245,6 +295,57 @@ class _Numpy(Backend):
     def copy_(self, dst: Sequence[Any], src: Sequence[Any]) -> None:
         for d, s in zip(dst, src):
             np.copyto(d, s)
+
+    def scale_(self, xs: Sequence[Any], s: Any) -> list[Any]:
+        s = _weak(s)
+        for x in xs:
+            np.multiply(x, s, out=x)
+        return list(xs)
+
+    def axpy_(self, a: Any, xs: Sequence[Any], ys: Sequence[Any]) -> list[Any]:
+        a = _weak(a)
+        if len(ys) == 1:  # one leaf (tiny problems): no loop
+            np.add(a * xs[0], ys[0], out=ys[0])
+            return [ys[0]]
+        for x, y in zip(xs, ys):
+            np.add(a * x, y, out=y)
+        return list(ys)
+
+    def adam_(
+        self,
+        params: Sequence[Any],
+        grads: Sequence[Any],
+        mus: Sequence[Any],
+        nus: Sequence[Any],
+        nu_maxs: Sequence[Any] | None,
+        *,
+        count: int,
+        lr: float,
+        b1: float,
+        b2: float,
+        eps: float,
+        weight_decay: float,
+    ) -> None:
+        step_size = lr / (1.0 - b1**count)
+        bc2_sqrt = (1.0 - b2**count) ** 0.5
+        for i, (p, g, m, v) in enumerate(zip(params, grads, mus, nus)):
+            if weight_decay:
+                g = g + weight_decay * p
+            tmp = np.subtract(g, m, out=np.empty_like(p))  # this leaf's one scratch array
+            np.multiply(tmp, 1.0 - b1, out=tmp)
+            np.add(m, tmp, out=m)  # m <- m + (1 - b1) (g - m)
+            np.multiply(g, g, out=tmp)
+            np.multiply(tmp, 1.0 - b2, out=tmp)
+            np.multiply(v, b2, out=v)
+            np.add(v, tmp, out=v)  # v <- b2 v + (1 - b2) g^2
+            if nu_maxs is not None:
+                v = np.maximum(nu_maxs[i], v, out=nu_maxs[i])
+            np.sqrt(v, out=tmp)
+            np.divide(tmp, bc2_sqrt, out=tmp)
+            np.add(tmp, eps, out=tmp)  # sqrt(v_hat) / sqrt(1 - b2^t) + eps
+            np.divide(m, tmp, out=tmp)
+            np.multiply(tmp, -step_size, out=tmp)
+            np.add(p, tmp, out=p)  # p <- p - lr / (1 - b1^t) * m / denom
 
     def is_floating(self, x: Any) -> bool:
         return bool(np.issubdtype(np.asarray(x).dtype, np.floating))
@@ -274,6 +375,13 @@ class _Numpy(Backend):
         return np.linalg.solve(low.T, y)
 
 
+    def norms(self, xs: Sequence[Any]) -> list[Any]:
+        return [np.asarray(np.linalg.norm(x.reshape(-1)), dtype=x.dtype) for x in xs]
+
+    def mean(self, xs: Sequence[Any], axis: int) -> list[Any]:
+        return [_arr(x.mean(axis=axis, keepdims=True)) for x in xs]
+
+
 class _Torch(Backend):
     name = "torch"
 
@@ -295,7 +403,8 @@ class _Torch(Backend):
         return [x.clone() for x in xs]
 
     def scalar(self, value: float, like: Any) -> Any:
-        return self._t.tensor(value, dtype=like.dtype, device=like.device)
+        # a fill kernel, not a host-to-device copy (which would wait for the stream)
+        return self._t.full((), value, dtype=like.dtype, device=like.device)
 
     def add(self, xs: Sequence[Any], ys: Sequence[Any]) -> list[Any]:
         return list(self._t._foreach_add(list(xs), list(ys)))
@@ -310,6 +419,8 @@ class _Torch(Backend):
         return list(self._t._foreach_div(list(xs), list(ys)))
 
     def scale(self, xs: Sequence[Any], s: Any) -> list[Any]:
+        if _needs_grad(s):  # _foreach_mul has no backward for a grad-requiring scalar
+            return [x * s for x in xs]
         return list(self._t._foreach_mul(list(xs), s))
 
     def add_scalar(self, xs: Sequence[Any], s: Any) -> list[Any]:
@@ -318,6 +429,8 @@ class _Torch(Backend):
     def axpy(self, a: Any, xs: Sequence[Any], ys: Sequence[Any]) -> list[Any]:
         if isinstance(a, (int, float)):
             return list(self._t._foreach_add(list(ys), list(xs), alpha=a))
+        if _needs_grad(a):  # as in scale: differentiate through a tensor coefficient
+            return [a * x + y for x, y in zip(xs, ys)]
         return list(self._t._foreach_add(list(ys), self._t._foreach_mul(list(xs), a)))
 
     def lerp(self, xs: Sequence[Any], ys: Sequence[Any], w: float) -> list[Any]:
@@ -373,6 +486,54 @@ class _Torch(Backend):
     def copy_(self, dst: Sequence[Any], src: Sequence[Any]) -> None:
         self._t._foreach_copy_(list(dst), list(src))
 
+    def scale_(self, xs: Sequence[Any], s: Any) -> list[Any]:
+        xs = list(xs)
+        self._t._foreach_mul_(xs, s)
+        return xs
+
+    def axpy_(self, a: Any, xs: Sequence[Any], ys: Sequence[Any]) -> list[Any]:
+        ys = list(ys)
+        if isinstance(a, (int, float)):
+            self._t._foreach_add_(ys, list(xs), alpha=a)
+        else:
+            self._t._foreach_add_(ys, self._t._foreach_mul(list(xs), a))
+        return ys
+
+    def adam_(
+        self,
+        params: Sequence[Any],
+        grads: Sequence[Any],
+        mus: Sequence[Any],
+        nus: Sequence[Any],
+        nu_maxs: Sequence[Any] | None,
+        *,
+        count: int,
+        lr: float,
+        b1: float,
+        b2: float,
+        eps: float,
+        weight_decay: float,
+    ) -> None:
+        t = self._t
+        # torch.optim.Adam(fused=True)'s kernel; it reads the step number from a
+        # tensor per param (one shared CPU tensor is enough: the kernel only reads it)
+        step = t.full((), float(count), dtype=t.float32, device=params[0].device)  # no H2D sync
+        t._fused_adam_(
+            list(params),
+            list(grads),
+            list(mus),
+            list(nus),
+            [] if nu_maxs is None else list(nu_maxs),
+            [step] * len(params),
+            lr=lr,
+            beta1=b1,
+            beta2=b2,
+            weight_decay=weight_decay,
+            eps=eps,
+            amsgrad=nu_maxs is not None,
+            maximize=False,
+        )
+
     def to_float(self, x: Any) -> float:
         return float(x.item()) if is_tensor(x) else float(x)
 
@@ -401,6 +562,18 @@ class _Torch(Backend):
         return t.cholesky_solve(b.reshape(-1, 1), low).reshape(-1)
 
 
+    def norms(self, xs: Sequence[Any]) -> list[Any]:
+        return list(self._t._foreach_norm(list(xs))) if xs else []
+
+    def mean(self, xs: Sequence[Any], axis: int) -> list[Any]:
+        return [x.mean(dim=axis, keepdim=True) for x in xs]
+
+
+def _needs_grad(s: Any) -> bool:
+    """Whether ``s`` is a tensor that autograd tracks (a hyperparameter being learned)."""
+    return is_tensor(s) and bool(s.requires_grad)
+
+
 NUMPY: Backend = _Numpy()
 TORCH: Backend = _Torch()
 
@@ -423,6 +596,8 @@ def of_leaves(leaves: Sequence[Any], *, what: str = "params") -> Backend:
             f"{what}: leaves must be numpy.ndarray or torch.Tensor, got "
             f"{type(first).__name__} at leaf 0"
         )
+    if len(leaves) == 1 or all(map(isinstance, leaves, repeat(kind))):  # C-level loop
+        return backend
     for i, leaf in enumerate(leaves):
         if not isinstance(leaf, kind):
             raise TypeError(

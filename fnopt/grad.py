@@ -68,6 +68,9 @@ def _fast_check(params: Params, value: Any, grads: Any, what: str) -> Any:
     return value
 
 
+_NP_FLOAT_SCALARS = (np.float64, np.float32)
+
+
 def from_functions(value_fn: LossFn, grad_fn: LossFn) -> GradFn:
     """A provider from a hand-written loss and its hand-written gradient.
 
@@ -91,9 +94,11 @@ def from_functions(value_fn: LossFn, grad_fn: LossFn) -> GradFn:
     def provider(params: Params, *batch: Any) -> tuple[Any, Any]:
         value = value_fn(params, *batch)
         grads = grad_fn(params, *batch)
-        if type(value) is not np.ndarray and not _backend.is_tensor(value):
+        if type(value) in _NP_FLOAT_SCALARS:  # a NumPy scalar: a cheap 0-d array
+            value = np.asarray(value)
+        elif type(value) is not np.ndarray and not _backend.is_tensor(value):
             value = check_loss(value, what="value_fn")
-        if type(grads) in (np.float64, np.float32):  # ``2 * p`` for a 0-d array p
+        if type(grads) in _NP_FLOAT_SCALARS:  # ``2 * p`` for a 0-d array p
             grads = np.asarray(grads)
         return _fast_check(params, value, grads, "from_functions"), grads
 

@@ -284,7 +284,9 @@ def fixed_point(
     # place to x_{k+1}. They hold one iterate, number ``held`` (-1 while an update is
     # half done); an earlier iterate that the Result needs (the last finite one after
     # a NaN, the best one) is recomputed by replaying the run from the caller's params,
-    # bitwise the same because the update is the pure step's own arithmetic.
+    # bitwise the same because the update is the pure step's own arithmetic (those
+    # grad_fn calls count in n_evals). After Ctrl-C nothing is replayed unless the
+    # buffers are torn: best_params is then the returned iterate.
     update_: _inplace.UpdateFn | None = None
     if _inplace.loop_can_donate(
         opt_or_step, stop=stop, data=data, callback=callback, differentiable=differentiable
@@ -302,7 +304,7 @@ def fixed_point(
         xr = _tree.clone(params)
         sr = opt_or_step.init(params) if fresh_state else _inplace.clone_buffers(state)
         for _ in range(it.iteration - start_iteration):
-            v, g = grad_fn(xr)
+            v, g = counted(xr)  # real grad_fn calls: counted in n_evals
             xr, sr = update_(xr, g, sr, v, _tree.global_norm(g), True)
         return it._replace(params=xr, state=sr)
     saved_at = -1
@@ -336,12 +338,16 @@ def fixed_point(
         params_out = it.params
         if params_out is params:  # never hand the caller's own arrays back
             params_out = _tree.clone(params_out)
-        best_params = best.params
+        best_params, best_value = best.params, best.value
         if best_params is params:  # the caller's arrays: a copy (shared with params_out)
             best_params = params_out if it.params is params else _tree.clone(params)
-        if update_ is not None and best.iteration != held:
-            same = best.iteration == it.iteration
-            best_params = params_out if same else replay(best).params
+        if update_ is not None and best.iteration not in (held, it.iteration):
+            if reason is Reason.INTERRUPTED:  # no replay after Ctrl-C: control back now
+                best_params, best_value = params_out, it.value
+            else:
+                best_params = replay(best).params
+        elif update_ is not None and best.iteration == it.iteration:
+            best_params = params_out
         result = Result(
             params=params_out,
             state=it.state,
@@ -354,7 +360,7 @@ def fixed_point(
             n_evals=n_evals,
             history=hist,
             best_params=best_params,
-            best_value=best.value,
+            best_value=best_value,
             elapsed=time.perf_counter() - t0,
         )
         if raise_failure and on_failure == "raise" and reason.is_failure:

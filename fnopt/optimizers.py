@@ -17,11 +17,10 @@ Every ``learning_rate`` may be a number or a schedule ``count -> lr``
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
-from fnopt import backend as _backend
+from fnopt import _inplace, tree
 from fnopt import transform as _t
-from fnopt import tree
 from fnopt._base import (
     DescentState,
     GradFn,
@@ -31,6 +30,7 @@ from fnopt._base import (
     State,
     Transform,
     check_nonnegative,
+    check_params,
     check_unit_interval,
 )
 
@@ -48,6 +48,7 @@ __all__ = [
     "asgd",
     "rprop",
     "lion",
+    "adafactor",
 ]
 
 
@@ -71,10 +72,8 @@ def descent(transform: Transform) -> Optimizer:
         raise TypeError(f"transform: expected a Transform, got {type(transform).__name__}")
 
     def init(params: Params) -> DescentState:
+        be = check_params(params)  # float32/64, one backend, non-empty: named errors
         leaves = tree.leaves(params)
-        if not leaves:
-            raise ValueError("params: empty pytree (no arrays to optimize)")
-        be = _backend.of_leaves(leaves)
         nan = be.scalar(float("nan"), leaves[0])
         return DescentState(0, nan, nan, transform.init(params))
 
@@ -104,6 +103,23 @@ def _build(
     decoupled: bool = False,
     maximize: bool = False,
 ) -> Optimizer:
+    """:func:`descent` of :func:`_chain`."""
+    return descent(
+        _chain(
+            scaling, learning_rate,
+            weight_decay=weight_decay, decoupled=decoupled, maximize=maximize,
+        )
+    )
+
+
+def _chain(
+    scaling: list[Transform],
+    learning_rate: ScalarOrSchedule,
+    *,
+    weight_decay: float = 0.0,
+    decoupled: bool = False,
+    maximize: bool = False,
+) -> Transform:
     """``[negate] [+wd p] scaling [+wd p] -lr`` in torch.optim's order: ``maximize``
     negates the gradient first; coupled weight decay is added to the gradient before
     the scaling, decoupled weight decay to the direction after it."""
@@ -116,7 +132,7 @@ def _build(
     if weight_decay and decoupled:
         blocks.append(_t.add_decayed_weights(weight_decay))
     blocks.append(_t.scale_by_learning_rate(learning_rate))
-    return descent(_t.chain(*blocks))
+    return _t.chain(*blocks)
 
 
 # -- the optimizers ----------------------------------------------------------------------
@@ -170,7 +186,13 @@ def sgd(
     if nesterov and (momentum <= 0 or dampening != 0):
         raise ValueError("nesterov: requires momentum > 0 and dampening == 0")
     scaling = [_t.trace(momentum, dampening=dampening, nesterov=nesterov)] if momentum else []
-    return _build(scaling, learning_rate, weight_decay=weight_decay, maximize=maximize)
+    chain = _chain(scaling, learning_rate, weight_decay=weight_decay, maximize=maximize)
+    # the same update as one DonatingStep: in place on fixed_point's own buffers, or
+    # with opt.step(..., donate=True) (fnopt._inplace)
+    step = _inplace.sgd_step(
+        chain, learning_rate, momentum, dampening, nesterov, weight_decay, maximize
+    )
+    return descent(chain)._replace(step=step)
 
 
 def adam(
@@ -222,13 +244,18 @@ def adam(
     """
     _check_lr(learning_rate)
     check_nonnegative("weight_decay", weight_decay)
-    return _build(
+    chain = _chain(
         [_t.scale_by_adam(b1, b2, eps, amsgrad=amsgrad)],
         learning_rate,
         weight_decay=weight_decay,
         decoupled=decoupled_weight_decay,
         maximize=maximize,
     )
+    if decoupled_weight_decay and weight_decay:
+        return descent(chain)
+    # one fused kernel per step, in place on fixed_point's own buffers (fnopt._inplace)
+    step = _inplace.adam_step(chain, learning_rate, b1, b2, eps, weight_decay, amsgrad, maximize)
+    return descent(chain)._replace(step=step)
 
 
 def adamw(
@@ -649,3 +676,89 @@ def lion(
         [_t.scale_by_lion(b1, b2)], learning_rate,
         weight_decay=weight_decay, decoupled=True, maximize=maximize,
     )
+
+
+class _DecayState(NamedTuple):
+    count: int  # type: ignore[assignment]
+
+
+def _lr_weight_decay(learning_rate: ScalarOrSchedule, weight_decay: float) -> Transform:
+    """``u <- u - lr_t * weight_decay * p`` (decay by the *raw* learning rate)."""
+
+    def init(params: Params) -> _DecayState:
+        del params
+        return _DecayState(0)
+
+    def update(
+        updates: Any, state: State, params: Params | None = None
+    ) -> tuple[Any, State]:
+        if params is None:
+            raise ValueError("adafactor: update needs params")
+        lr = learning_rate(state.count) if callable(learning_rate) else learning_rate
+        return tree.axpy(-lr * weight_decay, params, updates), _DecayState(state.count + 1)
+
+    return Transform(init, update)
+
+
+def adafactor(
+    learning_rate: ScalarOrSchedule = 1e-2,
+    beta2_decay: float = -0.8,
+    eps: tuple[float | None, float] = (None, 1e-3),
+    d: float = 1.0,
+    weight_decay: float = 0.0,
+    *,
+    maximize: bool = False,
+) -> Optimizer:
+    """Adafactor (torch.optim.Adafactor): factored second moments, update clipping and
+    a relative step size.
+
+    .. math::
+        p_{t+1} = p_t - \\rho_t \\max(\\epsilon_2, \\text{RMS}(p_t))\\,\\hat u_t
+        - \\eta_t \\lambda p_t,\\qquad \\rho_t = \\min(\\eta_t, 1/\\sqrt{t})
+
+    with :math:`\\hat u_t` from :func:`fnopt.scale_by_factored_rms` (leaf by leaf:
+    gradient over the root of the factored second moment, RMS-clipped at ``d``),
+    :math:`(\\epsilon_1, \\epsilon_2)` = ``eps`` and :math:`\\lambda` = ``weight_decay``.
+    Built as ``chain(scale_by_factored_rms, scale_by_param_block_rms,
+    scale_by_learning_rate(rho_t))`` plus the decay; the state records
+    :math:`\\rho_t` as the learning rate.
+
+    Args:
+      learning_rate: :math:`\\eta` >= 0 (a cap on the relative step) or a schedule.
+      beta2_decay: exponent of :math:`1 - \\beta_{2,t} = t^{c}`, <= 0.
+      eps: :math:`(\\epsilon_1, \\epsilon_2)`; ``None`` for :math:`\\epsilon_1` is the
+        dtype's machine epsilon.
+      d: clipping threshold >= 1.
+      weight_decay: :math:`\\lambda` >= 0, decoupled (multiplied by the raw rate).
+      maximize: maximise the objective.
+
+    Returns:
+      An :class:`fnopt.Optimizer`.
+
+    Shazeer and Stern, "Adafactor: Adaptive Learning Rates with Sublinear Memory Cost",
+    ICML 2018.
+    """
+    _check_lr(learning_rate)
+    check_nonnegative("weight_decay", weight_decay)
+    if not (isinstance(eps, tuple) and len(eps) == 2):
+        raise TypeError(f"eps: expected a pair (eps1 or None, eps2), got {eps!r}")
+    eps1, eps2 = eps
+    if eps1 is not None:
+        check_nonnegative("eps[0]", eps1)
+    check_nonnegative("eps[1]", eps2)
+    base: Callable[[int], Any] = (
+        learning_rate if callable(learning_rate) else (lambda count: learning_rate)
+    )
+
+    def relative_step(count: int) -> Any:
+        return min(base(count), 1.0 / (count + 1) ** 0.5)
+
+    blocks: list[Transform] = [_t.scale(-1.0)] if maximize else []
+    blocks += [
+        _t.scale_by_factored_rms(beta2_decay, eps1, d),
+        _t.scale_by_param_block_rms(eps2),
+        _t.scale_by_learning_rate(relative_step),
+    ]
+    if weight_decay:
+        blocks.append(_lr_weight_decay(learning_rate, weight_decay))
+    return descent(_t.chain(*blocks))
