@@ -86,11 +86,12 @@ def loss_curves(
         raise ValueError("curves: expected a non-empty dict of label -> losses")
     fig = _figure((6.0, 4.0))
     ax = fig.add_subplot()
-    for label, values in curves.items():
+    styles = ("-", "--", ":", "-.")  # curves that coincide stay distinguishable
+    for i, (label, values) in enumerate(curves.items()):
         ys = to_numpy(values).astype(float).reshape(-1)
         xs = np.arange(ys.size)
         keep = np.isfinite(ys) & ((ys > 0) if log else True)
-        ax.plot(xs[keep], ys[keep], label=str(label), lw=1.5)
+        ax.plot(xs[keep], ys[keep], styles[i % len(styles)], label=str(label), lw=1.5)
     if log:
         ax.set_yscale("log")
     ax.set_xlabel(xlabel)
