@@ -11,10 +11,11 @@ from fnopt import datasets as datasets
 from fnopt import distributed as distributed
 from fnopt import grad as grad
 from fnopt import implicit as implicit
-from fnopt import schedules as schedules
 from fnopt import problems as problems
+from fnopt import schedules as schedules
 from fnopt import stop as stop
 from fnopt import tasks as tasks
+from fnopt import testing as testing
 from fnopt import tree as tree
 from fnopt._base import DescentState as DescentState
 from fnopt._base import GradFn as GradFn
@@ -38,6 +39,7 @@ from fnopt.loop import Result as Result
 from fnopt.loop import StepFailed as StepFailed
 from fnopt.loop import fixed_point as fixed_point
 from fnopt.optimizers import adadelta as adadelta
+from fnopt.optimizers import adafactor as adafactor
 from fnopt.optimizers import adagrad as adagrad
 from fnopt.optimizers import adam as adam
 from fnopt.optimizers import adamax as adamax
@@ -73,9 +75,11 @@ from fnopt.transform import scale_by_adadelta as scale_by_adadelta
 from fnopt.transform import scale_by_adagrad as scale_by_adagrad
 from fnopt.transform import scale_by_adam as scale_by_adam
 from fnopt.transform import scale_by_adamax as scale_by_adamax
+from fnopt.transform import scale_by_factored_rms as scale_by_factored_rms
 from fnopt.transform import scale_by_learning_rate as scale_by_learning_rate
 from fnopt.transform import scale_by_lion as scale_by_lion
 from fnopt.transform import scale_by_nadam as scale_by_nadam
+from fnopt.transform import scale_by_param_block_rms as scale_by_param_block_rms
 from fnopt.transform import scale_by_radam as scale_by_radam
 from fnopt.transform import scale_by_rms as scale_by_rms
 from fnopt.transform import scale_by_rprop as scale_by_rprop
@@ -95,6 +99,9 @@ def __getattr__(name: str) -> object:
 
 __all__ = [
     "adadelta",
+    "adafactor",
+    "scale_by_factored_rms",
+    "scale_by_param_block_rms",
     "adagrad",
     "adam",
     "adamax",
@@ -168,6 +175,7 @@ __all__ = [
     "problems",
     "stop",
     "tasks",
+    "testing",
     "trace",
     "tree",
 ]

@@ -25,6 +25,7 @@ import numbers
 from collections.abc import Callable, Hashable, Mapping
 from typing import Any, NamedTuple
 
+import numpy as np
 import optree
 
 from fnopt import backend as _backend
@@ -59,6 +60,8 @@ __all__ = [
     "scale_by_adadelta",
     "scale_by_lion",
     "scale_by_rprop",
+    "scale_by_factored_rms",
+    "scale_by_param_block_rms",
     "polyak_average",
     "clip",
     "clip_by_global_norm",
@@ -81,6 +84,7 @@ __all__ = [
     "ScaleByAdadeltaState",
     "ScaleByLionState",
     "ScaleByRpropState",
+    "ScaleByFactoredRmsState",
     "PolyakAverageState",
     "MaskedState",
     "PartitionState",
@@ -99,6 +103,10 @@ def _flat(t: Any) -> tuple[list[Any], Any, _backend.Backend]:
     """Leaves, treespec and backend of a pytree."""
     leaves, spec = optree.tree_flatten(t)
     return leaves, spec, _backend.of_leaves(leaves)
+
+
+def _numel(x: Any) -> int:
+    return math.prod(tuple(x.shape))
 
 
 def _check_transform(t: Any, name: str) -> None:
@@ -267,10 +275,10 @@ def trace(decay: float, *, dampening: float = 0.0, nesterov: bool = False) -> Tr
     >>> u
     array([1.9])
     """
-    check_unit_interval("momentum", decay, closed=True)
+    check_unit_interval("decay", decay, closed=True)
     check_unit_interval("dampening", dampening, closed=True)
     if nesterov and (decay <= 0 or dampening != 0):
-        raise ValueError("nesterov: requires momentum > 0 and dampening == 0")
+        raise ValueError("nesterov: requires decay > 0 and dampening == 0")
 
     def init(params: Params) -> TraceState:
         return TraceState(0, tree.zeros_like(params))
@@ -926,6 +934,150 @@ def polyak_average(t0: float = 1e6) -> Transform:
         return updates, PolyakAverageState(state.count + 1, spec.unflatten(avg))
 
     return Transform(init, update)
+
+
+class ScaleByFactoredRmsState(NamedTuple):
+    """Second-moment estimates: ``v_row`` (shape ``(..., m, 1)``) and ``v_col``
+    (``(..., 1, n)``) for leaves with two or more dimensions, ``v`` (the leaf's shape)
+    for the others; the unused slots hold 0-d zeros."""
+
+    count: int  # type: ignore[assignment]
+    v_row: Any
+    v_col: Any
+    v: Any
+
+
+def _eps_for(x: Any, eps: float | None) -> float:
+    if eps is not None:
+        return eps
+    return float(np.finfo(str(x.dtype).replace("torch.", "")).eps)
+
+
+def scale_by_factored_rms(
+    beta2_decay: float = -0.8, eps: float | None = None, d: float = 1.0
+) -> Transform:
+    """Adafactor's normalisation: divide by a factored second-moment estimate, then
+    clip the update's RMS (torch.optim.Adafactor arithmetic).
+
+    With :math:`\\beta_{2,t} = 1 - t^{c}` (:math:`c` = ``beta2_decay``), for a leaf of
+    two or more dimensions (the last two factored):
+    :math:`R_t = \\beta_{2,t} R_{t-1} + (1-\\beta_{2,t})\\,\\text{mean}_{-1}(g_t^2)`,
+    :math:`C_t` likewise over axis -2,
+    :math:`\\hat V_t = R_t C_t / \\max(\\text{mean}_{-2}(R_t), \\epsilon_1)`; for other
+    leaves :math:`\\hat V_t = \\beta_{2,t}\\hat V_{t-1} + (1-\\beta_{2,t})g_t^2`. Then
+    :math:`u_t = g_t / \\sqrt{\\max(\\hat V_t, \\epsilon_1^2)}` divided by
+    :math:`\\max(1, \\text{RMS}(u_t)/d)`, leaf by leaf.
+
+    Args:
+      beta2_decay: :math:`c` <= 0.
+      eps: :math:`\\epsilon_1` >= 0; ``None`` (torch's default) uses the machine epsilon
+        of each leaf's dtype.
+      d: the RMS clipping threshold >= 1.
+
+    Returns:
+      A :class:`fnopt.Transform`. (One host synchronisation per leaf on GPUs is
+      avoided: the per-leaf RMS stays a 0-d array.)
+
+    >>> import numpy as np
+    >>> t = scale_by_factored_rms()
+    >>> u, s = t.update(np.array([[3.0, 4.0]]), t.init(np.zeros((1, 2))))
+    >>> u.shape, s.v_row.shape, s.v_col.shape
+    ((1, 2), (1, 1), (1, 2))
+
+    Shazeer and Stern, "Adafactor: Adaptive Learning Rates with Sublinear Memory Cost",
+    ICML 2018.
+    """
+    _check_real("beta2_decay", beta2_decay)
+    if beta2_decay > 0:
+        raise ValueError(f"beta2_decay: expected a number <= 0, got {beta2_decay}")
+    if eps is not None:
+        check_nonnegative("eps", eps)
+    check_nonnegative("d", d)
+    if d < 1:
+        raise ValueError(f"d: expected a number >= 1, got {d}")
+
+    def init(params: Params) -> ScaleByFactoredRmsState:
+        leaves, spec, be = _flat(params)
+        zeros = be.zeros_like(leaves)
+        rows, cols, vs = [], [], []
+        for x, z in zip(leaves, zeros):
+            zero = be.scalar(0.0, x)
+            if x.ndim > 1:
+                rows.append(be.mean([z], -1)[0])
+                cols.append(be.mean([z], -2)[0])
+                vs.append(zero)
+            else:
+                rows.append(zero)
+                cols.append(be.clone([zero])[0])
+                vs.append(z)
+        return ScaleByFactoredRmsState(
+            0, spec.unflatten(rows), spec.unflatten(cols), spec.unflatten(vs)
+        )
+
+    def update(
+        updates: Updates, state: State, params: Params | None = None
+    ) -> tuple[Updates, State]:
+        del params
+        g, spec, be = _flat(updates)
+        t = state.count + 1
+        w = float(t) ** beta2_decay  # 1 - beta2_t
+        rows = spec.flatten_up_to(state.v_row)
+        cols = spec.flatten_up_to(state.v_col)
+        vs = spec.flatten_up_to(state.v)
+        fac = [i for i, x in enumerate(g) if x.ndim > 1]
+        vec = [i for i, x in enumerate(g) if x.ndim <= 1]
+        var: list[Any] = [None] * len(g)
+        if fac:
+            gf = [g[i] for i in fac]
+            sq = be.mul(gf, gf)
+            new_rows = be.lerp([rows[i] for i in fac], be.mean(sq, -1), w)
+            new_cols = be.lerp([cols[i] for i in fac], be.mean(sq, -2), w)
+            row_means = be.mean(new_rows, -2)
+            floors = [
+                be.clip([m], _eps_for(x, eps), math.inf)[0] for m, x in zip(row_means, gf)
+            ]
+            est = be.div(be.mul(new_rows, new_cols), floors)
+            for j, i in enumerate(fac):
+                rows[i], cols[i], var[i] = new_rows[j], new_cols[j], est[j]
+        if vec:
+            gv = [g[i] for i in vec]
+            new_vs = be.lerp([vs[i] for i in vec], be.mul(gv, gv), w)
+            for j, i in enumerate(vec):
+                vs[i] = var[i] = new_vs[j]
+        floored = [be.clip([v], _eps_for(x, eps) ** 2, math.inf)[0] for v, x in zip(var, g)]
+        u = be.div(g, be.sqrt(floored))
+        rms = [n / (math.sqrt(_numel(x)) * d) for n, x in zip(be.norms(u), u)]
+        out = be.div(u, [r.clip(min=1.0) for r in rms])
+        return spec.unflatten(out), ScaleByFactoredRmsState(
+            t, spec.unflatten(rows), spec.unflatten(cols), spec.unflatten(vs)
+        )
+
+    return Transform(init, update)
+
+
+def scale_by_param_block_rms(min_scale: float = 1e-3) -> Transform:
+    """Scale each leaf's update by the RMS of that leaf of the params (Adafactor's
+    relative step size): :math:`u \\leftarrow u\\,\\max(\\epsilon_2, \\text{RMS}(p))`
+    with :math:`\\epsilon_2` = ``min_scale``.
+
+    >>> import numpy as np
+    >>> t = scale_by_param_block_rms()
+    >>> t.update(np.array([1.0, 1.0]), EmptyState(), np.array([3.0, 4.0]))[0].round(4)
+    array([3.5355, 3.5355])
+    """
+    check_nonnegative("min_scale", min_scale)
+
+    def fn(updates: Updates, params: Params | None) -> Updates:
+        if params is None:
+            raise ValueError("scale_by_param_block_rms: update needs params")
+        u, spec, be = _flat(updates)
+        p = spec.flatten_up_to(params)
+        scales = [
+            (n / math.sqrt(_numel(x))).clip(min=min_scale) for n, x in zip(be.norms(p), p)
+        ]
+        return spec.unflatten(be.mul(u, scales))
+
+    return _stateless(fn)
 
 
 # -- clipping ---------------------------------------------------------------------------

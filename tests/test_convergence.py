@@ -36,6 +36,7 @@ LR: dict[str, tuple[float, float, float, float]] = {
     "asgd": (0.3, 3e-3, 0.03, 0.3),
     "rprop": (0.01, 0.01, 0.01, 0.01),
     "lion": (0.1, 0.01, 0.3, 0.03),
+    "adafactor": (0.3, 0.3, 0.3, 0.03),
 }
 EXTRA: dict[str, dict[str, Any]] = {"sgd": {"momentum": 0.9}}
 TASKS = list(FACTOR)

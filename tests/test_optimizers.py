@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import optree
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from strategies import assert_same_tree, pytrees, snapshot, to_backend, to_numpy
 
@@ -57,6 +57,7 @@ def test_every_optimizer_is_exported_and_documented() -> None:
 
 
 @pytest.mark.parametrize("name", NAMES)
+@settings(max_examples=10)
 @given(params=pytrees(bound=3.0))
 def test_step_is_pure_and_preserves_structure(name: str, params: Any) -> None:
     opt = make(name)
@@ -82,6 +83,7 @@ def test_step_is_pure_and_preserves_structure(name: str, params: Any) -> None:
 
 
 @pytest.mark.parametrize("name", NAMES)
+@settings(max_examples=10)
 @given(params=pytrees(backend="numpy", dtype="float64", bound=3.0))
 def test_numpy_and_torch_agree_in_float64(name: str, params: Any) -> None:
     pytest.importorskip("torch")
@@ -103,7 +105,7 @@ def test_state_records_count_value_and_grad_norm(name: str) -> None:
     s = opt.init(p)
     assert s.count == 0 and math.isnan(float(s.value)) and math.isnan(float(s.grad_norm))
     value, g = quad_grad_fn(p)
-    p1, s = opt.step(p, quad_grad_fn, s)
+    _, s = opt.step(p, quad_grad_fn, s)
     assert s.count == 1
     assert float(s.value) == pytest.approx(float(value))
     assert float(s.grad_norm) == pytest.approx(float(fnopt.tree.global_norm(g)))
@@ -141,7 +143,8 @@ VALIDATION = [
     (name, arg, bad)
     for name in NAMES
     for arg in _numeric_args(name)
-    for bad in (-0.5, float("nan"))
+    # beta2_decay must be <= 0: its invalid values are positive
+    for bad in ((0.5, float("nan")) if arg == "beta2_decay" else (-0.5, float("nan")))
     if not (name == "rprop" and arg != "learning_rate")
 ]
 
@@ -184,6 +187,12 @@ def test_optimizer_specific_validation() -> None:
         fnopt.asgd(lambda t: 0.1)
     with pytest.raises(TypeError, match="transform"):
         fnopt.descent(lambda g: g)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="d"):
+        fnopt.adafactor(d=0.5)
+    with pytest.raises(ValueError, match="eps"):
+        fnopt.adafactor(eps=(None, -1.0))
+    with pytest.raises(TypeError, match="eps"):
+        fnopt.adafactor(eps=1e-3)  # type: ignore[arg-type]
 
 
 def test_adamw_is_adam_with_decoupled_weight_decay() -> None:
@@ -215,6 +224,7 @@ def test_maximize_ascends() -> None:
 
 
 @pytest.mark.parametrize("name", NAMES)
+@settings(max_examples=3)
 @given(batch=st.integers(1, 3))
 def test_batch_arguments_reach_grad_fn(name: str, batch: int) -> None:
     seen = []

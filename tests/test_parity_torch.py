@@ -45,6 +45,7 @@ TORCH = {
     "adadelta": (torch.optim.Adadelta, 1.0),
     "asgd": (torch.optim.ASGD, 0.05),
     "rprop": (torch.optim.Rprop, 0.01),
+    "adafactor": (torch.optim.Adafactor, 0.01),
 }
 
 # (optimizer, fnopt keyword arguments): a grid over each optimizer's options
@@ -89,6 +90,10 @@ CASES: list[tuple[str, dict[str, Any]]] = [
     ("rprop", {}),
     ("rprop", {"etas": (0.3, 1.5), "step_sizes": (1e-4, 0.02)}),
     ("rprop", {"maximize": True}),
+    ("adafactor", {}),
+    ("adafactor", {"beta2_decay": -0.5, "d": 2.0, "weight_decay": 0.1}),
+    ("adafactor", {"learning_rate": 0.5, "eps": (1e-8, 1e-2)}),  # rho_t = 1/sqrt(t) branch
+    ("adafactor", {"maximize": True, "weight_decay": 0.05}),
 ]
 
 # fnopt name -> torch name, where they differ

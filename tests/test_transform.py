@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import optree
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from strategies import assert_same_tree, pytrees, snapshot, to_numpy
 
@@ -64,12 +64,35 @@ def test_first_step_closed_form(name: str, t: fnopt.Transform, expected: Any) ->
 
 
 def test_nadam_first_step_closed_form() -> None:
-    b1, b2, psi = 0.9, 0.999, 4e-3
+    b1, psi = 0.9, 4e-3
     mu1 = b1 * (1 - 0.5 * 0.96 ** (1 * psi))
     mu2 = b1 * (1 - 0.5 * 0.96 ** (2 * psi))
     d = np.abs(G)  # sqrt(v_1 / (1 - b2)) = |g|
     expected = (1 - mu1) / (1 - mu1) * G / d + mu2 / (1 - mu1 * mu2) * (1 - b1) * G / d
     np.testing.assert_allclose(first_update(T.scale_by_nadam(eps=0.0)), expected, rtol=1e-12)
+
+
+def test_factored_rms_is_exact_for_rank_one_squares() -> None:
+    # g = a b^T: the row/column factorisation of g^2 is exact, so the first step is
+    # g / |g| = sign(g); a vector leaf has an unfactored moment with the same result
+    a, b = np.array([1.0, -2.0, 3.0]), np.array([0.5, -4.0])
+    g = {"m": np.outer(a, b), "v": b, "s": np.array(-3.0)}
+    t = T.scale_by_factored_rms(eps=0.0)
+    u, s = t.update(g, t.init(g))
+    for k in g:
+        np.testing.assert_allclose(u[k], np.sign(g[k]), rtol=1e-12)
+    assert s.v_row["m"].shape == (3, 1) and s.v_col["m"].shape == (1, 2)
+    assert s.v["v"].shape == (2,) and s.v["m"].shape == ()
+
+
+def test_factored_rms_clips_the_update_rms() -> None:
+    # second step with a gradient 100x larger: the raw update has RMS >> d, clipped to d
+    t = T.scale_by_factored_rms(d=1.0)
+    g = np.array([1.0, 2.0, 3.0])
+    s = t.init(g)
+    _, s = t.update(g, s)
+    u, _ = t.update(100 * g, s)
+    assert np.sqrt(np.mean(u**2)) == pytest.approx(1.0, rel=1e-12)
 
 
 def test_radam_rectifies_after_five_steps() -> None:
@@ -151,10 +174,12 @@ TRANSFORMS = [
     T.apply_if_finite(T.scale_by_adam()), T.accumulate(2, T.scale_by_adam()),
     T.lookahead(T.scale_by_learning_rate(0.1)),
     T.inject_hyperparams(T.scale_by_adam)(b1=0.8),
+    T.scale_by_factored_rms(), T.scale_by_param_block_rms(),
 ]
 
 
 @pytest.mark.parametrize("t", TRANSFORMS, ids=range(len(TRANSFORMS)))
+@settings(max_examples=10)
 @given(data=st.data())
 def test_transforms_are_pure_and_keep_structure(t: fnopt.Transform, data: Any) -> None:
     params = data.draw(pytrees(bound=3.0))
