@@ -98,7 +98,9 @@ def all_reduce(grad_fn: GradFn, group: Any = None) -> GradFn:
 
     Returns:
       ``provider(params, *batch) -> (value, grads)``, averaged over the group. If any
-      rank's ``grad_fn`` raises, every rank raises :class:`RemoteError`.
+      rank's ``grad_fn`` raises, every rank raises :class:`RemoteError`. The averaged
+      tensors carry no autograd graph (``differentiable=True`` loops are not
+      data-parallel).
 
     >>> import torch, fnopt
     >>> g = all_reduce(fnopt.grad.torch_func(lambda p: (p ** 2).sum()))
