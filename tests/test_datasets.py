@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
 
 import fnopt
 from fnopt import datasets
@@ -103,6 +105,21 @@ def test_stratified_indices_keep_class_proportions(counts, fraction, test_counts
     assert np.bincount(y[test], minlength=len(counts)).tolist() == test_counts
     assert sorted(np.concatenate([train, test]).tolist()) == list(range(len(y)))
     assert np.all(np.diff(train) > 0) and np.all(np.diff(test) > 0)
+
+
+@given(
+    counts=st.lists(st.integers(2, 30), min_size=1, max_size=5),
+    fraction=st.floats(0.05, 0.95),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_stratified_indices_partition_property(counts, fraction, seed):
+    y = np.random.default_rng(seed).permutation(np.repeat(np.arange(len(counts)), counts))
+    train, test = datasets.stratified_indices(y, fraction, seed=seed)
+    assert sorted(np.concatenate([train, test]).tolist()) == list(range(len(y)))
+    for cls, n in enumerate(counts):
+        k = int((y[test] == cls).sum())
+        assert 1 <= k <= n - 1  # every class on both sides
+        assert abs(k - fraction * n) <= 0.5 + 1e-9 or k in (1, n - 1)  # rounded, or clamped
 
 
 def test_stratified_indices_are_seeded():
