@@ -12,11 +12,14 @@ import optree
 import pytest
 import scipy.optimize as so
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
 
 import fnopt
 from fnopt import problems
 from fnopt.second_order import scale_by_lbfgs
 from fnopt.stop import Criterion, Reason
+from tests.strategies import assert_same_tree, pytrees, snapshot
 
 EXACT = fnopt.strong_wolfe(c1=1e-8, c2=1e-6, max_trials=60)  # a near-exact line search
 
@@ -374,3 +377,51 @@ def test_direction_transforms_need_params():
     t = scale_by_lbfgs()
     with pytest.raises(ValueError, match="params"):
         t.update(np.ones(2), t.init(np.ones(2)))
+
+
+# -- random pytrees (hypothesis) ---------------------------------------------------------------
+
+
+def _weighted_quadratic(params):
+    """f(x) = 0.5 sum_i (i + 1) |leaf_i|^2 on any pytree, with its gradient and Hessian."""
+    leaves, spec = optree.tree_flatten(params)
+    weights = [float(i + 1) for i in range(len(leaves))]
+
+    def grad_fn(x):
+        xs = spec.flatten_up_to(x)
+        gs = [fnopt.tree.scale(w, leaf) for w, leaf in zip(weights, xs)]
+        value = 0.5 * fnopt.tree.vdot(gs, xs)
+        return value, spec.unflatten(gs)
+
+    sizes = [int(np.prod(leaf.shape)) for leaf in leaves]
+    diag = np.concatenate([np.full(n, w) for w, n in zip(weights, sizes)])
+
+    def hessian(x):
+        h = np.diag(diag)
+        return torch.as_tensor(h) if isinstance(leaves[0], torch.Tensor) else h
+
+    return grad_fn, hessian
+
+
+PYTREE_METHODS = ["lbfgs", "bfgs", "nonlinear_cg", "newton", "newton_cg_fd"]
+
+
+@given(pytrees(dtype="float64", bound=5.0), st.sampled_from(PYTREE_METHODS))
+def test_random_pytrees_keep_structure_and_inputs(tree, method):
+    grad_fn, hessian = _weighted_quadratic(tree)
+    opt = {
+        "lbfgs": lambda: fnopt.lbfgs(),
+        "bfgs": lambda: fnopt.bfgs(),
+        "nonlinear_cg": lambda: fnopt.nonlinear_cg(),
+        "newton": lambda: fnopt.newton(fnopt.grad.hessian_from_function(hessian)),
+        "newton_cg_fd": lambda: fnopt.newton_cg(fnopt.grad.hvp_finite_differences(grad_fn)),
+    }[method]()
+    snap = snapshot(tree)
+    r = fnopt.fixed_point(opt, tree, grad_fn,
+                          stop=fnopt.stop.grad_norm_below(1e-9) | fnopt.stop.max_iters(200))
+    assert_same_tree(tree, snap)  # the caller's params are untouched
+    assert r.converged, r.message
+    assert optree.tree_structure(r.params) == optree.tree_structure(tree)
+    for a, b in zip(optree.tree_leaves(r.params), optree.tree_leaves(tree)):
+        assert type(a) is type(b) and a.dtype == b.dtype and tuple(a.shape) == tuple(b.shape)
+    assert r.value <= 1e-12
