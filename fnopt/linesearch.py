@@ -594,7 +594,9 @@ def line_search(
     and are stored in the state (``value_at="output"``), so a run of :math:`K` steps
     costs :math:`1 + \\sum_k` (trials of step :math:`k`) ``grad_fn`` calls. A step at
     a zero gradient returns the params unchanged; a failed search raises
-    :class:`fnopt.StepFailed` with reason ``line_search_failed``.
+    :class:`fnopt.StepFailed` with reason ``line_search_failed``. Line searches are for
+    deterministic objectives: with minibatches (``*batch``) the cached loss and gradient
+    belong to the previous step's batch.
 
     Args:
       direction: a :class:`fnopt.Transform` mapping ``(grads, state, params)`` to a
