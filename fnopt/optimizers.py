@@ -49,6 +49,7 @@ __all__ = [
     "rprop",
     "lion",
     "adafactor",
+    "muon",
 ]
 
 
@@ -762,3 +763,51 @@ def adafactor(
     if weight_decay:
         blocks.append(_lr_weight_decay(learning_rate, weight_decay))
     return descent(_t.chain(*blocks))
+
+
+def muon(
+    learning_rate: ScalarOrSchedule = 1e-3,
+    weight_decay: float = 0.1,
+    momentum: float = 0.95,
+    eps: float = 1e-7,
+    *,
+    nesterov: bool = True,
+    ns_coefficients: tuple[float, float, float] = (3.4445, -4.775, 2.0315),
+    ns_steps: int = 5,
+    adjust_lr_fn: str | None = None,
+    maximize: bool = False,
+) -> Optimizer:
+    """Muon, momentum orthogonalised by Newton-Schulz (torch.optim.Muon), for params
+    whose leaves are all matrices.
+
+    :math:`p_{t+1} = p_t - \\eta\\lambda p_t - \\eta\\,s\\,\\text{NS}(d_t)` with the
+    momentum direction :math:`d_t`, the orthogonalisation NS and the shape factor
+    :math:`s` of :func:`fnopt.scale_by_muon`; :math:`\\lambda` = ``weight_decay``
+    (decoupled, torch's default 0.1). torch runs the iteration in bfloat16; fnopt in
+    the params' dtype. For a network, send the matrices to Muon and the rest (biases,
+    embeddings) to AdamW with :func:`fnopt.partition`.
+
+    Args:
+      learning_rate: :math:`\\eta` >= 0 or a schedule.
+      weight_decay: :math:`\\lambda` >= 0.
+      momentum: in [0, 1].
+      eps: floor of the Frobenius norm before the iteration.
+      nesterov: Nesterov momentum.
+      ns_coefficients: the iteration's :math:`(a, b, c)`.
+      ns_steps: number of iterations.
+      adjust_lr_fn: ``None``/``"original"`` (:math:`s = \\sqrt{\\max(1, m/n)}`) or
+        ``"match_rms_adamw"`` (:math:`s = 0.2\\sqrt{\\max(m, n)}`).
+      maximize: maximise the objective.
+
+    Returns:
+      An :class:`fnopt.Optimizer`.
+
+    Jordan et al., "Muon: An optimizer for hidden layers in neural networks", 2024.
+    """
+    _check_lr(learning_rate)
+    check_nonnegative("weight_decay", weight_decay)
+    return _build(
+        [_t.scale_by_muon(momentum, nesterov=nesterov, ns_coefficients=ns_coefficients,
+                          ns_steps=ns_steps, eps=eps, adjust_lr_fn=adjust_lr_fn)],
+        learning_rate, weight_decay=weight_decay, decoupled=True, maximize=maximize,
+    )

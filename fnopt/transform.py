@@ -62,6 +62,7 @@ __all__ = [
     "scale_by_rprop",
     "scale_by_factored_rms",
     "scale_by_param_block_rms",
+    "scale_by_muon",
     "polyak_average",
     "clip",
     "clip_by_global_norm",
@@ -85,6 +86,7 @@ __all__ = [
     "ScaleByLionState",
     "ScaleByRpropState",
     "ScaleByFactoredRmsState",
+    "ScaleByMuonState",
     "PolyakAverageState",
     "MaskedState",
     "PartitionState",
@@ -1078,6 +1080,120 @@ def scale_by_param_block_rms(min_scale: float = 1e-3) -> Transform:
         return spec.unflatten(be.mul(u, scales))
 
     return _stateless(fn)
+
+
+class ScaleByMuonState(NamedTuple):
+    """``mu``: the momentum buffer."""
+
+    count: int  # type: ignore[assignment]
+    mu: Any
+
+
+def _newton_schulz(x: Any, be: _backend.Backend, coeffs: tuple[float, float, float],
+                   steps: int, eps: float) -> Any:
+    """The quintic Newton-Schulz iteration towards the orthogonal factor of ``x``."""
+    a, b, c = coeffs
+    tall = x.shape[0] > x.shape[1]
+    m = x.T if tall else x
+    m = m / be.norms([m])[0].clip(min=eps)
+    for _ in range(steps):
+        gram = m @ m.T
+        m = a * m + (b * gram + c * (gram @ gram)) @ m
+    return m.T if tall else m
+
+
+_MUON_LR_ADJUST = ("original", "match_rms_adamw")
+
+
+def scale_by_muon(
+    momentum: float = 0.95,
+    *,
+    nesterov: bool = True,
+    ns_coefficients: tuple[float, float, float] = (3.4445, -4.775, 2.0315),
+    ns_steps: int = 5,
+    eps: float = 1e-7,
+    adjust_lr_fn: str | None = None,
+) -> Transform:
+    """Muon's direction for matrix leaves: momentum, then orthogonalisation by
+    Newton-Schulz iterations (torch.optim.Muon arithmetic, in the params' dtype where
+    torch uses bfloat16).
+
+    :math:`b_t = \\mu b_{t-1} + (1-\\mu) g_t`, :math:`d_t = (1-\\mu) g_t + \\mu b_t`
+    with Nesterov (else :math:`b_t`), :math:`u_t = s\\,\\text{NS}(d_t)` where NS runs
+    ``ns_steps`` iterations :math:`X \\leftarrow aX + (bA + cA^2)X`, :math:`A = XX^T`,
+    from :math:`X_0 = d_t / \\max(\\|d_t\\|_F, \\epsilon)` (on the transpose of a tall
+    matrix), and :math:`s = \\sqrt{\\max(1, m/n)}` for an :math:`m\\times n` leaf
+    (``adjust_lr_fn="original"``/``None``), or :math:`0.2\\sqrt{\\max(m, n)}`
+    (``"match_rms_adamw"``).
+
+    Args:
+      momentum: :math:`\\mu` in [0, 1].
+      nesterov: Nesterov momentum (torch's default).
+      ns_coefficients: :math:`(a, b, c)`.
+      ns_steps: number of iterations, 0 <= ns_steps < 100.
+      eps: floor of the norm, >= 0.
+      adjust_lr_fn: ``None``/``"original"`` or ``"match_rms_adamw"``.
+
+    Returns:
+      A :class:`fnopt.Transform`; every leaf must be a matrix (use
+      :func:`partition` to send the other leaves elsewhere).
+
+    >>> import numpy as np
+    >>> t = scale_by_muon(ns_steps=20, ns_coefficients=(1.5, -0.5, 0.0))
+    >>> u, _ = t.update(np.diag([3.0, 0.5]), t.init(np.zeros((2, 2))))
+    >>> np.round(u, 3)
+    array([[1., 0.],
+           [0., 1.]])
+
+    Jordan et al., "Muon: An optimizer for hidden layers in neural networks", 2024;
+    Liu et al., "Muon is Scalable for LLM Training", 2025 (``match_rms_adamw``).
+    """
+    check_unit_interval("momentum", momentum, closed=True)
+    _check_int("ns_steps", ns_steps, 0)
+    if ns_steps >= 100:
+        raise ValueError(f"ns_steps: expected fewer than 100 iterations, got {ns_steps}")
+    if len(ns_coefficients) != 3:
+        raise ValueError(f"ns_coefficients: expected three numbers, got {ns_coefficients}")
+    for k in ns_coefficients:
+        _check_real("ns_coefficients", k)
+    check_nonnegative("eps", eps)
+    if adjust_lr_fn is not None and adjust_lr_fn not in _MUON_LR_ADJUST:
+        raise ValueError(
+            f"adjust_lr_fn: expected None or one of {_MUON_LR_ADJUST}, got {adjust_lr_fn!r}"
+        )
+    coeffs = (float(ns_coefficients[0]), float(ns_coefficients[1]), float(ns_coefficients[2]))
+
+    def ratio(shape: tuple[int, ...]) -> float:
+        m, n = shape[0], shape[1]
+        if adjust_lr_fn == "match_rms_adamw":
+            return 0.2 * math.sqrt(max(m, n))
+        return math.sqrt(max(1.0, m / n))
+
+    def init(params: Params) -> ScaleByMuonState:
+        leaves = optree.tree_leaves(params)
+        for path, x in zip(optree.tree_paths(params), leaves):
+            if x.ndim != 2:
+                where = "".join(f"[{k!r}]" for k in path) or "<root>"
+                raise ValueError(
+                    f"params: leaf {where} has shape {tuple(x.shape)}; scale_by_muon "
+                    f"needs matrices (route other leaves with fnopt.partition)"
+                )
+        return ScaleByMuonState(0, tree.zeros_like(params))
+
+    def update(
+        updates: Updates, state: State, params: Params | None = None
+    ) -> tuple[Updates, State]:
+        del params
+        g, spec, be = _flat(updates)
+        mu = be.lerp(spec.flatten_up_to(state.mu), g, 1.0 - momentum)
+        d = be.lerp(g, mu, momentum) if nesterov else mu
+        out = [
+            be.scale([_newton_schulz(x, be, coeffs, ns_steps, eps)], ratio(tuple(x.shape)))[0]
+            for x in d
+        ]
+        return spec.unflatten(out), ScaleByMuonState(state.count + 1, spec.unflatten(mu))
+
+    return Transform(init, update)
 
 
 # -- clipping ---------------------------------------------------------------------------

@@ -33,6 +33,17 @@ def quad_grad_fn(p: Any) -> tuple[Any, Any]:
     return 0.5 * fnopt.tree.vdot(d, d), d
 
 
+# optimizers defined for matrix leaves only: the tests give them 2-D versions of the trees
+MATRIX_ONLY = {"muon"}
+
+
+def fit(name: str, tree_: Any) -> Any:
+    """``tree_`` with every leaf made 2-D (``(1, n)``) for a matrix-only optimizer."""
+    if name not in MATRIX_ONLY:
+        return tree_
+    return fnopt.tree.map(lambda x: x.reshape(1, -1) if x.ndim < 2 else x, tree_)
+
+
 def make(name: str, **kw: Any) -> fnopt.Optimizer:
     return getattr(fnopt, name)(LR[name], **kw)
 
@@ -60,6 +71,7 @@ def test_every_optimizer_is_exported_and_documented() -> None:
 @settings(max_examples=10)
 @given(params=pytrees(bound=3.0))
 def test_step_is_pure_and_preserves_structure(name: str, params: Any) -> None:
+    params = fit(name, params)
     opt = make(name)
     state = opt.init(params)
     p_snap, s_snap = snapshot(params), snapshot(state)
@@ -87,6 +99,7 @@ def test_step_is_pure_and_preserves_structure(name: str, params: Any) -> None:
 @given(params=pytrees(backend="numpy", dtype="float64", bound=3.0))
 def test_numpy_and_torch_agree_in_float64(name: str, params: Any) -> None:
     pytest.importorskip("torch")
+    params = fit(name, params)
     opt = make(name)
     tparams = to_backend(params, "torch")
     ps, ss = params, opt.init(params)
@@ -101,7 +114,8 @@ def test_numpy_and_torch_agree_in_float64(name: str, params: Any) -> None:
 @pytest.mark.parametrize("name", NAMES)
 def test_state_records_count_value_and_grad_norm(name: str) -> None:
     opt = make(name)
-    p = {"w": np.array([[1.0, 2.0], [3.0, 4.0]]), "b": np.array([0.5, -0.5]), "s": np.array(2.0)}
+    p = fit(name, {"w": np.array([[1.0, 2.0], [3.0, 4.0]]), "b": np.array([0.5, -0.5]),
+                   "s": np.array(2.0)})
     s = opt.init(p)
     assert s.count == 0 and math.isnan(float(s.value)) and math.isnan(float(s.grad_norm))
     value, g = quad_grad_fn(p)
@@ -122,7 +136,7 @@ def test_learning_rate_is_readable_from_state(name: str) -> None:
     else:
         opt = getattr(fnopt, name)(sched, **kwargs)
         expected = [sched(t) for t in range(3)]
-    p = np.array([1.0, -2.0])
+    p = fit(name, np.array([1.0, -2.0]))
     s = opt.init(p)
     used = []
     for _ in range(3):
@@ -143,8 +157,12 @@ VALIDATION = [
     (name, arg, bad)
     for name in NAMES
     for arg in _numeric_args(name)
-    # beta2_decay must be <= 0: its invalid values are positive
-    for bad in ((0.5, float("nan")) if arg == "beta2_decay" else (-0.5, float("nan")))
+    # beta2_decay must be <= 0: its invalid values are positive; ns_steps is an int
+    for bad in (
+        (0.5, float("nan")) if arg == "beta2_decay"
+        else (-1,) if arg == "ns_steps"
+        else (-0.5, float("nan"))
+    )
     if not (name == "rprop" and arg != "learning_rate")
 ]
 
@@ -193,6 +211,12 @@ def test_optimizer_specific_validation() -> None:
         fnopt.adafactor(eps=(None, -1.0))
     with pytest.raises(TypeError, match="eps"):
         fnopt.adafactor(eps=1e-3)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="adjust_lr_fn"):
+        fnopt.muon(adjust_lr_fn="nope")
+    with pytest.raises(ValueError, match="ns_coefficients"):
+        fnopt.muon(ns_coefficients=(1.0, 2.0))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"\['b'\]"):
+        fnopt.muon().init({"w": np.ones((2, 2)), "b": np.ones(2)})
 
 
 def test_adamw_is_adam_with_decoupled_weight_decay() -> None:
@@ -215,7 +239,7 @@ def test_maximize_ascends() -> None:
 
     for name in NAMES:
         a, b = make(name), make(name, maximize=True)
-        pa = pb = np.array([2.0, -1.0, 0.5])
+        pa = pb = fit(name, np.array([2.0, -1.0, 0.5]))
         sa, sb = a.init(pa), b.init(pb)
         for _ in range(4):
             pa, sa = a.step(pa, quad_grad_fn, sa)
@@ -234,6 +258,6 @@ def test_batch_arguments_reach_grad_fn(name: str, batch: int) -> None:
         return quad_grad_fn(p)
 
     opt = make(name)
-    p = np.ones(2)
+    p = fit(name, np.ones(2))
     opt.step(p, grad_fn, opt.init(p), batch)
     assert seen == [batch]

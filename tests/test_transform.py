@@ -518,3 +518,49 @@ def test_torch_leaves_stay_torch() -> None:
         assert all(isinstance(x, torch.Tensor) and x.dtype == torch.float32
                    for x in fnopt.tree.leaves(u))
         assert to_numpy(u)["w"].shape == (2, 3)
+
+
+# -- Muon ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("shape", [(3, 5), (5, 3), (4, 4)])
+def test_muon_orthogonalises_towards_the_polar_factor(shape: tuple[int, int]) -> None:
+    # the cubic Newton-Schulz iteration (1.5, -0.5, 0) converges to U V^T of the SVD
+    g = np.random.default_rng(3).standard_normal(shape)
+    t = T.scale_by_muon(momentum=0.0, nesterov=False, ns_coefficients=(1.5, -0.5, 0.0),
+                        ns_steps=60)
+    u, _ = t.update(g, t.init(np.zeros(shape)))
+    left, _, right = np.linalg.svd(g, full_matrices=False)
+    scale = math.sqrt(max(1.0, shape[0] / shape[1]))
+    np.testing.assert_allclose(u, scale * left @ right, atol=1e-8)
+
+
+def test_muon_default_iteration_flattens_the_spectrum() -> None:
+    # torch's quintic coefficients push every singular value into roughly [0.7, 1.2]
+    g = np.diag([10.0, 1.0, 0.1]) @ np.random.default_rng(0).standard_normal((3, 6))
+    t = T.scale_by_muon(momentum=0.0, adjust_lr_fn="match_rms_adamw")
+    u, _ = t.update(g, t.init(np.zeros_like(g)))
+    sv = np.linalg.svd(u / (0.2 * math.sqrt(6)), compute_uv=False)
+    assert sv.min() > 0.6 and sv.max() < 1.25
+
+
+def test_muon_momentum_and_nesterov() -> None:
+    mu = 0.9
+    t = T.scale_by_muon(momentum=mu, ns_steps=0)
+    g1, g2 = np.array([[1.0, 2.0]]), np.array([[3.0, -1.0]])
+    s = t.init(g1)
+    _, s = t.update(g1, s)
+    np.testing.assert_allclose(s.mu, (1 - mu) * g1)
+    u, s = t.update(g2, s)
+    buf = mu * (1 - mu) * g1 + (1 - mu) * g2
+    d = (1 - mu) * g2 + mu * buf  # nesterov: g.lerp(buf, mu)
+    np.testing.assert_allclose(u, d / np.linalg.norm(d))
+    np.testing.assert_allclose(s.mu, buf)
+
+
+def test_muon_needs_matrices() -> None:
+    t = T.scale_by_muon()
+    with pytest.raises(ValueError, match=r"\['b'\].*partition"):
+        t.init({"w": np.ones((2, 3)), "b": np.ones(3)})
+    with pytest.raises(ValueError, match="ns_steps"):
+        T.scale_by_muon(ns_steps=100)
