@@ -326,6 +326,17 @@ def adamax(
     Returns:
       An :class:`fnopt.Optimizer`.
 
+    Two steps on :math:`f(p) = \\|p\\|^2`:
+
+    >>> import numpy as np, fnopt
+    >>> opt = fnopt.adamax(0.1)
+    >>> p, grad_fn = np.array([1.0, -2.0]), lambda p: (p @ p, 2 * p)
+    >>> s = opt.init(p)
+    >>> for _ in range(2):
+    ...     p, s = opt.step(p, grad_fn, s)
+    >>> np.round(p, 4)
+    array([ 0.8052, -1.8025])
+
     Kingma and Ba, "Adam: A Method for Stochastic Optimization", ICLR 2015, section 7.
     """
     _check_lr(learning_rate)
@@ -366,6 +377,17 @@ def nadam(
     Returns:
       An :class:`fnopt.Optimizer`.
 
+    Two steps on :math:`f(p) = \\|p\\|^2`:
+
+    >>> import numpy as np, fnopt
+    >>> opt = fnopt.nadam(0.1)
+    >>> p, grad_fn = np.array([1.0, -2.0]), lambda p: (p @ p, 2 * p)
+    >>> s = opt.init(p)
+    >>> for _ in range(2):
+    ...     p, s = opt.step(p, grad_fn, s)
+    >>> np.round(p, 4)
+    array([ 0.82  , -1.8179])
+
     Dozat, "Incorporating Nesterov Momentum into Adam", ICLR 2016 workshop.
     """
     _check_lr(learning_rate)
@@ -403,6 +425,17 @@ def radam(
 
     Returns:
       An :class:`fnopt.Optimizer`.
+
+    Two steps on :math:`f(p) = \\|p\\|^2`:
+
+    >>> import numpy as np, fnopt
+    >>> opt = fnopt.radam(0.1)
+    >>> p, grad_fn = np.array([1.0, -2.0]), lambda p: (p @ p, 2 * p)
+    >>> s = opt.init(p)
+    >>> for _ in range(2):
+    ...     p, s = opt.step(p, grad_fn, s)
+    >>> np.round(p, 4)
+    array([ 0.6211, -1.2421])
 
     Liu et al., "On the Variance of the Adaptive Learning Rate and Beyond", ICLR 2020.
     """
@@ -444,6 +477,17 @@ def rmsprop(
 
     Returns:
       An :class:`fnopt.Optimizer`.
+
+    Two steps on :math:`f(p) = \\|p\\|^2`:
+
+    >>> import numpy as np, fnopt
+    >>> opt = fnopt.rmsprop(0.01)
+    >>> p, grad_fn = np.array([1.0, -2.0]), lambda p: (p @ p, 2 * p)
+    >>> s = opt.init(p)
+    >>> for _ in range(2):
+    ...     p, s = opt.step(p, grad_fn, s)
+    >>> np.round(p, 4)
+    array([ 0.8329, -1.8309])
 
     Tieleman and Hinton, "Lecture 6.5 - RMSProp", COURSERA: Neural Networks for Machine
     Learning, 2012; Graves, "Generating Sequences With Recurrent Neural Networks", 2013.
@@ -498,6 +542,17 @@ def adagrad(
     Returns:
       An :class:`fnopt.Optimizer`.
 
+    Two steps on :math:`f(p) = \\|p\\|^2`:
+
+    >>> import numpy as np, fnopt
+    >>> opt = fnopt.adagrad(0.1)
+    >>> p, grad_fn = np.array([1.0, -2.0]), lambda p: (p @ p, 2 * p)
+    >>> s = opt.init(p)
+    >>> for _ in range(2):
+    ...     p, s = opt.step(p, grad_fn, s)
+    >>> np.round(p, 4)
+    array([ 0.8331, -1.8311])
+
     Duchi et al., "Adaptive Subgradient Methods for Online Learning and Stochastic
     Optimization", JMLR 2011.
     """
@@ -535,6 +590,17 @@ def adadelta(
 
     Returns:
       An :class:`fnopt.Optimizer`.
+
+    Two steps on :math:`f(p) = \\|p\\|^2`:
+
+    >>> import numpy as np, fnopt
+    >>> opt = fnopt.adadelta(1.0)
+    >>> p, grad_fn = np.array([1.0, -2.0]), lambda p: (p @ p, 2 * p)
+    >>> s = opt.init(p)
+    >>> for _ in range(2):
+    ...     p, s = opt.step(p, grad_fn, s)
+    >>> np.round(p, 4)
+    array([ 0.9936, -1.9936])
 
     Zeiler, "ADADELTA: An Adaptive Learning Rate Method", 2012.
     """
@@ -575,6 +641,17 @@ def asgd(
 
     Returns:
       An :class:`fnopt.Optimizer`.
+
+    Two steps on :math:`f(p) = \\|p\\|^2`:
+
+    >>> import numpy as np, fnopt
+    >>> opt = fnopt.asgd(0.1)
+    >>> p, grad_fn = np.array([1.0, -2.0]), lambda p: (p @ p, 2 * p)
+    >>> s = opt.init(p)
+    >>> for _ in range(2):
+    ...     p, s = opt.step(p, grad_fn, s)
+    >>> np.round(p, 4)
+    array([ 0.64, -1.28])
 
     Polyak and Juditsky, "Acceleration of Stochastic Approximation by Averaging",
     SIAM J. Control Optim. 1992.
@@ -622,6 +699,17 @@ def rprop(
 
     Returns:
       An :class:`fnopt.Optimizer`.
+
+    Two steps on :math:`f(p) = \\|p\\|^2`:
+
+    >>> import numpy as np, fnopt
+    >>> opt = fnopt.rprop(0.1)
+    >>> p, grad_fn = np.array([1.0, -2.0]), lambda p: (p @ p, 2 * p)
+    >>> s = opt.init(p)
+    >>> for _ in range(2):
+    ...     p, s = opt.step(p, grad_fn, s)
+    >>> np.round(p, 4)
+    array([ 0.78, -1.78])
 
     Riedmiller and Braun, "A Direct Adaptive Method for Faster Backpropagation
     Learning: The RPROP Algorithm", ICNN 1993.
@@ -736,6 +824,17 @@ def adafactor(
     Returns:
       An :class:`fnopt.Optimizer`.
 
+    Two steps on :math:`f(p) = \\|p\\|^2`:
+
+    >>> import numpy as np, fnopt
+    >>> opt = fnopt.adafactor(0.1)
+    >>> p, grad_fn = np.array([1.0, -2.0]), lambda p: (p @ p, 2 * p)
+    >>> s = opt.init(p)
+    >>> for _ in range(2):
+    ...     p, s = opt.step(p, grad_fn, s)
+    >>> np.round(p, 4)
+    array([ 0.7098, -1.7038])
+
     Shazeer and Stern, "Adafactor: Adaptive Learning Rates with Sublinear Memory Cost",
     ICML 2018.
     """
@@ -801,6 +900,17 @@ def muon(
 
     Returns:
       An :class:`fnopt.Optimizer`.
+
+    The update is orthogonalised: both diagonal entries move by about the same amount
+    although the gradient of the second is ten times smaller:
+
+    >>> import numpy as np, fnopt
+    >>> opt = fnopt.muon(0.1, weight_decay=0.0)
+    >>> p = np.array([[1.0, 0.0], [0.0, 0.1]])
+    >>> p, s = opt.step(p, lambda p: ((p * p).sum(), 2 * p), opt.init(p))
+    >>> np.round(p, 3)
+    array([[0.93 , 0.   ],
+           [0.   , 0.029]])
 
     Jordan et al., "Muon: An optimizer for hidden layers in neural networks", 2024.
     """

@@ -489,6 +489,11 @@ def scale_by_nadam(
       A :class:`fnopt.Transform`. (torch keeps :math:`\\Pi_t` in float32 unless the
       default dtype is float64; fnopt keeps it as a Python float.)
 
+    >>> import numpy as np
+    >>> t = scale_by_nadam()
+    >>> np.round(t.update(np.array([0.5, -2.0]), t.init(np.zeros(2)))[0], 4)
+    array([ 1.0565, -1.0565])
+
     Dozat, "Incorporating Nesterov Momentum into Adam", ICLR 2016 workshop.
     """
     check_unit_interval("b1", b1)
@@ -546,6 +551,13 @@ def scale_by_radam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> Tra
 
     Returns:
       A :class:`fnopt.Transform`.
+
+    For the first steps (:math:`\\rho_t \\le 5`) the update is the corrected momentum:
+
+    >>> import numpy as np
+    >>> t = scale_by_radam()
+    >>> t.update(np.array([0.5, -2.0]), t.init(np.zeros(2)))[0]
+    array([ 0.5, -2. ])
 
     Liu et al., "On the Variance of the Adaptive Learning Rate and Beyond", ICLR 2020.
     """
@@ -656,6 +668,11 @@ def scale_by_stddev(decay: float = 0.99, eps: float = 1e-8) -> Transform:
     Returns:
       A :class:`fnopt.Transform`.
 
+    >>> import numpy as np
+    >>> t = scale_by_stddev(decay=0.5, eps=0.0)
+    >>> t.update(np.array([0.5, -2.0]), t.init(np.zeros(2)))[0]
+    array([ 2., -2.])
+
     Graves, "Generating Sequences With Recurrent Neural Networks", 2013, eq. (38)-(40).
     """
     check_unit_interval("decay", decay, closed=True)
@@ -748,6 +765,11 @@ def scale_by_adadelta(rho: float = 0.9, eps: float = 1e-6) -> Transform:
 
     Returns:
       A :class:`fnopt.Transform`.
+
+    >>> import numpy as np
+    >>> t = scale_by_adadelta()
+    >>> np.round(t.update(np.array([0.5, -2.0]), t.init(np.zeros(2)))[0], 4)
+    array([ 0.0032, -0.0032])
 
     Zeiler, "ADADELTA: An Adaptive Learning Rate Method", 2012.
     """
@@ -852,6 +874,14 @@ def scale_by_rprop(
     Returns:
       A :class:`fnopt.Transform` (no learning-rate transform goes after it).
 
+    >>> import numpy as np
+    >>> t = scale_by_rprop(0.1)
+    >>> s = t.init(np.zeros(2))
+    >>> u, s = t.update(np.array([0.5, -2.0]), s)
+    >>> u, s = t.update(np.array([0.5, -2.0]), s)  # same signs: steps grow by 1.2
+    >>> np.round(u, 4)
+    array([-0.12,  0.12])
+
     Riedmiller and Braun, "A Direct Adaptive Method for Faster Backpropagation
     Learning: The RPROP Algorithm", ICNN 1993.
     """
@@ -911,6 +941,17 @@ def polyak_average(t0: float = 1e6) -> Transform:
 
     Returns:
       A :class:`fnopt.Transform` with state :class:`PolyakAverageState`.
+
+    Iterates 1, 2, 3 with ``t0=0``: torch's weights give the mean of the last two:
+
+    >>> import numpy as np
+    >>> t = polyak_average(t0=0)
+    >>> p, s = np.array([0.0]), t.init(np.array([0.0]))
+    >>> for _ in range(3):
+    ...     u, s = t.update(np.array([1.0]), s, p)
+    ...     p = p + u
+    >>> s.average
+    array([2.5])
 
     Polyak and Juditsky, "Acceleration of Stochastic Approximation by Averaging",
     SIAM J. Control Optim. 1992.
@@ -1512,6 +1553,15 @@ def lookahead(transform: Transform, sync_period: int = 5, alpha: float = 0.5) ->
     Returns:
       A :class:`fnopt.Transform` with state :class:`LookaheadState`; its ``update``
       needs params.
+
+    >>> import numpy as np
+    >>> t = lookahead(scale_by_learning_rate(1.0), sync_period=2, alpha=0.5)
+    >>> p, s = np.array([0.0]), t.init(np.array([0.0]))
+    >>> for _ in range(2):  # fast weights 1, 2; then halfway back to the slow weight 0
+    ...     u, s = t.update(np.array([-1.0]), s, p)
+    ...     p = p + u
+    >>> p
+    array([1.])
 
     Zhang et al., "Lookahead Optimizer: k steps forward, 1 step back", NeurIPS 2019.
     """
