@@ -47,6 +47,7 @@ from fnopt.optimizers import adamw as adamw
 from fnopt.optimizers import asgd as asgd
 from fnopt.optimizers import descent as descent
 from fnopt.optimizers import lion as lion
+from fnopt.optimizers import muon as muon
 from fnopt.optimizers import nadam as nadam
 from fnopt.optimizers import radam as radam
 from fnopt.optimizers import rmsprop as rmsprop
@@ -78,6 +79,7 @@ from fnopt.transform import scale_by_adamax as scale_by_adamax
 from fnopt.transform import scale_by_factored_rms as scale_by_factored_rms
 from fnopt.transform import scale_by_learning_rate as scale_by_learning_rate
 from fnopt.transform import scale_by_lion as scale_by_lion
+from fnopt.transform import scale_by_muon as scale_by_muon
 from fnopt.transform import scale_by_nadam as scale_by_nadam
 from fnopt.transform import scale_by_param_block_rms as scale_by_param_block_rms
 from fnopt.transform import scale_by_radam as scale_by_radam
@@ -100,6 +102,8 @@ def __getattr__(name: str) -> object:
 __all__ = [
     "adadelta",
     "adafactor",
+    "muon",
+    "scale_by_muon",
     "scale_by_factored_rms",
     "scale_by_param_block_rms",
     "adagrad",
