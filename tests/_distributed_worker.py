@@ -1,6 +1,6 @@
 """One rank of the distributed tests (run as a script by tests/test_distributed.py).
 
-Usage: python _distributed_worker.py SCENARIO RANK WORLD_SIZE PORT OUT_JSON
+Usage: python _distributed_worker.py SCENARIO[,SCENARIO...] RANK WORLD_SIZE PORT OUT_JSON
 """
 
 import datetime
@@ -84,7 +84,9 @@ def run(scenario, rank, world, shard_x, shard_y):
 
 
 def main():
-    scenario, rank, world, port, out = sys.argv[1:6]
+    """Run the comma-separated scenarios in order in one process group; after each,
+    write every record so far to OUT_JSON (a rank that dies leaves the earlier ones)."""
+    scenarios, rank, world, port, out = sys.argv[1:6]
     rank, world = int(rank), int(world)
     import torch.distributed as dist
 
@@ -102,20 +104,23 @@ def main():
     shard_x, shard_y = x[rank::world], y[rank::world]
     if world == 1:  # the single-process reference: batches interleave the same samples
         shard_x, shard_y = _interleave(x), _interleave(y)
-    try:
-        record = {"ok": True, **run(scenario, rank, world, shard_x, shard_y)}
-    except Exception as exc:  # report what every rank saw
-        cause = exc.__cause__
-        record = {
-            "ok": False,
-            "type": type(exc).__name__,
-            "message": str(exc),
-            "cause_type": type(cause).__name__ if cause is not None else None,
-            "cause_message": str(cause) if cause is not None else None,
-        }
-    with open(out, "w") as f:
-        json.dump(record, f)
-    if world > 1 and record["ok"]:
+    records = {}
+    for scenario in scenarios.split(","):
+        try:
+            record = {"ok": True, **run(scenario, rank, world, shard_x, shard_y)}
+        except Exception as exc:  # report what every rank saw
+            cause = exc.__cause__
+            record = {
+                "ok": False,
+                "type": type(exc).__name__,
+                "message": str(exc),
+                "cause_type": type(cause).__name__ if cause is not None else None,
+                "cause_message": str(cause) if cause is not None else None,
+            }
+        records[scenario] = record
+        with open(out, "w") as f:
+            json.dump(records, f)
+    if world > 1 and all(r["ok"] for r in records.values()):
         dist.destroy_process_group()
 
 
