@@ -141,6 +141,37 @@ def test_unrolled_learning_rate_gradient_matches_closed_form(k, provider):
     np.testing.assert_allclose(float(g), float(fd), rtol=1e-6, atol=1e-10)
 
 
+UNROLLED_OPTIMIZERS = {
+    "sgd_momentum": lambda lr: fnopt.sgd(lr, momentum=0.9),
+    "sgd_nesterov_wd": lambda lr: fnopt.sgd(lr, momentum=0.5, nesterov=True, weight_decay=0.1),
+    "adam": lambda lr: fnopt.adam(lr),
+    "adamw": lambda lr: fnopt.adamw(lr, weight_decay=0.1),
+    "rmsprop": lambda lr: fnopt.rmsprop(lr, momentum=0.5),
+}
+
+
+@pytest.mark.parametrize("name", sorted(UNROLLED_OPTIMIZERS))
+def test_unrolled_learning_rate_gradient_of_each_optimizer_matches_finite_differences(name):
+    """No fast in-place path may cut the graph: adam's fused kernel, sgd's donated
+    buffers and the loop's own buffers all step aside with differentiable=True."""
+    grad_fn = fnopt.grad.torch_autograd(lambda x: ridge_loss(x, (0.3, Y)), create_graph=True)
+
+    def run(lr):
+        r = fnopt.fixed_point(UNROLLED_OPTIMIZERS[name](lr), torch.zeros(D, dtype=F64), grad_fn,
+                              stop=fnopt.stop.max_iters(12), differentiable=True)
+        return val_loss(r.params)
+
+    lr_t = torch.tensor(0.05, dtype=F64, requires_grad=True)
+    (g,) = torch.autograd.grad(run(lr_t), lr_t)
+    h = 1e-6
+    with torch.no_grad():
+        fd = (run(torch.tensor(0.05 + h, dtype=F64)) - run(torch.tensor(0.05 - h, dtype=F64))) / (
+            2 * h
+        )
+    assert abs(float(g)) > 1e-8
+    np.testing.assert_allclose(float(g), float(fd), rtol=1e-6, atol=1e-10)
+
+
 def test_unrolled_gradient_with_respect_to_data_and_start():
     lam = torch.tensor(0.3, dtype=F64)
     y_t = Y.clone().requires_grad_(True)
