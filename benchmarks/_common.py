@@ -40,9 +40,11 @@ def per_call(f: Callable[[], object], n: int) -> Timed:
     return run
 
 
-def table(title: str, rows: list[tuple[str, float | None, float | None, str]]) -> str:
-    """A Markdown table: variant, median µs, ratio to the reference, note."""
-    out = [f"### {title}", "", "| variant | µs | ratio | note |", "|---|---:|---:|---|"]
+def table(
+    title: str, rows: list[tuple[str, float | None, float | None, str]], unit: str = "µs"
+) -> str:
+    """A Markdown table: variant, median time (in ``unit``), ratio to the reference, note."""
+    out = [f"### {title}", "", f"| variant | {unit} | ratio | note |", "|---|---:|---:|---|"]
     for name, us, ratio, note in rows:
         us_s = "n/a" if us is None else (f"{us:.1f}" if us < 1000 else f"{us:,.0f}")
         r_s = "" if ratio is None else f"{ratio:.2f}×"
