@@ -22,6 +22,8 @@ from fnopt._base import GradFn as GradFn
 from fnopt._base import Optimizer as Optimizer
 from fnopt._base import Transform as Transform
 from fnopt._base import learning_rate_of as learning_rate_of
+from fnopt.batched import BatchedResult as BatchedResult
+from fnopt.batched import batched as batched
 from fnopt.checkpoint import Checkpoint as Checkpoint
 from fnopt.checkpoint import CheckpointError as CheckpointError
 from fnopt.checkpoint import load as load
@@ -138,6 +140,7 @@ __all__ = [
     "schedules",
     "Checkpoint",
     "CheckpointError",
+    "BatchedResult",
     "DescentState",
     "GradFn",
     "History",
@@ -151,6 +154,7 @@ __all__ = [
     "Transform",
     "add_decayed_weights",
     "backend",
+    "batched",
     "callbacks",
     "backtracking",
     "bfgs",
