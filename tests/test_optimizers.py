@@ -261,3 +261,10 @@ def test_batch_arguments_reach_grad_fn(name: str, batch: int) -> None:
     p = fit(name, np.ones(2))
     opt.step(p, grad_fn, opt.init(p), batch)
     assert seen == [batch]
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if n not in MATRIX_ONLY])
+def test_passes_the_fnopt_testing_conformance_battery(name: str) -> None:
+    # the same checks a user runs on their own optimizer (fnopt.testing.check_optimizer)
+    report = fnopt.testing.check_optimizer(lambda: make(name), name=name)
+    report.assert_ok()
