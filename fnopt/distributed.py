@@ -129,7 +129,9 @@ def all_reduce(grad_fn: GradFn, group: Any = None) -> GradFn:
             value = leaves[0].new_zeros(())
             g_leaves = [x.new_zeros(x.shape) for x in leaves]
         try:
-            value, g_leaves, failed = _reduce(value, g_leaves, n_ranks, me, error, group)
+            value, g_leaves, failed = _reduce(
+                value, g_leaves, n_ranks, me, error, group, read_flags=value.device.type == "cpu"
+            )
         except RuntimeError as exc:
             raise RemoteError(
                 f"distributed.all_reduce: the collective failed on rank {me} ({exc}); "
@@ -185,6 +187,8 @@ def _reduce(
     me: int,
     error: BaseException | None,
     group: Any,
+    *,
+    read_flags: bool,
 ) -> tuple[Any, list[Any], list[int] | None]:
     """Average value and grads over the group, one flat buffer per dtype; the first
     buffer also carries one failure flag per rank. The failed ranks are read on the
@@ -213,7 +217,7 @@ def _reduce(
     inv = 1.0 / n_ranks
     value_mean = (value_sum * inv).reshape(())
     grads_mean = [g * inv for g in grads_sum]
-    if flags_sum.device.type == "cpu":
+    if read_flags:
         return value_mean, grads_mean, [r for r, f in enumerate(flags_sum.tolist()) if f > 0]
     poison = torch.where(flags_sum.sum() > 0, float("nan"), 1.0).to(value_mean.dtype)
     return value_mean * poison, [g * poison.to(g.dtype) for g in grads_mean], None

@@ -164,3 +164,40 @@ def test_demo_runs_under_torchrun_with_two_ranks():
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=TIMEOUT)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "2 rank(s), gloo on cpu: 40 iterations" in out.stdout
+
+
+@pytest.fixture
+def group_of_one():
+    """A one-process gloo group in this process, destroyed afterwards."""
+    import datetime
+
+    torch.distributed.init_process_group(
+        "gloo", init_method=f"tcp://127.0.0.1:{free_port()}", rank=0, world_size=1,
+        timeout=datetime.timedelta(seconds=20),
+    )
+    try:
+        yield
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+def test_failures_in_a_group_of_one_on_the_host_and_device_paths(group_of_one):
+    from fnopt.distributed import RemoteError, _reduce
+
+    def bad(p):
+        raise KeyError("missing batch")
+
+    params = {"w": torch.ones(2, dtype=torch.float64), "s": torch.ones((), dtype=torch.float32)}
+    with pytest.raises(RemoteError, match=r"rank\(s\) 0 \(rank 0: KeyError: 'missing batch'\)"):
+        fnopt.distributed.all_reduce(bad)(params)
+    good = fnopt.distributed.all_reduce(lambda p: (p["w"].sum(), {"w": 2 * p["w"], "s": p["s"]}))
+    value, grads = good(params)
+    assert float(value) == 2.0 and grads["w"].tolist() == [2.0, 2.0] and float(grads["s"]) == 1
+    # the device path (used for CUDA tensors) reads no flag: a failure poisons the results
+    leaves = [torch.ones(2, dtype=torch.float64), torch.ones((), dtype=torch.float32)]
+    for error, finite in ((None, True), (ValueError("x"), False)):
+        v, g, failed = _reduce(torch.tensor(1.0, dtype=torch.float64), leaves, 1, 0, error,
+                               None, read_flags=False)
+        assert failed is None
+        assert all(bool(torch.isfinite(t).all()) == finite for t in [v, *g])
+        assert [t.dtype for t in g] == [torch.float64, torch.float32]
