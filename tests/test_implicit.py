@@ -85,6 +85,18 @@ def test_implicit_matches_analytic_and_finite_differences(lam, momentum):
     np.testing.assert_allclose(g_y.numpy(), a_y.numpy(), rtol=1e-8, atol=1e-12)
 
 
+@pytest.mark.parametrize("solver", ["lbfgs", "bfgs"])
+def test_implicit_with_a_quasi_newton_inner_solver(solver):
+    # value_at="output" optimizers: the final iterate is the solution being attached
+    lam_t = torch.tensor(0.3, dtype=F64, requires_grad=True)
+    opt = fnopt.lbfgs() if solver == "lbfgs" else fnopt.bfgs()
+    r = implicit.fixed_point(opt, torch.zeros(D, dtype=F64), ridge_loss, (lam_t, Y),
+                             stop=fnopt.stop.grad_norm_below(1e-12) | fnopt.stop.max_iters(200))
+    assert r.converged and r.iterations < 50
+    (g,) = torch.autograd.grad(val_loss(r.params), lam_t)
+    np.testing.assert_allclose(float(g), float(analytic_dval(0.3)[0]), rtol=1e-7)
+
+
 @pytest.mark.parametrize("lam", LAMBDAS)
 def test_unrolled_matches_analytic_and_finite_differences(lam):
     lam_t = torch.tensor(lam, dtype=F64, requires_grad=True)
