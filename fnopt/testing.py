@@ -345,14 +345,22 @@ def _require(cond: bool, message: str) -> None:
         raise _Fail(message)
 
 
-def _trees(backend: str, dtype: str) -> list[tuple[str, Any]]:
+def _default_examples() -> list[Any]:
     z = np.zeros
-    trees: list[tuple[str, Any]] = [
-        ("a vector", z(5)),
-        ("a nested tree", {"w": z((3, 2)), "b": z(2), "extra": [z(()), Pair(z(4), None)]}),
-    ]
-    return [(label, optree.tree_map(lambda x: _convert(x, backend, dtype), t))
-            for label, t in trees]
+    return [z(5), {"w": z((3, 2)), "b": z(2), "extra": [z(()), Pair(z(4), None)]}]
+
+
+def _trees(backend: str, dtype: str, examples: Sequence[Any] | None = None) -> list[
+    tuple[str, Any]
+]:
+    trees = list(examples) if examples is not None else _default_examples()
+    out = []
+    for i, t in enumerate(trees):
+        label = "a vector" if examples is None and i == 0 else (
+            "a nested tree" if examples is None else f"example {i}")
+        shaped = optree.tree_map(lambda x: np.zeros(tuple(x.shape)), t)
+        out.append((label, optree.tree_map(lambda x: _convert(x, backend, dtype), shaped)))
+    return out
 
 
 def _to_np(x: Any) -> np.ndarray:
@@ -432,6 +440,7 @@ def check_optimizer(
     seed: int = 0,
     name: str | None = None,
     takes_problem: bool = False,
+    examples: Sequence[Any] | None = None,
 ) -> ConformanceReport:
     """Run the conformance battery (:data:`PROPERTIES`) on an optimizer.
 
@@ -452,6 +461,11 @@ def check_optimizer(
       takes_problem: call ``make_opt(problem)`` with each :class:`Quadratic` instead,
         for optimizers that need problem-specific providers, e.g.
         ``lambda q: fnopt.newton(q.hessian_fn)``.
+      examples: params pytrees whose structure and leaf shapes the checks use (their
+        values and backend are ignored), for optimizers that accept only some shapes
+        (e.g. matrices); default a vector of 5 and a nested tree with a matrix, a
+        vector, a 0-d leaf, a NamedTuple and a ``None``. The last one is used for
+        ``descent``.
 
     Returns:
       A :class:`ConformanceReport`; ``report.ok``, ``report.failed``, ``print(report)``,
@@ -496,6 +510,16 @@ def check_optimizer(
     if not callable(make_opt) and not isinstance(make_opt, Optimizer):
         raise TypeError(f"make_opt: expected a callable or an Optimizer, got "
                         f"{type(make_opt).__name__}")
+    if examples is not None:
+        if isinstance(examples, (str, bytes)) or not isinstance(examples, Sequence):
+            raise TypeError(f"examples: expected a sequence of params pytrees, got "
+                            f"{type(examples).__name__}")
+        if not examples:
+            raise ValueError("examples: expected at least one params pytree")
+        for i, ex in enumerate(examples):
+            leaves = optree.tree_leaves(ex)
+            if not leaves or not all(_is_arr(x) for x in leaves):
+                raise ValueError(f"examples: item {i} must be a non-empty pytree of arrays")
     record("constructs", constructs)
     if not opt_box:
         for prop in PROPERTIES[1:]:
@@ -510,7 +534,8 @@ def check_optimizer(
         have_torch = False
     use = [b for b in backends if b == "numpy" or have_torch]
     cases = [
-        (b, dt, lbl, tree) for b in use for dt in DTYPES for lbl, tree in _trees(b, dt)
+        (b, dt, lbl, tree) for b in use for dt in DTYPES
+        for lbl, tree in _trees(b, dt, examples)
     ]
 
     def problem(b: str, dt: str, tree: Any) -> Quadratic:
@@ -658,7 +683,8 @@ def check_optimizer(
             return "skipped: torch is not installed"
         worst = 0.0
         compared = 0
-        for (lbl, tn), (_, tt) in zip(_trees("numpy", "float64"), _trees("torch", "float64")):
+        for (lbl, tn), (_, tt) in zip(_trees("numpy", "float64", examples),
+                                      _trees("torch", "float64", examples)):
             qn = problem("numpy", "float64", tn)
             tn_traj = run(qn, steps)
             tt_traj = run(problem("torch", "float64", tt), steps)
@@ -699,7 +725,7 @@ def check_optimizer(
     def descent() -> str | None:
         notes = []
         for b in use:
-            q = problem(b, "float64", _trees(b, "float64")[1][1])
+            q = problem(b, "float64", _trees(b, "float64", examples)[-1][1])
             traj = run(q, steps)
             f0 = _float(q.loss(traj[0][0]))
             fs = [_float(q.loss(p)) for p, _ in traj]

@@ -28,6 +28,10 @@ RECIPES: dict[str, Any] = {
     "hvp": lambda q: q.hvp,
 }
 PROBLEM_ARGS = {"hessian", "hvp"}
+# Optimizers that take only some shapes are checked on example params of those shapes.
+EXAMPLES: dict[str, list[Any]] = {
+    "muon": [np.zeros((4, 3)), {"w": np.zeros((3, 2)), "v": [np.zeros((2, 2))]}],
+}
 
 # Known, reported departures from the battery (see the issue-6 report): the test fails
 # if any *other* property fails, and turns into a plain pass once they are fixed.
@@ -85,7 +89,8 @@ def test_the_zoo_is_discovered():
 @pytest.mark.parametrize("name", sorted(FACTORIES))
 def test_every_public_optimizer_conforms(name):
     make, takes_problem = make_factory(name, FACTORIES[name])
-    report = ft.check_optimizer(make, name=name, takes_problem=takes_problem)
+    report = ft.check_optimizer(make, name=name, takes_problem=takes_problem,
+                                examples=EXAMPLES.get(name))
     assert report.name == name
     assert [r.name for r in report.results] == list(ft.PROPERTIES)
     assert not report.skipped, str(report)
@@ -219,9 +224,28 @@ def test_an_optimizer_instance_is_accepted():
     assert ft.check_optimizer(fnopt.sgd(LR), name="sgd instance").ok
 
 
+def test_examples_choose_the_shapes():
+    seen = []
+
+    def make():
+        opt = fnopt.sgd(LR)
+
+        def init(p):
+            seen.append(tuple(tree.leaves(p)[0].shape))
+            return opt.init(p)
+
+        return fnopt.Optimizer(init, opt.step)
+
+    assert ft.check_optimizer(make, examples=[np.zeros((2, 3))]).ok
+    assert set(seen) == {(2, 3)}
+
+
 @pytest.mark.parametrize("kw,exc,pattern", [
     (dict(steps=1), ValueError, "steps"),
     (dict(backends=("jax",)), ValueError, "backends"),
+    (dict(examples=[]), ValueError, "examples"),
+    (dict(examples=np.zeros(3)), TypeError, "examples"),
+    (dict(examples=[{}]), ValueError, "examples: item 0"),
 ])
 def test_check_optimizer_arguments(kw, exc, pattern):
     with pytest.raises(exc, match=pattern):
