@@ -233,12 +233,45 @@ def _demo(name: str):
 
 
 def test_mlp_demo_learns_iris(tmp_path, capsys):
-    out = _demo("mlp").main(["--fast", "--out", str(tmp_path)])
+    mod = _demo("mlp")
+    out = mod.main(["--fast", "--out", str(tmp_path)])
     text = capsys.readouterr().out
-    assert "held-out accuracy" in text
+    assert "held-out accuracy" in text and "cross-validation" in text
+    assert out["weight_decay"] in mod.WEIGHT_DECAYS
+    assert set(out["cv_scores"]) == set(mod.WEIGHT_DECAYS)
+    assert f"weight decay {out['weight_decay']:<6g}" in text and "<- chosen" in text
     assert out["train_accuracy"] >= 0.95
     assert out["mean_test_accuracy"] >= 0.9
     assert all(0.8 <= a <= 1.0 for a in out["split_accuracies"])
     for f in out["files"]:
         assert Path(f).stat().st_size > 1000
         assert str(f) in text
+
+
+def test_mlp_demo_folds_are_stratified_and_cover_every_row():
+    mod = _demo("mlp")
+    _, y = datasets.iris()
+    fold = mod.stratified_folds(y, 5, seed=3)
+    assert sorted(set(fold.tolist())) == [0, 1, 2, 3, 4]
+    for i in range(5):
+        assert np.bincount(y[fold == i], minlength=3).tolist() == [10, 10, 10]
+    assert not np.array_equal(fold, mod.stratified_folds(y, 5, seed=4))
+
+
+def test_mlp_demo_never_looks_at_the_held_out_rows(monkeypatch):
+    # The weight decay is chosen, and the model fitted, from the training part alone:
+    # replacing the held-out features by garbage changes nothing but the test score.
+    mod = _demo("mlp")
+    clean = mod.run_split((0, 1, 2, 3), "numpy", 0, 3)
+    prepare = mod.prepare
+
+    def corrupted(features, backend, seed):
+        x_tr, x_te, y_tr, y_te, data = prepare(features, backend, seed)
+        return x_tr, np.full_like(x_te, 1e3), y_tr, y_te, data
+
+    monkeypatch.setattr(mod, "prepare", corrupted)
+    dirty = mod.run_split((0, 1, 2, 3), "numpy", 0, 3)
+    assert dirty["weight_decay"] == clean["weight_decay"]
+    assert dirty["cv"] == clean["cv"]
+    assert dirty["curve"] == clean["curve"]
+    assert dirty["train_accuracy"] == clean["train_accuracy"]

@@ -140,6 +140,8 @@ def test_mlp_demo_numbers(tmp_path, capsys):
         assert f"{result['test_accuracy']:.1%}" in printed
     if "loss" in result:
         assert 0 < result["loss"] < 1.0
+    if "weight_decay" in result:  # chosen by cross-validation on the training part
+        assert "cross-validation" in printed and "<- chosen" in printed
 
 
 def test_demos_say_where_plots_would_go_without_matplotlib(tmp_path, capsys, monkeypatch):
