@@ -71,7 +71,22 @@ def parser(doc: str | None) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=(doc or "").split("\n")[0])
     p.add_argument("--rounds", type=int, default=7, help="interleaved rounds (median taken)")
     p.add_argument("--quick", action="store_true", help="fewer rounds and smaller runs")
+    p.add_argument(
+        "--threads", type=int, default=1,
+        help="torch intra-op threads (default 1: on a shared, busy machine more threads "
+        "spin and wait on each other; every variant uses the same torch kernels)",
+    )
     return p
+
+
+def setup(args: argparse.Namespace) -> None:
+    """Apply the common options (torch threads)."""
+    try:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    except ImportError:
+        pass
 
 
 def optional(name: str) -> object | None:

@@ -22,9 +22,16 @@ import numpy as np
 import fnopt
 
 try:
-    from benchmarks._common import header, interleaved, optional, parser, table
+    from benchmarks._common import header, interleaved, optional, parser, setup, table
 except ImportError:  # run as a script from benchmarks/
-    from _common import header, interleaved, optional, parser, table  # type: ignore[no-redef]
+    from _common import (  # type: ignore[no-redef]
+        header,
+        interleaved,
+        optional,
+        parser,
+        setup,
+        table,
+    )
 
 LR = 1e-3
 
@@ -116,6 +123,7 @@ def jax_fori(x0: np.ndarray, steps: int) -> Any:
 
 def main() -> None:
     args = parser(__doc__).parse_args()
+    setup(args)
     rounds = 3 if args.quick else args.rounds
     n, steps = (2_000, 200) if args.quick else (10_000, 1_000)
     x0 = np.random.default_rng(0).uniform(-1.0, 1.0, (n, 2))

@@ -24,7 +24,15 @@ import numpy as np
 import fnopt
 
 try:
-    from benchmarks._common import header, interleaved, optional, parser, per_call, table
+    from benchmarks._common import (
+        header,
+        interleaved,
+        optional,
+        parser,
+        per_call,
+        setup,
+        table,
+    )
 except ImportError:  # run as a script from benchmarks/
     from _common import (  # type: ignore[no-redef]
         header,
@@ -32,6 +40,7 @@ except ImportError:  # run as a script from benchmarks/
         optional,
         parser,
         per_call,
+        setup,
         table,
     )
 
@@ -194,6 +203,7 @@ def torchopt_step(params: Any, grads: Any) -> Callable[[], Any] | None:
 
 def main() -> None:
     args = parser(__doc__).parse_args()
+    setup(args)
     rounds = 3 if args.quick else args.rounds
     import torch
 
