@@ -177,13 +177,16 @@ def fixed_point(
       params: the starting point (a pytree of float32/float64 arrays or tensors).
       grad_fn: ``grad_fn(params, *batch) -> (value, grads)``.
       state: the optimizer state to start from (default ``opt.init(params)``;
-        required with a bare step function).
+        required with a bare step function). With an optimizer it is checked against
+        ``opt.init(params)`` (state classes, dict keys, array shapes and backend): a
+        state of another optimizer or for other params is a ``ValueError``.
       stop: a criterion from :mod:`fnopt.stop`, e.g.
         ``stop.loss_below(1e-3) | stop.max_iters(10_000)``.
       data: an iterable of batches; each batch (a tuple/list is unpacked) is passed to
         ``grad_fn`` after the params. The run stops with ``data_exhausted`` at its end.
       callback: called with an :class:`fnopt.stop.Info` at every iterate; returning a
-        truthy value stops the run with reason ``callback``.
+        truthy value stops the run with reason ``callback``. An exception it raises
+        is re-raised as :class:`OptimizationError` whose ``result`` is that iterate.
       record: keep the per-iteration loss and gradient norm in ``Result.history``.
       on_failure: ``"return"`` (default) returns the Result of a failed run;
         ``"raise"`` raises :class:`OptimizationError` carrying it.
