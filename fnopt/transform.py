@@ -1660,7 +1660,12 @@ def inject_hyperparams(
                 for n in bound.arguments
             ):
                 raise TypeError("inject_hyperparams: factories with *args are not supported")
-            named = dict(bound.arguments)
+            named = {}
+            for n, v in bound.arguments.items():
+                if sig.parameters[n].kind is inspect.Parameter.VAR_KEYWORD:
+                    named.update(v)
+                else:
+                    named[n] = v
         else:
             if args:
                 raise TypeError("inject_hyperparams: pass the arguments by keyword")

@@ -564,3 +564,15 @@ def test_muon_needs_matrices() -> None:
         t.init({"w": np.ones((2, 3)), "b": np.ones(3)})
     with pytest.raises(ValueError, match="ns_steps"):
         T.scale_by_muon(ns_steps=100)
+
+
+def test_inject_hyperparams_with_a_keyword_forwarding_factory() -> None:
+    def factory(learning_rate: float, **kw: Any) -> fnopt.Transform:
+        return T.chain(T.scale_by_adam(**kw), T.scale_by_learning_rate(learning_rate))
+
+    t = T.inject_hyperparams(factory)(0.1, b1=0.5, amsgrad=True)
+    s = t.init(P)
+    assert s.hyperparams == {"learning_rate": 0.1, "b1": 0.5}
+    u, s = t.update(G, s)
+    np.testing.assert_allclose(u, -0.1 * np.sign(G), rtol=1e-6)
+    assert s.inner[0].nu_max is not None  # the static flag reached the factory
