@@ -346,3 +346,48 @@ STRATEGY_ERRORS = [
 def test_strategy_arguments_are_validated(make, exc, pattern):
     with pytest.raises(exc, match=pattern):
         make()
+
+
+def test_the_kit_works_without_torch_and_hypothesis(tmp_path):
+    import json
+    import subprocess
+    import textwrap
+    from pathlib import Path
+
+    script = textwrap.dedent(
+        """
+        import importlib.abc, json, sys
+
+        class Block(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] in ("torch", "hypothesis"):
+                    raise ImportError(f"No module named {name!r} (blocked)")
+                return None
+
+        sys.meta_path.insert(0, Block())
+        import numpy as np
+        import fnopt
+
+        report = fnopt.testing.check_optimizer(lambda: fnopt.sgd(1e-2, momentum=0.9))
+        path = sys.argv[1]
+        p = {"w": np.ones(3)}
+        fnopt.save(path, p, fnopt.adam(0.1).init(p))
+        ck = fnopt.load(path)
+        try:
+            fnopt.testing.pytrees()
+            strategies = "built"
+        except ImportError as exc:
+            strategies = str(exc)
+        print(json.dumps({"ok": report.ok, "skipped": list(report.skipped),
+                          "state": type(ck.state).__name__, "strategies": strategies,
+                          "torch_loaded": "torch" in sys.modules}))
+        """
+    )
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-c", script, str(tmp_path / "c.npz")], cwd=root,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    res = json.loads(out.stdout.strip().splitlines()[-1])
+    assert res["ok"] and res["skipped"] == ["backend_agreement"]
+    assert res["state"] == "DescentState" and not res["torch_loaded"]
+    assert "pip install hypothesis" in res["strategies"]
