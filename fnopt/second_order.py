@@ -60,7 +60,7 @@ HvpFn = Callable[..., Any]
 
 
 def _f(x: Any) -> float:
-    return float(x.item()) if _backend.is_tensor(x) else float(x)
+    return float(x)  # a Python float from a 0-d array or tensor (or a number)
 
 
 def _curvature_ok(sy: float, ss: float, yy: float) -> bool:
@@ -547,7 +547,7 @@ def scale_by_newton_cg(
     ) -> tuple[Updates, State]:
         if params is None:
             raise ValueError("scale_by_newton_cg: update needs params")
-        n = sum(int(x.numel()) if _backend.is_tensor(x) else x.size for x in tree.leaves(params))
+        n = sum(math.prod(tuple(x.shape)) for x in tree.leaves(params))
         iters = max_cg_iters if max_cg_iters is not None else max(n, 1) + 1
         gnorm = math.sqrt(_f(tree.sq_norm(grads)))
         tol = min(0.5, math.sqrt(gnorm)) * gnorm
