@@ -268,3 +268,31 @@ def test_passes_the_fnopt_testing_conformance_battery(name: str) -> None:
     # the same checks a user runs on their own optimizer (fnopt.testing.check_optimizer)
     report = fnopt.testing.check_optimizer(lambda: make(name), name=name)
     report.assert_ok()
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+@pytest.mark.parametrize("name", NAMES)
+def test_fixed_point_follows_the_pure_steps(name: str, backend: str) -> None:
+    # fixed_point may run an optimizer on buffers it owns (in place); the iterates must
+    # be those of the pure step
+    if backend == "torch":
+        pytest.importorskip("torch")
+    task = fnopt.tasks.mlp(backend=backend)
+    params = fit(name, task.init_params)
+    if name in MATRIX_ONLY:  # an MLP without biases
+        params = {k: v for k, v in task.init_params.items() if k.startswith("w")}
+
+        def grad_fn(p: Any) -> tuple[Any, Any]:
+            full = {**task.init_params, **p}
+            v, g = task.grad_fn(full)
+            return v, {k: g[k] for k in p}
+    else:
+        grad_fn = task.grad_fn
+    opt = make(name)
+    r = fnopt.fixed_point(opt, params, grad_fn, stop=fnopt.stop.max_iters(20))
+    p, s = params, opt.init(params)
+    for _ in range(20):
+        p, s = opt.step(p, grad_fn, s)
+    assert r.iterations == 20
+    for a, b in zip(fnopt.tree.leaves(to_numpy(r.params)), fnopt.tree.leaves(to_numpy(p))):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)

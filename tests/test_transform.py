@@ -576,3 +576,22 @@ def test_inject_hyperparams_with_a_keyword_forwarding_factory() -> None:
     u, s = t.update(G, s)
     np.testing.assert_allclose(u, -0.1 * np.sign(G), rtol=1e-6)
     assert s.inner[0].nu_max is not None  # the static flag reached the factory
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_backend_norms_and_mean(backend: str) -> None:
+    # the two per-leaf reductions scale_by_factored_rms and scale_by_param_block_rms use
+    if backend == "torch":
+        pytest.importorskip("torch")
+    from strategies import to_backend
+
+    xs_np = [np.arange(6.0, dtype=np.float32).reshape(2, 3), np.array([3.0, 4.0]), np.array(2.0)]
+    xs = fnopt.tree.leaves(to_backend(xs_np, backend))
+    be = fnopt.backend.of_leaves(xs)
+    norms = [to_numpy(n) for n in be.norms(xs)]
+    np.testing.assert_allclose(norms, [np.linalg.norm(np.arange(6.0)), 5.0, 2.0], rtol=1e-6)
+    assert norms[0].dtype == np.float32 and norms[0].shape == ()
+    m = to_numpy(be.mean(xs[:1], -1)[0])
+    np.testing.assert_allclose(m, [[1.0], [4.0]])
+    np.testing.assert_allclose(to_numpy(be.mean(xs[:1], -2)[0]), [[1.5, 2.5, 3.5]])
+    assert m.dtype == np.float32
