@@ -239,6 +239,11 @@ def piecewise_constant(
     [1.0, 1.0, 0.1, 0.1, 0.05, 0.05]
     """
     a = _real("init_value", init_value)
+    if boundaries_and_scales is not None and not isinstance(boundaries_and_scales, Mapping):
+        raise TypeError(
+            "boundaries_and_scales: expected a mapping {step: scale} or None, got "
+            f"{type(boundaries_and_scales).__name__}"
+        )
     items = sorted((boundaries_and_scales or {}).items())
     for b, s in items:
         _steps("boundaries_and_scales key", b)
