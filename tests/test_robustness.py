@@ -166,6 +166,80 @@ def test_bad_hyperparameters_are_named(case):
     run_case(case)
 
 
+# Transform factories (building blocks): the same table over their numeric arguments.
+T_NUMERIC = {"k": 2, "max_delta": 1.0, "max_norm": 1.0, "step_size": 1.0,
+             "learning_rate": 0.1, "decay": 0.9}
+T_OBJECTS: dict[str, Callable[[], Any]] = {"transform": lambda: fnopt.scale_by_learning_rate(0.1)}
+T_NEGATIVE_OK = {("scale", "step_size"), ("scale_by_factored_rms", "beta2_decay")}
+
+
+def transform_cases() -> list[Case]:
+    cases = []
+    for name in fnopt.__all__:
+        f = getattr(fnopt, name)
+        if not callable(f) or isinstance(f, type):
+            continue
+        try:
+            sig = inspect.signature(f)
+        except (TypeError, ValueError):
+            continue
+        if sig.return_annotation not in (fnopt.Transform, "Transform"):
+            continue
+        params = list(sig.parameters.values())
+        req = [p.name for p in params if p.default is p.empty
+               and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+        if any(r not in T_NUMERIC and r not in T_OBJECTS for r in req):
+            continue  # structural arguments (masks, labels): covered by their own tests
+        base = {r: T_NUMERIC[r] if r in T_NUMERIC else T_OBJECTS[r]() for r in req}
+        numeric = [p.name for p in params if p.name in T_NUMERIC or (
+            not isinstance(p.default, bool) and isinstance(p.default, (int, float)))]
+        for pname in numeric:
+            for label, bad, exc in BAD_NUMBERS:
+                if label == "negative" and (name, pname) in T_NEGATIVE_OK:
+                    continue
+                kw = {**base, pname: bad}
+                cases.append(Case(f"{name}-{pname}-{label}",
+                                  lambda f=f, kw=kw: (f, (), kw), exc, pname))
+    return cases
+
+
+@pytest.mark.parametrize("case", transform_cases(), ids=lambda c: c.id)
+def test_bad_transform_arguments_are_named(case):
+    run_case(case)
+
+
+SCHEDULES = {
+    "constant": dict(value=0.1),
+    "linear": dict(init_value=0.1, end_value=0.0, transition_steps=10),
+    "polynomial": dict(init_value=0.1, end_value=0.0, power=2.0, transition_steps=10),
+    "exponential_decay": dict(init_value=0.1, transition_steps=10, decay_rate=0.5),
+    "cosine_decay": dict(init_value=0.1, decay_steps=10),
+    "warmup_cosine_decay": dict(init_value=0.0, peak_value=0.1, warmup_steps=2,
+                                decay_steps=10),
+    "piecewise_constant": dict(init_value=0.1, boundaries_and_scales={5: 0.5}),
+}
+
+
+def schedule_cases() -> list[Case]:
+    cases = []
+    for name, kw in SCHEDULES.items():
+        f = getattr(fnopt.schedules, name)
+        for arg in kw:
+            bads = [("nan", float("nan")), ("string", "x")]
+            if "steps" in arg:
+                bads += [("negative", -1), ("float", 2.5)]
+            for label, bad in bads:
+                cases.append(Case(f"{name}-{arg}-{label}",
+                                  lambda f=f, kw={**kw, arg: bad}: (f, (), kw),
+                                  (TypeError, ValueError), arg))
+    return cases
+
+
+@pytest.mark.parametrize("case", schedule_cases(), ids=lambda c: c.id)
+def test_bad_schedule_arguments_are_named(case):
+    run_case(case)
+
+
 def init_cases() -> list[Case]:
     cases = []
     for name, f in sorted(factories().items()):
