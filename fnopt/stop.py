@@ -123,6 +123,11 @@ class Info(NamedTuple):
         """The learning rate used by the last step, if the state records one."""
         return learning_rate_of(self.state)
 
+    @property
+    def loss(self) -> float:
+        """Alias of ``value``: the loss at ``params``."""
+        return self.value
+
 
 class Criterion:
     """Base of all stopping criteria; see the module docstring for the protocol."""
