@@ -192,6 +192,7 @@ def test_callback_sees_loss_grad_norm_lr_and_time():
                           stop=fnopt.stop.max_iters(5), callback=seen.append)
     assert [i.iteration for i in seen] == [0, 1, 2, 3, 4, 5]
     assert [i.value for i in seen] == list(ref.history.loss)
+    assert all(i.loss == i.value for i in seen)
     assert [i.grad_norm for i in seen] == list(ref.history.grad_norm)
     # the rate used by the step that produced iterate k is sched(k - 1)
     assert [i.learning_rate for i in seen[1:]] == [sched(k - 1) for k in range(1, 6)]
