@@ -479,7 +479,10 @@ def torch_hessian(loss_fn: LossFn) -> HessianFn:
                 spec.unflatten([p.reshape(x.shape) for p, x in zip(parts, leaves)]), *batch
             )
 
-        return torch.func.hessian(f)(torch.cat([x.reshape(-1) for x in leaves]))
+        h = torch.func.hessian(f)(torch.cat([x.reshape(-1) for x in leaves]))
+        # forward-mode AD can promote float32 to float64 (python scalars times 0-d
+        # tensors under jacfwd, torch 2.13): return the params' dtype
+        return h.to(leaves[0].dtype)
 
     return hessian
 
@@ -501,7 +504,9 @@ def hvp_torch(loss_fn: LossFn) -> HvpFn:
 
     def hvp(params: Params, v: Params, *batch: Any) -> Any:
         g = torch.func.grad(lambda p: loss_fn(p, *batch))
-        return torch.func.jvp(g, (params,), (v,))[1]
+        hv = torch.func.jvp(g, (params,), (v,))[1]
+        # forward mode can promote float32 to float64 (see torch_hessian)
+        return optree.tree_map(lambda a, p: a.to(p.dtype), hv, params)
 
     return hvp
 

@@ -40,6 +40,7 @@ from collections.abc import Callable
 from typing import Any, Literal, NamedTuple
 
 import attrs
+import numpy as np
 
 from fnopt import backend as _backend
 from fnopt import tree
@@ -49,6 +50,7 @@ from fnopt._base import (
     Params,
     State,
     Transform,
+    _dtype_name,
     check_nonnegative,
     check_params,
     check_positive,
@@ -227,10 +229,20 @@ def _interpolate(
 
 
 class LineSearch:
-    """Base of the line searches: ``search(phi, value0, slope0, init_step)``."""
+    """Base of the line searches: ``search(phi, value0, slope0, init_step, eps=0.0)``.
+
+    ``eps`` is the machine epsilon of the arithmetic behind ``phi`` (0 when unknown):
+    losses within ``max(f_tol, 1000 eps)`` (relative) of ``value0`` count as equal.
+    """
 
     def __call__(
-        self, phi: Phi, value0: float, slope0: float, init_step: float = 1.0
+        self,
+        phi: Phi,
+        value0: float,
+        slope0: float,
+        init_step: float = 1.0,
+        *,
+        eps: float = 0.0,
     ) -> LineSearchResult:
         raise NotImplementedError
 
@@ -247,11 +259,18 @@ class Backtracking(LineSearch):
     f_tol: float = 1e-10
 
     def __call__(
-        self, phi: Phi, value0: float, slope0: float, init_step: float = 1.0
+        self,
+        phi: Phi,
+        value0: float,
+        slope0: float,
+        init_step: float = 1.0,
+        *,
+        eps: float = 0.0,
     ) -> LineSearchResult:
         bad = _start_status(value0, slope0)
         if bad is not None:
             return _result(bad, 0.0, value0, slope0, None, 0)
+        f_tol = max(self.f_tol, 1e3 * eps)
         a = float(init_step)
         f = g = math.nan
         aux: Any = None
@@ -261,7 +280,7 @@ class Backtracking(LineSearch):
             tried = a
             if not math.isfinite(f):
                 a_new = self.min_shrink * a
-            elif _decrease_ok(a, f, g, value0, slope0, self.c1, self.f_tol):
+            elif _decrease_ok(a, f, g, value0, slope0, self.c1, f_tol):
                 return _result(LineSearchStatus.CONVERGED, a, f, g, aux, n)
             else:
                 a_new = self.shrink * a
@@ -354,12 +373,19 @@ class StrongWolfe(LineSearch):
     f_tol: float = 1e-10
 
     def __call__(
-        self, phi: Phi, value0: float, slope0: float, init_step: float = 1.0
+        self,
+        phi: Phi,
+        value0: float,
+        slope0: float,
+        init_step: float = 1.0,
+        *,
+        eps: float = 0.0,
     ) -> LineSearchResult:
         bad = _start_status(value0, slope0)
         if bad is not None:
             return _result(bad, 0.0, value0, slope0, None, 0)
         c1, c2 = self.c1, self.c2
+        f_tol = max(self.f_tol, 1e3 * eps)
         a_prev, f_prev, g_prev, aux_prev = 0.0, value0, slope0, None
         a = min(float(init_step), self.max_step)
         upper = self.max_step  # no step beyond this (a non-finite trial lowers it)
@@ -376,17 +402,17 @@ class StrongWolfe(LineSearch):
                 if a <= a_prev * (1 + self.xtol):
                     break
                 continue
-            noisy = abs(f - value0) <= self.f_tol * abs(value0)
-            if not _decrease_ok(a, f, g, value0, slope0, c1, self.f_tol) or (
+            noisy = abs(f - value0) <= f_tol * abs(value0)
+            if not _decrease_ok(a, f, g, value0, slope0, c1, f_tol) or (
                 n > 1 and a_prev > 0 and f >= f_prev and not noisy
             ):
                 return self._zoom(phi, value0, slope0, n,
-                                  (a_prev, f_prev, g_prev, aux_prev), (a, f, g, aux), False)
+                                  (a_prev, f_prev, g_prev, aux_prev), (a, f, g, aux), False, f_tol)
             if abs(g) <= -c2 * slope0:
                 return _result(LineSearchStatus.CONVERGED, a, f, g, aux, n)
             if g >= 0:
                 return self._zoom(phi, value0, slope0, n,
-                                  (a, f, g, aux), (a_prev, f_prev, g_prev, aux_prev), True)
+                                  (a, f, g, aux), (a_prev, f_prev, g_prev, aux_prev), True, f_tol)
             if a >= upper:
                 break
             # Extrapolate: safeguarded cubic step into [a + 1.1 (a - a_prev), a + 4 (a - a_prev)].
@@ -411,6 +437,7 @@ class StrongWolfe(LineSearch):
         lo: tuple[float, float, float, Any],
         hi: tuple[float, float, float, Any],
         latest_is_lo_at_start: bool,
+        f_tol: float,
     ) -> LineSearchResult:
         """Alg. 3.6: ``lo`` satisfies sufficient decrease with the lowest value so far
         and its slope points towards ``hi``."""
@@ -425,8 +452,8 @@ class StrongWolfe(LineSearch):
                 return self._fail(LineSearchStatus.INTERVAL_TOO_SMALL, lo, hi, n)
             trial = None
             if hi_ok:
-                eps = self.f_tol * abs(value0)
-                if max(abs(f_lo - value0), abs(f_hi - value0)) <= eps and g_lo != g_hi:
+                noise = f_tol * abs(value0)
+                if max(abs(f_lo - value0), abs(f_hi - value0)) <= noise and g_lo != g_hi:
                     # losses within round-off: the secant step on the slopes
                     trial = a_lo - g_lo * (a_hi - a_lo) / (g_hi - g_lo)
                     trial = trial if math.isfinite(trial) else None
@@ -443,8 +470,8 @@ class StrongWolfe(LineSearch):
             n += 1
             if (
                 not _finite(f, g)
-                or not _decrease_ok(a, f, g, value0, slope0, c1, self.f_tol)
-                or (f >= f_lo and abs(f - value0) > self.f_tol * abs(value0))
+                or not _decrease_ok(a, f, g, value0, slope0, c1, f_tol)
+                or (f >= f_lo and abs(f - value0) > f_tol * abs(value0))
             ):
                 a_hi, f_hi, g_hi = a, f, g
                 hi_ok = _finite(f, g)
@@ -647,6 +674,7 @@ def line_search(
     ) -> tuple[Params, LineSearchState]:
         be = _backend.of(params)
         to_float = be.to_float
+        eps = float(np.finfo(_dtype_name(tree.leaves(params)[0])).eps)
         if state.grads is None:
             value, grads = grad_fn(params, *batch)
             gnorm = tree.global_norm(grads)
@@ -677,7 +705,7 @@ def line_search(
             v, g = grad_fn(x, *batch)
             return to_float(v), to_float(tree.vdot(g, d)), (x, v, g)
 
-        res = search(phi, f0, slope0, a0)
+        res = search(phi, f0, slope0, a0, eps=eps)
         if not res.ok:
             raise StepFailed(
                 Reason.LINE_SEARCH_FAILED,

@@ -282,6 +282,20 @@ def test_float32_keeps_its_dtype(method):
     assert p.distance(r.params) < 1e-2
 
 
+@pytest.mark.parametrize("method", list(BOTH))
+def test_float32_torch_all_methods(method):
+    """float32 tensors stay float32 (torch.func's forward mode can promote the Hessian and
+    HVPs to float64; the providers cast back) and reach a float32-sized tolerance."""
+    p = problems.by_name("rosenbrock")
+    r = fnopt.fixed_point(
+        BOTH[method](p, "torch"), p.start(0, "torch", "float32"), p.grad_fn("torch"),
+        stop=fnopt.stop.grad_norm_below(1e-4) | fnopt.stop.max_iters(300),
+    )
+    assert r.converged, r.message
+    assert r.params.dtype == torch.float32
+    assert p.distance(r.params) < 1e-3
+
+
 # -- purity ------------------------------------------------------------------------------------
 
 
