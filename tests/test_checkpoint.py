@@ -462,3 +462,45 @@ def test_checkpoint_arguments_are_validated(kw, exc, pattern):
     with pytest.raises(exc, match=pattern):
         fnopt.fixed_point(fnopt.sgd(1e-3), task.init_params, task.grad_fn,
                           stop=fnopt.stop.max_iters(5), **kw)
+
+
+def test_a_failing_save_warns_and_the_run_goes_on(tmp_path, monkeypatch):
+    task = fnopt.tasks.rosenbrock()
+    path = tmp_path / "disk.npz"
+    real = np.lib.format.write_array
+    calls = []
+
+    def disk_full(f, arr, **kw):
+        calls.append(1)
+        if len(calls) > 3:  # the first checkpoint (params + state arrays) succeeds
+            raise OSError(28, "No space left on device")
+        return real(f, arr, **kw)
+
+    monkeypatch.setattr(np.lib.format, "write_array", disk_full)
+    with pytest.warns(RuntimeWarning, match="could not save iteration 10"):
+        r = fnopt.fixed_point(fnopt.sgd(1e-3), task.init_params, task.grad_fn,
+                              stop=fnopt.stop.max_iters(12), checkpoint_every=5,
+                              checkpoint_path=path)
+    assert r.iterations == 12 and r.reason == "max_iters"
+    monkeypatch.undo()
+    assert fnopt.load(path).iteration == 5  # the last checkpoint that was written
+    assert sorted(os.listdir(tmp_path)) == ["disk.npz"]
+
+
+def test_the_last_finite_iterate_is_checkpointed_on_failure(tmp_path):
+    task = fnopt.tasks.rosenbrock()
+    calls = [0]
+
+    def g(p):
+        calls[0] += 1
+        v, gr = task.grad_fn(p)
+        return (v * np.nan if calls[0] == 9 else v), gr
+
+    path = tmp_path / "nan.npz"
+    with pytest.raises(fnopt.OptimizationError) as info:
+        fnopt.fixed_point(fnopt.sgd(1e-3), task.init_params, g,
+                          stop=fnopt.stop.max_iters(50), checkpoint_path=path,
+                          on_failure="raise")
+    ck = fnopt.load(path)
+    assert ck.iteration == info.value.result.iterations == 7
+    assert np.array_equal(ck.params, info.value.result.params)
