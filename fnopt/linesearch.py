@@ -334,6 +334,10 @@ def backtracking(
       min_shrink: the smallest factor, in (0, ``shrink``].
       max_trials: the most evaluations of :math:`\\phi` (>= 1).
       interpolate: use interpolation; ``False`` multiplies by ``shrink``.
+      f_tol: losses within ``f_tol`` (relative; at least 1000 machine epsilons of the
+        params' dtype inside :func:`line_search`) of the starting loss are round-off;
+        there a step is accepted by the slope alone (Hager & Zhang's approximate Wolfe
+        condition :math:`\\phi'(\\alpha) \\le (1 - 2 c_1)|\\phi'(0)|`); 0 disables it.
 
     Returns:
       A :class:`Backtracking` search: ``search(phi, value0, slope0, init_step)``
@@ -531,6 +535,10 @@ def strong_wolfe(
       max_step: the largest step tried.
       xtol: stop (``interval_too_small``) when the bracket is narrower than
         ``xtol`` times its right end.
+      f_tol: losses within ``f_tol`` (relative; at least 1000 machine epsilons of the
+        params' dtype inside :func:`line_search`) of the starting loss are round-off;
+        there a step is accepted by the slope alone (Hager & Zhang's approximate Wolfe
+        condition :math:`\\phi'(\\alpha) \\le (1 - 2 c_1)|\\phi'(0)|`); 0 disables it.
 
     Returns:
       A :class:`StrongWolfe` search: ``search(phi, value0, slope0, init_step)`` returns
