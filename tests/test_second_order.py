@@ -104,15 +104,6 @@ def test_reaches_1e_8_on_the_problem_set(method, name, start):
     assert r.value == pytest.approx(float(p.loss(r.params)), rel=1e-12, abs=1e-300)
 
 
-@pytest.mark.parametrize("name", [p.name for p in problems.PROBLEMS])
-def test_scipy_reaches_1e_8_too_where_claimed(name):
-    # the reference claim: scipy's BFGS reaches gtol=1e-8 on every problem but
-    # Freudenstein-Roth (precision loss at the local minimum)
-    p = problems.by_name(name)
-    r = so.minimize(p.loss, p.starts[0], jac=p.grad, method="BFGS", options={"gtol": 1e-8})
-    assert bool(r.success) == (name != "freudenstein_roth")
-
-
 @attrs.frozen
 class GradMaxBelow(Criterion):
     """max |g_i| <= tol on the gradient cached by a line-search optimizer (scipy's test)."""
@@ -135,9 +126,10 @@ FTOL = 1e7 * float(np.finfo(float).eps)  # L-BFGS-B's default factr * eps
 )
 def test_rosenbrock_evaluations_against_scipy(method, scipy_method, start):
     """Same loss, gradient and tolerance (max |g_i| <= 1e-5; for L-BFGS also
-    L-BFGS-B's relative loss-change test). The counts are deterministic; the claim
-    checked is "no more than scipy" for L-BFGS and Newton-CG, and "within 20%" for
-    BFGS, which needs 45 and 25 evaluations against scipy's 39 and 24."""
+    L-BFGS-B's relative loss-change test). With scipy 1.17 the counts are 44/44 and
+    25/25 (L-BFGS), 45/39 and 25/24 (BFGS), 92/105 and 30/53 (Newton-CG); the bounds
+    leave room for other scipy versions: no more than scipy for Newton-CG, within 10%
+    for L-BFGS and 20% for BFGS."""
     p = problems.by_name("rosenbrock")
     x0 = p.start(start)
     kw = {"hessp": lambda x, v: p.hessian(x) @ v} if method == "newton_cg" else {}
@@ -153,10 +145,8 @@ def test_rosenbrock_evaluations_against_scipy(method, scipy_method, start):
     r = fnopt.fixed_point(opt, x0, p.grad_fn(), stop=stop)
     assert r.converged and ref.success
     assert p.distance(r.params) < 1e-4
-    if method == "bfgs":
-        assert r.n_evals <= 1.2 * ref.nfev
-    else:
-        assert r.n_evals <= ref.nfev
+    slack = {"lbfgs": 1.1, "bfgs": 1.2, "newton_cg": 1.0}[method]
+    assert r.n_evals <= slack * ref.nfev
     if method == "newton_cg":
         assert r.state.inner.n_hess <= ref.nhev
 
