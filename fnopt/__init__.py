@@ -40,6 +40,7 @@ from fnopt.loop import OptimizationError as OptimizationError
 from fnopt.loop import Result as Result
 from fnopt.loop import StepFailed as StepFailed
 from fnopt.loop import fixed_point as fixed_point
+from fnopt.optimizers import adabelief as adabelief
 from fnopt.optimizers import adadelta as adadelta
 from fnopt.optimizers import adafactor as adafactor
 from fnopt.optimizers import adagrad as adagrad
@@ -48,6 +49,8 @@ from fnopt.optimizers import adamax as adamax
 from fnopt.optimizers import adamw as adamw
 from fnopt.optimizers import asgd as asgd
 from fnopt.optimizers import descent as descent
+from fnopt.optimizers import lamb as lamb
+from fnopt.optimizers import lars as lars
 from fnopt.optimizers import lion as lion
 from fnopt.optimizers import muon as muon
 from fnopt.optimizers import nadam as nadam
@@ -78,6 +81,7 @@ from fnopt.transform import scale_by_adadelta as scale_by_adadelta
 from fnopt.transform import scale_by_adagrad as scale_by_adagrad
 from fnopt.transform import scale_by_adam as scale_by_adam
 from fnopt.transform import scale_by_adamax as scale_by_adamax
+from fnopt.transform import scale_by_belief as scale_by_belief
 from fnopt.transform import scale_by_factored_rms as scale_by_factored_rms
 from fnopt.transform import scale_by_learning_rate as scale_by_learning_rate
 from fnopt.transform import scale_by_lion as scale_by_lion
@@ -88,6 +92,7 @@ from fnopt.transform import scale_by_radam as scale_by_radam
 from fnopt.transform import scale_by_rms as scale_by_rms
 from fnopt.transform import scale_by_rprop as scale_by_rprop
 from fnopt.transform import scale_by_stddev as scale_by_stddev
+from fnopt.transform import scale_by_trust_ratio as scale_by_trust_ratio
 from fnopt.transform import trace as trace
 
 __version__ = "0.1.0"
@@ -106,6 +111,11 @@ __all__ = [
     "adafactor",
     "muon",
     "scale_by_muon",
+    "lamb",
+    "lars",
+    "adabelief",
+    "scale_by_trust_ratio",
+    "scale_by_belief",
     "scale_by_factored_rms",
     "scale_by_param_block_rms",
     "adagrad",

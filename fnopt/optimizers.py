@@ -50,6 +50,9 @@ __all__ = [
     "lion",
     "adafactor",
     "muon",
+    "lamb",
+    "lars",
+    "adabelief",
 ]
 
 
@@ -920,4 +923,156 @@ def muon(
         [_t.scale_by_muon(momentum, nesterov=nesterov, ns_coefficients=ns_coefficients,
                           ns_steps=ns_steps, eps=eps, adjust_lr_fn=adjust_lr_fn)],
         learning_rate, weight_decay=weight_decay, decoupled=True, maximize=maximize,
+    )
+
+
+def lamb(
+    learning_rate: ScalarOrSchedule = 1e-3,
+    b1: float = 0.9,
+    b2: float = 0.999,
+    eps: float = 1e-6,
+    weight_decay: float = 0.0,
+    *,
+    maximize: bool = False,
+) -> Optimizer:
+    """LAMB, layer-wise adaptive Adam for large batches (not in torch.optim; optax's
+    composition and defaults).
+
+    :math:`d_t = \\hat m_t / (\\sqrt{\\hat v_t} + \\epsilon) + \\lambda p_t` (Adam's
+    direction plus decoupled weight decay), then per leaf
+    :math:`p_{t+1} = p_t - \\eta\\,\\frac{\\|p_t\\|}{\\|d_t\\|} d_t`. Built as
+    ``chain(scale_by_adam, add_decayed_weights, scale_by_trust_ratio,
+    scale_by_learning_rate)``.
+
+    Args:
+      learning_rate: :math:`\\eta` >= 0 or a schedule.
+      b1, b2: moment decays in [0, 1).
+      eps: added outside the square root (default 1e-6, as optax and the paper).
+      weight_decay: :math:`\\lambda` >= 0.
+      maximize: maximise the objective.
+
+    Returns:
+      An :class:`fnopt.Optimizer`.
+
+    >>> import numpy as np, fnopt
+    >>> opt = fnopt.lamb(0.1)
+    >>> p, grad_fn = np.array([1.0, -2.0]), lambda p: (p @ p, 2 * p)
+    >>> s = opt.init(p)
+    >>> for _ in range(2):
+    ...     p, s = opt.step(p, grad_fn, s)
+    >>> np.round(p, 4)
+    array([ 0.6991, -1.6983])
+
+    You et al., "Large Batch Optimization for Deep Learning: Training BERT in 76
+    minutes", ICLR 2020.
+    """
+    _check_lr(learning_rate)
+    check_nonnegative("weight_decay", weight_decay)
+    scaling = [_t.scale_by_adam(b1, b2, eps)]
+    if weight_decay:
+        scaling.append(_t.add_decayed_weights(weight_decay))
+    scaling.append(_t.scale_by_trust_ratio())
+    return _build(scaling, learning_rate, maximize=maximize)
+
+
+def lars(
+    learning_rate: ScalarOrSchedule = 1.0,
+    weight_decay: float = 0.0,
+    trust_coefficient: float = 1e-3,
+    eps: float = 0.0,
+    momentum: float = 0.9,
+    *,
+    nesterov: bool = False,
+    maximize: bool = False,
+) -> Optimizer:
+    """LARS, layer-wise adaptive rate scaling (not in torch.optim; optax's composition
+    and defaults).
+
+    :math:`d_t = g_t + \\lambda p_t`, per leaf
+    :math:`d_t \\leftarrow c\\,\\frac{\\|p_t\\|}{\\|d_t\\| + \\epsilon} d_t`, then momentum
+    on the scaled step: :math:`b_t = \\mu b_{t-1} + \\eta d_t`,
+    :math:`p_{t+1} = p_t - b_t` (Nesterov: :math:`\\eta d_t + \\mu b_t`). Built as
+    ``chain(add_decayed_weights, scale_by_trust_ratio, scale_by_learning_rate, trace)``.
+
+    Args:
+      learning_rate: :math:`\\eta` >= 0 or a schedule.
+      weight_decay: :math:`\\lambda` >= 0.
+      trust_coefficient: :math:`c` >= 0.
+      eps: added to the update norm.
+      momentum: :math:`\\mu` in [0, 1].
+      nesterov: Nesterov momentum.
+      maximize: maximise the objective.
+
+    Returns:
+      An :class:`fnopt.Optimizer`.
+
+    >>> import numpy as np, fnopt
+    >>> opt = fnopt.lars(1.0, trust_coefficient=0.1)
+    >>> p, s = opt.step(np.array([3.0, 4.0]), lambda p: (p @ p, 2 * p),
+    ...                 opt.init(np.array([3.0, 4.0])))
+    >>> p  # a step of 0.1 * |p| = 0.5 along the gradient
+    array([2.7, 3.6])
+
+    You et al., "Large Batch Training of Convolutional Networks", 2017.
+    """
+    _check_lr(learning_rate)
+    check_nonnegative("weight_decay", weight_decay)
+    check_unit_interval("momentum", momentum, closed=True)
+    blocks: list[Transform] = [_t.scale(-1.0)] if maximize else []
+    if weight_decay:
+        blocks.append(_t.add_decayed_weights(weight_decay))
+    blocks += [
+        _t.scale_by_trust_ratio(trust_coefficient=trust_coefficient, eps=eps),
+        _t.scale_by_learning_rate(learning_rate),
+    ]
+    if momentum:
+        blocks.append(_t.trace(momentum, nesterov=nesterov))
+    return descent(_t.chain(*blocks))
+
+
+def adabelief(
+    learning_rate: ScalarOrSchedule = 1e-3,
+    b1: float = 0.9,
+    b2: float = 0.999,
+    eps: float = 1e-16,
+    weight_decay: float = 0.0,
+    *,
+    decoupled_weight_decay: bool = False,
+    maximize: bool = False,
+) -> Optimizer:
+    """AdaBelief (not in torch.optim; the paper's algorithm and defaults).
+
+    Adam with the second moment of the prediction error :math:`g_t - m_t` in place of
+    :math:`g_t^2` (see :func:`fnopt.scale_by_belief`):
+    :math:`p_{t+1} = p_t - \\eta\\,\\hat m_t / (\\sqrt{\\hat s_t} + \\epsilon)`; weight
+    decay coupled (L2 on the gradient) or decoupled.
+
+    Args:
+      learning_rate: :math:`\\eta` >= 0 or a schedule.
+      b1, b2: decays in [0, 1).
+      eps: the paper's :math:`\\epsilon` (default 1e-16).
+      weight_decay: >= 0.
+      decoupled_weight_decay: AdamW-style decay.
+      maximize: maximise the objective.
+
+    Returns:
+      An :class:`fnopt.Optimizer`.
+
+    >>> import numpy as np, fnopt
+    >>> opt = fnopt.adabelief(0.1)
+    >>> p, grad_fn = np.array([1.0, -2.0]), lambda p: (p @ p, 2 * p)
+    >>> s = opt.init(p)
+    >>> for _ in range(2):
+    ...     p, s = opt.step(p, grad_fn, s)
+    >>> np.round(p, 4)
+    array([ 0.7727, -1.7723])
+
+    Zhuang et al., "AdaBelief Optimizer: Adapting Stepsizes by the Belief in Observed
+    Gradients", NeurIPS 2020.
+    """
+    _check_lr(learning_rate)
+    check_nonnegative("weight_decay", weight_decay)
+    return _build(
+        [_t.scale_by_belief(b1, b2, eps)], learning_rate,
+        weight_decay=weight_decay, decoupled=decoupled_weight_decay, maximize=maximize,
     )

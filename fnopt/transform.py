@@ -63,6 +63,8 @@ __all__ = [
     "scale_by_factored_rms",
     "scale_by_param_block_rms",
     "scale_by_muon",
+    "scale_by_trust_ratio",
+    "scale_by_belief",
     "polyak_average",
     "clip",
     "clip_by_global_norm",
@@ -87,6 +89,7 @@ __all__ = [
     "ScaleByRpropState",
     "ScaleByFactoredRmsState",
     "ScaleByMuonState",
+    "ScaleByBeliefState",
     "PolyakAverageState",
     "MaskedState",
     "PartitionState",
@@ -1233,6 +1236,106 @@ def scale_by_muon(
             for x in d
         ]
         return spec.unflatten(out), ScaleByMuonState(state.count + 1, spec.unflatten(mu))
+
+    return Transform(init, update)
+
+
+def scale_by_trust_ratio(
+    min_norm: float = 0.0, trust_coefficient: float = 1.0, eps: float = 0.0
+) -> Transform:
+    """Scale each leaf's update by the trust ratio :math:`\\|p\\| / \\|u\\|` (LARS, LAMB).
+
+    :math:`u \\leftarrow u \\cdot c\\,\\|p\\| / (\\|u\\| + \\epsilon)` leaf by leaf, with
+    :math:`c` = ``trust_coefficient``; a leaf whose params or update norm is
+    ``<= min_norm`` is left unscaled (optax's semantics). The norms are read on the host
+    (one synchronisation per leaf on a GPU).
+
+    Args:
+      min_norm: the norm at or below which a leaf is not scaled, >= 0.
+      trust_coefficient: :math:`c` >= 0.
+      eps: added to the update norm, >= 0.
+
+    Returns:
+      A :class:`fnopt.Transform`; its ``update`` needs params.
+
+    >>> import numpy as np
+    >>> t = scale_by_trust_ratio()
+    >>> t.update(np.array([0.0, 2.0]), t.init(np.zeros(2)), np.array([3.0, 4.0]))[0]
+    array([0., 5.])
+
+    You et al., "Large Batch Training of Convolutional Networks", 2017.
+    """
+    check_nonnegative("min_norm", min_norm)
+    check_nonnegative("trust_coefficient", trust_coefficient)
+    check_nonnegative("eps", eps)
+
+    def fn(updates: Updates, params: Params | None) -> Updates:
+        if params is None:
+            raise ValueError("scale_by_trust_ratio: update needs params")
+        u, spec, be = _flat(updates)
+        p = spec.flatten_up_to(params)
+        ratios = []
+        for pn, un in zip(be.norms(p), be.norms(u)):
+            pf, uf = be.to_float(pn), be.to_float(un)
+            ok = pf > min_norm and uf > min_norm
+            ratios.append(trust_coefficient * pf / (uf + eps) if ok else 1.0)
+        return spec.unflatten([be.scale([x], r)[0] for x, r in zip(u, ratios)])
+
+    return _stateless(fn)
+
+
+class ScaleByBeliefState(NamedTuple):
+    """``mu``: first moment; ``nu``: running variance of :math:`g_t - m_t`."""
+
+    count: int  # type: ignore[assignment]
+    mu: Any
+    nu: Any
+
+
+def scale_by_belief(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-16) -> Transform:
+    """Rescale updates by AdaBelief's "belief" in the gradient (the paper's algorithm).
+
+    .. math::
+        m_t = \\beta_1 m_{t-1} + (1-\\beta_1) g_t,\\quad
+        s_t = \\beta_2 s_{t-1} + (1-\\beta_2)(g_t - m_t)^2 + \\epsilon,\\quad
+        u_t = \\frac{m_t / (1-\\beta_1^t)}{\\sqrt{s_t / (1-\\beta_2^t)} + \\epsilon}
+
+    Args:
+      b1, b2: decays in [0, 1).
+      eps: :math:`\\epsilon` >= 0, added to :math:`s_t` and to the denominator.
+
+    Returns:
+      A :class:`fnopt.Transform`.
+
+    >>> import numpy as np
+    >>> t = scale_by_belief(eps=0.0)
+    >>> np.round(t.update(np.array([0.5, -2.0]), t.init(np.zeros(2)))[0], 4)
+    array([ 1.1111, -1.1111])
+
+    Zhuang et al., "AdaBelief Optimizer: Adapting Stepsizes by the Belief in Observed
+    Gradients", NeurIPS 2020, Algorithm 2.
+    """
+    check_unit_interval("b1", b1)
+    check_unit_interval("b2", b2)
+    check_nonnegative("eps", eps)
+
+    def init(params: Params) -> ScaleByBeliefState:
+        return ScaleByBeliefState(0, tree.zeros_like(params), tree.zeros_like(params))
+
+    def update(
+        updates: Updates, state: State, params: Params | None = None
+    ) -> tuple[Updates, State]:
+        del params
+        g, spec, be = _flat(updates)
+        t = state.count + 1
+        mu = be.lerp(spec.flatten_up_to(state.mu), g, 1.0 - b1)
+        r = be.sub(g, mu)
+        nu = be.add_scalar(
+            be.addcmul(be.scale(spec.flatten_up_to(state.nu), b2), r, r, 1.0 - b2), eps
+        )
+        denom = be.add_scalar(be.sqrt(be.scale(nu, 1.0 / (1.0 - b2**t))), eps)
+        out = be.div(be.scale(mu, 1.0 / (1.0 - b1**t)), denom)
+        return spec.unflatten(out), ScaleByBeliefState(t, spec.unflatten(mu), spec.unflatten(nu))
 
     return Transform(init, update)
 

@@ -42,6 +42,11 @@ LR: dict[str, tuple[float, float, float, float]] = {
     # Muon for the matrix leaves, Adam for the others (how Muon is used); Rosenbrock and
     # linear regression have no matrix leaf, so those cells are skipped
     "muon": (0.03, math.nan, math.nan, 0.03),
+    "lamb": (0.03, 0.03, 0.03, 0.01),
+    # LARS starts with a full step where the params are zero (trust ratio 1): Rosenbrock
+    # and linear regression start there, hence the erratic dependence on the rate
+    "lars": (3.0, 1.0, 3.0, 3.0),
+    "adabelief": (0.1, 0.01, 0.1, 0.03),
 }
 EXTRA: dict[str, dict[str, Any]] = {"sgd": {"momentum": 0.9}}
 TASKS = list(FACTOR)

@@ -450,3 +450,94 @@ def test_muon_close_to_torch_bfloat16(backend: str) -> None:
     for a, b in zip(ours, ref):
         for k in b:
             np.testing.assert_allclose(a[k], b[k], rtol=0, atol=MUON_BF16_ATOL)
+
+
+# -- LAMB, LARS, AdaBelief: against their papers' algorithms, written out ------------------
+
+
+def _norm(x: np.ndarray) -> float:
+    return float(np.sqrt(np.sum(x * x)))
+
+
+def lamb_paper(p: dict[str, np.ndarray], g: dict[str, np.ndarray], st: dict[str, Any],
+               t: int, lr: float, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-6,
+               wd: float = 0.0) -> dict[str, np.ndarray]:
+    """You et al. 2020, Algorithm 2 (phi = identity), per leaf ("layer")."""
+    out = {}
+    for k in p:
+        st.setdefault(k, [np.zeros_like(p[k]), np.zeros_like(p[k])])
+        m, v = st[k]
+        m = b1 * m + (1 - b1) * g[k]
+        v = b2 * v + (1 - b2) * g[k] ** 2
+        st[k] = [m, v]
+        r = (m / (1 - b1**t)) / (np.sqrt(v / (1 - b2**t)) + eps)
+        d = r + wd * p[k]
+        pn, dn = _norm(p[k]), _norm(d)
+        ratio = pn / dn if pn > 0 and dn > 0 else 1.0
+        out[k] = np.asarray(p[k] - lr * ratio * d)
+    return out
+
+
+def lars_paper(p: dict[str, np.ndarray], g: dict[str, np.ndarray], st: dict[str, Any],
+               t: int, lr: float, wd: float = 0.0, tc: float = 1e-3, mu: float = 0.9,
+               nesterov: bool = False) -> dict[str, np.ndarray]:
+    """You et al. 2017, Algorithm 1 (local lr = tc |p| / |g + wd p|), per leaf."""
+    out = {}
+    for k in p:
+        d = g[k] + wd * p[k]
+        pn, dn = _norm(p[k]), _norm(d)
+        ratio = tc * pn / dn if pn > 0 and dn > 0 else 1.0
+        d = lr * ratio * d
+        buf = mu * st.get(k, 0.0) + d
+        st[k] = buf
+        out[k] = np.asarray(p[k] - (d + mu * buf if nesterov else buf))
+    return out
+
+
+def adabelief_paper(p: dict[str, np.ndarray], g: dict[str, np.ndarray], st: dict[str, Any],
+                    t: int, lr: float, b1: float = 0.9, b2: float = 0.999,
+                    eps: float = 1e-16, wd: float = 0.0,
+                    decoupled: bool = False) -> dict[str, np.ndarray]:
+    """Zhuang et al. 2020, Algorithm 2."""
+    out = {}
+    for k in p:
+        st.setdefault(k, [np.zeros_like(p[k]), np.zeros_like(p[k])])
+        m, s = st[k]
+        gk = g[k] if decoupled else g[k] + wd * p[k]
+        m = b1 * m + (1 - b1) * gk
+        s = b2 * s + (1 - b2) * (gk - m) ** 2 + eps
+        st[k] = [m, s]
+        step = lr * (m / (1 - b1**t)) / (np.sqrt(s / (1 - b2**t)) + eps)
+        out[k] = np.asarray(p[k] * (1 - lr * wd if decoupled else 1.0) - step)
+    return out
+
+
+PAPERS = [
+    ("lamb", {"learning_rate": 0.02}, lamb_paper, {"lr": 0.02}),
+    ("lamb", {"learning_rate": 0.02, "b1": 0.8, "eps": 1e-8, "weight_decay": 0.1},
+     lamb_paper, {"lr": 0.02, "b1": 0.8, "eps": 1e-8, "wd": 0.1}),
+    ("lars", {"learning_rate": 5.0}, lars_paper, {"lr": 5.0}),
+    ("lars", {"learning_rate": 5.0, "weight_decay": 0.1, "trust_coefficient": 0.01,
+              "momentum": 0.5, "nesterov": True},
+     lars_paper, {"lr": 5.0, "wd": 0.1, "tc": 0.01, "mu": 0.5, "nesterov": True}),
+    ("adabelief", {"learning_rate": 0.01}, adabelief_paper, {"lr": 0.01}),
+    ("adabelief", {"learning_rate": 0.01, "weight_decay": 0.1, "eps": 1e-12},
+     adabelief_paper, {"lr": 0.01, "wd": 0.1, "eps": 1e-12}),
+    ("adabelief", {"learning_rate": 0.01, "weight_decay": 0.1,
+                   "decoupled_weight_decay": True},
+     adabelief_paper, {"lr": 0.01, "wd": 0.1, "decoupled": True}),
+]
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+@pytest.mark.parametrize("case", PAPERS, ids=[f"{c[0]}-{i}" for i, c in enumerate(PAPERS)])
+def test_matches_the_papers_algorithm(case: Any, backend: str) -> None:
+    name, kw, ref_step, ref_kw = case
+    grad = grad_fn_for("numpy", 1.0)
+    p, st, ref = start("numpy", "float64"), {}, []
+    for t in range(1, STEPS + 1):
+        p = ref_step(p, grad(p)[1], st, t, **ref_kw)
+        ref.append(p)
+    ours, _, _ = fnopt_run(getattr(fnopt, name)(**kw), backend, "float64", 1.0)
+    assert_same_trajectory(ours, ref, "float64")
+    assert np.abs(ours[-1]["w"] - P0["w"]).max() > 1e-3

@@ -55,6 +55,10 @@ FIRST_STEP = [
     ("clip_by_global_norm-inactive", T.clip_by_global_norm(10.0), G),
     ("clip_by_global_norm", T.clip_by_global_norm(1.0), G / (np.linalg.norm(G) + 1e-6)),
     ("polyak_average", T.polyak_average(), G),
+    # AdaBelief's first step: m_1 = 0.1 g, s_1 = 0.001 (0.9 g)^2 -> g / (0.9 |g|)
+    ("scale_by_belief", T.scale_by_belief(eps=0.0), np.sign(G) / 0.9),
+    ("scale_by_trust_ratio", T.scale_by_trust_ratio(trust_coefficient=0.5),
+     0.5 * np.linalg.norm(P) / np.linalg.norm(G) * G),
 ]
 
 
@@ -175,6 +179,7 @@ TRANSFORMS = [
     T.lookahead(T.scale_by_learning_rate(0.1)),
     T.inject_hyperparams(T.scale_by_adam)(b1=0.8),
     T.scale_by_factored_rms(), T.scale_by_param_block_rms(),
+    T.scale_by_trust_ratio(), T.scale_by_belief(),
 ]
 
 
@@ -595,3 +600,13 @@ def test_backend_norms_and_mean(backend: str) -> None:
     np.testing.assert_allclose(m, [[1.0], [4.0]])
     np.testing.assert_allclose(to_numpy(be.mean(xs[:1], -2)[0]), [[1.5, 2.5, 3.5]])
     assert m.dtype == np.float32
+
+
+def test_trust_ratio_leaves_zero_norm_leaves_alone() -> None:
+    t = T.scale_by_trust_ratio(min_norm=0.1)
+    p = {"zero": np.zeros(2), "small": np.full(2, 0.01), "big": np.array([3.0, 4.0])}
+    g = {"zero": np.ones(2), "small": np.ones(2), "big": np.array([0.0, 1.0])}
+    u, _ = t.update(g, t.init(p), p)
+    np.testing.assert_array_equal(u["zero"], 1.0)
+    np.testing.assert_array_equal(u["small"], 1.0)  # |p| = 0.014 <= min_norm
+    np.testing.assert_allclose(u["big"], [0.0, 5.0])
