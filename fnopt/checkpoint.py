@@ -26,11 +26,14 @@ inf included), ``{"t": "tuple" | "list", "c": [<node>...]}``, ``{"t": "dict", "k
 Tensors are stored through NumPy bit for bit (``bfloat16`` as its 16-bit pattern).
 
 Safety: loading never unpickles and never runs code from the file. NamedTuple and
-attrs state classes are re-imported by name only from ``fnopt`` itself; other classes
-must be passed in ``types=`` (or be found in ``state_like=``), and their field names
-must match the file. Writes are atomic: the archive is written to a temporary file in
-the same directory, flushed to disk and renamed over ``path``, so a crash mid-write
-leaves the previous checkpoint intact.
+attrs state classes are re-imported by name only if ``fnopt`` defines them (a module
+``fnopt.*`` without dunder names, and the class's own ``__module__``/``__qualname__``
+must be the recorded ones); other classes must be passed in ``types=`` (or be found in
+``state_like=``), and their field names must match the file.
+
+Writes are atomic: the archive is written to a temporary file in the same directory,
+flushed to disk and renamed over ``path``, so a crash mid-write leaves the previous
+checkpoint intact.
 """
 
 from __future__ import annotations
@@ -287,7 +290,8 @@ class _Decoder:
         cls = self.types.get((module, name))
         if cls is None:
             trusted = module == _TRUSTED_PREFIX or module.startswith(_TRUSTED_PREFIX + ".")
-            if not trusted or "<" in name:
+            dunder = any(p.startswith("__") for p in (*module.split("."), *name.split(".")))
+            if not trusted or dunder or "<" in name:
                 raise self.fail(
                     f"state type {full} (at {where or '<root>'}) is not importable from fnopt; "
                     f"pass the class in load(..., types=[...]) or state_like=..."
@@ -301,6 +305,11 @@ class _Decoder:
                     f"state type {full} (at {where or '<root>'}) no longer exists in this "
                     "version of fnopt"
                 ) from None
+            if not (isinstance(obj, type) and obj.__module__ == module
+                    and obj.__qualname__ == name):
+                # only a class defined where the file says, not one reachable through
+                # another module's attributes
+                raise self.fail(f"{full} (at {where or '<root>'}) is not a class of fnopt")
             cls = obj
         if not isinstance(cls, type):
             raise self.fail(f"{full} is not a class")

@@ -145,19 +145,28 @@ def test_changed_fields_are_reported(tmp_path):
         fnopt.load(path, types=[UserState2])
 
 
-def test_only_fnopt_modules_are_imported(tmp_path):
+@pytest.mark.parametrize("module,name,pattern", [
+    ("os", "system", "not importable from fnopt"),
+    ("fnopt.__main__", "main", "not importable from fnopt"),
+    ("fnopt", "__class__", "not importable from fnopt"),
+    ("fnopt.checkpoint", "pathlib.PurePath", "not a class of fnopt"),  # reachable, not ours
+    ("fnopt.checkpoint", "save", "not a class of fnopt"),
+    ("fnopt.nope", "DescentState", "no longer exists"),
+    ("fnopt.transform", "TraceState", "fields"),  # a real class with other fields
+])
+def test_only_fnopt_classes_are_imported(tmp_path, module, name, pattern):
     path = fnopt.save(tmp_path / "x.npz", _np_params(), fnopt.sgd(0.1).init(_np_params()))
     with zipfile.ZipFile(path) as zf:
         header = json.loads(zf.read("fnopt-checkpoint.json"))
         arrays = {n: zf.read(n) for n in zf.namelist() if n.startswith("arrays/")}
-    header["state"]["module"] = "os"
-    header["state"]["name"] = "system"
+    header["state"]["module"] = module
+    header["state"]["name"] = name
     bad = tmp_path / "evil.npz"
     with zipfile.ZipFile(bad, "w") as zf:
         zf.writestr("fnopt-checkpoint.json", json.dumps(header))
         for n, data in arrays.items():
             zf.writestr(n, data)
-    with pytest.raises(CheckpointError, match="not importable from fnopt"):
+    with pytest.raises(CheckpointError, match=pattern):
         fnopt.load(bad)
 
 
