@@ -136,6 +136,11 @@ def loop_can_donate(
     )
 
 
+# ``State(a, b)`` without the Python-level ``NamedTuple.__new__`` (per-step cost on tiny
+# problems): the same object.
+_new: Callable[..., Any] = tuple.__new__
+
+
 # -- the donating forms of the named optimizers ---------------------------------------
 #
 # Each keeps the state layout of the chain that builds the optimizer in
@@ -207,8 +212,8 @@ def sgd_step(
         else:
             direction = lg
         new_p = be.axpy_(-lr, direction, lp) if donate else be.axpy(-lr, direction, lp)
-        new_inner[-1] = _t.ScaleByLearningRateState(lr_state.count + 1, lr)
-        new_state = DescentState(state.count + 1, value, grad_norm, tuple(new_inner))
+        new_inner[-1] = _new(_t.ScaleByLearningRateState, (lr_state.count + 1, lr))
+        new_state = _new(DescentState, (state.count + 1, value, grad_norm, tuple(new_inner)))
         return spec.unflatten(new_p), new_state
 
     return DonatingStep(update)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import os
 import time
+import warnings
 from collections.abc import Callable, Iterable
 from typing import Any, Literal, NamedTuple
 
@@ -138,6 +139,61 @@ class _Iterate(NamedTuple):  # a NamedTuple: built every iteration, so cheap to 
     iteration: int
 
 
+class _NotScalar(Exception):
+    pass
+
+
+def _scalar_predicate(
+    stop: Criterion,
+) -> tuple[Callable[[int, float, float, float], bool] | None, bool]:
+    """``stop`` as one Python expression of ``(iteration, loss, grad_norm, elapsed)``
+    that holds exactly when ``stop.check`` fires, for criteria built from ``max_iters``,
+    ``loss_below``, ``grad_norm_below`` and ``time_limit`` with ``|``/``&`` (stateless,
+    reading only scalars); ``(None, False)`` for any other. The second item says whether
+    the expression reads the elapsed time.
+
+    Per iteration this replaces building an :class:`Info` and walking the criterion
+    tree (a few microseconds that dominate tiny problems) by one call.
+    """
+    from fnopt import stop as _stop
+
+    consts: dict[str, Any] = {}
+    uses_time = False
+
+    def expr(c: Criterion) -> str:
+        nonlocal uses_time
+        if type(c) is _stop.AnyOf:
+            return f"({expr(c.left)} or {expr(c.right)})"
+        if type(c) is _stop.AllOf:
+            return f"({expr(c.left)} and {expr(c.right)})"
+        name = f"c{len(consts)}"
+        if type(c) is _stop._LossBelow:
+            consts[name] = c.tol
+            return f"v <= {name}"
+        if type(c) is _stop._GradNormBelow:
+            consts[name] = c.tol
+            return f"g <= {name}"
+        if type(c) is _stop._MaxIters:
+            consts[name] = c.n
+            return f"k >= {name}"
+        if type(c) is _stop._TimeLimit:
+            consts[name] = c.seconds
+            uses_time = True
+            return f"e >= {name}"
+        raise _NotScalar
+
+    try:
+        source = f"lambda k, v, g, e: {expr(stop)}"
+    except _NotScalar:
+        return None, False
+    return eval(source, {"__builtins__": {}, **consts}), uses_time
+
+
+# ``NamedTuple(a, b)`` runs a Python-level ``__new__``; the loop builds two per
+# iteration, and ``tuple.__new__(cls, values)`` makes the same object at half the cost.
+_new: Callable[..., Any] = tuple.__new__
+
+
 def _as_args(batch: Any) -> tuple[Any, ...]:
     return tuple(batch) if isinstance(batch, (tuple, list)) else (batch,)
 
@@ -210,7 +266,8 @@ def fixed_point(
         ``ck = fnopt.load(path)`` and pass ``ck.params, grad_fn, ck.state,
         start_iteration=ck.iteration``: the trajectory continues bitwise identically
         to an uninterrupted run (stop criteria that look back, such as
-        ``param_change_below``, start afresh).
+        ``param_change_below``, start afresh; with ``data``, pass the batches from
+        the one after the last used, since the checkpoint does not record them).
 
     Returns:
       A :class:`Result`.
@@ -269,6 +326,7 @@ def fixed_point(
                 raise _BadGradFn(exc) from exc
         return out
 
+    quick, quick_time = (None, False) if callback is not None else _scalar_predicate(stop)
     to_float: Callable[[Any], float] = float  # 0-d arrays and tensors (a sync on GPUs)
     if differentiable:  # read the values without touching (or warning about) the graph
         to_float = _float_detached
@@ -318,7 +376,17 @@ def fixed_point(
             from fnopt.checkpoint import save
 
             meta = {"value": it.value, "grad_norm": it.grad_norm, "n_evals": n_evals}
-            save(checkpoint_path, it.params, it.state, iteration=it.iteration, metadata=meta)
+            try:
+                save(checkpoint_path, it.params, it.state, iteration=it.iteration,
+                     metadata=meta)
+            except OSError as exc:  # a full disk must not cost the run: warn, go on
+                warnings.warn(
+                    f"checkpoint_path: could not save iteration {it.iteration} ({exc}); "
+                    "the run goes on and the previous checkpoint is intact",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
+                return
             saved_at = it.iteration
     last_good = start
     best = start
@@ -405,9 +473,9 @@ def fixed_point(
             value = to_float(v1)
             gnorm = to_float(gn1)
             if value_at == "input":
-                cur = _Iterate(x, s, value, gnorm, k)
+                cur = _new(_Iterate, (x, s, value, gnorm, k))
             else:
-                cur = _Iterate(x1, s1, value, gnorm, k + 1)
+                cur = _new(_Iterate, (x1, s1, value, gnorm, k + 1))
             if not (math.isfinite(value) and math.isfinite(gnorm)):
                 return finish(
                     last_good,
@@ -425,38 +493,46 @@ def fixed_point(
             if record:
                 losses.append(value)
                 norms.append(gnorm)
-            info = Info(
-                cur.iteration,
-                value,
-                gnorm,
-                cur.params,
-                cur.state,
-                prev_params,
-                prev_value,
-                time.perf_counter() - t0,
-            )
-            if callback is not None:
-                try:
-                    stop_now = callback(info)
-                except Exception as exc:
-                    msg = f"callback raised {type(exc).__name__}: {exc}"
-                    partial = finish(cur, Reason.ERROR, msg, raise_failure=False)
-                    raise OptimizationError(
-                        f"fixed_point: at iteration {cur.iteration} the {msg}; this iterate "
-                        "is in .result",
-                        partial,
+            # Without a callback, a criterion that reads only scalars is first asked as
+            # one compiled expression; Info and stop.check run when it holds.
+            if quick is None or quick(
+                cur.iteration, value, gnorm, time.perf_counter() - t0 if quick_time else 0.0
+            ):
+                info = _new(
+                    Info,
+                    (
                         cur.iteration,
-                    ) from exc
-                if stop_now:
-                    return finish(cur, Reason.CALLBACK, Reason.CALLBACK.message)
-            fired, crit_state = stop.check(info, crit_state)
-            if fired:
-                message = "; ".join(c.describe(info) for c in fired)
-                # converged when any convergence criterion holds at this iterate (e.g.
-                # loss_below and max_iters firing together); the reason then names it
-                conv = [c for c in fired if c.reason.converged]
-                reason = (conv or fired)[0].reason
-                return finish(cur, reason, message, reason.converged)
+                        value,
+                        gnorm,
+                        cur.params,
+                        cur.state,
+                        prev_params,
+                        prev_value,
+                        time.perf_counter() - t0,
+                    ),
+                )
+                if callback is not None:
+                    try:
+                        stop_now = callback(info)
+                    except Exception as exc:
+                        msg = f"callback raised {type(exc).__name__}: {exc}"
+                        partial = finish(cur, Reason.ERROR, msg, raise_failure=False)
+                        raise OptimizationError(
+                            f"fixed_point: at iteration {cur.iteration} the {msg}; this iterate "
+                            "is in .result",
+                            partial,
+                            cur.iteration,
+                        ) from exc
+                    if stop_now:
+                        return finish(cur, Reason.CALLBACK, Reason.CALLBACK.message)
+                fired, crit_state = stop.check(info, crit_state)
+                if fired:
+                    message = "; ".join(c.describe(info) for c in fired)
+                    # converged when any convergence criterion holds at this iterate (e.g.
+                    # loss_below and max_iters firing together); the reason then names it
+                    conv = [c for c in fired if c.reason.converged]
+                    reason = (conv or fired)[0].reason
+                    return finish(cur, reason, message, reason.converged)
             prev_params, prev_value = cur.params, value
             if update_ is None:
                 x, s, k = x1, s1, k + 1

@@ -22,6 +22,7 @@ array([0.5, 1. ])
 from __future__ import annotations
 
 import builtins
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -205,12 +206,17 @@ def global_norm(tree: PyTree) -> Any:
 
     No host synchronisation: on a GPU the result stays on the device.
     """
-    lx = _leaves(tree)
-    be = _backend.of_leaves(lx)
-    if be is _backend.TORCH:
-        return be.sq_norm(lx) ** 0.5
-    sq = be.sq_norm(lx)  # a new 0-d array, so the root can go into it
-    return np.sqrt(sq, out=sq)  # NumPy: a 0-d array (sqrt is ** 0.5)
+    if type(tree) is _NDARRAY:  # a bare array (tiny problems): straight to NumPy
+        sq = np.vdot(tree, tree)
+    else:
+        lx = _leaves(tree)
+        be = _backend.of_leaves(lx)
+        if be is _backend.TORCH:
+            return be.sq_norm(lx) ** 0.5
+        sq = be.sq_norm(lx)
+    # NumPy: a 0-d array. ``math.sqrt`` is correctly rounded, so this is bitwise
+    # ``np.sqrt`` (also for float32, rounded once more), at half the cost on tiny arrays.
+    return np.asarray(math.sqrt(sq), dtype=sq.dtype)
 
 
 def zeros_like(tree: PyTree) -> PyTree:

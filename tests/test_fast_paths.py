@@ -291,3 +291,44 @@ def test_seed_run_on_loop_owned_buffers():
     assert fast.iterations == 5771
     assert_same_result(fast, pure)
     assert fast.n_evals == pure.n_evals == 5772  # the best iterate is the last: no replay
+
+
+# -- the loop's compiled stopping test ---------------------------------------------------
+
+CRITERIA = [
+    fnopt.stop.loss_below(1e-3) | fnopt.stop.max_iters(10),
+    fnopt.stop.grad_norm_below(0.5) & fnopt.stop.loss_below(1.0),
+    (fnopt.stop.loss_below(0.0) & fnopt.stop.max_iters(3)) | fnopt.stop.time_limit(2.0),
+    fnopt.stop.max_iters(0),
+    fnopt.stop.grad_norm_below(0.0) | (fnopt.stop.max_iters(5) & fnopt.stop.time_limit(1.0)),
+]
+
+
+@pytest.mark.parametrize("crit", CRITERIA, ids=repr)
+def test_compiled_criterion_fires_exactly_when_check_does(crit):
+    from fnopt.loop import _scalar_predicate
+
+    quick, _ = _scalar_predicate(crit)
+    assert quick is not None
+    grid = [0.0, 1e-3, 0.5, 1.0, 2.0, math.inf, math.nan, -1.0]
+    for k in (0, 2, 3, 5, 10, 11):
+        for v in grid:
+            for g in grid[:6]:
+                for e in (0.0, 1.0, 2.5):
+                    info = fnopt.stop.Info(k, v, g, None, None, None, math.nan, e)
+                    fired, _ = crit.check(info, crit.init())
+                    assert bool(fired) == quick(k, v, g, e), (k, v, g, e)
+
+
+@pytest.mark.parametrize(
+    "crit",
+    [
+        fnopt.stop.loss_change_below(1e-6) | fnopt.stop.max_iters(3),  # keeps a state
+        fnopt.stop.param_change_below(1e-6),  # reads params
+    ],
+    ids=repr,
+)
+def test_other_criteria_are_not_compiled(crit):
+    from fnopt.loop import _scalar_predicate
+
+    assert _scalar_predicate(crit) == (None, False)
