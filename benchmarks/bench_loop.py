@@ -177,6 +177,45 @@ def adam_loop_variants(shape_name: str, n: int) -> dict[str, Any]:
     }
 
 
+def numpy_adam_memory(n: int = 5) -> tuple[float, float, float]:
+    """Peak traced NumPy memory (MiB) of ``n`` Adam steps on the MLP shape: a hand
+    in-place loop (params, m, v, one scratch per leaf) against ``fixed_point``; and the
+    size of one copy of the params."""
+    import tracemalloc
+
+    try:
+        from benchmarks.bench_steps import SHAPES, numpy_adam_inplace, numpy_tree
+    except ImportError:
+        from bench_steps import SHAPES, numpy_adam_inplace, numpy_tree  # type: ignore[no-redef]
+
+    params, grads = numpy_tree(SHAPES["MLP"], 0), numpy_tree(SHAPES["MLP"], 1)
+    value = np.asarray(1.0, dtype=np.float32)
+    size = sum(v.nbytes for v in params.values()) / 2**20
+
+    def peak(f: Callable[[], Any]) -> float:
+        tracemalloc.start()
+        f()
+        out = tracemalloc.get_traced_memory()[1] / 2**20
+        tracemalloc.stop()
+        return out
+
+    def hand() -> None:
+        step = numpy_adam_inplace(params, grads)
+        for _ in range(n):
+            step()
+
+    calls = [0]
+
+    def grad_fn(p: Any) -> tuple[Any, Any]:  # a descending loss: no replay at the end
+        calls[0] += 1
+        return value / calls[0], grads
+
+    def loop() -> None:
+        fnopt.fixed_point(fnopt.adam(1e-3), params, grad_fn, stop=fnopt.stop.max_iters(n))
+
+    return peak(hand), peak(loop), size
+
+
 def main() -> None:
     args = parser(__doc__).parse_args()
     setup(args)
@@ -221,6 +260,20 @@ def main() -> None:
                 ("fixed_point(sgd, grad.torch_autograd)", us["fnopt"],
                  us["fnopt"] / us["torch"], "goal ≤ 1.2×"),
             ],
+        )
+    )
+    hand_mb, loop_mb, params_mb = numpy_adam_memory()
+    print()
+    print(
+        table(
+            "Peak memory, Adam on the MLP shape, NumPy (tracemalloc, MiB; the caller's "
+            "params and the gradient are not counted)",
+            [
+                ("hand in-place NumPy Adam (params, m, v, scratch)", hand_mb, 1.0, "reference"),
+                ("fixed_point(fnopt.adam)", loop_mb, loop_mb / hand_mb,
+                 f"goal ≤ reference + one copy of params ({params_mb:.1f} MiB)"),
+            ],
+            unit="MiB",
         )
     )
     for shape_name in ("MLP", "200×1000", "tiny"):
