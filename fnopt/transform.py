@@ -1537,7 +1537,10 @@ def apply_if_finite(transform: Transform, max_consecutive_errors: int | None = N
         is applied anyway (so a diverged run shows up); ``None`` never gives up.
 
     Returns:
-      A :class:`fnopt.Transform` with state :class:`ApplyIfFiniteState`.
+      A :class:`fnopt.Transform` with state :class:`ApplyIfFiniteState`. (The state
+      of :func:`fnopt.descent` still records the non-finite gradient norm, so
+      :func:`fnopt.fixed_point` stops with reason ``non_finite`` at such a step; the
+      skip matters when steps are driven by hand.)
 
     >>> import numpy as np, fnopt
     >>> t = fnopt.apply_if_finite(fnopt.scale_by_adam())
