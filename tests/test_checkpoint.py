@@ -486,10 +486,14 @@ def test_a_failing_save_warns_and_the_run_goes_on(tmp_path, monkeypatch):
         return real(f, arr, **kw)
 
     monkeypatch.setattr(np.lib.format, "write_array", disk_full)
-    with pytest.warns(RuntimeWarning, match="could not save iteration 10"):
+    with pytest.warns(RuntimeWarning, match="could not save iteration") as rec:
         r = fnopt.fixed_point(fnopt.sgd(1e-3), task.init_params, task.grad_fn,
                               stop=fnopt.stop.max_iters(12), checkpoint_every=5,
                               checkpoint_path=path)
+    assert [str(w.message).split(" (")[0] for w in rec] == [
+        "checkpoint_path: could not save iteration 10",
+        "checkpoint_path: could not save iteration 12",
+    ]
     assert r.iterations == 12 and r.reason == "max_iters"
     monkeypatch.undo()
     assert fnopt.load(path).iteration == 5  # the last checkpoint that was written
