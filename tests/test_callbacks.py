@@ -135,3 +135,14 @@ BAD_ARGS = [
 def test_bad_arguments_name_themselves(make, exc, pattern):
     with pytest.raises(exc, match=pattern):
         make()
+
+
+def test_without_tqdm_progress_falls_back_to_a_plain_line(monkeypatch):
+    monkeypatch.setattr(callbacks, "_have_tqdm", lambda: False)
+    out = io.StringIO()
+    with callbacks.progress(file=out, min_interval=0) as bar:
+        assert not bar.use_tqdm
+        run(3, bar)
+    assert out.getvalue().splitlines()[-1].startswith("fnopt: 3  loss ")
+    with pytest.raises(ImportError, match="use_tqdm: tqdm is not installed"):
+        callbacks.progress(use_tqdm=True)
