@@ -227,6 +227,16 @@ def fixed_point(
     ``non_finite`` when the loss or gradient turns NaN/inf, keeping the last finite
     iterate; Ctrl-C returns the last completed iterate with reason ``interrupted``.
 
+    Loop-owned buffers: with an optimizer whose step can donate its buffers
+    (:func:`fnopt.sgd`, :func:`fnopt.adam`), and no ``callback``, ``data``, criterion
+    that reads params or ``differentiable``, the loop copies ``params`` (and a given
+    ``state``) once, then at each iterate evaluates the gradient, checks ``stop`` and
+    updates its copies in place. The Result is bitwise the one the pure steps give; an
+    overwritten iterate the Result needs (the last finite one after a NaN, the best one
+    when it is not the last) is recomputed by replaying the run from ``params``, which
+    calls ``grad_fn`` again (counted in ``n_evals``; not after Ctrl-C, where
+    ``best_params`` is the returned iterate).
+
     Args:
       opt_or_step: an :class:`fnopt.Optimizer`, or a bare ``step(params, grad_fn,
         state, *batch)`` whose state records ``value`` and ``grad_norm`` at its input.
