@@ -819,7 +819,7 @@ def _hypothesis() -> Any:
     except ImportError:
         raise ImportError(
             "fnopt.testing strategies need hypothesis: pip install hypothesis "
-            "(or fnopt[dev]); check_optimizer works without it"
+            "(or fnopt[testing]); check_optimizer works without it"
         ) from None
     return st
 
