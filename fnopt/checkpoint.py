@@ -494,8 +494,10 @@ def load(
         contain (classes from ``fnopt`` are found by name).
       params_like: if given, the loaded params must have its structure, shapes and
         dtypes (a :class:`CheckpointError` names the first leaf that differs).
-      state_like: the same check for the state (e.g. ``opt.init(params)``); its
-        NamedTuple/attrs classes are also allowed, as if passed in ``types``.
+      state_like: a state the loaded one must be like, e.g. ``opt.init(params)``: the
+        same classes, keys and array shapes (``None``/``()`` placeholders of an init
+        state match what later steps put there). Its NamedTuple/attrs classes are
+        also allowed, as if passed in ``types``.
       device: for torch checkpoints, the device to put tensors on (default: the
         device each was saved from).
 
@@ -557,7 +559,9 @@ def load(
     if params_like is not None:
         _check_like(params, params_like, "params", where)
     if state_like is not None:
-        _check_like(state, state_like, "state", where)
+        why = _state_mismatch(state, state_like, "")
+        if why is not None:
+            raise CheckpointError(f"{where}: the saved state does not match state_like: {why}")
     return Checkpoint(params, state, header.get("iteration"), header.get("metadata") or {})
 
 
@@ -641,6 +645,56 @@ def _check_like(got: Any, like: Any, what: str, where: str) -> None:
                 f"{where}: the saved {what} leaf {leaf} is {da}, expected {db} "
                 f"(from {what}_like)"
             )
+
+
+def _state_mismatch(got: Any, like: Any, path: str) -> str | None:
+    """Where ``got`` is not a state like ``like``, or ``None``. Lenient where states
+    change as a run goes: a ``None`` or ``()`` placeholder in ``like`` (as in an
+    ``opt.init`` state) matches anything, numbers match numbers, a 0-d array matches any
+    0-d array of its backend."""
+    here = path or "<root>"
+    if like is None or (type(like) is tuple and not like):
+        return None
+    if _is_namedtuple(like) or attrs.has(type(like)):
+        if type(got) is not type(like):
+            return f"{here} is a {type(got).__name__}, expected a {type(like).__name__}"
+        names = like._fields if _is_namedtuple(like) else [a.name for a in attrs.fields(
+            type(like))]
+        for f in names:
+            why = _state_mismatch(getattr(got, f), getattr(like, f), f"{path}.{f}")
+            if why:
+                return why
+        return None
+    if type(like) in (tuple, list):
+        if type(got) is not type(like) or len(got) != len(like):
+            return f"{here} is {_describe_leaf(got)}, expected a {type(like).__name__} of " \
+                f"{len(like)}"
+        for i, (a, b) in enumerate(zip(got, like)):
+            why = _state_mismatch(a, b, f"{path}[{i}]")
+            if why:
+                return why
+        return None
+    if type(like) is dict:
+        if type(got) is not dict or set(got) != set(like):
+            return f"{here} has other keys than expected"
+        for k in like:
+            why = _state_mismatch(got[k], like[k], f"{path}[{k!r}]")
+            if why:
+                return why
+        return None
+    if _is_array(like):
+        dg, dl = _describe_leaf(got), _describe_leaf(like)
+        if not _is_array(got) or dg[0] != dl[0] or dg[1] != dl[1] or (
+            dl[1] and dg[2] != dl[2]
+        ):
+            return f"{here} is {dg}, expected {dl}"
+        return None
+    if isinstance(like, (int, float)) and not isinstance(like, bool):
+        ok = isinstance(got, (int, float)) and not isinstance(got, bool)
+        return None if ok else f"{here} is {_describe_leaf(got)}, expected a number"
+    if type(got) is not type(like):
+        return f"{here} is {_describe_leaf(got)}, expected {_describe_leaf(like)}"
+    return None
 
 
 def to_numpy(tree: Any) -> Any:

@@ -170,6 +170,19 @@ def test_only_fnopt_classes_are_imported(tmp_path, module, name, pattern):
         fnopt.load(bad)
 
 
+@pytest.mark.parametrize("name", ["sgd", "adam", "lbfgs", "bfgs", "nonlinear_cg"])
+def test_a_later_state_matches_its_init_state(tmp_path, name):
+    if name not in fnopt.__all__:
+        pytest.skip(f"{name} not available")
+    opt = getattr(fnopt, name)()
+    task = fnopt.tasks.rosenbrock()
+    r = fnopt.fixed_point(opt, task.init_params, task.grad_fn, stop=fnopt.stop.max_iters(4))
+    path = fnopt.save(tmp_path / "s.npz", r.params, r.state, iteration=4)
+    ck = fnopt.load(path, params_like=task.init_params,
+                    state_like=opt.init(task.init_params))
+    assert_identical(ck.state, r.state)
+
+
 def test_like_mismatch_names_the_leaf(tmp_path):
     p = _np_params()
     opt = fnopt.sgd(0.1, momentum=0.9)
@@ -177,8 +190,11 @@ def test_like_mismatch_names_the_leaf(tmp_path):
     fnopt.load(path, params_like=p, state_like=opt.init(p))  # matches
     with pytest.raises(CheckpointError, match=r"params leaf \['w'\].*\(3, 2\).*\(2, 2\)"):
         fnopt.load(path, params_like={"w": np.zeros((2, 2)), "b": np.zeros(2)})
-    with pytest.raises(CheckpointError, match="saved state has structure"):
+    with pytest.raises(CheckpointError,
+                       match=r"state_like: \.inner\[0\] is a TraceState, expected a Scale"):
         fnopt.load(path, state_like=fnopt.adam(0.1).init(p))
+    with pytest.raises(CheckpointError, match=r"state_like: \.inner\[0\]\.trace\['w'\] is"):
+        fnopt.load(path, state_like=opt.init({"w": np.zeros(3), "b": np.zeros(2)}))
     with pytest.raises(CheckpointError, match="float32"):
         fnopt.load(path, params_like={k: v.astype("float32") for k, v in p.items()})
 
