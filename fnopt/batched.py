@@ -288,7 +288,7 @@ def batched(
         bad_any = not math.isfinite(float(v.sum()))
         if gn is not None:
             bad_any = bad_any or not math.isfinite(float(gn.sum()))
-        dead = np.zeros(n, dtype=bool)
+        dead = None  # problems that stop at this iterate (None: none; the common case)
         if bad_any:
             finite = np.isfinite(v) if gn is None else np.isfinite(v) & np.isfinite(gn)
             dead = ~finite
@@ -298,14 +298,15 @@ def batched(
                 record(dead, prev_x, prev_v, prev_g, k - 1, Reason.NON_FINITE)
         fired = checker.fired(k, v, gn, time.perf_counter() - t0)
         if fired is True or (fired is not False and bool(fired.any())):
-            mask = np.broadcast_to(fired, (n,)) & ~dead
+            mask = np.broadcast_to(fired, (n,))
+            mask = mask & ~dead if dead is not None else mask
             if mask.any():
                 record(mask, x, v, gn, k, checker.reasons(mask))
-            dead = dead | mask
-        if dead.all():
-            break
-        if dead.any():  # compact: the stopped problems leave the batch
-            keep = ~dead
+            dead = mask if dead is None else dead | mask
+        if dead is not None and dead.any():
+            if dead.all():
+                break
+            keep = ~dead  # compact: the stopped problems leave the batch
             at = np.flatnonzero(keep)
             x, g, s, v_raw = _take(x, at, n), _take(g, at, n), _take(s, at, n), _take(v_raw, at, n)
             v, idx = v[keep], idx[keep]
