@@ -628,7 +628,8 @@ def check_optimizer(
                          f"arrays/tensors and numbers ({b} {dt}, {lbl})")
             # init may hold placeholders of another array kind (a 0-d array where steps
             # give a NumPy scalar), but not another structure: a None that later becomes
-            # an array breaks load(..., state_like=opt.init(params)) and buffer reuse.
+            # an array means buffers cannot be allocated once (in place, on a device)
+            # and states of different steps cannot be stacked or compared leaf by leaf.
             _require(sigs[0][0] == sigs[1][0],
                      f"init's state structure differs from the steps' "
                      f"({_named_diff(traj[0][1], traj[1][1])}); initialise every field with its "

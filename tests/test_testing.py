@@ -37,7 +37,7 @@ EXAMPLES: dict[str, list[Any]] = {
 # if any *other* property fails, and turns into a plain pass once they are fixed.
 KNOWN_FAILURES: dict[str, set[str]] = {
     # line-search states start with None placeholders (grads, prev_params, ...) that
-    # become arrays after the first step, so load(..., state_like=opt.init(p)) fails.
+    # become arrays after the first step (and L-BFGS keeps a growing history tuple).
     name: {"state_structure_stable"}
     for name in ("bfgs", "lbfgs", "nonlinear_cg", "newton", "newton_cg", "line_search")
 }
