@@ -276,8 +276,9 @@ def fixed_point(
         ``ck = fnopt.load(path)`` and pass ``ck.params, grad_fn, ck.state,
         start_iteration=ck.iteration``: the trajectory continues bitwise identically
         to an uninterrupted run (stop criteria that look back, such as
-        ``param_change_below``, start afresh; with ``data``, pass the batches from
-        the one after the last used, since the checkpoint does not record them).
+        ``param_change_below``, start afresh; with ``data``, one batch per step, pass
+        the batches from number ``ck.iteration`` on: the checkpoint does not record
+        them).
 
     Returns:
       A :class:`Result`.

@@ -533,3 +533,27 @@ def test_the_last_finite_iterate_is_checkpointed_on_failure(tmp_path):
     ck = fnopt.load(path)
     assert ck.iteration == info.value.result.iterations == 7
     assert np.array_equal(ck.params, info.value.result.params)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_resume_with_minibatches(tmp_path, backend):
+    x, y = fnopt.tasks.make_linear_data(64, backend=backend, seed=3)
+    task = fnopt.tasks.linear_regression(x, y)
+    batches = [(x[i:i + 8], y[i:i + 8]) for i in range(0, 64, 8)] * 5  # 40 steps
+    opt = fnopt.adam(1e-2)
+    stop = fnopt.stop.max_iters(100)
+    full = fnopt.fixed_point(opt, task.init_params, task.grad_fn, stop=stop, data=batches,
+                             record=True)
+    # the 40th step's result has no batch left to evaluate its loss on
+    assert full.reason == "data_exhausted" and full.iterations == 39
+    path = tmp_path / "mb.npz"
+    fnopt.fixed_point(opt, task.init_params, task.grad_fn, stop=stop, data=batches,
+                      checkpoint_path=path, callback=lambda i: i.iteration == 13)
+    ck = fnopt.load(path)
+    # one batch per step: the run goes on from batch number ck.iteration
+    rest = fnopt.fixed_point(opt, ck.params, task.grad_fn, ck.state, stop=stop,
+                             data=batches[ck.iteration:], start_iteration=ck.iteration,
+                             record=True)
+    assert rest.iterations == 39 and ck.iteration == 13
+    assert fnopt.to_numpy(rest.params).tobytes() == fnopt.to_numpy(full.params).tobytes()
+    assert rest.history.loss.tobytes() == full.history.loss[13:].tobytes()
