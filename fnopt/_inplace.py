@@ -64,6 +64,13 @@ class DonatingStep:
     Calling the step evaluates ``grad_fn`` once and applies ``update``. With
     ``donate=True`` the params and state passed in are consumed: do not use them
     afterwards (they hold the new values, or garbage if the step raised).
+
+    >>> import numpy as np, fnopt
+    >>> opt = fnopt.sgd(0.1)
+    >>> p = np.array([1.0])
+    >>> q, s = opt.step(p, lambda x: (x @ x, 2 * x), opt.init(p), donate=True)
+    >>> q is p, q
+    (True, array([0.8]))
     """
 
     __slots__ = ("update",)
@@ -125,6 +132,11 @@ def loop_can_donate(
     scalars, e.g. not :func:`fnopt.stop.param_change_below`), and no autograd graph is
     kept (``differentiable=False``). Otherwise it runs the pure step: same Result,
     new arrays each step.
+
+    Replaying an overwritten iterate assumes ``grad_fn`` is deterministic (the same
+    params give the same numbers). One difference remains: if the in-place update itself
+    raises, the Result holds the iterate it started from (its loss is known), where the
+    pure path, whose step raised before the check, holds the one before.
     """
     return (
         isinstance(opt, Optimizer)
