@@ -161,7 +161,11 @@ def sgd(
         b_t = \\mu b_{t-1} + (1-\\tau) g_t \\ (b_1 = g_1),\\quad
         p_{t+1} = p_t - \\eta\\,(g_t + \\mu b_t \\text{ if nesterov else } b_t)
 
-    Built as ``chain(add_decayed_weights, trace, scale_by_learning_rate)``.
+    Built as ``chain(add_decayed_weights, trace, scale_by_learning_rate)``; the step
+    runs that update with torch.optim.SGD's foreach arithmetic and can donate its
+    buffers: ``opt.step(params, grad_fn, state, donate=True)`` updates ``params`` and
+    ``state`` in place (:mod:`fnopt._inplace`; :func:`fnopt.fixed_point` does this on
+    its own copies).
 
     Args:
       learning_rate: a number >= 0, or a schedule ``count -> lr`` (count from 0).
@@ -224,7 +228,10 @@ def adam(
     eps, weight_decay``. With ``decoupled_weight_decay=True`` the decay is
     :math:`p \\leftarrow p - \\eta\\lambda p` instead (AdamW). ``amsgrad`` uses
     :math:`\\max_{s\\le t} v_s` in the denominator. Built as
-    ``chain(add_decayed_weights, scale_by_adam, scale_by_learning_rate)``.
+    ``chain(add_decayed_weights, scale_by_adam, scale_by_learning_rate)``; except with
+    decoupled decay, the step runs one fused kernel (``torch._fused_adam_``; ``out=``
+    ufuncs on NumPy) and can donate its buffers: ``opt.step(params, grad_fn, state,
+    donate=True)`` updates them in place (:mod:`fnopt._inplace`).
 
     Args:
       learning_rate: a number >= 0 or a schedule.
