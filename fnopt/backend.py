@@ -331,21 +331,23 @@ class _Numpy(Backend):
         for i, (p, g, m, v) in enumerate(zip(params, grads, mus, nus)):
             if weight_decay:
                 g = g + weight_decay * p
+            # in-place operators (``x *= s``) on arrays this step owns: the same ufuncs
+            # as ``np.multiply(x, s, out=x)`` without the keyword parsing (tiny leaves)
             tmp = np.subtract(g, m, out=np.empty_like(p))  # this leaf's one scratch array
-            np.multiply(tmp, 1.0 - b1, out=tmp)
-            np.add(m, tmp, out=m)  # m <- m + (1 - b1) (g - m)
+            tmp *= 1.0 - b1
+            m += tmp  # m <- m + (1 - b1) (g - m)
             np.multiply(g, g, out=tmp)
-            np.multiply(tmp, 1.0 - b2, out=tmp)
-            np.multiply(v, b2, out=v)
-            np.add(v, tmp, out=v)  # v <- b2 v + (1 - b2) g^2
+            tmp *= 1.0 - b2
+            v *= b2
+            v += tmp  # v <- b2 v + (1 - b2) g^2
             if nu_maxs is not None:
                 v = np.maximum(nu_maxs[i], v, out=nu_maxs[i])
             np.sqrt(v, out=tmp)
-            np.divide(tmp, bc2_sqrt, out=tmp)
-            np.add(tmp, eps, out=tmp)  # sqrt(v_hat) / sqrt(1 - b2^t) + eps
+            tmp /= bc2_sqrt
+            tmp += eps  # sqrt(v_hat) / sqrt(1 - b2^t) + eps
             np.divide(m, tmp, out=tmp)
-            np.multiply(tmp, -step_size, out=tmp)
-            np.add(p, tmp, out=p)  # p <- p - lr / (1 - b1^t) * m / denom
+            tmp *= -step_size
+            p += tmp  # p <- p - lr / (1 - b1^t) * m / denom
 
     def is_floating(self, x: Any) -> bool:
         return bool(np.issubdtype(np.asarray(x).dtype, np.floating))
