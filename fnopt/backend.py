@@ -299,16 +299,17 @@ class _Numpy(Backend):
     def scale_(self, xs: Sequence[Any], s: Any) -> list[Any]:
         s = _weak(s)
         for x in xs:
-            np.multiply(x, s, out=x)
+            x *= s  # ndarray in place (the ufunc of ``x * s``, written into ``x``)
         return list(xs)
 
     def axpy_(self, a: Any, xs: Sequence[Any], ys: Sequence[Any]) -> list[Any]:
         a = _weak(a)
         if len(ys) == 1:  # one leaf (tiny problems): no loop
-            np.add(a * xs[0], ys[0], out=ys[0])
-            return [ys[0]]
+            y = ys[0]
+            y += a * xs[0]
+            return [y]
         for x, y in zip(xs, ys):
-            np.add(a * x, y, out=y)
+            y += a * x
         return list(ys)
 
     def adam_(
