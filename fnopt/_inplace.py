@@ -207,7 +207,6 @@ def sgd_step(
             lg = be.scale(lg, -1.0)
         if weight_decay:
             lg = be.axpy(weight_decay, lp, lg)
-        new_inner = list(inner)
         if momentum:
             trace = inner[-2]
             buf = spec.flatten_up_to(trace.trace)
@@ -220,12 +219,13 @@ def sgd_step(
                 buf = be.scale_(buf, momentum) if donate else be.scale(buf, momentum)
                 be.axpy_(1.0 - dampening, lg, buf)  # ``buf`` is this step's own now
             direction = be.axpy(momentum, buf, lg) if nesterov else buf
-            new_inner[-2] = _t.TraceState(trace.count + 1, spec.unflatten(buf))
+            head = (*inner[:-2], _t.TraceState(trace.count + 1, spec.unflatten(buf)))
         else:
             direction = lg
+            head = inner[:-1]
         new_p = be.axpy_(-lr, direction, lp) if donate else be.axpy(-lr, direction, lp)
-        new_inner[-1] = _new(_t.ScaleByLearningRateState, (lr_state.count + 1, lr))
-        new_state = _new(DescentState, (state.count + 1, value, grad_norm, tuple(new_inner)))
+        new_inner = (*head, _new(_t.ScaleByLearningRateState, (lr_state.count + 1, lr)))
+        new_state = _new(DescentState, (state.count + 1, value, grad_norm, new_inner))
         return spec.unflatten(new_p), new_state
 
     return DonatingStep(update)

@@ -465,7 +465,11 @@ def fixed_point(
                     x1, s1 = step(x, counted, s, *batch)
                     v1, gn1 = s1.value, s1.grad_norm
                 else:  # the evaluation half of the step; the update comes after the checks
-                    v1, grads = counted(x, *batch)
+                    if n_evals:  # ``counted`` inlined: its output check is for the first
+                        n_evals += 1
+                        v1, grads = grad_fn(x, *batch)
+                    else:
+                        v1, grads = counted(x, *batch)
                     gn1 = _tree.global_norm(grads)
             except _BadGradFn as bad:
                 raise bad.error from None
@@ -593,9 +597,10 @@ def _with_grad_enabled(step: Callable[..., tuple[Params, State]]) -> Callable[..
 
 def _check_state(state: Any, template: Any, where: str = "") -> None:
     """``state`` must be a state of this optimizer for these params: the NamedTuple
-    classes, dict keys and array shapes of ``template`` (``opt.init(params)``). Lenient
-    where states legitimately change: a ``None`` or empty-tuple placeholder in the
-    template matches anything, numbers match numbers, and 0-d arrays match any dtype."""
+    classes, dict keys, ``None`` leaves, tuple lengths and array shapes of ``template``
+    (``opt.init(params)``, which has the structure of every later state). Lenient only
+    where leaf values legitimately change kind: numbers match numbers, and 0-d arrays
+    match any dtype."""
     here = where or "<root>"
 
     def fail(msg: str) -> None:
@@ -604,7 +609,9 @@ def _check_state(state: Any, template: Any, where: str = "") -> None:
             "step) of this optimizer for params of this structure"
         )
 
-    if template is None or (type(template) is tuple and not template):
+    if template is None:
+        if state is not None:
+            fail(f"expected None, got {type(state).__name__}")
         return
     if isinstance(template, tuple) and hasattr(type(template), "_fields"):
         if type(state) is not type(template):
