@@ -495,9 +495,9 @@ def load(
       params_like: if given, the loaded params must have its structure, shapes and
         dtypes (a :class:`CheckpointError` names the first leaf that differs).
       state_like: a state the loaded one must be like, e.g. ``opt.init(params)``: the
-        same classes, keys and array shapes (``None``/``()`` placeholders of an init
-        state match what later steps put there). Its NamedTuple/attrs classes are
-        also allowed, as if passed in ``types``.
+        same classes, keys, ``None`` leaves, tuple lengths and array shapes (every
+        optimizer's init state has the structure of its later states). Its
+        NamedTuple/attrs classes are also allowed, as if passed in ``types``.
       device: for torch checkpoints, the device to put tensors on (default: the
         device each was saved from).
 
@@ -648,13 +648,12 @@ def _check_like(got: Any, like: Any, what: str, where: str) -> None:
 
 
 def _state_mismatch(got: Any, like: Any, path: str) -> str | None:
-    """Where ``got`` is not a state like ``like``, or ``None``. Lenient where states
-    change as a run goes: a ``None`` or ``()`` placeholder in ``like`` (as in an
-    ``opt.init`` state) matches anything, numbers match numbers, a 0-d array matches any
-    0-d array of its backend."""
+    """Where ``got`` is not a state like ``like``, or ``None``. The structure must match
+    exactly (an init state has the structure of later ones: a ``None`` matches only
+    ``None``, a tuple only a tuple of its length); lenient only where leaf values
+    legitimately change kind as a run goes: numbers match numbers, a 0-d array matches
+    any 0-d array of its backend."""
     here = path or "<root>"
-    if like is None or (type(like) is tuple and not like):
-        return None
     if _is_namedtuple(like) or attrs.has(type(like)):
         if type(got) is not type(like):
             return f"{here} is a {type(got).__name__}, expected a {type(like).__name__}"

@@ -589,7 +589,9 @@ class LineSearchState(NamedTuple):
       count: steps taken.
       value: the loss at the params returned by the last step (``value_at="output"``).
       grad_norm: the gradient norm there.
-      grads: the gradient there, reused by the next step (``None`` before the first).
+      grads: the gradient there, reused by the next step (zeros, with the structure,
+        shapes and dtypes of the params, until the first step evaluates it: it is
+        valid when ``count > 0``).
       learning_rate: the step length :math:`\\alpha` accepted by the last search.
       prev_value: the loss at the params passed into the last step.
       n_trials: evaluations made by the last search.
@@ -675,7 +677,11 @@ def line_search(
         be = check_params(params)  # float32/64, one backend, non-empty: named errors
         leaves = tree.leaves(params)
         nan = be.scalar(float("nan"), leaves[0])
-        return LineSearchState(0, nan, nan, None, 0.0, nan, 0, direction.init(params))
+        # every field has its final structure from the start: the cached gradient is
+        # allocated here (zeros) and filled by the first step (valid when count > 0)
+        return LineSearchState(
+            0, nan, nan, tree.zeros_like(params), 0.0, nan, 0, direction.init(params)
+        )
 
     def step(
         params: Params, grad_fn: GradFn, state: State, *batch: Any
@@ -683,7 +689,7 @@ def line_search(
         be = _backend.of(params)
         to_float = be.to_float
         eps = float(np.finfo(_dtype_name(tree.leaves(params)[0])).eps)
-        if state.grads is None:
+        if state.count == 0:  # nothing cached yet
             value, grads = grad_fn(params, *batch)
             gnorm = tree.global_norm(grads)
         else:

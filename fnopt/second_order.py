@@ -74,14 +74,21 @@ def _curvature_ok(sy: float, ss: float, yy: float) -> bool:
 class LbfgsState(NamedTuple):
     """State of :func:`scale_by_lbfgs`.
 
+    Every field is allocated by ``init`` with its final structure (zeros until filled),
+    so the state's pytree structure, shapes and dtypes never change between steps.
+
     Attributes:
       count: directions computed.
       prev_params, prev_grads: the iterate and gradient of the previous call, as flat
-        vectors (all leaves concatenated in leaf order).
-      s, y: the stored pairs :math:`s_i = x_{i+1} - x_i`, :math:`y_i = g_{i+1} - g_i`
-        as flat vectors, oldest first (at most ``memory`` of each).
-      rho: :math:`1 / y_i^T s_i` for each pair.
-      gamma: the initial inverse-Hessian scale :math:`s^T y / y^T y` of the newest pair.
+        vectors (all leaves concatenated in leaf order); valid when ``count > 0``.
+      s, y: ``memory`` slots each for the pairs :math:`s_i = x_{i+1} - x_i`,
+        :math:`y_i = g_{i+1} - g_i` as flat vectors, oldest first; the last
+        ``n_pairs`` slots hold the stored pairs, the others are zeros.
+      rho: ``memory`` 0-d arrays, :math:`1 / y_i^T s_i` for each stored pair (0 in the
+        empty slots).
+      gamma: the initial inverse-Hessian scale :math:`s^T y / y^T y` of the newest pair
+        (a 0-d array; 1 while ``n_pairs`` is 0).
+      n_pairs: the number of stored pairs, at most ``memory``.
     """
 
     count: int  # type: ignore[assignment]
@@ -91,6 +98,7 @@ class LbfgsState(NamedTuple):
     y: tuple[Any, ...]
     rho: tuple[Any, ...]
     gamma: Any
+    n_pairs: int
 
 
 def scale_by_lbfgs(memory: int = 10) -> Transform:
@@ -113,7 +121,21 @@ def scale_by_lbfgs(memory: int = 10) -> Transform:
     _check_int("memory", memory, 1)
 
     def init(params: Params) -> LbfgsState:
-        return LbfgsState(0, None, None, (), (), (), None)
+        leaves = tree.leaves(params)
+        be = _backend.of_leaves(leaves)
+        x = be.ravel(leaves)
+        zero, one = be.scalar(0.0, x), be.scalar(1.0, x)
+        prev_params, prev_grads = be.zeros_like([x, x])
+        return LbfgsState(
+            0,
+            prev_params,
+            prev_grads,
+            tuple(be.zeros_like([x] * memory)),
+            tuple(be.zeros_like([x] * memory)),
+            tuple(be.zeros_like([zero] * memory)),
+            one,
+            0,
+        )
 
     def update(
         grads: Updates, state: State, params: Params | None = None
@@ -127,27 +149,34 @@ def scale_by_lbfgs(memory: int = 10) -> Transform:
         g = be.ravel(tree.leaves(grads))
         x = be.ravel(leaves)
         ss, ys, rhos, gamma = state.s, state.y, state.rho, state.gamma
+        n_pairs = state.n_pairs
         if state.count > 0:
             s = x - state.prev_params
             y = g - state.prev_grads
             sy, yy = s @ y, y @ y
             if _curvature_ok(_f(sy), _f(s @ s), _f(yy)):
-                ss = (*ss, s)[-memory:]
-                ys = (*ys, y)[-memory:]
-                rhos = (*rhos, 1.0 / sy)[-memory:]
-                gamma = sy / yy
+                # shift the slots: drop the oldest, append the new pair (new tuples of
+                # the same length; the arrays are shared, never written to)
+                ss = (*ss[1:], s)
+                ys = (*ys[1:], y)
+                # 0-d arrays on every backend (NumPy would give scalars), so the leaf
+                # types match the slots allocated by init
+                rho, gamma = be.clone([1.0 / sy, sy / yy])
+                rhos = (*rhos[1:], rho)
+                n_pairs = min(n_pairs + 1, memory)
+        stored = range(memory - n_pairs, memory)
         q = g
         alphas = []
-        for s, y, rho in zip(reversed(ss), reversed(ys), reversed(rhos)):
-            a = rho * (s @ q)
+        for i in reversed(stored):
+            a = rhos[i] * (ss[i] @ q)
             alphas.append(a)
-            q = q - a * y
-        r = q if gamma is None else gamma * q
-        for s, y, rho, a in zip(ss, ys, rhos, reversed(alphas)):
-            b = rho * (y @ r)
-            r = r + (a - b) * s
+            q = q - a * ys[i]
+        r = q if n_pairs == 0 else gamma * q
+        for i, a in zip(stored, reversed(alphas)):
+            b = rhos[i] * (ys[i] @ r)
+            r = r + (a - b) * ss[i]
         d = tree.structure(params).unflatten(be.unravel(-r, leaves))
-        return d, LbfgsState(state.count + 1, x, g, ss, ys, rhos, gamma)
+        return d, LbfgsState(state.count + 1, x, g, ss, ys, rhos, gamma, n_pairs)
 
     return Transform(init, update)
 
@@ -199,17 +228,24 @@ def lbfgs(
 class BfgsState(NamedTuple):
     """State of :func:`scale_by_bfgs`.
 
+    Every field is allocated by ``init`` with its final structure, so the state's
+    pytree structure, shapes and dtypes never change between steps.
+
     Attributes:
       count: directions computed.
-      prev_params, prev_grads: the iterate and gradient of the previous call.
+      prev_params, prev_grads: the iterate and gradient of the previous call (zeros
+        like the params until then; valid when ``count > 0``).
       inv_hessian: the dense inverse-Hessian approximation (``n x n`` over the flattened
-        params), ``None`` until the first curvature pair.
+        params); the identity, unused, until the first curvature pair.
+      n_pairs: the number of curvature pairs used so far (``inv_hessian`` is valid
+        when it is positive).
     """
 
     count: int  # type: ignore[assignment]
     prev_params: Any
     prev_grads: Any
     inv_hessian: Any
+    n_pairs: int
 
 
 def scale_by_bfgs(*, scale_init: bool = True) -> Transform:
@@ -231,7 +267,11 @@ def scale_by_bfgs(*, scale_init: bool = True) -> Transform:
     """
 
     def init(params: Params) -> BfgsState:
-        return BfgsState(0, None, None, None)
+        leaves = tree.leaves(params)
+        be = _backend.of_leaves(leaves)
+        x = be.ravel(leaves)
+        zeros = tree.zeros_like
+        return BfgsState(0, zeros(params), zeros(params), be.eye(x.shape[0], x), 0)
 
     def update(
         grads: Updates, state: State, params: Params | None = None
@@ -242,12 +282,13 @@ def scale_by_bfgs(*, scale_init: bool = True) -> Transform:
         be = _backend.of_leaves(leaves)
         g = be.ravel(tree.leaves(grads))
         h = state.inv_hessian
+        n_pairs = state.n_pairs
         if state.count > 0:
             s = be.ravel(leaves) - be.ravel(tree.leaves(state.prev_params))
             y = g - be.ravel(tree.leaves(state.prev_grads))
             sy, yy = s @ y, y @ y
             if _curvature_ok(_f(sy), _f(s @ s), _f(yy)):
-                if h is None:
+                if n_pairs == 0:  # the first pair sets H_0
                     h = be.eye(s.shape[0], s)
                     if scale_init:
                         h = h * (sy / yy)
@@ -258,9 +299,10 @@ def scale_by_bfgs(*, scale_init: bool = True) -> Transform:
                     + (rho * rho * (sy + y @ hy)) * (s[:, None] * s[None, :])
                     - rho * (hy[:, None] * s[None, :] + s[:, None] * hy[None, :])
                 )
-        d = -g if h is None else -(h @ g)
+                n_pairs += 1
+        d = -g if n_pairs == 0 else -(h @ g)
         out = tree.structure(params).unflatten(be.unravel(d, leaves))
-        return out, BfgsState(state.count + 1, params, grads, h)
+        return out, BfgsState(state.count + 1, params, grads, h, n_pairs)
 
     return Transform(init, update)
 
@@ -309,7 +351,8 @@ def bfgs(
 
 class NonlinearCGState(NamedTuple):
     """State of :func:`scale_by_nonlinear_cg`: ``count``; the previous gradient and
-    direction; ``restarts``, the number of steepest-descent restarts."""
+    direction (zeros like the params until the first step; valid when ``count > 0``);
+    ``restarts``, the number of steepest-descent restarts."""
 
     count: int  # type: ignore[assignment]
     prev_grads: Any
@@ -349,8 +392,7 @@ def scale_by_nonlinear_cg(
         _check_int("restart", restart, 1)
 
     def init(params: Params) -> NonlinearCGState:
-        del params
-        return NonlinearCGState(0, None, None, 0)
+        return NonlinearCGState(0, tree.zeros_like(params), tree.zeros_like(params), 0)
 
     def update(
         grads: Updates, state: State, params: Params | None = None

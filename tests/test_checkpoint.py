@@ -183,6 +183,19 @@ def test_a_later_state_matches_its_init_state(tmp_path, name):
     assert_identical(ck.state, r.state)
 
 
+def test_a_none_in_the_init_state_matches_only_none(tmp_path):
+    # init states have the structure of later ones, so neither load(state_like=) nor
+    # fixed_point(state=) lets an array stand where the init state has None
+    p = np.ones(3)
+    other = fnopt.adam(0.1, amsgrad=True).init(p)  # an array where adam() keeps None
+    path = fnopt.save(tmp_path / "a.npz", p, other)
+    with pytest.raises(CheckpointError, match=r"state_like: .*expected \('NoneType',\)"):
+        fnopt.load(path, state_like=fnopt.adam(0.1).init(p))
+    with pytest.raises(ValueError, match="state: expected None, got ndarray"):
+        fnopt.fixed_point(fnopt.adam(0.1), p, lambda x: (0.5 * x @ x, x), state=other,
+                          stop=fnopt.stop.max_iters(1))
+
+
 def test_like_mismatch_names_the_leaf(tmp_path):
     p = _np_params()
     opt = fnopt.sgd(0.1, momentum=0.9)

@@ -429,3 +429,26 @@ def test_random_pytrees_keep_structure_and_inputs(tree, method):
     for a, b in zip(optree.tree_leaves(r.params), optree.tree_leaves(tree)):
         assert type(a) is type(b) and a.dtype == b.dtype and tuple(a.shape) == tuple(b.shape)
     assert r.value <= 1e-12
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_lbfgs_state_keeps_its_init_structure_past_memory_pairs(backend):
+    # the history is `memory` slots allocated at init, filled oldest-first and shifted
+    # once full: structure, leaf types, shapes and dtypes never change
+    prob = problems.by_name("rosenbrock")
+    x, grad_fn = prob.start(0, backend), prob.grad_fn(backend)
+    opt = fnopt.lbfgs(memory=2)
+    state = opt.init(x)
+
+    def signature(s):
+        leaves, spec = optree.tree_flatten(s)
+        return spec, [(type(v), tuple(getattr(v, "shape", ())), str(getattr(v, "dtype", "")))
+                      for v in leaves]
+
+    want = signature(state)
+    pairs = []
+    for _ in range(6):
+        x, state = opt.step(x, grad_fn, state)
+        assert signature(state) == want
+        pairs.append(state.inner.n_pairs)
+    assert pairs == [0, 1, 2, 2, 2, 2]

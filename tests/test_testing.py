@@ -33,14 +33,11 @@ EXAMPLES: dict[str, list[Any]] = {
     "muon": [np.zeros((4, 3)), {"w": np.zeros((3, 2)), "v": [np.zeros((2, 2))]}],
 }
 
-# Known, reported departures from the battery (see the issue-6 report): the test fails
-# if any *other* property fails, and turns into a plain pass once they are fixed.
-KNOWN_FAILURES: dict[str, set[str]] = {
-    # line-search states start with None placeholders (grads, prev_params, ...) that
-    # become arrays after the first step (and L-BFGS keeps a growing history tuple).
-    name: {"state_structure_stable"}
-    for name in ("bfgs", "lbfgs", "nonlinear_cg", "newton", "newton_cg", "line_search")
-}
+# Known, reported departures from the battery, by optimizer name -> property names: the
+# test fails if any *other* property fails, and turns into a plain pass once they are
+# fixed. None at present (the line-search and second-order states used to start with
+# None placeholders; they now allocate every field at init).
+KNOWN_FAILURES: dict[str, set[str]] = {}
 
 
 def public_optimizer_factories() -> dict[str, Callable[..., fnopt.Optimizer]]:
