@@ -23,7 +23,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
-import numpy as np
 import optree
 
 from fnopt import backend as _backend
@@ -89,12 +88,8 @@ def clone_buffers(state: State) -> State:
     """A copy of ``state`` whose arrays/tensors are fresh copies (other leaves, such as
     Python numbers, are shared)."""
 
-    def copy(x: Any) -> Any:
-        if isinstance(x, np.ndarray):
-            return x.copy()
-        if _backend.is_tensor(x):
-            return x.clone()
-        return x  # Python numbers, NumPy scalars: immutable
+    def copy(x: Any) -> Any:  # Python numbers and NumPy scalars are immutable: shared
+        return _backend.of_leaves([x]).clone([x])[0] if _backend.is_array(x) else x
 
     return optree.tree_map(copy, state, none_is_leaf=False)
 

@@ -161,18 +161,12 @@ class _Checker:
 # -- the driver ------------------------------------------------------------------------
 
 
-def _to_numpy(x: Any) -> np.ndarray:
-    if _backend.is_tensor(x):
-        return np.asarray(x.detach().cpu().numpy(), dtype=np.float64)
-    return np.asarray(x, dtype=np.float64)
-
-
-def _row_norms(grads: Any, n: int) -> np.ndarray:
+def _row_norms(be: _backend.Backend, grads: Any, n: int) -> np.ndarray:
     total = None
     for g in _tree.leaves(grads):
         sq = (g * g).reshape(n, -1).sum(1)
         total = sq if total is None else total + sq
-    return np.sqrt(_to_numpy(total))
+    return np.sqrt(be.to_numpy(total))
 
 
 def batched(
@@ -270,7 +264,7 @@ def batched(
         at = np.flatnonzero(rows)
         sel = idx[at]
         for o, leaf in zip(_tree.leaves(out_params), _tree.leaves(src)):
-            _put_rows(o, sel, _take_rows(leaf, at))
+            be.put_rows(o, sel, be.take_rows(leaf, at))
         out_value[sel] = values[rows] if values is not None else math.nan
         out_gnorm[sel] = gnorms[rows] if gnorms is not None else math.nan
         out_iters[sel] = it
@@ -280,11 +274,11 @@ def batched(
         n = idx.size
         v_raw, g = grad_fn(x)
         n_evals += 1
-        v = _to_numpy(v_raw).reshape(-1)
+        v = be.to_numpy(v_raw).reshape(-1)
         if v.shape != (n,):
             raise ValueError(f"grad_fn: must return one loss per problem, shape ({n},); "
                              f"got {v.shape}")
-        gn = _row_norms(g, n) if checker.needs_gnorm else None
+        gn = _row_norms(be, g, n) if checker.needs_gnorm else None
         bad_any = not math.isfinite(float(v.sum()))
         if gn is not None:
             bad_any = bad_any or not math.isfinite(float(gn.sum()))
@@ -308,7 +302,8 @@ def batched(
                 break
             keep = ~dead  # compact: the stopped problems leave the batch
             at = np.flatnonzero(keep)
-            x, g, s, v_raw = _take(x, at, n), _take(g, at, n), _take(s, at, n), _take(v_raw, at, n)
+            x, g, s = _take(be, x, at, n), _take(be, g, at, n), _take(be, s, at, n)
+            v_raw = _take(be, v_raw, at, n)
             v, idx = v[keep], idx[keep]
             gn = gn[keep] if gn is not None else None
             checker.compact(keep)
@@ -347,34 +342,12 @@ class _Fixed:
         return _tree.sq_norm(self.grads), self.grads
 
 
-def _take_rows(leaf: Any, at: np.ndarray) -> Any:
-    """``leaf[at]`` for integer row indices (``index_select`` on torch: boolean-mask
-    indexing there is ~50x slower on CPU)."""
-    if _backend.is_tensor(leaf):
-        import torch
-
-        return leaf.index_select(0, torch.from_numpy(at).to(leaf.device))
-    return leaf.take(at, axis=0)
-
-
-def _put_rows(dst: Any, at: np.ndarray, src: Any) -> None:
-    """``dst[at] = src`` (``dst`` is the result buffer the driver owns)."""
-    if _backend.is_tensor(dst):
-        import torch
-
-        dst.index_copy_(0, torch.from_numpy(at).to(dst.device), src)
-    else:
-        dst[at] = src
-
-
-def _take(t: Any, at: np.ndarray, n: int) -> Any:
+def _take(be: _backend.Backend, t: Any, at: np.ndarray, n: int) -> Any:
     """Rows ``at`` of every array leaf of ``t`` whose leading axis is the batch."""
 
     def f(leaf: Any) -> Any:
-        if (isinstance(leaf, np.ndarray) or _backend.is_tensor(leaf)) and leaf.ndim >= 1 and (
-            int(leaf.shape[0]) == n
-        ):
-            return _take_rows(leaf, at)
+        if _backend.is_array(leaf) and leaf.ndim >= 1 and int(leaf.shape[0]) == n:
+            return be.take_rows(leaf, at)
         return leaf
 
     return optree.tree_map(f, t)

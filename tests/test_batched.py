@@ -138,3 +138,19 @@ def test_bad_input_is_rejected(kwargs, exc, match):
     args.update(kwargs)
     with pytest.raises(exc, match=match):
         fnopt.batched(args.pop("opt"), args.pop("params"), rosen_batched, **args)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_backend_row_ops(backend):
+    be = fnopt.backend.NUMPY if backend == "numpy" else fnopt.backend.TORCH
+    x = np.arange(12.0).reshape(4, 3)
+    arr = torch.tensor(x) if backend == "torch" else x.copy()
+    rows = np.array([3, 1])
+    taken = be.take_rows(arr, rows)
+    assert fnopt.backend.is_array(taken) and not fnopt.backend.is_array(3.0)
+    np.testing.assert_array_equal(be.to_numpy(taken), x[[3, 1]])
+    be.put_rows(arr, np.array([0, 2]), taken)
+    want = x.copy()
+    want[[0, 2]] = x[[3, 1]]
+    np.testing.assert_array_equal(be.to_numpy(arr), want)
+    assert be.to_numpy(arr).dtype == np.float64
