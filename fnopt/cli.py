@@ -28,6 +28,8 @@ from typing import Any
 import attrs
 import numpy as np
 
+from fnopt import backend as _backend
+
 __all__ = ["main", "available_optimizers", "make_optimizer", "make_task", "TASKS"]
 
 TASKS = ("rosenbrock", "linear", "mlp", "iris")
@@ -108,7 +110,7 @@ def make_task(name: str, backend: str = "numpy", dtype: str = "float64",
 
 
 def _np(x: Any) -> np.ndarray:
-    return x.detach().cpu().numpy() if hasattr(x, "detach") else np.asarray(x)
+    return x.detach().cpu().numpy() if _backend.is_tensor(x) else np.asarray(x)
 
 
 # -- optimizers ------------------------------------------------------------------------
@@ -336,7 +338,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 def _np_or_none(x: Any) -> np.ndarray | None:
     """``x`` as NumPy when it is a single array of shape (2,), else None."""
-    if isinstance(x, dict | list | tuple) or not hasattr(x, "shape"):
+    if not _backend.is_array(x):
         return None
     return _np(x) if tuple(x.shape) == (2,) else None
 

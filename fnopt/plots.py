@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from fnopt import backend as _backend
+
 __all__ = ["loss_curves", "paths_on_contour", "decision_regions", "fitted_lines", "to_numpy"]
 
 PathLike = str | os.PathLike[str]
@@ -48,7 +50,7 @@ def to_numpy(x: Any) -> np.ndarray:
     >>> to_numpy([1.0, 2.0])
     array([1., 2.])
     """
-    if hasattr(x, "detach"):
+    if _backend.is_tensor(x):
         return np.array(x.detach().cpu().numpy())
     return np.array(x)
 

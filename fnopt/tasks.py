@@ -20,6 +20,7 @@ from typing import Any, Literal
 import attrs
 import numpy as np
 
+from fnopt import backend as _backend
 from fnopt import grad as _grad
 
 __all__ = ["Task", "rosenbrock", "make_linear_data", "linear_regression", "mlp"]
@@ -100,7 +101,7 @@ def _to(a: Any, backend: str, dtype: str) -> Any:
 
 
 def _np(a: Any) -> np.ndarray:
-    if hasattr(a, "detach"):
+    if _backend.is_tensor(a):
         return a.detach().cpu().numpy()
     return np.asarray(a)
 
@@ -252,9 +253,9 @@ def linear_regression(x: Any, y: Any) -> Task:
       x: inputs, shape ``(m,)`` or ``(m, d)``.
       y: targets, shape ``(m,)``.
     """
-    is_torch = hasattr(x, "detach")
+    is_torch = _backend.is_tensor(x)
     backend = "torch" if is_torch else "numpy"
-    if is_torch != hasattr(y, "detach"):
+    if is_torch != _backend.is_tensor(y):
         raise TypeError("x, y: must both be numpy arrays or both torch tensors")
     if not is_torch:
         x, y = np.asarray(x), np.asarray(y)

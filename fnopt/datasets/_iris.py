@@ -10,6 +10,8 @@ from typing import Any, Literal
 import attrs
 import numpy as np
 
+from fnopt import backend as _backend
+
 __all__ = ["Dataset", "iris", "train_test_split", "stratified_indices", "one_hot"]
 
 _FILE = "iris.csv"
@@ -105,7 +107,7 @@ def iris(
 
 
 def _to_numpy_labels(y: Any) -> np.ndarray:
-    if hasattr(y, "detach"):
+    if _backend.is_tensor(y):
         y = y.detach().cpu().numpy()
     y = np.asarray(y)
     if y.ndim != 1:
@@ -183,7 +185,7 @@ def train_test_split(
             f"x, y: expected the same number of rows, got {n} and {int(y.shape[0])}"
         )
     train, test = stratified_indices(y, test_fraction, seed=seed)
-    if hasattr(x, "detach"):
+    if _backend.is_tensor(x):
         import torch
 
         tr, te = torch.from_numpy(train), torch.from_numpy(test)
@@ -217,7 +219,7 @@ def one_hot(y: Any, n_classes: int | None = None, *, dtype: Any = "float64") -> 
     dt = np.dtype(str(dtype).replace("torch.", ""))
     out = np.zeros((labels.size, k), dtype=dt)
     out[np.arange(labels.size), labels] = 1.0
-    if hasattr(y, "detach"):
+    if _backend.is_tensor(y):
         import torch
 
         return torch.from_numpy(out).to(y.device)
