@@ -20,37 +20,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 import fnopt
 from fnopt import plots
 
 LEARNING_RATE = 0.1
 GRAD_TOL = 1e-8
-
-
-def _np(x: Any) -> np.ndarray:
-    return x.detach().cpu().numpy() if hasattr(x, "detach") else np.asarray(x)
-
-
-def save_plots(jobs: Sequence[tuple[Path, Callable[[], Path]]]) -> list[str]:
-    """Draw each ``(path, draw)`` job; without matplotlib say where it would be."""
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        for path, _ in jobs:
-            print(f"matplotlib is not installed; would have saved {path}")
-        return []
-    files = []
-    for _, draw in jobs:
-        f = draw()
-        print(f"saved {f}")
-        files.append(str(f))
-    return files
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
@@ -73,8 +51,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         stop=fnopt.stop.grad_norm_below(GRAD_TOL) | fnopt.stop.max_iters(100_000),
         record=True,
     )
-    slope, intercept = (float(v) for v in _np(result.params))
-    ls_slope, ls_intercept = (float(v) for v in _np(task.solution))
+    slope, intercept = (float(v) for v in plots.to_numpy(result.params))
+    ls_slope, ls_intercept = (float(v) for v in plots.to_numpy(task.solution))
     gap = max(abs(slope - ls_slope), abs(intercept - ls_intercept))
     print(f"{args.n} points y = 2x + 3 + uniform[0, 2) noise (seed {args.seed}), "
           f"backend {args.backend}")
@@ -95,7 +73,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             {"gradient descent": result.history.loss},  # type: ignore[union-attr]
             out / "linear-regression-loss.png", title="Linear regression: loss per iteration")),
     ]
-    files = save_plots(jobs)
+    files = plots.save_all(jobs)
     return {
         "backend": args.backend,
         "iterations": result.iterations,

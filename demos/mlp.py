@@ -44,12 +44,8 @@ TOL = 1e-5  # gradient-norm tolerance of the L-BFGS fits
 MAX_ITERS = 1000
 
 
-def _np(x: Any) -> np.ndarray:
-    return x.detach().cpu().numpy() if hasattr(x, "detach") else np.asarray(x)
-
-
 def _take(x: Any, idx: np.ndarray) -> Any:
-    if hasattr(x, "detach"):
+    if fnopt.backend.is_tensor(x):
         import torch
 
         return x[torch.from_numpy(idx).to(x.device)]
@@ -74,7 +70,7 @@ def prepare(
 
 def stratified_folds(y: Any, k: int, seed: int) -> np.ndarray:
     """Fold number ``0 .. k-1`` of every row, each class dealt evenly over the folds."""
-    labels = _np(y)
+    labels = plots.to_numpy(y)
     rng = np.random.default_rng(seed)
     fold = np.empty(labels.size, dtype=np.int64)
     for cls in np.unique(labels):
@@ -116,13 +112,14 @@ def fit(
 
 def accuracy(task: Any, params: Any, x: Any, y: Any) -> float:
     """Share of rows whose most probable class is the label."""
-    return float((_np(task.predict(params, x)).argmax(axis=1) == _np(y)).mean())
+    predicted = plots.to_numpy(task.predict(params, x)).argmax(axis=1)
+    return float((predicted == plots.to_numpy(y)).mean())
 
 
 def cross_entropy(task: Any, params: Any, x: Any, y: Any) -> float:
     """Mean ``-log p(label)`` of the rows (no penalty)."""
-    p = _np(task.predict(params, x))
-    return float(-np.log(np.maximum(p[np.arange(len(p)), _np(y)], 1e-300)).mean())
+    p = plots.to_numpy(task.predict(params, x))
+    return float(-np.log(np.maximum(p[np.arange(len(p)), plots.to_numpy(y)], 1e-300)).mean())
 
 
 def select_weight_decay(
@@ -161,7 +158,7 @@ def run_split(
     x_tr_s, x_te_s = standardise(x_tr, x_te)
     task, res = fit(x_tr_s, y_tr, backend, lam)
     # L-BFGS records the objective after each step; put the starting point in front
-    start = float(_np(penalised(task, lam)(task.init_params)[0]))
+    start = float(plots.to_numpy(penalised(task, lam)(task.init_params)[0]))
     curve = [start, *(float(v) for v in res.history.loss)]
     return {
         "data": data, "task": task, "result": res, "curve": curve, "weight_decay": lam,
@@ -219,7 +216,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
     def predict2(points: np.ndarray) -> Any:
         pts = points if args.backend == "numpy" else __import__("torch").from_numpy(points)
-        return _np(task2.predict(res2.params, pts))
+        return plots.to_numpy(task2.predict(res2.params, pts))
 
     files = [
         plots.loss_curves(
@@ -228,9 +225,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             title="Iris MLP: L-BFGS training objective",
         ),
         plots.decision_regions(
-            predict2, _np(run2["x_train"]), _np(run2["y_train"]),
+            predict2, plots.to_numpy(run2["x_train"]), plots.to_numpy(run2["y_train"]),
             out / "mlp-decision-regions.png",
-            x_test=_np(run2["x_test"]), y_test=_np(run2["y_test"]),
+            x_test=plots.to_numpy(run2["x_test"]), y_test=plots.to_numpy(run2["y_test"]),
             class_names=data.target_names,
             feature_names=("petal length (standardised)", "petal width (standardised)"),
             title=f"Iris MLP decision regions (held-out accuracy {acc2:.1%})",

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,36 +33,16 @@ TOLERANCE = 1e-3
 MAX_ITERS = 20_000
 
 
-def _np(x: Any) -> np.ndarray:
-    return x.detach().cpu().numpy() if hasattr(x, "detach") else np.asarray(x)
-
-
 def run(opt: fnopt.Optimizer, task: Any) -> tuple[fnopt.Result, np.ndarray]:
     """Run ``opt`` on ``task`` to the tolerance; return the result and the path."""
     path: list[np.ndarray] = []
     result = fnopt.fixed_point(
         opt, task.init_params, task.grad_fn,
         stop=fnopt.stop.loss_below(TOLERANCE) | fnopt.stop.max_iters(MAX_ITERS),
-        callback=lambda info: path.append(_np(info.params).copy()),
+        callback=lambda info: path.append(plots.to_numpy(info.params).copy()),
         record=True,
     )
     return result, np.stack(path)
-
-
-def save_plots(jobs: Sequence[tuple[Path, Callable[[], Path]]]) -> list[str]:
-    """Draw each ``(path, draw)`` job; without matplotlib say where it would be."""
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        for path, _ in jobs:
-            print(f"matplotlib is not installed; would have saved {path}")
-        return []
-    files = []
-    for _, draw in jobs:
-        f = draw()
-        print(f"saved {f}")
-        files.append(str(f))
-    return files
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
@@ -78,11 +58,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     task = fnopt.tasks.rosenbrock(args.backend)
     gd, gd_path = run(fnopt.sgd(LEARNING_RATE), task)
     nag, nag_path = run(fnopt.sgd(LEARNING_RATE, momentum=0.9, nesterov=True), task)
-    x, y = (float(v) for v in _np(gd.params))
+    x, y = (float(v) for v in plots.to_numpy(gd.params))
     print(f"Rosenbrock from (0, 0), backend {args.backend}, stop when loss <= {TOLERANCE:g}")
     print(f"gradient descent, lr {LEARNING_RATE:g}: {gd.iterations} iterations "
           f"({gd.reason}), final point ({x:.4f}, {y:.4f}), loss {gd.value:.6f}")
-    nx, ny = (float(v) for v in _np(nag.params))
+    nx, ny = (float(v) for v in plots.to_numpy(nag.params))
     print(f"Nesterov momentum 0.9, lr {LEARNING_RATE:g}: {nag.iterations} iterations "
           f"({nag.reason}), final point ({nx:.4f}, {ny:.4f}), loss {nag.value:.6f}")
 
@@ -98,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
              "Nesterov momentum": nag.history.loss},  # type: ignore[union-attr]
             out / "rosenbrock-loss.png", title="Rosenbrock: loss per iteration")),
     ]
-    files = save_plots(jobs)
+    files = plots.save_all(jobs)
     return {
         "backend": args.backend,
         "iterations": gd.iterations,

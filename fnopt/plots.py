@@ -20,7 +20,10 @@ import numpy as np
 
 from fnopt import backend as _backend
 
-__all__ = ["loss_curves", "paths_on_contour", "decision_regions", "fitted_lines", "to_numpy"]
+__all__ = [
+    "loss_curves", "paths_on_contour", "decision_regions", "fitted_lines", "to_numpy",
+    "save_all",
+]
 
 PathLike = str | os.PathLike[str]
 
@@ -53,6 +56,34 @@ def to_numpy(x: Any) -> np.ndarray:
     if _backend.is_tensor(x):
         return np.array(x.detach().cpu().numpy())
     return np.array(x)
+
+
+def save_all(jobs: Sequence[tuple[PathLike, Callable[[], Path]]]) -> list[str]:
+    """Draw each ``(path, draw)`` job and print ``saved <path>``; without matplotlib,
+    draw nothing and print where each figure would have been saved.
+
+    Args:
+      jobs: pairs of the PNG path a job writes and a function of no arguments that
+        draws it (a call of one of this module's functions) and returns its path.
+
+    Returns:
+      The paths written, as strings (``[]`` without matplotlib).
+
+    >>> save_all([])
+    []
+    """
+    try:
+        import matplotlib.figure  # noqa: F401
+    except ImportError:
+        for path, _ in jobs:
+            print(f"matplotlib is not installed; would have saved {path}")
+        return []
+    files = []
+    for _, draw in jobs:
+        f = draw()
+        print(f"saved {f}")
+        files.append(str(f))
+    return files
 
 
 def loss_curves(

@@ -115,3 +115,18 @@ def test_plots_never_use_pyplot_global_state():
 
     src = Path(plots.__file__).read_text()
     assert "pyplot" not in src.replace("pyplot's", "")
+
+
+def test_save_all_draws_each_job_and_prints_its_path(tmp_path, capsys):
+    path = tmp_path / "a.png"
+    files = plots.save_all([(path, lambda: plots.loss_curves({"a": [2.0, 1.0]}, path))])
+    assert files == [str(path)] and path.stat().st_size > 0
+    assert capsys.readouterr().out == f"saved {path}\n"
+
+
+def test_save_all_without_matplotlib_says_where_each_would_go(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # `import matplotlib` fails
+    path = tmp_path / "a.png"
+    assert plots.save_all([(path, lambda: plots.loss_curves({"a": [1.0]}, path))]) == []
+    assert capsys.readouterr().out == f"matplotlib is not installed; would have saved {path}\n"
+    assert not path.exists()
