@@ -172,8 +172,6 @@ def test_only_fnopt_classes_are_imported(tmp_path, module, name, pattern):
 
 @pytest.mark.parametrize("name", ["sgd", "adam", "lbfgs", "bfgs", "nonlinear_cg"])
 def test_a_later_state_matches_its_init_state(tmp_path, name):
-    if name not in fnopt.__all__:
-        pytest.skip(f"{name} not available")
     opt = getattr(fnopt, name)()
     task = fnopt.tasks.rosenbrock()
     r = fnopt.fixed_point(opt, task.init_params, task.grad_fn, stop=fnopt.stop.max_iters(4))

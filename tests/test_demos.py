@@ -131,8 +131,6 @@ def test_linear_regression_demo_numbers(backend, tmp_path, capsys):
 
 def test_mlp_demo_numbers(tmp_path, capsys):
     path = DEMOS / "mlp.py"
-    if not path.exists():
-        pytest.skip("demos/mlp.py not written yet")
     result, printed = _run(path, "numpy", tmp_path, capsys)
     _check_outputs(path, tmp_path, result, printed)
     if "test_accuracy" in result:

@@ -248,8 +248,6 @@ def test_step_failed_stops_with_its_reason():
 
 
 def test_failures_of_a_line_search_method_keep_its_iterate():
-    if "lbfgs" not in fnopt.__all__:
-        pytest.skip("lbfgs not available")
     task = fnopt.tasks.rosenbrock()
     ref = reference("numpy", 6, fnopt.lbfgs())
     calls = ref.n_evals + 1  # the first evaluation of the 7th step

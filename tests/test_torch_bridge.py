@@ -217,8 +217,6 @@ PARITY = [
 
 @pytest.mark.parametrize(("name", "ours", "theirs"), PARITY, ids=[p[0] for p in PARITY])
 def test_fixed_point_with_minibatches_matches_torch_optim(name, ours, theirs):
-    if not hasattr(fnopt, name.split("-")[0]):
-        pytest.skip(f"fnopt.{name} is not available")
     x, y = _iris()
     order = np.random.default_rng(0).permutation(150)
     batches = [(x[order[i:i + 25]], y[order[i:i + 25]]) for i in range(0, 150, 25)] * 3
