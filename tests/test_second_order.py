@@ -91,12 +91,13 @@ KNOWN_SHORT = {("nonlinear_cg_fr", "brown_badly_scaled")}
 @pytest.mark.parametrize("name, start", CASES, ids=[f"{n}-{i}" for n, i in CASES])
 def test_reaches_1e_8_on_the_problem_set(method, name, start):
     p = problems.by_name(name)
-    if (method, name) in KNOWN_SHORT:
-        pytest.xfail("Fletcher-Reeves stalls at ||g|| ~ 4e-7 on brown_badly_scaled")
     r = fnopt.fixed_point(
         METHODS[method](p), p.start(start), p.grad_fn(),
         stop=fnopt.stop.grad_norm_below(1e-8) | fnopt.stop.max_iters(3000),
     )
+    if (method, name) in KNOWN_SHORT:  # the documented stall, checked rather than skipped
+        assert r.reason != "grad_norm_below" and r.grad_norm < 1e-6, r.message
+        return
     assert r.reason == "grad_norm_below", r.message
     near = min(p.minima, key=lambda m: np.linalg.norm(r.params - m))
     f_near = float(p.loss(near))
