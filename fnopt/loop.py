@@ -451,6 +451,18 @@ def fixed_point(
             )
         return result
 
+    def step_error(exc: Exception) -> OptimizationError:
+        """The error for a step (``grad_fn`` or the update) that raised at iteration k."""
+        partial = finish(
+            last_good, Reason.ERROR, f"{type(exc).__name__}: {exc}", raise_failure=False
+        )
+        return OptimizationError(
+            f"fixed_point: step {k + 1} (from iteration {k}) raised "
+            f"{type(exc).__name__}: {exc}; last good iterate is in .result",
+            partial,
+            k,
+        )
+
     try:
         while True:
             if batches is not None:
@@ -476,15 +488,7 @@ def fixed_point(
             except StepFailed as exc:
                 return finish(last_good, exc.reason, f"{exc.reason.message}: {exc.message}")
             except Exception as exc:
-                partial = finish(
-                    last_good, Reason.ERROR, f"{type(exc).__name__}: {exc}", raise_failure=False
-                )
-                raise OptimizationError(
-                    f"fixed_point: step {k + 1} (from iteration {k}) raised "
-                    f"{type(exc).__name__}: {exc}; last good iterate is in .result",
-                    partial,
-                    k,
-                ) from exc
+                raise step_error(exc) from exc
             value = to_float(v1)
             gnorm = to_float(gn1)
             if value_at == "input":
@@ -556,15 +560,7 @@ def fixed_point(
             try:
                 x, s = update_(x, grads, s, v1, gn1, True)
             except Exception as exc:
-                partial = finish(
-                    last_good, Reason.ERROR, f"{type(exc).__name__}: {exc}", raise_failure=False
-                )
-                raise OptimizationError(
-                    f"fixed_point: step {k + 1} (from iteration {k}) raised "
-                    f"{type(exc).__name__}: {exc}; last good iterate is in .result",
-                    partial,
-                    k,
-                ) from exc
+                raise step_error(exc) from exc
             grads = None
             k += 1
             held = k
