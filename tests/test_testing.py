@@ -314,7 +314,11 @@ def test_hyperparameters_are_accepted_by_adam(hp):
 
 @given(ft.hyperparameters("learning_rate", "momentum", "dampening", "weight_decay"))
 def test_hyperparameters_are_accepted_by_sgd(hp):
-    fnopt.sgd(**hp)
+    opt = fnopt.sgd(**hp)
+    x = np.array([1.0, -2.0])
+    p, s = opt.step(x, lambda v: (0.5 * (v * v).sum(), v), opt.init(x))
+    assert s.count == 1 and p.shape == x.shape and np.isfinite(p).all()
+    assert 0 <= hp["dampening"] <= 0.5 and 0 <= hp["weight_decay"] <= 0.1
 
 
 @given(st.data())
