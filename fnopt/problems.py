@@ -543,9 +543,9 @@ def names() -> list[str]:
 
 
 def by_name(name: str) -> Problem:
-    """The problem called ``name`` (see :func:`names`); ``KeyError`` listing the names
+    """The problem called ``name`` (see :func:`names`); ``ValueError`` listing the names
     otherwise."""
     for p in PROBLEMS:
         if p.name == name:
             return p
-    raise KeyError(f"name: no problem {name!r}; expected one of {names()}")
+    raise ValueError(f"name: no problem {name!r}; expected one of {names()}")

@@ -36,7 +36,7 @@ def test_names_are_unique_and_lookup_works():
     assert len(set(NAMES)) == len(NAMES) >= 12
     assert problems.names() == NAMES
     assert problems.by_name("wood").dim == 4
-    with pytest.raises(KeyError, match="no problem"):
+    with pytest.raises(ValueError, match="name: no problem"):
         problems.by_name("nope")
 
 
