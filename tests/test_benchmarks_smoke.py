@@ -1,5 +1,6 @@
-"""Smoke test: every benchmark script runs (``--quick --rounds 1``) and prints its
-Markdown tables. No timings are asserted."""
+"""Smoke test: every benchmark script runs (``--quick --rounds 1``; bench_scipy with
+``--repeats 1``) and prints its Markdown tables. No timings are asserted. (bench_gpu is
+run by tests/test_gpu.py.)"""
 
 from __future__ import annotations
 
@@ -30,3 +31,13 @@ def test_smoke_benchmark_runs_and_prints_tables(script, titles):
     for title in titles:
         assert title in out
     assert "| variant |" in out
+
+
+def test_smoke_bench_scipy_runs_and_prints_its_table():
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "bench_scipy.py"), "--repeats", "1",
+         "--methods", "lbfgs", "--markdown"],
+        capture_output=True, text=True, timeout=300, cwd=ROOT, check=True,
+    ).stdout
+    assert "| problem | method | fnopt ok | scipy ok |" in out
+    assert "lbfgs: scipy L-BFGS-B solves" in out
