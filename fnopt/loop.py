@@ -12,6 +12,7 @@ from typing import Any, Literal, NamedTuple
 
 import attrs
 import numpy as np
+import optree
 
 from fnopt import _inplace
 from fnopt import backend as _backend
@@ -609,10 +610,10 @@ def _check_state(state: Any, template: Any, where: str = "") -> None:
         if state is not None:
             fail(f"expected None, got {type(state).__name__}")
         return
-    if isinstance(template, tuple) and hasattr(type(template), "_fields"):
+    if optree.is_namedtuple_instance(template):
         if type(state) is not type(template):
             fail(f"expected a {type(template).__name__}, got {type(state).__name__}")
-        for f, a, b in zip(getattr(template, "_fields"), state, template):  # noqa: B009
+        for f, a, b in zip(template._fields, state, template):
             _check_state(a, b, f"{where}.{f}")
     elif isinstance(template, (tuple, list)):
         if not isinstance(state, (tuple, list)) or len(state) != len(template):
