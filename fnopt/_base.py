@@ -244,8 +244,7 @@ def learning_rate_of(state: State) -> float | None:
     while stack:
         s = stack.pop()
         if isinstance(s, tuple):
-            fields = getattr(s, "_fields", None)
-            if fields is not None and "learning_rate" in fields:
+            if optree.is_namedtuple_instance(s) and "learning_rate" in optree.namedtuple_fields(s):
                 lr = s.learning_rate  # type: ignore[attr-defined]
                 return None if lr is None else _backend.NUMPY.to_float(
                     lr.item() if _backend.is_tensor(lr) else lr

@@ -93,7 +93,7 @@ def _is_array(x: Any) -> bool:
 
 
 def _is_namedtuple(x: Any) -> bool:
-    return isinstance(x, tuple) and isinstance(getattr(type(x), "_fields", None), tuple)
+    return optree.is_namedtuple_instance(x)
 
 
 def _map(fn: Callable[[Any], Any], tree: Any, what: str, path: str = "") -> Any:
@@ -314,9 +314,9 @@ class _Decoder:
         if not isinstance(cls, type):
             raise self.fail(f"{full} is not a class")
         if kind == "namedtuple":
-            fields = getattr(cls, "_fields", None)
-            if not (issubclass(cls, tuple) and isinstance(fields, tuple)):
+            if not optree.is_namedtuple_class(cls):
                 raise self.fail(f"{full} is not a NamedTuple class")
+            fields = optree.namedtuple_fields(cls)
         else:
             if not attrs.has(cls):
                 raise self.fail(f"{full} is not an attrs class")

@@ -559,10 +559,9 @@ def check_optimizer(
             q = problem(b, dt, tree)
             traj = run(q, 3)
             for k, (_, s) in enumerate(traj):
-                fields = getattr(type(s), "_fields", None)
-                _require(isinstance(s, tuple) and isinstance(fields, tuple),
+                _require(optree.is_namedtuple_instance(s),
                          f"state is a {type(s).__name__}, not a NamedTuple")
-                assert fields is not None
+                fields = type(s)._fields
                 for f in ("count", "value", "grad_norm"):
                     _require(f in fields, f"state {type(s).__name__} has no field {f!r}")
                 _require(type(s.count) is int,
@@ -782,9 +781,9 @@ def _named_leaves(tree: Any, path: str = "") -> dict[str, tuple[Any, ...]]:
     subtrees included)."""
     if tree is None:
         return {path or "<root>": ("None",)}
-    if isinstance(getattr(type(tree), "_fields", None), tuple) and isinstance(tree, tuple):
+    if optree.is_namedtuple_instance(tree):
         out: dict[str, tuple[Any, ...]] = {}
-        for f, v in zip(getattr(type(tree), "_fields"), tree):  # noqa: B009
+        for f, v in zip(type(tree)._fields, tree):
             out.update(_named_leaves(v, f"{path}.{f}"))
         return out
     if type(tree) in (tuple, list):
