@@ -1,6 +1,6 @@
 """Data-parallel training of a small MLP with fnopt.distributed.
 
-    torchrun --nproc_per_node=2 demos/distributed_mlp.py [--iters N] [--fast]
+    torchrun --nproc_per_node=2 demos/distributed_mlp.py [--iters N] [--out DIR] [--fast]
     python demos/distributed_mlp.py                   # one process, same code path
 
 Every rank builds the same synthetic regression data (a seeded teacher network), keeps
@@ -9,7 +9,8 @@ a gradient provider wrapped in :func:`fnopt.distributed.all_reduce`: the loss an
 gradients are averaged over the ranks, so all ranks take identical steps and stop at
 the same iteration. The time limit is wrapped in :func:`fnopt.distributed.agree`, since
 elapsed time is a rank-local fact. ``gloo`` on CPU, ``nccl`` when every rank has a GPU.
-Rank 0 prints the result; ``main(argv)`` returns it as a dict.
+Rank 0 prints the result and saves the loss curve into ``--out``; ``main(argv)``
+returns the result as a dict.
 """
 
 from __future__ import annotations
@@ -20,9 +21,11 @@ import os
 import socket
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import fnopt
+from fnopt import plots
 
 
 def _setup() -> tuple[Any, str]:
@@ -54,6 +57,8 @@ def _setup() -> tuple[Any, str]:
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--iters", type=int, default=300, help="iteration limit")
+    parser.add_argument("--out", default="demo-output/distributed_mlp",
+                        help="folder for the PNG file (written by rank 0)")
     parser.add_argument("--fast", action="store_true", help="a short run (for tests)")
     args = parser.parse_args(argv)
     iters = 40 if args.fast else args.iters
@@ -93,12 +98,17 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             "first_loss": float(result.history.loss[0]),  # type: ignore[union-attr]
             "final_loss": result.value,
         }
+        summary["files"] = []
         if rank == 0:
             print(
                 f"{world} rank(s), {backend} on {device}: {result.iterations} iterations, "
                 f"loss {summary['first_loss']:.4f} -> {result.value:.4f} ({result.reason}); "
                 f"{len(x)} samples per rank"
             )
+            png = Path(args.out) / "distributed-mlp-loss.png"
+            summary["files"] = plots.save_all([(png, lambda: plots.loss_curves(
+                {f"adam, {world} rank(s)": result.history.loss},  # type: ignore[union-attr]
+                png, title="Data-parallel MLP: averaged loss per iteration"))])
         # every rank holds the same params: check it with one more collective
         flat = torch.cat([t.reshape(-1) for t in fnopt.tree.leaves(result.params)])
         spread = flat.clone()

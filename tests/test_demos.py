@@ -62,6 +62,12 @@ def _run(path: Path, backend: str | None, out: Path, capsys: Any) -> tuple[dict,
     return result, printed
 
 
+def test_every_demo_takes_the_flags_the_tour_passes():
+    # ``fnopt tour`` (the README's ./run demo) calls each demo with --out DIR [--fast]
+    for path in DEMO_FILES:
+        assert {"--out", "--fast"} <= _flags(path), f"{path.name} lacks --out or --fast"
+
+
 def test_the_demos_folder_has_the_core_demos():
     names = {p.stem for p in DEMO_FILES}
     assert {"rosenbrock", "linear_regression"} <= names
