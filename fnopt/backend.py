@@ -26,7 +26,9 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["NUMPY", "TORCH", "Backend", "of", "of_leaves", "is_array", "is_tensor", "name_of"]
+__all__ = [
+    "NUMPY", "TORCH", "Backend", "of", "of_leaves", "is_array", "is_tensor", "name_of", "to_numpy",
+]
 
 
 def is_tensor(x: object) -> bool:
@@ -39,6 +41,24 @@ def is_array(x: object) -> bool:
     """Whether ``x`` is a ``numpy.ndarray`` or a ``torch.Tensor`` (a leaf fnopt computes
     with, as opposed to a Python number or ``None`` inside a state)."""
     return isinstance(x, np.ndarray) or is_tensor(x)
+
+
+def to_numpy(x: Any, *, copy: bool = False) -> np.ndarray:
+    """``x`` as a NumPy array on the host, keeping its dtype.
+
+    ``x`` may be a NumPy array or scalar, a Python number or sequence, or a torch tensor
+    (detached and moved to the CPU). Without ``copy`` the result may share memory with
+    ``x`` (a NumPy array, or a CPU tensor); with ``copy`` it never does. Unlike
+    :meth:`Backend.to_numpy` (float64, for the batched code), the dtype is kept.
+
+    >>> to_numpy(np.float32(1.5))
+    array(1.5, dtype=float32)
+    >>> to_numpy([1, 2])
+    array([1, 2])
+    """
+    if is_tensor(x):
+        x = x.detach().cpu().numpy()
+    return np.array(x, copy=True) if copy else np.asarray(x)
 
 
 class Backend:
@@ -142,6 +162,16 @@ class Backend:
 
     def to_numpy(self, x: Any) -> np.ndarray:
         """A float64 NumPy copy (or view) of ``x`` on the host."""
+        raise NotImplementedError
+
+    def from_numpy(self, a: np.ndarray, like: Any) -> Any:
+        """A new array of this backend holding ``a``, with the dtype (and device) of
+        ``like`` (the inverse of :func:`to_numpy` for one leaf)."""
+        raise NotImplementedError
+
+    def set_flat_(self, x: Any, i: int, value: float) -> None:
+        """``x.reshape(-1)[i] = value`` in place; ``x`` is a private, contiguous clone
+        (made with :meth:`clone`) that the caller owns."""
         raise NotImplementedError
 
     def scale_(self, xs: Sequence[Any], s: Any) -> list[Any]:
@@ -323,6 +353,12 @@ class _Numpy(Backend):
 
     def to_numpy(self, x: Any) -> np.ndarray:
         return np.asarray(x, dtype=np.float64)
+
+    def from_numpy(self, a: np.ndarray, like: Any) -> Any:
+        return a.astype(like.dtype)
+
+    def set_flat_(self, x: Any, i: int, value: float) -> None:
+        x.reshape(-1)[i] = value
 
     def scale_(self, xs: Sequence[Any], s: Any) -> list[Any]:
         s = _weak(s)
@@ -526,6 +562,12 @@ class _Torch(Backend):
 
     def to_numpy(self, x: Any) -> np.ndarray:
         return np.asarray(x.detach().cpu().numpy(), dtype=np.float64)
+
+    def from_numpy(self, a: np.ndarray, like: Any) -> Any:
+        return self._t.as_tensor(a, dtype=like.dtype, device=like.device)
+
+    def set_flat_(self, x: Any, i: int, value: float) -> None:
+        x.view(-1)[i] = value
 
     def scale_(self, xs: Sequence[Any], s: Any) -> list[Any]:
         xs = list(xs)

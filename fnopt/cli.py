@@ -100,17 +100,13 @@ def make_task(name: str, backend: str = "numpy", dtype: str = "float64",
         assert predict is not None
 
         def report(params: Any) -> str:
-            pred = _np(predict(params, x_te)).argmax(axis=1)
-            hits = int((pred == _np(y_te)).sum())
+            pred = _backend.to_numpy(predict(params, x_te)).argmax(axis=1)
+            hits = int((pred == _backend.to_numpy(y_te)).sum())
             return f"held-out accuracy {hits / len(pred):.3f} ({hits}/{len(pred)})"
     else:
         raise UsageError(f"unknown task {name!r}; choose from {', '.join(TASKS)}")
     start = task.init_params if seed is None else task.init(seed)
     return CliTask(task, start, report)
-
-
-def _np(x: Any) -> np.ndarray:
-    return x.detach().cpu().numpy() if _backend.is_tensor(x) else np.asarray(x)
 
 
 # -- optimizers ------------------------------------------------------------------------
@@ -247,7 +243,7 @@ def _solve(opt: Any, ct: CliTask, rule: Any, callback: Callable[[Any], Any]) -> 
 
 
 def _fmt_params(params: Any) -> str | None:
-    arr = _np(params) if not isinstance(params, dict) else None
+    arr = _backend.to_numpy(params) if not isinstance(params, dict) else None
     if arr is None or arr.size > 8:
         return None
     return np.array2string(arr, precision=8, separator=", ")
@@ -294,11 +290,13 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     rows, curves, paths = [], {}, {}
     failed = False
     for name, opt, lr in opts:
-        trail: list[np.ndarray] = [_np(ct.start).astype(float).copy()] if two_d else []
+        trail: list[np.ndarray] = (
+            [_backend.to_numpy(ct.start).astype(float).copy()] if two_d else []
+        )
 
         def keep(info: Any, trail: list[np.ndarray] = trail) -> None:
             if two_d and info.iteration > 0:
-                trail.append(_np(info.params).astype(float).copy())
+                trail.append(_backend.to_numpy(info.params).astype(float).copy())
 
         res = _solve(opt, ct, rule, keep)
         failed = failed or res.reason.is_failure
@@ -328,7 +326,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
             files.append(plots.paths_on_contour(
                 loss_np, paths, out / f"{args.task}-paths.png",
-                solution=None if ct.task.solution is None else _np(ct.task.solution),
+                solution=None if ct.task.solution is None else _backend.to_numpy(ct.task.solution),
                 title=f"{ct.task.name}: optimizer paths",
             ))
         for f in files:
@@ -340,7 +338,7 @@ def _np_or_none(x: Any) -> np.ndarray | None:
     """``x`` as NumPy when it is a single array of shape (2,), else None."""
     if not _backend.is_array(x):
         return None
-    return _np(x) if tuple(x.shape) == (2,) else None
+    return _backend.to_numpy(x) if tuple(x.shape) == (2,) else None
 
 
 def _find_demos(folder: str | None) -> Path:

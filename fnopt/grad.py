@@ -218,7 +218,7 @@ def finite_differences(loss_fn: LossFn, step: float | None = None) -> GradFn:
         value = check_loss(loss_fn(params, *batch), what="loss_fn")
         grads = []
         for li, leaf in enumerate(leaves):
-            flat_np = _to_numpy(leaf).reshape(-1)
+            flat_np = _backend.to_numpy(leaf).reshape(-1)
             eps = float(np.finfo(flat_np.dtype).eps)
             g = np.zeros(flat_np.shape, dtype=np.float64)
             for i in range(flat_np.size):
@@ -227,37 +227,15 @@ def finite_differences(loss_fn: LossFn, step: float | None = None) -> GradFn:
                 vals = []
                 for sign in (1.0, -1.0):
                     pert = be.clone([leaf])[0]
-                    _set_flat(pert, i, xi + sign * h)
+                    be.set_flat_(pert, i, xi + sign * h)
                     new_leaves = list(leaves)
                     new_leaves[li] = pert
                     vals.append(f(spec.unflatten(new_leaves), batch))
                 g[i] = (vals[0] - vals[1]) / (2.0 * h)
-            grads.append(_like(g.reshape(tuple(leaf.shape)), leaf))
+            grads.append(be.from_numpy(g.reshape(tuple(leaf.shape)), leaf))
         return value, spec.unflatten(grads)
 
     return provider
-
-
-def _to_numpy(x: Any) -> np.ndarray:
-    if _backend.is_tensor(x):
-        return x.detach().cpu().numpy()
-    return np.asarray(x)
-
-
-def _set_flat(x: Any, i: int, v: float) -> None:
-    # ``x`` is a private clone made by the caller.
-    if _backend.is_tensor(x):
-        x.view(-1)[i] = v
-    else:
-        x.reshape(-1)[i] = v
-
-
-def _like(a: np.ndarray, leaf: Any) -> Any:
-    if _backend.is_tensor(leaf):
-        import torch
-
-        return torch.as_tensor(a, dtype=leaf.dtype, device=leaf.device)
-    return a.astype(leaf.dtype)
 
 
 @attrs.frozen
@@ -315,8 +293,8 @@ def check(
     max_abs = max_rel = 0.0
     worst, worst_ratio = paths[0], -1.0
     for path, a, b in zip(paths, optree.tree_leaves(g1), optree.tree_leaves(g2)):
-        a64 = _to_numpy(a).astype(np.float64)
-        b64 = _to_numpy(b).astype(np.float64)
+        a64 = _backend.to_numpy(a).astype(np.float64)
+        b64 = _backend.to_numpy(b).astype(np.float64)
         d = np.abs(a64 - b64)
         tiny = np.finfo(np.float64).tiny
         max_abs = max(max_abs, float(d.max()))
@@ -325,8 +303,8 @@ def check(
         ok = ok and bool(np.all(d <= atol + rtol * np.abs(b64)))
         if ratio > worst_ratio:
             worst, worst_ratio = path, ratio
-    fv1 = float(_to_numpy(v1))
-    fv2 = float(_to_numpy(v2))
+    fv1 = float(_backend.to_numpy(v1))
+    fv2 = float(_backend.to_numpy(v2))
     return GradCheckReport(ok, max_abs, max_rel, worst, abs(fv1 - fv2))
 
 
@@ -539,13 +517,13 @@ def hvp_finite_differences(grad_fn: GradFn, step: float | None = None) -> HvpFn:
     def hvp(params: Params, v: Params, *batch: Any) -> Any:
         from fnopt import tree
 
-        v_norm = float(_to_numpy(tree.global_norm(v)))
+        v_norm = float(_backend.to_numpy(tree.global_norm(v)))
         if v_norm == 0.0:
             return tree.zeros_like(params)
         if step is None:
             leaf = optree.tree_leaves(params)[0]
-            eps = float(np.finfo(_to_numpy(leaf).dtype).eps)
-            x_norm = float(_to_numpy(tree.global_norm(params)))
+            eps = float(np.finfo(_backend.to_numpy(leaf).dtype).eps)
+            x_norm = float(_backend.to_numpy(tree.global_norm(params)))
             h = eps ** (1.0 / 3.0) * max(1.0, x_norm) / v_norm
         else:
             h = float(step)

@@ -53,9 +53,7 @@ def to_numpy(x: Any) -> np.ndarray:
     >>> to_numpy([1.0, 2.0])
     array([1., 2.])
     """
-    if _backend.is_tensor(x):
-        return np.array(x.detach().cpu().numpy())
-    return np.array(x)
+    return _backend.to_numpy(x, copy=True)
 
 
 def save_all(jobs: Sequence[tuple[PathLike, Callable[[], Path]]]) -> list[str]:

@@ -81,7 +81,7 @@ class Problem:
 
     def distance(self, x: Any) -> float:
         """Euclidean distance from ``x`` to the nearest known minimiser."""
-        xn = np.asarray(x.detach().cpu().numpy() if _backend.is_tensor(x) else x, dtype=float)
+        xn = np.asarray(_backend.to_numpy(x), dtype=float)
         return min(float(np.linalg.norm(xn - m)) for m in self.minima)
 
     def grad_fn(self, backend: Literal["numpy", "torch"] = "numpy") -> Any:

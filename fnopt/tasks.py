@@ -100,12 +100,6 @@ def _to(a: Any, backend: str, dtype: str) -> Any:
     return arr
 
 
-def _np(a: Any) -> np.ndarray:
-    if _backend.is_tensor(a):
-        return a.detach().cpu().numpy()
-    return np.asarray(a)
-
-
 # -- Rosenbrock -----------------------------------------------------------------------
 
 
@@ -287,8 +281,9 @@ def linear_regression(x: Any, y: Any) -> Task:
         return (r @ xd) / r.shape[0]
 
     grad_fn = _grad.from_functions(loss, grad) if backend == "numpy" else _grad.torch_func(loss)
-    xd_np = np.concatenate([_np(x).reshape(len(_np(y)), -1), np.ones((len(_np(y)), 1))], 1)
-    sol = np.linalg.lstsq(xd_np.astype(np.float64), _np(y).astype(np.float64), rcond=None)[0]
+    x_np, y_np = _backend.to_numpy(x), _backend.to_numpy(y)
+    xd_np = np.concatenate([x_np.reshape(len(y_np), -1), np.ones((len(y_np), 1))], 1)
+    sol = np.linalg.lstsq(xd_np.astype(np.float64), y_np.astype(np.float64), rcond=None)[0]
 
     def init(seed: int) -> Any:
         return _to(np.random.default_rng(seed).standard_normal(d + 1), backend, dt)
@@ -417,7 +412,7 @@ def mlp(
     else:
         x, y = data
         if loss == "cross_entropy" and y.ndim == 1:
-            labels = _np(y)
+            labels = _backend.to_numpy(y)
             if not np.issubdtype(labels.dtype, np.integer) or (
                 labels.size and (labels.min() < 0 or labels.max() >= sizes[-1])
             ):

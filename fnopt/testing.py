@@ -101,8 +101,7 @@ class Quadratic:
 
 
 def _np_leaves(tree: Any) -> list[np.ndarray]:
-    return [np.asarray(x.detach().cpu().numpy() if _backend.is_tensor(x) else x)
-            for x in optree.tree_leaves(tree)]
+    return [_backend.to_numpy(x) for x in optree.tree_leaves(tree)]
 
 
 def _convert(a: np.ndarray, backend: str, dtype: str) -> Any:
@@ -364,9 +363,7 @@ def _trees(backend: str, dtype: str, examples: Sequence[Any] | None = None) -> l
 
 
 def _to_np(x: Any) -> np.ndarray:
-    if _backend.is_tensor(x):
-        return np.array(x.detach().cpu().numpy(), copy=True)
-    return np.array(x, copy=True)
+    return _backend.to_numpy(x, copy=True)
 
 
 def _snapshot(tree: Any) -> tuple[Any, list[Any]]:

@@ -179,3 +179,45 @@ def test_of_names_the_argument():
 )
 def test_is_finite_scalar(x, finite):
     assert B.is_finite_scalar(x) is finite
+
+
+@pytest.mark.parametrize(
+    "x, dtype",
+    [
+        (np.array([1.0, 2.0], dtype=np.float32), np.float32),
+        (np.float64(1.5), np.float64),
+        (2.5, np.float64),
+        (3, np.int64),
+        (torch.tensor([1.0, 2.0], dtype=torch.float32, requires_grad=True), np.float32),
+        (torch.tensor(4.0, dtype=torch.float64), np.float64),
+    ],
+)
+def test_to_numpy_keeps_values_and_dtype(x, dtype):
+    got = B.to_numpy(x)
+    assert type(got) is np.ndarray and got.dtype == np.dtype(dtype)
+    want = x.detach().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+    np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("name", ["numpy", "torch"])
+def test_to_numpy_copy_never_shares_memory(name):
+    x = _conv([np.zeros(3)], name)[0]
+    B.to_numpy(x, copy=True)[0] = 7.0
+    assert to_numpy(x)[0] == 0.0
+    B.to_numpy(x)[1] = 5.0  # without copy: a view of a NumPy array or a CPU tensor
+    assert to_numpy(x)[1] == 5.0
+
+
+@pytest.mark.parametrize("name", ["numpy", "torch"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_set_flat_and_from_numpy(name, dtype):
+    be = BACKENDS[name]
+    x = _conv([np.arange(6, dtype=dtype).reshape(2, 3)], name)[0]
+    clone = be.clone([x])[0]
+    be.set_flat_(clone, 4, -1.0)
+    assert to_numpy(clone)[1, 1] == -1.0 and to_numpy(x)[1, 1] == 4.0  # only the clone
+    a = np.full((2, 3), 0.25)  # float64
+    got = be.from_numpy(a, x)
+    assert B.of_leaves([got]) is be and tuple(got.shape) == (2, 3)
+    assert to_numpy(got).dtype == np.dtype(dtype)
+    np.testing.assert_array_equal(to_numpy(got), a.astype(dtype))
