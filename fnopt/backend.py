@@ -170,8 +170,9 @@ class Backend:
         raise NotImplementedError
 
     def set_flat_(self, x: Any, i: int, value: float) -> None:
-        """``x.reshape(-1)[i] = value`` in place; ``x`` is a private, contiguous clone
-        (made with :meth:`clone`) that the caller owns."""
+        """Set element ``i`` of ``x`` in C (row-major) order to ``value``, in place, whatever
+        the memory layout of ``x`` (a private clone, made with :meth:`clone`, that the
+        caller owns)."""
         raise NotImplementedError
 
     def scale_(self, xs: Sequence[Any], s: Any) -> list[Any]:
@@ -358,7 +359,7 @@ class _Numpy(Backend):
         return a.astype(like.dtype)
 
     def set_flat_(self, x: Any, i: int, value: float) -> None:
-        x.reshape(-1)[i] = value
+        x[np.unravel_index(i, x.shape)] = value
 
     def scale_(self, xs: Sequence[Any], s: Any) -> list[Any]:
         s = _weak(s)
@@ -567,7 +568,7 @@ class _Torch(Backend):
         return self._t.as_tensor(a, dtype=like.dtype, device=like.device)
 
     def set_flat_(self, x: Any, i: int, value: float) -> None:
-        x.view(-1)[i] = value
+        x[tuple(int(j) for j in np.unravel_index(i, tuple(x.shape)))] = value
 
     def scale_(self, xs: Sequence[Any], s: Any) -> list[Any]:
         xs = list(xs)

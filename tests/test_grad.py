@@ -300,3 +300,15 @@ def test_rosenbrock_providers_agree_at_random_points(x):
     np.testing.assert_allclose(g1, g2.numpy(), rtol=1e-12, atol=1e-10)
     np.testing.assert_array_equal(g2.numpy(), g3.numpy())
     np.testing.assert_allclose(g1, g4, rtol=1e-6, atol=1e-5)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_finite_differences_on_non_contiguous_leaves(backend):
+    # a Fortran-ordered array / a transposed tensor: every element must be perturbed
+    base = np.arange(1.0, 7.0).reshape(2, 3)
+    if backend == "numpy":
+        leaf = np.asfortranarray(base)
+    else:
+        leaf = torch.tensor(base.T.copy()).T
+    _, g = fnopt.grad.finite_differences(lambda p: (p**3).sum())(leaf)
+    np.testing.assert_allclose(fnopt.backend.to_numpy(g), 3 * base**2, rtol=1e-6)
