@@ -415,41 +415,30 @@ def _cmd_tour(args: argparse.Namespace) -> int:
 # -- argument parsing --------------------------------------------------------------------
 
 
-def _positive_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not (math.isfinite(v) and v > 0):
-        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}")
-    return v
+def _number(kind: type, low: float, *, strict: bool = False) -> Callable[[str], Any]:
+    """An argparse ``type`` that parses ``kind`` (float or int) and requires a finite value
+    ``> low`` (``strict``) or ``>= low``."""
+    noun = "a number" if kind is float else "an integer"
+    bounded = ("a finite number" if kind is float else "an integer") + (
+        f" {'>' if strict else '>='} {low:g}"
+    )
+
+    def parse(text: str) -> Any:
+        try:
+            v = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {noun}, got {text!r}") from None
+        if not (math.isfinite(v) and (v > low if strict else v >= low)):
+            raise argparse.ArgumentTypeError(f"expected {bounded}, got {text!r}")
+        return v
+
+    return parse
 
 
-def _nonneg_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not (math.isfinite(v) and v >= 0):
-        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
-    return v
-
-
-def _nonneg_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    return v
-
-
-def _dim(text: str) -> int:
-    v = _nonneg_int(text)
-    if v < 2:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 2, got {text!r}")
-    return v
+_positive_float = _number(float, 0.0, strict=True)
+_nonneg_float = _number(float, 0.0)
+_nonneg_int = _number(int, 0)
+_dim = _number(int, 2)
 
 
 def _add_problem_args(p: argparse.ArgumentParser) -> None:
