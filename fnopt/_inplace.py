@@ -170,6 +170,30 @@ def _chain_update(chain: Any) -> Callable[..., tuple[Params, State]]:
     return update
 
 
+def _start(
+    params: Params,
+    grads: Any,
+    state: State,
+    learning_rate: ScalarOrSchedule,
+    maximize: bool,
+    donate: bool,
+) -> tuple[Any, ...] | None:
+    """What both donating updates begin with: ``(param leaves, spec, backend, inner
+    states, learning-rate state, lr, grad leaves)`` with the gradient negated under
+    ``maximize``; ``None`` when autograd must record the step (run the chain instead)."""
+    lp, spec = tree._flatten(params)
+    be = _backend.of_leaves(lp)
+    inner = state.inner
+    lr_state = inner[-1]
+    lr: Any = learning_rate(lr_state.count) if callable(learning_rate) else learning_rate
+    lg = spec.flatten_up_to(grads)
+    if be is _backend.TORCH and not donate and _needs_graph(lp + lg, lr):
+        return None
+    if maximize:
+        lg = be.scale(lg, -1.0)
+    return lp, spec, be, inner, lr_state, lr, lg
+
+
 def sgd_step(
     chain: Any,
     learning_rate: ScalarOrSchedule,
@@ -190,16 +214,10 @@ def sgd_step(
     def update(
         params: Params, grads: Any, state: State, value: Any, grad_norm: Any, donate: bool
     ) -> tuple[Params, State]:
-        lp, spec = tree._flatten(params)
-        be = _backend.of_leaves(lp)
-        inner = state.inner
-        lr_state = inner[-1]
-        lr: Any = learning_rate(lr_state.count) if callable(learning_rate) else learning_rate
-        lg = spec.flatten_up_to(grads)
-        if be is _backend.TORCH and not donate and _needs_graph(lp + lg, lr):
+        start = _start(params, grads, state, learning_rate, maximize, donate)
+        if start is None:
             return graph_update(params, grads, state, value, grad_norm)
-        if maximize:
-            lg = be.scale(lg, -1.0)
+        lp, spec, be, inner, lr_state, lr, lg = start
         if weight_decay:
             lg = be.axpy(weight_decay, lp, lg)
         if momentum:
@@ -247,17 +265,11 @@ def adam_step(
     def update(
         params: Params, grads: Any, state: State, value: Any, grad_norm: Any, donate: bool
     ) -> tuple[Params, State]:
-        lp, spec = tree._flatten(params)
-        be = _backend.of_leaves(lp)
-        inner = state.inner
-        lr_state = inner[-1]
-        moments = inner[-2]
-        lr: Any = learning_rate(lr_state.count) if callable(learning_rate) else learning_rate
-        lg = spec.flatten_up_to(grads)
-        if be is _backend.TORCH and not donate and _needs_graph(lp + lg, lr):
+        start = _start(params, grads, state, learning_rate, maximize, donate)
+        if start is None:
             return graph_update(params, grads, state, value, grad_norm)
-        if maximize:
-            lg = be.scale(lg, -1.0)
+        lp, spec, be, inner, lr_state, lr, lg = start
+        moments = inner[-2]
         mu = spec.flatten_up_to(moments.mu)
         nu = spec.flatten_up_to(moments.nu)
         nu_max = spec.flatten_up_to(moments.nu_max) if amsgrad else None
