@@ -151,6 +151,11 @@ class Backend:
     def copy_(self, dst: Sequence[Any], src: Sequence[Any]) -> None:
         raise NotImplementedError
 
+    def add_into(self, out: Sequence[Any], xs: Sequence[Any], ys: Sequence[Any]) -> list[Any]:
+        """``out = x + y`` leaf by leaf, written into ``out`` (buffers the caller owns,
+        which may be ``xs`` itself); the same numbers as :meth:`add`. Returns ``out``."""
+        raise NotImplementedError
+
     # -- rows of a batch (fnopt.batched: the leading axis indexes problems) -----------
     def take_rows(self, x: Any, rows: np.ndarray) -> Any:
         """``x[rows]`` (a new array) for integer row indices ``rows`` (NumPy int64)."""
@@ -345,6 +350,11 @@ class _Numpy(Backend):
     def copy_(self, dst: Sequence[Any], src: Sequence[Any]) -> None:
         for d, s in zip(dst, src):
             np.copyto(d, s)
+
+    def add_into(self, out: Sequence[Any], xs: Sequence[Any], ys: Sequence[Any]) -> list[Any]:
+        for o, x, y in zip(out, xs, ys):
+            np.add(x, y, out=o)
+        return list(out)
 
     def take_rows(self, x: Any, rows: np.ndarray) -> Any:
         return x.take(rows, axis=0)
@@ -553,6 +563,18 @@ class _Torch(Backend):
 
     def copy_(self, dst: Sequence[Any], src: Sequence[Any]) -> None:
         self._t._foreach_copy_(list(dst), list(src))
+
+    def add_into(self, out: Sequence[Any], xs: Sequence[Any], ys: Sequence[Any]) -> list[Any]:
+        out = list(out)
+        if all(o is x for o, x in zip(out, xs)):
+            self._t._foreach_add_(out, list(ys))
+        elif len(out) <= 16:  # few leaves: one pass each, no foreach copy first
+            for o, x, y in zip(out, xs, ys):
+                self._t.add(x, y, out=o)
+        else:  # many leaves: two multi-tensor passes beat a per-leaf kernel launch each
+            self._t._foreach_copy_(out, list(xs))
+            self._t._foreach_add_(out, list(ys))
+        return out
 
     def take_rows(self, x: Any, rows: np.ndarray) -> Any:
         # index_select: boolean-mask or fancy indexing is 6-50x slower on CPU

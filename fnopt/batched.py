@@ -36,7 +36,7 @@ from fnopt import _inplace
 from fnopt import backend as _backend
 from fnopt import stop as _stop
 from fnopt import tree as _tree
-from fnopt._base import GradFn, Optimizer, Params, State, check_params
+from fnopt._base import GradFn, Optimizer, Params, State, check_params, is_optimizer
 from fnopt.stop import Reason
 
 __all__ = ["batched", "BatchedResult"]
@@ -216,7 +216,7 @@ def batched(
     >>> r.iterations, [str(x) for x in r.reason]
     (array([5771, 2705, 6502]), ['loss_below', 'loss_below', 'loss_below'])
     """
-    if not isinstance(opt, Optimizer):
+    if not is_optimizer(opt):
         raise TypeError(f"opt: expected an fnopt.Optimizer, got {type(opt).__name__}")
     if not isinstance(stop, _stop.Criterion):
         raise TypeError(f"stop: expected a criterion from fnopt.stop, got {type(stop).__name__}")

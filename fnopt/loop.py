@@ -25,6 +25,7 @@ from fnopt._base import (
     check_callable,
     check_grad_fn_output,
     check_params,
+    is_optimizer,
 )
 from fnopt.stop import Criterion, Info, Reason
 
@@ -292,7 +293,7 @@ def fixed_point(
     (5771, <Reason.LOSS_BELOW: 'loss_below'>, array([0.9684, 0.9377]))
     """
     fresh_state = state is None  # made here by opt.init: the loop owns it
-    if isinstance(opt_or_step, Optimizer):
+    if is_optimizer(opt_or_step):
         step = opt_or_step.step
         value_at = opt_or_step.value_at
         be = check_params(params)
@@ -373,7 +374,7 @@ def fixed_point(
 
     def replay(it: _Iterate) -> _Iterate:
         """``it`` with the params and state of its iteration, recomputed."""
-        assert update_ is not None and isinstance(opt_or_step, Optimizer)
+        assert update_ is not None and is_optimizer(opt_or_step)
         xr = _tree.clone(params)
         sr = opt_or_step.init(params) if fresh_state else _inplace.clone_buffers(state)
         for _ in range(it.iteration - start_iteration):

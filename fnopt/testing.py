@@ -32,7 +32,7 @@ import numpy as np
 import optree
 
 from fnopt import backend as _backend
-from fnopt._base import Optimizer
+from fnopt._base import Optimizer, is_optimizer
 
 __all__ = [
     "check_optimizer",
@@ -493,18 +493,18 @@ def check_optimizer(
     opt_box: list[Optimizer] = []
 
     def constructs() -> str:
-        if isinstance(make_opt, Optimizer):
+        if is_optimizer(make_opt):
             opt = make_opt
         else:
             opt = make_opt(make_quadratic(seed=seed)) if takes_problem else make_opt()
-        _require(isinstance(opt, Optimizer),
+        _require(is_optimizer(opt),
                  f"make_opt() returned {type(opt).__name__}, not an fnopt.Optimizer")
         _require(opt.value_at in ("input", "output"),
                  f"value_at is {opt.value_at!r}, expected 'input' or 'output'")
         opt_box.append(opt)
         return f"value_at={opt.value_at!r}"
 
-    if not callable(make_opt) and not isinstance(make_opt, Optimizer):
+    if not callable(make_opt) and not is_optimizer(make_opt):
         raise TypeError(f"make_opt: expected a callable or an Optimizer, got "
                         f"{type(make_opt).__name__}")
     if examples is not None:
@@ -538,7 +538,7 @@ def check_optimizer(
     def problem(b: str, dt: str, tree: Any) -> Quadratic:
         nonlocal opt
         q = make_quadratic(tree, seed=seed, backend=b, dtype=dt)
-        if takes_problem and not isinstance(make_opt, Optimizer):
+        if takes_problem and not is_optimizer(make_opt):
             opt = make_opt(q)
         return q
 

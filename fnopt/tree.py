@@ -149,6 +149,15 @@ def add(a: PyTree, b: PyTree) -> PyTree:
     return spec.unflatten(_backend.of_leaves(la).add(la, lb))
 
 
+def add_into(out: PyTree, a: PyTree, b: PyTree) -> PyTree:
+    """Leafwise ``a + b`` written into the leaves of ``out`` (buffers the caller owns;
+    ``out`` may be ``a``); bitwise :func:`add`. Returns ``out``."""
+    la, lb, spec = _flat2(a, b)
+    lo = spec.flatten_up_to(out)
+    _backend.of_leaves(la).add_into(lo, la, lb)
+    return out
+
+
 def sub(a: PyTree, b: PyTree) -> PyTree:
     """Leafwise ``a - b``."""
     la, lb, spec = _flat2(a, b)
