@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Callable
-from typing import Any, Literal, NamedTuple, Protocol
+from typing import Any, Literal, NamedTuple, Protocol, TypeGuard
 
 import numpy as np
 import optree
@@ -220,7 +220,7 @@ def as_transform(t: Any) -> Transform:
     return t.inner if isinstance(t, Descent) else t
 
 
-def is_optimizer(x: Any) -> bool:
+def is_optimizer(x: Any) -> TypeGuard[Optimizer | Descent]:
     """Whether ``x`` can be stepped: an :class:`Optimizer` or a :class:`Descent`."""
     return isinstance(x, (Optimizer, Descent))
 

@@ -18,6 +18,7 @@ only be a tensor if torch has already been imported by someone.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 from collections.abc import Sequence
@@ -75,6 +76,14 @@ class Backend:
 
     def clone(self, xs: Sequence[Any]) -> list[Any]:
         raise NotImplementedError
+
+    def detach(self, xs: Sequence[Any]) -> list[Any]:
+        """The leaves cut from any autograd graph (the same memory; NumPy: as they are)."""
+        return list(xs)
+
+    def grad_mode(self, enabled: bool) -> contextlib.AbstractContextManager[Any]:
+        """A context in which autograd records (``enabled``) or not; NumPy: nothing."""
+        return contextlib.nullcontext()
 
     def scalar(self, value: float, like: Any) -> Any:
         """A 0-d array holding ``value`` with the dtype (and device) of ``like``."""
@@ -476,6 +485,12 @@ class _Torch(Backend):
     def full_like(self, xs: Sequence[Any], value: float) -> list[Any]:
         t = self._t
         return [t.full_like(x, value) for x in xs]
+
+    def detach(self, xs: Sequence[Any]) -> list[Any]:
+        return [x.detach() for x in xs]
+
+    def grad_mode(self, enabled: bool) -> contextlib.AbstractContextManager[Any]:
+        return self._t.enable_grad() if enabled else self._t.no_grad()
 
     def clone(self, xs: Sequence[Any]) -> list[Any]:
         return [x.clone() for x in xs]

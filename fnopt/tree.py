@@ -251,6 +251,14 @@ def clone(tree: PyTree) -> PyTree:
     return spec.unflatten(_backend.of_leaves(lx).clone(lx))
 
 
+def detach(tree: PyTree) -> PyTree:
+    """The leaves cut from any autograd graph (torch: ``.detach()``, the same memory;
+    NumPy: unchanged)."""
+    lx, spec = _flatten(tree)
+    be = _backend.of_leaves(lx)
+    return tree if be is _backend.NUMPY else spec.unflatten(be.detach(lx))
+
+
 def all_finite(tree: PyTree) -> bool:
     """Whether every element of every leaf is finite (no NaN, no inf).
 
