@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import math
 import os
+import tracemalloc
+import warnings
 import zipfile
 from typing import Any, NamedTuple
 
@@ -568,3 +570,255 @@ def test_resume_with_minibatches(tmp_path, backend):
     assert rest.iterations == 39 and ck.iteration == 13
     assert fnopt.to_numpy(rest.params).tobytes() == fnopt.to_numpy(full.params).tobytes()
     assert rest.history.loss.tobytes() == full.history.loss[13:].tobytes()
+
+
+# -- hostile and damaged files: CheckpointError and nothing else, memory bounded ----------
+
+_HDR = "fnopt-checkpoint.json"
+
+
+@pytest.fixture
+def good_torch(tmp_path):
+    p = {"w": torch.linspace(0.0, 1.0, 50, requires_grad=True)}
+    state = (fnopt.adam(0.1).init(p), {"n": torch.tensor([1, 2])},
+             torch.tensor([1.5], dtype=torch.bfloat16))
+    return fnopt.save(tmp_path / "good_t.npz", p, state, iteration=3)
+
+
+def _members(path: Any) -> list[tuple[str, bytes]]:
+    with zipfile.ZipFile(path) as zf:
+        return [(i.filename, zf.read(i)) for i in zf.infolist()]
+
+
+def _rezip(path: Any, members: list[tuple[str, bytes]], deflate: tuple[str, ...] = ()) -> Any:
+    """Write ``members`` (duplicate names allowed) as a zip with valid CRCs."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "Duplicate name" is what some cases want
+        with zipfile.ZipFile(path, "w") as zf:
+            for name, data in members:
+                kind = zipfile.ZIP_DEFLATED if name in deflate else zipfile.ZIP_STORED
+                zf.writestr(zipfile.ZipInfo(name, (1980, 1, 1, 0, 0, 0)), data,
+                            compress_type=kind)
+    return path
+
+
+def _npy(shape: Any, descr: Any = "<f8", data: bytes = b"", fortran: Any = False) -> bytes:
+    """An .npy member with any header (np.lib.format refuses to write a lying one)."""
+    text = f"{{'descr': {descr!r}, 'fortran_order': {fortran!r}, 'shape': {shape!r}, }}"
+    text += " " * (-(len(text) + 11) % 64) + "\n"  # the whole header: a multiple of 64
+    return b"\x93NUMPY\x01\x00" + len(text).to_bytes(2, "little") + text.encode("latin1") + data
+
+
+def _npy_raw(text: bytes) -> bytes:
+    return b"\x93NUMPY\x01\x00" + len(text).to_bytes(2, "little") + text
+
+
+def _nested(depth: int) -> dict[str, Any]:
+    node: dict[str, Any] = {"t": "array", "i": 0}
+    for _ in range(depth):
+        node = {"t": "tuple", "c": [node]}
+    return node
+
+
+def _edit(base: str, header: Any = None, members: Any = None, deflate: tuple[str, ...] = ()):
+    """A crafted file: ``header(h)`` edits the parsed JSON header in place (or returns
+    the raw header bytes), ``members(ms)`` returns a new list of (name, bytes)."""
+
+    def make(bases: dict[str, Any], out: Any) -> Any:
+        ms = _members(bases[base])
+        h = json.loads(ms[0][1])
+        raw = header(h) if header else None
+        ms[0] = (_HDR, raw if raw is not None else json.dumps(h).encode())
+        if members:
+            ms = members(ms)
+        assert ms != _members(bases[base]) or deflate, "the edit changed nothing"
+        return _rezip(out, ms, deflate)
+
+    return make
+
+
+def _patch(base: str, fn: Any):
+    """A crafted file: ``fn(bytes) -> bytes`` on the raw archive."""
+
+    def make(bases: dict[str, Any], out: Any) -> Any:
+        data = bases[base].read_bytes()
+        out.write_bytes(fn(bytearray(data)))
+        assert out.read_bytes() != data, "the patch changed nothing"
+        return out
+
+    return make
+
+
+def _set_rec(i: int, **kw: Any):
+    return lambda h: h["arrays"][i].update(kw)
+
+
+def _set(key: str, value: Any):
+    return lambda h: h.update({key: value})
+
+
+def _member(name: str, data: bytes):
+    return lambda ms: [(n, data if n == name else d) for n, d in ms]
+
+
+def _zip_fields(buf: bytearray, sig: bytes, offset: int, value: int) -> bytearray:
+    """Overwrite a 2-byte field at ``offset`` in every zip record starting with ``sig``."""
+    at = buf.find(sig)
+    while at >= 0:
+        buf[at + offset: at + offset + 2] = value.to_bytes(2, "little")
+        at = buf.find(sig, at + 4)
+    return buf
+
+
+_CENTRAL, _LOCAL = b"PK\x01\x02", b"PK\x03\x04"
+_BIG = 2 ** 27  # 1 GiB of float64
+
+
+def _set_node(where: str, node: Any):
+    def edit(h: dict[str, Any]) -> None:
+        if where == "params":
+            h["params"] = node
+        else:  # the first array node of params["w"]
+            h["params"]["c"][0] = node
+    return edit
+
+
+def _share_index(h: dict[str, Any]) -> None:
+    h["params"]["c"][0]["i"] = 3  # params["w"] and the momentum trace: the same array
+
+
+CRAFTED = {
+    # .npy members that declare more than they hold, or are not plain arrays
+    "npy_declares_1e12_elements": _edit(
+        "numpy", _set_rec(0, shape=[10 ** 12]),
+        _member("arrays/0.npy", _npy((10 ** 12,), data=bytes(1600)))),
+    "npy_declares_1GiB": _edit(
+        "numpy", _set_rec(0, shape=[_BIG]),
+        _member("arrays/0.npy", _npy((_BIG,), data=bytes(1600)))),
+    "npy_shape_differs_from_header": _edit(
+        "numpy", None, _member("arrays/0.npy", _npy((10 ** 12,), data=bytes(1600)))),
+    "npy_negative_shape": _edit(
+        "numpy", _set_rec(0, shape=[-1]), _member("arrays/0.npy", _npy((-1,)))),
+    "npy_object_dtype": _edit(
+        "numpy", _set_rec(0, dtype="|O"), _member("arrays/0.npy", _npy((200,), "|O", bytes(1600)))),
+    "npy_zero_itemsize": _edit(
+        "numpy", _set_rec(0, dtype="|V0", shape=[10 ** 12]),
+        _member("arrays/0.npy", _npy((10 ** 12,), "|V0"))),
+    "npy_bad_magic": _edit("numpy", None, _member("arrays/0.npy", b"garbage!" * 40)),
+    "npy_header_too_long": _edit(
+        "numpy", None, _member("arrays/0.npy", b"\x93NUMPY\x01\x00\xff\xff{'descr'")),
+    "npy_header_not_a_dict": _edit(
+        "numpy", None, _member("arrays/0.npy", _npy_raw(b"[1, 2]" + b" " * 107 + b"\n"))),
+    "npy_header_deep": _edit(
+        "numpy", None, _member("arrays/0.npy", _npy_raw(b"(" * 1000 + b")" * 1000))),
+    "npy_header_bad_descr": _edit(
+        "numpy", None, _member("arrays/0.npy", _npy((200,), "<q99", bytes(1600)))),
+    "npy_fortran_order_not_bool": _edit(
+        "numpy", None, _member("arrays/0.npy", _npy((200,), data=bytes(1600), fortran="yes"))),
+    "npy_short_data": _edit("numpy", None, _member("arrays/0.npy", _npy((200,), data=bytes(80)))),
+    "npy_trailing_data": _edit(
+        "numpy", None, _member("arrays/0.npy", _npy((200,), data=bytes(1608)))),
+    "npy_big_endian_tensor": _edit(
+        "torch", None, _member("arrays/0.npy", _npy((50,), ">f4", bytes(200)))),
+    # compressed members: a deflate bomb (64 MiB from 64 KiB) and a deflated header
+    "deflate_bomb": _edit(
+        "numpy", _set_rec(0, shape=[2 ** 23]),
+        _member("arrays/0.npy", _npy((2 ** 23,), data=bytes(8 * 2 ** 23))),
+        deflate=("arrays/0.npy",)),
+    "deflated_header": _edit("numpy", deflate=(_HDR,)),
+    # the zip structure
+    "zip_version_needed": _patch("numpy", lambda b: _zip_fields(b, _CENTRAL, 6, 0xFFFF)),
+    "zip_unknown_compression": _patch(
+        "numpy", lambda b: _zip_fields(_zip_fields(b, _CENTRAL, 10, 99), _LOCAL, 8, 99)),
+    "zip_encrypted_flag": _patch("numpy", lambda b: _zip_fields(b, _CENTRAL, 8, 0x1)),
+    "duplicate_array_member": _edit(
+        "numpy", None, lambda ms: [*ms, ("arrays/0.npy", _npy((200,), data=bytes(1600)))]),
+    "duplicate_header_member": _edit("numpy", None, lambda ms: [*ms, (_HDR, b"{}")]),
+    "unexpected_member": _edit("numpy", None, lambda ms: [*ms, ("notes.txt", b"hi")]),
+    "missing_array_member": _edit("numpy", None, lambda ms: ms[:-1]),
+    # the JSON header
+    "json_5000_deep": _edit("numpy", lambda h: json.dumps(h).replace(
+        '"metadata": {}', '"metadata": ' + "[" * 5000 + "]" * 5000).encode()),
+    "tree_300_deep": _edit("numpy", _set_node("params", _nested(300))),
+    "header_not_utf8": _edit("numpy", lambda h: b"\xff\xfe{}"),
+    "header_a_list": _edit("numpy", lambda h: b"[1, 2]"),
+    "header_nan": _edit("numpy", lambda h: b"NaN"),
+    "header_huge_int": _edit("numpy", lambda h: json.dumps(h).replace(
+        '"iteration": null', '"iteration": ' + "9" * 5000).encode()),
+    "version_0": _edit("numpy", _set("version", 0)),
+    "version_2": _edit("numpy", _set("version", 2)),
+    "version_true": _edit("numpy", _set("version", True)),
+    "version_str": _edit("numpy", _set("version", "1")),
+    "version_float": _edit("numpy", _set("version", 1.0)),
+    "iteration_negative": _edit("numpy", _set("iteration", -1)),
+    "iteration_float": _edit("numpy", _set("iteration", 1.5)),
+    "iteration_inf": _edit("numpy", _set("iteration", float("inf"))),
+    "iteration_str": _edit("numpy", _set("iteration", "3")),
+    "iteration_bool": _edit("numpy", _set("iteration", True)),
+    "metadata_list": _edit("numpy", _set("metadata", [1, 2])),
+    "metadata_str": _edit("numpy", _set("metadata", "x")),
+    "backend_unknown": _edit("numpy", _set("backend", "jax")),
+    "backend_disagrees": _edit("torch", _set("backend", "numpy")),
+    "arrays_not_a_list": _edit("numpy", _set("arrays", {"0": 1})),
+    "array_record_not_a_dict": _edit("numpy", lambda h: h["arrays"].__setitem__(0, 5)),
+    "array_kind_unknown": _edit("numpy", _set_rec(0, kind="pickle")),
+    "array_dtype_differs": _edit("numpy", _set_rec(0, dtype="<f4")),
+    "array_shape_differs": _edit("numpy", _set_rec(0, shape=[201])),
+    "array_shape_not_a_list": _edit("numpy", _set_rec(0, shape="200")),
+    "array_shape_bool": _edit("numpy", _set_rec(1, shape=[True])),
+    "numpy_scalar_not_0d": _edit("numpy", _set_rec(0, kind="numpy_scalar")),
+    "index_out_of_range": _edit("numpy", _set_node("w", {"t": "array", "i": 99})),
+    "index_negative": _edit("numpy", _set_node("w", {"t": "array", "i": -1})),
+    "index_bool": _edit("numpy", _set_node("w", {"t": "array", "i": True})),
+    "index_str": _edit("numpy", _set_node("w", {"t": "array", "i": "0"})),
+    "index_shared": _edit("numpy", _share_index),
+    "node_not_a_dict": _edit("numpy", _set_node("params", 5)),
+    "node_type_unknown": _edit("numpy", _set_node("w", {"t": "frob"})),
+    "node_int_as_str": _edit("numpy", _set_node("w", {"t": "int", "v": "12"})),
+    "node_int_as_float": _edit("numpy", _set_node("w", {"t": "int", "v": 1.5})),
+    "node_bool_as_int": _edit("numpy", _set_node("w", {"t": "bool", "v": 1})),
+    "node_float_not_hex": _edit("numpy", _set_node("w", {"t": "float", "v": "zz"})),
+    "node_float_as_number": _edit("numpy", _set_node("w", {"t": "float", "v": 1.5})),
+    "node_str_as_int": _edit("numpy", _set_node("w", {"t": "str", "v": 3})),
+    "node_tuple_children_str": _edit("numpy", _set_node("w", {"t": "tuple", "c": "abc"})),
+    "dict_keys_children_differ": _edit("numpy", lambda h: h["params"]["k"].append(
+        {"t": "str", "v": "x"})),
+    "dict_duplicate_keys": _edit("numpy", lambda h: h["params"].update(
+        k=[{"t": "str", "v": "w"}] * 2, c=[{"t": "array", "i": 0}, {"t": "none"}])),
+    "dict_key_unhashable": _edit("numpy", lambda h: h["params"].update(
+        k=[{"t": "list", "c": []}])),
+    "namedtuple_module_not_str": _edit("numpy", lambda h: h["state"].update(module=5)),
+    "namedtuple_module_relative": _edit("numpy", lambda h: h["state"].update(
+        module="fnopt..x")),
+    "namedtuple_fields_short": _edit("numpy", lambda h: h["state"]["fields"].remove("inner")),
+    "namedtuple_fields_not_str": _edit("numpy", lambda h: h["state"].update(
+        fields=[1, 2, 3, 4])),
+    # tensors
+    "device_bogus": _edit("torch", _set_rec(0, device="bogus")),
+    "device_empty": _edit("torch", _set_rec(0, device="")),
+    "device_not_str": _edit("torch", _set_rec(0, device=5)),
+    "device_cuda_99": _edit("torch", _set_rec(0, device="cuda:99")),
+    "device_meta": _edit("torch", _set_rec(0, device="meta")),
+    "requires_grad_on_int": _edit("torch", _set_rec(5, requires_grad=True)),
+    "requires_grad_not_bool": _edit("torch", _set_rec(0, requires_grad="yes")),
+    "torch_dtype_not_a_dtype": _edit("torch", _set_rec(0, dtype="Tensor")),
+    "torch_dtype_dunder": _edit("torch", _set_rec(0, dtype="__class__")),
+    "bfloat16_over_float32_data": _edit("torch", _set_rec(0, dtype="bfloat16")),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CRAFTED))
+def test_hostile_files_raise_checkpoint_error_in_bounded_memory(good, good_torch, tmp_path,
+                                                                 case):
+    bad = CRAFTED[case]({"numpy": good, "torch": good_torch}, tmp_path / f"{case}.npz")
+    size = bad.stat().st_size
+    tracemalloc.start()
+    try:
+        with pytest.raises(CheckpointError) as info:
+            fnopt.load(bad)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert str(bad) in str(info.value)
+    # nothing near what the file declares is allocated: a few times the file's own size
+    assert peak < 4 * size + 4 * 2 ** 20, (case, peak, size)
