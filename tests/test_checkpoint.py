@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import random
 import tracemalloc
 import warnings
 import zipfile
@@ -822,3 +823,129 @@ def test_hostile_files_raise_checkpoint_error_in_bounded_memory(good, good_torch
     assert str(bad) in str(info.value)
     # nothing near what the file declares is allocated: a few times the file's own size
     assert peak < 4 * size + 4 * 2 ** 20, (case, peak, size)
+
+
+def _bases(good: Any, good_torch: Any) -> dict[str, Any]:
+    return {"numpy": good, "torch": good_torch}
+
+
+def _assert_same_checkpoint(a: Any, b: Any) -> None:
+    assert_identical(a.params, b.params)
+    assert_identical(a.state, b.state)
+    assert (a.iteration, a.metadata) == (b.iteration, b.metadata)
+
+
+@pytest.mark.parametrize("base", ["numpy", "torch"])
+def test_truncations_at_many_offsets_are_refused(good, good_torch, tmp_path, base):
+    data = _bases(good, good_torch)[base].read_bytes()
+    n = len(data)
+    offsets = sorted(set(range(0, n, n // 97)) | set(range(n - 40, n)))
+    bad = tmp_path / "cut.npz"
+    for k in offsets:
+        bad.write_bytes(data[:k])
+        with pytest.raises(CheckpointError):
+            fnopt.load(bad)
+
+
+@pytest.mark.parametrize("base", ["numpy", "torch"])
+def test_random_bit_flips_are_refused_or_harmless(good, good_torch, tmp_path, base):
+    src = _bases(good, good_torch)[base]
+    data, ref = src.read_bytes(), fnopt.load(src)
+    rng = random.Random(20261201)
+    bad = tmp_path / "flipped.npz"
+    refused = 0
+    for _ in range(250):
+        buf = bytearray(data)
+        for _ in range(rng.choice([1, 1, 2, 8])):
+            pos = rng.randrange(len(buf))
+            buf[pos] ^= 1 << rng.randrange(8)
+        bad.write_bytes(buf)
+        try:
+            ck = fnopt.load(bad)
+        except CheckpointError:
+            refused += 1
+            continue
+        # a flip in a zip field nothing reads (a timestamp, "version made by") is
+        # harmless; every byte that matters is covered by a CRC or a check
+        _assert_same_checkpoint(ck, ref)
+    assert refused > 0
+
+
+_POOL: list[Any] = [None, True, 0, -1, 1, 7, 2 ** 63, 1.5, float("nan"), "", "x", "array",
+                    "torch", "cpu", "meta", "<f8", "float32", [], {}, [0], [-1], [10 ** 12],
+                    {"t": "array", "i": 0}, {"t": "tuple", "c": [{"t": "array", "i": 1}]},
+                    {"t": "int", "v": 1}, [[[[]]]]]
+
+
+def _json_paths(obj: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    out = [prefix]
+    items = obj.items() if isinstance(obj, dict) else enumerate(obj) \
+        if isinstance(obj, list) else ()
+    for k, v in items:
+        out += _json_paths(v, (*prefix, k))
+    return out
+
+
+def _mutate(h: Any, rng: random.Random) -> None:
+    """Replace, drop or duplicate one value somewhere in the JSON header."""
+    paths = _json_paths(h)[1:]
+    path = rng.choice(paths)
+    parent = h
+    for k in path[:-1]:
+        parent = parent[k]
+    op = rng.randrange(3)
+    if op == 0:
+        parent[path[-1]] = json.loads(json.dumps(rng.choice(_POOL)))
+    elif op == 1:
+        del parent[path[-1]]
+    else:  # another subtree of the same header in its place
+        other = h
+        for k in rng.choice(paths):
+            other = other[k]
+        parent[path[-1]] = json.loads(json.dumps(other))
+
+
+@pytest.mark.parametrize("base", ["numpy", "torch"])
+def test_random_header_mutations_raise_only_checkpoint_error(good, good_torch, tmp_path,
+                                                             base):
+    members = _members(_bases(good, good_torch)[base])
+    rng = random.Random(7)
+    bad = tmp_path / "mutated.npz"
+    outcomes = {"refused": 0, "loaded": 0}
+    for _ in range(300):
+        h = json.loads(members[0][1])
+        for _ in range(rng.choice([1, 1, 3])):
+            _mutate(h, rng)
+        _rezip(bad, [(_HDR, json.dumps(h).encode()), *members[1:]])
+        try:
+            assert isinstance(fnopt.load(bad), fnopt.Checkpoint)
+            outcomes["loaded"] += 1  # e.g. another iteration number: still a checkpoint
+        except CheckpointError:
+            outcomes["refused"] += 1
+    assert outcomes["refused"] > outcomes["loaded"] > 0
+
+
+@pytest.mark.parametrize("base", ["numpy", "torch"])
+def test_random_npy_header_damage_raises_only_checkpoint_error(good, good_torch, tmp_path,
+                                                               base):
+    members = _members(_bases(good, good_torch)[base])
+    rng = random.Random(11)
+    bad = tmp_path / "npy.npz"
+    refused = 0
+    for _ in range(200):
+        ms = list(members)
+        j = rng.randrange(1, len(ms))
+        npy = bytearray(ms[j][1])
+        for _ in range(rng.choice([1, 2, 4])):
+            pos = rng.randrange(min(128, len(npy)))
+            if rng.random() < 0.5:
+                npy[pos] ^= 1 << rng.randrange(8)
+            else:  # a printable byte: reaches the header's parser more often
+                npy[pos] = ord(rng.choice("(),:'0123456789-<>|fiVOU {}[]"))
+        ms[j] = (ms[j][0], bytes(npy))
+        _rezip(bad, ms)
+        try:
+            fnopt.load(bad)
+        except CheckpointError:
+            refused += 1
+    assert refused > 0
