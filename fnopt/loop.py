@@ -317,6 +317,10 @@ def fixed_point(
     if on_failure not in ("return", "raise"):
         raise ValueError(f"on_failure: expected 'return' or 'raise', got {on_failure!r}")
     _check_checkpoint_args(checkpoint_every, checkpoint_path, start_iteration)
+    if checkpoint_path is not None:  # a state save cannot write fails now, not at a save
+        from fnopt.checkpoint import check_saveable
+
+        check_saveable(params, state)
     if data is not None and not isinstance(data, Iterable):
         raise TypeError(f"data: expected an iterable of batches, got {type(data).__name__}")
     if differentiable:  # no fast in-place path may run on this branch

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import math
 import os
+import pathlib
 import random
+import re
+import subprocess
+import sys
 import tracemalloc
 import warnings
 import zipfile
@@ -19,8 +24,14 @@ import torch
 from hypothesis import given
 
 import fnopt
+from fnopt import checkpoint as fc
 from fnopt import testing as ft
-from fnopt.checkpoint import CheckpointError
+from fnopt.checkpoint import CheckpointError, check_saveable
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None  # type: ignore[assignment]
 
 
 class UserState(NamedTuple):
@@ -912,7 +923,7 @@ def test_random_header_mutations_raise_only_checkpoint_error(good, good_torch, t
     rng = random.Random(7)
     bad = tmp_path / "mutated.npz"
     outcomes = {"refused": 0, "loaded": 0}
-    for _ in range(300):
+    for _ in range(200):
         h = json.loads(members[0][1])
         for _ in range(rng.choice([1, 1, 3])):
             _mutate(h, rng)
@@ -949,3 +960,237 @@ def test_random_npy_header_damage_raises_only_checkpoint_error(good, good_torch,
         except CheckpointError:
             refused += 1
     assert refused > 0
+
+
+# -- temporary files of killed saves ---------------------------------------------------
+
+
+def _killed_save(path: Any) -> None:
+    """A process killed (os._exit) in the middle of fnopt.save(path, ...)."""
+    code = (
+        "import os, numpy as np, fnopt\n"
+        "real = np.lib.format.write_array\n"
+        "def dying(f, arr, **kw):\n"
+        "    real(f, arr, **kw)\n"
+        "    os._exit(9)\n"
+        "np.lib.format.write_array = dying\n"
+        f"fnopt.save({str(path)!r}, {{'w': np.zeros(1000)}})\n"
+    )
+    root = pathlib.Path(fnopt.__file__).resolve().parents[1]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(root), os.environ.get(
+        "PYTHONPATH", "")]))
+    assert subprocess.run([sys.executable, "-c", code], env=env, timeout=120).returncode == 9
+
+
+def test_a_save_removes_the_temp_files_killed_saves_of_its_path_left(tmp_path):
+    path = tmp_path / "run.npz"
+    _killed_save(path)
+    (killed,) = [p.name for p in tmp_path.iterdir()]
+    assert re.fullmatch(r"\.run\.npz\.[a-z0-9_]{8}\.tmp", killed) and not path.exists()
+    stale = ".run.npz.stale_01.tmp"
+    kept = ["run.npz.bak", ".third.npz.stale_01.tmp", ".run.npz.stale.tmp",
+            ".run.npz.STALE_01.tmp", ".run.npz.stale_01.tmp.keep", ".xrun.npz.stale_01.tmp",
+            ".run.npz.stale_01.tmpx", "x.tmp"]
+    for name in [stale, *kept]:
+        (tmp_path / name).write_bytes(bytes(100))
+    live = tmp_path / ".run.npz.live_001.tmp"  # a save of run.npz in progress elsewhere
+    live.write_bytes(bytes(100))
+    lock = open(live, "rb")  # noqa: SIM115
+    try:
+        if fcntl is not None:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        p = {"w": np.ones(3)}
+        fnopt.save(tmp_path / "other.npz", p)  # another path: run.npz's files stay
+        assert (tmp_path / killed).exists() and (tmp_path / stale).exists()
+        fnopt.save(path, p, iteration=4)
+    finally:
+        lock.close()
+    left = sorted(p.name for p in tmp_path.iterdir())
+    expected = {"run.npz", "other.npz", *kept}
+    if fcntl is not None:
+        expected.add(live.name)
+    assert left == sorted(expected)
+    assert fnopt.load(path).iteration == 4
+
+
+# -- check_saveable: fail at the start of a run, not at its first save -----------------
+
+
+def _deep_list(depth: int) -> Any:
+    x: Any = None
+    for _ in range(depth):
+        x = [x]
+    return x
+
+
+def _torch_case(state: Any) -> Any:
+    return lambda p: (fnopt.to_torch(p), state())
+
+
+UNSAVEABLE = [
+    ("unsupported_leaf", lambda p: (p, {"f": print}), TypeError,
+     r"state: cannot save a value of type .* at \['f'\]"),
+    ("object_array", lambda p: (p, [np.array([None])]), TypeError,
+     r"state: cannot save an array of dtype object \(at \[0\]\)"),
+    ("mixed_backends", lambda p: (p, {"m": torch.zeros(2)}), TypeError, "state: holds torch"),
+    ("tuple_key", lambda p: (p, {(1, 2): 0}), TypeError, r"state: dict key \(1, 2\)"),
+    ("too_deep", lambda p: (p, _deep_list(150)), ValueError, "state: nested deeper than 100"),
+    ("huge_int", lambda p: (p, (10 ** 5000,)), ValueError, r"state: the int at \[0\]"),
+    ("empty_params", lambda p: ({}, None), ValueError, "params: empty pytree"),
+    ("sparse_tensor", _torch_case(lambda: [torch.eye(2).to_sparse()]), TypeError,
+     r"state: cannot save a tensor with layout torch.sparse_coo \(at \[0\]\)"),
+    ("meta_tensor", _torch_case(lambda: {"m": torch.empty(2, device="meta")}), TypeError,
+     r"state: cannot save a tensor on the 'meta' device .*\['m'\]"),
+    ("complex32_tensor", _torch_case(lambda: [torch.zeros(2, dtype=torch.complex32)]),
+     TypeError, r"state: cannot save a tensor of dtype torch.complex32.*\(at \[0\]\)"),
+]
+
+
+@pytest.mark.parametrize("name,make,exc,pattern", UNSAVEABLE, ids=[c[0] for c in UNSAVEABLE])
+def test_check_saveable_names_what_save_cannot_write(tmp_path, name, make, exc, pattern):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # complex32 is "experimental"
+        params, state = make(_np_params())
+    with pytest.raises(exc, match=pattern):
+        check_saveable(params, state)
+    with pytest.raises(exc, match=pattern):  # save refuses it the same way
+        fnopt.save(tmp_path / "x.npz", params, state)
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_check_saveable_accepts_what_save_writes(tmp_path, backend):
+    for name, make in sorted(STATES.items()):
+        params = _np_params()
+        state = make(params)
+        if backend == "torch":
+            params, state = fnopt.to_torch(params), fnopt.to_torch(state)
+        assert check_saveable(params, state) is None, name
+        fnopt.load(fnopt.save(tmp_path / f"{name}.npz", params, state))
+    deep = _deep_list(99)  # the deepest tree that can be saved and loaded
+    check_saveable(_np_params(), deep)
+    assert fnopt.load(fnopt.save(tmp_path / "deep.npz", _np_params(), deep)).state == deep
+
+
+class LoggedState(NamedTuple):
+    count: int
+    value: Any
+    grad_norm: Any
+    inner: Any
+    log: Any  # a function: no checkpoint can hold it
+
+
+def test_fixed_point_checks_the_state_can_be_saved_before_the_first_step(tmp_path):
+    task = fnopt.tasks.rosenbrock()
+    opt = fnopt.sgd(1e-3)
+    calls = []
+
+    def step(params, grad_fn, state, *batch):
+        calls.append(1)
+        params, inner = opt.step(params, grad_fn, state.inner, *batch)
+        return params, LoggedState(inner.count, inner.value, inner.grad_norm, inner, state.log)
+
+    inner = opt.init(task.init_params)
+    state = LoggedState(0, inner.value, inner.grad_norm, inner, print)
+    with pytest.raises(TypeError, match=r"state: cannot save a value of type .* at \.log"):
+        fnopt.fixed_point(step, task.init_params, task.grad_fn, state,
+                          stop=fnopt.stop.max_iters(20), checkpoint_every=5,
+                          checkpoint_path=tmp_path / "run.npz")
+    assert calls == [] and not list(tmp_path.iterdir())
+    r = fnopt.fixed_point(step, task.init_params, task.grad_fn, state,
+                          stop=fnopt.stop.max_iters(3))  # no checkpoint: runs
+    assert r.iterations == 3 and calls
+
+
+# -- format versions and classes that moved --------------------------------------------
+
+
+def _rewrite_header(src: Any, dst: Any, edit: Any) -> Any:
+    members = _members(src)
+    h = json.loads(members[0][1])
+    edit(h)
+    return _rezip(dst, [(_HDR, json.dumps(h).encode()), *members[1:]])
+
+
+def _move_classes(h: dict[str, Any]) -> None:
+    """The header as an older fnopt wrote it, with DescentState and TraceState
+    kept in modules (and under names) that no longer exist."""
+    h["state"].update(module="fnopt.old_base", name="OldDescentState")
+    trace = h["state"]["c"][3]["c"][0]
+    assert trace["name"] == "TraceState"
+    trace["module"] = "fnopt.old_transforms"
+
+
+def test_a_checkpoint_whose_classes_moved_loads_through_the_alias_table(tmp_path,
+                                                                      monkeypatch):
+    p = _np_params()
+    opt = fnopt.sgd(0.1, momentum=0.9)
+    s = _adam_state(p)[1]._replace(inner=opt.init(p).inner)
+    path = fnopt.save(tmp_path / "new.npz", p, s, iteration=2)
+    old = _rewrite_header(path, tmp_path / "old.npz", _move_classes)
+    with pytest.raises(CheckpointError, match=r"fnopt\.old_base\.OldDescentState.*no longer"):
+        fnopt.load(old)
+    monkeypatch.setattr(fc, "_MOVED", {
+        ("fnopt.old_base", "OldDescentState"): ("fnopt.older_base", "DescentState"),
+        ("fnopt.older_base", "DescentState"): ("fnopt._base", "DescentState"),  # moved twice
+        ("fnopt.old_transforms", "TraceState"): ("fnopt.transform", "TraceState"),
+    })
+    ck = fnopt.load(old, state_like=opt.init(p))
+    assert_identical(ck.state, s)
+    assert_identical(ck.params, p)
+    assert ck.iteration == 2
+    # an entry of the table is trusted no more than the file: the target must be fnopt's
+    monkeypatch.setitem(fc._MOVED, ("fnopt.old_transforms", "TraceState"),
+                        ("collections", "OrderedDict"))
+    with pytest.raises(CheckpointError, match=r"collections\.OrderedDict.*not importable"):
+        fnopt.load(old)
+
+
+def _moved_table_problems(table: dict[tuple[str, str], tuple[str, str]]) -> list[str]:
+    """What is wrong with entries of an alias table: each must lead, without a cycle,
+    to a NamedTuple or attrs class that fnopt defines where the entry says."""
+    problems = []
+    for old in table:
+        seen, key = {old}, table[old]
+        while key in table and key not in seen:
+            seen.add(key)
+            key = table[key]
+        if key in seen:
+            problems.append(f"{old}: a cycle")
+            continue
+        module, name = key
+        try:
+            obj: Any = importlib.import_module(module)
+            for part in name.split("."):
+                obj = getattr(obj, part)
+        except (ImportError, AttributeError):
+            problems.append(f"{old} -> {key}: no such class")
+            continue
+        if not (module.startswith("fnopt") and obj.__module__ == module
+                and obj.__qualname__ == name
+                and (optree.is_namedtuple_class(obj) or attrs.has(obj))):
+            problems.append(f"{old} -> {key}: not a state class of fnopt")
+    return problems
+
+
+def test_the_alias_table_leads_to_state_classes_of_fnopt():
+    assert _moved_table_problems(fc._MOVED) == []
+    bad = {("a", "X"): ("b", "Y"), ("b", "Y"): ("a", "X"), ("c", "Z"): ("os", "path"),
+           ("d", "W"): ("fnopt.transform", "Nope"),
+           ("e", "V"): ("fnopt.checkpoint", "CheckpointError")}
+    assert len(_moved_table_problems(bad)) == 5
+
+
+@pytest.mark.parametrize("version,kind", [(2, "a newer"), (99, "a newer"), (0, "an unknown"),
+                                          (-1, "an unknown"), ("2", "an unknown"),
+                                          (True, "an unknown"), (None, "an unknown")])
+def test_an_unknown_format_version_is_refused_naming_both(good, tmp_path, version, kind):
+    bad = _rewrite_header(good, tmp_path / "v.npz", lambda h: h.update(version=version))
+    readable = ", ".join(map(str, fc.READABLE_VERSIONS))
+    pattern = (rf"{kind} checkpoint format version {re.escape(repr(version))} \(by fnopt "
+               rf"'.*'\); fnopt .* reads format versions {readable} \(up to {fc.VERSION}\)")
+    with pytest.raises(CheckpointError, match=pattern):
+        fnopt.load(bad)
+    for v in fc.READABLE_VERSIONS:
+        ok = _rewrite_header(good, tmp_path / f"ok{v}.npz", lambda h, v=v: h.update(version=v))
+        assert isinstance(fnopt.load(ok), fnopt.Checkpoint)
