@@ -1194,3 +1194,36 @@ def test_an_unknown_format_version_is_refused_naming_both(good, tmp_path, versio
     for v in fc.READABLE_VERSIONS:
         ok = _rewrite_header(good, tmp_path / f"ok{v}.npz", lambda h, v=v: h.update(version=v))
         assert isinstance(fnopt.load(ok), fnopt.Checkpoint)
+
+
+def test_unusual_numpy_layouts_round_trip(tmp_path):
+    params = {"f": np.asfortranarray(np.arange(6.0).reshape(2, 3)), "b": np.zeros(3)}
+    state = {"big_endian": np.arange(4.0).astype(">f8"), "empty": np.zeros((0, 3)),
+             "record": np.array([(1, 2.5)], dtype=[("a", "<i4"), ("b", "<f8")]),
+             "when": np.array(["2026-12-01"], dtype="datetime64[D]"), "text": np.array(["ab"]),
+             "f4_scalar": np.float32(1.5), "bool": np.array([True, False])}
+    ck = fnopt.load(fnopt.save(tmp_path / "odd.npz", params, state))
+    assert_identical(ck.params, params)
+    assert_identical(ck.state, state)
+    assert ck.params["f"].flags.f_contiguous and ck.params["f"].flags.writeable
+
+
+@pytest.mark.skipif(fcntl is None, reason="POSIX file locks")
+def test_a_save_whose_fresh_temp_file_a_cleaner_removed_takes_another(tmp_path, monkeypatch):
+    # the race: another process's save lists this save's fresh temporary file, locks it
+    # before this save does, and removes it as stale; this save must notice and go on
+    real, removed = fcntl.flock, []
+
+    def flock(fd, op):
+        if op == fcntl.LOCK_EX and not removed:  # the writer's lock, the first time
+            name = next(p for p in tmp_path.iterdir() if p.name.endswith(".tmp"))
+            name.unlink()
+            removed.append(name.name)
+        return real(fd, op)
+
+    monkeypatch.setattr(fc.fcntl, "flock", flock)
+    p = {"w": np.arange(3.0)}
+    fnopt.save(tmp_path / "race.npz", p, iteration=1)
+    monkeypatch.undo()
+    assert removed and sorted(os.listdir(tmp_path)) == ["race.npz"]
+    assert fnopt.load(tmp_path / "race.npz").iteration == 1
