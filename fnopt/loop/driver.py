@@ -118,7 +118,8 @@ def fixed_point(
         multiple of this; the final iterate is saved too, whatever the reason the run
         stops (error and Ctrl-C included). Writes are atomic.
       checkpoint_path: the checkpoint file; given alone, only the final iterate is
-        saved.
+        saved. Params and state that cannot be saved fail at the start of the run
+        (:func:`fnopt.checkpoint.check_saveable`), not at the first save.
       start_iteration: the iteration number of ``params`` (``max_iters`` and
         ``checkpoint_every`` count from it). To resume, ``ck = fnopt.load(path)`` and
         pass ``ck.params, grad_fn, ck.state, start_iteration=ck.iteration``: the
@@ -170,6 +171,10 @@ class _Run:
                 raise ValueError("state: required when opt_or_step is a bare step function")
         _check_args(grad_fn, stop, callback, on_failure, data, differentiable, be)
         checks.check_checkpoint_args(checkpoint_every, checkpoint_path, start_iteration)
+        if checkpoint_path is not None:  # a state save cannot write fails now, not later
+            from fnopt.checkpoint import check_saveable
+
+            check_saveable(params, state)
         checks.check_finite_params(params, be)
         if not differentiable:  # no autograd graph through the loop (nn.Parameters)
             params = _tree.detach(params)
