@@ -98,7 +98,10 @@ _MAX_ITERATION = 2**63
 
 #: State classes that moved: old ``(module, qualname)`` -> new ``(module, qualname)``.
 #: A checkpoint naming the old place loads the class from the new one.
-_MOVED: dict[tuple[str, str], tuple[str, str]] = {}
+_MOVED: dict[tuple[str, str], tuple[str, str]] = {
+    # fnopt/optimizers.py became the package fnopt/optimizers/ (0.2)
+    ("fnopt.optimizers", "_DecayState"): ("fnopt.optimizers.first_order", "_DecayState"),
+}
 
 PathLike = str | os.PathLike[str]
 
