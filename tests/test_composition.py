@@ -132,3 +132,39 @@ def test_combinators_refuse_non_transforms_naming_the_argument():
         fnopt.chain(fnopt.clip(1.0), fnopt.lbfgs())
     with pytest.raises(TypeError, match="transform"):
         fnopt.apply_if_finite(object())
+
+
+@pytest.mark.parametrize("name", ALIASES + ["muon"])
+def test_options_after_learning_rate_are_keyword_only(name):
+    with pytest.raises(TypeError, match="keyword-only"):
+        getattr(fnopt, name)(0.1, 0.9)
+
+
+def test_sgd_torch_positional_order_cannot_turn_nesterov_on():
+    # torch.optim.SGD(params, 0.1, 0.9, 0.0, 1e-4) means weight decay 1e-4
+    with pytest.raises(TypeError, match="keyword-only"):
+        fnopt.sgd(0.1, 0.9, 0.0, 1e-4)
+
+
+@pytest.mark.parametrize("call", [
+    lambda: fnopt.adam(amsgrad="no"), lambda: fnopt.sgd(momentum=0.9, nesterov="yes"),
+    lambda: fnopt.rmsprop(centered=1), lambda: fnopt.adam(maximize=None),
+])
+def test_flags_must_be_booleans(call):
+    with pytest.raises(TypeError, match="expected True or False"):
+        call()
+
+
+def test_torch_spellings_work_or_point_to_the_fnopt_name():
+    a = fnopt.adam(lr=0.01, betas=(0.8, 0.95))
+    b = fnopt.adam(0.01, b1=0.8, b2=0.95)
+    assert run(a, "numpy")["w"].tolist() == run(b, "numpy")["w"].tolist()
+    r1 = fnopt.rmsprop(lr=0.01, alpha=0.9)
+    r2 = fnopt.rmsprop(0.01, decay=0.9)
+    assert run(r1, "numpy")["w"].tolist() == run(r2, "numpy")["w"].tolist()
+    with pytest.raises(TypeError, match="picks its kernels"):
+        fnopt.adam(lr=0.01, foreach=True)
+    with pytest.raises(TypeError, match="differentiable=True"):
+        fnopt.sgd(lr=0.01, differentiable=True)
+    with pytest.raises(TypeError, match="both"):
+        fnopt.sgd(0.1, lr=0.2)

@@ -22,6 +22,7 @@ from typing import Any, NamedTuple
 
 from fnopt import transform as _t
 from fnopt import tree
+from fnopt.optimizers._names import torch_spellings
 from fnopt._base import (
     Descent,
     Params,
@@ -130,6 +131,7 @@ def _chain(
 # -- the optimizers ----------------------------------------------------------------------
 
 
+@torch_spellings()
 def sgd(
     learning_rate: ScalarOrSchedule = 1e-3,
     *,
@@ -183,6 +185,7 @@ def sgd(
     return _build(scaling, learning_rate, weight_decay=weight_decay, maximize=maximize)
 
 
+@torch_spellings()
 def adam(
     learning_rate: ScalarOrSchedule = 1e-3,
     *,
@@ -244,6 +247,7 @@ def adam(
     )
 
 
+@torch_spellings()
 def adamw(
     learning_rate: ScalarOrSchedule = 1e-3,
     *,
@@ -287,6 +291,7 @@ def adamw(
     )
 
 
+@torch_spellings()
 def adamax(
     learning_rate: ScalarOrSchedule = 2e-3,
     *,
@@ -335,6 +340,7 @@ def adamax(
     )
 
 
+@torch_spellings()
 def nadam(
     learning_rate: ScalarOrSchedule = 2e-3,
     *,
@@ -388,6 +394,7 @@ def nadam(
     )
 
 
+@torch_spellings()
 def radam(
     learning_rate: ScalarOrSchedule = 1e-3,
     *,
@@ -439,6 +446,7 @@ def radam(
     )
 
 
+@torch_spellings({"alpha": "decay"})
 def rmsprop(
     learning_rate: ScalarOrSchedule = 1e-2,
     *,
@@ -509,6 +517,7 @@ def _decayed(learning_rate: ScalarOrSchedule, lr_decay: float) -> ScalarOrSchedu
     return schedule
 
 
+@torch_spellings()
 def adagrad(
     learning_rate: ScalarOrSchedule = 1e-2,
     *,
@@ -562,6 +571,7 @@ def adagrad(
     )
 
 
+@torch_spellings()
 def adadelta(
     learning_rate: ScalarOrSchedule = 1.0,
     *,
@@ -608,6 +618,7 @@ def adadelta(
     )
 
 
+@torch_spellings()
 def asgd(
     learning_rate: float = 1e-2,
     *,
@@ -675,6 +686,7 @@ def asgd(
     return descent(_t.chain(*blocks))
 
 
+@torch_spellings()
 def rprop(
     learning_rate: float = 1e-2,
     *,
@@ -719,6 +731,7 @@ def rprop(
     return descent(_t.chain(*blocks))
 
 
+@torch_spellings()
 def lion(
     learning_rate: ScalarOrSchedule = 1e-4,
     *,
@@ -788,6 +801,7 @@ def _lr_weight_decay(learning_rate: ScalarOrSchedule, weight_decay: float) -> Tr
     return Transform(init, update)
 
 
+@torch_spellings()
 def adafactor(
     learning_rate: ScalarOrSchedule = 1e-2,
     beta2_decay: float = -0.8,
@@ -864,6 +878,7 @@ def adafactor(
     return descent(_t.chain(*blocks))
 
 
+@torch_spellings()
 def muon(
     learning_rate: ScalarOrSchedule = 1e-3,
     *,
@@ -925,6 +940,7 @@ def muon(
     )
 
 
+@torch_spellings()
 def lamb(
     learning_rate: ScalarOrSchedule = 1e-3,
     *,
@@ -975,6 +991,7 @@ def lamb(
     return _build(scaling, learning_rate, maximize=maximize)
 
 
+@torch_spellings()
 def lars(
     learning_rate: ScalarOrSchedule = 1.0,
     *,
@@ -1032,6 +1049,7 @@ def lars(
     return descent(_t.chain(*blocks))
 
 
+@torch_spellings()
 def adabelief(
     learning_rate: ScalarOrSchedule = 1e-3,
     *,
