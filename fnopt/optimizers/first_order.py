@@ -22,7 +22,6 @@ from typing import Any, NamedTuple
 
 from fnopt import transform as _t
 from fnopt import tree
-from fnopt.optimizers._names import torch_spellings
 from fnopt._base import (
     Descent,
     Params,
@@ -33,6 +32,7 @@ from fnopt._base import (
     check_nonnegative,
     check_unit_interval,
 )
+from fnopt.optimizers._names import torch_spellings
 
 __all__ = [
     "descent",
