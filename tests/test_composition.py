@@ -117,7 +117,7 @@ def test_chain_clip_adam_matches_torch_clip_grad_norm_and_adam(max_norm):
     for _ in range(50):
         p, s = opt.step(p, grad_fn, s)
         topt.zero_grad()
-        loss, g = grad_fn({k: v.detach() for k, v in tp.items()})
+        _, g = grad_fn({k: v.detach() for k, v in tp.items()})
         for k in tp:
             tp[k].grad = g[k].clone()
         torch.nn.utils.clip_grad_norm_(list(tp.values()), max_norm)
@@ -134,7 +134,7 @@ def test_combinators_refuse_non_transforms_naming_the_argument():
         fnopt.apply_if_finite(object())
 
 
-@pytest.mark.parametrize("name", ALIASES + ["muon"])
+@pytest.mark.parametrize("name", [*ALIASES, "muon"])
 def test_options_after_learning_rate_are_keyword_only(name):
     with pytest.raises(TypeError, match="keyword-only"):
         getattr(fnopt, name)(0.1, 0.9)
