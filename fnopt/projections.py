@@ -338,3 +338,20 @@ def _check_radius(name: str, value: Any) -> float:
     if not (math.isfinite(value) and value > 0):
         raise ValueError(f"{name}: expected a finite number > 0, got {value}")
     return float(value)
+
+
+def _flat_box(proj: Projection, params: Params) -> tuple[np.ndarray, np.ndarray]:
+    """A box projection's bounds for the flattened params (leaf order, C order within
+    a leaf) as two float64 NumPy vectors (for :func:`fnopt.lbfgsb`)."""
+    if proj.bounds is None:
+        raise TypeError(f"bounds: expected a box (box, non_negative, linf_ball), got {proj!r}")
+    lower, upper = proj.bounds
+    leaves = optree.tree_leaves(params)
+    out = []
+    for name, bound in (("lower", lower), ("upper", upper)):
+        parts = [
+            np.broadcast_to(_backend.to_numpy(b).astype(np.float64), tuple(p.shape)).reshape(-1)
+            for p, b in zip(leaves, _bound_leaves(name, bound, params))
+        ]
+        out.append(np.concatenate(parts))
+    return out[0], out[1]
