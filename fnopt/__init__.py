@@ -94,6 +94,10 @@ from fnopt.transform import scale_by_rprop as scale_by_rprop
 from fnopt.transform import scale_by_stddev as scale_by_stddev
 from fnopt.transform import scale_by_trust_ratio as scale_by_trust_ratio
 from fnopt.transform import trace as trace
+from fnopt import projections as projections
+from fnopt.lbfgsb import lbfgsb as lbfgsb
+from fnopt.minimize import OptimizeResult as OptimizeResult
+from fnopt.minimize import minimize as minimize
 
 __version__ = "0.1.0"
 
@@ -196,4 +200,8 @@ __all__ = [
     "testing",
     "trace",
     "tree",
+    "projections",
+    "lbfgsb",
+    "minimize",
+    "OptimizeResult",
 ]
