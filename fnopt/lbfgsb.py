@@ -69,10 +69,12 @@ class LbfgsbState(NamedTuple):
     Attributes:
       count: steps taken.
       value: the loss at the params returned by the last step (``value_at="output"``).
-      grad_norm: the *projected* gradient norm there,
-        :math:`\\|P(x - g) - x\\|_\\infty` (scipy's ``pgtol`` measure; 0 exactly at a
-        stationary point of the bounded problem), so
+      grad_norm: the Euclidean norm of the *projected* gradient there,
+        :math:`\\|P(x - g) - x\\|_2` (0 exactly at a first-order stationary point of
+        the bounded problem; the gradient norm where no bound is active), so
         :func:`fnopt.stop.grad_norm_below` tests first-order optimality.
+      pg_max: the max-norm of the same vector, :math:`\\|P(x - g) - x\\|_\\infty`
+        (scipy's ``pgtol`` measure, used by :func:`fnopt.minimize`).
       grads: the (unprojected) gradient there (zeros until the first step).
       s, y: ``memory_size`` slots for the pairs as flat vectors, oldest first; the last
         ``n_pairs`` hold pairs, the others zeros.
@@ -86,6 +88,7 @@ class LbfgsbState(NamedTuple):
     count: int  # type: ignore[assignment]
     value: Any
     grad_norm: Any
+    pg_max: Any
     grads: Any
     s: tuple[Any, ...]
     y: tuple[Any, ...]
@@ -317,8 +320,9 @@ def lbfgsb(
     (first trial 1; on the first step :math:`\\min(1, 1/\\|d_0\\|)` unless every
     variable has two finite bounds). The first step projects the start point onto
     the box. ``state.grad_norm`` is the projected-gradient norm
-    :math:`\\|P(x - g) - x\\|_\\infty`, so ``fnopt.stop.grad_norm_below(tol)`` is
-    scipy's ``pgtol`` test.
+    :math:`\\|P(x - g) - x\\|_2`, so ``fnopt.stop.grad_norm_below(tol)`` tests
+    first-order optimality within the bounds (``state.pg_max``, the max-norm, is
+    scipy's ``pgtol`` measure).
 
     Args:
       bounds: ``fnopt.projections.box(lower, upper)`` (or ``non_negative()``,
@@ -368,7 +372,9 @@ def lbfgsb(
         x = be.ravel(leaves)
         nan = be.scalar(math.nan, leaves[0])
         slots = tuple(be.zeros_like([x] * memory_size))
-        return LbfgsbState(0, nan, nan, tree.zeros_like(params), slots, slots, 1.0, 0, 0.0, 0, 0)
+        return LbfgsbState(
+            0, nan, nan, nan, tree.zeros_like(params), slots, slots, 1.0, 0, 0.0, 0, 0
+        )
 
     def step(
         params: Params, grad_fn: GradFn, state: State, *batch: Any
@@ -394,7 +400,7 @@ def lbfgsb(
         if float(np.abs(projected_gradient(x, g, lo, hi)).max()) == 0.0:
             gn = be.scalar(0.0, leaves[0])
             return params, state._replace(
-                count=state.count + 1, value=value, grad_norm=gn, grads=grads,
+                count=state.count + 1, value=value, grad_norm=gn, pg_max=gn, grads=grads,
                 learning_rate=0.0, n_trials=0,
             )
         k = state.n_pairs
@@ -428,10 +434,12 @@ def lbfgsb(
             ss, ys = (*ss[1:], sv_b), (*ys[1:], yv_b)
             theta = float(yv @ yv) / sy
             k = min(k + 1, memory_size)
-        pgn = float(np.abs(projected_gradient(x1, g1_np, lo, hi)).max())
+        pg = projected_gradient(x1, g1_np, lo, hi)
+        pg2 = be.scalar(float(np.linalg.norm(pg)), leaves[0])
+        pgmax = be.scalar(float(np.abs(pg).max()), leaves[0])
         return x1_tree, LbfgsbState(
-            state.count + 1, check_loss(v1), be.scalar(pgn, leaves[0]), g1, ss, ys, theta,
-            k, a, n_trials, resets,
+            state.count + 1, check_loss(v1), pg2, pgmax, g1, ss, ys, theta, k, a, n_trials,
+            resets,
         )
 
     return Optimizer(init, step, "output")

@@ -279,6 +279,17 @@ class _RelativeReduction(_stop.Criterion):
 
 
 @attrs.frozen(slots=True)
+class _ProjGradMaxBelow(_stop.Criterion):
+    """scipy L-BFGS-B's ``pgtol``: the projected gradient's max-norm (``state.pg_max``)."""
+
+    gtol: float
+    reason = _stop.Reason.GRAD_NORM_BELOW
+
+    def check(self, info: _stop.Info, state: Any) -> tuple[tuple[_stop.Criterion, ...], Any]:
+        return ((self,) if float(info.state.pg_max) <= self.gtol else ()), state
+
+
+@attrs.frozen(slots=True)
 class _GradMaxBelow(_stop.Criterion):
     """scipy BFGS/CG's ``gtol``: the largest gradient element (``state.grads``)."""
 
@@ -353,7 +364,7 @@ def _optimizer(method: str, o: dict[str, Any], box_: Projection | None, fun: Any
     if method in _LBFGSB:
         opt = lbfgsb(bounds=box_, memory_size=int(o["maxcor"]),
                      search=strong_wolfe(1e-3, 0.9, max_trials=int(o["maxls"])))
-        return opt, (_stop.grad_norm_below(float(o["gtol"])) | _RelativeReduction(
+        return opt, (_ProjGradMaxBelow(float(o["gtol"])) | _RelativeReduction(
             float(o["ftol"])) | _MaxEvals(counts, int(o["maxfun"])))
     if method in ("bfgs", "cg"):
         search = strong_wolfe(float(o["c1"]), float(o["c2"]))

@@ -275,9 +275,9 @@ def grad_norm_below(tol: float) -> Criterion:
     """Holds when the gradient norm the optimizer records at the iterate
     (``state.grad_norm``) is ``<= tol``: the Euclidean norm of the gradient for the
     unconstrained optimizers; for :func:`fnopt.lbfgsb` (and ``fnopt.lbfgs(bounds=...)``)
-    the max-norm of the *projected* gradient, :math:`\\|P(x - g) - x\\|_\\infty`,
-    which is 0 exactly at a first-order stationary point within the bounds (scipy's
-    L-BFGS-B ``pgtol`` test)."""
+    the Euclidean norm of the *projected* gradient, :math:`\\|P(x - g) - x\\|_2`,
+    which is 0 exactly at a first-order stationary point within the bounds (its
+    max-norm, scipy's L-BFGS-B ``pgtol`` measure, is ``state.pg_max``)."""
     return _GradNormBelow(_check_tol("tol", tol))
 
 
