@@ -420,7 +420,7 @@ def lbfgsb(
                 f"(loss {ctx.f0:.6g}, projected gradient "
                 f"{float(np.abs(projected_gradient(x, g, lo, hi)).max()):.3g})",
             )
-        a, (x1_tree, v1, g1), n_trials, d = out
+        a, (x1_tree, v1, g1), n_trials, _ = out
         x1 = be.to_numpy(be.ravel(tree.leaves(x1_tree)))
         g1_np = be.to_numpy(be.ravel(tree.leaves(g1)))
         ss, ys, theta = state.s, state.y, state.theta

@@ -171,7 +171,7 @@ def _bound_leaves(name: str, bound: Any, params: Params) -> list[Any]:
     if _is_number(bound):
         return [float(bound)] * len(p_leaves)
     try:
-        b_leaves = spec.flatten_up_to(bound)
+        b_leaves: list[Any] = spec.flatten_up_to(bound)
     except (ValueError, TypeError):
         raise ValueError(
             f"{name}: structure {optree.tree_structure(bound)} does not match the params "
@@ -180,9 +180,9 @@ def _bound_leaves(name: str, bound: Any, params: Params) -> list[Any]:
     out: list[Any] = []
     for path, p, b in zip(tree.paths(params), p_leaves, b_leaves):
         if _is_number(b):
-            out.append(float(b))
+            out.append(float(np.asarray(b)))
             continue
-        shape = tuple(b.shape) if hasattr(b, "shape") else ()
+        shape = tuple(b.shape) if _backend.is_array(b) else np.shape(b)
         if shape not in ((), tuple(p.shape)):
             raise ValueError(
                 f"{name}: leaf {path} has shape {shape}, params leaf has {tuple(p.shape)}"

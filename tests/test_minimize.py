@@ -167,7 +167,7 @@ def test_limits_and_result_mapping():
     assert res.status == 1 and res.nfev >= 8 and "EVALUATIONS" in res.message
     res = fnopt.minimize(rosen, X0, jac=rosen_der, method="BFGS", options={"maxiter": 4})
     assert res.status == 1 and res.message == "Maximum number of iterations has been exceeded."
-    assert res["x"] is res.x and "nfev" in res.keys()
+    assert res["x"] is res.x and res.keys()[:4] == ["x", "fun", "jac", "nit"]
     with pytest.raises(KeyError):
         res["hess_inv"]
     res = fnopt.minimize(rosen, X0, jac=rosen_der, method="lbfgs", tol=1e-10)
@@ -185,7 +185,7 @@ def test_fun_errors_propagate_as_they_are():
 def test_bad_inputs_name_the_argument():
     with pytest.raises(ValueError, match="bounds: lower > upper for element 1"):
         fnopt.minimize(rosen, [0.0, 0.0], bounds=[(0, 1), (2, 1)])
-    with pytest.raises(ValueError, match="bounds: expected 2 \\(lower, upper\\) pairs.*got 3"):
+    with pytest.raises(ValueError, match=r"bounds: expected 2 \(lower, upper\) pairs.*got 3"):
         fnopt.minimize(rosen, [0.0, 0.0], bounds=[(0, 1)] * 3)
     with pytest.raises(ValueError, match="bounds: lb and ub"):
         fnopt.minimize(rosen, [0.0, 0.0], bounds=so.Bounds([0, 0, 0], [1, 1, 1]))

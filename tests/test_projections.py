@@ -158,7 +158,7 @@ def test_bad_bounds_are_named():
         P.box(1.0, 0.0)
     with pytest.raises(ValueError, match="lower > upper at leaf \\['b'\\]"):
         P.box({"a": 0.0, "b": np.array([0.0, 2.0])}, {"a": 1.0, "b": np.array([1.0, 1.0])})
-    with pytest.raises(ValueError, match="lower: .*nan"):
+    with pytest.raises(ValueError, match=r"lower: .*nan"):
         P.box(math.nan, 1.0)
     with pytest.raises(TypeError, match="upper: leaf"):
         P.box(0.0, {"a": "x"})
