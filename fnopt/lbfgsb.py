@@ -284,6 +284,82 @@ def _search(
 # -- the optimizer ------------------------------------------------------------------------
 
 
+def _flat_bounds(proj: Projection | None, params: Params) -> tuple[np.ndarray, np.ndarray]:
+    if proj is None:
+        n = sum(int(np.prod(tuple(p.shape))) for p in tree.leaves(params))
+        return np.full(n, -np.inf), np.full(n, np.inf)
+    return _flat_box(proj, params)
+
+
+def _step(
+    params: Params, grad_fn: GradFn, state: State, batch: tuple[Any, ...],
+    proj: Projection | None, memory_size: int, search: LineSearch,
+) -> tuple[Params, LbfgsbState]:
+    """One L-BFGS-B step (see :func:`lbfgsb`)."""
+    leaves, spec = optree.tree_flatten(params)
+    be = _backend.of_leaves(leaves)
+    flat = be.ravel(leaves)
+    lo, hi = _flat_bounds(proj, params)
+    x = be.to_numpy(flat)
+
+    def to_tree(v: np.ndarray) -> Params:
+        return spec.unflatten(be.unravel(be.from_numpy(v, flat), leaves))
+
+    if state.count == 0:  # project the start point, evaluate there
+        xp = np.clip(x, lo, hi)
+        if not np.array_equal(xp, x):
+            x, params = xp, to_tree(xp)
+        value, grads = grad_fn(params, *batch)
+        value = check_loss(value)
+    else:
+        value, grads = state.value, state.grads
+    g = be.to_numpy(be.ravel(tree.leaves(grads)))
+    if float(np.abs(projected_gradient(x, g, lo, hi)).max()) == 0.0:
+        gn = be.scalar(0.0, leaves[0])
+        return params, state._replace(
+            count=state.count + 1, value=value, grad_norm=gn, pg_max=gn, grads=grads,
+            learning_rate=0.0, n_trials=0,
+        )
+    k = state.n_pairs
+    s = np.stack([be.to_numpy(v) for v in state.s[memory_size - k:]]) if k else None
+    y = np.stack([be.to_numpy(v) for v in state.y[memory_size - k:]]) if k else None
+    eps = float(np.finfo(_dtype_name(leaves[0])).eps)
+    ctx = _Ctx(grad_fn, batch, to_tree, be, lo, hi, x, g, be.to_float(value), search, eps)
+    out = _search(ctx, s, y, state.theta, first=state.count == 0)
+    resets = state.n_resets
+    if out is None and k:  # drop the memory and retry from steepest descent
+        resets += 1
+        k, out = 0, _search(ctx, None, None, 1.0, first=False)
+    if out is None:
+        raise StepFailed(
+            Reason.LINE_SEARCH_FAILED,
+            f"no descent step at step {state.count + 1} from steepest descent "
+            f"(loss {ctx.f0:.6g}, projected gradient "
+            f"{float(np.abs(projected_gradient(x, g, lo, hi)).max()):.3g})",
+        )
+    a, (x1_tree, v1, g1), n_trials, _ = out
+    x1 = be.to_numpy(be.ravel(tree.leaves(x1_tree)))
+    g1_np = be.to_numpy(be.ravel(tree.leaves(g1)))
+    ss, ys, theta = state.s, state.y, state.theta
+    if resets != state.n_resets:  # the dropped pairs: zero their slots
+        ss = ys = tuple(be.zeros_like([flat] * memory_size))
+        theta = 1.0
+    sv, yv = x1 - x, g1_np - g
+    sy = float(sv @ yv)
+    if math.isfinite(sy) and sy > _EPS * max(-float(g @ sv), 0.0) and sy > 0:
+        sv_b, yv_b = be.from_numpy(sv, flat), be.from_numpy(yv, flat)
+        ss, ys = (*ss[1:], sv_b), (*ys[1:], yv_b)
+        theta = float(yv @ yv) / sy
+        k = min(k + 1, memory_size)
+    pg = projected_gradient(x1, g1_np, lo, hi)
+    pg2 = be.scalar(float(np.linalg.norm(pg)), leaves[0])
+    pgmax = be.scalar(float(np.abs(pg).max()), leaves[0])
+    return x1_tree, LbfgsbState(
+        state.count + 1, check_loss(v1), pg2, pgmax, g1, ss, ys, theta, k, a, n_trials,
+        resets,
+    )
+
+
 def _as_box(bounds: Any) -> Projection | None:
     if bounds is None:
         return None
@@ -358,12 +434,6 @@ def lbfgsb(
     if not isinstance(search, LineSearch):
         raise TypeError(f"search: expected a line search, got {type(search).__name__}")
 
-    def flat_bounds(params: Params) -> tuple[np.ndarray, np.ndarray]:
-        if proj is None:
-            n = sum(int(np.prod(tuple(p.shape))) for p in tree.leaves(params))
-            return np.full(n, -np.inf), np.full(n, np.inf)
-        return _flat_box(proj, params)
-
     def init(params: Params) -> LbfgsbState:
         be = check_params(params)
         if proj is not None:
@@ -379,67 +449,6 @@ def lbfgsb(
     def step(
         params: Params, grad_fn: GradFn, state: State, *batch: Any
     ) -> tuple[Params, LbfgsbState]:
-        leaves, spec = optree.tree_flatten(params)
-        be = _backend.of_leaves(leaves)
-        flat = be.ravel(leaves)
-        lo, hi = flat_bounds(params)
-        x = be.to_numpy(flat)
-
-        def to_tree(v: np.ndarray) -> Params:
-            return spec.unflatten(be.unravel(be.from_numpy(v, flat), leaves))
-
-        if state.count == 0:  # project the start point, evaluate there
-            xp = np.clip(x, lo, hi)
-            if not np.array_equal(xp, x):
-                x, params = xp, to_tree(xp)
-            value, grads = grad_fn(params, *batch)
-            value = check_loss(value)
-        else:
-            value, grads = state.value, state.grads
-        g = be.to_numpy(be.ravel(tree.leaves(grads)))
-        if float(np.abs(projected_gradient(x, g, lo, hi)).max()) == 0.0:
-            gn = be.scalar(0.0, leaves[0])
-            return params, state._replace(
-                count=state.count + 1, value=value, grad_norm=gn, pg_max=gn, grads=grads,
-                learning_rate=0.0, n_trials=0,
-            )
-        k = state.n_pairs
-        s = np.stack([be.to_numpy(v) for v in state.s[memory_size - k:]]) if k else None
-        y = np.stack([be.to_numpy(v) for v in state.y[memory_size - k:]]) if k else None
-        eps = float(np.finfo(_dtype_name(leaves[0])).eps)
-        ctx = _Ctx(grad_fn, batch, to_tree, be, lo, hi, x, g, be.to_float(value), search, eps)
-        out = _search(ctx, s, y, state.theta, first=state.count == 0)
-        resets = state.n_resets
-        if out is None and k:  # drop the memory and retry from steepest descent
-            resets += 1
-            k, out = 0, _search(ctx, None, None, 1.0, first=False)
-        if out is None:
-            raise StepFailed(
-                Reason.LINE_SEARCH_FAILED,
-                f"no descent step at step {state.count + 1} from steepest descent "
-                f"(loss {ctx.f0:.6g}, projected gradient "
-                f"{float(np.abs(projected_gradient(x, g, lo, hi)).max()):.3g})",
-            )
-        a, (x1_tree, v1, g1), n_trials, _ = out
-        x1 = be.to_numpy(be.ravel(tree.leaves(x1_tree)))
-        g1_np = be.to_numpy(be.ravel(tree.leaves(g1)))
-        ss, ys, theta = state.s, state.y, state.theta
-        if resets != state.n_resets:  # the dropped pairs: zero their slots
-            ss = ys = tuple(be.zeros_like([flat] * memory_size))
-            theta = 1.0
-        sv, yv = x1 - x, g1_np - g
-        sy = float(sv @ yv)
-        if math.isfinite(sy) and sy > _EPS * max(-float(g @ sv), 0.0) and sy > 0:
-            sv_b, yv_b = be.from_numpy(sv, flat), be.from_numpy(yv, flat)
-            ss, ys = (*ss[1:], sv_b), (*ys[1:], yv_b)
-            theta = float(yv @ yv) / sy
-            k = min(k + 1, memory_size)
-        pg = projected_gradient(x1, g1_np, lo, hi)
-        pg2 = be.scalar(float(np.linalg.norm(pg)), leaves[0])
-        pgmax = be.scalar(float(np.abs(pg).max()), leaves[0])
-        return x1_tree, LbfgsbState(
-            state.count + 1, check_loss(v1), pg2, pgmax, g1, ss, ys, theta, k, a, n_trials,
-            resets,
-        )
+        return _step(params, grad_fn, state, batch, proj, memory_size, search)
 
     return Optimizer(init, step, "output")

@@ -215,3 +215,16 @@ def test_a_failed_search_is_a_named_stop():
                           stop=fnopt.stop.max_iters(10))
     assert r.reason == "line_search_failed"
     np.testing.assert_array_equal(r.params, [1.0, 2.0])
+
+
+def test_smoke_bench_bounds_prints_its_table():
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, str(root / "benchmarks" / "bench_bounds.py"),
+                          "--markdown"], capture_output=True, text=True, timeout=300,
+                         cwd=root, check=True).stdout
+    assert "| problem | n | nit fnopt / scipy | nfev fnopt / scipy |" in out
+    assert "| method | jac |" in out
+    assert out.count("| yes |") == len(bench.PROBLEMS) + 5
