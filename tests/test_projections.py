@@ -183,3 +183,15 @@ def test_repr_names_the_set():
     assert repr(P.simplex()) == "simplex(1.0)"
     assert repr(P.non_negative()) == "non_negative()"
     assert isinstance(P.l2_ball(2.0), fnopt.Transform)
+
+
+def test_projection_state_survives_save_and_load(tmp_path):
+    opt = fnopt.descent(fnopt.chain(fnopt.scale_by_adam(), fnopt.scale_by_learning_rate(0.1),
+                                    P.box(0.0, 1.0)))
+    p = np.array([0.5, 2.0])
+    p, s = opt.step(p, lambda x: ((x * x).sum(), 2 * x), opt.init(p))
+    fnopt.save(tmp_path / "ck.npz", p, s)
+    ck = fnopt.load(tmp_path / "ck.npz")
+    assert ck.state.inner[2] == P.ProjectionState()
+    np.testing.assert_array_equal(ck.params, p)
+    assert np.all((p >= 0) & (p <= 1))
