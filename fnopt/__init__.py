@@ -18,6 +18,7 @@ from fnopt import stop as stop
 from fnopt import tasks as tasks
 from fnopt import testing as testing
 from fnopt import tree as tree
+from fnopt._base import Descent as Descent
 from fnopt._base import DescentState as DescentState
 from fnopt._base import GradFn as GradFn
 from fnopt._base import Optimizer as Optimizer
@@ -155,6 +156,7 @@ __all__ = [
     "Checkpoint",
     "CheckpointError",
     "BatchedResult",
+    "Descent",
     "DescentState",
     "GradFn",
     "History",

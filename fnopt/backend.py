@@ -18,6 +18,7 @@ only be a tensor if torch has already been imported by someone.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 from collections.abc import Sequence
@@ -75,6 +76,14 @@ class Backend:
 
     def clone(self, xs: Sequence[Any]) -> list[Any]:
         raise NotImplementedError
+
+    def detach(self, xs: Sequence[Any]) -> list[Any]:
+        """The leaves cut from any autograd graph (the same memory; NumPy: as they are)."""
+        return list(xs)
+
+    def grad_mode(self, enabled: bool) -> contextlib.AbstractContextManager[Any]:
+        """A context in which autograd records (``enabled``) or not; NumPy: nothing."""
+        return contextlib.nullcontext()
 
     def scalar(self, value: float, like: Any) -> Any:
         """A 0-d array holding ``value`` with the dtype (and device) of ``like``."""
@@ -149,6 +158,11 @@ class Backend:
     # ``op`` (the same kernel with a different destination), so a step written with
     # them is bitwise the same whether it donates its buffers or not.
     def copy_(self, dst: Sequence[Any], src: Sequence[Any]) -> None:
+        raise NotImplementedError
+
+    def add_into(self, out: Sequence[Any], xs: Sequence[Any], ys: Sequence[Any]) -> list[Any]:
+        """``out = x + y`` leaf by leaf, written into ``out`` (buffers the caller owns,
+        which may be ``xs`` itself); the same numbers as :meth:`add`. Returns ``out``."""
         raise NotImplementedError
 
     # -- rows of a batch (fnopt.batched: the leading axis indexes problems) -----------
@@ -357,6 +371,11 @@ class _Numpy(Backend):
         for d, s in zip(dst, src):
             np.copyto(d, s)
 
+    def add_into(self, out: Sequence[Any], xs: Sequence[Any], ys: Sequence[Any]) -> list[Any]:
+        for o, x, y in zip(out, xs, ys):
+            np.add(x, y, out=o)
+        return list(out)
+
     def take_rows(self, x: Any, rows: np.ndarray) -> Any:
         return x.take(rows, axis=0)
 
@@ -487,6 +506,12 @@ class _Torch(Backend):
         t = self._t
         return [t.full_like(x, value) for x in xs]
 
+    def detach(self, xs: Sequence[Any]) -> list[Any]:
+        return [x.detach() for x in xs]
+
+    def grad_mode(self, enabled: bool) -> contextlib.AbstractContextManager[Any]:
+        return self._t.enable_grad() if enabled else self._t.no_grad()
+
     def clone(self, xs: Sequence[Any]) -> list[Any]:
         return [x.clone() for x in xs]
 
@@ -573,6 +598,18 @@ class _Torch(Backend):
 
     def copy_(self, dst: Sequence[Any], src: Sequence[Any]) -> None:
         self._t._foreach_copy_(list(dst), list(src))
+
+    def add_into(self, out: Sequence[Any], xs: Sequence[Any], ys: Sequence[Any]) -> list[Any]:
+        out = list(out)
+        if all(o is x for o, x in zip(out, xs)):
+            self._t._foreach_add_(out, list(ys))
+        elif len(out) <= 16:  # few leaves: one pass each, no foreach copy first
+            for o, x, y in zip(out, xs, ys):
+                self._t.add(x, y, out=o)
+        else:  # many leaves: two multi-tensor passes beat a per-leaf kernel launch each
+            self._t._foreach_copy_(out, list(xs))
+            self._t._foreach_add_(out, list(ys))
+        return out
 
     def take_rows(self, x: Any, rows: np.ndarray) -> Any:
         # index_select: boolean-mask or fancy indexing is 6-50x slower on CPU
