@@ -21,8 +21,7 @@ through :mod:`fnopt.tree` / :mod:`fnopt.backend`, on the params' device.
 >>> import numpy as np, fnopt
 >>> fnopt.projections.box(0.0, 1.0).project(np.array([-0.5, 0.5, 2.0]))
 array([0. , 0.5, 1. ])
->>> opt = fnopt.descent(fnopt.chain(fnopt.scale_by_adam(), fnopt.scale_by_learning_rate(0.1),
-...                                 fnopt.projections.non_negative()))
+>>> opt = fnopt.chain(fnopt.adam(0.1), fnopt.projections.non_negative())  # projected Adam
 >>> grad_fn = lambda x: (float(((x + 1.0) ** 2).sum()), 2.0 * (x + 1.0))  # minimum at -1
 >>> r = fnopt.fixed_point(opt, np.array([1.0, 2.0]), grad_fn, stop=fnopt.stop.max_iters(200))
 >>> np.round(r.params, 6)
@@ -71,19 +70,18 @@ class Projection(Transform):
     :func:`non_negative`, :func:`linf_ball`, :func:`l2_ball` or :func:`simplex`.
     """
 
-    # A subclass of the Transform NamedTuple: (init, update) as fields, plus the
-    # projection itself and, for boxes, the bounds (instance attributes).
+    __slots__ = ("_repr", "bounds", "project")
     project: Callable[[Params], Params]
     bounds: tuple[Any, Any] | None
     _repr: str
 
-    def __new__(
-        cls,
+    def __init__(
+        self,
         project: Callable[[Params], Params],
         check: Callable[[Params], None],
         name: str,
         bounds: tuple[Any, Any] | None = None,
-    ) -> Projection:
+    ) -> None:
         def init(params: Params) -> ProjectionState:
             check(params)
             return ProjectionState()
@@ -99,11 +97,10 @@ class Projection(Transform):
             check(params)
             return project(params)
 
-        self = super().__new__(cls, init, update)
-        self.project = project_checked
-        self.bounds = bounds
-        self._repr = name
-        return self
+        super().__init__(init, update)
+        object.__setattr__(self, "project", project_checked)
+        object.__setattr__(self, "bounds", bounds)
+        object.__setattr__(self, "_repr", name)
 
     def __repr__(self) -> str:
         return self._repr

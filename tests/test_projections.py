@@ -153,6 +153,24 @@ def test_projected_adam_converges_to_the_boundary_minimum(backend):
     np.testing.assert_allclose(_np(r.params), [1.0, 0.0, 0.5], atol=1e-3)
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_chain_of_an_alias_and_a_projection_is_a_projected_optimizer(backend):
+    c = to_backend(np.array([2.0, -3.0, 0.5, 0.25]), backend)
+
+    def grad_fn(x):
+        d = x - c
+        return (d * d).sum(), 2.0 * d
+
+    opt = fnopt.chain(fnopt.adam(0.05), P.box(0.0, 1.0))
+    x0 = to_backend(np.array([0.2, 0.8, 0.9, 0.1]), backend)
+    for callback in (None, lambda info: None):  # loop-owned buffers, and the pure steps
+        r = fnopt.fixed_point(opt, x0, grad_fn, stop=fnopt.stop.max_iters(400),
+                              callback=callback)
+        p = _np(r.params)
+        assert np.all((p >= 0) & (p <= 1))
+        np.testing.assert_allclose(p, [1.0, 0.0, 0.5, 0.25], atol=1e-3)
+
+
 def test_bad_bounds_are_named():
     with pytest.raises(ValueError, match="lower, upper: lower > upper"):
         P.box(1.0, 0.0)
