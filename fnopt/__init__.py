@@ -12,6 +12,7 @@ from fnopt import distributed as distributed
 from fnopt import grad as grad
 from fnopt import implicit as implicit
 from fnopt import problems as problems
+from fnopt import projections as projections
 from fnopt import schedules as schedules
 from fnopt import stop as stop
 from fnopt import tasks as tasks
@@ -31,6 +32,7 @@ from fnopt.checkpoint import load as load
 from fnopt.checkpoint import save as save
 from fnopt.checkpoint import to_numpy as to_numpy
 from fnopt.checkpoint import to_torch as to_torch
+from fnopt.lbfgsb import lbfgsb as lbfgsb
 from fnopt.linesearch import LineSearchResult as LineSearchResult
 from fnopt.linesearch import LineSearchStatus as LineSearchStatus
 from fnopt.linesearch import backtracking as backtracking
@@ -41,6 +43,8 @@ from fnopt.loop import OptimizationError as OptimizationError
 from fnopt.loop import Result as Result
 from fnopt.loop import StepFailed as StepFailed
 from fnopt.loop import fixed_point as fixed_point
+from fnopt.minimize import OptimizeResult as OptimizeResult
+from fnopt.minimize import minimize as minimize
 from fnopt.optimizers import adabelief as adabelief
 from fnopt.optimizers import adadelta as adadelta
 from fnopt.optimizers import adafactor as adafactor
@@ -198,4 +202,8 @@ __all__ = [
     "testing",
     "trace",
     "tree",
+    "projections",
+    "lbfgsb",
+    "minimize",
+    "OptimizeResult",
 ]

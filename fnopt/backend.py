@@ -252,6 +252,17 @@ class Backend:
         """The mean of each leaf along ``axis``, keeping that axis (size 1)."""
         raise NotImplementedError
 
+    # -- projections (fnopt.projections, fnopt.lbfgsb) -------------------------------
+    def clamp(self, xs: Sequence[Any], lows: Sequence[Any], highs: Sequence[Any]) -> list[Any]:
+        """Each leaf clamped elementwise to ``[low, high]``; a bound is a Python number
+        (``±inf`` allowed) or an array of the leaf's shape, NumPy or torch, converted to
+        the leaf's backend, dtype and device."""
+        raise NotImplementedError
+
+    def sort_desc(self, x: Any) -> Any:
+        """A 1-D array's elements sorted in descending order (a new array)."""
+        raise NotImplementedError
+
 
 def _arr(x: Any) -> Any:
     """NumPy arithmetic on 0-d arrays returns scalars; keep every leaf an ndarray."""
@@ -467,6 +478,15 @@ class _Numpy(Backend):
 
     def mean(self, xs: Sequence[Any], axis: int) -> list[Any]:
         return [_arr(x.mean(axis=axis, keepdims=True)) for x in xs]
+
+    def clamp(self, xs: Sequence[Any], lows: Sequence[Any], highs: Sequence[Any]) -> list[Any]:
+        def bound(b: Any, x: Any) -> Any:
+            return b if isinstance(b, (int, float)) else to_numpy(b).astype(x.dtype, copy=False)
+
+        return [_arr(np.clip(x, bound(lo, x), bound(hi, x))) for x, lo, hi in zip(xs, lows, highs)]
+
+    def sort_desc(self, x: Any) -> Any:
+        return np.sort(x)[::-1].copy()
 
 
 class _Torch(Backend):
@@ -688,6 +708,19 @@ class _Torch(Backend):
 
     def mean(self, xs: Sequence[Any], axis: int) -> list[Any]:
         return [x.mean(dim=axis, keepdim=True) for x in xs]
+
+    def clamp(self, xs: Sequence[Any], lows: Sequence[Any], highs: Sequence[Any]) -> list[Any]:
+        t = self._t
+
+        def bound(b: Any, x: Any) -> Any:
+            if isinstance(b, (int, float)):
+                return t.full((), float(b), dtype=x.dtype, device=x.device)
+            return t.as_tensor(b if is_tensor(b) else to_numpy(b), dtype=x.dtype, device=x.device)
+
+        return [t.clamp(x, bound(lo, x), bound(hi, x)) for x, lo, hi in zip(xs, lows, highs)]
+
+    def sort_desc(self, x: Any) -> Any:
+        return self._t.sort(x, descending=True).values
 
 
 def _needs_grad(s: Any) -> bool:

@@ -373,9 +373,12 @@ def grad_norm_below(tol: float) -> Criterion:
     """Holds when the Euclidean norm of the gradient at the iterate is ``<= tol``.
 
     The loop computes the gradient norm only when a criterion like this one (or a
-    callback, ``record=True``) reads it. For an optimizer with bounds, the state's
-    ``grad_norm`` is the norm of the *projected* gradient, so this criterion means the
-    projected gradient there.
+    callback, ``record=True``) reads it. For an optimizer with bounds
+    (:func:`fnopt.lbfgsb`, ``fnopt.lbfgs(bounds=...)``), the state's ``grad_norm`` is the
+    Euclidean norm of the *projected* gradient, :math:`\\|P(x - g) - x\\|_2`, so this
+    criterion means the projected gradient there: 0 exactly at a first-order stationary
+    point within the bounds (its max-norm, scipy's L-BFGS-B ``pgtol`` measure, is
+    ``state.pg_max``).
     """
     return _GradNormBelow(_check_tol("tol", tol))
 
