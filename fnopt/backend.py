@@ -243,6 +243,19 @@ class Backend:
         """The mean of each leaf along ``axis``, keeping that axis (size 1)."""
         raise NotImplementedError
 
+    # -- selections and axis sums (the small optax transforms) ---------------------
+    def where(self, conds: Sequence[Any], xs: Sequence[Any], ys: Sequence[Any]) -> list[Any]:
+        """``x`` where ``cond`` holds, else ``y``, leaf by leaf (``y`` may be a number)."""
+        raise NotImplementedError
+
+    def isnan(self, xs: Sequence[Any]) -> list[Any]:
+        """Boolean masks of the NaN entries of each leaf."""
+        raise NotImplementedError
+
+    def sum_axes(self, x: Any, axes: tuple[int, ...]) -> Any:
+        """The sum of one leaf over ``axes``, keeping them (size 1)."""
+        raise NotImplementedError
+
 
 def _arr(x: Any) -> Any:
     """NumPy arithmetic on 0-d arrays returns scalars; keep every leaf an ndarray."""
@@ -459,6 +472,15 @@ class _Numpy(Backend):
     def mean(self, xs: Sequence[Any], axis: int) -> list[Any]:
         return [_arr(x.mean(axis=axis, keepdims=True)) for x in xs]
 
+    def where(self, conds: Sequence[Any], xs: Sequence[Any], ys: Sequence[Any]) -> list[Any]:
+        return [_arr(np.where(c, x, y)) for c, x, y in zip(conds, xs, ys)]
+
+    def isnan(self, xs: Sequence[Any]) -> list[Any]:
+        return [_arr(np.isnan(x)) for x in xs]
+
+    def sum_axes(self, x: Any, axes: tuple[int, ...]) -> Any:
+        return _arr(np.sum(x, axis=axes, keepdims=True))
+
 
 class _Torch(Backend):
     name = "torch"
@@ -673,6 +695,15 @@ class _Torch(Backend):
 
     def mean(self, xs: Sequence[Any], axis: int) -> list[Any]:
         return [x.mean(dim=axis, keepdim=True) for x in xs]
+
+    def where(self, conds: Sequence[Any], xs: Sequence[Any], ys: Sequence[Any]) -> list[Any]:
+        return [self._t.where(c, x, y) for c, x, y in zip(conds, xs, ys)]
+
+    def isnan(self, xs: Sequence[Any]) -> list[Any]:
+        return [self._t.isnan(x) for x in xs]
+
+    def sum_axes(self, x: Any, axes: tuple[int, ...]) -> Any:
+        return x.sum(dim=axes, keepdim=True) if axes else x.clone()
 
 
 def _needs_grad(s: Any) -> bool:
