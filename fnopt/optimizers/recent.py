@@ -168,6 +168,12 @@ def _assemble(
     return Descent(_t.chain(*blocks))
 
 
+def _lift(t: Transform, maximize: bool) -> Descent:
+    """``t`` lifted to a Descent, after a negation of the gradient for ``maximize``."""
+    check_bool("maximize", maximize)
+    return Descent(_t.chain(_t.scale(-1.0), t) if maximize else t)
+
+
 def _check_common(learning_rate: Any, weight_decay: Any, eps: Any, **flags: Any) -> None:
     for name, flag in flags.items():
         check_bool(name, flag)
@@ -755,7 +761,8 @@ def scale_by_novograd(
     def update(updates: Updates, state: State, params: Params | None = None) -> Any:
         g, spec, be = _flat(updates)
         t = state.count + 1
-        n2 = [n * n for n in be.norms(g)]
+        norms = be.norms(g)
+        n2 = be.mul(norms, norms)
         nu = n2 if t == 1 else be.axpy(1.0 - b2, n2, be.scale(spec.flatten_up_to(state.nu), b2))
         g = be.div(g, be.add_scalar(be.sqrt(nu), eps))
         if weight_decay:
@@ -981,6 +988,7 @@ def prodigy(
     d0: float = 1e-6,
     d_coef: float = 1.0,
     growth_rate: float = math.inf,
+    maximize: bool = False,
 ) -> Descent:
     """Prodigy (prodigyopt.Prodigy semantics and defaults): Adam whose step size
     :math:`d` is estimated from the distance travelled, over the whole pytree.
@@ -991,6 +999,7 @@ def prodigy(
     Args:
       learning_rate, b1, b2, beta3, eps, weight_decay, decouple, use_bias_correction,
       safeguard_warmup, d0, d_coef, growth_rate: see :func:`scale_by_prodigy`.
+      maximize: maximise the objective (an fnopt extra; the reference has none).
 
     Returns:
       A :class:`fnopt.Descent`.
@@ -1005,10 +1014,11 @@ def prodigy(
     Mishchenko and Defazio, "Prodigy: An Expeditiously Adaptive Parameter-Free
     Learner", ICML 2024.
     """
-    return Descent(scale_by_prodigy(
+    return _lift(scale_by_prodigy(
         learning_rate, b1, b2, beta3=beta3, eps=eps, weight_decay=weight_decay,
         decouple=decouple, use_bias_correction=use_bias_correction,
-        safeguard_warmup=safeguard_warmup, d0=d0, d_coef=d_coef, growth_rate=growth_rate))
+        safeguard_warmup=safeguard_warmup, d0=d0, d_coef=d_coef, growth_rate=growth_rate),
+        maximize)
 
 
 # -- D-Adaptation (Adam) ---------------------------------------------------------------
@@ -1136,6 +1146,7 @@ def dadapt_adam(
     use_bias_correction: bool = False,
     d0: float = 1e-6,
     growth_rate: float = math.inf,
+    maximize: bool = False,
 ) -> Descent:
     """D-Adaptation Adam (dadaptation.DAdaptAdam semantics and defaults): Adam whose step
     size is estimated on the fly over the whole pytree.
@@ -1146,6 +1157,7 @@ def dadapt_adam(
     Args:
       learning_rate, b1, b2, eps, weight_decay, decouple, use_bias_correction, d0,
       growth_rate: see :func:`scale_by_dadapt_adam`.
+      maximize: maximise the objective (an fnopt extra; the reference has none).
 
     Returns:
       A :class:`fnopt.Descent`.
@@ -1159,9 +1171,9 @@ def dadapt_adam(
 
     Defazio and Mishchenko, "Learning-Rate-Free Learning by D-Adaptation", ICML 2023.
     """
-    return Descent(scale_by_dadapt_adam(
+    return _lift(scale_by_dadapt_adam(
         learning_rate, b1, b2, eps=eps, weight_decay=weight_decay, decouple=decouple,
-        use_bias_correction=use_bias_correction, d0=d0, growth_rate=growth_rate))
+        use_bias_correction=use_bias_correction, d0=d0, growth_rate=growth_rate), maximize)
 
 
 # -- schedule-free ---------------------------------------------------------------------
@@ -1269,6 +1281,7 @@ def schedule_free_sgd(
     warmup_steps: int = 0,
     r: float = 0.0,
     weight_lr_power: float = 2.0,
+    maximize: bool = False,
 ) -> Descent:
     """Schedule-free SGD (schedulefree.SGDScheduleFree semantics and defaults).
 
@@ -1279,6 +1292,7 @@ def schedule_free_sgd(
     Args:
       learning_rate, b1 (the reference's ``momentum``), weight_decay, warmup_steps, r,
       weight_lr_power: see :func:`scale_by_schedule_free`.
+      maximize: maximise the objective (an fnopt extra; the reference has none).
 
     Returns:
       A :class:`fnopt.Descent`.
@@ -1293,9 +1307,9 @@ def schedule_free_sgd(
 
     Defazio et al., "The Road Less Scheduled", NeurIPS 2024.
     """
-    return Descent(scale_by_schedule_free(
+    return _lift(scale_by_schedule_free(
         learning_rate, b1, weight_decay=weight_decay, warmup_steps=warmup_steps, r=r,
-        weight_lr_power=weight_lr_power))
+        weight_lr_power=weight_lr_power), maximize)
 
 
 def schedule_free_adamw(
@@ -1308,6 +1322,7 @@ def schedule_free_adamw(
     warmup_steps: int = 0,
     r: float = 0.0,
     weight_lr_power: float = 2.0,
+    maximize: bool = False,
 ) -> Descent:
     """Schedule-free AdamW (schedulefree.AdamWScheduleFree semantics and defaults).
 
@@ -1320,6 +1335,7 @@ def schedule_free_adamw(
       learning_rate, b1, weight_decay, warmup_steps, r, weight_lr_power: see
         :func:`scale_by_schedule_free`.
       b2: second-moment decay in [0, 1); eps: added to the denominator, >= 0.
+      maximize: maximise the objective (an fnopt extra; the reference has none).
 
     Returns:
       A :class:`fnopt.Descent`.
@@ -1332,11 +1348,11 @@ def schedule_free_adamw(
 
     Defazio et al., "The Road Less Scheduled", NeurIPS 2024.
     """
-    return Descent(_t.chain(
+    return _lift(_t.chain(
         _t.scale_by_adam(0.0, b2, eps),
         scale_by_schedule_free(learning_rate, b1, weight_decay=weight_decay,
                                warmup_steps=warmup_steps, r=r, weight_lr_power=weight_lr_power),
-    ))
+    ), maximize)
 
 
 def _find_schedule_free(state: Any) -> ScheduleFreeState | None:
