@@ -303,7 +303,7 @@ def deviation_table() -> list[tuple[str, str, float, float]]:
 
 
 if __name__ == "__main__":
-    print(f"| case | reference | max rel. dev. (numpy) | max rel. dev. (torch) |")
+    print("| case | reference | max rel. dev. (numpy) | max rel. dev. (torch) |")
     print("|---|---|---|---|")
     for name, label, dn, dt in deviation_table():
         print(f"| `{name}` | `{label}` | {dn:.1e} | {dt:.1e} |")

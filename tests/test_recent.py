@@ -82,7 +82,7 @@ def test_apply_if_finite_skips_a_nan_step(name: str) -> None:
     s = opt.init(p)
     p1, s1 = opt.step(p, quad, s)
     bad = lambda q: (np.asarray(np.nan), fnopt.tree.full_like(q, np.nan))  # noqa: E731
-    p2, s2 = opt.step(p1, bad, s1)
+    p2, _ = opt.step(p1, bad, s1)
     for k in p1:
         np.testing.assert_array_equal(p2[k], p1[k])
 

@@ -26,19 +26,19 @@ __all__ = [
 ]
 
 # the optimizers people moved to after Adam (fnopt/optimizers/recent.py)
-from fnopt.optimizers.recent import adan as adan  # noqa: E402
-from fnopt.optimizers.recent import adopt as adopt  # noqa: E402
-from fnopt.optimizers.recent import ademamix as ademamix  # noqa: E402
-from fnopt.optimizers.recent import dadapt_adam as dadapt_adam  # noqa: E402
-from fnopt.optimizers.recent import novograd as novograd  # noqa: E402
-from fnopt.optimizers.recent import prodigy as prodigy  # noqa: E402
-from fnopt.optimizers.recent import sam as sam  # noqa: E402
-from fnopt.optimizers.recent import schedule_free_adamw as schedule_free_adamw  # noqa: E402
-from fnopt.optimizers.recent import schedule_free_eval_params as schedule_free_eval_params  # noqa: E402,E501
-from fnopt.optimizers.recent import schedule_free_sgd as schedule_free_sgd  # noqa: E402
-from fnopt.optimizers.recent import yogi as yogi  # noqa: E402
+from fnopt.optimizers.recent import adan as adan
+from fnopt.optimizers.recent import ademamix as ademamix
+from fnopt.optimizers.recent import adopt as adopt
+from fnopt.optimizers.recent import dadapt_adam as dadapt_adam
+from fnopt.optimizers.recent import novograd as novograd
+from fnopt.optimizers.recent import prodigy as prodigy
+from fnopt.optimizers.recent import sam as sam
+from fnopt.optimizers.recent import schedule_free_adamw as schedule_free_adamw
+from fnopt.optimizers.recent import schedule_free_eval_params as schedule_free_eval_params
+from fnopt.optimizers.recent import schedule_free_sgd as schedule_free_sgd
+from fnopt.optimizers.recent import yogi as yogi
 
-__all__ += [  # noqa: PLE0605
+__all__ += [
     "adan", "adopt", "ademamix", "dadapt_adam", "novograd", "prodigy",
     "schedule_free_adamw", "schedule_free_sgd", "yogi",
 ]

@@ -228,7 +228,8 @@ def scale_by_yogi(
 
     def init(params: Params) -> ScaleByYogiState:
         full = tree.full_like
-        return ScaleByYogiState(0, full(params, initial_accumulator), full(params, initial_accumulator))
+        acc = initial_accumulator
+        return ScaleByYogiState(0, full(params, acc), full(params, acc))
 
     def update(updates: Updates, state: State, params: Params | None = None) -> Any:
         del params
@@ -482,7 +483,8 @@ def scale_by_adopt(
     check_unit_interval("b2", b2)
     check_nonnegative("eps", eps)
     if clip_lambda is not None and not callable(clip_lambda):
-        raise TypeError(f"clip_lambda: expected a callable or None, got {type(clip_lambda).__name__}")
+        raise TypeError(
+            f"clip_lambda: expected a callable or None, got {type(clip_lambda).__name__}")
 
     def init(params: Params) -> ScaleByAdoptState:
         return ScaleByAdoptState(0, tree.zeros_like(params), tree.zeros_like(params))
