@@ -205,3 +205,30 @@ def test_step_size_estimate_is_global_and_skips_zero_gradients(name: str) -> Non
         p1, s1 = opt.step(p1, quad, s1)
     assert s1.inner.d > s.inner.d  # the estimate grew, one scalar for the whole tree
     assert isinstance(s1.inner.d, float)
+
+
+def test_smoke_bench_recent_runs_and_prints_its_table() -> None:
+    """benchmarks/bench_recent.py runs (``--quick --rounds 1``) and prints a row for
+    every alias whose reference is installed. No timings are asserted."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    pytest.importorskip("torch")
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    out = subprocess.run(
+        [sys.executable, str(root / "benchmarks" / "bench_recent.py"), "--quick", "--rounds", "1"],
+        capture_output=True, text=True, timeout=300, cwd=root, check=True, env=env,
+    ).stdout
+    assert "Post-Adam optimizers, one step" in out and "| variant |" in out
+    assert "grad restore" in out
+    for name in NAMES:
+        module = {"prodigy": "prodigyopt", "dadapt_adam": "dadaptation"}.get(
+            name, "schedulefree" if name.startswith("schedule_free") else "pytorch_optimizer")
+        try:
+            __import__(module)
+        except ImportError:
+            continue
+        assert f"`fnopt.{name}` apply" in out, name
