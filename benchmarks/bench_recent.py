@@ -19,6 +19,7 @@ within one run. A missing reference package leaves its row out.
 from __future__ import annotations
 
 import importlib
+import itertools
 from collections.abc import Callable
 from typing import Any
 
@@ -49,7 +50,7 @@ CASES: dict[str, tuple[tuple[str, str], dict[str, Any], Callable[[], Any]]] = {
 def _tensors(torch: Any) -> tuple[list[Any], list[Any]]:
     g = torch.Generator().manual_seed(0)
     params, grads = [], []
-    for a, b in zip(SIZES[:-1], SIZES[1:]):
+    for a, b in itertools.pairwise(SIZES):
         for shape in ((a, b), (b,)):
             params.append(torch.randn(shape, generator=g) * 0.05)
             grads.append(torch.randn(shape, generator=g) * 1e-2)

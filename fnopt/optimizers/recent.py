@@ -1275,6 +1275,31 @@ def scale_by_schedule_free(
     return Transform(init, update)
 
 
+class _ScaleByRmsDebiasedState(NamedTuple):
+    count: int  # type: ignore[assignment]
+    nu: Any
+
+
+def _scale_by_rms_debiased(b2: float, eps: float) -> Transform:
+    """:math:`g_t / (\\sqrt{v_t / (1-\\beta_2^t)} + \\epsilon)`, :math:`v_t` the EMA of
+    :math:`g^2`: schedule-free AdamW's direction (Adam without a first moment)."""
+    check_unit_interval("b2", b2)
+    check_nonnegative("eps", eps)
+
+    def init(params: Params) -> _ScaleByRmsDebiasedState:
+        return _ScaleByRmsDebiasedState(0, tree.zeros_like(params))
+
+    def update(updates: Updates, state: State, params: Params | None = None) -> Any:
+        del params
+        g, spec, be = _flat(updates)
+        t = state.count + 1
+        nu = be.addcmul(be.scale(spec.flatten_up_to(state.nu), b2), g, g, 1.0 - b2)
+        denom = be.add_scalar(be.sqrt(be.scale(nu, 1.0 / (1.0 - b2**t))), eps)
+        return spec.unflatten(be.div(g, denom)), _ScaleByRmsDebiasedState(t, spec.unflatten(nu))
+
+    return Transform(init, update)
+
+
 def schedule_free_sgd(
     learning_rate: ScalarOrSchedule = 1.0,
     *,
@@ -1328,8 +1353,9 @@ def schedule_free_adamw(
 ) -> Descent:
     """Schedule-free AdamW (schedulefree.AdamWScheduleFree semantics and defaults).
 
-    ``chain(scale_by_adam(b1=0, b2, eps), scale_by_schedule_free(...))``: the direction
-    is :math:`g_t / (\\sqrt{v_t/(1-\\beta_2^t)} + \\epsilon)`; weight decay is added to
+    The direction :math:`g_t / (\\sqrt{v_t/(1-\\beta_2^t)} + \\epsilon)` (Adam without its
+    first moment, :math:`v_t` the EMA of :math:`g^2`) goes through
+    :func:`scale_by_schedule_free`; weight decay is added to
     it at :math:`y`. Params are the training point; see
     :func:`schedule_free_eval_params` for the evaluation point.
 
@@ -1351,7 +1377,7 @@ def schedule_free_adamw(
     Defazio et al., "The Road Less Scheduled", NeurIPS 2024.
     """
     return _lift(_t.chain(
-        _t.scale_by_adam(0.0, b2, eps),
+        _scale_by_rms_debiased(b2, eps),
         scale_by_schedule_free(learning_rate, b1, weight_decay=weight_decay,
                                warmup_steps=warmup_steps, r=r, weight_lr_power=weight_lr_power),
     ), maximize)
