@@ -402,7 +402,9 @@ def adan(
       b1, b2, b3, eps, max_grad_norm: see :func:`scale_by_adan`.
       weight_decay: decay coefficient >= 0.
       decoupled_weight_decay: AdamW-style instead of proximal decay.
-      maximize: maximise the objective.
+      maximize: maximise the objective: exactly Adan on :math:`-f`. (The reference's
+        ``maximize=True`` differs at step 1: it seeds the gradient difference with the
+        un-negated gradient, so its :math:`\\Delta_1 = 2 g_1` instead of 0.)
 
     Returns:
       A :class:`fnopt.Descent`.
