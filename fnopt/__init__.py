@@ -207,3 +207,40 @@ __all__ = [
     "minimize",
     "OptimizeResult",
 ]
+
+# the optimizers people moved to after Adam, and the small optax transforms
+from fnopt.optimizers import adan as adan  # noqa: E402
+from fnopt.optimizers import ademamix as ademamix  # noqa: E402
+from fnopt.optimizers import adopt as adopt  # noqa: E402
+from fnopt.optimizers import dadapt_adam as dadapt_adam  # noqa: E402
+from fnopt.optimizers import novograd as novograd  # noqa: E402
+from fnopt.optimizers import prodigy as prodigy  # noqa: E402
+from fnopt.optimizers import sam as sam  # noqa: E402
+from fnopt.optimizers import schedule_free_adamw as schedule_free_adamw  # noqa: E402
+from fnopt.optimizers import schedule_free_eval_params as schedule_free_eval_params  # noqa: E402
+from fnopt.optimizers import schedule_free_sgd as schedule_free_sgd  # noqa: E402
+from fnopt.optimizers import yogi as yogi  # noqa: E402
+from fnopt.optimizers.recent import scale_by_adan as scale_by_adan  # noqa: E402
+from fnopt.optimizers.recent import scale_by_ademamix as scale_by_ademamix  # noqa: E402
+from fnopt.optimizers.recent import scale_by_adopt as scale_by_adopt  # noqa: E402
+from fnopt.optimizers.recent import scale_by_dadapt_adam as scale_by_dadapt_adam  # noqa: E402
+from fnopt.optimizers.recent import scale_by_novograd as scale_by_novograd  # noqa: E402
+from fnopt.optimizers.recent import scale_by_prodigy as scale_by_prodigy  # noqa: E402
+from fnopt.optimizers.recent import scale_by_schedule_free as scale_by_schedule_free  # noqa: E402
+from fnopt.optimizers.recent import scale_by_yogi as scale_by_yogi  # noqa: E402
+from fnopt.transforms_extra import adaptive_grad_clip as adaptive_grad_clip  # noqa: E402
+from fnopt.transforms_extra import add_noise as add_noise  # noqa: E402
+from fnopt.transforms_extra import centralize as centralize  # noqa: E402
+from fnopt.transforms_extra import keep_params_nonnegative as keep_params_nonnegative  # noqa: E402
+from fnopt.transforms_extra import scale_by_schedule as scale_by_schedule  # noqa: E402
+from fnopt.transforms_extra import set_to_zero as set_to_zero  # noqa: E402
+from fnopt.transforms_extra import zero_nans as zero_nans  # noqa: E402
+
+__all__ += [
+    "adan", "ademamix", "adopt", "dadapt_adam", "novograd", "prodigy", "sam",
+    "schedule_free_adamw", "schedule_free_eval_params", "schedule_free_sgd", "yogi",
+    "scale_by_adan", "scale_by_ademamix", "scale_by_adopt", "scale_by_dadapt_adam",
+    "scale_by_novograd", "scale_by_prodigy", "scale_by_schedule_free", "scale_by_yogi",
+    "adaptive_grad_clip", "add_noise", "centralize", "keep_params_nonnegative",
+    "scale_by_schedule", "set_to_zero", "zero_nans",
+]

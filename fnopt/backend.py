@@ -261,6 +261,18 @@ class Backend:
 
     def sort_desc(self, x: Any) -> Any:
         """A 1-D array's elements sorted in descending order (a new array)."""
+
+    # -- selections and axis sums (the small optax transforms) ---------------------
+    def where(self, conds: Sequence[Any], xs: Sequence[Any], ys: Sequence[Any]) -> list[Any]:
+        """``x`` where ``cond`` holds, else ``y``, leaf by leaf (``y`` may be a number)."""
+        raise NotImplementedError
+
+    def isnan(self, xs: Sequence[Any]) -> list[Any]:
+        """Boolean masks of the NaN entries of each leaf."""
+        raise NotImplementedError
+
+    def sum_axes(self, x: Any, axes: tuple[int, ...]) -> Any:
+        """The sum of one leaf over ``axes``, keeping them (size 1)."""
         raise NotImplementedError
 
 
@@ -487,6 +499,15 @@ class _Numpy(Backend):
 
     def sort_desc(self, x: Any) -> Any:
         return np.sort(x)[::-1].copy()
+
+    def where(self, conds: Sequence[Any], xs: Sequence[Any], ys: Sequence[Any]) -> list[Any]:
+        return [_arr(np.where(c, x, y)) for c, x, y in zip(conds, xs, ys)]
+
+    def isnan(self, xs: Sequence[Any]) -> list[Any]:
+        return [_arr(np.isnan(x)) for x in xs]
+
+    def sum_axes(self, x: Any, axes: tuple[int, ...]) -> Any:
+        return _arr(np.sum(x, axis=axes, keepdims=True))
 
 
 class _Torch(Backend):
@@ -721,6 +742,15 @@ class _Torch(Backend):
 
     def sort_desc(self, x: Any) -> Any:
         return self._t.sort(x, descending=True).values
+
+    def where(self, conds: Sequence[Any], xs: Sequence[Any], ys: Sequence[Any]) -> list[Any]:
+        return [self._t.where(c, x, y) for c, x, y in zip(conds, xs, ys)]
+
+    def isnan(self, xs: Sequence[Any]) -> list[Any]:
+        return [self._t.isnan(x) for x in xs]
+
+    def sum_axes(self, x: Any, axes: tuple[int, ...]) -> Any:
+        return x.sum(dim=axes, keepdim=True) if axes else x.clone()
 
 
 def _needs_grad(s: Any) -> bool:

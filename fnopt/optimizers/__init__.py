@@ -24,3 +24,21 @@ __all__ = [
     "adabelief", "adadelta", "adafactor", "adagrad", "adam", "adamax", "adamw", "asgd",
     "descent", "lamb", "lars", "lion", "muon", "nadam", "radam", "rmsprop", "rprop", "sgd",
 ]
+
+# the optimizers people moved to after Adam (fnopt/optimizers/recent.py)
+from fnopt.optimizers.recent import adan as adan
+from fnopt.optimizers.recent import ademamix as ademamix
+from fnopt.optimizers.recent import adopt as adopt
+from fnopt.optimizers.recent import dadapt_adam as dadapt_adam
+from fnopt.optimizers.recent import novograd as novograd
+from fnopt.optimizers.recent import prodigy as prodigy
+from fnopt.optimizers.recent import sam as sam
+from fnopt.optimizers.recent import schedule_free_adamw as schedule_free_adamw
+from fnopt.optimizers.recent import schedule_free_eval_params as schedule_free_eval_params
+from fnopt.optimizers.recent import schedule_free_sgd as schedule_free_sgd
+from fnopt.optimizers.recent import yogi as yogi
+
+__all__ += [
+    "adan", "adopt", "ademamix", "dadapt_adam", "novograd", "prodigy",
+    "schedule_free_adamw", "schedule_free_sgd", "yogi",
+]
