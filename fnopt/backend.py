@@ -261,6 +261,7 @@ class Backend:
 
     def sort_desc(self, x: Any) -> Any:
         """A 1-D array's elements sorted in descending order (a new array)."""
+        raise NotImplementedError
 
     # -- selections and axis sums (the small optax transforms) ---------------------
     def where(self, conds: Sequence[Any], xs: Sequence[Any], ys: Sequence[Any]) -> list[Any]:
