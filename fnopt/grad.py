@@ -25,10 +25,12 @@ import optree
 from fnopt import backend as _backend
 from fnopt._base import (
     GradFn,
+    OutputValueError,
     Params,
     check_callable,
     check_grad_fn_output,
     check_grads,
+    check_hessian,
     check_loss,
     check_params,
 )
@@ -52,8 +54,9 @@ __all__ = [
 LossFn = Callable[..., Any]
 
 
-def _fast_check(params: Params, value: Any, grads: Any, what: str) -> Any:
-    """Validate a provider's output; cheap for a single-array params."""
+def _fast_check(params: Params, value: Any, grads: Any, what: str) -> tuple[Any, Any]:
+    """Validate a provider's output and return it normalised (see
+    :func:`fnopt._base.check_grads`); cheap for a single-array params."""
     if (
         type(params) is np.ndarray
         and type(grads) is np.ndarray
@@ -62,10 +65,9 @@ def _fast_check(params: Params, value: Any, grads: Any, what: str) -> Any:
         and type(value) is np.ndarray
         and value.ndim == 0
     ):
-        return value
+        return value, grads
     value = check_loss(value, what=f"{what} value")
-    check_grads(params, grads, what=f"{what} grads")
-    return value
+    return value, check_grads(params, grads, what=f"{what} grads")
 
 
 _NP_FLOAT_SCALARS = (np.float64, np.float32)
@@ -81,7 +83,9 @@ def from_functions(value_fn: LossFn, grad_fn: LossFn) -> GradFn:
     Returns:
       ``provider(params, *batch) -> (value, grads)``; the loss is returned as a 0-d
       array/tensor and both outputs are checked against ``params`` (a clear
-      ``ValueError``/``TypeError`` naming the leaf path otherwise).
+      ``ValueError``/``TypeError`` naming the leaf path otherwise). A NumPy scalar
+      (``np.float64``) where ``params`` has a 0-d array leaf of its dtype is returned
+      as a 0-d array.
 
     >>> import numpy as np
     >>> g = from_functions(lambda p: p @ p, lambda p: 2 * p)
@@ -98,9 +102,7 @@ def from_functions(value_fn: LossFn, grad_fn: LossFn) -> GradFn:
             value = np.asarray(value)
         elif type(value) is not np.ndarray and not _backend.is_tensor(value):
             value = check_loss(value, what="value_fn")
-        if type(grads) in _NP_FLOAT_SCALARS:  # ``2 * p`` for a 0-d array p
-            grads = np.asarray(grads)
-        return _fast_check(params, value, grads, "from_functions"), grads
+        return _fast_check(params, value, grads, "from_functions")
 
     return provider
 
@@ -135,7 +137,7 @@ def torch_func(loss_fn: LossFn) -> GradFn:
     def provider(params: Params, *batch: Any) -> tuple[Any, Any]:
         grads, value = gv(params, *batch)
         if value.ndim != 0:
-            raise ValueError(
+            raise OutputValueError(
                 f"loss_fn: must return a scalar (0-d tensor), got shape {tuple(value.shape)}"
             )
         return value, grads
@@ -374,7 +376,7 @@ def module(module: Any, loss_fn: LossFn) -> GradFn:
             )
         grads, value = gv(params, dict(net.named_buffers()), *batch)
         if value.ndim != 0:
-            raise ValueError(
+            raise OutputValueError(
                 f"loss_fn: must return a scalar (0-d tensor), got shape {tuple(value.shape)}"
             )
         return value, grads
@@ -393,20 +395,17 @@ HessianFn = Callable[..., Any]
 HvpFn = Callable[..., Any]
 
 
-def _n_params(leaves: list[Any]) -> int:
-    return sum(int(x.numel()) if _backend.is_tensor(x) else int(np.size(x)) for x in leaves)
-
-
 def hessian_from_function(hess_fn: Callable[..., Any]) -> HessianFn:
     """A Hessian provider from a hand-written Hessian.
 
     Args:
       hess_fn: ``hess_fn(params, *batch) -> H``, the ``n x n`` Hessian with respect to
-        the params flattened in leaf order (an array or tensor).
+        the params flattened in leaf order (an array or tensor; for a single
+        parameter also a 0-d array or NumPy scalar).
 
     Returns:
-      ``hessian(params, *batch) -> H``, with the shape checked (``ValueError`` naming
-      ``hess_fn`` otherwise) and the dtype of the params.
+      ``hessian(params, *batch) -> H``, an ``(n, n)`` array/tensor with the dtype of
+      the params (a ``ValueError``/``TypeError`` naming ``hess_fn`` otherwise).
 
     >>> import numpy as np
     >>> h = hessian_from_function(lambda p: np.diag(6.0 * p))   # f = sum(p ** 3)
@@ -417,17 +416,7 @@ def hessian_from_function(hess_fn: Callable[..., Any]) -> HessianFn:
     check_callable(hess_fn, "hess_fn")
 
     def hessian(params: Params, *batch: Any) -> Any:
-        leaves = optree.tree_leaves(params)
-        n = _n_params(leaves)
-        h = hess_fn(params, *batch)
-        if tuple(h.shape) != (n, n):
-            raise ValueError(
-                f"hess_fn: expected a ({n}, {n}) Hessian for {n} parameters, got shape "
-                f"{tuple(h.shape)}"
-            )
-        if h.dtype != leaves[0].dtype:
-            h = h.to(leaves[0].dtype) if _backend.is_tensor(h) else h.astype(leaves[0].dtype)
-        return h
+        return check_hessian(hess_fn(params, *batch), params, what="hess_fn")
 
     return hessian
 

@@ -587,8 +587,9 @@ class LineSearchState(NamedTuple):
 
     Attributes:
       count: steps taken.
-      value: the loss at the params returned by the last step (``value_at="output"``).
-      grad_norm: the gradient norm there.
+      value: the loss at the params returned by the last step (``value_at="output"``),
+        a 0-d array/tensor of the params' dtype.
+      grad_norm: the gradient norm there (likewise).
       grads: the gradient there, reused by the next step (zeros, with the structure,
         shapes and dtypes of the params, until the first step evaluates it: it is
         valid when ``count > 0``).
@@ -688,9 +689,12 @@ def line_search(
     ) -> tuple[Params, LineSearchState]:
         be = _backend.of(params)
         to_float = be.to_float
-        eps = float(np.finfo(_dtype_name(tree.leaves(params)[0])).eps)
+        leaf0 = tree.leaves(params)[0]
+        eps = float(np.finfo(_dtype_name(leaf0)).eps)
         if state.count == 0:  # nothing cached yet
             value, grads = grad_fn(params, *batch)
+            # state.value like state.grad_norm: a 0-d array/tensor of the params' dtype
+            value, grads = be.astype(value, leaf0), tree._as_arrays(grads)
             gnorm = tree.global_norm(grads)
         else:
             value, grads, gnorm = state.value, state.grads, state.grad_norm
@@ -727,9 +731,10 @@ def line_search(
                 f"(loss {f0:.6g}, slope {slope0:.3g}, last step {res.step:.3g})",
             )
         x1, v1, g1 = res.aux
+        g1 = tree._as_arrays(g1)  # NumPy-scalar gradients of 0-d leaves: 0-d arrays
         return x1, LineSearchState(
             state.count + 1,
-            v1,
+            be.astype(v1, leaf0),
             tree.global_norm(g1),
             g1,
             res.step,

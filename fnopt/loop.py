@@ -7,7 +7,7 @@ import math
 import os
 import time
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Literal, NamedTuple
 
 import attrs
@@ -20,6 +20,8 @@ from fnopt import tree as _tree
 from fnopt._base import (
     GradFn,
     Optimizer,
+    OutputTypeError,
+    OutputValueError,
     Params,
     State,
     check_callable,
@@ -54,13 +56,19 @@ class StepFailed(Exception):
 
 @attrs.frozen(slots=True)
 class History:
-    """Per-iteration records (index = iteration): ``loss`` and ``grad_norm``."""
+    """Per-iteration records (index = iteration): ``loss`` and ``grad_norm``.
+
+    Iterating yields one ``(loss, grad_norm)`` pair of floats per iteration.
+    """
 
     loss: np.ndarray
     grad_norm: np.ndarray
 
     def __len__(self) -> int:
         return len(self.loss)
+
+    def __iter__(self) -> Iterator[tuple[float, float]]:
+        return zip(self.loss.tolist(), self.grad_norm.tolist())
 
 
 @attrs.frozen(slots=True)
@@ -488,6 +496,8 @@ def fixed_point(
                 raise bad.error from None
             except StepFailed as exc:
                 return finish(last_good, exc.reason, f"{exc.reason.message}: {exc.message}")
+            except (OutputValueError, OutputTypeError):  # a user function's bad output
+                raise
             except Exception as exc:
                 raise step_error(exc) from exc
             value = to_float(v1)
