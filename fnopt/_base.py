@@ -119,7 +119,10 @@ def check_params(params: Params, *, what: str = "params") -> _backend.Backend:
     for i, leaf in enumerate(leaves):
         if not _backend.is_array(leaf):
             path = _fmt(optree.tree_paths(params)[i])
-            raise TypeError(f"{what}: leaf {path} {_not_array_hint(leaf)}")
+            raise TypeError(
+                f"{what}: leaves must be numpy.ndarray or torch.Tensor; leaf {path} "
+                f"{_not_array_hint(leaf)}"
+            )
     be = _backend.of_leaves(leaves, what=what)
     paths = None
     for i, leaf in enumerate(leaves):
@@ -147,15 +150,15 @@ def _not_array_hint(leaf: Any) -> str:
     """What a params leaf that is not an array is, and what to pass instead."""
     if isinstance(leaf, np.generic):
         return (
-            f"is a NumPy scalar ({type(leaf).__name__}), which is not an array; pass a "
-            f"0-d array instead, np.asarray(x) (e.g. np.array(1.0)) or a torch tensor"
+            f"is a NumPy scalar ({type(leaf).__name__}), not an array; pass a 0-d "
+            f"array instead: np.asarray(x) (e.g. np.array(1.0)) or a torch tensor"
         )
     if isinstance(leaf, numbers.Number):
         return (
-            f"is a Python {type(leaf).__name__}; pass a 0-d array instead, "
-            f"np.array({leaf!r}, dtype=np.float64) or torch.tensor({leaf!r})"
+            f"is a Python {type(leaf).__name__}; pass a 0-d array instead: "
+            f"np.array({leaf!r}) (float64) or torch.tensor({leaf!r})"
         )
-    return f"is {type(leaf).__name__}; expected a numpy.ndarray or torch.Tensor"
+    return f"is {type(leaf).__name__}"
 
 
 def _numel(x: Any) -> int:
@@ -308,6 +311,82 @@ def check_hessian(h: Any, params: Params, *, what: str = "hess_fn") -> Any:
             f"{tuple(h.shape)}"
         )
     return be.astype(h, leaves[0])
+
+
+# Keyword names from torch.optim / optax / scipy.optimize that a user of those libraries
+# reaches for, with no exact fnopt counterpart: what to write instead.
+_NO_LR = (
+    "the line search picks each step, there is no learning rate; pass "
+    "search=fnopt.strong_wolfe(...) or fnopt.backtracking(...) (and initial_step=)"
+)
+_STOP = "stopping is fixed_point's job: pass stop=fnopt.stop.{} to fnopt.fixed_point"
+FOREIGN_OPTIMIZER_HINTS: dict[str, str] = {
+    "lr": _NO_LR,
+    "learning_rate": _NO_LR,
+    "max_iter": _STOP.format("max_iters(n)"),
+    "maxiter": _STOP.format("max_iters(n)"),
+    "max_eval": _STOP.format("max_iters(n)") + " (each step evaluates until the search "
+    "accepts; Result.n_evals counts the evaluations)",
+    "tolerance_grad": _STOP.format("grad_norm_below(tol)"),
+    "gtol": _STOP.format("grad_norm_below(tol)"),
+    "tolerance_change": _STOP.format("loss_change_below(tol)"),
+    "ftol": _STOP.format("loss_change_below(tol)"),
+    "line_search_fn": "pass search=fnopt.strong_wolfe() (torch's 'strong_wolfe') or "
+    "search=fnopt.backtracking()",
+    "linesearch": "pass search=fnopt.strong_wolfe(...) (optax's zoom line search) or "
+    "search=fnopt.backtracking(...)",
+    "c1": "the line-search constants belong to the search: pass "
+    "search=fnopt.strong_wolfe(c1=..., c2=...) or fnopt.backtracking(c1=...)",
+    "c2": "the line-search constants belong to the search: pass "
+    "search=fnopt.strong_wolfe(c1=..., c2=...)",
+}
+
+
+def translate_kwargs(
+    fn: str,
+    given: dict[str, Any],
+    aliases: dict[str, str],
+    hints: dict[str, str] | None = None,
+    defaults: dict[str, tuple[Any, Any]] | None = None,
+) -> dict[str, Any]:
+    """Translate keyword arguments spelled as in torch.optim, optax or scipy.optimize.
+
+    Args:
+      fn: the fnopt function's name, for messages.
+      given: the extra keyword arguments it received (``**kwargs``).
+      aliases: foreign name -> the fnopt argument with exactly the same meaning.
+      hints: foreign name -> what to write instead (no exact counterpart).
+      defaults: fnopt argument -> ``(the value it was called with, its default)``;
+        an alias given next to a non-default value of its argument is a conflict.
+
+    Returns:
+      ``{fnopt argument: value}`` for the aliases used.
+
+    Raises:
+      TypeError: for a name with a hint (naming what to use), an alias given twice or
+        next to its fnopt argument, or an unknown name (as Python would).
+
+    >>> translate_kwargs("lbfgs", {"history_size": 5}, {"history_size": "memory"})
+    {'memory': 5}
+    """
+    out: dict[str, Any] = {}
+    source: dict[str, str] = {}
+    for name, value in given.items():
+        if name in aliases:
+            target = aliases[name]
+            called_with, default = (defaults or {}).get(target, (None, None))
+            if target in out or called_with is not default and called_with != default:
+                other = source.get(target, target)
+                raise TypeError(
+                    f"{fn}: got {name}= and {other}=, both meaning {target}= (the fnopt "
+                    f"name); pass only {target}="
+                )
+            out[target], source[target] = value, name
+        elif hints is not None and name in hints:
+            raise TypeError(f"{fn}: unexpected keyword argument {name!r}: {hints[name]}")
+        else:
+            raise TypeError(f"{fn}() got an unexpected keyword argument {name!r}")
+    return out
 
 
 def check_callable(f: Any, name: str) -> None:
