@@ -571,8 +571,16 @@ def scale_by_newton(hessian: HessianFn, *, min_shift: float = 1e-3) -> Transform
     return Transform(init, update)
 
 
+_NEWTON_HINTS = {
+    **FOREIGN_OPTIMIZER_HINTS,
+    "hess": "pass the Hessian provider as hessian= (the first argument), e.g. "
+    "fnopt.grad.hessian_from_function(hess)",
+    "hessp": "pass Hessian-vector products to fnopt.newton_cg as hvp= (its first argument)",
+}
+
+
 def newton(
-    hessian: HessianFn | None = None, *, search: LineSearch | None = None, **aliases: Any
+    hessian: HessianFn, *, search: LineSearch | None = None, **aliases: Any
 ) -> Optimizer:
     """Newton's method with a Hessian provider and a backtracking line search.
 
@@ -586,8 +594,8 @@ def newton(
       hessian: ``hessian(params) -> H``, e.g. :func:`fnopt.grad.hessian_from_function`
         or :func:`fnopt.grad.torch_hessian`.
       search: the line search; default ``backtracking()`` (Armijo, unit step first).
-      **aliases: ``hess`` (scipy.optimize.minimize's name) in place of ``hessian``;
-        other torch/optax/scipy names raise a ``TypeError`` saying what to pass.
+      **aliases: torch/optax/scipy names (``hess``, ``lr``, ``maxiter``, ...) raise a
+        ``TypeError`` saying what fnopt takes instead.
 
     Returns:
       An :class:`fnopt.Optimizer` (``value_at="output"``).
@@ -603,13 +611,7 @@ def newton(
     Reference: Nocedal & Wright, *Numerical Optimization*, 2nd ed., section 3.4.
     """
     if aliases:
-        hessian = translate_kwargs(
-            "newton", aliases, {"hess": "hessian"}, FOREIGN_OPTIMIZER_HINTS,
-            {"hessian": (hessian, None)},
-        ).get("hessian", hessian)
-    if hessian is None:
-        raise TypeError("newton: missing the hessian argument (a Hessian provider, e.g. "
-                        "fnopt.grad.hessian_from_function(f) or fnopt.grad.torch_hessian(loss))")
+        translate_kwargs("newton", aliases, {}, _NEWTON_HINTS)
     return line_search(
         scale_by_newton(hessian), backtracking() if search is None else search
     )
@@ -679,7 +681,7 @@ def scale_by_newton_cg(
 
 
 def newton_cg(
-    hvp: HvpFn | None = None,
+    hvp: HvpFn,
     *,
     max_cg_iters: int | None = None,
     search: LineSearch | None = None,
@@ -697,8 +699,8 @@ def newton_cg(
       hvp: ``hvp(params, v) -> Hv``.
       max_cg_iters: the most CG iterations per step (default: number of params + 1).
       search: the line search; default ``backtracking()``.
-      **aliases: ``hessp`` (scipy.optimize.minimize's name) in place of ``hvp``;
-        other torch/optax/scipy names raise a ``TypeError`` saying what to pass.
+      **aliases: torch/optax/scipy names (``hessp``, ``lr``, ``maxiter``, ...) raise a
+        ``TypeError`` saying what fnopt takes instead.
 
     Returns:
       An :class:`fnopt.Optimizer` (``value_at="output"``).
@@ -716,13 +718,7 @@ def newton_cg(
     optimization", Math. Programming 26 (1983).
     """
     if aliases:
-        hvp = translate_kwargs(
-            "newton_cg", aliases, {"hessp": "hvp"}, FOREIGN_OPTIMIZER_HINTS,
-            {"hvp": (hvp, None)},
-        ).get("hvp", hvp)
-    if hvp is None:
-        raise TypeError("newton_cg: missing the hvp argument (Hessian-vector products, "
-                        "e.g. fnopt.grad.hvp_torch(loss) or fnopt.grad.hvp_from_hessian(h))")
+        translate_kwargs("newton_cg", aliases, {}, _NEWTON_HINTS)
     return line_search(
         scale_by_newton_cg(hvp, max_cg_iters=max_cg_iters),
         backtracking() if search is None else search,
