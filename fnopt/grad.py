@@ -25,6 +25,7 @@ import optree
 from fnopt import backend as _backend
 from fnopt._base import (
     GradFn,
+    OutputTypeError,
     OutputValueError,
     Params,
     check_callable,
@@ -133,14 +134,19 @@ def torch_func(loss_fn: LossFn) -> GradFn:
     check_callable(loss_fn, "loss_fn")
     import torch.func
 
-    gv = torch.func.grad_and_value(loss_fn)
+    def checked(params: Params, *batch: Any) -> Any:
+        value = loss_fn(params, *batch)  # checked here: torch.func would raise a RuntimeError
+        if not (_backend.is_tensor(value) and value.ndim == 0):
+            check_loss(value, what="loss_fn")  # names what is wrong
+            raise OutputTypeError(
+                f"loss_fn: must return a 0-d tensor, got {type(value).__name__}"
+            )
+        return value
+
+    gv = torch.func.grad_and_value(checked)
 
     def provider(params: Params, *batch: Any) -> tuple[Any, Any]:
         grads, value = gv(params, *batch)
-        if value.ndim != 0:
-            raise OutputValueError(
-                f"loss_fn: must return a scalar (0-d tensor), got shape {tuple(value.shape)}"
-            )
         return value, grads
 
     return provider
