@@ -375,7 +375,7 @@ def translate_kwargs(
         if name in aliases:
             target = aliases[name]
             called_with, default = (defaults or {}).get(target, (None, None))
-            if target in out or called_with is not default and called_with != default:
+            if target in out or (called_with is not default and called_with != default):
                 other = source.get(target, target)
                 raise TypeError(
                     f"{fn}: got {name}= and {other}=, both meaning {target}= (the fnopt "

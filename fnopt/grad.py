@@ -28,13 +28,13 @@ from fnopt._base import (
     OutputTypeError,
     OutputValueError,
     Params,
+    _dtype_name,
     check_callable,
     check_grad_fn_output,
     check_grads,
     check_hessian,
     check_loss,
     check_params,
-    _dtype_name,
 )
 
 __all__ = [
