@@ -197,3 +197,8 @@ __all__ = [
     "trace",
     "tree",
 ]
+
+from fnopt.data import Epochs as Epochs  # noqa: E402
+from fnopt.data import epochs as epochs  # noqa: E402
+
+__all__ += ["Epochs", "epochs"]
