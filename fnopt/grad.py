@@ -407,6 +407,7 @@ def _module_autograd(swap: Any, loss_fn: LossFn) -> Callable[..., tuple[Any, Any
         with torch.enable_grad():
             value = loss_fn(swap(leaves, inputs), *targets)
             _scalar_loss(value)
+            grads: Any
             if not value.requires_grad:  # the loss does not depend on the params
                 grads = [torch.zeros_like(v) for v in leaves.values()]
             else:

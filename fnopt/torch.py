@@ -152,7 +152,7 @@ class _Swap:
         try:
             for name, tensor in params.items():
                 for owner, attr in self.slots[name]:
-                    table = owner._parameters
+                    table: dict[str, Any] = owner._parameters
                     saved.append((table, attr, table[attr]))
                     table[attr] = tensor
             return self.module(inputs)
