@@ -54,7 +54,7 @@ def _number(name: str, value: Any, *, low: float, high: float = math.inf,
     value = float(value)
     bad_low = value <= low if open_low else value < low
     bad_high = value >= high if open_high else value > high
-    if math.isnan(value) or bad_low or bad_high:
+    if not math.isfinite(value) or bad_low or bad_high:
         lo = "(" if open_low else "["
         hi = ")" if open_high or math.isinf(high) else "]"
         raise ValueError(f"{name}: expected a number in {lo}{low:g}, {high:g}{hi}, got {value}")
