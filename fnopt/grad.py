@@ -328,7 +328,9 @@ def module(module: Any, loss_fn: LossFn, *, via: str = "autograd") -> GradFn:
     * ``via="autograd"`` (default): the module runs with the params swapped into its
       parameter slots and the gradient comes from ``torch.autograd.grad``; it costs what
       a plain ``loss.backward()`` costs. Use it to train: with :func:`fnopt.fixed_point`
-      or any optimizer step.
+      or any optimizer step. (During the call the module's parameter slots hold the
+      params, as with ``functional_call``: do not run the same module in another thread
+      meanwhile.)
     * ``via="func"``: ``torch.func.grad_and_value`` over ``torch.func.functional_call``
       (about 1.5x the cost of a backward pass on a small CNN). Use it when ``grad_fn``
       itself is transformed by ``torch.func``: ``vmap`` over examples for per-example
