@@ -60,6 +60,7 @@ class Reason(str, enum.Enum):
     LINE_SEARCH_FAILED = "line_search_failed"
     CALLBACK = "callback"
     DATA_EXHAUSTED = "data_exhausted"
+    NO_IMPROVEMENT = "no_improvement"
     ERROR = "error"
 
     def __str__(self) -> str:
@@ -97,6 +98,7 @@ _MESSAGES = {
     Reason.LINE_SEARCH_FAILED: "the line search found no acceptable step; last good iterate kept",
     Reason.CALLBACK: "the callback asked to stop",
     Reason.DATA_EXHAUSTED: "the data iterable ran out of batches",
+    Reason.NO_IMPROVEMENT: "the validation metric stopped improving; best params restored",
     Reason.ERROR: "grad_fn or the step raised an exception",
 }
 
@@ -115,6 +117,8 @@ class Info(NamedTuple):
       prev_params: the previous iterate (``None`` at the first one checked).
       prev_value: the loss at ``prev_params`` (NaN when unknown).
       elapsed: seconds since the loop started.
+      epoch: with ``data=fnopt.epochs(loader, n)`` (or ``fixed_point(..., epochs=n)``),
+        the number of full passes over the data behind ``params``; else ``None``.
     """
 
     iteration: int
@@ -125,6 +129,7 @@ class Info(NamedTuple):
     prev_params: Any
     prev_value: float
     elapsed: float
+    epoch: int | None = None
 
     @property
     def learning_rate(self) -> float | None:
@@ -198,6 +203,11 @@ class Criterion:
         """The leaf criteria (itself, for a leaf)."""
         return (self,)
 
+    def best(self, state: Any) -> tuple[Any, float] | None:
+        """``(params, metric)`` the loop restores when this criterion stops the run
+        (early stopping keeps the best params it saw); ``None``: nothing to restore."""
+        return None
+
     def describe(self, info: Info) -> str:
         """One line saying why this criterion holds at ``info``."""
         return self.reason.message
@@ -252,6 +262,10 @@ class _Pair(Criterion):
 
     def leaves(self) -> tuple[Criterion, ...]:
         return self.left.leaves() + self.right.leaves()
+
+    def best(self, state: Any) -> tuple[Any, float] | None:
+        found = self.left.best(state[0])
+        return found if found is not None else self.right.best(state[1])
 
 
 @attrs.frozen(slots=True, repr=False)
@@ -567,9 +581,8 @@ class _NoImprovement(Criterion):
     every: str | int
     mode: str
     min_delta: float
-    # Early stopping is not convergence of the training loss; the closest existing
-    # reason until the loop gets its own (``Reason.NO_IMPROVEMENT``):
-    reason = Reason.LOSS_CHANGE_BELOW
+    reason = Reason.NO_IMPROVEMENT
+    reads = frozenset({"params", "iteration", "epoch"})
 
     def init(self) -> NoImprovementState:
         worst = math.inf if self.mode == "min" else -math.inf
@@ -607,9 +620,9 @@ class _NoImprovement(Criterion):
             state = state._replace(bad=state.bad + 1, last=key, history=history)
         return ((self,) if state.bad >= self.patience else ()), state
 
-    def best(self, state: NoImprovementState) -> tuple[Any, float]:
+    def best(self, state: NoImprovementState) -> tuple[Any, float] | None:
         """``(best_params, best)`` from this criterion's state: the params to restore."""
-        return state.best_params, state.best
+        return None if state.best_params is None else (state.best_params, state.best)
 
     def describe(self, info: Info) -> str:
         unit = "epoch(s)" if self.every == "epoch" else f"evaluation(s) (every {self.every} it.)"

@@ -259,3 +259,46 @@ def test_ctrl_c_during_an_in_place_update_completes_it_first():
                             stop=stop.max_iters(10))
     np.testing.assert_array_equal(r.params, ref.params)
     assert r.iterations == 10 and r.state.count == 10
+
+
+def test_epochs_over_a_loader_report_the_epoch_and_call_on_epoch():
+    x, y = fnopt.tasks.make_linear_data(n=40)
+    task = fnopt.tasks.linear_regression(x, y)
+    loader = [(x[i:i + 10], y[i:i + 10]) for i in range(0, 40, 10)]  # 4 batches
+    seen: list[tuple[int, int]] = []
+    epochs_in_info: list[Any] = []
+
+    def on_epoch(info: Any) -> None:
+        seen.append((info.epoch, info.iteration))
+
+    r = fnopt.fixed_point(fnopt.sgd(0.05), task.init_params, task.grad_fn, data=loader,
+                          epochs=3, on_epoch=on_epoch, stop=stop.max_iters(1000),
+                          callback=lambda info: epochs_in_info.append(info.epoch))
+    assert r.reason == "data_exhausted" and r.iterations == r.n_evals == 12
+    assert seen == [(1, 4), (2, 8), (3, 12)]
+    assert epochs_in_info == [0] * 4 + [1] * 4 + [2] * 4
+
+
+def test_early_stopping_on_a_validation_metric_restores_the_best_params():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 1))
+    y = 2 * x + 0.1 * rng.normal(size=(64, 1))
+    task = fnopt.tasks.linear_regression(x[:, 0], y[:, 0])
+    loader = [(x[i:i + 8, 0], y[i:i + 8, 0]) for i in range(0, 64, 8)]
+    calls: list[float] = []
+
+    # a validation metric that gets worse after epoch 2: early stopping must stop after
+    # `patience` bad epochs and give back the epoch-2 params
+    def metric(p: Any) -> float:
+        calls.append(float(len(calls) + 1))
+        return [3.0, 1.0, 2.0, 2.5, 2.7, 2.9][len(calls) - 1]
+
+    rule = stop.no_improvement(metric, patience=2, every="epoch")
+    snapshots: dict[int, Any] = {}
+    r = fnopt.fixed_point(fnopt.sgd(0.01), task.init_params, task.grad_fn, data=loader,
+                          epochs=10, stop=rule,
+                          on_epoch=lambda info: snapshots.__setitem__(info.epoch, info.params))
+    assert r.reason == "no_improvement" and not r.converged
+    assert len(calls) == 4 and r.iterations == 4 * 8  # stopped at the end of epoch 4
+    np.testing.assert_array_equal(r.params, snapshots[2])
+    assert "restored" in r.message

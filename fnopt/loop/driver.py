@@ -54,6 +54,8 @@ def fixed_point(
     checkpoint_every: int | None = None,
     checkpoint_path: str | os.PathLike[str] | None = None,
     start_iteration: int = 0,
+    epochs: int | None = None,
+    on_epoch: Callable[[Info], Any] | None = None,
 ) -> Result:
     """Run an optimizer (or a bare step function) until ``stop`` holds.
 
@@ -101,7 +103,10 @@ def fixed_point(
         ``grad_fn`` after the params, one batch per step: ``N`` batches make ``N``
         updates, as a torch epoch does. The run then stops with ``data_exhausted`` at
         the params after the last update; ``Result.value`` is then the last batch's
-        loss (evaluated before its update).
+        loss (evaluated before its update). ``fnopt.epochs(loader, n)`` makes ``n``
+        passes and tells the loop the epoch (``Info.epoch``, checkpoints).
+      epochs: shorthand for ``data=fnopt.epochs(data, epochs)``: ``epochs`` passes over
+        a re-iterable ``data`` (a ``DataLoader`` reshuffles each pass).
       callback: called with an :class:`fnopt.stop.Info` at every iterate; returning a
         truthy value stops the run with reason ``callback``. An exception it raises
         is re-raised as :class:`OptimizationError` whose ``result`` is that iterate.
@@ -122,6 +127,10 @@ def fixed_point(
       checkpoint_path: the checkpoint file; given alone, only the final iterate is
         saved. Params and state that cannot be saved fail at the start of the run
         (:func:`fnopt.checkpoint.check_saveable`), not at the first save.
+      on_epoch: called with the :class:`fnopt.stop.Info` of the params at the end of
+        each epoch (when ``Info.epoch`` changes, and once more after the last batch),
+        e.g. to evaluate on a validation set; ``info.params`` is a copy the hook may
+        keep. A truthy return stops the run with reason ``callback``.
       start_iteration: the iteration number of ``params`` (``max_iters`` and
         ``checkpoint_every`` count from it). To resume, ``ck = fnopt.load(path)`` and
         pass ``ck.params, grad_fn, ck.state, start_iteration=ck.iteration``: the
@@ -139,7 +148,14 @@ def fixed_point(
     >>> r.iterations, r.reason, np.round(r.params, 4)
     (5771, <Reason.LOSS_BELOW: 'loss_below'>, array([0.9684, 0.9377]))
     """
+    if epochs is not None:
+        from fnopt.data import epochs as _epochs
+
+        if data is None:
+            raise ValueError("epochs: needs data (a re-iterable loader) to pass over")
+        data = _epochs(data, epochs)
     run = _Run(opt_or_step, params, grad_fn, state, stop=stop, data=data, callback=callback,
+               on_epoch=on_epoch,
                record=record, on_failure=on_failure, differentiable=differentiable,
                checkpoint_every=checkpoint_every, checkpoint_path=checkpoint_path,
                start_iteration=start_iteration)
@@ -155,7 +171,8 @@ class _Run:
 
     def __init__(self, opt: Any, params: Params, grad_fn: GradFn, state: State | None, *,
                  stop: Criterion, data: Iterable[Any] | None,
-                 callback: Callable[[Info], Any] | None, record: bool, on_failure: str,
+                 callback: Callable[[Info], Any] | None,
+                 on_epoch: Callable[[Info], Any] | None, record: bool, on_failure: str,
                  differentiable: bool, checkpoint_every: int | None,
                  checkpoint_path: str | os.PathLike[str] | None, start_iteration: int) -> None:
         if isinstance(opt, Transform) and not is_optimizer(opt):
@@ -172,6 +189,8 @@ class _Run:
             if state is None:
                 raise ValueError("state: required when opt_or_step is a bare step function")
         _check_args(grad_fn, stop, callback, on_failure, data, differentiable, be)
+        if on_epoch is not None:
+            check_callable(on_epoch, "on_epoch")
         checks.check_checkpoint_args(checkpoint_every, checkpoint_path, start_iteration)
         if checkpoint_path is not None:  # a state save cannot write fails now, not later
             from fnopt.checkpoint import check_saveable
@@ -182,6 +201,8 @@ class _Run:
             params = _tree.detach(params)
         self.x0 = params
         self.stop, self.callback, self.record = stop, callback, record
+        self.on_epoch = on_epoch
+        self.epoch_seen: int | None = None
         self.on_failure = on_failure
         self.grads = Counter(grad_fn)
         self.batches = Batches(data)
@@ -226,9 +247,7 @@ class _Run:
         while True:
             batch = self.batches.next()
             if batch is None:
-                last = tracker.last
-                final = Iterate(runner.x, runner.s, last.value, last.grad_norm, runner.k)
-                return self.finish(final, Reason.DATA_EXHAUSTED, Reason.DATA_EXHAUSTED.message)
+                return self.exhausted()
             try:
                 cur = runner.evaluate(batch)
             except _BadGradFn as bad:
@@ -266,10 +285,13 @@ class _Run:
         if self.record:
             self.losses.append(cur.value)
             self.norms.append(cur.grad_norm)
-        tracker = self.tracker
-        info = _new(Info, (cur.iteration, cur.value, cur.grad_norm, cur.params, cur.state,
-                           tracker.prev_params, tracker.prev_value,
-                           time.perf_counter() - self.t0))
+        info = self.info(cur)
+        if self.on_epoch is not None and info.epoch is not None and info.epoch >= 1 and (
+            info.epoch != self.epoch_seen
+        ):
+            self.epoch_seen = info.epoch
+            if self.hook(self.on_epoch, info, cur):
+                return self.finish(cur, Reason.CALLBACK, Reason.CALLBACK.message)
         if self.callback is not None:
             try:
                 stop_now = self.callback(info)
@@ -282,6 +304,17 @@ class _Run:
                 ) from exc
             if stop_now:
                 return self.finish(cur, Reason.CALLBACK, Reason.CALLBACK.message)
+        return self.criteria(info, cur)
+
+    def info(self, cur: Iterate) -> Info:
+        tracker = self.tracker
+        return _new(Info, (cur.iteration, cur.value, cur.grad_norm, cur.params, cur.state,
+                           tracker.prev_params, tracker.prev_value,
+                           time.perf_counter() - self.t0, self.batches.epoch))
+
+    def criteria(self, info: Info, cur: Iterate) -> Result | None:
+        """Ask ``stop`` about ``cur``; the Result when it holds. A criterion that keeps
+        the best params it saw (early stopping) has them restored."""
         fired, self.crit_state = self.stop.check(info, self.crit_state)
         if not fired:
             return None
@@ -290,7 +323,40 @@ class _Run:
         # max_iters firing together); the reason then names it
         conv = [c for c in fired if c.reason.converged]
         reason = (conv or fired)[0].reason
+        restored = self.stop.best(self.crit_state) if reason is Reason.NO_IMPROVEMENT else None
+        if restored is not None:
+            params, metric = restored
+            message += f"; restored the params that scored {metric:.6g}"
+            cur = Iterate(params, cur.state, math.nan, math.nan, cur.iteration)
         return self.finish(cur, reason, message, reason.converged)
+
+    def hook(self, fn: Callable[[Info], Any], info: Info, cur: Iterate) -> Any:
+        """Call a user hook; its exception becomes an OptimizationError at ``cur``."""
+        try:
+            return fn(info._replace(params=_tree.clone(info.params)))
+        except Exception as exc:
+            msg = f"{getattr(fn, '__name__', 'hook')} raised {type(exc).__name__}: {exc}"
+            partial = self.finish(cur, Reason.ERROR, msg, raise_failure=False)
+            raise OptimizationError(
+                f"fixed_point: at iteration {cur.iteration} the {msg}; this iterate is in "
+                ".result", partial, cur.iteration,
+            ) from exc
+
+    def exhausted(self) -> Result:
+        """The data ran out: the params after the last update, checked once more at the
+        end of the last epoch (for per-epoch hooks and early stopping)."""
+        runner, last = self.runner, self.tracker.last
+        final = Iterate(runner.x, runner.s, last.value, last.grad_norm, runner.k)
+        if self.batches.epoch is not None and runner.k != last.iteration:
+            info = self.info(final)
+            if self.on_epoch is not None and info.epoch != self.epoch_seen:
+                self.epoch_seen = info.epoch
+                if self.hook(self.on_epoch, info, final):
+                    return self.finish(final, Reason.CALLBACK, Reason.CALLBACK.message)
+            done = self.criteria(info, final)
+            if done is not None:
+                return done
+        return self.finish(final, Reason.DATA_EXHAUSTED, Reason.DATA_EXHAUSTED.message)
 
     # -- the end --------------------------------------------------------------------
     def finish(self, it: Iterate, reason: Reason, message: str,
