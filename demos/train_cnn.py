@@ -7,11 +7,11 @@ The ordinary PyTorch training script, with fnopt in place of torch.optim:
 * the model is a ``torch.nn.Module`` (two conv layers, two linear); its weights come out
   as a dict with ``fnopt.torch.params_of`` and ``fnopt.grad.module(model,
   cross_entropy)`` gives the gradient provider (a plain backward pass underneath);
-* ``fnopt.epochs(loader, N)`` hands ``fnopt.fixed_point`` the shuffled minibatches of a
-  ``DataLoader`` for up to N epochs, with ``fnopt.adamw``;
-* ``fnopt.stop.no_improvement(val_loss, patience=P, every=batches per epoch)`` evaluates
-  the validation loss at the end of each epoch, stops once it has not improved for P
-  epochs and keeps the best weights, which are restored and scored on the test split.
+* ``fnopt.fixed_point(..., data=loader, epochs=N)`` runs up to N epochs over the shuffled
+  minibatches of a ``DataLoader``, one ``fnopt.adamw`` update per batch;
+* ``fnopt.stop.no_improvement(val_loss, patience=P, every="epoch")`` evaluates the
+  validation loss at the end of each epoch and stops once it has not improved for P
+  epochs; the loop then returns the best weights, scored on the test split.
 
 Saves ``train-cnn-loss.png`` and ``train-cnn-accuracy.png`` (train and validation
 curves per epoch). ``main(argv)`` returns the numbers as a dict. Needs scikit-learn for
@@ -121,25 +121,18 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
     params = fnopt.torch.params_of(model)
     val_loss(params)  # epoch 0: the starting point of the curves
-    steps_per_epoch = len(train)
-    rule = fnopt.stop.no_improvement(val_loss, patience=args.patience, every=steps_per_epoch,
+    rule = fnopt.stop.no_improvement(val_loss, patience=args.patience, every="epoch",
                                      min_delta=args.min_delta)
-    # Until fixed_point reports epochs and hands back the criterion's best params, the
-    # callback drives the criterion (the same check the loop makes) and keeps its state.
-    crit = {"state": rule.init()}
-
-    def early_stop(info: fnopt.stop.Info) -> bool:
-        fired, crit["state"] = rule.check(info, crit["state"])
-        return bool(fired)
-
-    data = fnopt.epochs(train, max_epochs)
+    # one fixed_point over the epochs: the loop tells the criterion each epoch end and
+    # gives back the params that scored best when it stops the run
     result = fnopt.fixed_point(
-        fnopt.adamw(1e-3, weight_decay=1e-2), params, grad_fn, data=data,
-        stop=fnopt.stop.max_iters(10**9), callback=early_stop,
+        fnopt.adamw(1e-3, weight_decay=1e-2), params, grad_fn, data=train,
+        epochs=max_epochs, stop=rule,
     )
-    state = crit["state"]
-    stopped = result.reason == "callback"
-    best_params = state.best_params if state.best_params is not None else result.params
+    stopped = result.reason == "no_improvement"
+    state = result.stop_state  # what the criterion recorded (NoImprovementState)
+    best_epoch = state.best_at
+    best_params = result.params
     test_loss, test_acc = scores(model, best_params, *split["test"])
     fnopt.torch.load_into(model, best_params)  # the trained module, ready to use
 
@@ -150,12 +143,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     for e in range(n_eval):
         print(f"{e:5d}  {curves['train loss'][e]:10.4f}  {curves['val loss'][e]:10.4f}  "
               f"{curves['train acc'][e]:9.1%}  {curves['val acc'][e]:8.1%}")
-    best_epoch = None if state.best_at is None else state.best_at // steps_per_epoch
     if stopped:
         print(f"early stop after epoch {n_eval - 1}: the validation loss did not improve "
               f"for {args.patience} epoch(s)")
     else:
-        print(f"ran {data.epoch} epoch(s) without an early stop ({result.reason})")
+        print(f"ran {n_eval - 1} epoch(s) without an early stop ({result.reason})")
+        best_params = result.params  # the last epoch's params
     if best_epoch is not None:
         print(f"best validation loss {state.best:.4f} after epoch {best_epoch}")
     print(f"test accuracy with the restored best weights: {test_acc:.1%} (loss {test_loss:.4f})")

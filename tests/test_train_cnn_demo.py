@@ -25,7 +25,7 @@ def test_smoke_train_cnn_fast_learns_and_plots(tmp_path, capsys):
     out = _demo().main(["--fast", "--out", str(tmp_path)])
     printed = capsys.readouterr().out
     val = out["curves"]["val loss"]
-    assert out["epochs_run"] == 2 and len(val) == 3  # epoch 0, then 2 epoch ends evaluated
+    assert out["epochs_run"] == 3 and len(val) == 4  # epoch 0, then 3 epoch ends evaluated
     assert val[-1] < val[0]  # it learns
     assert out["best_val_loss"] == min(val[1:])
     assert "test accuracy" in printed

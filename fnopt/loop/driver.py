@@ -385,7 +385,7 @@ class _Run:
             converged=reason.converged if converged is None else converged,
             reason=reason, message=message, n_evals=self.grads.n, history=hist,
             best_params=best, best_value=tracker.best_value,
-            elapsed=time.perf_counter() - self.t0,
+            elapsed=time.perf_counter() - self.t0, stop_state=self.crit_state,
         )
         if raise_failure and self.on_failure == "raise" and reason.is_failure:
             raise OptimizationError(

@@ -69,6 +69,8 @@ class Result:
       best_params: the iterate with the lowest finite loss seen.
       best_value: that loss.
       elapsed: seconds spent in the loop.
+      stop_state: the stop criterion's state at the end (e.g. what
+        :func:`fnopt.stop.no_improvement` recorded: ``stop.best(result.stop_state)``).
     """
 
     params: Any
@@ -84,6 +86,7 @@ class Result:
     best_params: Any = None
     best_value: float = math.nan
     elapsed: float = 0.0
+    stop_state: Any = None
 
     # scipy.optimize.OptimizeResult-style aliases
     @property
