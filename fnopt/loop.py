@@ -26,6 +26,7 @@ from fnopt._base import (
     check_grad_fn_output,
     check_params,
 )
+from fnopt.residuals import Linearization  # least-squares optimizers' grad_fn
 from fnopt.stop import Criterion, Info, Reason
 
 __all__ = ["fixed_point", "Result", "History", "OptimizationError", "StepFailed"]
@@ -331,7 +332,7 @@ def fixed_point(
         nonlocal n_evals
         n_evals += 1
         out = grad_fn(p, *batch)
-        if n_evals == 1:
+        if n_evals == 1 and not isinstance(out, Linearization):  # residual providers
             try:
                 return check_grad_fn_output(out, p)
             except (TypeError, ValueError) as exc:  # a bad grad_fn: re-raised as is
