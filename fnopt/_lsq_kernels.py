@@ -30,10 +30,11 @@ EPS = float(np.finfo(np.float64).eps)
 class Svd(NamedTuple):
     """``A = U diag(s) Vt`` of a scaled Jacobian, with ``uf = U^T r``."""
 
-    s: np.ndarray
+    s: np.ndarray  # singular values, those below the rank tolerance set to 0
     vt: np.ndarray
     uf: np.ndarray
     full_rank: bool
+    s_raw: np.ndarray  # the singular values as computed
 
 
 def svd(a: np.ndarray, r: np.ndarray) -> Svd:
@@ -42,8 +43,8 @@ def svd(a: np.ndarray, r: np.ndarray) -> Svd:
     u, s, vt = np.linalg.svd(a, full_matrices=False)
     uf = u.T @ r
     tol = EPS * max(a.shape) * (s[0] if s.size else 0.0)
-    s = np.where(s > tol, s, 0.0)
-    return Svd(s, vt, uf, bool(s.size == a.shape[1] and np.all(s > 0)))
+    cut = np.where(s > tol, s, 0.0)
+    return Svd(cut, vt, uf, bool(s.size == a.shape[1] and np.all(cut > 0)), s)
 
 
 def step_at(d: Svd, lam: float) -> np.ndarray:
@@ -229,3 +230,51 @@ def reflective_step(
         best.append((val, t * ag_h))
     val, sh = min(best, key=lambda c: c[0])
     return Candidate(d * sh, sh, -val)
+
+
+def tr_parameter(d: Svd, m: int, delta: float, alpha0: float) -> tuple[float, np.ndarray]:
+    """The trust-region step of the reflective method: the Gauss–Newton step when the
+    Jacobian has full column rank (``m >= n``) and the step fits in the region, else
+    :math:`z(\\alpha)` with :math:`\\|z\\| = \\Delta` to 1 % (safeguarded Newton on
+    :math:`\\phi(\\alpha) = \\|z(\\alpha)\\| - \\Delta`, warm-started at ``alpha0``, at
+    most 10 iterations), rescaled onto the boundary of the region.
+
+    Returns ``(alpha, z)``.
+    """
+    s, uf = d.s_raw, d.uf
+    n = d.vt.shape[1]
+    full = m >= n and s.size == n and s[-1] > EPS * m * s[0]
+    if full:
+        z = -(d.vt.T @ (uf / s))
+        if float(np.linalg.norm(z)) <= delta:
+            return 0.0, z
+    su = s * uf
+
+    def phi(a: float) -> tuple[float, float]:
+        den = s * s + a
+        zn = float(np.linalg.norm(su / den))
+        return zn - delta, -float(np.sum(su * su / den**3)) / zn
+
+    hi = float(np.linalg.norm(su)) / delta
+    if full:
+        f0, df0 = phi(0.0)
+        lo = -f0 / df0
+    else:
+        lo = 0.0
+    a = alpha0
+    if alpha0 == 0.0 and not full:
+        a = max(0.001 * hi, math.sqrt(lo * hi))
+    for _ in range(10):
+        if not lo <= a <= hi:
+            a = max(0.001 * hi, math.sqrt(lo * hi))
+        f, df = phi(a)
+        if f < 0:
+            hi = a
+        newton = f / df
+        lo = max(lo, a - newton)
+        a -= (f + delta) * newton / delta
+        if abs(f) < 0.01 * delta:
+            break
+    z = -(d.vt.T @ (su / (s * s + a)))
+    zn = float(np.linalg.norm(z))
+    return a, z * (delta / zn) if zn > 0 else z

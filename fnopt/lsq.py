@@ -641,6 +641,7 @@ class _Scaled(NamedTuple):
     diag_h: np.ndarray
     svd: _k.Svd
     theta: float
+    augmented: bool
 
 
 def _trf_scaled(
@@ -655,12 +656,13 @@ def _trf_scaled(
     d = np.sqrt(v) / scale_inv
     diag_h = g * dv / scale_inv
     jh = state.jacobian * d
-    if np.any(diag_h != 0):
+    augmented = bool(np.any(diag_h != 0))
+    if augmented:
         a = np.vstack([jh, np.diag(np.sqrt(diag_h))])
         svd = _k.svd(a, np.concatenate([state.residuals, np.zeros(x.size)]))
     else:
         svd = _k.svd(jh, state.residuals)
-    return _Scaled(d, jh, d * g, diag_h, svd, max(0.995, 1.0 - g_inf))
+    return _Scaled(d, jh, d * g, diag_h, svd, max(0.995, 1.0 - g_inf), augmented)
 
 
 def _trf_trials(
@@ -672,7 +674,8 @@ def _trf_trials(
     cost = float(state.value)
     trial = None
     while hp.max_nfev is None or n_fev < hp.max_nfev:
-        alpha, p_h = _k.lm_parameter(sc.svd, delta, alpha)
+        alpha, p_h = _k.tr_parameter(sc.svd, sc.jh.shape[0] + sc.augmented * x.size, delta,
+                                     alpha)
         c = _k.reflective_step(x, lb, ub, sc.d, p_h, sc.jh, sc.gh, sc.diag_h, delta, sc.theta)
         x_new = _k.strictly_inside(x + c.step, lb, ub, 0.0)
         params_new = _unflatten(x_new, flat)
