@@ -222,3 +222,7 @@ __all__ += [
     "residuals",
     "trust_region_reflective",
 ]
+from fnopt import lsq as lsq  # noqa: E402
+from fnopt import lsq_problems as lsq_problems  # noqa: E402
+
+__all__ += ["lsq", "lsq_problems"]
