@@ -95,7 +95,8 @@ def _draw(x: Any, y: Any, grid: Any, fit: Any, half: Any, fit_at_x: Any, path: P
     top.set_title("fnopt.curve_fit on NIST Misra1a: y = b1 (1 - exp(-b2 x))")
     top.legend(fontsize=8)
     # the band is narrow next to the data's range: show it again around the fit
-    bottom.fill_between(grid, -half, half, color="C1", alpha=0.3, label="95% confidence band of the fit")
+    bottom.fill_between(grid, -half, half, color="C1", alpha=0.3,
+                        label="95% confidence band of the fit")
     bottom.axhline(0.0, color="C1", lw=1.2)
     bottom.scatter(x, y - fit_at_x, s=18, c="C0", zorder=3, label="data - fit")
     bottom.set_xlabel("x (volume)")

@@ -126,8 +126,9 @@ def covariance(result: LeastSquaresResult, *, absolute_sigma: bool = False) -> A
 def _as_params(x0: Any) -> Any:
     """``x0`` as fnopt params: a pytree of float arrays/tensors (lists of numbers and
     integers become float64 NumPy, scalars 1-element arrays, as scipy's atleast_1d)."""
+    leaves: list[Any] = optree.tree_leaves(x0)
     if isinstance(x0, (list, tuple, int, float, np.generic)) and all(
-        isinstance(v, (int, float, np.generic)) for v in optree.tree_leaves(x0)
+        isinstance(v, (int, float, np.generic)) for v in leaves
     ):
         return np.atleast_1d(np.asarray(x0, dtype=np.float64))
     if isinstance(x0, np.ndarray) and not np.issubdtype(x0.dtype, np.floating):
@@ -161,7 +162,9 @@ def _active_mask(x: np.ndarray, lb: np.ndarray, ub: np.ndarray, rtol: float) -> 
 
 def _check_options(method: str, loss: str, bounds: Any, has_bounds: bool) -> None:
     if method not in ("trf", "lm"):
-        raise ValueError(f"method: expected 'trf' or 'lm' ('dogbox' is not offered), got {method!r}")
+        raise ValueError(
+            f"method: expected 'trf' or 'lm' ('dogbox' is not offered), got {method!r}"
+        )
     if loss != "linear":
         raise ValueError(f"loss: only 'linear' is offered, got {loss!r}")
     if method == "lm" and has_bounds:
@@ -349,7 +352,8 @@ def curve_fit(
     Args:
       f: ``f(xdata, *p) -> predictions`` shaped like ``ydata``.
       xdata, ydata: the data (NumPy or torch; ``ydata`` 1-D).
-      p0: the start (``n`` numbers; default all ones, ``n`` from ``f``'s signature).
+      p0: the start (``n`` numbers; default all ones, ``n`` from ``f``'s signature,
+        moved to the middle of finite bounds or 1 inside a one-sided one, as scipy).
       sigma: standard deviations of ``ydata`` (1-D) or its covariance (2-D, NumPy).
       absolute_sigma: ``sigma`` is absolute (no rescaling of the covariance).
       bounds: as :func:`least_squares`.
@@ -371,10 +375,15 @@ def curve_fit(
 
     Reference: scipy.optimize.curve_fit.
     """
-    if p0 is None:
+    if p0 is None:  # ones, moved inside finite bounds (as scipy)
         n = _n_params(f)
-        p0 = np.ones(n) if not _backend.is_tensor(ydata) else _backend.TORCH.from_numpy(
-            np.ones(n), ydata)
+        lb0, ub0 = _lsq.parse_bounds(bounds, np.zeros(n))
+        start = np.ones(n)
+        both, lo, hi = np.isfinite(lb0) & np.isfinite(ub0), np.isfinite(lb0), np.isfinite(ub0)
+        start[lo & ~hi] = lb0[lo & ~hi] + 1.0
+        start[hi & ~lo] = ub0[hi & ~lo] - 1.0
+        start[both] = 0.5 * (lb0[both] + ub0[both])
+        p0 = start if not _backend.is_tensor(ydata) else _backend.TORCH.from_numpy(start, ydata)
     params = _as_params(p0)
     if _backend.name_of(params) != _backend.name_of(ydata) if _backend.is_array(ydata) else False:
         params = _backend.of(ydata).from_numpy(_backend.to_numpy(params).astype(np.float64),

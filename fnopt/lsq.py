@@ -213,9 +213,10 @@ def _finish_value(r: np.ndarray, j: np.ndarray) -> tuple[Any, Any]:
 def _check_tol(name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name}: expected a real number, got {type(value).__name__}")
-    if not (math.isfinite(value) and value >= 0):
+    v = float(value)
+    if not (math.isfinite(v) and v >= 0):
         raise ValueError(f"{name}: expected a finite number >= 0, got {value}")
-    return float(value)
+    return v
 
 
 class _Hp(NamedTuple):
@@ -580,7 +581,7 @@ def parse_bounds(bounds: Any, params: Params) -> tuple[np.ndarray, np.ndarray]:
     out = []
     for side, b in zip(("lower", "upper"), bounds):
         b_leaves, b_spec = optree.tree_flatten(b)
-        if b_spec == spec and len(leaves) > 1 or (
+        if (b_spec == spec and len(leaves) > 1) or (
             b_spec == spec and _backend.is_array(b) and tuple(b.shape) == tuple(leaves[0].shape)
         ):
             arr = np.concatenate([_host(v).reshape(-1) for v in b_leaves])

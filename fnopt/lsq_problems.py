@@ -11,7 +11,7 @@ Residuals work on NumPy arrays and torch tensors alike; Jacobians are NumPy.
 >>> import fnopt
 >>> p = fnopt.lsq_problems.by_name("bard")
 >>> p.m, p.n, round(p.f_min, 8)
-(15, 3, 0.00821487)
+(15, 3, 0.00821488)
 
 Reference: J. J. Moré, B. S. Garbow and K. E. Hillstrom, "Testing unconstrained
 optimization software", ACM TOMS 7 (1981) 17–41.

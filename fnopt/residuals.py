@@ -76,7 +76,7 @@ class Linearization:
     (2, 1)
     """
 
-    __slots__ = ("residuals", "n_params", "_jac", "_make_jac", "_jvp", "_vjp")
+    __slots__ = ("_jac", "_jvp", "_make_jac", "_vjp", "n_params", "residuals")
 
     def __init__(
         self,
@@ -205,7 +205,9 @@ def _flat_params(params: Params) -> tuple[Any, list[Any], Any, _backend.Backend]
     return be.ravel(leaves), leaves, spec, be
 
 
-def residuals_from_functions(residual_fn: Callable[..., Any], jac_fn: Callable[..., Any]) -> ResidualFn:
+def residuals_from_functions(
+    residual_fn: Callable[..., Any], jac_fn: Callable[..., Any]
+) -> ResidualFn:
     """A residual provider from hand-written residuals and Jacobian.
 
     Args:
@@ -273,7 +275,7 @@ def residuals_torch(
             p = spec.unflatten([q.reshape(leaf.shape) for q, leaf in zip(parts, leaves)])
             return ravel_residuals(residual_fn(p, *batch), v)
 
-        r, vjp_fn = torch.func.vjp(f, x)
+        r, vjp_fn = torch.func.vjp(f, x)  # type: ignore[misc]
         r = r.detach()
         dt = x.dtype
 

@@ -56,7 +56,8 @@ def misra1a(*, backend: Literal["numpy", "torch"] = "numpy", dtype: Any = "float
     text = resources.files("fnopt.datasets").joinpath("misra1a.csv").read_text()
     rows = [ln for ln in text.splitlines() if ln and not ln.startswith("#")][1:]
     data = np.array([[float(v) for v in ln.split(",")] for ln in rows])
-    y, x = data[:, 0].astype(dtype), data[:, 1].astype(dtype)
+    y: Any = data[:, 0].astype(dtype)
+    x: Any = data[:, 1].astype(dtype)
     if backend == "torch":
         import torch
 
