@@ -21,6 +21,7 @@ import optree
 from fnopt import backend as _backend
 from fnopt import lsq as _lsq
 from fnopt import residuals as _res
+from fnopt.loop import StepFailed
 
 __all__ = ["least_squares", "curve_fit", "covariance", "LeastSquaresResult"]
 
@@ -180,6 +181,8 @@ def _run(opt: Any, params: Any, res_fn: Any) -> tuple[Any, Any]:
         return params, stop.state
     except _lsq.NonFiniteStart:
         raise ValueError("x0: the residuals fun(x0) are not finite") from None
+    except StepFailed as exc:  # a non-finite Jacobian
+        raise ValueError(f"jac: {exc.message}") from None
 
 
 def least_squares(

@@ -126,8 +126,11 @@ class LeastSquaresState(NamedTuple):
     step_norm: float = math.nan
 
 
-class NonFiniteStart(ValueError):
-    """The residuals at the start point are not finite (a ``ValueError``)."""
+class NonFiniteStart(StepFailed):
+    """The residuals at the start point are not finite (reason ``non_finite``)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(Reason.NON_FINITE, message)
 
 
 class LeastSquaresStop(StepFailed):
@@ -192,6 +195,8 @@ def _jac_host(lin: Linearization, m: int, n: int) -> np.ndarray:
             f"jac: expected an ({m}, {n}) Jacobian ({m} residuals x {n} params), got "
             f"shape {j.shape}"
         )
+    if not np.all(np.isfinite(j)):
+        raise StepFailed(Reason.NON_FINITE, "the Jacobian is not finite")
     return j
 
 
@@ -235,7 +240,9 @@ def _hyper(ftol: Any, xtol: Any, gtol: Any, max_nfev: Any, x_scale: Any) -> _Hp:
         raise ValueError(f"max_nfev: expected None or an int >= 1, got {max_nfev!r}")
     if not (isinstance(x_scale, str) and x_scale == "jac"):
         if isinstance(x_scale, str):
-            raise ValueError(f"x_scale: expected 'jac' or positive numbers, got {x_scale!r}")
+            raise TypeError(f"x_scale: expected 'jac' or positive numbers, got {x_scale!r}")
+        if isinstance(x_scale, bytes):
+            raise TypeError("x_scale: expected 'jac' or positive numbers, got bytes")
         xs = _host(x_scale)
         if not (np.all(np.isfinite(xs)) and np.all(xs > 0)):
             raise ValueError("x_scale: expected 'jac' or finite numbers > 0")
@@ -309,6 +316,8 @@ def gauss_newton(
             n_jev = state.n_jev
         else:
             r = _residuals_host(lin)
+            if not np.all(np.isfinite(r)):
+                raise StepFailed(Reason.NON_FINITE, "the residuals are not finite")
             j = _jac_host(lin, r.size, flat.x.size)
             ph = _k.step_at(_k.svd(j, r), 0.0)
             value, gnorm = _finish_value(r, j)
@@ -450,7 +459,7 @@ def _lm_start(
     lin = _evaluate(res_fn, params, batch, flat)
     r = _residuals_host(lin)
     if not np.all(np.isfinite(r)):
-        raise NonFiniteStart("params: the residuals at the start point are not finite")
+        raise NonFiniteStart("the residuals at the start point are not finite")
     j = _jac_host(lin, r.size, flat.x.size)
     cols = _col_norms(j)
     if isinstance(hp.x_scale, str):
@@ -621,7 +630,7 @@ def _trf_start(
     lin = _evaluate(res_fn, params, batch, flat)
     r = _residuals_host(lin)
     if not np.all(np.isfinite(r)):
-        raise NonFiniteStart("params: the residuals at the start point are not finite")
+        raise NonFiniteStart("the residuals at the start point are not finite")
     j = _jac_host(lin, r.size, x.size)
     if isinstance(hp.x_scale, str):
         cols = _col_norms(j)

@@ -383,3 +383,85 @@ def test_scipy_style_call_runs_unchanged():
         res = lib.least_squares(fun, [2.0, 2.0], args=(1.5,), method="trf", xtol=1e-10)
         assert res.success and res["x"].shape == (2,)
         np.testing.assert_allclose(res.x, [1.5, 2.25], rtol=1e-7)
+
+
+def test_smoke_bench_least_squares_prints_its_table():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run(
+        [sys.executable, str(root / "benchmarks" / "bench_least_squares.py"), "--problems",
+         "rosenbrock", "bard", "--scales", "1"],
+        capture_output=True, text=True, timeout=300, cwd=root, check=True,
+    ).stdout
+    assert "| problem | start | method | fnopt ok | scipy ok |" in out
+    assert "- lm: fnopt solves 2/2" in out and "- trf: fnopt solves 2/2" in out
+
+
+def test_float32_params_keep_their_dtype():
+    p = lsq_problems.by_name("bard")
+    x0 = p.start().astype(np.float32)
+    res = fnopt.least_squares(p.residuals, x0, method="lm")
+    assert res.x.dtype == np.float32 and res.success
+    assert 2 * res.cost == pytest.approx(p.f_min, rel=1e-4)
+
+
+# -- the conformance properties of fnopt.testing, on residual problems -------------------------
+
+LSQ_OPTIMIZERS = {
+    "gauss_newton": lambda: fnopt.gauss_newton(),
+    "levenberg_marquardt": lambda: fnopt.levenberg_marquardt(),
+    "trust_region_reflective": lambda: fnopt.trust_region_reflective(),
+    "trf_bounded": lambda: fnopt.levenberg_marquardt(bounds=(-5.0, 10.0)),
+}
+
+
+def _trajectory(opt, x0, res, n):
+    out = [(x0, opt.init(x0))]
+    for _ in range(n):
+        try:
+            out.append(opt.step(*out[-1][:1], res, out[-1][1]))
+        except fnopt.StepFailed:
+            break
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(LSQ_OPTIMIZERS))
+def test_steps_are_pure_deterministic_and_record_value_and_grad_norm(name):
+    p = lsq_problems.by_name("bard")
+    res, opt = p.provider(), LSQ_OPTIMIZERS[name]()
+    traj = _trajectory(opt, p.start(), res, 4)
+    assert len(traj) == 5
+    for k in range(1, len(traj)):
+        x, s = traj[k - 1]
+        xs, ss = x.copy(), [np.copy(v) if isinstance(v, np.ndarray) else v for v in s]
+        x1, s1 = opt.step(x, res, s)
+        x1b, s1b = opt.step(x, res, s)
+        np.testing.assert_array_equal(x1, x1b)  # deterministic
+        np.testing.assert_array_equal(x, xs)  # pure: params and state untouched
+        for a, b in zip(s, ss):
+            if isinstance(a, np.ndarray):
+                np.testing.assert_array_equal(a, b)
+        at = x if opt.value_at == "input" else traj[k][0]
+        r, jac = p.residuals(at), p.jacobian(at)
+        assert float(traj[k][1].value) == pytest.approx(0.5 * r @ r, rel=1e-12)
+        if traj[k][1].jacobian is not None or opt.value_at == "input":
+            assert float(traj[k][1].grad_norm) == pytest.approx(np.linalg.norm(jac.T @ r),
+                                                                rel=1e-10)
+        assert traj[k][1].count == k
+
+
+@pytest.mark.parametrize("name", sorted(LSQ_OPTIMIZERS))
+def test_numpy_and_torch_trajectories_agree_in_float64(name):
+    p = lsq_problems.by_name("osborne1")
+    opt = LSQ_OPTIMIZERS[name]()
+    tn = _trajectory(opt, p.start(), p.provider(), 5)
+    tt = _trajectory(opt, p.start(backend="torch"), p.provider("torch"), 5)
+    assert len(tn) == len(tt)
+    for (xn, sn), (xt, st) in zip(tn, tt):
+        assert fnopt.backend.is_tensor(xt)
+        np.testing.assert_allclose(xt.numpy(), xn, rtol=1e-9, atol=1e-12)
+        assert float(st.value) == pytest.approx(float(sn.value), rel=1e-9, nan_ok=True)
+        assert st.n_fev == sn.n_fev and st.n_jev == sn.n_jev
