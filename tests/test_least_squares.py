@@ -437,8 +437,8 @@ def test_steps_are_pure_deterministic_and_record_value_and_grad_norm(name):
     for k in range(1, len(traj)):
         x, s = traj[k - 1]
         xs, ss = x.copy(), [np.copy(v) if isinstance(v, np.ndarray) else v for v in s]
-        x1, s1 = opt.step(x, res, s)
-        x1b, s1b = opt.step(x, res, s)
+        x1, _ = opt.step(x, res, s)
+        x1b, _ = opt.step(x, res, s)
         np.testing.assert_array_equal(x1, x1b)  # deterministic
         np.testing.assert_array_equal(x, xs)  # pure: params and state untouched
         for a, b in zip(s, ss):
