@@ -208,6 +208,7 @@ from fnopt.lsq import LeastSquaresState as LeastSquaresState  # noqa: E402
 from fnopt.lsq import LeastSquaresStop as LeastSquaresStop  # noqa: E402
 from fnopt.lsq import gauss_newton as gauss_newton  # noqa: E402
 from fnopt.lsq import levenberg_marquardt as levenberg_marquardt  # noqa: E402
+from fnopt.lsq import levenberg_marquardt_cg as levenberg_marquardt_cg  # noqa: E402
 from fnopt.lsq import trust_region_reflective as trust_region_reflective  # noqa: E402
 
 __all__ += [
@@ -219,6 +220,7 @@ __all__ += [
     "gauss_newton",
     "least_squares",
     "levenberg_marquardt",
+    "levenberg_marquardt_cg",
     "residuals",
     "trust_region_reflective",
 ]

@@ -63,6 +63,7 @@ __all__ = [
     "LeastSquaresStop",
     "gauss_newton",
     "levenberg_marquardt",
+    "levenberg_marquardt_cg",
     "trust_region_reflective",
     "STATUS_MESSAGES",
     "NonFiniteStart",
@@ -108,6 +109,10 @@ class LeastSquaresState(NamedTuple):
         2 ftol, 3 xtol, 4 ftol and xtol, 5 max_nfev; see ``STATUS_MESSAGES``).
       actual_reduction, predicted_reduction: of the cost at the last trial.
       step_norm: the norm of the last accepted step.
+      nu: the damping growth factor of the matrix-free Levenberg–Marquardt
+        (``solver="cg"``; there ``jacobian`` holds the provider's
+        :class:`fnopt.residuals.Linearization` at the returned params and
+        ``residuals`` the residuals on the params' backend).
     """
 
     count: int  # type: ignore[assignment]
@@ -124,6 +129,7 @@ class LeastSquaresState(NamedTuple):
     actual_reduction: float = math.nan
     predicted_reduction: float = math.nan
     step_norm: float = math.nan
+    nu: float = 2.0
 
 
 class NonFiniteStart(StepFailed):
@@ -311,7 +317,7 @@ def gauss_newton(
         flat = _flatten(params)
         lin = _evaluate(grad_fn, params, batch, flat)
         if solver == "cg":
-            p, value, gnorm = _cgls(lin, cg_maxiter or flat.x.size, cg_tol)
+            p, value, gnorm = _cgls(lin, 0.0, cg_maxiter or flat.x.size, cg_tol)
             ph = _host(p)
             n_jev = state.n_jev
         else:
@@ -331,8 +337,9 @@ def gauss_newton(
     return Optimizer(_init, step, "input")
 
 
-def _cgls(lin: Linearization, maxiter: int, tol: float) -> tuple[Any, Any, Any]:
-    """CGLS for :math:`\\min_p \\|r + Jp\\|` with products only (params' backend)."""
+def _cgls(lin: Linearization, lam: float, maxiter: int, tol: float) -> tuple[Any, Any, Any]:
+    """CGLS for :math:`\\min_p \\|r + Jp\\|^2 + \\lambda\\|p\\|^2` with products only (on
+    the params' backend); returns ``(p, cost, ||J^T r||)``."""
     r = lin.residuals
     s = -r
     g = lin.vjp(s)
@@ -345,13 +352,13 @@ def _cgls(lin: Linearization, maxiter: int, tol: float) -> tuple[Any, Any, Any]:
         return p, value, np.asarray(0.0)
     for _ in range(maxiter):
         q = lin.jvp(d)
-        qq = q @ q
+        qq = q @ q + lam * (d @ d)
         if float(qq) == 0.0:
             break
         alpha = gamma / qq
         p = p + alpha * d
         s = s - alpha * q
-        g = lin.vjp(s)
+        g = lin.vjp(s) - lam * p
         gamma_new = g @ g
         if math.sqrt(float(gamma_new)) <= tol * g0:
             break
@@ -812,5 +819,133 @@ def trust_region_reflective(
             n_jev=state.n_jev + 1, step_norm=t.step_norm, scale=scale,
         )
         return t.params, new
+
+    return Optimizer(_init, step, "output")
+
+
+# -- matrix-free Levenberg-Marquardt (products only) ----------------------------------------
+
+
+def _lm_cg_start(params: Params, res_fn: Any, batch: tuple[Any, ...]) -> LeastSquaresState:
+    lin = _evaluate(res_fn, params, batch, _flatten(params))
+    r = lin.residuals
+    cost = 0.5 * float(r @ r)
+    if not math.isfinite(cost):
+        raise NonFiniteStart("the residuals at the start point are not finite")
+    g = lin.vjp(r)
+    gg = float(g @ g)
+    if not math.isfinite(gg):
+        raise StepFailed(Reason.NON_FINITE, "the Jacobian is not finite")
+    jg = lin.jvp(g)
+    lam = 1e-3 * float(jg @ jg) / gg if gg > 0 else 1e-3  # 1e-3 x a Rayleigh quotient of J^T J
+    return LeastSquaresState(0, np.asarray(cost), np.asarray(math.sqrt(gg)), r, lin, math.nan,
+                             lam, None, 1, 1)
+
+
+def _lm_cg_step(
+    params: Params, res_fn: Any, state: LeastSquaresState, batch: tuple[Any, ...], hp: _Hp,
+    maxiter: int | None, tol: float,
+) -> tuple[Params, LeastSquaresState]:
+    """Damped Gauss–Newton steps (CGLS) with Nielsen's update of :math:`\\lambda` until
+    one reduces the cost (gain ratio > 1e-4) or a test holds."""
+    leaves, spec = optree.tree_flatten(params)
+    be = _backend.of_leaves(leaves)
+    x = be.ravel(leaves)
+    lin, lam, nu, n_fev = state.jacobian, state.lam, state.nu, state.n_fev
+    cost = float(state.value)
+    x_norm = math.sqrt(float(x @ x))
+    while True:
+        p, _, _ = _cgls(lin, lam, maxiter or int(x.shape[0]), tol)
+        jp = lin.jvp(p)
+        pred = -float(lin.vjp(lin.residuals) @ p) - 0.5 * float(jp @ jp)
+        params_new = spec.unflatten(be.unravel(x + p, leaves))
+        lin_new = _evaluate(res_fn, params_new, batch, _flatten(params_new))
+        n_fev += 1
+        r_new = lin_new.residuals
+        cost_new = 0.5 * float(r_new @ r_new)
+        actred = cost - cost_new if math.isfinite(cost_new) else -math.inf
+        rho = actred / pred if pred > 0 else -1.0
+        p_norm = math.sqrt(float(p @ p))
+        x_ok = p_norm <= hp.xtol * (hp.xtol + x_norm)
+        if rho > 1e-4:
+            lam *= max(1.0 / 3.0, 1.0 - (2.0 * rho - 1.0) ** 3)
+            g = lin_new.vjp(r_new)
+            g_inf = float(abs(g).max())
+            f_ok = actred <= hp.ftol * cost and pred <= hp.ftol * cost and rho > 0.25
+            status = 4 if f_ok and x_ok else 2 if f_ok else 3 if x_ok else (
+                1 if g_inf <= hp.gtol else 0)
+            if not status and hp.max_nfev is not None and n_fev >= hp.max_nfev:
+                status = 5
+            return params_new, LeastSquaresState(
+                state.count + 1, np.asarray(cost_new), np.asarray(math.sqrt(float(g @ g))),
+                r_new, lin_new, math.nan, lam, None, n_fev, state.n_jev + 1, status, actred,
+                pred, p_norm, 2.0)
+        lam, nu = lam * nu, 2.0 * nu
+        status = 3 if x_ok else (5 if hp.max_nfev is not None and n_fev >= hp.max_nfev else 0)
+        if status:
+            raise LeastSquaresStop(state._replace(lam=lam, nu=nu, n_fev=n_fev, status=status))
+
+
+def levenberg_marquardt_cg(
+    *,
+    ftol: float = 1e-8,
+    xtol: float = 1e-8,
+    gtol: float = 1e-8,
+    max_nfev: int | None = None,
+    cg_maxiter: int | None = None,
+    cg_tol: float = 1e-10,
+) -> Optimizer:
+    """Matrix-free Levenberg–Marquardt: Jacobian products only, on the params' backend.
+
+    Each step solves :math:`\\min_p \\|r + Jp\\|^2 + \\lambda\\|p\\|^2` by CGLS with the
+    provider's ``jvp``/``vjp`` (``J`` is never formed, nothing leaves the device), tries
+    :math:`x + p`, and updates :math:`\\lambda` from the gain ratio
+    :math:`\\rho` = actual / predicted reduction (Nielsen): accepted (:math:`\\rho >
+    10^{-4}`): :math:`\\lambda \\leftarrow \\lambda\\max(1/3, 1 - (2\\rho - 1)^3)`;
+    rejected: :math:`\\lambda \\leftarrow \\nu\\lambda`, :math:`\\nu \\leftarrow 2\\nu`.
+    :math:`\\lambda_0 = 10^{-3}\\, \\|Jg\\|^2 / \\|g\\|^2` with :math:`g = J^T r`.
+    Tests: ``ftol`` (actual reduction :math:`\\le` ``ftol`` cost), ``xtol``
+    (:math:`\\|p\\| \\le` ``xtol`` :math:`(` ``xtol`` :math:`+ \\|x\\|)`), ``gtol``
+    (:math:`\\|J^T r\\|_\\infty \\le` ``gtol``), ``max_nfev``, stopping
+    :func:`fnopt.fixed_point` as :func:`levenberg_marquardt` does. Use it with
+    :func:`fnopt.grad.residuals_torch` for large problems (exact products by
+    ``torch.func``); with finite differences ``vjp`` forms ``J``.
+
+    Args:
+      ftol, xtol, gtol, max_nfev: as above.
+      cg_maxiter: CGLS iterations per trial (default ``n``).
+      cg_tol: CGLS relative tolerance on the normal-equation residual.
+
+    Returns:
+      An :class:`fnopt.Optimizer` (``value_at="output"``) taking a residual provider.
+
+    >>> import numpy as np, fnopt
+    >>> a = np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 7.0]]); b = np.array([1.0, 0.0, 2.0])
+    >>> res = fnopt.grad.residuals_matrix_free(
+    ...     lambda p: a @ p - b + 0.1 * p @ p, lambda p, v: a @ v + 0.2 * (p @ v),
+    ...     lambda p, u: u @ a + 0.2 * u.sum() * p)
+    >>> r = fnopt.fixed_point(fnopt.levenberg_marquardt_cg(), np.zeros(2), res,
+    ...                       stop=fnopt.stop.max_iters(100))
+    >>> r.converged, np.round(r.params, 4)
+    (True, array([-1.0138,  0.9157]))
+
+    Reference: K. Madsen, H. B. Nielsen and O. Tingleff, *Methods for Non-Linear Least
+    Squares Problems* (2004), Algorithm 3.16; CGLS: Björck, *Numerical Methods for
+    Least Squares Problems* (1996), section 7.4.
+    """
+    hp = _hyper(ftol, xtol, gtol, max_nfev, "jac")
+    if cg_maxiter is not None and (isinstance(cg_maxiter, bool) or not isinstance(
+            cg_maxiter, int) or cg_maxiter < 1):
+        raise ValueError(f"cg_maxiter: expected None or an int >= 1, got {cg_maxiter!r}")
+    _check_tol("cg_tol", cg_tol)
+
+    def step(params: Params, grad_fn: Any, state: Any, *batch: Any) -> tuple[Params, Any]:
+        if state.status:
+            raise LeastSquaresStop(state)
+        if state.residuals is None:
+            state = _lm_cg_start(params, grad_fn, batch)
+            if float(state.grad_norm) <= hp.gtol:
+                raise LeastSquaresStop(state._replace(status=1))
+        return _lm_cg_step(params, grad_fn, state, batch, hp, cg_maxiter, cg_tol)
 
     return Optimizer(_init, step, "output")

@@ -80,7 +80,8 @@ def make_factory(name: str, factory: Callable[..., fnopt.Optimizer]) -> tuple[An
 # providers; tests/test_least_squares.py checks them (purity, determinism, dtypes,
 # recorded values, backend agreement) on residual problems.
 FACTORIES = {k: v for k, v in public_optimizer_factories().items()
-             if k not in ("gauss_newton", "levenberg_marquardt", "trust_region_reflective")}
+             if k not in ("gauss_newton", "levenberg_marquardt", "levenberg_marquardt_cg",
+                          "trust_region_reflective")}
 
 
 def test_the_zoo_is_discovered():
