@@ -589,6 +589,10 @@ def parse_bounds(bounds: Any, params: Params) -> tuple[np.ndarray, np.ndarray]:
     Each side may be a number (every parameter), ``n`` numbers (the flattened params)
     or a pytree with the structure and shapes of ``params``; ``-inf``/``inf`` mean no
     bound. ``ValueError`` naming ``bounds`` for a wrong shape or ``lower >= upper``.
+
+    >>> parse_bounds((0.0, {"a": np.array([1.0, 2.0]), "b": np.array(5.0)}),
+    ...              {"a": np.zeros(2), "b": np.array(0.5)})
+    (array([0., 0., 0.]), array([1., 2., 5.]))
     """
     if not (isinstance(bounds, (tuple, list)) and len(bounds) == 2):
         raise ValueError("bounds: expected a (lower, upper) pair")
