@@ -12,11 +12,13 @@ from fnopt import distributed as distributed
 from fnopt import grad as grad
 from fnopt import implicit as implicit
 from fnopt import problems as problems
+from fnopt import projections as projections
 from fnopt import schedules as schedules
 from fnopt import stop as stop
 from fnopt import tasks as tasks
 from fnopt import testing as testing
 from fnopt import tree as tree
+from fnopt._base import Descent as Descent
 from fnopt._base import DescentState as DescentState
 from fnopt._base import GradFn as GradFn
 from fnopt._base import Optimizer as Optimizer
@@ -30,6 +32,7 @@ from fnopt.checkpoint import load as load
 from fnopt.checkpoint import save as save
 from fnopt.checkpoint import to_numpy as to_numpy
 from fnopt.checkpoint import to_torch as to_torch
+from fnopt.lbfgsb import lbfgsb as lbfgsb
 from fnopt.linesearch import LineSearchResult as LineSearchResult
 from fnopt.linesearch import LineSearchStatus as LineSearchStatus
 from fnopt.linesearch import backtracking as backtracking
@@ -40,6 +43,8 @@ from fnopt.loop import OptimizationError as OptimizationError
 from fnopt.loop import Result as Result
 from fnopt.loop import StepFailed as StepFailed
 from fnopt.loop import fixed_point as fixed_point
+from fnopt.minimize import OptimizeResult as OptimizeResult
+from fnopt.minimize import minimize as minimize
 from fnopt.optimizers import adabelief as adabelief
 from fnopt.optimizers import adadelta as adadelta
 from fnopt.optimizers import adafactor as adafactor
@@ -151,6 +156,7 @@ __all__ = [
     "Checkpoint",
     "CheckpointError",
     "BatchedResult",
+    "Descent",
     "DescentState",
     "GradFn",
     "History",
@@ -196,6 +202,47 @@ __all__ = [
     "testing",
     "trace",
     "tree",
+    "projections",
+    "lbfgsb",
+    "minimize",
+    "OptimizeResult",
+]
+
+# the optimizers people moved to after Adam, and the small optax transforms
+from fnopt.optimizers import adan as adan  # noqa: E402
+from fnopt.optimizers import ademamix as ademamix  # noqa: E402
+from fnopt.optimizers import adopt as adopt  # noqa: E402
+from fnopt.optimizers import dadapt_adam as dadapt_adam  # noqa: E402
+from fnopt.optimizers import novograd as novograd  # noqa: E402
+from fnopt.optimizers import prodigy as prodigy  # noqa: E402
+from fnopt.optimizers import sam as sam  # noqa: E402
+from fnopt.optimizers import schedule_free_adamw as schedule_free_adamw  # noqa: E402
+from fnopt.optimizers import schedule_free_eval_params as schedule_free_eval_params  # noqa: E402
+from fnopt.optimizers import schedule_free_sgd as schedule_free_sgd  # noqa: E402
+from fnopt.optimizers import yogi as yogi  # noqa: E402
+from fnopt.optimizers.recent import scale_by_adan as scale_by_adan  # noqa: E402
+from fnopt.optimizers.recent import scale_by_ademamix as scale_by_ademamix  # noqa: E402
+from fnopt.optimizers.recent import scale_by_adopt as scale_by_adopt  # noqa: E402
+from fnopt.optimizers.recent import scale_by_dadapt_adam as scale_by_dadapt_adam  # noqa: E402
+from fnopt.optimizers.recent import scale_by_novograd as scale_by_novograd  # noqa: E402
+from fnopt.optimizers.recent import scale_by_prodigy as scale_by_prodigy  # noqa: E402
+from fnopt.optimizers.recent import scale_by_schedule_free as scale_by_schedule_free  # noqa: E402
+from fnopt.optimizers.recent import scale_by_yogi as scale_by_yogi  # noqa: E402
+from fnopt.transforms_extra import adaptive_grad_clip as adaptive_grad_clip  # noqa: E402
+from fnopt.transforms_extra import add_noise as add_noise  # noqa: E402
+from fnopt.transforms_extra import centralize as centralize  # noqa: E402
+from fnopt.transforms_extra import keep_params_nonnegative as keep_params_nonnegative  # noqa: E402
+from fnopt.transforms_extra import scale_by_schedule as scale_by_schedule  # noqa: E402
+from fnopt.transforms_extra import set_to_zero as set_to_zero  # noqa: E402
+from fnopt.transforms_extra import zero_nans as zero_nans  # noqa: E402
+
+__all__ += [
+    "adan", "ademamix", "adopt", "dadapt_adam", "novograd", "prodigy", "sam",
+    "schedule_free_adamw", "schedule_free_eval_params", "schedule_free_sgd", "yogi",
+    "scale_by_adan", "scale_by_ademamix", "scale_by_adopt", "scale_by_dadapt_adam",
+    "scale_by_novograd", "scale_by_prodigy", "scale_by_schedule_free", "scale_by_yogi",
+    "adaptive_grad_clip", "add_noise", "centralize", "keep_params_nonnegative",
+    "scale_by_schedule", "set_to_zero", "zero_nans",
 ]
 
 # least squares (fnopt.residuals, fnopt.lsq, fnopt._lsq_api)

@@ -19,12 +19,13 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Callable
-from typing import Any, Literal, NamedTuple, Protocol
+from typing import Any, Literal, NamedTuple, Protocol, TypeGuard
 
 import numpy as np
 import optree
 
 from fnopt import backend as _backend
+from fnopt import tree as _tree
 
 PyTree = Any
 Params = Any
@@ -50,15 +51,30 @@ class TransformUpdateFn(Protocol):
     ) -> tuple[Updates, State]: ...
 
 
-class Transform(NamedTuple):
+class Transform:
     """A first-order building block, shaped like an optax ``GradientTransformation``.
 
     ``init(params) -> state``; ``update(grads, state, params) -> (updates, state)``.
     Updates are *added* to params, so a descent direction carries its minus sign.
+    A Transform is an immutable pair; it unpacks as ``init, update = t``.
     """
 
+    __slots__ = ("init", "update")
     init: TransformInitFn
     update: TransformUpdateFn
+
+    def __init__(self, init: TransformInitFn, update: TransformUpdateFn) -> None:
+        object.__setattr__(self, "init", init)
+        object.__setattr__(self, "update", update)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"{type(self).__name__} is immutable")
+
+    def __iter__(self) -> Any:
+        return iter((self.init, self.update))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(init={self.init!r}, update={self.update!r})"
 
 
 class StepFn(Protocol):
@@ -94,6 +110,119 @@ class DescentState(NamedTuple):
     value: Any
     grad_norm: Any
     inner: Any
+
+
+class Descent(Transform):
+    """A first-order optimizer that is also a :class:`Transform`.
+
+    Every first-order alias (:func:`fnopt.sgd`, :func:`fnopt.adam`, ...) and
+    :func:`fnopt.descent` return one. As a transform it composes like any other
+    (``chain(clip_by_global_norm(1.0), adam(1e-3))``, ``partition``, ``masked``, ...);
+    as an optimizer it has ``init(params) -> state`` and a pure
+    ``step(params, grad_fn, state, *batch) -> (params, state)`` that evaluates
+    ``grad_fn`` once at the params given and adds the updates.
+
+    Attributes:
+      init: ``init(params) -> state``; the state is a :class:`DescentState` (or another
+        NamedTuple with the fields ``count``, ``value``, ``grad_norm``).
+      update: ``update(grads, state, params) -> (updates, state)``, the transform view.
+      inner: the transform being lifted (what combinators compose).
+      value_at: ``"input"``: the loss recorded in the state is the one at the params
+        passed *into* the step.
+    """
+
+    __slots__ = ("inner",)
+    inner: Transform
+    value_at: Literal["input"] = "input"
+
+    def __init__(
+        self,
+        inner: Transform,
+        init: TransformInitFn | None = None,
+        update: TransformUpdateFn | None = None,
+    ) -> None:
+        if init is None or update is None:
+            init, update = _descent_pair(inner)
+        super().__init__(init, update)
+        object.__setattr__(self, "inner", inner)
+
+    def step(
+        self, params: Params, grad_fn: GradFn, state: State, /, *batch: Any
+    ) -> tuple[Params, State]:
+        """One step: ``(f, g) = grad_fn(params, *batch)``, then :meth:`apply`."""
+        value, grads = grad_fn(params, *batch)
+        return self.apply(params, value, grads, state)
+
+    def apply(
+        self,
+        params: Params,
+        value: Any,
+        grads: Params,
+        state: State,
+        *,
+        grad_norm: Any = None,
+        out: Params | None = None,
+    ) -> tuple[Params, State]:
+        """The update half of :meth:`step`, given the loss and gradient at ``params``.
+
+        Returns ``(params + updates, state)`` with ``value`` and ``grad_norm`` (computed
+        from ``grads`` when not given) recorded in the state.
+
+        Args:
+          out: the destination. ``None`` (the default): pure, new arrays, nothing
+            passed in is modified. A params-shaped tree of buffers the caller owns
+            (:func:`fnopt.fixed_point` passes its own; it may be ``params`` itself):
+            the new params are written into ``out``, and the array buffers of
+            ``state`` may be overwritten too (the caller gives ``state`` up). Both
+            destinations run the same arithmetic and give the same numbers.
+        """
+        updates, new_state = self.update(grads, state, params)
+        if grad_norm is None:
+            grad_norm = _tree.global_norm(grads)
+        if out is None:
+            new_params = _tree.add(params, updates)
+        else:
+            new_params = _tree.add_into(out, params, updates)
+        return new_params, new_state._replace(
+            value=_as_0d(value, grad_norm), grad_norm=grad_norm
+        )
+
+
+def _as_0d(value: Any, like: Any) -> Any:
+    """``value`` as a 0-d array/tensor (a NumPy scalar or Python float from a user's
+    ``grad_fn`` becomes a 0-d array of ``like``'s dtype; arrays pass through)."""
+    if type(value) is np.ndarray or _backend.is_tensor(value):
+        return value
+    return np.asarray(value, dtype=getattr(like, "dtype", None))
+
+
+def _descent_pair(inner: Transform) -> tuple[TransformInitFn, TransformUpdateFn]:
+    """``init``/``update`` of :func:`fnopt.descent` over ``inner``: the state is a
+    :class:`DescentState` wrapping the inner state."""
+
+    def init(params: Params) -> DescentState:
+        be = check_params(params)  # float32/64, one backend, non-empty: named errors
+        nan = be.scalar(float("nan"), _tree.leaves(params)[0])
+        return DescentState(0, nan, nan, inner.init(params))
+
+    def update(
+        updates: Updates, state: State, params: Params | None = None
+    ) -> tuple[Updates, DescentState]:
+        out, new_inner = inner.update(updates, state.inner, params)
+        return out, DescentState(state.count + 1, state.value, state.grad_norm, new_inner)
+
+    return init, update
+
+
+def as_transform(t: Any) -> Transform:
+    """The transform a combinator composes: the lifted ``inner`` of a :class:`Descent`,
+    or ``t`` itself."""
+    return t.inner if isinstance(t, Descent) else t
+
+
+def is_optimizer(x: Any) -> TypeGuard[Optimizer | Descent]:
+    """Whether ``x`` can be stepped: an :class:`Optimizer` or a :class:`Descent`."""
+    return isinstance(x, (Optimizer, Descent))
 
 
 # -- validation ----------------------------------------------------------------------
@@ -204,6 +333,12 @@ def check_grad_fn_output(out: Any, params: Params, *, what: str = "grad_fn") -> 
         got, want = ("a torch tensor", "NumPy") if raw_is_tensor else ("a NumPy array", "torch")
         raise TypeError(f"{what} value: is {got} but the params are {want}")
     return value, out[1]
+
+
+def check_bool(name: str, value: Any) -> None:
+    """``value`` must be a bool (a flag): ``"no"`` or ``1`` are refused, not read as truth."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name}: expected True or False, got {value!r}")
 
 
 def check_callable(f: Any, name: str) -> None:

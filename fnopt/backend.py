@@ -18,6 +18,7 @@ only be a tensor if torch has already been imported by someone.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 from collections.abc import Sequence
@@ -75,6 +76,14 @@ class Backend:
 
     def clone(self, xs: Sequence[Any]) -> list[Any]:
         raise NotImplementedError
+
+    def detach(self, xs: Sequence[Any]) -> list[Any]:
+        """The leaves cut from any autograd graph (the same memory; NumPy: as they are)."""
+        return list(xs)
+
+    def grad_mode(self, enabled: bool) -> contextlib.AbstractContextManager[Any]:
+        """A context in which autograd records (``enabled``) or not; NumPy: nothing."""
+        return contextlib.nullcontext()
 
     def scalar(self, value: float, like: Any) -> Any:
         """A 0-d array holding ``value`` with the dtype (and device) of ``like``."""
@@ -149,6 +158,11 @@ class Backend:
     # ``op`` (the same kernel with a different destination), so a step written with
     # them is bitwise the same whether it donates its buffers or not.
     def copy_(self, dst: Sequence[Any], src: Sequence[Any]) -> None:
+        raise NotImplementedError
+
+    def add_into(self, out: Sequence[Any], xs: Sequence[Any], ys: Sequence[Any]) -> list[Any]:
+        """``out = x + y`` leaf by leaf, written into ``out`` (buffers the caller owns,
+        which may be ``xs`` itself); the same numbers as :meth:`add`. Returns ``out``."""
         raise NotImplementedError
 
     # -- rows of a batch (fnopt.batched: the leading axis indexes problems) -----------
@@ -236,6 +250,30 @@ class Backend:
 
     def mean(self, xs: Sequence[Any], axis: int) -> list[Any]:
         """The mean of each leaf along ``axis``, keeping that axis (size 1)."""
+        raise NotImplementedError
+
+    # -- projections (fnopt.projections, fnopt.lbfgsb) -------------------------------
+    def clamp(self, xs: Sequence[Any], lows: Sequence[Any], highs: Sequence[Any]) -> list[Any]:
+        """Each leaf clamped elementwise to ``[low, high]``; a bound is a Python number
+        (``±inf`` allowed) or an array of the leaf's shape, NumPy or torch, converted to
+        the leaf's backend, dtype and device."""
+        raise NotImplementedError
+
+    def sort_desc(self, x: Any) -> Any:
+        """A 1-D array's elements sorted in descending order (a new array)."""
+        raise NotImplementedError
+
+    # -- selections and axis sums (the small optax transforms) ---------------------
+    def where(self, conds: Sequence[Any], xs: Sequence[Any], ys: Sequence[Any]) -> list[Any]:
+        """``x`` where ``cond`` holds, else ``y``, leaf by leaf (``y`` may be a number)."""
+        raise NotImplementedError
+
+    def isnan(self, xs: Sequence[Any]) -> list[Any]:
+        """Boolean masks of the NaN entries of each leaf."""
+        raise NotImplementedError
+
+    def sum_axes(self, x: Any, axes: tuple[int, ...]) -> Any:
+        """The sum of one leaf over ``axes``, keeping them (size 1)."""
         raise NotImplementedError
 
 
@@ -346,6 +384,11 @@ class _Numpy(Backend):
         for d, s in zip(dst, src):
             np.copyto(d, s)
 
+    def add_into(self, out: Sequence[Any], xs: Sequence[Any], ys: Sequence[Any]) -> list[Any]:
+        for o, x, y in zip(out, xs, ys):
+            np.add(x, y, out=o)
+        return list(out)
+
     def take_rows(self, x: Any, rows: np.ndarray) -> Any:
         return x.take(rows, axis=0)
 
@@ -449,6 +492,24 @@ class _Numpy(Backend):
     def mean(self, xs: Sequence[Any], axis: int) -> list[Any]:
         return [_arr(x.mean(axis=axis, keepdims=True)) for x in xs]
 
+    def clamp(self, xs: Sequence[Any], lows: Sequence[Any], highs: Sequence[Any]) -> list[Any]:
+        def bound(b: Any, x: Any) -> Any:
+            return b if isinstance(b, (int, float)) else to_numpy(b).astype(x.dtype, copy=False)
+
+        return [_arr(np.clip(x, bound(lo, x), bound(hi, x))) for x, lo, hi in zip(xs, lows, highs)]
+
+    def sort_desc(self, x: Any) -> Any:
+        return np.sort(x)[::-1].copy()
+
+    def where(self, conds: Sequence[Any], xs: Sequence[Any], ys: Sequence[Any]) -> list[Any]:
+        return [_arr(np.where(c, x, y)) for c, x, y in zip(conds, xs, ys)]
+
+    def isnan(self, xs: Sequence[Any]) -> list[Any]:
+        return [_arr(np.isnan(x)) for x in xs]
+
+    def sum_axes(self, x: Any, axes: tuple[int, ...]) -> Any:
+        return _arr(np.sum(x, axis=axes, keepdims=True))
+
 
 class _Torch(Backend):
     name = "torch"
@@ -466,6 +527,12 @@ class _Torch(Backend):
     def full_like(self, xs: Sequence[Any], value: float) -> list[Any]:
         t = self._t
         return [t.full_like(x, value) for x in xs]
+
+    def detach(self, xs: Sequence[Any]) -> list[Any]:
+        return [x.detach() for x in xs]
+
+    def grad_mode(self, enabled: bool) -> contextlib.AbstractContextManager[Any]:
+        return self._t.enable_grad() if enabled else self._t.no_grad()
 
     def clone(self, xs: Sequence[Any]) -> list[Any]:
         return [x.clone() for x in xs]
@@ -553,6 +620,18 @@ class _Torch(Backend):
 
     def copy_(self, dst: Sequence[Any], src: Sequence[Any]) -> None:
         self._t._foreach_copy_(list(dst), list(src))
+
+    def add_into(self, out: Sequence[Any], xs: Sequence[Any], ys: Sequence[Any]) -> list[Any]:
+        out = list(out)
+        if all(o is x for o, x in zip(out, xs)):
+            self._t._foreach_add_(out, list(ys))
+        elif len(out) <= 16:  # few leaves: one pass each, no foreach copy first
+            for o, x, y in zip(out, xs, ys):
+                self._t.add(x, y, out=o)
+        else:  # many leaves: two multi-tensor passes beat a per-leaf kernel launch each
+            self._t._foreach_copy_(out, list(xs))
+            self._t._foreach_add_(out, list(ys))
+        return out
 
     def take_rows(self, x: Any, rows: np.ndarray) -> Any:
         # index_select: boolean-mask or fancy indexing is 6-50x slower on CPU
@@ -651,6 +730,28 @@ class _Torch(Backend):
 
     def mean(self, xs: Sequence[Any], axis: int) -> list[Any]:
         return [x.mean(dim=axis, keepdim=True) for x in xs]
+
+    def clamp(self, xs: Sequence[Any], lows: Sequence[Any], highs: Sequence[Any]) -> list[Any]:
+        t = self._t
+
+        def bound(b: Any, x: Any) -> Any:
+            if isinstance(b, (int, float)):
+                return t.full((), float(b), dtype=x.dtype, device=x.device)
+            return t.as_tensor(b if is_tensor(b) else to_numpy(b), dtype=x.dtype, device=x.device)
+
+        return [t.clamp(x, bound(lo, x), bound(hi, x)) for x, lo, hi in zip(xs, lows, highs)]
+
+    def sort_desc(self, x: Any) -> Any:
+        return self._t.sort(x, descending=True).values
+
+    def where(self, conds: Sequence[Any], xs: Sequence[Any], ys: Sequence[Any]) -> list[Any]:
+        return [self._t.where(c, x, y) for c, x, y in zip(conds, xs, ys)]
+
+    def isnan(self, xs: Sequence[Any]) -> list[Any]:
+        return [self._t.isnan(x) for x in xs]
+
+    def sum_axes(self, x: Any, axes: tuple[int, ...]) -> Any:
+        return x.sum(dim=axes, keepdim=True) if axes else x.clone()
 
 
 def _needs_grad(s: Any) -> bool:

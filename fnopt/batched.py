@@ -32,11 +32,10 @@ import attrs
 import numpy as np
 import optree
 
-from fnopt import _inplace
 from fnopt import backend as _backend
 from fnopt import stop as _stop
 from fnopt import tree as _tree
-from fnopt._base import GradFn, Optimizer, Params, State, check_params
+from fnopt._base import Descent, GradFn, Optimizer, Params, State, check_params, is_optimizer
 from fnopt.stop import Reason
 
 __all__ = ["batched", "BatchedResult"]
@@ -72,22 +71,8 @@ class BatchedResult:
 # -- criteria, vectorised over the problems ------------------------------------------
 
 
-def _leaf_criteria(c: _stop.Criterion) -> list[_stop.Criterion]:
-    if isinstance(c, (_stop.AnyOf, _stop.AllOf)):
-        return _leaf_criteria(c.left) + _leaf_criteria(c.right)
-    if not isinstance(
-        c, (_stop._MaxIters, _stop._LossBelow, _stop._GradNormBelow, _stop._TimeLimit,
-            _stop._LossChangeBelow)
-    ):
-        raise TypeError(
-            f"stop: batched supports max_iters, loss_below, grad_norm_below, "
-            f"loss_change_below and time_limit (combined with | and &), got {c!r}"
-        )
-    return [c]
-
-
 class _Checker:
-    """Evaluates a criterion for all live problems at once.
+    """Asks a criterion about all live problems at once (``Criterion.check_batch``).
 
     ``fired(k, values, gnorms, elapsed)`` returns a bool (the same answer for every
     problem) or a bool array; ``reasons(mask)`` then names, for the problems in
@@ -97,52 +82,21 @@ class _Checker:
 
     def __init__(self, stop: _stop.Criterion) -> None:
         self.stop = stop
-        leaves = _leaf_criteria(stop)
-        self.needs_gnorm = any(isinstance(c, _stop._GradNormBelow) for c in leaves)
-        self.runs: dict[int, np.ndarray] = {}  # loss_change_below: consecutive counts
-        self.prev: np.ndarray | None = None
+        self.needs_gnorm = "grad_norm" in stop.reads
+        self.state = stop.init()
         self.hits: list[tuple[_stop.Criterion, Any]] = []
 
     def compact(self, keep: np.ndarray) -> None:
-        self.runs = {i: r[keep] for i, r in self.runs.items()}
-        if self.prev is not None:
-            self.prev = self.prev[keep]
+        """Drop the stopped problems from the criteria's per-problem state."""
 
-    def _leaf(self, c: _stop.Criterion, k: int, v: np.ndarray, g: Any, t: float) -> Any:
-        if isinstance(c, _stop._MaxIters):
-            return k >= c.n
-        if isinstance(c, _stop._LossBelow):
-            return v <= c.tol
-        if isinstance(c, _stop._GradNormBelow):
-            return g <= c.tol
-        if isinstance(c, _stop._TimeLimit):
-            return t >= c.seconds
-        assert isinstance(c, _stop._LossChangeBelow)
-        run = self.runs.get(id(c))
-        if self.prev is None or run is None:
-            self.runs[id(c)] = np.zeros(v.shape, dtype=np.int64)
-            return False
-        small = np.abs(v - self.prev) <= c.atol + c.rtol * np.abs(self.prev)
-        run = np.where(small, run + 1, 0)
-        self.runs[id(c)] = run
-        return run >= c.patience
+        def f(leaf: Any) -> Any:
+            return leaf[keep] if isinstance(leaf, np.ndarray) and leaf.ndim else leaf
 
-    def _eval(
-        self, c: _stop.Criterion, k: int, v: np.ndarray, g: Any, t: float
-    ) -> tuple[Any, list[tuple[_stop.Criterion, Any]]]:
-        if isinstance(c, (_stop.AnyOf, _stop.AllOf)):
-            a, ha = self._eval(c.left, k, v, g, t)
-            b, hb = self._eval(c.right, k, v, g, t)
-            if isinstance(c, _stop.AnyOf):  # a Python bool on either side: no array op
-                return (b if a is False else a if b is False else a | b), ha + hb
-            both = b if a is True else a if b is True else a & b
-            return both, [(leaf, m & both) for leaf, m in ha + hb]
-        out = self._leaf(c, k, v, g, t)
-        return out, [(c, out)]
+        self.state = optree.tree_map(f, self.state, none_is_leaf=False)
 
     def fired(self, k: int, v: np.ndarray, g: Any, t: float) -> Any:
-        out, self.hits = self._eval(self.stop, k, v, g, t)
-        self.prev = v
+        info = _stop.BatchInfo(k, v, g, t)
+        out, self.hits, self.state = self.stop.check_batch(info, self.state)
         return out
 
     def reasons(self, mask: np.ndarray) -> np.ndarray:
@@ -216,7 +170,7 @@ def batched(
     >>> r.iterations, [str(x) for x in r.reason]
     (array([5771, 2705, 6502]), ['loss_below', 'loss_below', 'loss_below'])
     """
-    if not isinstance(opt, Optimizer):
+    if not is_optimizer(opt):
         raise TypeError(f"opt: expected an fnopt.Optimizer, got {type(opt).__name__}")
     if not isinstance(stop, _stop.Criterion):
         raise TypeError(f"stop: expected a criterion from fnopt.stop, got {type(stop).__name__}")
@@ -237,10 +191,11 @@ def batched(
         import torch.func
 
         grad_fn = torch.func.vmap(grad_fn)
-    checker = _Checker(stop)
+    checker = _Checker(stop)  # a TypeError now for criteria that cannot run per problem
     if state is None:
         state = opt.init(params)
-    update = opt.step.update if isinstance(opt.step, _inplace.DonatingStep) else None
+    first_order: Descent | None = opt if isinstance(opt, Descent) else None
+    nan = be.scalar(math.nan, leaves[0])
 
     t0 = time.perf_counter()
     x, s = params, state
@@ -308,8 +263,8 @@ def batched(
             gn = gn[keep] if gn is not None else None
             checker.compact(keep)
         prev_x, prev_v, prev_g = x, v, gn
-        if update is not None:  # the pure update (new arrays: prev_x stays valid)
-            x, s = update(x, g, s, v_raw, math.nan, False)
+        if first_order is not None:  # the pure update (new arrays: prev_x stays valid)
+            x, s = first_order.apply(x, v_raw, g, s, grad_norm=nan)
         else:
             x, s = opt.step(x, _Fixed(g), s)
         k += 1
@@ -329,8 +284,8 @@ def batched(
 
 
 class _Fixed:
-    """A provider that returns precomputed gradients (for optimizers without a
-    :class:`fnopt._inplace.DonatingStep`); its loss is unused by the batch."""
+    """A provider that returns precomputed gradients (for optimizers that are not a
+    :class:`fnopt.Descent`); its loss is unused by the batch."""
 
     __slots__ = ("grads",)
 

@@ -24,28 +24,48 @@ inf included), ``{"t": "tuple" | "list", "c": [<node>...]}``, ``{"t": "dict", "k
 (``"numpy"``, ``"numpy_scalar"`` for a NumPy scalar such as ``np.float64(1.0)``, or
 ``"torch"``), ``dtype``, ``shape``, and for tensors ``device`` and ``requires_grad``.
 Tensors are stored through NumPy bit for bit (``bfloat16`` as its 16-bit pattern).
+Every array is used by exactly one node; trees are at most ``_MAX_DEPTH`` deep.
+
+Versions: :func:`load` reads the format versions in ``READABLE_VERSIONS`` and refuses
+others (a newer fnopt's files) with a :class:`CheckpointError` naming both. State
+classes that moved between fnopt modules are found through ``_MOVED`` (old module and
+qualname to new), so moving a class needs no new format version; changing its fields
+does.
 
 Safety: loading never unpickles and never runs code from the file. NamedTuple and
 attrs state classes are re-imported by name only if ``fnopt`` defines them (a module
 ``fnopt.*`` without dunder names, and the class's own ``__module__``/``__qualname__``
 must be the recorded ones); other classes must be passed in ``types=`` (or be found in
-``state_like=``), and their field names must match the file.
+``state_like=``), and their field names must match the file. A hostile or damaged
+file raises :class:`CheckpointError` and nothing else, after allocating at most a small
+multiple of the file's own size: members must be stored uncompressed (as :func:`save`
+writes them), each ``.npy`` member must hold exactly the bytes its header declares
+before anything is allocated for it, and every header field is checked.
 
-Writes are atomic: the archive is written to a temporary file in the same directory,
-flushed to disk and renamed over ``path``, so a crash mid-write leaves the previous
-checkpoint intact.
+Writes are atomic: the archive is written to a temporary file ``.<name>.<random>.tmp``
+in the same directory, flushed to disk and renamed over ``path``, so a crash mid-write
+leaves the previous checkpoint intact. A save removes the temporary files that killed
+saves of the same path left behind (on POSIX, a save in progress holds a lock on its
+temporary file, so it is never removed under it).
 """
 
 from __future__ import annotations
 
+import ast
+import functools
 import importlib
 import json
+import math
 import os
 import pathlib
+import re
+import stat
+import struct
 import tempfile
+import warnings
 import zipfile
 from collections.abc import Callable, Iterable
-from typing import Any, NamedTuple
+from typing import IO, Any, NamedTuple
 
 import attrs
 import numpy as np
@@ -54,12 +74,34 @@ import optree
 from fnopt import backend as _backend
 from fnopt._base import Params, State, check_params
 
-__all__ = ["save", "load", "Checkpoint", "CheckpointError", "to_numpy", "to_torch"]
+try:  # POSIX: a save in progress locks its temporary file
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = [
+    "save", "load", "Checkpoint", "CheckpointError", "to_numpy", "to_torch",
+    "check_saveable",
+]
 
 FORMAT = "fnopt-checkpoint"
 VERSION = 1
+#: the checkpoint format versions this fnopt reads
+READABLE_VERSIONS: tuple[int, ...] = (1,)
 _HEADER = "fnopt-checkpoint.json"
 _TRUSTED_PREFIX = "fnopt"
+_MAX_DEPTH = 100  # levels of nesting of a params/state tree or of the metadata
+_NPY_MAX_HEADER = 10_000  # bytes, as numpy.load's default max_header_size
+_NPY_MAX_DIMS = 64
+_CHUNK = 1 << 20
+_MAX_ITERATION = 2**63
+
+#: State classes that moved: old ``(module, qualname)`` -> new ``(module, qualname)``.
+#: A checkpoint naming the old place loads the class from the new one.
+_MOVED: dict[tuple[str, str], tuple[str, str]] = {
+    # fnopt/optimizers.py became the package fnopt/optimizers/ (0.2)
+    ("fnopt.optimizers", "_DecayState"): ("fnopt.optimizers.first_order", "_DecayState"),
+}
 
 PathLike = str | os.PathLike[str]
 
@@ -83,6 +125,13 @@ class Checkpoint(NamedTuple):
     state: State
     iteration: int | None
     metadata: dict[str, Any]
+
+
+def _show(x: Any, limit: int = 60) -> str:
+    """``repr(x)`` (an exception: its type and message), shortened: values from a
+    hostile file go into messages."""
+    r = f"{type(x).__name__}: {x}" if isinstance(x, BaseException) else repr(x)
+    return r if len(r) <= limit else r[: limit - 3] + "..."
 
 
 # -- tree walking ------------------------------------------------------------------
@@ -135,8 +184,28 @@ def _attrs_fields(cls: type, what: str, path: str) -> tuple[Any, ...]:
 # -- encoding ----------------------------------------------------------------------
 
 
+@functools.cache
+def _numpy_dtype_of(dtype: Any) -> np.dtype[Any]:
+    """The NumPy dtype a tensor of torch ``dtype`` is stored as (TypeError if none)."""
+    import torch
+
+    if dtype == torch.bfloat16:
+        return np.dtype(np.int16)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "experimental" / "deprecated" dtypes
+            return torch.empty(0, dtype=dtype).numpy().dtype
+    except (TypeError, RuntimeError):
+        raise TypeError(f"cannot save a tensor of dtype {dtype}: NumPy has no such dtype") \
+            from None
+
+
 class _Encoder:
-    def __init__(self) -> None:
+    """Turns a tree into header nodes and a list of arrays; with ``dry_run`` it only
+    checks that it could (no copies, nothing moved off a device)."""
+
+    def __init__(self, dry_run: bool = False) -> None:
+        self.dry_run = dry_run
         self.arrays: list[np.ndarray] = []
         self.records: list[dict[str, Any]] = []
 
@@ -145,31 +214,42 @@ class _Encoder:
         if _backend.is_tensor(x):
             import torch
 
-            if x.layout != torch.strided:
-                raise TypeError(f"cannot save a tensor with layout {x.layout}")
-            t = x.detach().cpu().resolve_conj().resolve_neg().contiguous()
+            if x.layout != torch.strided or x.is_quantized:
+                kind = "quantized" if x.is_quantized else x.layout
+                raise TypeError(f"cannot save a tensor with layout {kind}")
+            if x.device.type == "meta":
+                raise TypeError("cannot save a tensor on the 'meta' device (it holds no data)")
+            _numpy_dtype_of(x.dtype)
             rec = {
                 "kind": "torch",
-                "dtype": str(t.dtype).replace("torch.", ""),
+                "dtype": str(x.dtype).replace("torch.", ""),
                 "device": str(x.device),
                 "requires_grad": bool(x.requires_grad),
+                "shape": list(x.shape),
             }
-            if t.dtype == torch.bfloat16:
-                t = t.view(torch.int16)
-            arr = t.numpy()
+            arr = None
+            if not self.dry_run:
+                t = x.detach().cpu().resolve_conj().resolve_neg().contiguous()
+                if t.dtype == torch.bfloat16:
+                    t = t.view(torch.int16)
+                arr = t.numpy()
         else:
             kind = "numpy_scalar" if isinstance(x, np.generic) else "numpy"
             arr = np.asarray(x)
             if arr.dtype.hasobject:
                 raise TypeError("cannot save an array of dtype object")
-            rec = {"kind": kind, "dtype": arr.dtype.str}
-        rec["shape"] = list(arr.shape)
-        self.records.append(rec)
-        self.arrays.append(arr)
+            if arr.dtype.itemsize == 0:
+                raise TypeError(f"cannot save an array of the empty dtype {arr.dtype}")
+            rec = {"kind": kind, "dtype": arr.dtype.str, "shape": list(arr.shape)}
+        if not self.dry_run:
+            self.records.append(rec)
+            self.arrays.append(arr)  # type: ignore[arg-type]
         return {"t": "array", "i": len(self.arrays) - 1}
 
-    def node(self, x: Any, what: str, path: str) -> dict[str, Any]:
+    def node(self, x: Any, what: str, path: str, depth: int = 0) -> dict[str, Any]:
         where = path or "<root>"
+        if depth > _MAX_DEPTH:
+            raise ValueError(f"{what}: nested deeper than {_MAX_DEPTH} levels at {where}")
         if _is_array(x):
             try:
                 return self.array(x)
@@ -180,23 +260,19 @@ class _Encoder:
         if isinstance(x, bool):
             return {"t": "bool", "v": x}
         if isinstance(x, int):
+            if x.bit_length() > 12_000:  # JSON (and int()) stop at 4300 digits
+                raise ValueError(f"{what}: the int at {where} has too many digits to save")
             return {"t": "int", "v": int(x)}
         if isinstance(x, float):
             return {"t": "float", "v": float(x).hex()}
         if isinstance(x, str):
             return {"t": "str", "v": x}
-        if _is_namedtuple(x):
-            cls = type(x)
-            return {
-                "t": "namedtuple",
-                **_type_name(cls),
-                "fields": list(cls._fields),
-                "c": [self.node(v, what, f"{path}.{f}") for f, v in zip(cls._fields, x)],
-            }
+        if _is_namedtuple(x) or attrs.has(type(x)):
+            return self.record(x, what, path, depth)
         if type(x) in (tuple, list):
             return {
                 "t": type(x).__name__,
-                "c": [self.node(v, what, f"{path}[{i}]") for i, v in enumerate(x)],
+                "c": [self.node(v, what, f"{path}[{i}]", depth + 1) for i, v in enumerate(x)],
             }
         if type(x) is dict:
             keys = []
@@ -206,25 +282,31 @@ class _Encoder:
                         f"{what}: dict key {k!r} at {where} is a {type(k).__name__}; "
                         "only str, int, float, bool or None keys can be saved"
                     )
-                keys.append(self.node(k, what, where))
+                keys.append(self.node(k, what, where, depth + 1))
             return {
                 "t": "dict",
                 "k": keys,
-                "c": [self.node(v, what, f"{path}[{k!r}]") for k, v in x.items()],
-            }
-        if attrs.has(type(x)):
-            fields = _attrs_fields(type(x), what, path)
-            return {
-                "t": "attrs",
-                **_type_name(type(x)),
-                "fields": [a.name for a in fields],
-                "c": [self.node(getattr(x, a.name), what, f"{path}.{a.name}") for a in fields],
+                "c": [self.node(v, what, f"{path}[{k!r}]", depth + 1) for k, v in x.items()],
             }
         raise TypeError(
             f"{what}: cannot save a value of type {type(x).__name__} at {where}; a "
             "checkpoint holds arrays/tensors, None, bool, int, float, str, and tuples, lists, "
             "dicts, NamedTuples and attrs classes of them"
         )
+
+    def record(self, x: Any, what: str, path: str, depth: int) -> dict[str, Any]:
+        """A NamedTuple or attrs instance."""
+        cls = type(x)
+        if _is_namedtuple(x):
+            kind, names = "namedtuple", list(cls._fields)
+        else:
+            kind, names = "attrs", [a.name for a in _attrs_fields(cls, what, path)]
+        return {
+            "t": kind,
+            **_type_name(cls),
+            "fields": names,
+            "c": [self.node(getattr(x, f), what, f"{path}.{f}", depth + 1) for f in names],
+        }
 
 
 def _type_name(cls: type) -> dict[str, str]:
@@ -234,7 +316,13 @@ def _type_name(cls: type) -> dict[str, str]:
 # -- decoding ----------------------------------------------------------------------
 
 
+_SCALAR_NODES = {"none", "bool", "int", "float", "str"}
+
+
 class _Decoder:
+    """Rebuilds trees from header nodes, checking every node: each array is used
+    exactly once, nesting is bounded, values have their node's JSON type."""
+
     def __init__(
         self,
         arrays: list[Any],
@@ -244,73 +332,116 @@ class _Decoder:
         self.arrays = arrays
         self.types = types
         self.path = path
+        self.used = [False] * len(arrays)
 
     def fail(self, msg: str) -> CheckpointError:
         return CheckpointError(f"{self.path}: {msg}")
 
-    def node(self, n: Any, where: str) -> Any:
-        if not isinstance(n, dict) or "t" not in n:
-            raise self.fail(f"malformed header node at {where or '<root>'}")
+    def tree(self, n: Any, what: str) -> Any:
+        try:
+            return self.node(n, what, 0)
+        except RecursionError:
+            raise self.fail(f"{what} is nested too deeply") from None
+
+    def check_all_used(self) -> None:
+        unused = [i for i, u in enumerate(self.used) if not u]
+        if unused:
+            raise self.fail(f"corrupt header (arrays {unused[:5]} belong to no leaf)")
+
+    def node(self, n: Any, where: str, depth: int) -> Any:
+        if depth > _MAX_DEPTH:
+            raise self.fail(f"corrupt header (nested deeper than {_MAX_DEPTH} levels at "
+                            f"{_show(where, 200)})")
+        if not isinstance(n, dict) or not isinstance(n.get("t"), str):
+            raise self.fail(f"malformed header node at {where}")
         t = n["t"]
         try:
             if t == "array":
-                return self.arrays[n["i"]]
-            if t == "none":
-                return None
-            if t == "bool":
-                return bool(n["v"])
-            if t == "int":
-                return int(n["v"])
-            if t == "float":
-                return float.fromhex(n["v"])
-            if t == "str":
-                return str(n["v"])
+                return self.array(n["i"], where)
+            if t in _SCALAR_NODES:
+                return self.scalar(t, n.get("v"), where)
             if t in ("tuple", "list"):
-                items = [self.node(c, f"{where}[{i}]") for i, c in enumerate(n["c"])]
+                c = self.children(n, "c", where)
+                items = [self.node(x, f"{where}[{i}]", depth + 1) for i, x in enumerate(c)]
                 return tuple(items) if t == "tuple" else items
             if t == "dict":
-                keys = [self.node(k, where) for k in n["k"]]
-                return {k: self.node(c, f"{where}[{k!r}]") for k, c in zip(keys, n["c"])}
+                return self.mapping(n, where, depth)
             if t in ("namedtuple", "attrs"):
-                cls = self.resolve(n, where)
-                vals = [self.node(c, f"{where}.{f}") for f, c in zip(n["fields"], n["c"])]
-                if t == "namedtuple":
-                    return cls(*vals)
-                names = {a.name: a.alias for a in attrs.fields(cls)}
-                return cls(**{names[f]: v for f, v in zip(n["fields"], vals)})
+                return self.record(n, where, depth)
         except CheckpointError:
             raise
-        except (KeyError, IndexError, TypeError, ValueError) as exc:
-            raise self.fail(f"malformed header node at {where or '<root>'}: {exc!r}") from None
-        raise self.fail(f"unknown node type {t!r} at {where or '<root>'}")
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+            raise self.fail(f"malformed header node at {where}: {_show(exc, 200)}") from None
+        raise self.fail(f"unknown node type {_show(t)} at {where}")
+
+    def children(self, n: dict[str, Any], key: str, where: str) -> list[Any]:
+        c = n[key]
+        if not isinstance(c, list):
+            raise self.fail(f"malformed header node at {where} ({key!r} is not a list)")
+        return c
+
+    def array(self, i: Any, where: str) -> Any:
+        if type(i) is not int or not 0 <= i < len(self.arrays):
+            raise self.fail(f"corrupt header (array index {_show(i)} at {where} is not one "
+                            f"of the {len(self.arrays)} arrays)")
+        if self.used[i]:
+            raise self.fail(f"corrupt header (array {i} at {where} is used twice)")
+        self.used[i] = True
+        return self.arrays[i]
+
+    def scalar(self, t: str, v: Any, where: str) -> Any:
+        want = {"none": type(None), "bool": bool, "int": int, "float": str, "str": str}[t]
+        if type(v) is not want:
+            raise self.fail(f"malformed header node at {where} (a {t} node holding "
+                            f"{_show(v)})")
+        return float.fromhex(str(v)) if t == "float" else v
+
+    def mapping(self, n: dict[str, Any], where: str, depth: int) -> dict[Any, Any]:
+        knodes, cnodes = self.children(n, "k", where), self.children(n, "c", where)
+        if len(knodes) != len(cnodes):
+            raise self.fail(f"malformed header node at {where} ({len(knodes)} keys, "
+                            f"{len(cnodes)} values)")
+        out: dict[Any, Any] = {}
+        for kn, cn in zip(knodes, cnodes):
+            if not isinstance(kn, dict) or kn.get("t") not in _SCALAR_NODES:
+                raise self.fail(f"malformed header node at {where} (a key that is not a "
+                                "scalar)")
+            k = self.scalar(kn["t"], kn.get("v"), where)
+            if k in out:
+                raise self.fail(f"malformed header node at {where} (key {_show(k)} twice)")
+            out[k] = self.node(cn, f"{where}[{_show(k, 40)}]", depth + 1)
+        return out
+
+    def record(self, n: dict[str, Any], where: str, depth: int) -> Any:
+        fields, cnodes = self.children(n, "fields", where), self.children(n, "c", where)
+        if len(fields) != len(cnodes) or not all(isinstance(f, str) for f in fields):
+            raise self.fail(f"malformed header node at {where} (fields {_show(fields)} for "
+                            f"{len(cnodes)} values)")
+        cls = self.resolve(n, where)
+        vals = [self.node(c, f"{where}.{f}", depth + 1) for f, c in zip(fields, cnodes)]
+        try:
+            if n["t"] == "namedtuple":
+                return cls(*vals)
+            names = {a.name: a.alias for a in attrs.fields(cls)}
+            return cls(**{names[f]: v for f, v in zip(fields, vals)})
+        except Exception as exc:  # the class's own checks refuse these values
+            raise self.fail(f"cannot rebuild {cls.__qualname__} at {where}: "
+                            f"{_show(exc, 200)}") from None
 
     def resolve(self, n: dict[str, Any], where: str) -> type:
         module, name, kind = n["module"], n["name"], n["t"]
+        if not isinstance(module, str) or not isinstance(name, str):
+            raise self.fail(f"malformed header node at {where} (class name "
+                            f"{_show(module)}.{_show(name)})")
         full = f"{module}.{name}"
-        cls = self.types.get((module, name))
+        key = (module, name)
+        cls = self.types.get(key)
+        if cls is None and key in _MOVED:
+            key = _moved(key)
+            full = f"{full} (now {key[0]}.{key[1]})"
+            cls = self.types.get(key)
         if cls is None:
-            trusted = module == _TRUSTED_PREFIX or module.startswith(_TRUSTED_PREFIX + ".")
-            dunder = any(p.startswith("__") for p in (*module.split("."), *name.split(".")))
-            if not trusted or dunder or "<" in name:
-                raise self.fail(
-                    f"state type {full} (at {where or '<root>'}) is not importable from fnopt; "
-                    f"pass the class in load(..., types=[...]) or state_like=..."
-                )
-            try:
-                obj: Any = importlib.import_module(module)
-                for part in name.split("."):
-                    obj = getattr(obj, part)
-            except (ImportError, AttributeError):
-                raise self.fail(
-                    f"state type {full} (at {where or '<root>'}) no longer exists in this "
-                    "version of fnopt"
-                ) from None
-            if not (isinstance(obj, type) and obj.__module__ == module
-                    and obj.__qualname__ == name):
-                # only a class defined where the file says, not one reachable through
-                # another module's attributes
-                raise self.fail(f"{full} (at {where or '<root>'}) is not a class of fnopt")
-            cls = obj
+            cls = self.import_fnopt_class(*key, full, where)
         if not isinstance(cls, type):
             raise self.fail(f"{full} is not a class")
         if kind == "namedtuple":
@@ -324,9 +455,44 @@ class _Decoder:
         if list(fields) != list(n["fields"]):
             raise self.fail(
                 f"state type {full} has fields {list(fields)} but the checkpoint has "
-                f"{list(n['fields'])}; it was saved by a different version of that class"
+                f"{_show(n['fields'], 200)}; it was saved by a different version of that class"
             )
         return cls
+
+    def import_fnopt_class(self, module: str, name: str, full: str, where: str) -> type:
+        trusted = module == _TRUSTED_PREFIX or module.startswith(_TRUSTED_PREFIX + ".")
+        parts = (*module.split("."), *name.split("."))
+        dunder = any(p.startswith("__") for p in parts)
+        if not trusted or dunder or not all(p.isidentifier() for p in parts):
+            raise self.fail(
+                f"state type {_show(full, 120)} (at {where}) is not importable from fnopt; "
+                f"pass the class in load(..., types=[...]) or state_like=..."
+            )
+        try:
+            obj: Any = importlib.import_module(module)
+            for part in name.split("."):
+                obj = getattr(obj, part)
+        except Exception:  # ImportError, AttributeError, or a module failing to import
+            raise self.fail(
+                f"state type {full} (at {where}) no longer exists in this version of fnopt"
+            ) from None
+        if not (isinstance(obj, type) and obj.__module__ == module
+                and obj.__qualname__ == name):
+            # only a class defined where the file says, not one reachable through
+            # another module's attributes
+            raise self.fail(f"{full} (at {where}) is not a class of fnopt")
+        return obj
+
+
+def _moved(key: tuple[str, str]) -> tuple[str, str]:
+    """Where the class saved as ``key`` lives now, following ``_MOVED``."""
+    seen = {key}
+    while key in _MOVED:
+        key = _MOVED[key]
+        if key in seen:
+            raise RuntimeError(f"fnopt.checkpoint._MOVED has a cycle through {key}")
+        seen.add(key)
+    return key
 
 
 def _collect_types(tree: Any, out: dict[tuple[str, str], type]) -> None:
@@ -346,7 +512,7 @@ def _collect_types(tree: Any, out: dict[tuple[str, str], type]) -> None:
             _collect_types(getattr(tree, a.name), out)
 
 
-# -- public API --------------------------------------------------------------------
+# -- public API: save --------------------------------------------------------------
 
 
 def save(
@@ -361,15 +527,18 @@ def save(
 
     The file appears complete or not at all: it is written to a temporary file in the
     same directory, flushed to disk and renamed over ``path``, so a crash or Ctrl-C
-    mid-write leaves an earlier checkpoint at ``path`` intact.
+    mid-write leaves an earlier checkpoint at ``path`` intact. Temporary files that a
+    killed save of the same ``path`` left behind are removed first.
 
     Args:
       path: the file to write (``.npz`` is a good suffix; it is used as given).
       params: a pytree of NumPy arrays or of torch tensors.
       state: an optimizer state (NamedTuples, attrs classes, tuples, lists, dicts of
-        arrays of the same backend, ``None``, bool, int, float, str).
-      iteration: the iteration number of ``params`` (returned by :func:`load`).
-      metadata: a JSON-serialisable dict stored alongside.
+        arrays of the same backend, ``None``, bool, int, float, str), nested at most
+        100 levels deep.
+      iteration: the iteration number of ``params``, an int in ``[0, 2**63)``
+        (returned by :func:`load`).
+      metadata: a JSON-serialisable dict stored alongside (at most 100 levels deep).
 
     Returns:
       The path written, as a :class:`pathlib.Path`.
@@ -388,28 +557,15 @@ def save(
     """
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"path: expected a str or os.PathLike, got {type(path).__name__}")
-    be = check_params(params)
-    state_arrays = [x for x in optree.tree_leaves(state) if _is_array(x)]
-    if state_arrays:
-        st_be = _backend.of_leaves(
-            [np.asarray(x) if isinstance(x, np.generic) else x for x in state_arrays],
-            what="state",
-        )
-        if st_be is not be:
-            raise TypeError(
-                f"state: holds {st_be.name} arrays but params are {be.name}; convert one "
-                "with fnopt.to_numpy / fnopt.to_torch"
-            )
-    if iteration is not None and (isinstance(iteration, bool) or not isinstance(iteration, int)):
-        raise TypeError(f"iteration: expected an int or None, got {type(iteration).__name__}")
+    be = _check_backends(params, state)
+    if iteration is not None:
+        if isinstance(iteration, bool) or not isinstance(iteration, int):
+            raise TypeError(f"iteration: expected an int or None, got {type(iteration).__name__}")
+        if not 0 <= iteration < _MAX_ITERATION:
+            raise ValueError(f"iteration: expected an int in [0, 2**63), got {iteration}")
     if metadata is None:
         metadata = {}
-    if not isinstance(metadata, dict):
-        raise TypeError(f"metadata: expected a dict, got {type(metadata).__name__}")
-    try:
-        json.dumps(metadata)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"metadata: must be JSON-serialisable ({exc})") from None
+    _check_metadata(metadata)
 
     enc = _Encoder()
     header = {
@@ -428,17 +584,90 @@ def save(
     return path
 
 
+def check_saveable(params: Params, state: State = None) -> None:
+    """Check that :func:`save` can write ``params`` and ``state``, without writing or
+    copying anything, so a run that checkpoints fails at its start rather than at its
+    first save (``fixed_point`` calls it when given ``checkpoint_path``).
+
+    Args:
+      params: a pytree of NumPy arrays or of torch tensors.
+      state: an optimizer state, as :func:`save` takes it.
+
+    Raises:
+      TypeError: a leaf :func:`save` cannot store (an unsupported type, an object
+        array, a sparse/quantized/meta tensor, a torch dtype NumPy lacks, a non-scalar
+        dict key), or a state whose arrays are of another backend than ``params``; the
+        message names the argument and the leaf.
+      ValueError: params :func:`save` refuses (empty, integer, non-finite), or a tree
+        nested more than 100 levels deep.
+
+    >>> import numpy as np
+    >>> from fnopt.checkpoint import check_saveable
+    >>> check_saveable({"w": np.ones(2)}, (0, None))
+    >>> check_saveable({"w": np.ones(2)}, {"f": print})
+    Traceback (most recent call last):
+    ...
+    TypeError: state: cannot save a value of type builtin_function_or_method at ['f']; ...
+    """
+    _check_backends(params, state)
+    enc = _Encoder(dry_run=True)
+    enc.node(params, "params", "")
+    enc.node(state, "state", "")
+
+
+def _check_backends(params: Params, state: State) -> _backend.Backend:
+    be = check_params(params)
+    state_arrays = [x for x in optree.tree_leaves(state) if _is_array(x)]
+    if state_arrays:
+        st_be = _backend.of_leaves(
+            [np.asarray(x) if isinstance(x, np.generic) else x for x in state_arrays],
+            what="state",
+        )
+        if st_be is not be:
+            raise TypeError(
+                f"state: holds {st_be.name} arrays but params are {be.name}; convert one "
+                "with fnopt.to_numpy / fnopt.to_torch"
+            )
+    return be
+
+
+def _check_metadata(metadata: Any) -> None:
+    if not isinstance(metadata, dict):
+        raise TypeError(f"metadata: expected a dict, got {type(metadata).__name__}")
+    try:
+        json.dumps(metadata)
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise TypeError(f"metadata: must be JSON-serialisable ({_show(exc, 200)})") from None
+    level: list[Any] = [metadata]
+    depth = 0
+    while level:  # breadth first: no recursion on a deep dict
+        depth += 1
+        if depth > _MAX_DEPTH:
+            raise ValueError(f"metadata: nested deeper than {_MAX_DEPTH} levels")
+        level = [v for x in level for v in (x.values() if isinstance(x, dict) else x)
+                 if isinstance(v, (dict, list, tuple))]
+
+
 def _fnopt_version() -> str:
     import fnopt
 
     return str(getattr(fnopt, "__version__", "unknown"))
 
 
+# -- writing: atomic, with a lock held while the temporary file is alive ---------------
+
+
+def _temp_pattern(name: str) -> re.Pattern[str]:
+    # tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp") names: 8 of [a-z0-9_]
+    return re.compile(re.escape(f".{name}.") + r"[a-z0-9_]{8}" + re.escape(".tmp"))
+
+
 def _atomic_write(path: pathlib.Path, header: dict[str, Any], arrays: list[np.ndarray]) -> None:
     directory = path.parent if str(path.parent) else pathlib.Path(".")
     if not directory.is_dir():
         raise FileNotFoundError(f"path: directory {str(directory)!r} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    _remove_stale_temps(directory, path.name)
+    fd, tmp = _new_temp(directory, path.name)
     try:
         with os.fdopen(fd, "wb") as raw:
             with zipfile.ZipFile(raw, "w", compression=zipfile.ZIP_STORED) as zf:
@@ -448,7 +677,10 @@ def _atomic_write(path: pathlib.Path, header: dict[str, Any], arrays: list[np.nd
                         np.lib.format.write_array(f, arr, allow_pickle=False)
             raw.flush()
             os.fsync(raw.fileno())
-        os.replace(tmp, path)
+            if fcntl is not None:  # rename while the lock is held: never removed as stale
+                os.replace(tmp, path)
+        if fcntl is None:  # pragma: no cover - Windows renames only closed files
+            os.replace(tmp, path)
     except BaseException:
         try:
             os.unlink(tmp)
@@ -456,6 +688,61 @@ def _atomic_write(path: pathlib.Path, header: dict[str, Any], arrays: list[np.nd
             pass
         raise
     _fsync_dir(directory)
+
+
+def _new_temp(directory: pathlib.Path, name: str) -> tuple[int, str]:
+    """A new temporary file for ``name``, locked (POSIX) while it lives."""
+    for _ in range(100):
+        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
+        if fcntl is None:  # pragma: no cover
+            return fd, tmp
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError:  # no locks on this file system: nothing removes it either
+            return fd, tmp
+        # a cleaner that locked it first has unlinked it: take another name
+        if _same_file(fd, tmp):
+            return fd, tmp
+        os.close(fd)
+    raise OSError(f"path: could not create a temporary file in {str(directory)!r}")
+
+
+def _same_file(fd: int, name: str) -> bool:
+    try:
+        a, b = os.fstat(fd), os.stat(name, follow_symlinks=False)
+    except OSError:
+        return False
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
+def _remove_stale_temps(directory: pathlib.Path, name: str) -> None:
+    """Remove the temporary files that killed saves of ``directory/name`` left: those
+    named like :func:`_new_temp` names them and not locked by a save in progress."""
+    pattern = _temp_pattern(name)
+    try:
+        entries = [e for e in os.listdir(directory) if pattern.fullmatch(e)]
+    except OSError:
+        return
+    for entry in entries:
+        tmp = os.path.join(directory, entry)
+        if fcntl is None:  # pragma: no cover - Windows: a file open for writing stays
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            continue
+        try:
+            fd = os.open(tmp, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # held by a live save: skip
+            if stat.S_ISREG(os.fstat(fd).st_mode) and _same_file(fd, tmp):
+                os.unlink(tmp)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
 
 
 def _zipinfo(name: str) -> zipfile.ZipInfo:
@@ -478,6 +765,9 @@ def _fsync_dir(directory: pathlib.Path) -> None:
         os.close(fd)
 
 
+# -- public API: load --------------------------------------------------------------
+
+
 def load(
     path: PathLike,
     *,
@@ -487,6 +777,10 @@ def load(
     device: Any = None,
 ) -> Checkpoint:
     """Read a checkpoint written by :func:`save`.
+
+    A file that is not one :func:`save` wrote (truncated, bit-flipped, crafted)
+    raises :class:`CheckpointError` and nothing else, after allocating at most a small
+    multiple of the file's size.
 
     Args:
       path: the file.
@@ -499,17 +793,21 @@ def load(
         optimizer's init state has the structure of its later states). Its
         NamedTuple/attrs classes are also allowed, as if passed in ``types``.
       device: for torch checkpoints, the device to put tensors on (default: the
-        device each was saved from).
+        device each was saved from); not ``"meta"``.
 
     Returns:
       A :class:`Checkpoint` ``(params, state, iteration, metadata)``.
 
     Raises:
       FileNotFoundError: no file at ``path``.
+      TypeError, ValueError: a bad argument (``device`` that torch does not know or
+        cannot use, ``types`` that are not classes).
       CheckpointError: (a ``ValueError``) the file is not a checkpoint, is truncated
-        or corrupt (CRC mismatch), comes from a newer format version, names a class
-        that is not allowed or whose fields changed, or does not match ``params_like``
-        / ``state_like``.
+        or corrupt (CRC mismatch, compressed or duplicate members, arrays larger or
+        smaller than declared, malformed header fields), comes from a format version
+        this fnopt does not read, names a class that is not allowed or whose fields
+        changed, holds tensors of a device this machine lacks (pass ``device=``), or
+        does not match ``params_like`` / ``state_like``.
     """
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"path: expected a str or os.PathLike, got {type(path).__name__}")
@@ -521,104 +819,317 @@ def load(
         allowed[(cls.__module__, cls.__qualname__)] = cls
     if state_like is not None:
         _collect_types(state_like, allowed)
+    target = _check_device(device)
     if not path.exists():
         raise FileNotFoundError(f"path: no checkpoint at {str(path)!r}")
     where = str(path)
-    try:
-        with zipfile.ZipFile(path, "r") as zf:
-            names = set(zf.namelist())
-            if _HEADER not in names:
-                raise CheckpointError(f"{where}: not a fnopt checkpoint (no {_HEADER} inside)")
-            try:
-                header = json.loads(zf.read(_HEADER).decode("utf-8"))
-            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-                raise CheckpointError(f"{where}: corrupt header ({exc})") from None
-            _check_header(header, where)
-            arrays = []
-            for i, rec in enumerate(header["arrays"]):
-                member = f"arrays/{i}.npy"
-                if member not in names:
-                    raise CheckpointError(f"{where}: array {i} is missing (truncated file?)")
-                with zf.open(member) as f:
-                    arr = np.lib.format.read_array(f, allow_pickle=False)
-                arrays.append(_restore_array(arr, rec, i, where, device))
-    except CheckpointError:
-        raise
-    except zipfile.BadZipFile as exc:
-        raise CheckpointError(
-            f"{where}: not a readable fnopt checkpoint (truncated or corrupt: {exc})"
-        ) from None
-    except (ValueError, OSError, EOFError, KeyError, TypeError) as exc:
-        raise CheckpointError(
-            f"{where}: corrupt checkpoint ({type(exc).__name__}: {exc})"
-        ) from None
-
+    header, stored = _read(path, where)
+    arrays = [_restore_array(a, rec, i, where, target)
+              for i, (a, rec) in enumerate(zip(stored, header["arrays"]))]
+    del stored
     dec = _Decoder(arrays, allowed, where)
-    params = dec.node(header["params"], "params")
-    state = dec.node(header["state"], "state")
+    params = dec.tree(header["params"], "params")
+    state = dec.tree(header["state"], "state")
+    dec.check_all_used()
     if params_like is not None:
         _check_like(params, params_like, "params", where)
     if state_like is not None:
         why = _state_mismatch(state, state_like, "")
         if why is not None:
             raise CheckpointError(f"{where}: the saved state does not match state_like: {why}")
-    return Checkpoint(params, state, header.get("iteration"), header.get("metadata") or {})
+    return Checkpoint(params, state, header["iteration"], header["metadata"])
+
+
+def _check_device(device: Any) -> Any:
+    """``device`` as a ``torch.device`` (None stays None); ValueError if unusable."""
+    if device is None:
+        return None
+    try:
+        import torch
+    except ImportError:
+        raise ValueError("device: needs torch, which is not installed") from None
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError) as exc:
+        raise ValueError(f"device: expected a torch device such as 'cpu' or 'cuda:0', got "
+                         f"{_show(device)} ({exc})") from None
+    if dev.type == "meta":
+        raise ValueError("device: 'meta' tensors hold no data; pass a real device")
+    return dev
+
+
+# Everything zipfile, json and the .npy reader raise on a damaged file. A hostile
+# file must not crash load with any of them, and none of them is a bug of the caller.
+_READ_ERRORS = (
+    zipfile.LargeZipFile, NotImplementedError, ValueError, OSError, EOFError, KeyError,
+    IndexError, TypeError, RuntimeError, OverflowError, RecursionError, struct.error,
+)
+
+
+def _read(path: pathlib.Path, where: str) -> tuple[dict[str, Any], list[np.ndarray]]:
+    """The checked header and the arrays (as stored) of the checkpoint at ``path``."""
+    try:
+        with open(path, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            with zipfile.ZipFile(fh, "r") as zf:
+                infos = _check_members(zf, size, where)
+                header = _read_header(zf, infos[_HEADER], where)
+                records = header["arrays"]
+                names = {_HEADER} | {f"arrays/{i}.npy" for i in range(len(records))}
+                for i in range(len(records)):
+                    if f"arrays/{i}.npy" not in infos:
+                        raise CheckpointError(f"{where}: array {i} is missing (truncated file?)")
+                extra = sorted(set(infos) - names)
+                if extra:
+                    raise CheckpointError(f"{where}: unexpected members {_show(extra)}")
+                arrays = [_read_npy(zf, infos[f"arrays/{i}.npy"], rec, i, where)
+                          for i, rec in enumerate(records)]
+    except CheckpointError:
+        raise
+    except zipfile.BadZipFile as exc:
+        raise CheckpointError(
+            f"{where}: not a readable fnopt checkpoint (truncated or corrupt: {exc})"
+        ) from None
+    except _READ_ERRORS as exc:
+        raise CheckpointError(
+            f"{where}: corrupt checkpoint ({_show(exc, 200)})"
+        ) from None
+    return header, arrays
+
+
+def _check_members(zf: zipfile.ZipFile, size: int, where: str) -> dict[str, zipfile.ZipInfo]:
+    """The archive's members by name: each stored (uncompressed, as :func:`save` writes
+    them), unencrypted, once, and within the file."""
+    infos: dict[str, zipfile.ZipInfo] = {}
+    for info in zf.infolist():
+        name = info.filename
+        if name in infos:
+            raise CheckpointError(f"{where}: member {_show(name)} appears twice")
+        if info.compress_type != zipfile.ZIP_STORED:
+            raise CheckpointError(
+                f"{where}: member {_show(name)} is compressed (method {info.compress_type}); "
+                "fnopt writes uncompressed checkpoints and refuses to inflate one"
+            )
+        if info.flag_bits & 0x1:
+            raise CheckpointError(f"{where}: member {_show(name)} is encrypted")
+        if info.file_size != info.compress_size or info.header_offset + info.file_size > size:
+            raise CheckpointError(
+                f"{where}: member {_show(name)} declares {info.file_size} bytes, which the "
+                f"{size}-byte file does not hold (truncated or corrupt)"
+            )
+        infos[name] = info
+    if _HEADER not in infos:
+        raise CheckpointError(f"{where}: not a fnopt checkpoint (no {_HEADER} inside)")
+    return infos
+
+
+def _read_header(zf: zipfile.ZipFile, info: zipfile.ZipInfo, where: str) -> dict[str, Any]:
+    try:
+        header = json.loads(zf.read(info).decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise CheckpointError(f"{where}: corrupt header ({_show(exc, 200)})") from None
+    _check_header(header, where)
+    return header
 
 
 def _check_header(header: Any, where: str) -> None:
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise CheckpointError(f"{where}: not a fnopt checkpoint (wrong format tag)")
     version = header.get("version")
-    if not isinstance(version, int):
-        raise CheckpointError(f"{where}: corrupt header (no format version)")
-    if version > VERSION:
+    if type(version) is not int or version not in READABLE_VERSIONS:
+        by = header.get("fnopt_version")
+        by = by if isinstance(by, str) else "unknown"
+        readable = ", ".join(map(str, READABLE_VERSIONS))
+        what = "a newer" if type(version) is int and version > VERSION else "an unknown"
         raise CheckpointError(
-            f"{where}: written in checkpoint format version {version} by fnopt "
-            f"{header.get('fnopt_version')}; this fnopt reads versions up to {VERSION}"
+            f"{where}: written in {what} checkpoint format version {_show(version)} (by "
+            f"fnopt {_show(by)}); fnopt {_fnopt_version()} reads format versions {readable}"
+            f" (up to {VERSION})"
         )
-    for key in ("params", "state", "arrays"):
+    for key in ("backend", "iteration", "metadata", "params", "state", "arrays"):
         if key not in header:
             raise CheckpointError(f"{where}: corrupt header (no {key!r})")
+    it = header["iteration"]
+    if it is not None and (type(it) is not int or not 0 <= it < _MAX_ITERATION):
+        raise CheckpointError(f"{where}: corrupt header (iteration {_show(it)} is not an "
+                              "int in [0, 2**63))")
+    if not isinstance(header["metadata"], dict):
+        raise CheckpointError(f"{where}: corrupt header (metadata is not a mapping)")
+    backend = header["backend"]
+    if backend not in ("numpy", "torch"):
+        raise CheckpointError(f"{where}: corrupt header (unknown backend {_show(backend)})")
     if not isinstance(header["arrays"], list):
         raise CheckpointError(f"{where}: corrupt header ('arrays' is not a list)")
+    for i, rec in enumerate(header["arrays"]):
+        _check_record(rec, i, backend, where)
 
 
-def _restore_array(arr: np.ndarray, rec: Any, i: int, where: str, device: Any) -> Any:
-    if not isinstance(rec, dict) or "kind" not in rec:
-        raise CheckpointError(f"{where}: corrupt header (array record {i})")
-    if list(arr.shape) != list(rec.get("shape", [])):
-        raise CheckpointError(
-            f"{where}: array {i} has shape {list(arr.shape)} but the header says "
-            f"{rec.get('shape')}"
-        )
-    kind = rec["kind"]
-    if kind in ("numpy", "numpy_scalar"):
-        if arr.dtype.str != rec.get("dtype"):
+def _check_record(rec: Any, i: int, backend: str, where: str) -> None:
+    def bad(what: str) -> CheckpointError:
+        return CheckpointError(f"{where}: corrupt header (array record {i}: {what})")
+
+    if not isinstance(rec, dict):
+        raise bad("not a mapping")
+    kind = rec.get("kind")
+    kinds = ("torch",) if backend == "torch" else ("numpy", "numpy_scalar")
+    if kind not in kinds:
+        raise bad(f"kind {_show(kind)} in a {backend} checkpoint")
+    if not isinstance(rec.get("dtype"), str):
+        raise bad("no dtype")
+    shape = rec.get("shape")
+    if not (isinstance(shape, list) and len(shape) <= _NPY_MAX_DIMS
+            and all(type(d) is int and d >= 0 for d in shape)):
+        raise bad(f"shape {_show(shape)}")
+    if kind == "numpy_scalar" and shape:
+        raise bad(f"a NumPy scalar of shape {shape}")
+    if kind == "torch":
+        if not isinstance(rec.get("device"), str):
+            raise bad(f"device {_show(rec.get('device'))}")
+        if not isinstance(rec.get("requires_grad"), bool):
+            raise bad(f"requires_grad {_show(rec.get('requires_grad'))}")
+
+
+def _read_npy(
+    zf: zipfile.ZipFile, info: zipfile.ZipInfo, rec: dict[str, Any], i: int, where: str
+) -> np.ndarray:
+    """Array ``i``, read only once its ``.npy`` header agrees with ``rec`` and declares
+    exactly the bytes the member holds (so no allocation exceeds the file's size)."""
+    with zf.open(info) as f:
+        shape, fortran, dtype, offset = _npy_header(f, i, where)
+        if list(shape) != rec["shape"]:
             raise CheckpointError(
-                f"{where}: array {i} has dtype {arr.dtype.str} but the header says "
-                f"{rec.get('dtype')}"
+                f"{where}: array {i} has shape {_show(list(shape))} but the header says "
+                f"{_show(rec['shape'])}"
             )
-        return arr[()] if kind == "numpy_scalar" else arr
-    if kind != "torch":
-        raise CheckpointError(f"{where}: unknown array kind {kind!r} (array {i})")
+        if rec["kind"] != "torch" and dtype.str != rec["dtype"]:
+            raise CheckpointError(
+                f"{where}: array {i} has dtype {dtype.str} but the header says "
+                f"{_show(rec['dtype'])}"
+            )
+        count = math.prod(shape)
+        nbytes = count * dtype.itemsize
+        if offset + nbytes != info.file_size:
+            raise CheckpointError(
+                f"{where}: array {i} declares {nbytes} bytes of data but its member holds "
+                f"{info.file_size - offset} (truncated or corrupt)"
+            )
+        flat = np.empty(count, dtype)
+        raw = flat.view(np.uint8)
+        pos = 0
+        while pos < nbytes:  # in chunks: nothing but the array itself is file-sized
+            chunk = f.read(min(_CHUNK, nbytes - pos))
+            if not chunk:
+                raise CheckpointError(f"{where}: array {i} is truncated")
+            raw[pos: pos + len(chunk)] = np.frombuffer(chunk, np.uint8)
+            pos += len(chunk)
+        if f.read(1):  # also completes the CRC check of the member
+            raise CheckpointError(f"{where}: array {i} has trailing data")
+    if fortran:
+        return flat.reshape(shape[::-1]).transpose()
+    return flat.reshape(shape)
+
+
+def _npy_header(f: IO[bytes], i: int, where: str) -> tuple[tuple[int, ...], bool, Any, int]:
+    """(shape, fortran_order, dtype, data offset) from a ``.npy`` header, checked."""
+    def bad(what: str) -> CheckpointError:
+        return CheckpointError(f"{where}: array {i} is not a valid .npy member ({what})")
+
+    pre = f.read(8)
+    if len(pre) != 8 or pre[:6] != b"\x93NUMPY":
+        raise bad("no .npy magic")
+    version = (pre[6], pre[7])
+    if version not in ((1, 0), (2, 0), (3, 0)):
+        raise bad(f"format version {version}")
+    width = 2 if version == (1, 0) else 4
+    hlen = int.from_bytes(f.read(width), "little")
+    if hlen > _NPY_MAX_HEADER:
+        raise bad(f"a {hlen}-byte header")
+    text = f.read(hlen)
+    if len(text) != hlen:
+        raise bad("truncated header")
+    try:
+        d = ast.literal_eval(text.decode("utf-8" if version == (3, 0) else "latin1"))
+    except (SyntaxError, ValueError, TypeError, MemoryError, RecursionError):
+        raise bad("unreadable header") from None
+    if not isinstance(d, dict) or set(d) != {"descr", "fortran_order", "shape"}:
+        raise bad("header keys")
+    shape, fortran = d["shape"], d["fortran_order"]
+    if not (isinstance(shape, tuple) and len(shape) <= _NPY_MAX_DIMS
+            and all(type(n) is int and n >= 0 for n in shape)):
+        raise bad(f"shape {_show(shape)}")
+    if not isinstance(fortran, bool):
+        raise bad(f"fortran_order {_show(fortran)}")
+    try:
+        dtype = np.lib.format.descr_to_dtype(d["descr"])
+    except (TypeError, ValueError, KeyError, IndexError, OverflowError, RecursionError):
+        raise bad(f"dtype {_show(d['descr'])}") from None
+    if dtype.hasobject or dtype.itemsize == 0:
+        raise bad(f"dtype {dtype} holds no plain data")
+    return shape, fortran, dtype, 8 + width + hlen
+
+
+def _restore_array(arr: np.ndarray, rec: dict[str, Any], i: int, where: str,
+                   device: Any) -> Any:
+    """The leaf for stored array ``i``: a NumPy array or scalar, or a tensor of the
+    recorded dtype on ``device`` (or the recorded device)."""
+    kind = rec["kind"]
+    if kind == "numpy_scalar":
+        return arr[()]
+    if kind == "numpy":
+        return arr
     try:
         import torch
     except ImportError:
         raise CheckpointError(f"{where}: holds torch tensors but torch is not installed") from None
-    dtype = getattr(torch, str(rec.get("dtype")), None)
+    name = rec["dtype"]
+    dtype = getattr(torch, name, None) if name.isidentifier() and name[0] != "_" else None
     if not isinstance(dtype, torch.dtype):
-        raise CheckpointError(f"{where}: unknown torch dtype {rec.get('dtype')!r} (array {i})")
-    t = torch.from_numpy(np.array(arr, copy=True))
-    if dtype == torch.bfloat16:
+        raise CheckpointError(f"{where}: unknown torch dtype {_show(name)} (array {i})")
+    if not arr.dtype.isnative:
+        raise CheckpointError(f"{where}: array {i} of a tensor is not in native byte order")
+    try:
+        t = torch.from_numpy(arr)
+    except (TypeError, ValueError, RuntimeError):
+        raise CheckpointError(f"{where}: array {i} has dtype {arr.dtype}, which no tensor "
+                              "has") from None
+    if dtype == torch.bfloat16 and t.dtype == torch.int16:
         t = t.view(torch.bfloat16)
     if t.dtype != dtype:
-        raise CheckpointError(
-            f"{where}: array {i} has dtype {t.dtype} but the header says {dtype}"
-        )
-    t = t.to(device if device is not None else rec.get("device", "cpu"))
-    if rec.get("requires_grad"):
+        raise CheckpointError(f"{where}: array {i} holds {t.dtype} data but the header says "
+                              f"{dtype}")
+    t = _to_device(t, rec, i, where, device)
+    if rec["requires_grad"]:
+        if not (t.is_floating_point() or t.is_complex()):
+            raise CheckpointError(f"{where}: array {i} of dtype {dtype} cannot require "
+                                  "gradients")
         t.requires_grad_(True)
     return t
+
+
+def _to_device(t: Any, rec: dict[str, Any], i: int, where: str, device: Any) -> Any:
+    import torch
+
+    if device is None:
+        try:
+            device = torch.device(rec["device"])
+        except (RuntimeError, TypeError, ValueError):
+            raise CheckpointError(f"{where}: array {i} has the invalid device "
+                                  f"{_show(rec['device'])}") from None
+        if device.type == "meta":
+            raise CheckpointError(f"{where}: array {i} is on the 'meta' device, which holds "
+                                  "no data")
+        given = False
+    else:
+        given = True
+    try:
+        return t.to(device)
+    except (RuntimeError, AssertionError, TypeError, ValueError) as exc:
+        if given:
+            raise ValueError(f"device: cannot put tensors on {device} ({exc})") from None
+        raise CheckpointError(
+            f"{where}: array {i} was saved on {device}, which this machine cannot use "
+            f"({_show(exc, 120)}); pass load(..., device='cpu')"
+        ) from None
 
 
 def _describe_leaf(x: Any) -> tuple[Any, ...]:

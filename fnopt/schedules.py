@@ -296,3 +296,156 @@ def join_schedules(schedules: Sequence[Schedule], boundaries: Sequence[int]) -> 
         return scheds[i](c - (bounds[i - 1] if i else 0))
 
     return schedule
+
+
+# -- optax's names ------------------------------------------------------------------------
+# The schedules above under the names (and signatures) optax gives them, and optax's
+# one-cycle schedule. ``exponential_decay`` and ``join_schedules`` already carry optax's
+# names.
+
+__all__ += [
+    "linear_schedule",
+    "polynomial_schedule",
+    "cosine_decay_schedule",
+    "warmup_cosine_decay_schedule",
+    "piecewise_constant_schedule",
+    "cosine_onecycle_schedule",
+]
+
+
+def linear_schedule(
+    init_value: float, end_value: float, transition_steps: int, transition_begin: int = 0
+) -> Schedule:
+    """optax.linear_schedule: :func:`linear` under optax's name and signature.
+
+    :math:`\\eta_t = \\eta_0 + (\\eta_T - \\eta_0)\\,\\operatorname{clip}(t - t_b, 0, T)/T`.
+
+    >>> [linear_schedule(1.0, 0.0, 4, transition_begin=1)(t) for t in range(6)]
+    [1.0, 1.0, 0.75, 0.5, 0.25, 0.0]
+    """
+    return linear(init_value, end_value, transition_steps, transition_begin)
+
+
+def polynomial_schedule(
+    init_value: float,
+    end_value: float,
+    power: float,
+    transition_steps: int,
+    transition_begin: int = 0,
+) -> Schedule:
+    """optax.polynomial_schedule: :func:`polynomial` under optax's name and signature.
+
+    :math:`\\eta_t = (\\eta_0 - \\eta_T)(1 - k/T)^{p} + \\eta_T`,
+    :math:`k = \\operatorname{clip}(t - t_b, 0, T)`.
+
+    >>> [polynomial_schedule(1.0, 0.0, 2.0, 2)(t) for t in range(4)]
+    [1.0, 0.25, 0.0, 0.0]
+    """
+    return polynomial(init_value, end_value, power, transition_steps, transition_begin)
+
+
+def cosine_decay_schedule(
+    init_value: float, decay_steps: int, alpha: float = 0.0, exponent: float = 1.0
+) -> Schedule:
+    """optax.cosine_decay_schedule: :func:`cosine_decay` under optax's name and signature.
+
+    :math:`\\eta_t = \\eta_0((1-\\alpha)\\,c_t^{e} + \\alpha)`,
+    :math:`c_t = \\tfrac12(1 + \\cos(\\pi\\min(t, T)/T))`.
+
+    >>> [round(cosine_decay_schedule(1.0, 2, alpha=0.1)(t), 4) for t in range(4)]
+    [1.0, 0.55, 0.1, 0.1]
+    """
+    return cosine_decay(init_value, decay_steps, alpha, exponent)
+
+
+def warmup_cosine_decay_schedule(
+    init_value: float,
+    peak_value: float,
+    warmup_steps: int,
+    decay_steps: int,
+    end_value: float = 0.0,
+    exponent: float = 1.0,
+) -> Schedule:
+    """optax.warmup_cosine_decay_schedule: :func:`warmup_cosine_decay` under optax's
+    name and signature (``decay_steps`` counts the warm-up).
+
+    >>> s = warmup_cosine_decay_schedule(0.0, 1.0, 1, 3)
+    >>> [round(s(t), 4) for t in range(4)]
+    [0.0, 1.0, 0.5, 0.0]
+    """
+    return warmup_cosine_decay(init_value, peak_value, warmup_steps, decay_steps, end_value,
+                               exponent)
+
+
+def piecewise_constant_schedule(
+    init_value: float, boundaries_and_scales: Mapping[int, float] | None = None
+) -> Schedule:
+    """optax.piecewise_constant_schedule: :func:`piecewise_constant` under optax's name.
+
+    :math:`\\eta_t = \\eta_0 \\prod_{b \\le t} s_b`.
+
+    >>> [piecewise_constant_schedule(1.0, {1: 0.5})(t) for t in range(3)]
+    [1.0, 0.5, 0.5]
+    """
+    return piecewise_constant(init_value, boundaries_and_scales)
+
+
+def cosine_onecycle_schedule(
+    transition_steps: int,
+    peak_value: float,
+    pct_start: float = 0.3,
+    div_factor: float = 25.0,
+    final_div_factor: float = 1e4,
+) -> Schedule:
+    """The one-cycle schedule with cosine annealing, as optax.cosine_onecycle_schedule.
+
+    With :math:`T` = ``transition_steps``, :math:`b = \\lfloor p_s T \\rfloor`,
+    values :math:`v_0 = \\eta_p/d`, :math:`v_1 = v_0 d`, :math:`v_2 = v_1 / (d f)`:
+    on :math:`[0, b)` and :math:`[b, T)` the value moves from :math:`v_i` to
+    :math:`v_{i+1}` along :math:`v_{i+1} + \\tfrac{v_i - v_{i+1}}{2}(\\cos(\\pi\\,\\rho) + 1)`
+    (:math:`\\rho` the fraction of the interval done); :math:`v_2` from :math:`T` on.
+    ``torch.optim.lr_scheduler.OneCycleLR(anneal_strategy="cos")`` with the same
+    factors.
+
+    Args:
+      transition_steps: total length :math:`T`, an int >= 1.
+      peak_value: the largest value :math:`\\eta_p`.
+      pct_start: fraction :math:`p_s` of the cycle spent rising, in [0, 1].
+      div_factor: :math:`d > 0`, the start is :math:`\\eta_p / d`.
+      final_div_factor: :math:`f > 0`, the end is :math:`\\eta_p / (d f)`.
+
+    Returns:
+      A schedule.
+
+    >>> s = cosine_onecycle_schedule(4, 1.0, pct_start=0.5, div_factor=10.0, final_div_factor=10.0)
+    >>> [round(s(t), 4) for t in range(5)]
+    [0.1, 0.55, 1.0, 0.505, 0.01]
+
+    Smith and Topin, "Super-Convergence: Very Fast Training of Neural Networks Using
+    Large Learning Rates", 2017.
+    """
+    n = _steps("transition_steps", transition_steps, positive=True)
+    peak = _real("peak_value", peak_value)
+    pct = _real("pct_start", pct_start)
+    if not 0.0 <= pct <= 1.0:
+        raise ValueError(f"pct_start: expected a number in [0, 1], got {pct_start}")
+    div, fdiv = _real("div_factor", div_factor), _real("final_div_factor", final_div_factor)
+    for name, v in (("div_factor", div), ("final_div_factor", fdiv)):
+        if v <= 0:
+            raise ValueError(f"{name}: expected a number > 0, got {v}")
+    bounds = (0, int(pct * n), n)
+    v0 = peak / div
+    v1 = v0 * div
+    values = (v0, v1, v1 * (1.0 / (div * fdiv)))
+
+    def schedule(count: int) -> float:
+        c = _count(count)
+        for i in (0, 1):
+            lo, hi = bounds[i], bounds[i + 1]
+            if lo <= c < hi:
+                rho = (c - lo) / (hi - lo)
+                return values[i + 1] + (values[i] - values[i + 1]) / 2.0 * (
+                    math.cos(math.pi * rho) + 1.0)
+        return values[2]
+
+    return schedule

@@ -186,6 +186,7 @@ def lbfgs(
     *,
     search: LineSearch | None = None,
     initial_step: InitialStep = "unit",
+    bounds: Any = None,
 ) -> Optimizer:
     """Limited-memory BFGS with a strong-Wolfe line search.
 
@@ -199,6 +200,9 @@ def lbfgs(
       memory: the number of correction pairs kept (>= 1).
       search: the line search; default ``strong_wolfe(c1=1e-4, c2=0.9)``.
       initial_step: the first trial step, see :func:`fnopt.line_search`.
+      bounds: box constraints (``fnopt.projections.box(lower, upper)`` or a
+        ``(lower, upper)`` pair): then this is :func:`fnopt.lbfgsb` (L-BFGS-B) with
+        ``memory_size=memory`` and ``search``; ``initial_step`` is not used.
 
     Returns:
       An :class:`fnopt.Optimizer` (``value_at="output"``).
@@ -214,6 +218,10 @@ def lbfgs(
     Reference: D. C. Liu and J. Nocedal, "On the limited memory BFGS method for large
     scale optimization", Math. Programming 45 (1989).
     """
+    if bounds is not None:
+        from fnopt.lbfgsb import lbfgsb
+
+        return lbfgsb(bounds=bounds, memory_size=memory, search=search)
     return line_search(
         scale_by_lbfgs(memory),
         strong_wolfe() if search is None else search,

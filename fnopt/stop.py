@@ -1,10 +1,16 @@
 """Stopping criteria for :func:`fnopt.fixed_point`.
 
-A criterion is a small frozen object. The loop calls ``init()`` once and then
+A criterion is a small frozen object that evaluates itself. It says what it reads
+(``reads``: names of :class:`Info` fields, so the loop computes the gradient norm only
+when something reads it), and the loop calls ``init()`` once and then
 ``check(info, state) -> (fired, state)`` after each iterate, where ``info`` is an
 :class:`Info` describing the iterate (its loss, gradient norm, params, ...) and
 ``fired`` is a tuple of the leaf criteria that hold (empty when none does).
-Criteria combine with ``|`` (either holds) and ``&`` (both hold at the same iterate).
+:func:`fnopt.batched` asks ``check_batch(binfo, state)`` instead, with a
+:class:`BatchInfo` of per-problem arrays, and :func:`fnopt.distributed.agree` asks
+``leaves()`` which criteria to agree on across ranks. Criteria combine with ``|``
+(either holds) and ``&`` (both hold at the same iterate). A plain function becomes one
+with :func:`criterion`.
 
 >>> from fnopt import stop
 >>> rule = stop.loss_below(1e-3) | stop.max_iters(10_000)
@@ -26,7 +32,9 @@ from fnopt._base import learning_rate_of
 __all__ = [
     "Reason",
     "Info",
+    "BatchInfo",
     "Criterion",
+    "criterion",
     "max_iters",
     "loss_below",
     "grad_norm_below",
@@ -129,16 +137,66 @@ class Info(NamedTuple):
         return self.value
 
 
-class Criterion:
-    """Base of all stopping criteria; see the module docstring for the protocol."""
+class BatchInfo(NamedTuple):
+    """What :func:`fnopt.batched` knows about the live problems at one iterate.
 
-    reason: Reason
+    Attributes:
+      iteration: number of steps taken (the same for every live problem).
+      value: the loss of each live problem, a NumPy array ``(n,)``.
+      grad_norm: the gradient norm of each live problem ``(n,)``, or ``None`` when no
+        criterion reads it.
+      elapsed: seconds since the run started.
+    """
+
+    iteration: int
+    value: Any
+    grad_norm: Any
+    elapsed: float
+
+
+class Criterion:
+    """Base of all stopping criteria; see the module docstring for the protocol.
+
+    A subclass sets ``reason`` and ``reads`` and implements :meth:`check` (and
+    :meth:`check_batch` to run under :func:`fnopt.batched`). A criterion whose answer
+    is a function of ``(iteration, value, grad_norm, elapsed)`` alone may implement
+    :meth:`holds` instead: it then serves both :meth:`check` and :meth:`check_batch`.
+    """
+
+    reason: Reason = Reason.CALLBACK
+    #: The :class:`Info` fields the criterion reads.
+    reads: frozenset[str] = frozenset(Info._fields)
 
     def init(self) -> Any:
         return None
 
-    def check(self, info: Info, state: Any) -> tuple[tuple[Criterion, ...], Any]:
+    def holds(self, iteration: int, value: Any, grad_norm: Any, elapsed: float) -> Any:
+        """Whether a stateless criterion holds: a bool, or a bool array when ``value``
+        and ``grad_norm`` are per-problem arrays."""
         raise NotImplementedError
+
+    def check(self, info: Info, state: Any) -> tuple[tuple[Criterion, ...], Any]:
+        hit = self.holds(info.iteration, info.value, info.grad_norm, info.elapsed)
+        return ((self,) if hit else ()), state
+
+    def check_batch(
+        self, info: BatchInfo, state: Any
+    ) -> tuple[Any, list[tuple[Criterion, Any]], Any]:
+        """Per problem: ``(mask, hits, state)`` where ``mask`` is a bool (the same for
+        every problem) or a bool array, and ``hits`` pairs each leaf criterion with
+        where it holds."""
+        try:
+            hit = self.holds(info.iteration, info.value, info.grad_norm, info.elapsed)
+        except NotImplementedError:
+            raise TypeError(
+                f"stop: {self!r} cannot be evaluated per problem (fnopt.batched); it "
+                "needs check_batch or holds"
+            ) from None
+        return hit, [(self, hit)], state
+
+    def leaves(self) -> tuple[Criterion, ...]:
+        """The leaf criteria (itself, for a leaf)."""
+        return (self,)
 
     def describe(self, info: Info) -> str:
         """One line saying why this criterion holds at ``info``."""
@@ -168,39 +226,76 @@ def _check_tol(name: str, value: Any, *, allow_zero: bool = True) -> float:
     return float(value)
 
 
+def _either(a: Any, b: Any) -> Any:
+    """``a | b`` for bools or bool arrays, with no array op when one side is False."""
+    return b if a is False else a if b is False else a | b
+
+
+def _both(a: Any, b: Any) -> Any:
+    return b if a is True else a if b is True else a & b
+
+
+class _Pair(Criterion):
+    left: Criterion
+    right: Criterion
+
+    @property
+    def reads(self) -> frozenset[str]:  # type: ignore[override]
+        return self.left.reads | self.right.reads
+
+    @property
+    def reason(self) -> Reason:  # type: ignore[override]
+        return self.left.reason
+
+    def init(self) -> Any:
+        return (self.left.init(), self.right.init())
+
+    def leaves(self) -> tuple[Criterion, ...]:
+        return self.left.leaves() + self.right.leaves()
+
+
 @attrs.frozen(slots=True, repr=False)
-class AnyOf(Criterion):
+class AnyOf(_Pair):
     """Holds when either side holds (``a | b``)."""
 
     left: Criterion
     right: Criterion
-
-    def init(self) -> Any:
-        return (self.left.init(), self.right.init())
 
     def check(self, info: Info, state: Any) -> tuple[tuple[Criterion, ...], Any]:
         fl, sl = self.left.check(info, state[0])
         fr, sr = self.right.check(info, state[1])
         return fl + fr, (sl, sr)
 
+    def check_batch(
+        self, info: BatchInfo, state: Any
+    ) -> tuple[Any, list[tuple[Criterion, Any]], Any]:
+        a, ha, sl = self.left.check_batch(info, state[0])
+        b, hb, sr = self.right.check_batch(info, state[1])
+        return _either(a, b), ha + hb, (sl, sr)
+
     def __repr__(self) -> str:
         return f"{self.left!r} | {self.right!r}"
 
 
 @attrs.frozen(slots=True, repr=False)
-class AllOf(Criterion):
+class AllOf(_Pair):
     """Holds when both sides hold at the same iterate (``a & b``)."""
 
     left: Criterion
     right: Criterion
 
-    def init(self) -> Any:
-        return (self.left.init(), self.right.init())
-
     def check(self, info: Info, state: Any) -> tuple[tuple[Criterion, ...], Any]:
         fl, sl = self.left.check(info, state[0])
         fr, sr = self.right.check(info, state[1])
         return (fl + fr if fl and fr else ()), (sl, sr)
+
+    def check_batch(
+        self, info: BatchInfo, state: Any
+    ) -> tuple[Any, list[tuple[Criterion, Any]], Any]:
+        a, ha, sl = self.left.check_batch(info, state[0])
+        b, hb, sr = self.right.check_batch(info, state[1])
+        both = _both(a, b)  # a leaf under & counts only where the whole & holds
+        return both, [(leaf, _both(m, both)) for leaf, m in ha + hb], (sl, sr)
 
     def __repr__(self) -> str:
         return f"({self.left!r} & {self.right!r})"
@@ -210,9 +305,10 @@ class AllOf(Criterion):
 class _MaxIters(Criterion):
     n: int
     reason = Reason.MAX_ITERS
+    reads = frozenset({"iteration"})
 
-    def check(self, info: Info, state: Any) -> tuple[tuple[Criterion, ...], Any]:
-        return ((self,) if info.iteration >= self.n else ()), state
+    def holds(self, iteration: int, value: Any, grad_norm: Any, elapsed: float) -> Any:
+        return iteration >= self.n
 
     def describe(self, info: Info) -> str:
         return f"reached max_iters={self.n}"
@@ -238,9 +334,10 @@ def max_iters(n: int) -> Criterion:
 class _LossBelow(Criterion):
     tol: float
     reason = Reason.LOSS_BELOW
+    reads = frozenset({"value"})
 
-    def check(self, info: Info, state: Any) -> tuple[tuple[Criterion, ...], Any]:
-        return ((self,) if info.value <= self.tol else ()), state
+    def holds(self, iteration: int, value: Any, grad_norm: Any, elapsed: float) -> Any:
+        return value <= self.tol
 
     def describe(self, info: Info) -> str:
         return f"loss {info.value:.6g} <= {self.tol:g}"
@@ -260,9 +357,10 @@ def loss_below(tol: float) -> Criterion:
 class _GradNormBelow(Criterion):
     tol: float
     reason = Reason.GRAD_NORM_BELOW
+    reads = frozenset({"grad_norm"})
 
-    def check(self, info: Info, state: Any) -> tuple[tuple[Criterion, ...], Any]:
-        return ((self,) if info.grad_norm <= self.tol else ()), state
+    def holds(self, iteration: int, value: Any, grad_norm: Any, elapsed: float) -> Any:
+        return grad_norm <= self.tol
 
     def describe(self, info: Info) -> str:
         return f"gradient norm {info.grad_norm:.6g} <= {self.tol:g}"
@@ -272,7 +370,16 @@ class _GradNormBelow(Criterion):
 
 
 def grad_norm_below(tol: float) -> Criterion:
-    """Holds when the Euclidean norm of the gradient at the iterate is ``<= tol``."""
+    """Holds when the Euclidean norm of the gradient at the iterate is ``<= tol``.
+
+    The loop computes the gradient norm only when a criterion like this one (or a
+    callback, ``record=True``) reads it. For an optimizer with bounds
+    (:func:`fnopt.lbfgsb`, ``fnopt.lbfgs(bounds=...)``), the state's ``grad_norm`` is the
+    Euclidean norm of the *projected* gradient, :math:`\\|P(x - g) - x\\|_2`, so this
+    criterion means the projected gradient there: 0 exactly at a first-order stationary
+    point within the bounds (its max-norm, scipy's L-BFGS-B ``pgtol`` measure, is
+    ``state.pg_max``).
+    """
     return _GradNormBelow(_check_tol("tol", tol))
 
 
@@ -281,6 +388,7 @@ class _ParamChangeBelow(Criterion):
     atol: float
     rtol: float
     reason = Reason.PARAM_CHANGE_BELOW
+    reads = frozenset({"params", "prev_params"})
 
     def check(self, info: Info, state: Any) -> tuple[tuple[Criterion, ...], Any]:
         if info.prev_params is None:
@@ -309,16 +417,30 @@ class _LossChangeBelow(Criterion):
     rtol: float
     patience: int
     reason = Reason.LOSS_CHANGE_BELOW
+    reads = frozenset({"value", "prev_value"})
 
-    def init(self) -> int:
-        return 0
+    def init(self) -> Any:
+        return (0, None)
+
+    def _run(self, value: Any, prev: Any, run: Any) -> Any:
+        small = abs(value - prev) <= self.atol + self.rtol * abs(prev)
+        return run + 1 if small is True else 0 if small is False else (run + 1) * small
 
     def check(self, info: Info, state: Any) -> tuple[tuple[Criterion, ...], Any]:
         if math.isnan(info.prev_value):
-            return (), 0
-        small = abs(info.value - info.prev_value) <= self.atol + self.rtol * abs(info.prev_value)
-        run = state + 1 if small else 0
-        return ((self,) if run >= self.patience else ()), run
+            return (), (0, None)
+        run = self._run(info.value, info.prev_value, state[0])
+        return ((self,) if run >= self.patience else ()), (run, None)
+
+    def check_batch(
+        self, info: BatchInfo, state: Any
+    ) -> tuple[Any, list[tuple[Criterion, Any]], Any]:
+        run, prev = state
+        if prev is None:  # the first iterate: nothing to compare with
+            return False, [(self, False)], (0, info.value)
+        run = self._run(info.value, prev, run)
+        hit = run >= self.patience
+        return hit, [(self, hit)], (run, info.value)
 
     def describe(self, info: Info) -> str:
         return (
@@ -344,9 +466,10 @@ def loss_change_below(atol: float, rtol: float = 0.0, patience: int = 1) -> Crit
 class _TimeLimit(Criterion):
     seconds: float
     reason = Reason.TIME_LIMIT
+    reads = frozenset({"elapsed"})
 
-    def check(self, info: Info, state: Any) -> tuple[tuple[Criterion, ...], Any]:
-        return ((self,) if info.elapsed >= self.seconds else ()), state
+    def holds(self, iteration: int, value: Any, grad_norm: Any, elapsed: float) -> Any:
+        return elapsed >= self.seconds
 
     def describe(self, info: Info) -> str:
         return f"ran {info.elapsed:.3g} s >= time_limit {self.seconds:g} s"
@@ -358,3 +481,56 @@ class _TimeLimit(Criterion):
 def time_limit(seconds: float) -> Criterion:
     """Holds once the loop has run for ``seconds`` (wall clock)."""
     return _TimeLimit(_check_tol("seconds", seconds, allow_zero=False))
+
+
+@attrs.frozen(slots=True, repr=False)
+class _FromFunction(Criterion):
+    fn: Any
+    reads: frozenset[str]
+    reason: Reason
+    name: str
+
+    def check(self, info: Info, state: Any) -> tuple[tuple[Criterion, ...], Any]:
+        return ((self,) if self.fn(info) else ()), state
+
+    def describe(self, info: Info) -> str:
+        return f"{self.name} holds"
+
+    def __repr__(self) -> str:
+        return f"criterion({self.name})"
+
+
+def criterion(
+    fn: Any,
+    *,
+    reads: Any = ("iteration", "value", "grad_norm", "params", "state"),
+    reason: Reason | str = Reason.CALLBACK,
+    name: str | None = None,
+) -> Criterion:
+    """A criterion from a function ``fn(info) -> bool`` (it holds when ``fn`` is true).
+
+    Args:
+      fn: called with the :class:`Info` of each iterate.
+      reads: the :class:`Info` fields ``fn`` reads; the loop computes the gradient norm
+        only when some criterion reads ``"grad_norm"``.
+      reason: the :class:`Reason` reported when it fires (a Reason or its name).
+      name: shown in the Result's message (default: ``fn``'s name).
+
+    >>> from fnopt import stop
+    >>> c = stop.criterion(lambda info: info.value < 0.5, reads=("value",), reason="loss_below")
+    >>> c.reason, sorted(c.reads)
+    (<Reason.LOSS_BELOW: 'loss_below'>, ['value'])
+    """
+    if not callable(fn):
+        raise TypeError(f"fn: expected a callable, got {type(fn).__name__}")
+    fields = frozenset(reads)
+    unknown = fields - set(Info._fields)
+    if unknown:
+        raise ValueError(f"reads: unknown Info fields {sorted(unknown)}; expected some of "
+                         f"{list(Info._fields)}")
+    try:
+        why = Reason(reason)
+    except ValueError:
+        raise ValueError(f"reason: expected a fnopt.stop.Reason, got {reason!r}") from None
+    label = name if name is not None else getattr(fn, "__name__", "criterion")
+    return _FromFunction(fn, fields, why, label)

@@ -32,7 +32,7 @@ import numpy as np
 import optree
 
 from fnopt import backend as _backend
-from fnopt._base import Optimizer
+from fnopt._base import Descent, Optimizer, is_optimizer
 
 __all__ = [
     "check_optimizer",
@@ -430,7 +430,7 @@ def _name_of(make_opt: Any) -> str:
 
 
 def check_optimizer(
-    make_opt: Callable[..., Optimizer] | Optimizer,
+    make_opt: Callable[..., Optimizer | Descent] | Optimizer | Descent,
     *,
     steps: int = 10,
     backends: Sequence[str] = BACKENDS,
@@ -490,21 +490,22 @@ def check_optimizer(
                 results[prop] = PropertyResult(prop, True, note or "")
 
     # constructs
-    opt_box: list[Optimizer] = []
+    opt_box: list[Optimizer | Descent] = []
 
     def constructs() -> str:
-        if isinstance(make_opt, Optimizer):
+        opt: Any
+        if not callable(make_opt):
             opt = make_opt
         else:
             opt = make_opt(make_quadratic(seed=seed)) if takes_problem else make_opt()
-        _require(isinstance(opt, Optimizer),
+        _require(is_optimizer(opt),
                  f"make_opt() returned {type(opt).__name__}, not an fnopt.Optimizer")
         _require(opt.value_at in ("input", "output"),
                  f"value_at is {opt.value_at!r}, expected 'input' or 'output'")
         opt_box.append(opt)
         return f"value_at={opt.value_at!r}"
 
-    if not callable(make_opt) and not isinstance(make_opt, Optimizer):
+    if not callable(make_opt) and not is_optimizer(make_opt):
         raise TypeError(f"make_opt: expected a callable or an Optimizer, got "
                         f"{type(make_opt).__name__}")
     if examples is not None:
@@ -538,7 +539,7 @@ def check_optimizer(
     def problem(b: str, dt: str, tree: Any) -> Quadratic:
         nonlocal opt
         q = make_quadratic(tree, seed=seed, backend=b, dtype=dt)
-        if takes_problem and not isinstance(make_opt, Optimizer):
+        if takes_problem and callable(make_opt):
             opt = make_opt(q)
         return q
 

@@ -19,6 +19,7 @@ structure of params.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 import numbers
@@ -31,6 +32,7 @@ import optree
 from fnopt import backend as _backend
 from fnopt import tree
 from fnopt._base import (
+    Descent,
     GradFn,
     Optimizer,
     Params,
@@ -38,6 +40,8 @@ from fnopt._base import (
     State,
     Transform,
     Updates,
+    as_transform,
+    check_bool,
     check_callable,
     check_nonnegative,
     check_unit_interval,
@@ -114,6 +118,31 @@ def _numel(x: Any) -> int:
     return math.prod(tuple(x.shape))
 
 
+def _lifts(combinator: Callable[..., Transform]) -> Callable[..., Transform]:
+    """Let ``combinator`` take first-order optimizers (:class:`fnopt.Descent`, e.g.
+    ``fnopt.adam(1e-3)``) wherever it takes transforms: it composes their lifted
+    transforms, and when any argument was one, the result is lifted the same way, so
+    ``chain(clip_by_global_norm(1.0), adam(1e-3))`` is an optimizer too."""
+
+    def unwrap(x: Any, found: list[bool]) -> Any:
+        if isinstance(x, Descent):
+            found.append(True)
+            return x.inner
+        if isinstance(x, Mapping) and any(isinstance(v, Descent) for v in x.values()):
+            return {k: unwrap(v, found) for k, v in x.items()}
+        return x
+
+    @functools.wraps(combinator)
+    def wrapper(*args: Any, **kwargs: Any) -> Transform:
+        found: list[bool] = []
+        args = tuple(unwrap(a, found) for a in args)
+        kwargs = {k: unwrap(v, found) for k, v in kwargs.items()}
+        out = combinator(*args, **kwargs)
+        return Descent(out) if found else out
+
+    return wrapper
+
+
 def _check_transform(t: Any, name: str) -> None:
     if not isinstance(t, Transform):
         raise TypeError(f"{name}: expected a Transform, got {type(t).__name__}")
@@ -158,6 +187,7 @@ def identity() -> Transform:
     return _stateless(lambda updates, params: updates)
 
 
+@_lifts
 def chain(*transforms: Transform) -> Transform:
     """Apply ``transforms`` one after the other; the state is the tuple of their states.
 
@@ -230,6 +260,7 @@ def scale_by_learning_rate(learning_rate: ScalarOrSchedule, *, flip_sign: bool =
     >>> u, s.learning_rate
     (array([-0.1]), 0.1)
     """
+    check_bool("flip_sign", flip_sign)
     check_nonnegative("learning_rate", learning_rate)
     sign = -1.0 if flip_sign else 1.0
 
@@ -280,6 +311,7 @@ def trace(decay: float, *, dampening: float = 0.0, nesterov: bool = False) -> Tr
     >>> u
     array([1.9])
     """
+    check_bool("nesterov", nesterov)
     check_unit_interval("decay", decay, closed=True)
     check_unit_interval("dampening", dampening, closed=True)
     if nesterov and (decay <= 0 or dampening != 0):
@@ -373,6 +405,7 @@ def scale_by_adam(
     Kingma and Ba, "Adam: A Method for Stochastic Optimization", ICLR 2015;
     Reddi et al., "On the Convergence of Adam and Beyond", ICLR 2018 (AMSGrad).
     """
+    check_bool("amsgrad", amsgrad)
     check_unit_interval("b1", b1)
     check_unit_interval("b2", b2)
     check_nonnegative("eps", eps)
@@ -636,6 +669,7 @@ def scale_by_rms(decay: float = 0.99, eps: float = 1e-8, *, centered: bool = Fal
     Tieleman and Hinton, "Lecture 6.5 - RMSProp", COURSERA: Neural Networks for Machine
     Learning, 2012.
     """
+    check_bool("centered", centered)
     if centered:
         return scale_by_stddev(decay, eps)
     check_unit_interval("decay", decay, closed=True)
@@ -1192,6 +1226,7 @@ def scale_by_muon(
     Jordan et al., "Muon: An optimizer for hidden layers in neural networks", 2024;
     Liu et al., "Muon is Scalable for LLM Training", 2025 (``match_rms_adamw``).
     """
+    check_bool("nesterov", nesterov)
     check_unit_interval("momentum", momentum, closed=True)
     _check_int("ns_steps", ns_steps, 0)
     if ns_steps >= 100:
@@ -1404,6 +1439,7 @@ def _leaf_labels(labels: Any, params: Params, name: str) -> list[Any]:
     return optree.tree_structure(params).flatten_up_to(full)
 
 
+@_lifts
 def masked(transform: Transform, mask: Any) -> Transform:
     """Apply ``transform`` only to the leaves where ``mask`` is true; the others pass
     through unchanged.
@@ -1456,6 +1492,7 @@ class PartitionState(NamedTuple):
     inner: dict[Any, Any]
 
 
+@_lifts
 def partition(transforms: Mapping[Hashable, Transform], labels: Any) -> Transform:
     """Apply a different transform to each group of leaves (parameter groups).
 
@@ -1527,6 +1564,7 @@ class ApplyIfFiniteState(NamedTuple):
     total_notfinite: int
 
 
+@_lifts
 def apply_if_finite(transform: Transform, max_consecutive_errors: int | None = None) -> Transform:
     """Skip steps whose gradient has a NaN or inf: the updates are zero and the inner
     state is left as it was; the skips are counted in the state.
@@ -1588,6 +1626,7 @@ class AccumulateState(NamedTuple):
     inner: Any
 
 
+@_lifts
 def accumulate(k: int, transform: Transform | None = None, *, average: bool = True) -> Transform:
     """Gradient accumulation: every ``k``-th call applies ``transform`` to the mean
     (or sum) of the last ``k`` gradients; the other calls return zero updates and leave
@@ -1613,6 +1652,7 @@ def accumulate(k: int, transform: Transform | None = None, *, average: bool = Tr
     >>> u1, u2
     (array([0.]), array([2.]))
     """
+    check_bool("average", average)
     _check_int("k", k, 1)
     inner_t = identity() if transform is None else transform
     _check_transform(inner_t, "transform")
@@ -1641,6 +1681,7 @@ class LookaheadState(NamedTuple):
     inner: Any
 
 
+@_lifts
 def lookahead(transform: Transform, sync_period: int = 5, alpha: float = 0.5) -> Transform:
     """Lookahead: the params are the fast weights, updated by ``transform``; every
     ``sync_period`` steps the slow weights move towards them and the fast weights are
@@ -1788,18 +1829,40 @@ def inject_hyperparams(
 
         hp0 = values(hyper, 0)
         proto = build(hp0)  # validates the arguments now
-        if isinstance(proto, Transform):
 
-            def t_init(params: Params) -> InjectHyperparamsState:
-                return InjectHyperparamsState(0, dict(hp0), proto.init(params))
+        def view(hp: dict[str, Any]) -> Transform:  # what the wrapped factory composes
+            return as_transform(build(hp))
 
-            def t_update(
+        def t_init(params: Params) -> InjectHyperparamsState:
+            return InjectHyperparamsState(0, dict(hp0), as_transform(proto).init(params))
+
+        def t_update(
+            updates: Updates, state: State, params: Params | None = None
+        ) -> tuple[Updates, State]:
+            hp = values(state.hyperparams, state.count)
+            out, inner = view(hp).update(updates, state.inner, params)
+            return out, InjectHyperparamsState(state.count + 1, hp, inner)
+
+        if isinstance(proto, Descent):  # an alias: the result is one too
+
+            def d_init(params: Params) -> InjectHyperparamsOptState:
+                inner = proto.init(params)
+                return InjectHyperparamsOptState(
+                    0, inner.value, inner.grad_norm, dict(hp0), inner
+                )
+
+            def d_update(
                 updates: Updates, state: State, params: Params | None = None
             ) -> tuple[Updates, State]:
                 hp = values(state.hyperparams, state.count)
                 out, inner = build(hp).update(updates, state.inner, params)
-                return out, InjectHyperparamsState(state.count + 1, hp, inner)
+                return out, InjectHyperparamsOptState(
+                    state.count + 1, state.value, state.grad_norm, hp, inner
+                )
 
+            return Descent(Transform(t_init, t_update), d_init, d_update)
+
+        if isinstance(proto, Transform):
             return Transform(t_init, t_update)
 
         if isinstance(proto, Optimizer):

@@ -149,6 +149,15 @@ def add(a: PyTree, b: PyTree) -> PyTree:
     return spec.unflatten(_backend.of_leaves(la).add(la, lb))
 
 
+def add_into(out: PyTree, a: PyTree, b: PyTree) -> PyTree:
+    """Leafwise ``a + b`` written into the leaves of ``out`` (buffers the caller owns;
+    ``out`` may be ``a``); bitwise :func:`add`. Returns ``out``."""
+    la, lb, spec = _flat2(a, b)
+    lo = spec.flatten_up_to(out)
+    _backend.of_leaves(la).add_into(lo, la, lb)
+    return out
+
+
 def sub(a: PyTree, b: PyTree) -> PyTree:
     """Leafwise ``a - b``."""
     la, lb, spec = _flat2(a, b)
@@ -240,6 +249,14 @@ def clone(tree: PyTree) -> PyTree:
     """Fresh copies of every leaf (the copies share no memory with ``tree``)."""
     lx, spec = _flatten(tree)
     return spec.unflatten(_backend.of_leaves(lx).clone(lx))
+
+
+def detach(tree: PyTree) -> PyTree:
+    """The leaves cut from any autograd graph (torch: ``.detach()``, the same memory;
+    NumPy: unchanged)."""
+    lx, spec = _flatten(tree)
+    be = _backend.of_leaves(lx)
+    return tree if be is _backend.NUMPY else spec.unflatten(be.detach(lx))
 
 
 def all_finite(tree: PyTree) -> bool:

@@ -127,7 +127,7 @@ def test_pytree_params_and_reasons():
     "kwargs, exc, match",
     [
         ({"params": np.zeros((3, 2)), "stop": stop.param_change_below(1e-3)}, TypeError,
-         "batched supports"),
+         "cannot be evaluated per problem"),
         ({"params": {"a": np.zeros((3, 2)), "b": np.zeros(4)}}, ValueError, "batch size"),
         ({"params": np.zeros((3, 2)), "vmap": True}, ValueError, "vmap"),
         ({"params": np.zeros((3, 2)), "opt": fnopt.sgd(0.1).step}, TypeError, "opt"),

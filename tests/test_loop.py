@@ -190,11 +190,11 @@ def test_data_batches_are_passed_and_exhaustion_stops(backend):
                           stop=stop.max_iters(1000), record=True)
     assert r.reason == "data_exhausted" and not r.converged
     assert seen == [10] * 12 and r.n_evals == 12
-    # 12 batches: 12 evaluated iterates; the last step's result has no loss yet
-    assert r.iterations == 11 and len(r.history) == 12
+    # 12 batches: 12 updates, one per batch (a torch epoch); 12 evaluated iterates
+    assert r.iterations == 12 and len(r.history) == 12 and r.state.count == 12
     # the same run by hand
     theta = task.init_params
-    for xb, yb in batches[:11]:
+    for xb, yb in batches:
         theta = theta - 0.05 * task.grad_fn(theta, xb, yb)[1]
     np.testing.assert_allclose(to_numpy(r.params), to_numpy(theta), rtol=1e-12)
 

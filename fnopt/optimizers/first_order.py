@@ -1,5 +1,6 @@
 """Named first-order optimizers, each built from :mod:`fnopt.transform` blocks and
-lifted to an :class:`fnopt.Optimizer` by :func:`descent`.
+lifted by :func:`descent` to a :class:`fnopt.Descent`: an optimizer that is still a
+transform, so every alias composes (``chain``, ``partition``, ``masked``, ...).
 
 Names follow optax for the concepts optax has (``learning_rate``, ``b1``, ``b2``,
 ``eps``, ``weight_decay``, ``momentum``, ``nesterov``, ``decay``) and torch.optim for
@@ -19,20 +20,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from fnopt import _inplace, tree
 from fnopt import transform as _t
+from fnopt import tree
 from fnopt._base import (
-    DescentState,
-    GradFn,
-    Optimizer,
+    Descent,
     Params,
     ScalarOrSchedule,
     State,
     Transform,
+    check_bool,
     check_nonnegative,
-    check_params,
     check_unit_interval,
 )
+from fnopt.optimizers._names import torch_spellings
 
 __all__ = [
     "descent",
@@ -56,14 +56,16 @@ __all__ = [
 ]
 
 
-def descent(transform: Transform) -> Optimizer:
-    """Lift a :class:`fnopt.Transform` to an :class:`fnopt.Optimizer`.
+def descent(transform: Transform) -> Descent:
+    """Lift a :class:`fnopt.Transform` to a first-order optimizer (a :class:`fnopt.Descent`,
+    which is still a transform and composes like one).
 
     Each step evaluates ``grad_fn`` once at the current params, passes the gradient
     through ``transform`` and adds the resulting updates:
     :math:`(f_t, g_t) = \\text{grad\\_fn}(p_t)`, :math:`u_t = T(g_t)`,
     :math:`p_{t+1} = p_t + u_t`. The state records the step count, :math:`f_t` and
-    :math:`\\|g_t\\|` (evaluated at the *input* params).
+    :math:`\\|g_t\\|` (evaluated at the *input* params). A :class:`fnopt.Descent`
+    (e.g. ``fnopt.adam(...)``) is returned as it is.
 
     >>> import numpy as np, fnopt
     >>> opt = fnopt.descent(fnopt.scale_by_learning_rate(0.5))
@@ -72,24 +74,11 @@ def descent(transform: Transform) -> Optimizer:
     >>> p, s.count, float(s.value)
     (array([1.]), 1, 2.0)
     """
+    if isinstance(transform, Descent):
+        return transform
     if not isinstance(transform, Transform):
         raise TypeError(f"transform: expected a Transform, got {type(transform).__name__}")
-
-    def init(params: Params) -> DescentState:
-        be = check_params(params)  # float32/64, one backend, non-empty: named errors
-        leaves = tree.leaves(params)
-        nan = be.scalar(float("nan"), leaves[0])
-        return DescentState(0, nan, nan, transform.init(params))
-
-    def step(
-        params: Params, grad_fn: GradFn, state: State, *batch: Any
-    ) -> tuple[Params, DescentState]:
-        value, grads = grad_fn(params, *batch)
-        updates, inner = transform.update(grads, state.inner, params)
-        new_params = tree.add(params, updates)
-        return new_params, DescentState(state.count + 1, value, tree.global_norm(grads), inner)
-
-    return Optimizer(init, step, "input")
+    return Descent(transform)
 
 
 # -- assembly helpers ------------------------------------------------------------------
@@ -106,7 +95,7 @@ def _build(
     weight_decay: float = 0.0,
     decoupled: bool = False,
     maximize: bool = False,
-) -> Optimizer:
+) -> Descent:
     """:func:`descent` of :func:`_chain`."""
     return descent(
         _chain(
@@ -142,15 +131,16 @@ def _chain(
 # -- the optimizers ----------------------------------------------------------------------
 
 
+@torch_spellings()
 def sgd(
     learning_rate: ScalarOrSchedule = 1e-3,
+    *,
     momentum: float = 0.0,
     dampening: float = 0.0,
     nesterov: bool = False,
     weight_decay: float = 0.0,
-    *,
     maximize: bool = False,
-) -> Optimizer:
+) -> Descent:
     """Stochastic gradient descent with torch.optim.SGD semantics.
 
     With :math:`\\eta` = ``learning_rate``, :math:`\\mu` = ``momentum``,
@@ -161,11 +151,7 @@ def sgd(
         b_t = \\mu b_{t-1} + (1-\\tau) g_t \\ (b_1 = g_1),\\quad
         p_{t+1} = p_t - \\eta\\,(g_t + \\mu b_t \\text{ if nesterov else } b_t)
 
-    Built as ``chain(add_decayed_weights, trace, scale_by_learning_rate)``; the step
-    runs that update with torch.optim.SGD's foreach arithmetic and can donate its
-    buffers: ``opt.step(params, grad_fn, state, donate=True)`` updates ``params`` and
-    ``state`` in place (:mod:`fnopt._inplace`; :func:`fnopt.fixed_point` does this on
-    its own copies).
+    Built as ``chain(add_decayed_weights, trace, scale_by_learning_rate)``.
 
     Args:
       learning_rate: a number >= 0, or a schedule ``count -> lr`` (count from 0).
@@ -176,7 +162,7 @@ def sgd(
       maximize: maximise the objective (the gradient is negated first).
 
     Returns:
-      An :class:`fnopt.Optimizer`.
+      A :class:`fnopt.Descent`: a first-order optimizer that is also a transform.
 
     >>> import numpy as np, fnopt
     >>> opt = fnopt.sgd(0.1)
@@ -187,6 +173,8 @@ def sgd(
     Reference: Sutskever et al., "On the importance of initialization and momentum in
     deep learning", ICML 2013.
     """
+    check_bool("nesterov", nesterov)
+    check_bool("maximize", maximize)
     _check_lr(learning_rate)
     check_nonnegative("weight_decay", weight_decay)
     check_unit_interval("momentum", momentum, closed=True)
@@ -194,26 +182,21 @@ def sgd(
     if nesterov and (momentum <= 0 or dampening != 0):
         raise ValueError("nesterov: requires momentum > 0 and dampening == 0")
     scaling = [_t.trace(momentum, dampening=dampening, nesterov=nesterov)] if momentum else []
-    chain = _chain(scaling, learning_rate, weight_decay=weight_decay, maximize=maximize)
-    # the same update as one DonatingStep: in place on fixed_point's own buffers, or
-    # with opt.step(..., donate=True) (fnopt._inplace)
-    step = _inplace.sgd_step(
-        chain, learning_rate, momentum, dampening, nesterov, weight_decay, maximize
-    )
-    return descent(chain)._replace(step=step)
+    return _build(scaling, learning_rate, weight_decay=weight_decay, maximize=maximize)
 
 
+@torch_spellings()
 def adam(
     learning_rate: ScalarOrSchedule = 1e-3,
+    *,
     b1: float = 0.9,
     b2: float = 0.999,
     eps: float = 1e-8,
     weight_decay: float = 0.0,
-    *,
     amsgrad: bool = False,
     decoupled_weight_decay: bool = False,
     maximize: bool = False,
-) -> Optimizer:
+) -> Descent:
     """Adam with torch.optim.Adam semantics.
 
     .. math::
@@ -228,10 +211,7 @@ def adam(
     eps, weight_decay``. With ``decoupled_weight_decay=True`` the decay is
     :math:`p \\leftarrow p - \\eta\\lambda p` instead (AdamW). ``amsgrad`` uses
     :math:`\\max_{s\\le t} v_s` in the denominator. Built as
-    ``chain(add_decayed_weights, scale_by_adam, scale_by_learning_rate)``; except with
-    decoupled decay, the step runs one fused kernel (``torch._fused_adam_``; ``out=``
-    ufuncs on NumPy) and can donate its buffers: ``opt.step(params, grad_fn, state,
-    donate=True)`` updates them in place (:mod:`fnopt._inplace`).
+    ``chain(add_decayed_weights, scale_by_adam, scale_by_learning_rate)``.
 
     Args:
       learning_rate: a number >= 0 or a schedule.
@@ -243,7 +223,7 @@ def adam(
       maximize: maximise the objective.
 
     Returns:
-      An :class:`fnopt.Optimizer`.
+      A :class:`fnopt.Descent`: a first-order optimizer that is also a transform.
 
     >>> import numpy as np, fnopt
     >>> opt = fnopt.adam(0.1)
@@ -253,32 +233,31 @@ def adam(
 
     Kingma and Ba, "Adam: A Method for Stochastic Optimization", ICLR 2015.
     """
+    check_bool("amsgrad", amsgrad)
+    check_bool("decoupled_weight_decay", decoupled_weight_decay)
+    check_bool("maximize", maximize)
     _check_lr(learning_rate)
     check_nonnegative("weight_decay", weight_decay)
-    chain = _chain(
+    return _build(
         [_t.scale_by_adam(b1, b2, eps, amsgrad=amsgrad)],
         learning_rate,
         weight_decay=weight_decay,
         decoupled=decoupled_weight_decay,
         maximize=maximize,
     )
-    if decoupled_weight_decay and weight_decay:
-        return descent(chain)
-    # one fused kernel per step, in place on fixed_point's own buffers (fnopt._inplace)
-    step = _inplace.adam_step(chain, learning_rate, b1, b2, eps, weight_decay, amsgrad, maximize)
-    return descent(chain)._replace(step=step)
 
 
+@torch_spellings()
 def adamw(
     learning_rate: ScalarOrSchedule = 1e-3,
+    *,
     b1: float = 0.9,
     b2: float = 0.999,
     eps: float = 1e-8,
     weight_decay: float = 1e-2,
-    *,
     amsgrad: bool = False,
     maximize: bool = False,
-) -> Optimizer:
+) -> Descent:
     """Adam with decoupled weight decay (torch.optim.AdamW).
 
     :math:`p_{t+1} = p_t - \\eta\\lambda p_t - \\eta\\,\\hat m_t / (\\sqrt{\\hat v_t} +
@@ -294,7 +273,7 @@ def adamw(
       maximize: maximise the objective.
 
     Returns:
-      An :class:`fnopt.Optimizer`.
+      A :class:`fnopt.Descent`: a first-order optimizer that is also a transform.
 
     >>> import numpy as np, fnopt
     >>> opt = fnopt.adamw(0.1, weight_decay=0.5)
@@ -304,21 +283,24 @@ def adamw(
 
     Loshchilov and Hutter, "Decoupled Weight Decay Regularization", ICLR 2019.
     """
+    check_bool("amsgrad", amsgrad)
+    check_bool("maximize", maximize)
     return adam(
-        learning_rate, b1, b2, eps, weight_decay,
+        learning_rate, b1=b1, b2=b2, eps=eps, weight_decay=weight_decay,
         amsgrad=amsgrad, decoupled_weight_decay=True, maximize=maximize,
     )
 
 
+@torch_spellings()
 def adamax(
     learning_rate: ScalarOrSchedule = 2e-3,
+    *,
     b1: float = 0.9,
     b2: float = 0.999,
     eps: float = 1e-8,
     weight_decay: float = 0.0,
-    *,
     maximize: bool = False,
-) -> Optimizer:
+) -> Descent:
     """Adamax, the infinity-norm Adam (torch.optim.Adamax).
 
     :math:`m_t = \\beta_1 m_{t-1} + (1-\\beta_1) g_t`,
@@ -334,7 +316,7 @@ def adamax(
       maximize: maximise the objective.
 
     Returns:
-      An :class:`fnopt.Optimizer`.
+      A :class:`fnopt.Descent`: a first-order optimizer that is also a transform.
 
     Two steps on :math:`f(p) = \\|p\\|^2`:
 
@@ -349,6 +331,7 @@ def adamax(
 
     Kingma and Ba, "Adam: A Method for Stochastic Optimization", ICLR 2015, section 7.
     """
+    check_bool("maximize", maximize)
     _check_lr(learning_rate)
     check_nonnegative("weight_decay", weight_decay)
     return _build(
@@ -357,17 +340,18 @@ def adamax(
     )
 
 
+@torch_spellings()
 def nadam(
     learning_rate: ScalarOrSchedule = 2e-3,
+    *,
     b1: float = 0.9,
     b2: float = 0.999,
     eps: float = 1e-8,
     weight_decay: float = 0.0,
     momentum_decay: float = 4e-3,
-    *,
     decoupled_weight_decay: bool = False,
     maximize: bool = False,
-) -> Optimizer:
+) -> Descent:
     """NAdam, Adam with Nesterov momentum (torch.optim.NAdam).
 
     :math:`p_{t+1} = p_t - \\eta\\,u_t` with :math:`u_t` from
@@ -385,7 +369,7 @@ def nadam(
       maximize: maximise the objective.
 
     Returns:
-      An :class:`fnopt.Optimizer`.
+      A :class:`fnopt.Descent`: a first-order optimizer that is also a transform.
 
     Two steps on :math:`f(p) = \\|p\\|^2`:
 
@@ -400,6 +384,8 @@ def nadam(
 
     Dozat, "Incorporating Nesterov Momentum into Adam", ICLR 2016 workshop.
     """
+    check_bool("decoupled_weight_decay", decoupled_weight_decay)
+    check_bool("maximize", maximize)
     _check_lr(learning_rate)
     check_nonnegative("weight_decay", weight_decay)
     return _build(
@@ -408,16 +394,17 @@ def nadam(
     )
 
 
+@torch_spellings()
 def radam(
     learning_rate: ScalarOrSchedule = 1e-3,
+    *,
     b1: float = 0.9,
     b2: float = 0.999,
     eps: float = 1e-8,
     weight_decay: float = 0.0,
-    *,
     decoupled_weight_decay: bool = False,
     maximize: bool = False,
-) -> Optimizer:
+) -> Descent:
     """RAdam, rectified Adam (torch.optim.RAdam).
 
     :math:`p_{t+1} = p_t - \\eta\\,u_t` with :math:`u_t` from
@@ -434,7 +421,7 @@ def radam(
       maximize: maximise the objective.
 
     Returns:
-      An :class:`fnopt.Optimizer`.
+      A :class:`fnopt.Descent`: a first-order optimizer that is also a transform.
 
     Two steps on :math:`f(p) = \\|p\\|^2`:
 
@@ -449,6 +436,8 @@ def radam(
 
     Liu et al., "On the Variance of the Adaptive Learning Rate and Beyond", ICLR 2020.
     """
+    check_bool("decoupled_weight_decay", decoupled_weight_decay)
+    check_bool("maximize", maximize)
     _check_lr(learning_rate)
     check_nonnegative("weight_decay", weight_decay)
     return _build(
@@ -457,16 +446,17 @@ def radam(
     )
 
 
+@torch_spellings({"alpha": "decay"})
 def rmsprop(
     learning_rate: ScalarOrSchedule = 1e-2,
+    *,
     decay: float = 0.99,
     eps: float = 1e-8,
     weight_decay: float = 0.0,
     momentum: float = 0.0,
-    *,
     centered: bool = False,
     maximize: bool = False,
-) -> Optimizer:
+) -> Descent:
     """RMSprop (torch.optim.RMSprop; ``decay`` is torch's ``alpha``).
 
     :math:`v_t = \\alpha v_{t-1} + (1-\\alpha) g_t^2`,
@@ -486,7 +476,7 @@ def rmsprop(
       maximize: maximise the objective.
 
     Returns:
-      An :class:`fnopt.Optimizer`.
+      A :class:`fnopt.Descent`: a first-order optimizer that is also a transform.
 
     Two steps on :math:`f(p) = \\|p\\|^2`:
 
@@ -502,6 +492,8 @@ def rmsprop(
     Tieleman and Hinton, "Lecture 6.5 - RMSProp", COURSERA: Neural Networks for Machine
     Learning, 2012; Graves, "Generating Sequences With Recurrent Neural Networks", 2013.
     """
+    check_bool("centered", centered)
+    check_bool("maximize", maximize)
     _check_lr(learning_rate)
     check_nonnegative("weight_decay", weight_decay)
     check_unit_interval("momentum", momentum, closed=True)
@@ -525,15 +517,16 @@ def _decayed(learning_rate: ScalarOrSchedule, lr_decay: float) -> ScalarOrSchedu
     return schedule
 
 
+@torch_spellings()
 def adagrad(
     learning_rate: ScalarOrSchedule = 1e-2,
+    *,
     lr_decay: float = 0.0,
     weight_decay: float = 0.0,
     initial_accumulator_value: float = 0.0,
     eps: float = 1e-10,
-    *,
     maximize: bool = False,
-) -> Optimizer:
+) -> Descent:
     """Adagrad (torch.optim.Adagrad).
 
     :math:`s_t = s_{t-1} + g_t^2`, :math:`p_{t+1} = p_t - \\frac{\\eta}{1 + (t-1)\\delta}
@@ -550,7 +543,7 @@ def adagrad(
       maximize: maximise the objective.
 
     Returns:
-      An :class:`fnopt.Optimizer`.
+      A :class:`fnopt.Descent`: a first-order optimizer that is also a transform.
 
     Two steps on :math:`f(p) = \\|p\\|^2`:
 
@@ -566,6 +559,7 @@ def adagrad(
     Duchi et al., "Adaptive Subgradient Methods for Online Learning and Stochastic
     Optimization", JMLR 2011.
     """
+    check_bool("maximize", maximize)
     _check_lr(learning_rate)
     check_nonnegative("lr_decay", lr_decay)
     check_nonnegative("weight_decay", weight_decay)
@@ -577,14 +571,15 @@ def adagrad(
     )
 
 
+@torch_spellings()
 def adadelta(
     learning_rate: ScalarOrSchedule = 1.0,
+    *,
     rho: float = 0.9,
     eps: float = 1e-6,
     weight_decay: float = 0.0,
-    *,
     maximize: bool = False,
-) -> Optimizer:
+) -> Descent:
     """Adadelta (torch.optim.Adadelta).
 
     :math:`p_{t+1} = p_t - \\eta\\,\\frac{\\sqrt{E[\\Delta x^2]_{t-1} + \\epsilon}}
@@ -599,7 +594,7 @@ def adadelta(
       maximize: maximise the objective.
 
     Returns:
-      An :class:`fnopt.Optimizer`.
+      A :class:`fnopt.Descent`: a first-order optimizer that is also a transform.
 
     Two steps on :math:`f(p) = \\|p\\|^2`:
 
@@ -614,6 +609,7 @@ def adadelta(
 
     Zeiler, "ADADELTA: An Adaptive Learning Rate Method", 2012.
     """
+    check_bool("maximize", maximize)
     _check_lr(learning_rate)
     check_nonnegative("weight_decay", weight_decay)
     return _build(
@@ -622,15 +618,16 @@ def adadelta(
     )
 
 
+@torch_spellings()
 def asgd(
     learning_rate: float = 1e-2,
+    *,
     lambd: float = 1e-4,
     alpha: float = 0.75,
     t0: float = 1e6,
     weight_decay: float = 0.0,
-    *,
     maximize: bool = False,
-) -> Optimizer:
+) -> Descent:
     """Averaged SGD (torch.optim.ASGD).
 
     :math:`p_{t+1} = p_t(1 - \\lambda\\eta_t) - \\eta_t g_t` with the decaying rate
@@ -650,7 +647,7 @@ def asgd(
       maximize: maximise the objective.
 
     Returns:
-      An :class:`fnopt.Optimizer`.
+      A :class:`fnopt.Descent`: a first-order optimizer that is also a transform.
 
     Two steps on :math:`f(p) = \\|p\\|^2`:
 
@@ -666,6 +663,7 @@ def asgd(
     Polyak and Juditsky, "Acceleration of Stochastic Approximation by Averaging",
     SIAM J. Control Optim. 1992.
     """
+    check_bool("maximize", maximize)
     if callable(learning_rate):
         raise TypeError("learning_rate: asgd takes a number (its rate decay is built in)")
     _check_lr(learning_rate)
@@ -688,13 +686,14 @@ def asgd(
     return descent(_t.chain(*blocks))
 
 
+@torch_spellings()
 def rprop(
     learning_rate: float = 1e-2,
+    *,
     etas: tuple[float, float] = (0.5, 1.2),
     step_sizes: tuple[float, float] = (1e-6, 50.0),
-    *,
     maximize: bool = False,
-) -> Optimizer:
+) -> Descent:
     """Rprop, resilient backpropagation (torch.optim.Rprop).
 
     Per-element step sizes grow by :math:`\\eta_+` while the gradient keeps its sign
@@ -708,7 +707,7 @@ def rprop(
       maximize: maximise the objective.
 
     Returns:
-      An :class:`fnopt.Optimizer`.
+      A :class:`fnopt.Descent`: a first-order optimizer that is also a transform.
 
     Two steps on :math:`f(p) = \\|p\\|^2`:
 
@@ -724,6 +723,7 @@ def rprop(
     Riedmiller and Braun, "A Direct Adaptive Method for Faster Backpropagation
     Learning: The RPROP Algorithm", ICNN 1993.
     """
+    check_bool("maximize", maximize)
     if callable(learning_rate):
         raise TypeError("learning_rate: rprop takes a number (the initial step size)")
     blocks: list[Transform] = [_t.scale(-1.0)] if maximize else []
@@ -731,14 +731,15 @@ def rprop(
     return descent(_t.chain(*blocks))
 
 
+@torch_spellings()
 def lion(
     learning_rate: ScalarOrSchedule = 1e-4,
+    *,
     b1: float = 0.9,
     b2: float = 0.99,
     weight_decay: float = 0.0,
-    *,
     maximize: bool = False,
-) -> Optimizer:
+) -> Descent:
     """Lion, evolved sign momentum (not in torch.optim; follows the paper).
 
     .. math::
@@ -758,7 +759,7 @@ def lion(
       maximize: maximise the objective.
 
     Returns:
-      An :class:`fnopt.Optimizer`.
+      A :class:`fnopt.Descent`: a first-order optimizer that is also a transform.
 
     >>> import numpy as np, fnopt
     >>> opt = fnopt.lion(0.1)
@@ -769,6 +770,7 @@ def lion(
 
     Chen et al., "Symbolic Discovery of Optimization Algorithms", NeurIPS 2023.
     """
+    check_bool("maximize", maximize)
     _check_lr(learning_rate)
     check_nonnegative("weight_decay", weight_decay)
     return _build(
@@ -799,6 +801,7 @@ def _lr_weight_decay(learning_rate: ScalarOrSchedule, weight_decay: float) -> Tr
     return Transform(init, update)
 
 
+@torch_spellings()
 def adafactor(
     learning_rate: ScalarOrSchedule = 1e-2,
     beta2_decay: float = -0.8,
@@ -807,7 +810,7 @@ def adafactor(
     weight_decay: float = 0.0,
     *,
     maximize: bool = False,
-) -> Optimizer:
+) -> Descent:
     """Adafactor (torch.optim.Adafactor): factored second moments, update clipping and
     a relative step size.
 
@@ -832,7 +835,7 @@ def adafactor(
       maximize: maximise the objective.
 
     Returns:
-      An :class:`fnopt.Optimizer`.
+      A :class:`fnopt.Descent`: a first-order optimizer that is also a transform.
 
     Two steps on :math:`f(p) = \\|p\\|^2`:
 
@@ -848,6 +851,7 @@ def adafactor(
     Shazeer and Stern, "Adafactor: Adaptive Learning Rates with Sublinear Memory Cost",
     ICML 2018.
     """
+    check_bool("maximize", maximize)
     _check_lr(learning_rate)
     check_nonnegative("weight_decay", weight_decay)
     if not (isinstance(eps, tuple) and len(eps) == 2):
@@ -874,18 +878,19 @@ def adafactor(
     return descent(_t.chain(*blocks))
 
 
+@torch_spellings()
 def muon(
     learning_rate: ScalarOrSchedule = 1e-3,
+    *,
     weight_decay: float = 0.1,
     momentum: float = 0.95,
     eps: float = 1e-7,
-    *,
     nesterov: bool = True,
     ns_coefficients: tuple[float, float, float] = (3.4445, -4.775, 2.0315),
     ns_steps: int = 5,
     adjust_lr_fn: str | None = None,
     maximize: bool = False,
-) -> Optimizer:
+) -> Descent:
     """Muon, momentum orthogonalised by Newton-Schulz (torch.optim.Muon), for params
     whose leaves are all matrices.
 
@@ -909,7 +914,7 @@ def muon(
       maximize: maximise the objective.
 
     Returns:
-      An :class:`fnopt.Optimizer`.
+      A :class:`fnopt.Descent`: a first-order optimizer that is also a transform.
 
     The update is orthogonalised: both diagonal entries move by about the same amount
     although the gradient of the second is ten times smaller:
@@ -924,6 +929,8 @@ def muon(
 
     Jordan et al., "Muon: An optimizer for hidden layers in neural networks", 2024.
     """
+    check_bool("nesterov", nesterov)
+    check_bool("maximize", maximize)
     _check_lr(learning_rate)
     check_nonnegative("weight_decay", weight_decay)
     return _build(
@@ -933,15 +940,16 @@ def muon(
     )
 
 
+@torch_spellings()
 def lamb(
     learning_rate: ScalarOrSchedule = 1e-3,
+    *,
     b1: float = 0.9,
     b2: float = 0.999,
     eps: float = 1e-6,
     weight_decay: float = 0.0,
-    *,
     maximize: bool = False,
-) -> Optimizer:
+) -> Descent:
     """LAMB, layer-wise adaptive Adam for large batches (not in torch.optim; optax's
     composition and defaults).
 
@@ -959,7 +967,7 @@ def lamb(
       maximize: maximise the objective.
 
     Returns:
-      An :class:`fnopt.Optimizer`.
+      A :class:`fnopt.Descent`: a first-order optimizer that is also a transform.
 
     >>> import numpy as np, fnopt
     >>> opt = fnopt.lamb(0.1)
@@ -973,6 +981,7 @@ def lamb(
     You et al., "Large Batch Optimization for Deep Learning: Training BERT in 76
     minutes", ICLR 2020.
     """
+    check_bool("maximize", maximize)
     _check_lr(learning_rate)
     check_nonnegative("weight_decay", weight_decay)
     scaling = [_t.scale_by_adam(b1, b2, eps)]
@@ -982,16 +991,17 @@ def lamb(
     return _build(scaling, learning_rate, maximize=maximize)
 
 
+@torch_spellings()
 def lars(
     learning_rate: ScalarOrSchedule = 1.0,
+    *,
     weight_decay: float = 0.0,
     trust_coefficient: float = 1e-3,
     eps: float = 0.0,
     momentum: float = 0.9,
-    *,
     nesterov: bool = False,
     maximize: bool = False,
-) -> Optimizer:
+) -> Descent:
     """LARS, layer-wise adaptive rate scaling (not in torch.optim; optax's composition
     and defaults).
 
@@ -1011,7 +1021,7 @@ def lars(
       maximize: maximise the objective.
 
     Returns:
-      An :class:`fnopt.Optimizer`.
+      A :class:`fnopt.Descent`: a first-order optimizer that is also a transform.
 
     >>> import numpy as np, fnopt
     >>> opt = fnopt.lars(1.0, trust_coefficient=0.1)
@@ -1022,6 +1032,8 @@ def lars(
 
     You et al., "Large Batch Training of Convolutional Networks", 2017.
     """
+    check_bool("nesterov", nesterov)
+    check_bool("maximize", maximize)
     _check_lr(learning_rate)
     check_nonnegative("weight_decay", weight_decay)
     check_unit_interval("momentum", momentum, closed=True)
@@ -1037,16 +1049,17 @@ def lars(
     return descent(_t.chain(*blocks))
 
 
+@torch_spellings()
 def adabelief(
     learning_rate: ScalarOrSchedule = 1e-3,
+    *,
     b1: float = 0.9,
     b2: float = 0.999,
     eps: float = 1e-16,
     weight_decay: float = 0.0,
-    *,
     decoupled_weight_decay: bool = False,
     maximize: bool = False,
-) -> Optimizer:
+) -> Descent:
     """AdaBelief (not in torch.optim; the paper's algorithm and defaults).
 
     Adam with the second moment of the prediction error :math:`g_t - m_t` in place of
@@ -1063,7 +1076,7 @@ def adabelief(
       maximize: maximise the objective.
 
     Returns:
-      An :class:`fnopt.Optimizer`.
+      A :class:`fnopt.Descent`: a first-order optimizer that is also a transform.
 
     >>> import numpy as np, fnopt
     >>> opt = fnopt.adabelief(0.1)
@@ -1077,6 +1090,8 @@ def adabelief(
     Zhuang et al., "AdaBelief Optimizer: Adapting Stepsizes by the Belief in Observed
     Gradients", NeurIPS 2020.
     """
+    check_bool("decoupled_weight_decay", decoupled_weight_decay)
+    check_bool("maximize", maximize)
     _check_lr(learning_rate)
     check_nonnegative("weight_decay", weight_decay)
     return _build(

@@ -1,0 +1,86 @@
+"""Argument checks of :func:`fnopt.fixed_point` (state, checkpoint arguments, params)."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+import optree
+
+from fnopt import backend as _backend
+from fnopt import tree as _tree
+from fnopt._base import Params
+
+
+def check_state(state: Any, template: Any, where: str = "") -> None:
+    """``state`` must be a state of this optimizer for these params: the NamedTuple
+    classes, dict keys, ``None`` leaves, tuple lengths and array shapes of ``template``
+    (``opt.init(params)``, which has the structure of every later state). Lenient only
+    where leaf values legitimately change kind: numbers match numbers, and 0-d arrays
+    match any dtype."""
+    here = where or "<root>"
+
+    def fail(msg: str) -> None:
+        raise ValueError(
+            f"state: {msg} at {here}; pass a state made by opt.init(params) (or a later "
+            "step) of this optimizer for params of this structure"
+        )
+
+    if template is None:
+        if state is not None:
+            fail(f"expected None, got {type(state).__name__}")
+        return
+    if optree.is_namedtuple_instance(template):
+        if type(state) is not type(template):
+            fail(f"expected a {type(template).__name__}, got {type(state).__name__}")
+        for f, a, b in zip(template._fields, state, template):
+            check_state(a, b, f"{where}.{f}")
+    elif isinstance(template, (tuple, list)):
+        if not isinstance(state, (tuple, list)) or len(state) != len(template):
+            fail(f"expected a {type(template).__name__} of {len(template)} items, got "
+                 f"{type(state).__name__}" + (f" of {len(state)}" if isinstance(
+                     state, (tuple, list)) else ""))
+        for i, (a, b) in enumerate(zip(state, template)):
+            check_state(a, b, f"{where}[{i}]")
+    elif isinstance(template, dict):
+        if not isinstance(state, dict) or set(state) != set(template):
+            fail(f"expected a dict with keys {sorted(map(str, template))}")
+        for key in template:
+            check_state(state[key], template[key], f"{where}[{key!r}]")
+    elif isinstance(template, (np.ndarray, np.generic)) or _backend.is_tensor(template):
+        if not (isinstance(state, (np.ndarray, np.generic)) or _backend.is_tensor(state)):
+            fail(f"expected an array, got {type(state).__name__}")
+        if _backend.is_tensor(state) != _backend.is_tensor(template):
+            fail("holds an array of the other backend than the params")
+        if tuple(state.shape) != tuple(template.shape):
+            fail(f"shape {tuple(state.shape)} does not match {tuple(template.shape)}")
+        if template.ndim and state.dtype != template.dtype:
+            fail(f"dtype {state.dtype} does not match {template.dtype}")
+
+
+def check_checkpoint_args(every: Any, path: Any, start_iteration: Any) -> None:
+    if every is not None:
+        if isinstance(every, bool) or not isinstance(every, int):
+            raise TypeError(
+                f"checkpoint_every: expected an int or None, got {type(every).__name__}"
+            )
+        if every < 1:
+            raise ValueError(f"checkpoint_every: expected an int >= 1, got {every}")
+        if path is None:
+            raise ValueError("checkpoint_path: required when checkpoint_every is given")
+    if path is not None and not isinstance(path, (str, os.PathLike)):
+        raise TypeError(
+            f"checkpoint_path: expected a str or os.PathLike, got {type(path).__name__}"
+        )
+    if isinstance(start_iteration, bool) or not isinstance(start_iteration, int):
+        raise TypeError(f"start_iteration: expected an int, got {type(start_iteration).__name__}")
+    if start_iteration < 0:
+        raise ValueError(f"start_iteration: expected an int >= 0, got {start_iteration}")
+
+
+def check_finite_params(params: Params, be: _backend.Backend) -> None:
+    leaves = _tree.leaves(params)
+    for path, leaf in zip(_tree.paths(params), leaves):
+        if not be.all_finite([leaf]):
+            raise ValueError(f"params: leaf {path} contains NaN or inf; start from finite values")
