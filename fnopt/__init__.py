@@ -245,6 +245,16 @@ __all__ += [
     "scale_by_schedule", "set_to_zero", "zero_nans",
 ]
 
+from fnopt.data import Epochs as Epochs  # noqa: E402
+from fnopt.data import epochs as epochs  # noqa: E402
+
+__all__ += ["Epochs", "epochs"]
+
+from fnopt.plateau import ReduceLROnPlateauState as ReduceLROnPlateauState  # noqa: E402
+from fnopt.plateau import reduce_on_plateau as reduce_on_plateau  # noqa: E402
+
+__all__ += ["ReduceLROnPlateauState", "reduce_on_plateau"]
+
 # least squares (fnopt.residuals, fnopt.lsq, fnopt._lsq_api)
 from fnopt import residuals as residuals  # noqa: E402
 from fnopt._lsq_api import LeastSquaresResult as LeastSquaresResult  # noqa: E402

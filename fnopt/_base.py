@@ -237,12 +237,21 @@ def _dtype_name(x: Any) -> str:
 def check_params(params: Params, *, what: str = "params") -> _backend.Backend:
     """Validate a params pytree; return its backend.
 
-    Rejects empty trees, leaves that are not arrays, mixed backends, non-float32/64
-    dtypes and zero-size leaves, naming the leaf path.
+    Rejects empty trees, leaves that are not arrays (a Python or NumPy scalar leaf gets
+    a message saying to pass a 0-d array), mixed backends, torch tensors on the
+    ``meta`` device (no data), non-float32/64 dtypes and zero-size leaves, naming the
+    leaf path.
     """
     leaves = optree.tree_leaves(params)
     if not leaves:
         raise ValueError(f"{what}: empty pytree (no arrays to optimize)")
+    for i, leaf in enumerate(leaves):
+        if not _backend.is_array(leaf):
+            path = _fmt(optree.tree_paths(params)[i])
+            raise TypeError(
+                f"{what}: leaves must be numpy.ndarray or torch.Tensor; leaf {path} "
+                f"{_not_array_hint(leaf)}"
+            )
     be = _backend.of_leaves(leaves, what=what)
     paths = None
     for i, leaf in enumerate(leaves):
@@ -252,12 +261,33 @@ def check_params(params: Params, *, what: str = "params") -> _backend.Backend:
             bad = f"has dtype {name}; expected float32 or float64"
         elif _numel(leaf) == 0:
             bad = "has zero size; every leaf needs at least one element"
+        elif be is _backend.TORCH and leaf.is_meta:
+            bad = (
+                "is on the 'meta' device (a tensor without data); materialise it first "
+                "(e.g. module.to_empty(device='cpu') and initialise the weights) and "
+                "pass tensors on 'cpu' or 'cuda'"
+            )
         if bad is not None:
             paths = paths or [_fmt(p) for p in optree.tree_paths(params)]
             raise (ValueError if name in _ALLOWED else TypeError)(
                 f"{what}: leaf {paths[i]} {bad}"
             )
     return be
+
+
+def _not_array_hint(leaf: Any) -> str:
+    """What a params leaf that is not an array is, and what to pass instead."""
+    if isinstance(leaf, np.generic):
+        return (
+            f"is a NumPy scalar ({type(leaf).__name__}), not an array; pass a 0-d "
+            f"array instead: np.asarray(x) (e.g. np.array(1.0)) or a torch tensor"
+        )
+    if isinstance(leaf, numbers.Number):
+        return (
+            f"is a Python {type(leaf).__name__}; pass a 0-d array instead: "
+            f"np.array({leaf!r}) (float64) or torch.tensor({leaf!r})"
+        )
+    return f"is {type(leaf).__name__}"
 
 
 def _numel(x: Any) -> int:
@@ -268,20 +298,57 @@ def _fmt(path: tuple[Any, ...]) -> str:
     return "".join(f"[{k!r}]" for k in path) if path else "<root>"
 
 
-def check_grads(params: Params, grads: Params, *, what: str = "grads") -> None:
-    """Check that ``grads`` has the structure, shapes and dtypes of ``params``."""
+class OutputValueError(ValueError):
+    """A user function (loss, gradient, Hessian, HVP) returned a value of the wrong
+    shape, structure or size. It is a ``ValueError``, and :func:`fnopt.fixed_point`
+    lets it through unchanged (not as an ``OptimizationError``)."""
+
+
+class OutputTypeError(TypeError):
+    """A user function returned a value of the wrong type, dtype or backend. It is a
+    ``TypeError``, and :func:`fnopt.fixed_point` lets it through unchanged."""
+
+
+def _is_np_scalar_like(p: Any, g: Any) -> bool:
+    """Whether ``g`` is a NumPy scalar standing for the 0-d NumPy array leaf ``p``."""
+    return isinstance(g, np.generic) and type(p) is np.ndarray and p.ndim == 0
+
+
+def check_grads(params: Params, grads: Params, *, what: str = "grads") -> Params:
+    """Check that ``grads`` has the structure, shapes and dtypes of ``params``; return
+    it normalised.
+
+    Where ``params`` has a 0-d NumPy array leaf, ``grads`` may hold a NumPy scalar of
+    the same dtype (``2 * p["b"]`` or ``(r * x).mean()`` give ``np.float64``): it is
+    returned as a 0-d array. Every other mismatch raises :class:`OutputValueError`
+    (structure, shape) or :class:`OutputTypeError` (type, dtype) naming the leaf path.
+
+    >>> import numpy as np
+    >>> check_grads({"b": np.array(0.0)}, {"b": np.float64(2.0)})
+    {'b': array(2.)}
+    """
     p_leaves, p_spec = optree.tree_flatten(params)
     g_leaves, g_spec = optree.tree_flatten(grads)
     if p_spec != g_spec:
-        raise ValueError(
+        raise OutputValueError(
             f"{what}: structure {g_spec} does not match params structure {p_spec}"
         )
+    fixed: list[Any] | None = None
     paths = None  # leaf by leaf first, so that a wrong leaf type is named by its path
     for i, (p, g) in enumerate(zip(p_leaves, g_leaves)):
         if type(p) is not type(g) and not (
             _backend.is_tensor(p) and _backend.is_tensor(g)
         ):
-            msg = f"is {type(g).__name__}, params leaf is {type(p).__name__}"
+            if _is_np_scalar_like(p, g) and g.dtype == p.dtype:
+                fixed = fixed or list(g_leaves)
+                fixed[i] = np.asarray(g)
+                continue
+            if _is_np_scalar_like(p, g):
+                msg = f"has dtype {g.dtype}, params leaf has {_dtype_name(p)}"
+            else:
+                msg = f"is {type(g).__name__}, params leaf is {type(p).__name__}"
+                if type(p) is np.ndarray:
+                    msg += f" (return an array, e.g. np.asarray(g, dtype=np.{p.dtype}))"
         elif tuple(p.shape) != tuple(g.shape):
             msg = f"has shape {tuple(g.shape)}, params leaf has {tuple(p.shape)}"
         elif p.dtype != g.dtype:
@@ -289,41 +356,56 @@ def check_grads(params: Params, grads: Params, *, what: str = "grads") -> None:
         else:
             continue
         paths = paths or [_fmt(q) for q in optree.tree_paths(params)]
-        raise (ValueError if "shape" in msg else TypeError)(f"{what}: leaf {paths[i]} {msg}")
-    _backend.of_leaves(g_leaves, what=what)
+        err = OutputValueError if "shape" in msg else OutputTypeError
+        raise err(f"{what}: leaf {paths[i]} {msg}")
+    try:
+        _backend.of_leaves(g_leaves, what=what)
+    except TypeError as exc:
+        raise OutputTypeError(str(exc)) from None
+    return grads if fixed is None else g_spec.unflatten(fixed)
 
 
 def check_loss(value: Any, *, what: str = "loss") -> Any:
-    """Return ``value`` as a 0-d array/tensor or raise naming ``what``."""
+    """Return ``value`` as a 0-d array/tensor or raise naming ``what``.
+
+    A NumPy scalar or a Python real becomes a 0-d array; a non-scalar raises
+    :class:`OutputValueError`, a complex or non-numeric value :class:`OutputTypeError`.
+    """
     if _backend.is_tensor(value):
         if value.ndim != 0:
-            raise ValueError(
+            raise OutputValueError(
                 f"{what}: must be a scalar (0-d tensor), got shape {tuple(value.shape)}"
             )
         if value.is_complex():
-            raise TypeError(f"{what}: must be real, got dtype {_dtype_name(value)}")
+            raise OutputTypeError(f"{what}: must be real, got dtype {_dtype_name(value)}")
         return value
     if isinstance(value, (np.ndarray, np.generic, numbers.Real)) and not isinstance(
         value, bool
     ):
         arr = np.asarray(value)
         if arr.ndim != 0:
-            raise ValueError(f"{what}: must be a scalar (0-d array), got shape {arr.shape}")
+            raise OutputValueError(
+                f"{what}: must be a scalar (0-d array), got shape {arr.shape}"
+            )
         if np.iscomplexobj(arr):
-            raise TypeError(f"{what}: must be real, got dtype {arr.dtype}")
+            raise OutputTypeError(f"{what}: must be real, got dtype {arr.dtype}")
         if not np.issubdtype(arr.dtype, np.floating):
             arr = arr.astype(np.float64)
         return arr
-    raise TypeError(f"{what}: must be a 0-d array or tensor, got {type(value).__name__}")
+    raise OutputTypeError(
+        f"{what}: must be a 0-d array or tensor, got {type(value).__name__}"
+    )
 
 
 def check_grad_fn_output(out: Any, params: Params, *, what: str = "grad_fn") -> tuple[Any, Any]:
-    """Validate ``grad_fn``'s return value: a ``(value, grads)`` pair matching params."""
+    """Validate ``grad_fn``'s return value, a ``(value, grads)`` pair matching params;
+    return it normalised (the loss a 0-d array/tensor, NumPy-scalar gradient leaves 0-d
+    arrays; see :func:`check_loss` and :func:`check_grads`)."""
     if not (isinstance(out, tuple) and len(out) == 2):
         got = f"a tuple of length {len(out)}" if isinstance(out, tuple) else type(out).__name__
-        raise TypeError(f"{what}: must return a (value, grads) pair, got {got}")
+        raise OutputTypeError(f"{what}: must return a (value, grads) pair, got {got}")
     value = check_loss(out[0], what=f"{what} value")
-    check_grads(params, out[1], what=f"{what} grads")
+    grads = check_grads(params, out[1], what=f"{what} grads")
     leaves = optree.tree_leaves(params)
     raw_is_tensor = _backend.is_tensor(out[0])
     raw_is_numpy = isinstance(out[0], (np.ndarray, np.generic))
@@ -331,8 +413,109 @@ def check_grad_fn_output(out: Any, params: Params, *, what: str = "grad_fn") -> 
         leaves[0]
     ):
         got, want = ("a torch tensor", "NumPy") if raw_is_tensor else ("a NumPy array", "torch")
-        raise TypeError(f"{what} value: is {got} but the params are {want}")
-    return value, out[1]
+        raise OutputTypeError(f"{what} value: is {got} but the params are {want}")
+    return value, grads
+
+
+def check_hessian(h: Any, params: Params, *, what: str = "hess_fn") -> Any:
+    """Validate a Hessian over the flattened params: an ``(n, n)`` array/tensor on the
+    params' backend, returned with the params' dtype. For a single parameter (``n ==
+    1``) a 0-d array or NumPy scalar is accepted and returned as a ``(1, 1)`` array.
+    Raises :class:`OutputValueError` (shape) or :class:`OutputTypeError` (type)."""
+    leaves = optree.tree_leaves(params)
+    be = _backend.of_leaves(leaves)
+    n = sum(_numel(x) for x in leaves)
+    if be is _backend.NUMPY and isinstance(h, np.generic):
+        h = np.asarray(h)
+    if not _backend.is_array(h) or _backend.is_tensor(h) != (be is _backend.TORCH):
+        raise OutputTypeError(
+            f"{what}: must return a {be.name} array for {be.name} params, got "
+            f"{type(h).__name__}"
+        )
+    if n == 1 and h.ndim == 0:
+        h = h.reshape(1, 1)
+    if tuple(h.shape) != (n, n):
+        raise OutputValueError(
+            f"{what}: expected a ({n}, {n}) Hessian for {n} parameters, got shape "
+            f"{tuple(h.shape)}"
+        )
+    return be.astype(h, leaves[0])
+
+
+# Keyword names from torch.optim / optax / scipy.optimize that a user of those libraries
+# reaches for, with no exact fnopt counterpart: what to write instead.
+_NO_LR = (
+    "the line search picks each step, there is no learning rate; pass "
+    "search=fnopt.strong_wolfe(...) or fnopt.backtracking(...) (and initial_step=)"
+)
+_STOP = "stopping is fixed_point's job: pass stop=fnopt.stop.{} to fnopt.fixed_point"
+FOREIGN_OPTIMIZER_HINTS: dict[str, str] = {
+    "lr": _NO_LR,
+    "learning_rate": _NO_LR,
+    "max_iter": _STOP.format("max_iters(n)"),
+    "maxiter": _STOP.format("max_iters(n)"),
+    "max_eval": _STOP.format("max_iters(n)") + " (each step evaluates until the search "
+    "accepts; Result.n_evals counts the evaluations)",
+    "tolerance_grad": _STOP.format("grad_norm_below(tol)"),
+    "gtol": _STOP.format("grad_norm_below(tol)"),
+    "tolerance_change": _STOP.format("loss_change_below(tol)"),
+    "ftol": _STOP.format("loss_change_below(tol)"),
+    "line_search_fn": "pass search=fnopt.strong_wolfe() (torch's 'strong_wolfe') or "
+    "search=fnopt.backtracking()",
+    "linesearch": "pass search=fnopt.strong_wolfe(...) (optax's zoom line search) or "
+    "search=fnopt.backtracking(...)",
+    "c1": "the line-search constants belong to the search: pass "
+    "search=fnopt.strong_wolfe(c1=..., c2=...) or fnopt.backtracking(c1=...)",
+    "c2": "the line-search constants belong to the search: pass "
+    "search=fnopt.strong_wolfe(c1=..., c2=...)",
+}
+
+
+def translate_kwargs(
+    fn: str,
+    given: dict[str, Any],
+    aliases: dict[str, str],
+    hints: dict[str, str] | None = None,
+    defaults: dict[str, tuple[Any, Any]] | None = None,
+) -> dict[str, Any]:
+    """Translate keyword arguments spelled as in torch.optim, optax or scipy.optimize.
+
+    Args:
+      fn: the fnopt function's name, for messages.
+      given: the extra keyword arguments it received (``**kwargs``).
+      aliases: foreign name -> the fnopt argument with exactly the same meaning.
+      hints: foreign name -> what to write instead (no exact counterpart).
+      defaults: fnopt argument -> ``(the value it was called with, its default)``;
+        an alias given next to a non-default value of its argument is a conflict.
+
+    Returns:
+      ``{fnopt argument: value}`` for the aliases used.
+
+    Raises:
+      TypeError: for a name with a hint (naming what to use), an alias given twice or
+        next to its fnopt argument, or an unknown name (as Python would).
+
+    >>> translate_kwargs("lbfgs", {"history_size": 5}, {"history_size": "memory"})
+    {'memory': 5}
+    """
+    out: dict[str, Any] = {}
+    source: dict[str, str] = {}
+    for name, value in given.items():
+        if name in aliases:
+            target = aliases[name]
+            called_with, default = (defaults or {}).get(target, (None, None))
+            if target in out or (called_with is not default and called_with != default):
+                other = source.get(target, target)
+                raise TypeError(
+                    f"{fn}: got {name}= and {other}=, both meaning {target}= (the fnopt "
+                    f"name); pass only {target}="
+                )
+            out[target], source[target] = value, name
+        elif hints is not None and name in hints:
+            raise TypeError(f"{fn}: unexpected keyword argument {name!r}: {hints[name]}")
+        else:
+            raise TypeError(f"{fn}() got an unexpected keyword argument {name!r}")
+    return out
 
 
 def check_bool(name: str, value: Any) -> None:

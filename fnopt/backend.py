@@ -183,6 +183,11 @@ class Backend:
         ``like`` (the inverse of :func:`to_numpy` for one leaf)."""
         raise NotImplementedError
 
+    def astype(self, x: Any, like: Any) -> Any:
+        """``x`` (an array of this backend, or for NumPy also a NumPy scalar or Python
+        number) with the dtype of ``like``; ``x`` itself when it already has it."""
+        raise NotImplementedError
+
     def set_flat_(self, x: Any, i: int, value: float) -> None:
         """Set element ``i`` of ``x`` in C (row-major) order to ``value``, in place, whatever
         the memory layout of ``x`` (a private clone, made with :meth:`clone`, that the
@@ -400,6 +405,9 @@ class _Numpy(Backend):
 
     def from_numpy(self, a: np.ndarray, like: Any) -> Any:
         return a.astype(like.dtype)
+
+    def astype(self, x: Any, like: Any) -> Any:
+        return np.asarray(x, dtype=like.dtype)  # no copy when x already is such an array
 
     def set_flat_(self, x: Any, i: int, value: float) -> None:
         x[np.unravel_index(i, x.shape)] = value
@@ -646,6 +654,11 @@ class _Torch(Backend):
     def from_numpy(self, a: np.ndarray, like: Any) -> Any:
         return self._t.as_tensor(a, dtype=like.dtype, device=like.device)
 
+    def astype(self, x: Any, like: Any) -> Any:
+        if is_tensor(x):
+            return x.to(like.dtype)  # x itself when the dtype matches; keeps the graph
+        return self._t.as_tensor(x, dtype=like.dtype, device=like.device)
+
     def set_flat_(self, x: Any, i: int, value: float) -> None:
         x[tuple(int(j) for j in np.unravel_index(i, tuple(x.shape)))] = value
 
@@ -763,17 +776,26 @@ NUMPY: Backend = _Numpy()
 TORCH: Backend = _Torch()
 
 
+# NumPy leaves: arrays, and NumPy scalars, which user gradients return for 0-d leaves
+# (``2 * p`` or ``x.mean()`` for a 0-d array ``p``). NumPy arithmetic on a scalar gives
+# arrays again here (``_arr``); a scalar is never the destination of an in-place op.
+_NP_LEAF = (np.ndarray, np.generic)
+
+
 def of_leaves(leaves: Sequence[Any], *, what: str = "params") -> Backend:
     """The backend of a list of leaves; raise ``TypeError`` if they are mixed.
 
-    An empty list is treated as NumPy. Leaves that are neither NumPy arrays nor torch
-    tensors are rejected with a message naming ``what`` and the offending index.
+    An empty list is treated as NumPy. NumPy scalars count as NumPy leaves (the
+    gradient of a 0-d leaf is often one). Leaves that are neither NumPy arrays or
+    scalars nor torch tensors are rejected with a message naming ``what`` and the
+    offending index (:func:`fnopt._base.check_params` rejects scalar params).
     """
     if not leaves:
         return NUMPY
     first = leaves[0]
-    if isinstance(first, np.ndarray):
-        kind, backend = np.ndarray, NUMPY
+    kind: Any
+    if isinstance(first, _NP_LEAF):
+        kind, backend = _NP_LEAF, NUMPY
     elif is_tensor(first):
         kind, backend = sys.modules["torch"].Tensor, TORCH
     else:
@@ -785,6 +807,7 @@ def of_leaves(leaves: Sequence[Any], *, what: str = "params") -> Backend:
         return backend
     for i, leaf in enumerate(leaves):
         if not isinstance(leaf, kind):
+            kind = np.ndarray if kind is _NP_LEAF else kind
             raise TypeError(
                 f"{what}: leaves mix numpy and torch (leaf 0 is {kind.__name__}, leaf {i} "
                 f"is {type(leaf).__name__}); convert them to one backend"

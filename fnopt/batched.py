@@ -35,7 +35,17 @@ import optree
 from fnopt import backend as _backend
 from fnopt import stop as _stop
 from fnopt import tree as _tree
-from fnopt._base import Descent, GradFn, Optimizer, Params, State, check_params, is_optimizer
+from fnopt._base import (
+    Descent,
+    GradFn,
+    Optimizer,
+    OutputValueError,
+    Params,
+    State,
+    check_grads,
+    check_params,
+    is_optimizer,
+)
 from fnopt.stop import Reason
 
 __all__ = ["batched", "BatchedResult"]
@@ -229,9 +239,11 @@ def batched(
         n = idx.size
         v_raw, g = grad_fn(x)
         n_evals += 1
+        if n_evals == 1:  # the first output: named errors, NumPy scalars as arrays
+            g = check_grads(x, g, what="grad_fn grads")
         v = be.to_numpy(v_raw).reshape(-1)
         if v.shape != (n,):
-            raise ValueError(f"grad_fn: must return one loss per problem, shape ({n},); "
+            raise OutputValueError(f"grad_fn: must return one loss per problem, shape ({n},); "
                              f"got {v.shape}")
         gn = _row_norms(be, g, n) if checker.needs_gnorm else None
         bad_any = not math.isfinite(float(v.sum()))

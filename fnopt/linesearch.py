@@ -54,6 +54,7 @@ from fnopt._base import (
     check_nonnegative,
     check_params,
     check_positive,
+    translate_kwargs,
 )
 from fnopt.loop import StepFailed
 from fnopt.stop import Reason
@@ -304,6 +305,22 @@ class Backtracking(LineSearch):
         return _result(status, tried, f, g, aux, self.max_trials, f" ({self.max_trials} trials)")
 
 
+# optax / scipy / torch spellings of the searches' arguments
+_BACKTRACKING_ALIASES = {"max_backtracking_steps": "max_trials", "slope_rtol": "c1"}
+_BACKTRACKING_HINTS = {
+    "decrease_factor": "fnopt shrinks a failed trial by interpolation, by a factor in "
+    "[min_shrink, shrink]; for a fixed factor pass shrink=... and interpolate=False",
+}
+_WOLFE_ALIASES = {
+    "max_linesearch_steps": "max_trials",
+    "max_ls": "max_trials",
+    "slope_rtol": "c1",
+    "curv_rtol": "c2",
+    "max_stepsize": "max_step",
+    "amax": "max_step",
+}
+
+
 def backtracking(
     c1: float = 1e-4,
     *,
@@ -312,6 +329,7 @@ def backtracking(
     max_trials: int = 30,
     interpolate: bool = True,
     f_tol: float = 1e-10,
+    **aliases: Any,
 ) -> Backtracking:
     """Armijo backtracking line search.
 
@@ -338,6 +356,9 @@ def backtracking(
         params' dtype inside :func:`line_search`) of the starting loss are round-off;
         there a step is accepted by the slope alone (Hager & Zhang's approximate Wolfe
         condition :math:`\\phi'(\\alpha) \\le (1 - 2 c_1)|\\phi'(0)|`); 0 disables it.
+      **aliases: optax's names ``max_backtracking_steps`` (for ``max_trials``) and
+        ``slope_rtol`` (for ``c1``); ``decrease_factor`` raises a ``TypeError``
+        pointing to ``shrink``.
 
     Returns:
       A :class:`Backtracking` search: ``search(phi, value0, slope0, init_step)``
@@ -351,6 +372,12 @@ def backtracking(
     Reference: Nocedal & Wright, *Numerical Optimization*, 2nd ed., Alg. 3.1 and
     section 3.5.
     """
+    if aliases:
+        got = translate_kwargs(
+            "backtracking", aliases, _BACKTRACKING_ALIASES, _BACKTRACKING_HINTS,
+            {"c1": (c1, 1e-4), "max_trials": (max_trials, 30)},
+        )
+        c1, max_trials = got.get("c1", c1), got.get("max_trials", max_trials)
     _check_open_unit("c1", c1)
     _check_open_unit("shrink", shrink)
     check_positive("min_shrink", min_shrink)
@@ -512,6 +539,7 @@ def strong_wolfe(
     max_step: float = 1e10,
     xtol: float = 1e-12,
     f_tol: float = 1e-10,
+    **aliases: Any,
 ) -> StrongWolfe:
     """Line search for the strong Wolfe conditions (Nocedal & Wright Alg. 3.5/3.6).
 
@@ -539,6 +567,10 @@ def strong_wolfe(
         params' dtype inside :func:`line_search`) of the starting loss are round-off;
         there a step is accepted by the slope alone (Hager & Zhang's approximate Wolfe
         condition :math:`\\phi'(\\alpha) \\le (1 - 2 c_1)|\\phi'(0)|`); 0 disables it.
+      **aliases: optax's names ``max_linesearch_steps`` (``max_trials``),
+        ``slope_rtol`` (``c1``), ``curv_rtol`` (``c2``), ``max_stepsize``
+        (``max_step``); scipy's ``amax`` (``max_step``); torch's ``max_ls``
+        (``max_trials``).
 
     Returns:
       A :class:`StrongWolfe` search: ``search(phi, value0, slope0, init_step)`` returns
@@ -553,6 +585,14 @@ def strong_wolfe(
     eq. 3.59; J. J. Moré and D. J. Thuente, "Line search algorithms with guaranteed
     sufficient decrease", ACM TOMS 20 (1994).
     """
+    if aliases:
+        got = translate_kwargs(
+            "strong_wolfe", aliases, _WOLFE_ALIASES, None,
+            {"c1": (c1, 1e-4), "c2": (c2, 0.9), "max_trials": (max_trials, 30),
+             "max_step": (max_step, 1e10)},
+        )
+        c1, c2 = got.get("c1", c1), got.get("c2", c2)
+        max_trials, max_step = got.get("max_trials", max_trials), got.get("max_step", max_step)
     _check_open_unit("c1", c1)
     _check_open_unit("c2", c2)
     if c1 >= c2:
@@ -587,8 +627,9 @@ class LineSearchState(NamedTuple):
 
     Attributes:
       count: steps taken.
-      value: the loss at the params returned by the last step (``value_at="output"``).
-      grad_norm: the gradient norm there.
+      value: the loss at the params returned by the last step (``value_at="output"``),
+        a 0-d array/tensor of the params' dtype.
+      grad_norm: the gradient norm there (likewise).
       grads: the gradient there, reused by the next step (zeros, with the structure,
         shapes and dtypes of the params, until the first step evaluates it: it is
         valid when ``count > 0``).
@@ -688,9 +729,12 @@ def line_search(
     ) -> tuple[Params, LineSearchState]:
         be = _backend.of(params)
         to_float = be.to_float
-        eps = float(np.finfo(_dtype_name(tree.leaves(params)[0])).eps)
+        leaf0 = tree.leaves(params)[0]
+        eps = float(np.finfo(_dtype_name(leaf0)).eps)
         if state.count == 0:  # nothing cached yet
             value, grads = grad_fn(params, *batch)
+            # state.value like state.grad_norm: a 0-d array/tensor of the params' dtype
+            value, grads = be.astype(value, leaf0), tree._as_arrays(grads)
             gnorm = tree.global_norm(grads)
         else:
             value, grads, gnorm = state.value, state.grads, state.grad_norm
@@ -727,9 +771,10 @@ def line_search(
                 f"(loss {f0:.6g}, slope {slope0:.3g}, last step {res.step:.3g})",
             )
         x1, v1, g1 = res.aux
+        g1 = tree._as_arrays(g1)  # NumPy-scalar gradients of 0-d leaves: 0-d arrays
         return x1, LineSearchState(
             state.count + 1,
-            v1,
+            be.astype(v1, leaf0),
             tree.global_norm(g1),
             g1,
             res.step,

@@ -449,3 +449,38 @@ def cosine_onecycle_schedule(
         return values[2]
 
     return schedule
+
+
+def per_epoch(schedule: Schedule, steps_per_epoch: int) -> Schedule:
+    """Step ``schedule`` once per epoch, as ``lr_scheduler.step()`` after each epoch does.
+
+    :math:`\\eta_t = s(\\lfloor t / B \\rfloor)`, :math:`s` = ``schedule`` (indexed by
+    epoch), :math:`B` = ``steps_per_epoch``: every step of epoch :math:`e` uses
+    :math:`s(e)`. With a torch scheduler stepped at the end of each epoch,
+    ``StepLR(step_size=k, gamma=g)`` is ``per_epoch(exponential_decay(lr, k, g,
+    staircase=True), B)`` and ``CosineAnnealingLR(T_max=T)`` is
+    ``per_epoch(cosine_decay(lr, T), B)``. (A last epoch shorter than ``B``, as with a
+    ``DataLoader`` whose ``drop_last=False``, is counted in ``B``: pass ``len(loader)``.)
+
+    Args:
+      schedule: a schedule ``epoch -> value``.
+      steps_per_epoch: optimizer steps per epoch (batches per epoch), >= 1.
+
+    Returns:
+      A schedule ``count -> value`` over steps.
+
+    >>> s = per_epoch(exponential_decay(1.0, 1, 0.5), steps_per_epoch=3)
+    >>> [s(t) for t in range(7)]
+    [1.0, 1.0, 1.0, 0.5, 0.5, 0.5, 0.25]
+    """
+    if not callable(schedule):
+        raise TypeError(f"schedule: expected a callable, got {type(schedule).__name__}")
+    n = _steps("steps_per_epoch", steps_per_epoch, positive=True)
+
+    def stepped(count: int) -> Any:
+        return schedule(_count(count) // n)
+
+    return stepped
+
+
+__all__ += ["per_epoch"]

@@ -29,7 +29,18 @@ from typing import Any, Literal, NamedTuple
 
 from fnopt import backend as _backend
 from fnopt import tree
-from fnopt._base import Optimizer, Params, State, Transform, Updates, check_callable
+from fnopt._base import (
+    FOREIGN_OPTIMIZER_HINTS,
+    Optimizer,
+    Params,
+    State,
+    Transform,
+    Updates,
+    check_callable,
+    check_grads,
+    check_hessian,
+    translate_kwargs,
+)
 from fnopt.linesearch import (
     InitialStep,
     LineSearch,
@@ -69,6 +80,13 @@ def _curvature_ok(sy: float, ss: float, yy: float) -> bool:
 
 
 # -- L-BFGS -----------------------------------------------------------------------------
+
+_LBFGS_ALIASES = {"history_size": "memory", "memory_size": "memory", "maxcor": "memory"}
+_LBFGS_HINTS = {
+    **FOREIGN_OPTIMIZER_HINTS,
+    "scale_init_precond": "fnopt.lbfgs always scales the initial inverse Hessian by "
+    "s'y / y'y (optax's scale_init_precond=True); leave the argument out",
+}
 
 
 class LbfgsState(NamedTuple):
@@ -187,6 +205,7 @@ def lbfgs(
     search: LineSearch | None = None,
     initial_step: InitialStep = "unit",
     bounds: Any = None,
+    **aliases: Any,
 ) -> Optimizer:
     """Limited-memory BFGS with a strong-Wolfe line search.
 
@@ -203,11 +222,17 @@ def lbfgs(
       bounds: box constraints (``fnopt.projections.box(lower, upper)`` or a
         ``(lower, upper)`` pair): then this is :func:`fnopt.lbfgsb` (L-BFGS-B) with
         ``memory_size=memory`` and ``search``; ``initial_step`` is not used.
+      **aliases: ``history_size`` (torch.optim.LBFGS), ``memory_size`` (optax.lbfgs)
+        or ``maxcor`` (scipy) in place of ``memory``. Other torch/optax/scipy names
+        (``lr``, ``max_iter``, ``tolerance_grad``, ``line_search_fn``, ...) raise a
+        ``TypeError`` saying what fnopt takes instead.
 
     Returns:
       An :class:`fnopt.Optimizer` (``value_at="output"``).
 
     >>> import numpy as np, fnopt
+    >>> fnopt.lbfgs(history_size=5).init(np.ones(3)).inner.s.__len__()
+    5
     >>> a = np.diag([1.0, 10.0, 100.0])
     >>> grad_fn = lambda x: (0.5 * x @ a @ x, a @ x)
     >>> r = fnopt.fixed_point(fnopt.lbfgs(), np.ones(3), grad_fn,
@@ -218,6 +243,10 @@ def lbfgs(
     Reference: D. C. Liu and J. Nocedal, "On the limited memory BFGS method for large
     scale optimization", Math. Programming 45 (1989).
     """
+    if aliases:
+        memory = translate_kwargs(
+            "lbfgs", aliases, _LBFGS_ALIASES, _LBFGS_HINTS, {"memory": (memory, 10)}
+        ).get("memory", memory)
     if bounds is not None:
         from fnopt.lbfgsb import lbfgsb
 
@@ -315,11 +344,19 @@ def scale_by_bfgs(*, scale_init: bool = True) -> Transform:
     return Transform(init, update)
 
 
+_BFGS_HINTS = {
+    **FOREIGN_OPTIMIZER_HINTS,
+    "hess_inv0": "BFGS starts from a multiple of the identity: scale_init=True "
+    "(s'y / y'y) or scale_init=False (the identity, as scipy's default)",
+}
+
+
 def bfgs(
     *,
     scale_init: bool = True,
     search: LineSearch | None = None,
     initial_step: InitialStep = "unit",
+    **aliases: Any,
 ) -> Optimizer:
     """BFGS (dense inverse Hessian) with a strong-Wolfe line search.
 
@@ -333,6 +370,8 @@ def bfgs(
         :func:`scale_by_bfgs`); ``False`` keeps :math:`H_0 = I` like scipy's BFGS.
       search: the line search; default ``strong_wolfe(c1=1e-4, c2=0.9)``.
       initial_step: the first trial step, see :func:`fnopt.line_search`.
+      **aliases: torch/optax/scipy names (``lr``, ``maxiter``, ``gtol``, ``c1``,
+        ``hess_inv0``, ...) raise a ``TypeError`` saying what fnopt takes instead.
 
     Returns:
       An :class:`fnopt.Optimizer` (``value_at="output"``).
@@ -346,6 +385,8 @@ def bfgs(
 
     Reference: Nocedal & Wright, *Numerical Optimization*, 2nd ed., section 6.1.
     """
+    if aliases:
+        translate_kwargs("bfgs", aliases, {}, _BFGS_HINTS)
     return line_search(
         scale_by_bfgs(scale_init=scale_init),
         strong_wolfe() if search is None else search,
@@ -434,6 +475,7 @@ def nonlinear_cg(
     *,
     restart: int | None = None,
     search: LineSearch | None = None,
+    **aliases: Any,
 ) -> Optimizer:
     """Nonlinear conjugate gradients (Polak-Ribière+ or Fletcher-Reeves).
 
@@ -447,6 +489,8 @@ def nonlinear_cg(
       method: ``"polak_ribiere_plus"`` (default) or ``"fletcher_reeves"``.
       restart: restart period (``None``: restart only on a non-descent direction).
       search: the line search; default ``strong_wolfe(c1=1e-4, c2=0.1)``.
+      **aliases: torch/optax/scipy names (``lr``, ``maxiter``, ``gtol``, ``c2``, ...)
+        raise a ``TypeError`` saying what fnopt takes instead.
 
     Returns:
       An :class:`fnopt.Optimizer` (``value_at="output"``).
@@ -461,6 +505,8 @@ def nonlinear_cg(
     Reference: E. Polak and G. Ribière (1969); R. Fletcher and C. M. Reeves, "Function
     minimization by conjugate gradients", Computer J. 7 (1964); Nocedal & Wright ch. 5.
     """
+    if aliases:
+        translate_kwargs("nonlinear_cg", aliases, {}, FOREIGN_OPTIMIZER_HINTS)
     return line_search(
         scale_by_nonlinear_cg(method, restart=restart),
         strong_wolfe(c2=0.1) if search is None else search,
@@ -511,7 +557,7 @@ def scale_by_newton(hessian: HessianFn, *, min_shift: float = 1e-3) -> Transform
         leaves = tree.leaves(params)
         be = _backend.of_leaves(leaves)
         g = be.ravel(tree.leaves(grads))
-        h = hessian(params)
+        h = check_hessian(hessian(params), params, what="hessian")  # (n, n), params dtype
         d = be.cholesky_solve(h, -g)
         tau = 0.0
         if d is None:
@@ -533,7 +579,17 @@ def scale_by_newton(hessian: HessianFn, *, min_shift: float = 1e-3) -> Transform
     return Transform(init, update)
 
 
-def newton(hessian: HessianFn, *, search: LineSearch | None = None) -> Optimizer:
+_NEWTON_HINTS = {
+    **FOREIGN_OPTIMIZER_HINTS,
+    "hess": "pass the Hessian provider as hessian= (the first argument), e.g. "
+    "fnopt.grad.hessian_from_function(hess)",
+    "hessp": "pass Hessian-vector products to fnopt.newton_cg as hvp= (its first argument)",
+}
+
+
+def newton(
+    hessian: HessianFn, *, search: LineSearch | None = None, **aliases: Any
+) -> Optimizer:
     """Newton's method with a Hessian provider and a backtracking line search.
 
     .. math:: x_{k+1} = x_k - \\alpha_k (H_k + \\tau_k I)^{-1} g_k,
@@ -546,6 +602,8 @@ def newton(hessian: HessianFn, *, search: LineSearch | None = None) -> Optimizer
       hessian: ``hessian(params) -> H``, e.g. :func:`fnopt.grad.hessian_from_function`
         or :func:`fnopt.grad.torch_hessian`.
       search: the line search; default ``backtracking()`` (Armijo, unit step first).
+      **aliases: torch/optax/scipy names (``hess``, ``lr``, ``maxiter``, ...) raise a
+        ``TypeError`` saying what fnopt takes instead.
 
     Returns:
       An :class:`fnopt.Optimizer` (``value_at="output"``).
@@ -560,6 +618,8 @@ def newton(hessian: HessianFn, *, search: LineSearch | None = None) -> Optimizer
 
     Reference: Nocedal & Wright, *Numerical Optimization*, 2nd ed., section 3.4.
     """
+    if aliases:
+        translate_kwargs("newton", aliases, {}, _NEWTON_HINTS)
     return line_search(
         scale_by_newton(hessian), backtracking() if search is None else search
     )
@@ -608,7 +668,7 @@ def scale_by_newton_cg(
         n_hess = state.n_hess
         j = 0
         for j in range(iters):
-            bp = hvp(params, p)
+            bp = check_grads(params, hvp(params, p), what="hvp")  # shaped like params
             n_hess += 1
             curv = _f(tree.vdot(p, bp))
             if curv <= 0:
@@ -629,7 +689,11 @@ def scale_by_newton_cg(
 
 
 def newton_cg(
-    hvp: HvpFn, *, max_cg_iters: int | None = None, search: LineSearch | None = None
+    hvp: HvpFn,
+    *,
+    max_cg_iters: int | None = None,
+    search: LineSearch | None = None,
+    **aliases: Any,
 ) -> Optimizer:
     """Truncated Newton (Newton-CG) with Hessian-vector products and a line search.
 
@@ -643,6 +707,8 @@ def newton_cg(
       hvp: ``hvp(params, v) -> Hv``.
       max_cg_iters: the most CG iterations per step (default: number of params + 1).
       search: the line search; default ``backtracking()``.
+      **aliases: torch/optax/scipy names (``hessp``, ``lr``, ``maxiter``, ...) raise a
+        ``TypeError`` saying what fnopt takes instead.
 
     Returns:
       An :class:`fnopt.Optimizer` (``value_at="output"``).
@@ -659,6 +725,8 @@ def newton_cg(
     Dembo and T. Steihaug, "Truncated-Newton algorithms for large-scale unconstrained
     optimization", Math. Programming 26 (1983).
     """
+    if aliases:
+        translate_kwargs("newton_cg", aliases, {}, _NEWTON_HINTS)
     return line_search(
         scale_by_newton_cg(hvp, max_cg_iters=max_cg_iters),
         backtracking() if search is None else search,

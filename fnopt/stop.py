@@ -534,3 +534,164 @@ def criterion(
         raise ValueError(f"reason: expected a fnopt.stop.Reason, got {reason!r}") from None
     label = name if name is not None else getattr(fn, "__name__", "criterion")
     return _FromFunction(fn, fields, why, label)
+
+
+# -- early stopping on a validation metric ------------------------------------------------
+
+
+class NoImprovementState(NamedTuple):
+    """State of :func:`no_improvement`.
+
+    Attributes:
+      best: the best metric value so far (``+inf`` for ``mode="min"`` and ``-inf`` for
+        ``"max"`` before the first evaluation).
+      best_params: a copy of the params that scored ``best`` (``None`` before).
+      best_at: the epoch (``every="epoch"``) or iteration (``every=N``) of ``best``.
+      bad: evaluations since the last improvement.
+      last: the epoch or iteration last seen (evaluations happen when it changes).
+      history: the metric values evaluated so far, in order.
+    """
+
+    best: float
+    best_params: Any
+    best_at: int | None
+    bad: int
+    last: int | None
+    history: tuple[float, ...]
+
+
+@attrs.frozen(slots=True, repr=False)
+class _NoImprovement(Criterion):
+    metric_fn: Any
+    patience: int
+    every: str | int
+    mode: str
+    min_delta: float
+    # Early stopping is not convergence of the training loss; the closest existing
+    # reason until the loop gets its own (``Reason.NO_IMPROVEMENT``):
+    reason = Reason.LOSS_CHANGE_BELOW
+
+    def init(self) -> NoImprovementState:
+        worst = math.inf if self.mode == "min" else -math.inf
+        return NoImprovementState(worst, None, None, 0, None, ())
+
+    def _key(self, info: Info) -> int | None:
+        """The epoch or iteration at which to evaluate ``info``, or None to skip it."""
+        if self.every == "epoch":
+            epoch = getattr(info, "epoch", None)
+            if epoch is None:
+                raise ValueError(
+                    "no_improvement(every='epoch'): the loop gave no epoch number "
+                    "(info.epoch); pass data=fnopt.epochs(loader, n) to a loop that reports "
+                    "epochs, or use every=<iterations per epoch>"
+                )
+            return int(epoch) if epoch >= 1 else None
+        assert isinstance(self.every, int)
+        k = info.iteration
+        return k if k >= 1 and k % self.every == 0 else None
+
+    def check(self, info: Info, state: Any) -> tuple[tuple[Criterion, ...], Any]:
+        key = self._key(info)
+        if key is None or key == state.last:
+            return (), state
+        metric = float(self.metric_fn(info.params))
+        if self.mode == "min":
+            improved = metric < state.best - self.min_delta
+        else:
+            improved = metric > state.best + self.min_delta
+        history = (*state.history, metric)
+        if improved:
+            # a copy: a loop may update the iterate it passed in place afterwards
+            state = NoImprovementState(metric, _tree.clone(info.params), key, 0, key, history)
+        else:
+            state = state._replace(bad=state.bad + 1, last=key, history=history)
+        return ((self,) if state.bad >= self.patience else ()), state
+
+    def best(self, state: NoImprovementState) -> tuple[Any, float]:
+        """``(best_params, best)`` from this criterion's state: the params to restore."""
+        return state.best_params, state.best
+
+    def describe(self, info: Info) -> str:
+        unit = "epoch(s)" if self.every == "epoch" else f"evaluation(s) (every {self.every} it.)"
+        return (
+            f"the validation metric did not improve ({self.mode}, min_delta={self.min_delta:g}) "
+            f"for {self.patience} {unit}"
+        )
+
+    def __repr__(self) -> str:
+        name = getattr(self.metric_fn, "__name__", type(self.metric_fn).__name__)
+        return (
+            f"no_improvement({name}, patience={self.patience}, every={self.every!r}, "
+            f"mode={self.mode!r}, min_delta={self.min_delta!r})"
+        )
+
+
+def no_improvement(
+    metric_fn: Any,
+    *,
+    patience: int = 3,
+    every: str | int = "epoch",
+    mode: str = "min",
+    min_delta: float = 0.0,
+) -> Criterion:
+    """Early stopping: holds after ``patience`` evaluations of ``metric_fn`` without
+    improvement.
+
+    At each epoch end (``every="epoch"``) or every ``every`` iterations, the criterion
+    calls :math:`m_j = ` ``metric_fn(info.params)`` (e.g. the loss or the accuracy on a
+    validation set). With :math:`m^*` the best value so far, evaluation :math:`j`
+    improves when :math:`m_j < m^* - \\delta` (``mode="min"``) or
+    :math:`m_j > m^* + \\delta` (``mode="max"``), :math:`\\delta` = ``min_delta``; the
+    criterion holds once ``patience`` evaluations in a row have not improved (Keras'
+    ``EarlyStopping``). Its state (:class:`NoImprovementState`) keeps a copy of the
+    params that scored best, so a loop can restore them (``best_params``).
+
+    What it reads: ``info.params``; with ``every="epoch"``, ``info.epoch``, the number
+    of full epochs behind ``info.params`` (an evaluation happens each time it changes,
+    from 1 on; as set by :class:`fnopt.Epochs`, ``ValueError`` when absent); with
+    ``every=N``, ``info.iteration`` (multiples of ``N`` from ``N`` on: with one batch
+    per step and ``N`` batches per epoch, the params at each epoch end).
+
+    Args:
+      metric_fn: ``metric_fn(params) -> float`` (or a 0-d array or tensor).
+      patience: evaluations without improvement before it holds, >= 1.
+      every: ``"epoch"`` or an int >= 1 (iterations).
+      mode: ``"min"`` (a loss) or ``"max"`` (an accuracy).
+      min_delta: the smallest change that counts as an improvement, >= 0.
+
+    Returns:
+      A :class:`Criterion` (combine with ``|``, e.g. ``| max_iters(n)``).
+
+    >>> import numpy as np
+    >>> rule = no_improvement(lambda p: float(abs(p[0] - 3.0)), patience=2, every=1)
+    >>> state = rule.init()
+    >>> for k, x in enumerate([0.0, 2.0, 4.0, 5.0, 6.0], start=1):
+    ...     info = Info(iteration=k, value=0.0, grad_norm=0.0, params=np.array([x]),
+    ...                 state=None, prev_params=None, prev_value=math.nan, elapsed=0.0)
+    ...     fired, state = rule.check(info, state)
+    ...     if fired:
+    ...         break
+    >>> k, state.best, state.best_params, state.history
+    (4, 1.0, array([2.]), (3.0, 1.0, 1.0, 2.0))
+
+    Prechelt, "Early Stopping — But When?", Neural Networks: Tricks of the Trade, 1998.
+    """
+    if not callable(metric_fn):
+        raise TypeError(f"metric_fn: expected a callable, got {type(metric_fn).__name__}")
+    if isinstance(patience, bool) or not isinstance(patience, int):
+        raise TypeError(f"patience: expected an int, got {type(patience).__name__}")
+    if patience < 1:
+        raise ValueError(f"patience: expected an int >= 1, got {patience}")
+    if isinstance(every, str):
+        if every != "epoch":
+            raise ValueError(f"every: expected 'epoch' or an int >= 1, got {every!r}")
+    elif isinstance(every, bool) or not isinstance(every, int):
+        raise TypeError(f"every: expected 'epoch' or an int, got {type(every).__name__}")
+    elif every < 1:
+        raise ValueError(f"every: expected 'epoch' or an int >= 1, got {every}")
+    if mode not in ("min", "max"):
+        raise ValueError(f"mode: expected 'min' or 'max', got {mode!r}")
+    return _NoImprovement(metric_fn, patience, every, mode, _check_tol("min_delta", min_delta))
+
+
+__all__ += ["no_improvement", "NoImprovementState"]

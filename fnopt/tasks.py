@@ -481,8 +481,8 @@ def mlp(
         _grad.from_functions(loss_fn, grad_np) if backend == "numpy" else _grad.torch_func(loss_fn)
     )
 
-    def init(s: int) -> dict[str, Any]:
-        return _to(init_np(np.random.default_rng(s)), backend, dt)
+    def init(seed: int) -> dict[str, Any]:
+        return _to(init_np(np.random.default_rng(seed)), backend, dt)
 
     def predict(params: dict[str, Any], xb: Any) -> Any:
         z = forward(params, xb)

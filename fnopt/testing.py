@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 import os
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NamedTuple
 
 import attrs
@@ -305,11 +305,22 @@ class ConformanceReport:
     def skipped(self) -> tuple[str, ...]:
         return tuple(r.name for r in self.results if r.passed is None)
 
-    def __getitem__(self, name: str) -> PropertyResult:
+    def __getitem__(self, key: str | int) -> PropertyResult:
+        """The result of the property named ``key``, or the ``key``-th result (an int,
+        in :data:`PROPERTIES` order, as iteration yields them)."""
+        if isinstance(key, int) and not isinstance(key, bool):
+            return self.results[key]
         for r in self.results:
-            if r.name == name:
+            if r.name == key:
                 return r
-        raise KeyError(name)
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[PropertyResult]:
+        """The :class:`PropertyResult` entries, in :data:`PROPERTIES` order."""
+        return iter(self.results)
+
+    def __len__(self) -> int:
+        return len(self.results)
 
     def __bool__(self) -> bool:
         return self.ok

@@ -143,6 +143,15 @@ def _flat2(a: PyTree, b: PyTree) -> tuple[list[Any], list[Any], Any]:
     return la, lb, spec
 
 
+def _as_arrays(tree: PyTree) -> PyTree:
+    """``tree`` with its NumPy-scalar leaves (a user's gradient of a 0-d leaf, e.g.
+    ``x.mean()``) as 0-d arrays; ``tree`` itself when it has none."""
+    lx, spec = _flatten(tree)
+    if not any(isinstance(x, np.generic) for x in lx):
+        return tree
+    return spec.unflatten([np.asarray(x) if isinstance(x, np.generic) else x for x in lx])
+
+
 def add(a: PyTree, b: PyTree) -> PyTree:
     """Leafwise ``a + b``."""
     la, lb, spec = _flat2(a, b)

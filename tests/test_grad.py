@@ -312,3 +312,61 @@ def test_finite_differences_on_non_contiguous_leaves(backend):
         leaf = torch.tensor(base.T.copy()).T
     _, g = fnopt.grad.finite_differences(lambda p: (p**3).sum())(leaf)
     np.testing.assert_allclose(fnopt.backend.to_numpy(g), 3 * base**2, rtol=1e-6)
+
+
+# -- check() with its default tolerances: from the params' dtype ---------------------------
+
+
+def _smooth_problem(seed, backend, dtype):
+    """A random smooth function (quadratic + sines + quartic) at a random point of a
+    random scale, with its hand-written gradient, evaluated in ``dtype``."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(2, 8))
+    m = rng.standard_normal((n, n))
+    a, b, c = m @ m.T / n, rng.standard_normal(n), rng.standard_normal(n)
+    x = 10.0 ** rng.uniform(-1, 1) * rng.standard_normal(n)
+    if backend == "numpy":
+        a, b, c, x = (np.asarray(v, dtype=dtype) for v in (a, b, c, x))
+        sin, cos, q = np.sin, np.cos, np.asarray(0.05, dtype=dtype)
+    else:
+        tdt = {np.float32: torch.float32, np.float64: torch.float64}[dtype]
+        a, b, c, x = (torch.tensor(v, dtype=tdt) for v in (a, b, c, x))
+        sin, cos, q = torch.sin, torch.cos, torch.tensor(0.05, dtype=tdt)
+
+    def f(p):
+        return 0.5 * p @ a @ p + b @ p + (c * sin(p)).sum() + q * (p**4).sum()
+
+    def g(p):
+        return a @ p + b + c * cos(p) + 4 * q * p**3
+
+    wrong_by = rng.choice([-0.01, 0.01], size=n)  # each element off by 1%
+    wrong_by = to_backend(wrong_by.astype(dtype), backend)
+
+    def g_wrong(p):
+        return g(p) * (1 + wrong_by)
+
+    return f, g, g_wrong, x
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_check_defaults_pass_correct_and_fail_1_percent_wrong_gradients(backend, dtype):
+    passed = caught = 0
+    for seed in range(20):
+        f, g, g_wrong, x = _smooth_problem(seed, backend, dtype)
+        fd = grad.finite_differences(f)
+        passed += grad.check(grad.from_functions(f, g), fd, x).ok
+        caught += not grad.check(grad.from_functions(f, g_wrong), fd, x).ok
+    assert passed == 20 and caught == 20, (passed, caught)
+
+
+def test_check_default_tolerances_follow_the_dtype():
+    # an error of 1e-6 (relative) is round-off in float32 but a bug in float64
+    g32 = lambda p: ((p * p).sum(), 2 * p)  # noqa: E731
+    off = lambda p: ((p * p).sum(), 2 * p * (1 + p.dtype.type(1e-6)))  # noqa: E731
+    x = np.array([1.0, -2.0, 3.0])
+    assert grad.check(off, g32, x.astype(np.float32)).ok
+    assert not grad.check(off, g32, x).ok
+    # explicit tolerances still win
+    assert grad.check(off, g32, x, rtol=1e-5, atol=0.0).ok
+

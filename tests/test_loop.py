@@ -464,3 +464,13 @@ def test_zero_dimensional_params_train(backend, dtype):
     assert r.reason == "grad_norm_below"
     assert type(r.params) is type(p0) and r.params.shape == () and r.params.dtype == p0.dtype
     assert abs(float(r.params)) < 1e-4
+
+
+def test_history_iterates_over_loss_grad_norm_pairs():
+    r = fnopt.fixed_point(fnopt.sgd(0.1), np.array([1.0, -2.0]), lambda p: (p @ p, 2 * p),
+                          stop=stop.max_iters(3), record=True)
+    pairs = list(r.history)
+    assert len(pairs) == len(r.history) == 4
+    assert pairs == list(zip(r.history.loss.tolist(), r.history.grad_norm.tolist()))
+    assert all(type(v) is float and type(g) is float for v, g in pairs)
+    assert pairs[0] == (5.0, pytest.approx(np.sqrt(20.0)))

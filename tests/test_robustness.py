@@ -581,3 +581,17 @@ def test_long_torch_run_does_not_accumulate_objects():
     assert r.iterations == 3_000
     assert counts[3_000][1] <= counts[500][1], counts  # live tensors
     assert counts[3_000][0] <= counts[500][0] + 50, counts  # live Python objects
+
+
+def test_meta_device_params_are_named():
+    params = {"w": torch.zeros(3), "b": torch.empty(2, device="meta")}
+    grad_fn = fnopt.grad.torch_autograd(lambda p: (p["w"] ** 2).sum() + p["b"].sum())
+    for call in (
+        lambda: fnopt.adam(0.1).init(params),
+        lambda: fnopt.lbfgs().init(params),
+        lambda: fnopt.fixed_point(fnopt.sgd(0.1), params, grad_fn, stop=stop.max_iters(2)),
+    ):
+        with pytest.raises(ValueError, match=r"params: leaf \['b'\] is on the 'meta' device"):
+            call()
+    with pytest.raises(ValueError, match=r"x_star: leaf <root> is on the 'meta' device"):
+        fnopt._base.check_params(torch.empty(2, device="meta"), what="x_star")

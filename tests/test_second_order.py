@@ -453,3 +453,103 @@ def test_lbfgs_state_keeps_its_init_structure_past_memory_pairs(backend):
         assert signature(state) == want
         pairs.append(state.inner.n_pairs)
     assert pairs == [0, 1, 2, 2, 2, 2]
+
+
+# -- state.value and state.grad_norm: one type ------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("method", list(BOTH))
+def test_state_value_and_grad_norm_are_0d_arrays_of_the_params_dtype(method, dtype, backend):
+    p = problems.by_name("rosenbrock")
+    opt = BOTH[method](p, backend)
+    x = p.start(0, backend, dtype)
+    if backend == "numpy":  # a raw loss that returns a float64 NumPy scalar (x @ x style)
+
+        def grad_fn(z):
+            return np.float64(p.loss(z)), p.grad(z).astype(dtype)
+    else:
+        grad_fn = p.grad_fn("torch")
+    s = opt.init(x)
+    for _ in range(3):
+        x, s = opt.step(x, grad_fn, s)
+        for field in (s.value, s.grad_norm):
+            if backend == "numpy":
+                assert type(field) is np.ndarray and field.shape == ()
+                assert field.dtype == np.dtype(dtype)
+            else:
+                assert torch.is_tensor(field) and field.shape == ()
+                assert field.dtype == getattr(torch, dtype)
+        assert type(s.value) is type(s.grad_norm)
+    assert float(s.value) == pytest.approx(float(p.loss(fnopt.backend.to_numpy(x))), rel=1e-5)
+
+
+# -- torch / optax / scipy argument names ----------------------------------------------------
+
+
+@pytest.mark.parametrize("alias", ["history_size", "memory_size", "maxcor"])
+def test_lbfgs_accepts_the_torch_optax_and_scipy_names_of_memory(alias):
+    opt = fnopt.lbfgs(**{alias: 4})
+    s = opt.init(np.zeros(3))
+    assert len(s.inner.s) == 4
+    ref = fnopt.lbfgs(memory=4)
+    p = problems.by_name("rosenbrock")
+    a = fnopt.fixed_point(opt, p.start(), p.grad_fn(), stop=fnopt.stop.max_iters(20))
+    b = fnopt.fixed_point(ref, p.start(), p.grad_fn(), stop=fnopt.stop.max_iters(20))
+    np.testing.assert_array_equal(a.params, b.params)
+
+
+def test_lbfgs_alias_next_to_memory_is_an_error():
+    with pytest.raises(TypeError, match=r"history_size= and memory=.*pass only memory="):
+        fnopt.lbfgs(memory=3, history_size=5)
+    with pytest.raises(TypeError, match=r"memory_size= and history_size=.*memory="):
+        fnopt.lbfgs(history_size=3, memory_size=5)
+
+
+FOREIGN = [
+    (fnopt.lbfgs, "lr", r"no learning rate.*search="),
+    (fnopt.lbfgs, "max_iter", r"stop=fnopt\.stop\.max_iters"),
+    (fnopt.lbfgs, "tolerance_grad", r"fnopt\.stop\.grad_norm_below"),
+    (fnopt.lbfgs, "tolerance_change", r"fnopt\.stop\.loss_change_below"),
+    (fnopt.lbfgs, "line_search_fn", r"search=fnopt\.strong_wolfe\(\)"),
+    (fnopt.lbfgs, "linesearch", r"search=fnopt\.strong_wolfe"),
+    (fnopt.lbfgs, "scale_init_precond", r"s'y / y'y"),
+    (fnopt.bfgs, "learning_rate", r"no learning rate"),
+    (fnopt.bfgs, "gtol", r"grad_norm_below"),
+    (fnopt.bfgs, "hess_inv0", r"scale_init="),
+    (fnopt.nonlinear_cg, "c2", r"search=fnopt\.strong_wolfe\(c1=\.\.\., c2=\.\.\.\)"),
+    (fnopt.nonlinear_cg, "maxiter", r"max_iters"),
+    (lambda **kw: fnopt.newton(np.eye, **kw), "hess", r"hessian="),
+    (lambda **kw: fnopt.newton_cg(np.dot, **kw), "hessp", r"hvp="),
+    (fnopt.backtracking, "decrease_factor", r"shrink=.*interpolate=False"),
+]
+
+
+@pytest.mark.parametrize("factory, name, pattern", FOREIGN,
+                         ids=[f"{i}-{c[1]}" for i, c in enumerate(FOREIGN)])
+def test_foreign_argument_names_point_to_the_fnopt_way(factory, name, pattern):
+    with pytest.raises(TypeError, match=pattern) as info:
+        factory(**{name: 1})
+    assert repr(name) in str(info.value)
+
+
+@pytest.mark.parametrize("factory", [fnopt.lbfgs, fnopt.bfgs, fnopt.nonlinear_cg,
+                                     fnopt.strong_wolfe, fnopt.backtracking])
+def test_unknown_keywords_are_still_type_errors(factory):
+    with pytest.raises(TypeError, match="unexpected keyword argument 'no_such_option'"):
+        factory(no_such_option=1)
+
+
+def test_line_searches_accept_the_optax_scipy_torch_names():
+    assert fnopt.strong_wolfe(slope_rtol=1e-3, curv_rtol=0.5, max_linesearch_steps=7,
+                              max_stepsize=10.0) == fnopt.strong_wolfe(
+        1e-3, 0.5, max_trials=7, max_step=10.0)
+    assert fnopt.strong_wolfe(amax=5.0, max_ls=9) == fnopt.strong_wolfe(max_trials=9,
+                                                                         max_step=5.0)
+    assert fnopt.backtracking(slope_rtol=0.3, max_backtracking_steps=4) == fnopt.backtracking(
+        0.3, max_trials=4)
+    with pytest.raises(TypeError, match="curv_rtol= and c2="):
+        fnopt.strong_wolfe(c2=0.5, curv_rtol=0.4)
+    with pytest.raises(ValueError, match="c1"):  # translated values are validated as c1
+        fnopt.backtracking(slope_rtol=2.0)

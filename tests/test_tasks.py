@@ -3,6 +3,8 @@ solution, and an MLP whose loss can approach zero."""
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 import pytest
 import torch
@@ -247,3 +249,21 @@ def test_mlp_with_user_data():
 def test_mlp_validation(kwargs, match):
     with pytest.raises(ValueError, match=match):
         T.mlp(**kwargs)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+@pytest.mark.parametrize("name", ["rosenbrock", "linear_regression", "mlp"])
+def test_every_task_init_takes_the_seed_keyword(name, backend):
+    make = {
+        "rosenbrock": lambda: T.rosenbrock(backend),
+        "linear_regression": lambda: T.linear_regression(
+            *T.make_linear_data(n=8, seed=0, backend=backend)
+        ),
+        "mlp": lambda: T.mlp((2, 3, 1), backend=backend, n_samples=4),
+    }[name]
+    task = make()
+    assert list(inspect.signature(task.init).parameters) == ["seed"]
+    a, b, c = task.init(seed=3), task.init(3), task.init(seed=4)
+    leaves = fnopt.tree.leaves
+    assert all(np.array_equal(to_numpy(x), to_numpy(y)) for x, y in zip(leaves(a), leaves(b)))
+    assert not all(np.array_equal(to_numpy(x), to_numpy(y)) for x, y in zip(leaves(a), leaves(c)))

@@ -397,3 +397,15 @@ def test_the_kit_works_without_torch_and_hypothesis(tmp_path):
     assert res["ok"] and res["skipped"] == ["backend_agreement"]
     assert res["state"] == "DescentState" and not res["torch_loaded"]
     assert "pip install hypothesis" in res["strategies"]
+
+
+def test_conformance_report_iterates_over_its_entries():
+    report = ft.check_optimizer(lambda: fnopt.sgd(LR), backends=("numpy",))
+    entries = list(report)  # used to raise KeyError: 0
+    assert entries == list(report.results) and len(report) == len(ft.PROPERTIES)
+    assert all(isinstance(r, ft.PropertyResult) for r in report)
+    assert [r.name for r in report] == list(ft.PROPERTIES)
+    assert report[0] is report.results[0] and report[-1].name == ft.PROPERTIES[-1]
+    assert report["purity"].name == "purity"  # lookup by name still works
+    with pytest.raises(KeyError):
+        report["no such property"]

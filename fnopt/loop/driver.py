@@ -18,6 +18,8 @@ from fnopt._base import (
     Descent,
     GradFn,
     Optimizer,
+    OutputTypeError,
+    OutputValueError,
     Params,
     State,
     Transform,
@@ -234,6 +236,8 @@ class _Run:
             except StepFailed as exc:
                 msg = f"{exc.reason.message}: {exc.message}"
                 return self.finish(tracker.last, exc.reason, msg)
+            except (OutputValueError, OutputTypeError):  # a user function's bad output
+                raise
             except Exception as exc:
                 raise self.step_error(exc, runner.k) from exc
             if not math.isfinite(cur.value):
