@@ -254,3 +254,34 @@ from fnopt.plateau import ReduceLROnPlateauState as ReduceLROnPlateauState  # no
 from fnopt.plateau import reduce_on_plateau as reduce_on_plateau  # noqa: E402
 
 __all__ += ["ReduceLROnPlateauState", "reduce_on_plateau"]
+
+# least squares (fnopt.residuals, fnopt.lsq, fnopt._lsq_api)
+from fnopt import residuals as residuals  # noqa: E402
+from fnopt._lsq_api import LeastSquaresResult as LeastSquaresResult  # noqa: E402
+from fnopt._lsq_api import covariance as covariance  # noqa: E402
+from fnopt._lsq_api import curve_fit as curve_fit  # noqa: E402
+from fnopt._lsq_api import least_squares as least_squares  # noqa: E402
+from fnopt.lsq import LeastSquaresState as LeastSquaresState  # noqa: E402
+from fnopt.lsq import LeastSquaresStop as LeastSquaresStop  # noqa: E402
+from fnopt.lsq import gauss_newton as gauss_newton  # noqa: E402
+from fnopt.lsq import levenberg_marquardt as levenberg_marquardt  # noqa: E402
+from fnopt.lsq import levenberg_marquardt_cg as levenberg_marquardt_cg  # noqa: E402
+from fnopt.lsq import trust_region_reflective as trust_region_reflective  # noqa: E402
+
+__all__ += [
+    "LeastSquaresResult",
+    "LeastSquaresState",
+    "LeastSquaresStop",
+    "covariance",
+    "curve_fit",
+    "gauss_newton",
+    "least_squares",
+    "levenberg_marquardt",
+    "levenberg_marquardt_cg",
+    "residuals",
+    "trust_region_reflective",
+]
+from fnopt import lsq as lsq  # noqa: E402
+from fnopt import lsq_problems as lsq_problems  # noqa: E402
+
+__all__ += ["lsq", "lsq_problems"]

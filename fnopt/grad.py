@@ -661,3 +661,21 @@ def hvp_from_hessian(hessian: HessianFn) -> HvpFn:
         return spec.unflatten(be.unravel(hv, leaves))
 
     return hvp
+
+
+# -- residual providers for least squares (fnopt.residuals) -----------------------------
+from fnopt.residuals import Linearization as Linearization  # noqa: E402
+from fnopt.residuals import check_jacobian as check_jacobian  # noqa: E402
+from fnopt.residuals import residuals_finite_differences as residuals_finite_differences  # noqa: E402
+from fnopt.residuals import residuals_from_functions as residuals_from_functions  # noqa: E402
+from fnopt.residuals import residuals_matrix_free as residuals_matrix_free  # noqa: E402
+from fnopt.residuals import residuals_torch as residuals_torch  # noqa: E402
+
+__all__ += [
+    "Linearization",
+    "check_jacobian",
+    "residuals_finite_differences",
+    "residuals_from_functions",
+    "residuals_matrix_free",
+    "residuals_torch",
+]

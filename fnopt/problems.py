@@ -61,6 +61,9 @@ class Problem:
       grad: the hand-written gradient (NumPy).
       hessian: the hand-written Hessian (NumPy), ``dim x dim``.
       source: where the problem comes from.
+      residuals: for sums of squares, the residuals ``r(x)`` (NumPy or torch), so that
+        ``loss = sum(r ** 2)``; ``None`` otherwise.
+      jacobian: the hand-written Jacobian of ``residuals`` (NumPy), or ``None``.
     """
 
     name: str
@@ -72,6 +75,8 @@ class Problem:
     grad: Callable[[np.ndarray], np.ndarray]
     hessian: Callable[[np.ndarray], np.ndarray]
     source: str = ""
+    residuals: Callable[[Array], Array] | None = None  # sums of squares: r(x), any backend
+    jacobian: Callable[[np.ndarray], np.ndarray] | None = None  # and its Jacobian (NumPy)
 
     def start(
         self, index: int = 0, backend: Literal["numpy", "torch"] = "numpy", dtype: str = "float64"
@@ -147,7 +152,10 @@ def _least_squares(
         j = jacobian(x)
         return 2.0 * (j.T @ j + np.einsum("i,ijk->jk", residuals(x), res_hessians(x)))
 
-    return Problem(name, starts[0].size, starts, minima, f_min, loss, grad, hessian, source)
+    return Problem(
+        name, starts[0].size, starts, minima, f_min, loss, grad, hessian, source, residuals,
+        jacobian,
+    )
 
 
 def _stack(x: Array, parts: list[Any]) -> Array:

@@ -13,3 +13,8 @@ from fnopt.datasets._iris import stratified_indices as stratified_indices
 from fnopt.datasets._iris import train_test_split as train_test_split
 
 __all__ = ["Dataset", "iris", "one_hot", "stratified_indices", "train_test_split"]
+
+from fnopt.datasets._nist import NistDataset as NistDataset
+from fnopt.datasets._nist import misra1a as misra1a
+
+__all__ += ["NistDataset", "misra1a"]

@@ -27,6 +27,7 @@ from fnopt import backend as _backend
 from fnopt import tree as _tree
 from fnopt._base import Descent, GradFn, Params, State, check_grad_fn_output
 from fnopt.loop.result import Iterate, _BadGradFn
+from fnopt.residuals import Linearization  # least-squares optimizers' grad_fn
 
 __all__ = ["Counter", "FirstOrder", "Stepper", "clone_buffers"]
 
@@ -58,7 +59,7 @@ class Counter:
     def __call__(self, params: Params, *batch: Any) -> tuple[Any, Any]:
         self.n += 1
         out = self.grad_fn(params, *batch)
-        if self.n == 1:
+        if self.n == 1 and not isinstance(out, Linearization):  # residual providers
             try:
                 return check_grad_fn_output(out, params)
             except (TypeError, ValueError) as exc:
