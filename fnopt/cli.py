@@ -126,7 +126,7 @@ def available_optimizers() -> list[str]:
         if not inspect.isfunction(obj):
             continue
         sig = inspect.signature(obj)
-        if sig.return_annotation not in (fnopt.Optimizer, "Optimizer"):
+        if sig.return_annotation not in (fnopt.Optimizer, "Optimizer", fnopt.Descent, "Descent"):
             continue
         required = [
             p.name for p in sig.parameters.values()

@@ -111,6 +111,7 @@ RECIPES: dict[str, Any] = {
     "direction": lambda: fnopt.scale(-1.0),
     "hessian": lambda: (lambda p: np.eye(2)),
     "hvp": lambda: (lambda p, v: v),
+    "base": lambda: fnopt.sgd(0.1),
 }
 
 
@@ -123,7 +124,7 @@ def factories() -> dict[str, Callable[..., fnopt.Optimizer]]:
                 sig = inspect.signature(obj)
             except (TypeError, ValueError):
                 continue
-            if sig.return_annotation in (fnopt.Optimizer, "Optimizer"):
+            if sig.return_annotation in (fnopt.Optimizer, "Optimizer", fnopt.Descent, "Descent"):
                 out[name] = obj
     return out
 

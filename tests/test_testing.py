@@ -51,7 +51,7 @@ def public_optimizer_factories() -> dict[str, Callable[..., fnopt.Optimizer]]:
             sig = inspect.signature(obj)
         except (TypeError, ValueError):
             continue
-        if sig.return_annotation in (fnopt.Optimizer, "Optimizer"):
+        if sig.return_annotation in (fnopt.Optimizer, "Optimizer", fnopt.Descent, "Descent"):
             found[name] = obj
     return found
 
