@@ -113,6 +113,33 @@ def test_a_rank_that_dies_does_not_hang_the_others(two_ranks):
     assert "collective failed on rank 0" in rec["cause_message"]
 
 
+def test_every_surviving_rank_destroys_its_group_and_exits_0(two_ranks):
+    records, codes, logs = two_ranks
+    assert codes[0] == 0, logs  # rank 0 saw a raise and a dead peer, and exits cleanly
+    assert records[0]["_teardown"] == {"destroyed": True}, (records, logs)
+    assert "_teardown" not in records[1]  # rank 1 died in the crash scenario
+
+
+@pytest.fixture(scope="module")
+def agree_crash(tmp_path_factory):
+    """2 ranks; rank 1 dies inside a criterion wrapped in agree() at iteration 3."""
+    return launch("agree_crash", 2, tmp_path_factory.mktemp("agree_crash"))
+
+
+def test_a_rank_that_dies_in_an_agree_criterion_stops_the_others_with_reason_error(
+    agree_crash,
+):
+    records, codes, logs = agree_crash
+    assert codes == [0, 3], logs
+    rec = records[0]["agree_crash"]
+    # a Result with a named reason (it was a raw RuntimeError escaping fixed_point)
+    assert rec["ok"], (rec, logs)
+    assert rec["reason"] == "error" and not rec["converged"]
+    assert rec["iterations"] == 3
+    assert "distributed.agree: the collective failed on rank 0" in rec["message"]
+    assert records[0]["_teardown"] == {"destroyed": True}
+
+
 def test_all_reduce_without_a_process_group_is_the_identity():
     grad_fn = fnopt.grad.torch_func(lambda p: (p * p).sum())
     value, grads = fnopt.distributed.all_reduce(grad_fn)(torch.tensor([1.0, 2.0]))
