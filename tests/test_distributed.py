@@ -228,3 +228,48 @@ def test_failures_in_a_group_of_one_on_the_host_and_device_paths(group_of_one):
         assert failed is None
         assert all(bool(torch.isfinite(t).all()) == finite for t in [v, *g])
         assert [t.dtype for t in g] == [torch.float64, torch.float32]
+
+
+def _readme_distributed_snippet():
+    import re
+
+    text = (ROOT / "README.md").read_text()
+    section = re.search(r"^## Distributed, GPU.*?\n(.*?)(?=^## |\Z)", text, re.S | re.M)
+    assert section, "README has no distributed section"
+    blocks = re.findall(r"^```python\n(.*?)^```", section.group(1), re.S | re.M)
+    snippet = [b for b in blocks if "init_process_group" in b]
+    assert len(snippet) == 1, blocks
+    return snippet[0]
+
+
+def test_readme_distributed_snippet_runs_and_destroys_its_group(monkeypatch):
+    # run as written in a group of one (env:// rendezvous), with a tiny problem
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    monkeypatch.setenv("MASTER_PORT", str(free_port()))
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    x = torch.linspace(-1.0, 1.0, 16, dtype=torch.float64)
+    namespace = {
+        "loss": lambda p, xb, yb: ((p["w"] * xb - yb) ** 2).mean(),
+        "params": {"w": torch.zeros((), dtype=torch.float64)},
+        "my_shard": [(x, 0.3 * x)] * 1000,
+    }
+    try:
+        exec(_readme_distributed_snippet(), namespace)
+        assert namespace["result"].reason == "loss_below"
+        assert not torch.distributed.is_initialized()  # torn down by the snippet itself
+    finally:
+        if torch.distributed.is_initialized():  # pragma: no cover - only when it fails
+            torch.distributed.destroy_process_group()
+
+
+def test_demo_destroys_its_group_when_the_run_raises(monkeypatch):
+    demo = _load_demo()
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("injected failure")
+
+    monkeypatch.setattr(fnopt, "fixed_point", boom)
+    with pytest.raises(RuntimeError, match="injected failure"):
+        demo.main(["--fast"])
+    assert not torch.distributed.is_initialized()
