@@ -373,16 +373,16 @@ def _couples_problems(opt: Optimizer, params: Params | None = None) -> str | Non
     be = _backend.of_leaves(leaves)
     rng = np.random.default_rng(0)
 
-    def probe(scale: float, batch: int | None) -> Any:
+    def probe(scale: float) -> Any:
+        """Two problems shaped like one of ``params``: ~N(0, 1), ~N(scale, scale^2)."""
         out = []
         for x in leaves:
             shape = tuple(x.shape[1:])
             rows = [rng.standard_normal(shape) * s + (s - 1.0) for s in (1.0, scale)]
-            a = rows[0] if batch is None else np.stack(rows[:batch])
-            out.append(be.from_numpy(np.asarray(a), x))
+            out.append(be.from_numpy(np.stack(rows), x))
         return spec.unflatten(out)
 
-    p2, g2a, g2b = probe(1e3, 2), probe(1e8, 2), probe(1e8, 2)
+    p2, g2a, g2b = probe(1e3), probe(1e8), probe(1e8)
     p1, g1a, g1b = (_tree.map(lambda t: t[0:1].reshape(tuple(t.shape[1:])), t)
                     for t in (p2, g2a, g2b))
     moves = []  # how far two steps take the params: the batch, then problem 1 alone
