@@ -174,8 +174,8 @@ def _load_demo():
     return module
 
 
-def test_demo_runs_as_one_process():
-    summary = _load_demo().main(["--fast"])
+def test_demo_runs_as_one_process(tmp_path):
+    summary = _load_demo().main(["--fast", "--out", str(tmp_path)])
     assert summary["world_size"] == 1 and summary["iterations"] == 40
     assert summary["final_loss"] < 0.2 * summary["first_loss"]
     assert not torch.distributed.is_initialized()  # the demo cleans up after itself
@@ -266,7 +266,7 @@ def test_readme_distributed_snippet_runs_and_destroys_its_group(monkeypatch):
             torch.distributed.destroy_process_group()
 
 
-def test_demo_destroys_its_group_when_the_run_raises(monkeypatch):
+def test_demo_destroys_its_group_when_the_run_raises(monkeypatch, tmp_path):
     demo = _load_demo()
 
     def boom(*args, **kwargs):
@@ -274,5 +274,5 @@ def test_demo_destroys_its_group_when_the_run_raises(monkeypatch):
 
     monkeypatch.setattr(fnopt, "fixed_point", boom)
     with pytest.raises(RuntimeError, match="injected failure"):
-        demo.main(["--fast"])
+        demo.main(["--fast", "--out", str(tmp_path)])
     assert not torch.distributed.is_initialized()
