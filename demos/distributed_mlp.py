@@ -67,6 +67,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     import torch.distributed as dist
 
     device, backend = _setup()
+    ok = False
     try:
         rank, world = fnopt.distributed.rank(), fnopt.distributed.world_size()
         task = fnopt.tasks.mlp((8, 32, 1), activation="tanh", backend="torch",
@@ -114,7 +115,25 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         spread = flat.clone()
         dist.all_reduce(spread, op=dist.ReduceOp.MAX)
         summary["max_param_difference_between_ranks"] = float((spread - flat).abs().max())
+        ok = True
         return summary
+    finally:
+        _teardown(ok)
+
+
+def _teardown(ok: bool) -> None:
+    """Shut the process group down on every exit path: a gloo group still alive at
+    interpreter exit can abort a rank ("terminate called without an active
+    exception") after its work is done. On success every rank first meets at a
+    barrier, so that none closes its connections while another still finishes the
+    last collective; after a failure the peers may be gone, so no barrier."""
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        return
+    try:
+        if ok:
+            dist.barrier()
     finally:
         dist.destroy_process_group()
 

@@ -16,10 +16,14 @@ for the whole batch:
 The optimizer's pure step then runs once on the stacked arrays. That is exact for the
 element-wise optimizers (every first-order optimizer of :mod:`fnopt.optimizers`:
 the update of one element depends only on that element's history), whose step count
-is shared by the batch anyway. Each problem is checked against ``stop`` at every
-iterate, as :func:`fnopt.fixed_point` does (loss and gradient norm *per problem*), and
-once its criterion holds it is frozen: its params, loss, iteration count and reason
-are recorded and it takes no further part (the batch is compacted as problems stop).
+is shared by the batch anyway. An optimizer that couples the problems (a line search or
+second-order method, or a norm, trust ratio or clipping threshold over the whole batch:
+lamb, lars, muon, adafactor, ``clip_by_global_norm`` in a chain) is refused with a
+``ValueError`` naming ``opt`` (see :func:`_couples_problems`). Each problem is checked
+against ``stop`` at every iterate, as :func:`fnopt.fixed_point` does (loss and
+gradient norm *per problem*), and once its criterion holds it is frozen: its params,
+loss, iteration count and reason are recorded and it takes no further part (the batch
+is compacted as problems stop).
 """
 
 from __future__ import annotations
@@ -154,7 +158,8 @@ def batched(
 
     Args:
       opt: an element-wise first-order :class:`fnopt.Optimizer` (``sgd``, ``adam``,
-        ...: any whose update of an element depends only on that element).
+        ...: any whose update of an element depends only on that element); one that
+        couples the problems is refused (``ValueError``).
       params: the starting points, stacked on a leading axis of size ``B``.
       grad_fn: NumPy (or ``vmap=False``): ``grad_fn(params) -> (values, grads)`` for
         the whole batch, ``values`` of shape ``(B,)``. torch with ``vmap=True``: the
@@ -192,6 +197,13 @@ def batched(
     if any(int(leaf.shape[0]) != n_all for leaf in leaves):
         shapes = [tuple(leaf.shape) for leaf in leaves]
         raise ValueError(f"params: leaves disagree on the batch size (shapes {shapes})")
+    coupling = _couples_problems(opt, params)
+    if coupling is not None:
+        raise ValueError(
+            f"opt: batched runs one step on the stacked problems, which is exact only for "
+            f"an element-wise optimizer, but this one couples the problems of the batch "
+            f"({coupling}); run fnopt.fixed_point on each problem instead"
+        )
     if vmap is None:
         vmap = be is _backend.TORCH
     if vmap:
@@ -293,6 +305,69 @@ def batched(
         n_evals=n_evals,
         elapsed=time.perf_counter() - t0,
     )
+
+
+# -- which optimizers batched can run -----------------------------------------------
+
+
+def _couples_problems(opt: Optimizer, params: Params | None = None) -> str | None:
+    """Why one step of ``opt`` on stacked problems would not be the step of each
+    problem alone, or ``None`` when it is (as far as a probe can tell).
+
+    * ``value_at == "output"``: a line-search or second-order method; it searches along
+      one direction of the whole batch (one step length, one curvature model for all
+      problems), so it always couples them.
+    * Otherwise a probe: two steps on a batch of two problems shaped like one problem
+      of ``params`` (default: a vector of 3), where problem 2's params and gradients
+      are about 1e3 and 1e8 times problem 1's, against two steps on problem 1 alone.
+      Any norm, trust ratio, clipping threshold, factorisation or loss taken over the
+      whole batch (lamb, lars, muon, adafactor, ``clip_by_global_norm`` in a chain)
+      changes problem 1's update and is reported. A probe can miss a coupling that its
+      scales do not trigger (e.g. a clipping threshold above 1e8), and a step that
+      raises on the probe is reported as a coupling.
+
+    >>> import fnopt
+    >>> _couples_problems(fnopt.adam(1e-3)) is None
+    True
+    >>> _couples_problems(fnopt.lamb(1e-3))
+    "a norm or statistic over the whole batch: problem 1's step changes ..."
+    """
+    if opt.value_at == "output":
+        return ("a line-search or second-order method (value_at='output'): it takes one "
+                "step length and one curvature model for the whole batch")
+    like: Any = np.zeros((1, 3)) if params is None else params
+    leaves, spec = optree.tree_flatten(like)
+    be = _backend.of_leaves(leaves)
+    rng = np.random.default_rng(0)
+
+    def probe(scale: float) -> Any:
+        """Two problems shaped like one of ``params``: ~N(0, 1), ~N(scale, scale^2)."""
+        out = []
+        for x in leaves:
+            shape = tuple(x.shape[1:])
+            rows = [rng.standard_normal(shape) * s + (s - 1.0) for s in (1.0, scale)]
+            out.append(be.from_numpy(np.stack(rows), x))
+        return spec.unflatten(out)
+
+    p2, g2a, g2b = probe(1e3), probe(1e8), probe(1e8)
+    p1, g1a, g1b = (_tree.map(lambda t: t[0:1].reshape(tuple(t.shape[1:])), t)
+                    for t in (p2, g2a, g2b))
+    moves = []  # how far two steps take the params: the batch, then problem 1 alone
+    try:
+        for p, ga, gb in ((p2, g2a, g2b), (p1, g1a, g1b)):
+            s = opt.init(p)
+            q, s = opt.step(p, _Fixed(ga), s)
+            q, _ = opt.step(q, _Fixed(gb), s)
+            moves.append([be.to_numpy(b) - be.to_numpy(a)
+                          for a, b in zip(_tree.leaves(p), _tree.leaves(q))])
+    except Exception as exc:  # any failure on the probe refuses opt
+        return f"its step raised {type(exc).__name__} on a probe batch: {exc}"
+    for batch, alone in zip(*moves):
+        scale = float(np.abs(alone).max()) if alone.size else 0.0
+        if not np.allclose(batch[0], alone, rtol=1e-5, atol=1e-6 * scale, equal_nan=True):
+            return ("a norm or statistic over the whole batch: problem 1's step changes "
+                    "when problem 2 is added")
+    return None
 
 
 class _Fixed:

@@ -7,8 +7,12 @@ step from the same params and reaches the same stopping decision, so any fnopt
 optimizer and :func:`fnopt.fixed_point` run data-parallel unchanged::
 
     dist.init_process_group("gloo")            # "nccl" for CUDA tensors
-    grad_fn = fnopt.distributed.all_reduce(fnopt.grad.torch_func(loss))
-    result = fnopt.fixed_point(fnopt.sgd(0.1), params, grad_fn, data=my_shard, stop=...)
+    try:
+        grad_fn = fnopt.distributed.all_reduce(fnopt.grad.torch_func(loss))
+        result = fnopt.fixed_point(fnopt.sgd(0.1), params, grad_fn, data=my_shard, stop=...)
+        dist.barrier()
+    finally:
+        dist.destroy_process_group()
 
 Each rank passes its own shard of the data (batches of equal size, so the mean of the
 per-rank means is the mean over all the data). All leaves of one dtype travel in one
@@ -23,8 +27,16 @@ host synchronisation inside the step, so instead the averaged loss and gradients
 become NaN on the device: the failed rank raises :class:`RemoteError`, the others stop
 with reason ``non_finite`` at the same iteration. A rank that dies or stalls outside
 ``grad_fn`` cannot be helped this way: set a ``timeout`` in ``init_process_group``,
-after which the collective on the other ranks raises, reported as
-:class:`RemoteError` too.
+after which the collective on the other ranks fails. In :func:`all_reduce` and
+:func:`broadcast` that raises :class:`RemoteError` (inside :func:`fnopt.fixed_point`:
+``OptimizationError`` from it); in an :func:`agree` criterion the loop stops at that
+iterate with reason ``error`` and a message naming the failed collective
+(``OptimizationError`` with ``on_failure="raise"``).
+
+Shut the group down on every exit path, ``try: ... finally:
+dist.destroy_process_group()`` (after a ``dist.barrier()`` on the success path): a
+``gloo`` group still alive at interpreter exit can abort the process
+("terminate called without an active exception") after it has done its work.
 
 Stopping decisions depend only on the averaged loss and gradient norm and the
 iteration count, which are identical on every rank. A ``time_limit`` criterion or a
@@ -43,7 +55,7 @@ import optree
 
 from fnopt import backend as _backend
 from fnopt._base import GradFn, Params, check_callable
-from fnopt.stop import AllOf, AnyOf, Criterion, Info, Reason
+from fnopt.stop import Criterion, Info, Reason
 
 __all__ = ["all_reduce", "agree", "broadcast", "RemoteError", "rank", "world_size"]
 
@@ -146,7 +158,10 @@ def all_reduce(grad_fn: GradFn, group: Any = None) -> GradFn:
                 ) from error
             return value, spec.unflatten(g_leaves)
         if failed:
-            messages = _gather_messages(error, me, n_ranks, group)
+            try:
+                messages = _gather_messages(error, me, n_ranks, group)
+            except RuntimeError as exc:  # a rank died between the two collectives
+                messages = [f"(message lost: {exc})"] * n_ranks
             detail = "; ".join(f"rank {r}: {messages[r]}" for r in failed)
             raise RemoteError(
                 f"distributed.all_reduce: grad_fn raised on rank(s) "
@@ -175,8 +190,15 @@ def broadcast(tree: Any, src: int = 0, group: Any = None) -> Any:
     out = [x.detach().clone() for x in leaves]
     dist = _dist()
     if dist.is_available() and dist.is_initialized():
-        for x in out:
-            dist.broadcast(x, src=src, group=group)
+        try:
+            for x in out:
+                dist.broadcast(x, src=src, group=group)
+        except RuntimeError as exc:
+            raise RemoteError(
+                f"distributed.broadcast: the collective failed on rank "
+                f"{dist.get_rank(group)} ({exc}); another rank probably stopped, crashed "
+                "or timed out"
+            ) from exc
     return spec.unflatten(out)
 
 
@@ -242,10 +264,20 @@ class _Agree(Criterion):
 
     @property
     def reason(self) -> Reason:  # type: ignore[override]
-        return _leaf_criteria(self.inner)[0].reason
+        return self.inner.leaves()[0].reason
+
+    @property
+    def reads(self) -> frozenset[str]:  # type: ignore[override]
+        return self.inner.reads
 
     def init(self) -> Any:
         return self.inner.init()
+
+    def leaves(self) -> tuple[Criterion, ...]:
+        return self.inner.leaves()
+
+    def best(self, state: Any) -> tuple[Any, float] | None:
+        return self.inner.best(state)
 
     def check(self, info: Info, state: Any) -> tuple[tuple[Criterion, ...], Any]:
         import torch
@@ -255,12 +287,20 @@ class _Agree(Criterion):
         if not (dist.is_available() and dist.is_initialized()):
             return fired, state
         # one small collective per iteration: which of the leaf criteria fired anywhere
-        leaves = _leaf_criteria(self.inner)
+        leaves = self.inner.leaves()
         mask = torch.tensor([1.0 if c in fired else 0.0 for c in leaves], dtype=torch.float64)
-        if dist.get_backend(self.group) == "nccl":
-            mask = mask.to(torch.device("cuda", torch.cuda.current_device()))
-        dist.all_reduce(mask, op=dist.ReduceOp.MAX, group=self.group)
-        return tuple(c for c, m in zip(leaves, mask.tolist()) if m > 0), state
+        try:
+            if dist.get_backend(self.group) == "nccl":
+                mask = mask.to(torch.device("cuda", torch.cuda.current_device()))
+            dist.all_reduce(mask, op=dist.ReduceOp.MAX, group=self.group)
+            flags = mask.tolist()
+        except RuntimeError as exc:  # a rank died or timed out: stop here, named
+            me = dist.get_rank(self.group)
+            return (_CollectiveFailed(
+                f"distributed.agree: the collective failed on rank {me} ({exc}); another "
+                "rank probably stopped, crashed or timed out"
+            ),), state
+        return tuple(c for c, m in zip(leaves, flags) if m > 0), state
 
     def describe(self, info: Info) -> str:
         return self.inner.describe(info)
@@ -269,10 +309,23 @@ class _Agree(Criterion):
         return f"agree({self.inner!r})"
 
 
-def _leaf_criteria(c: Criterion) -> list[Criterion]:
-    if isinstance(c, (AnyOf, AllOf)):
-        return _leaf_criteria(c.left) + _leaf_criteria(c.right)
-    return [c]
+@attrs.frozen(slots=True)
+class _CollectiveFailed(Criterion):
+    """What :class:`_Agree` reports as fired when its collective fails: the loop then
+    stops at this iterate with reason ``error`` and this message (and raises
+    ``OptimizationError`` carrying the Result with ``on_failure="raise"``)."""
+
+    message: str
+
+    @property
+    def reason(self) -> Reason:  # type: ignore[override]
+        return Reason.ERROR
+
+    def check(self, info: Info, state: Any) -> tuple[tuple[Criterion, ...], Any]:
+        return (), state
+
+    def describe(self, info: Info) -> str:
+        return self.message
 
 
 def agree(criterion: Criterion, group: Any = None) -> Criterion:

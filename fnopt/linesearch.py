@@ -20,7 +20,8 @@ L-BFGS, Newton, ...) to an :class:`fnopt.Optimizer` whose step searches along th
 direction. The loss and gradient at the accepted point are cached in the state, so the
 next step does not evaluate them again; when a search fails the step raises
 :class:`fnopt.StepFailed` and :func:`fnopt.fixed_point` stops with reason
-``line_search_failed``, keeping the last good iterate.
+``line_search_failed``, keeping the last good iterate (or, when the search failed only
+because the iterate is a minimiser to round-off, with a converged reason).
 
 >>> import numpy as np, fnopt
 >>> phi = lambda a: ((a - 2.0) ** 2, 2.0 * (a - 2.0), None)
@@ -672,7 +673,12 @@ def line_search(
     and are stored in the state (``value_at="output"``), so a run of :math:`K` steps
     costs :math:`1 + \\sum_k` (trials of step :math:`k`) ``grad_fn`` calls. A step at
     a zero gradient returns the params unchanged; a failed search raises
-    :class:`fnopt.StepFailed` with reason ``line_search_failed``. Line searches are for
+    :class:`fnopt.StepFailed` with reason ``line_search_failed`` — unless it failed
+    only because the iterate is already a minimiser to round-off (the loss is flat to
+    round-off along the direction, or the search reached the resolution of the params
+    with the gradient at round-off level): then the reason is the converged
+    ``loss_change_below`` or ``param_change_below``, so :func:`fnopt.fixed_point`
+    stops converged at the iterate it had. Line searches are for
     deterministic objectives: with minibatches (``*batch``) the cached loss and gradient
     belong to the previous step's batch.
 
@@ -746,25 +752,37 @@ def line_search(
         d, inner = direction.update(grads, state.inner, params)
         slope0 = to_float(tree.vdot(grads, d))
 
+        a0 = 1.0
         if state.count == 0 or not math.isfinite(to_float(state.prev_value)):
-            a0 = 1.0
             if scale_first:
                 a0 = min(1.0, 1.0 / max(to_float(tree.global_norm(d)), 1e-300))
-        elif initial_step == "unit":
-            a0 = 1.0
         elif initial_step == "quadratic":
             df = f0 - to_float(state.prev_value)
-            a0 = 1.0
             if slope0 < 0 and df < 0:
                 a0 = min(1.0, 2.02 * df / slope0)
+
+        where = f"at step {state.count + 1} (loss {f0:.6g}, slope {slope0:.3g})"
+        if slope0 >= 0.0 and f0 != 0.0 and slope0 * a0 <= eps * abs(f0):
+            raise StepFailed(  # converged: no descent left beyond the loss's round-off
+                Reason.LOSS_CHANGE_BELOW,
+                f"no step along the direction can change the loss beyond round-off {where}",
+            )
+        trials: list[tuple[float, float, float]] = []
 
         def phi(alpha: float) -> tuple[float, float, Any]:
             x = tree.axpy(alpha, d, params)
             v, g = grad_fn(x, *batch)
-            return to_float(v), to_float(tree.vdot(g, d)), (x, v, g)
+            trials.append((alpha, to_float(v), to_float(tree.vdot(g, d))))
+            return trials[-1][1], trials[-1][2], (x, v, g)
 
         res = search(phi, f0, slope0, a0, eps=eps)
         if not res.ok:
+            xnorm = to_float(tree.global_norm(params))
+            converged = _stalled_at_roundoff(
+                res.status, trials, f0, slope0, to_float(gnorm), xnorm, eps
+            )
+            if converged is not None:
+                raise StepFailed(converged, f"{_ROUNDOFF_MESSAGES[converged]} {where}")
             raise StepFailed(
                 Reason.LINE_SEARCH_FAILED,
                 f"{res.status.value} at step {state.count + 1}: {res.message} "
@@ -784,3 +802,51 @@ def line_search(
         )
 
     return Optimizer(init, step, "output")
+
+
+_ROUNDOFF_MESSAGES = {
+    Reason.LOSS_CHANGE_BELOW: "the loss is flat to round-off along the direction",
+    Reason.PARAM_CHANGE_BELOW: "the line search reached the resolution of the params with "
+    "the gradient at round-off level (a minimiser to round-off)",
+}
+
+
+def _stalled_at_roundoff(
+    status: LineSearchStatus,
+    trials: list[tuple[float, float, float]],
+    f0: float,
+    slope0: float,
+    gnorm: float,
+    xnorm: float,
+    eps: float,
+) -> Reason | None:
+    """Whether a failed search failed only because the iterate is already a minimiser
+    to round-off, and then the converged reason to stop with (else ``None``).
+
+    Only searches that ran out of trials or of bracket width qualify. ``trials`` holds
+    :math:`(\\alpha, \\phi(\\alpha), \\phi'(\\alpha))` for each trial. Converged when
+    either (a) every finite trial is within the loss's round-off
+    :math:`\\delta = 1000\\,\\epsilon |f_0|` of :math:`f_0`: the loss is flat along the
+    direction (``loss_change_below``); or (b) the search reached the resolution of the
+    params — a trial returned exactly :math:`(f_0, \\phi'(0))` (its step did not move
+    them), or two different steps returned the same loss and slope — and the gradient
+    is at round-off level, :math:`\\|g\\| \\max(1, \\|x\\|) \\le \\sqrt{\\epsilon}
+    \\max(1, |f_0|)` (``param_change_below``). The gradient test keeps a wrong gradient
+    (a direction that only looks like descent) a failure; like an absolute tolerance,
+    it assumes the loss and params are of order one or larger.
+    """
+    if status not in (LineSearchStatus.MAX_TRIALS, LineSearchStatus.INTERVAL_TOO_SMALL):
+        return None
+    finite = [t for t in trials if _finite(t[1], t[2])]
+    if not finite:
+        return None
+    noise = 1e3 * eps * abs(f0)
+    if all(abs(f - f0) <= noise for _, f, _ in finite):
+        return Reason.LOSS_CHANGE_BELOW
+    if gnorm * max(1.0, xnorm) > math.sqrt(eps) * max(1.0, abs(f0)):
+        return None
+    seen = {(f0, slope0): 0.0}
+    for a, f, g in finite:
+        if seen.setdefault((f, g), a) != a:
+            return Reason.PARAM_CHANGE_BELOW
+    return None

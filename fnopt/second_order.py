@@ -333,7 +333,7 @@ def scale_by_bfgs(*, scale_init: bool = True) -> Transform:
                 rho = 1.0 / sy
                 h = (
                     h
-                    + (rho * rho * (sy + y @ hy)) * (s[:, None] * s[None, :])
+                    + (rho * (1.0 + rho * (y @ hy))) * (s[:, None] * s[None, :])
                     - rho * (hy[:, None] * s[None, :] + s[:, None] * hy[None, :])
                 )
                 n_pairs += 1

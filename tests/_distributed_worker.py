@@ -51,6 +51,8 @@ def run(scenario, rank, world, shard_x, shard_y):
         return base(p, xb, yb)
 
     provider = fnopt.distributed.all_reduce(grad_fn) if world > 1 else grad_fn
+    if scenario == "agree_crash":
+        return _agree_crash(rank, provider, w, shard_x, shard_y)
     # ranks that initialised differently: broadcast (collective) gives all rank 0's start
     w_local = {k: v + rank for k, v in w.items()}
     w = fnopt.distributed.broadcast(w_local)
@@ -83,9 +85,55 @@ def run(scenario, rank, world, shard_x, shard_y):
     }
 
 
+def _agree_crash(rank, provider, w, shard_x, shard_y):
+    """Rank 1 dies inside a rank-local criterion wrapped in agree(), at iteration 3:
+    the other ranks' agree() collective fails there."""
+    import fnopt
+
+    class DieAt3OnRank1(fnopt.stop.Criterion):
+        reason = fnopt.Reason.MAX_ITERS
+
+        def check(self, info, state):
+            if rank == 1 and info.iteration == 3:
+                os._exit(3)
+            return (), state
+
+    stop = fnopt.distributed.agree(DieAt3OnRank1()) | fnopt.stop.max_iters(50)
+    result = fnopt.fixed_point(fnopt.sgd(0.1), w, provider, stop=stop,
+                               data=[(shard_x, shard_y)] * 60)
+    return {"iterations": result.iterations, "reason": str(result.reason),
+            "converged": result.converged, "message": result.message}
+
+
+def _record_error(exc):
+    cause = exc.__cause__
+    result = getattr(exc, "result", None)
+    return {
+        "ok": False,
+        "type": type(exc).__name__,
+        "message": str(exc),
+        "cause_type": type(cause).__name__ if cause is not None else None,
+        "cause_message": str(cause) if cause is not None else None,
+        "result_reason": str(result.reason) if result is not None else None,
+    }
+
+
+def _teardown(dist, healthy):
+    """Shut the process group down (every exit path): a gloo group still alive at
+    interpreter exit can abort the process after its work is done. When every
+    scenario succeeded the peers are alive: a barrier first, so that no rank closes
+    its connections while another still finishes the last collective."""
+    try:
+        if healthy:
+            dist.barrier()
+    finally:
+        dist.destroy_process_group()
+
+
 def main():
     """Run the comma-separated scenarios in order in one process group; after each,
-    write every record so far to OUT_JSON (a rank that dies leaves the earlier ones)."""
+    write every record so far to OUT_JSON (a rank that dies leaves the earlier ones).
+    The last record, ``_teardown``, says whether the group was destroyed."""
     scenarios, rank, world, port, out = sys.argv[1:6]
     rank, world = int(rank), int(world)
     import torch.distributed as dist
@@ -98,30 +146,32 @@ def main():
             world_size=world,
             timeout=datetime.timedelta(seconds=20),
         )
-    x, y, _, _ = problem()
-    # rank r gets every world-th sample: equal shards, so the mean of shard means is
-    # the mean over all the data
-    shard_x, shard_y = x[rank::world], y[rank::world]
-    if world == 1:  # the single-process reference: batches interleave the same samples
-        shard_x, shard_y = _interleave(x), _interleave(y)
     records = {}
-    for scenario in scenarios.split(","):
-        try:
-            record = {"ok": True, **run(scenario, rank, world, shard_x, shard_y)}
-        except Exception as exc:  # report what every rank saw
-            cause = exc.__cause__
-            record = {
-                "ok": False,
-                "type": type(exc).__name__,
-                "message": str(exc),
-                "cause_type": type(cause).__name__ if cause is not None else None,
-                "cause_message": str(cause) if cause is not None else None,
-            }
-        records[scenario] = record
+
+    def write():
         with open(out, "w") as f:
             json.dump(records, f)
-    if world > 1 and all(r["ok"] for r in records.values()):
-        dist.destroy_process_group()
+
+    try:
+        x, y, _, _ = problem()
+        # rank r gets every world-th sample: equal shards, so the mean of shard means
+        # is the mean over all the data
+        shard_x, shard_y = x[rank::world], y[rank::world]
+        if world == 1:  # the one-process reference: batches interleave the same samples
+            shard_x, shard_y = _interleave(x), _interleave(y)
+        for scenario in scenarios.split(","):
+            try:
+                record = {"ok": True, **run(scenario, rank, world, shard_x, shard_y)}
+            except Exception as exc:  # report what every rank saw
+                record = _record_error(exc)
+            records[scenario] = record
+            write()
+    finally:
+        if world > 1 and dist.is_initialized():
+            healthy = bool(records) and all(r["ok"] for r in records.values())
+            _teardown(dist, healthy and "agree_crash" not in records)
+            records["_teardown"] = {"destroyed": not dist.is_initialized()}
+            write()
 
 
 def _interleave(t):

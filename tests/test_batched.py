@@ -154,3 +154,95 @@ def test_backend_row_ops(backend):
     want[[0, 2]] = x[[3, 1]]
     np.testing.assert_array_equal(be.to_numpy(arr), want)
     assert be.to_numpy(arr).dtype == np.float64
+
+
+# -- optimizers that couple the problems are refused ----------------------------------------
+
+
+def _public_optimizers() -> dict[str, Any]:
+    """Every public factory in fnopt annotated to return an Optimizer, with its
+    required arguments filled in (the Hessian providers are never called: batched
+    refuses second-order methods before any step)."""
+    import inspect
+
+    fill = {
+        "transform": lambda: fnopt.scale_by_learning_rate(1e-3),
+        "direction": lambda: fnopt.scale(-1.0),
+        "hessian": lambda: (lambda p: np.eye(2)),
+        "hvp": lambda: (lambda p, v: v),
+    }
+    found = {}
+    for name in fnopt.__all__:
+        obj = getattr(fnopt, name)
+        if not callable(obj) or isinstance(obj, type):
+            continue
+        try:
+            sig = inspect.signature(obj)
+        except (TypeError, ValueError):
+            continue
+        if sig.return_annotation not in (fnopt.Optimizer, "Optimizer"):
+            continue
+        kw = {k: fill[k]() for k, p in sig.parameters.items()
+              if p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+        if "learning_rate" in sig.parameters and "learning_rate" not in kw:
+            kw["learning_rate"] = 1e-3
+        found[name] = (obj, kw)
+    return found
+
+
+PUBLIC = _public_optimizers()
+COUPLED = {"lamb", "lars", "muon", "adafactor", "lbfgs", "bfgs", "nonlinear_cg", "newton",
+           "newton_cg", "line_search"}
+
+
+def test_the_public_optimizers_are_discovered():
+    assert COUPLED | {"sgd", "adam", "descent"} <= set(PUBLIC)
+
+
+@pytest.mark.parametrize("name", sorted(PUBLIC))
+def test_every_public_optimizer_is_refused_or_exact_per_problem(name):
+    factory, kw = PUBLIC[name]
+    starts = STARTS[:4].copy()
+    crit = lambda: stop.max_iters(5)  # noqa: E731
+    try:
+        r = fnopt.batched(factory(**kw), starts, rosen_batched, stop=crit())
+    except ValueError as exc:
+        assert str(exc).startswith("opt: "), exc
+        assert "couples the problems" in str(exc) and "fixed_point" in str(exc)
+        assert np.array_equal(starts, STARTS[:4])
+        assert name in COUPLED, f"{name} refused: {exc}"
+        return
+    assert name not in COUPLED, f"{name} was run although it couples the problems"
+    for i in range(len(starts)):
+        single = fnopt.fixed_point(factory(**kw), starts[i], rosen_one, stop=crit())
+        np.testing.assert_allclose(r.params[i], single.params, rtol=1e-9, atol=1e-12,
+                                   err_msg=f"{name}, problem {i}")
+
+
+def test_a_chain_with_a_global_norm_clip_is_refused_and_an_elementwise_clip_is_not():
+    def make(first: Any) -> Any:
+        return fnopt.descent(fnopt.chain(first, fnopt.scale_by_adam(),
+                                         fnopt.scale_by_learning_rate(1e-3)))
+
+    with pytest.raises(ValueError, match=r"^opt: .*couples the problems"):
+        fnopt.batched(make(fnopt.clip_by_global_norm(1.0)), STARTS, rosen_batched,
+                      stop=stop.max_iters(3))
+    r = fnopt.batched(make(fnopt.clip(1.0)), STARTS, rosen_batched, stop=stop.max_iters(3))
+    assert r.steps == 3
+
+
+def test_torch_params_lamb_is_refused():
+    with pytest.raises(ValueError, match=r"^opt: .*norm or statistic over the whole batch"):
+        fnopt.batched(fnopt.lamb(1e-3), torch.tensor(STARTS),
+                      fnopt.grad.torch_func(rosen_loss), stop=stop.max_iters(3))
+
+
+def test_couples_problems_reasons():
+    from fnopt.batched import _couples_problems
+
+    assert _couples_problems(fnopt.adam(1e-3)) is None
+    assert _couples_problems(fnopt.sgd(0.1, momentum=0.9), {"w": np.zeros((2, 3, 4))}) is None
+    assert "value_at='output'" in _couples_problems(fnopt.lbfgs())
+    assert "whole batch" in _couples_problems(fnopt.lars(1e-3), np.zeros((5, 3)))
+    # muon needs a matrix per problem: a vector per problem raises inside the probe
+    assert "raised ValueError" in _couples_problems(fnopt.muon(1e-3), np.zeros((5, 3)))

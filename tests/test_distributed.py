@@ -113,6 +113,33 @@ def test_a_rank_that_dies_does_not_hang_the_others(two_ranks):
     assert "collective failed on rank 0" in rec["cause_message"]
 
 
+def test_every_surviving_rank_destroys_its_group_and_exits_0(two_ranks):
+    records, codes, logs = two_ranks
+    assert codes[0] == 0, logs  # rank 0 saw a raise and a dead peer, and exits cleanly
+    assert records[0]["_teardown"] == {"destroyed": True}, (records, logs)
+    assert "_teardown" not in records[1]  # rank 1 died in the crash scenario
+
+
+@pytest.fixture(scope="module")
+def agree_crash(tmp_path_factory):
+    """2 ranks; rank 1 dies inside a criterion wrapped in agree() at iteration 3."""
+    return launch("agree_crash", 2, tmp_path_factory.mktemp("agree_crash"))
+
+
+def test_a_rank_that_dies_in_an_agree_criterion_stops_the_others_with_reason_error(
+    agree_crash,
+):
+    records, codes, logs = agree_crash
+    assert codes == [0, 3], logs
+    rec = records[0]["agree_crash"]
+    # a Result with a named reason (it was a raw RuntimeError escaping fixed_point)
+    assert rec["ok"], (rec, logs)
+    assert rec["reason"] == "error" and not rec["converged"]
+    assert rec["iterations"] == 3
+    assert "distributed.agree: the collective failed on rank 0" in rec["message"]
+    assert records[0]["_teardown"] == {"destroyed": True}
+
+
 def test_all_reduce_without_a_process_group_is_the_identity():
     grad_fn = fnopt.grad.torch_func(lambda p: (p * p).sum())
     value, grads = fnopt.distributed.all_reduce(grad_fn)(torch.tensor([1.0, 2.0]))
@@ -147,23 +174,26 @@ def _load_demo():
     return module
 
 
-def test_demo_runs_as_one_process():
-    summary = _load_demo().main(["--fast"])
+def test_demo_runs_as_one_process(tmp_path):
+    summary = _load_demo().main(["--fast", "--out", str(tmp_path)])
     assert summary["world_size"] == 1 and summary["iterations"] == 40
     assert summary["final_loss"] < 0.2 * summary["first_loss"]
     assert not torch.distributed.is_initialized()  # the demo cleans up after itself
 
 
-def test_demo_runs_under_torchrun_with_two_ranks():
+def test_demo_runs_under_torchrun_with_two_ranks(tmp_path):
     torchrun = Path(sys.executable).with_name("torchrun")
     if not torchrun.exists():  # pragma: no cover
         pytest.skip("torchrun not installed next to this python")
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     cmd = [str(torchrun), "--nproc_per_node=2", f"--master_port={free_port()}",
-           str(ROOT / "demos" / "distributed_mlp.py"), "--fast"]
+           str(ROOT / "demos" / "distributed_mlp.py"), "--fast", "--out", str(tmp_path)]
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=TIMEOUT)
+    # every rank exits 0: no abort at exit from a process group left alive
     assert out.returncode == 0, out.stdout + out.stderr
+    assert "terminate called" not in out.stderr, out.stderr
     assert "2 rank(s), gloo on cpu: 40 iterations" in out.stdout
+    assert (tmp_path / "distributed-mlp-loss.png").exists()
 
 
 @pytest.fixture
@@ -201,3 +231,48 @@ def test_failures_in_a_group_of_one_on_the_host_and_device_paths(group_of_one):
         assert failed is None
         assert all(bool(torch.isfinite(t).all()) == finite for t in [v, *g])
         assert [t.dtype for t in g] == [torch.float64, torch.float32]
+
+
+def _readme_distributed_snippet():
+    import re
+
+    text = (ROOT / "README.md").read_text()
+    section = re.search(r"^## Distributed, GPU.*?\n(.*?)(?=^## |\Z)", text, re.S | re.M)
+    assert section, "README has no distributed section"
+    blocks = re.findall(r"^```python\n(.*?)^```", section.group(1), re.S | re.M)
+    snippet = [b for b in blocks if "init_process_group" in b]
+    assert len(snippet) == 1, blocks
+    return snippet[0]
+
+
+def test_readme_distributed_snippet_runs_and_destroys_its_group(monkeypatch):
+    # run as written in a group of one (env:// rendezvous), with a tiny problem
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    monkeypatch.setenv("MASTER_PORT", str(free_port()))
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    x = torch.linspace(-1.0, 1.0, 16, dtype=torch.float64)
+    namespace = {
+        "loss": lambda p, xb, yb: ((p["w"] * xb - yb) ** 2).mean(),
+        "params": {"w": torch.zeros((), dtype=torch.float64)},
+        "my_shard": [(x, 0.3 * x)] * 1000,
+    }
+    try:
+        exec(_readme_distributed_snippet(), namespace)
+        assert namespace["result"].reason == "loss_below"
+        assert not torch.distributed.is_initialized()  # torn down by the snippet itself
+    finally:
+        if torch.distributed.is_initialized():  # pragma: no cover - only when it fails
+            torch.distributed.destroy_process_group()
+
+
+def test_demo_destroys_its_group_when_the_run_raises(monkeypatch, tmp_path):
+    demo = _load_demo()
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("injected failure")
+
+    monkeypatch.setattr(fnopt, "fixed_point", boom)
+    with pytest.raises(RuntimeError, match="injected failure"):
+        demo.main(["--fast", "--out", str(tmp_path)])
+    assert not torch.distributed.is_initialized()

@@ -342,3 +342,73 @@ def test_numpy_and_torch_agree_in_float64():
     )
     assert runs["torch"].n_evals == runs["numpy"].n_evals
     assert isinstance(runs["torch"].params, torch.Tensor)
+
+
+# -- round-off at the minimum: converged, not failed ------------------------------------------
+
+
+def test_a_flat_loss_along_the_direction_stops_as_converged():
+    # f = 2 + 1e-30 |x|^2: every trial's loss rounds to 2, so no search can succeed
+    def grad_fn(x):
+        return np.asarray(2.0 + 1e-30 * float(x @ x)), 2e-30 * x
+
+    opt = fnopt.line_search(fnopt.scale(-1.0), fnopt.strong_wolfe(c2=0.1))
+    x = np.array([1.0, -1.0])
+    with pytest.raises(fnopt.StepFailed) as info:
+        opt.step(x, grad_fn, opt.init(x))
+    assert info.value.reason == fnopt.Reason.LOSS_CHANGE_BELOW and info.value.reason.converged
+    r = fnopt.fixed_point(opt, x, grad_fn, stop=fnopt.stop.max_iters(10))
+    assert r.converged and r.reason == "loss_change_below" and r.iterations == 0
+    assert "round-off" in r.message
+
+
+def test_an_ascent_slope_at_round_off_stops_as_converged():
+    # the loss is 1 and the slope along the direction +1e-20: below the loss's round-off
+    def grad_fn(x):
+        return np.asarray(1.0 + 1e-20 * float(x[0])), np.array([1e-20])
+
+    opt = fnopt.line_search(fnopt.scale(1.0))  # "ascent", but only at round-off
+    r = fnopt.fixed_point(opt, np.array([0.5]), grad_fn, stop=fnopt.stop.max_iters(10))
+    assert r.converged and r.reason == "loss_change_below"
+
+
+def test_a_wrong_gradient_still_fails_the_search():
+    # the provider returns minus the gradient: the direction only looks like descent,
+    # the loss rises along it at every representable step
+    def grad_fn(x):
+        return np.asarray(0.5 * float(x @ x)), -x
+
+    for search in (fnopt.strong_wolfe(), fnopt.backtracking()):
+        opt = fnopt.line_search(fnopt.scale(-1.0), search)
+        r = fnopt.fixed_point(opt, np.array([1.0, 2.0]), grad_fn, stop=fnopt.stop.max_iters(20))
+        assert r.reason in ("line_search_failed", "max_iters") and not r.converged, r.message
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_conformance_check_of_nonlinear_cg_runs_past_the_minimum(seed):
+    # 40 steps reach round-off within about 12: the later steps must neither fail the
+    # check nor make numpy and torch disagree in their last bits
+    report = fnopt.testing.check_optimizer(fnopt.nonlinear_cg, steps=40, seed=seed)
+    assert report.ok, str(report)
+    assert report["backend_agreement"].passed
+
+
+def test_stalled_at_roundoff_rules():
+    from fnopt.linesearch import _stalled_at_roundoff
+
+    eps = float(np.finfo(np.float64).eps)
+    R = fnopt.Reason
+    flat = [(1.0, 2.0, 1e-30), (0.5, 2.0, -1e-30)]
+    assert _stalled_at_roundoff(S.MAX_TRIALS, flat, 2.0, -1e-28, 1e-14, 1.0, eps) is \
+        R.LOSS_CHANGE_BELOW
+    # a trial that did not move the params (loss and slope exactly those at 0), the
+    # longer ones raising the loss: a minimiser to round-off when the gradient is tiny
+    stuck = [(1e-2, 2e-28, 3e-27), (1e-3, 1e-28, -5e-28), (2e-3, 1.3e-28, 1e-27)]
+    args = (1e-28, -5e-28)
+    assert _stalled_at_roundoff(S.INTERVAL_TOO_SMALL, stuck, *args, 2e-14, 1.4, eps) is \
+        R.PARAM_CHANGE_BELOW
+    assert _stalled_at_roundoff(S.INTERVAL_TOO_SMALL, stuck, *args, 1e-3, 1.4, eps) is None
+    # other failures never count as convergence
+    for status in (S.NON_FINITE, S.ASCENT_DIRECTION, S.FLAT):
+        assert _stalled_at_roundoff(status, flat, 2.0, -1e-28, 1e-14, 1.0, eps) is None
+    assert _stalled_at_roundoff(S.MAX_TRIALS, [], 2.0, -1e-28, 1e-14, 1.0, eps) is None

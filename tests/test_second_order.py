@@ -553,3 +553,59 @@ def test_line_searches_accept_the_optax_scipy_torch_names():
         fnopt.strong_wolfe(c2=0.5, curv_rtol=0.4)
     with pytest.raises(ValueError, match="c1"):  # translated values are validated as c1
         fnopt.backtracking(slope_rtol=2.0)
+
+
+# -- at the minimum: round-off is convergence, not a failed line search ---------------------
+
+
+def _second_order_methods(hessian_fn, hvp):
+    return {
+        "nonlinear_cg": fnopt.nonlinear_cg(),
+        "nonlinear_cg_fr": fnopt.nonlinear_cg("fletcher_reeves"),
+        "lbfgs": fnopt.lbfgs(),
+        "bfgs": fnopt.bfgs(),
+        "newton": fnopt.newton(hessian_fn),
+        "newton_cg": fnopt.newton_cg(hvp),
+    }
+
+
+METHOD_NAMES = ["nonlinear_cg", "nonlinear_cg_fr", "lbfgs", "bfgs", "newton", "newton_cg"]
+
+
+@pytest.mark.parametrize("name", METHOD_NAMES)
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_running_on_past_the_minimum_of_rosenbrock_ends_converged_or_at_max_iters(name, backend):
+    # no tolerance criterion: the method runs into round-off at the minimum (loss ~1e-28)
+    task = fnopt.tasks.rosenbrock(backend)
+    hess = fnopt.grad.hessian_from_function(task.hessian)
+    opt = _second_order_methods(hess, fnopt.grad.hvp_from_hessian(hess))[name]
+    r = fnopt.fixed_point(opt, task.init_params, task.grad_fn, stop=fnopt.stop.max_iters(300))
+    assert r.converged or r.reason == "max_iters", r.message
+    assert r.reason != "line_search_failed"
+    assert r.value < 1e-20
+    np.testing.assert_allclose(np.asarray(r.params), [1.0, 1.0], atol=1e-9)
+
+
+@pytest.mark.parametrize("name", METHOD_NAMES)
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_running_on_past_the_minimum_of_a_quadratic_never_fails(name, seed, dtype):
+    # ill-conditioned, with and without an offset f* (then the loss is flat to round-off)
+    q = fnopt.testing.make_quadratic(np.zeros(5), seed=seed, dtype=dtype,
+                                     eigenvalues=(0.5, 50.0), min_value=3.0 * (seed % 2))
+    opt = _second_order_methods(q.hessian_fn, q.hvp)[name]
+    r = fnopt.fixed_point(opt, q.init_params, q.grad_fn, stop=fnopt.stop.max_iters(200))
+    assert r.converged or r.reason == "max_iters", r.message
+    tol = 1e-12 if dtype == "float64" else 1e-4
+    assert r.value - q.min_value <= tol * max(1.0, q.min_value)
+
+
+def test_bfgs_update_does_not_overflow_at_tiny_steps():
+    # the curvature pairs near the minimum of 0.5 x^T A x reach |s|, |y| ~ 1e-84: the
+    # update's 1/(y^T s)^2 overflowed and the direction turned NaN (non_finite)
+    a = np.diag([1.0, 10.0, 100.0])
+    with np.errstate(over="raise", invalid="raise"):
+        r = fnopt.fixed_point(fnopt.bfgs(), np.ones(3), lambda x: (0.5 * x @ a @ x, a @ x),
+                              stop=fnopt.stop.max_iters(400))
+    assert r.reason == "max_iters" or r.converged, r.message
+    assert r.value < 1e-100
