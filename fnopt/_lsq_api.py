@@ -21,6 +21,7 @@ import optree
 from fnopt import backend as _backend
 from fnopt import lsq as _lsq
 from fnopt import residuals as _res
+from fnopt import tree as _tree
 from fnopt.loop import StepFailed
 
 __all__ = ["least_squares", "curve_fit", "covariance", "LeastSquaresResult"]
@@ -168,8 +169,6 @@ def _check_options(method: str, loss: str, bounds: Any, has_bounds: bool) -> Non
         )
     if loss != "linear":
         raise ValueError(f"loss: only 'linear' is offered, got {loss!r}")
-    if method == "lm" and has_bounds:
-        raise ValueError("bounds: method 'lm' does not support bounds; use method='trf'")
 
 
 def _run(opt: Any, params: Any, res_fn: Any) -> tuple[Any, Any]:
@@ -190,7 +189,7 @@ def least_squares(
     x0: Any,
     jac: Any = None,
     bounds: tuple[Any, Any] = (-math.inf, math.inf),
-    method: str = "trf",
+    method: str = "lm",
     ftol: float = 1e-8,
     xtol: float = 1e-8,
     gtol: float = 1e-8,
@@ -204,10 +203,12 @@ def least_squares(
     """Solve :math:`\\min_x \\tfrac12\\|f(x)\\|^2` subject to ``lb <= x <= ub``, like
     ``scipy.optimize.least_squares``.
 
-    ``method="trf"`` (default, as scipy) is :func:`fnopt.trust_region_reflective`
-    (bounds allowed); ``"lm"`` is :func:`fnopt.levenberg_marquardt` (MINPACK's
-    strategy, no bounds). The tests ``ftol``/``xtol``/``gtol`` are those of the method
-    (MINPACK's for ``"lm"``, scipy's trf tests for ``"trf"``).
+    ``method="lm"`` (the default) is :func:`fnopt.levenberg_marquardt` (MINPACK's
+    strategy); with bounds it is its bounded form, the trust-region reflective method
+    (:func:`fnopt.trust_region_reflective`, scipy's ``"trf"``, which scipy's ``"lm"``
+    does not offer). ``"trf"`` (scipy's default) is that method with or without
+    bounds. The tests ``ftol``/``xtol``/``gtol`` are those of the method (MINPACK's
+    for ``"lm"``, scipy's trf tests for ``"trf"``).
 
     Args:
       fun: ``fun(x, *args, **kwargs) -> residuals`` (any pytree; flattened).
@@ -217,7 +218,7 @@ def least_squares(
         ``jac(x, *args, **kwargs) -> J`` (``m x n`` over the flattened residuals and x).
       bounds: ``(lower, upper)``: numbers, arrays over the flattened ``x``, or pytrees
         like ``x0``.
-      method: ``"trf"`` or ``"lm"``.
+      method: ``"lm"`` (default) or ``"trf"``.
       ftol, xtol, gtol: tolerances (>= 0).
       x_scale: ``None`` (``"jac"`` for lm, 1 for trf, as scipy), ``"jac"`` or numbers.
       loss: only ``"linear"``.
@@ -253,6 +254,8 @@ def least_squares(
     n = x_host.size
     max_nfev = 100 * n if max_nfev is None else max_nfev
     res_fn = _provider(fun, jac, params, tuple(args), kwargs)
+    if method == "lm" and has_bounds:  # Levenberg-Marquardt with bounds: the reflective form
+        method = "trf"
     if method == "lm":
         opt = _lsq.levenberg_marquardt(ftol=ftol, xtol=xtol, gtol=gtol, max_nfev=max_nfev,
                                        x_scale="jac" if x_scale is None else x_scale)
@@ -270,9 +273,17 @@ def least_squares(
 
 def _result(x: Any, state: Any, res_fn: Any, method: str, lb: np.ndarray, ub: np.ndarray,
             xtol: float) -> LeastSquaresResult:
-    lin = res_fn(x)  # the residual vector and Jacobian on the caller's backend (uncounted)
-    r, j = lin.residuals, lin.jacobian()
-    rh, jh = _backend.to_numpy(r).astype(np.float64), _backend.to_numpy(j).astype(np.float64)
+    if state.residuals is not None and isinstance(state.jacobian, np.ndarray):
+        # what the method kept at the returned x: fun is not called again
+        rh = np.asarray(_backend.to_numpy(state.residuals), dtype=np.float64)
+        jh = np.asarray(state.jacobian, dtype=np.float64)
+        like = _tree.leaves(x)[0]
+        r, j = _backend.of(x).from_numpy(rh, like), _backend.of(x).from_numpy(jh, like)
+    else:  # a matrix-free state: form them once at the end
+        lin = res_fn(x)
+        r, j = lin.residuals, lin.jacobian()
+        rh = _backend.to_numpy(r).astype(np.float64)
+        jh = _backend.to_numpy(j).astype(np.float64)
     g = jh.T @ rh
     xh = _lsq._flatten(x).x
     if method == "trf":

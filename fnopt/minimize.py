@@ -2,7 +2,8 @@
 
 Replacing ``scipy.optimize.minimize`` by ``fnopt.minimize`` in typical scipy code runs
 and finds the same minimiser: the same arguments (``fun, x0, args, method, jac, hess,
-hessp, bounds, tol, callback, options``), the same defaults and option names, and an
+hessp, bounds, tol, callback, options``), scipy's option names and defaults (but for
+the method: fnopt's default is L-BFGS(-B); ``method=None`` picks scipy's), and an
 :class:`OptimizeResult` with scipy's fields. Beyond scipy, ``x0`` may be any pytree of
 NumPy arrays or torch tensors (``x`` comes back in the same form), ``jac=None`` on torch
 inputs differentiates ``fun`` with ``torch.func``, and ``bounds`` may be a
@@ -10,12 +11,13 @@ inputs differentiates ``fun`` with ``torch.func``, and ``bounds`` may be a
 
 Methods (case-insensitive):
 
-* ``"L-BFGS-B"`` (also ``"lbfgs"``, ``"lbfgsb"``): :func:`fnopt.lbfgsb`; the default
-  when ``bounds`` are given. Options ``maxcor`` (10), ``ftol`` (2.2e-9), ``gtol``
+* ``"L-BFGS-B"`` (also ``"lbfgs"``, the default, and ``"lbfgsb"``): :func:`fnopt.lbfgsb`.
+  Options ``maxcor`` (10), ``ftol`` (2.2e-9), ``gtol``
   (1e-5, on the projected gradient's max-norm), ``maxiter`` (15000), ``maxfun``
   (15000), ``maxls`` (20), ``eps`` (finite-difference step).
-* ``"BFGS"``: :func:`fnopt.bfgs` with :math:`H_0 = I` as in scipy; the default without
-  bounds. Options ``gtol`` (1e-5, max-norm of the gradient), ``maxiter`` (200 n),
+* ``"BFGS"``: :func:`fnopt.bfgs` with :math:`H_0 = I` as in scipy (scipy's default
+  without bounds: ``method=None``).
+  Options ``gtol`` (1e-5, max-norm of the gradient), ``maxiter`` (200 n),
   ``c1``, ``c2``, ``eps``.
 * ``"CG"``: :func:`fnopt.nonlinear_cg` (Polak-Ribière+), strong Wolfe with
   ``c2=0.4`` as in scipy. Options as BFGS.
@@ -458,7 +460,7 @@ def minimize(
     fun: Callable[..., Any],
     x0: Any,
     args: Any = (),
-    method: str | None = None,
+    method: str | None = "lbfgs",
     jac: Any = None,
     hess: Callable[..., Any] | None = None,
     hessp: Callable[..., Any] | None = None,
@@ -480,8 +482,9 @@ def minimize(
       x0: the start: a sequence of numbers, an array, or a pytree of NumPy arrays or
         torch tensors (float32/float64); projected onto the bounds first.
       args: extra positional arguments for ``fun``, ``jac``, ``hess``, ``hessp``.
-      method: ``"L-BFGS-B"``, ``"BFGS"``, ``"CG"``, ``"Newton-CG"`` (or ``"lbfgs"``);
-        default L-BFGS-B with bounds, BFGS without, as scipy.
+      method: ``"lbfgs"`` (the default; also ``"L-BFGS-B"``), ``"BFGS"``, ``"CG"``,
+        ``"Newton-CG"``, or ``None`` for scipy's choice (L-BFGS-B with bounds, BFGS
+        without).
       jac: ``jac(x, *args)``, ``True`` (``fun`` returns ``(f, g)``) or ``None``.
       hess, hessp: Newton-CG's ``hess(x, *args)`` (an ``n x n`` matrix) or
         ``hessp(x, p, *args)``.

@@ -353,10 +353,20 @@ def test_bounds_errors_name_bounds():
         fnopt.least_squares(fun, np.zeros(2), bounds=(np.zeros(3), 1.0))
     with pytest.raises(ValueError, match="bounds: expected a"):
         fnopt.least_squares(fun, np.zeros(2), bounds=(0.0,))
-    with pytest.raises(ValueError, match="bounds: method 'lm'"):
-        fnopt.least_squares(fun, np.zeros(2), bounds=(-1.0, 1.0), method="lm")
     with pytest.raises(ValueError, match="x0: is infeasible"):
         fnopt.least_squares(fun, np.full(2, 5.0), bounds=(-1.0, 1.0))
+
+
+def test_lm_takes_bounds_through_its_reflective_form():
+    # scipy's "lm" refuses bounds; fnopt's Levenberg-Marquardt (the default method) takes
+    # them as the trust-region reflective method, scipy's "trf"
+    def fun(x):
+        return np.array([10 * (x[1] - x[0] ** 2), 1 - x[0]])
+
+    lm = fnopt.least_squares(fun, np.zeros(2), bounds=(-0.5, 0.5))
+    ref = so.least_squares(fun, np.zeros(2), bounds=(-0.5, 0.5), method="trf")
+    np.testing.assert_allclose(lm.x, ref.x, rtol=1e-7, atol=1e-9)
+    assert lm.cost <= ref.cost * (1 + 1e-9) + 1e-15
 
 
 def test_option_errors_name_the_argument():

@@ -26,6 +26,7 @@ RECIPES: dict[str, Any] = {
     "direction": lambda: fnopt.scale(-1.0),
     "hessian": lambda q: q.hessian_fn,
     "hvp": lambda q: q.hvp,
+    "base": lambda: fnopt.sgd(LR),
 }
 PROBLEM_ARGS = {"hessian", "hvp"}
 # Optimizers that take only some shapes are checked on example params of those shapes.
