@@ -518,6 +518,15 @@ def translate_kwargs(
     return out
 
 
+def check_int(name: str, value: Any, minimum: int) -> None:
+    """``value`` must be an int (not a bool) >= ``minimum``: a ``TypeError`` for other
+    types, a ``ValueError`` for a smaller int, both naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name}: expected an int, got {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{name}: expected an int >= {minimum}, got {value}")
+
+
 def check_bool(name: str, value: Any) -> None:
     """``value`` must be a bool (a flag): ``"no"`` or ``1`` are refused, not read as truth."""
     if not isinstance(value, (bool, np.bool_)):

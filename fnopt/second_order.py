@@ -39,6 +39,7 @@ from fnopt._base import (
     check_callable,
     check_grads,
     check_hessian,
+    check_int,
     translate_kwargs,
 )
 from fnopt.linesearch import (
@@ -136,7 +137,7 @@ def scale_by_lbfgs(memory: int = 10) -> Transform:
 
     Reference: Nocedal & Wright, *Numerical Optimization*, 2nd ed., Alg. 7.4 and 7.5.
     """
-    _check_int("memory", memory, 1)
+    check_int("memory", memory, 1)
 
     def init(params: Params) -> LbfgsState:
         leaves = tree.leaves(params)
@@ -438,7 +439,7 @@ def scale_by_nonlinear_cg(
             f"method: expected 'polak_ribiere_plus' or 'fletcher_reeves', got {method!r}"
         )
     if restart is not None:
-        _check_int("restart", restart, 1)
+        check_int("restart", restart, 1)
 
     def init(params: Params) -> NonlinearCGState:
         return NonlinearCGState(0, tree.zeros_like(params), tree.zeros_like(params), 0)
@@ -646,7 +647,7 @@ def scale_by_newton_cg(
     """
     check_callable(hvp, "hvp")
     if max_cg_iters is not None:
-        _check_int("max_cg_iters", max_cg_iters, 1)
+        check_int("max_cg_iters", max_cg_iters, 1)
 
     def init(params: Params) -> NewtonState:
         del params
@@ -733,8 +734,3 @@ def newton_cg(
     )
 
 
-def _check_int(name: str, value: Any, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name}: expected an int, got {type(value).__name__}")
-    if value < low:
-        raise ValueError(f"{name}: expected an int >= {low}, got {value}")

@@ -17,7 +17,7 @@ import optree
 
 from fnopt import backend as _backend
 from fnopt import tree
-from fnopt._base import Params, State, Transform, Updates, check_nonnegative
+from fnopt._base import Params, State, Transform, Updates, check_int, check_nonnegative
 
 __all__ = [
     "set_to_zero",
@@ -205,8 +205,7 @@ def add_noise(eta: float, gamma: float, seed: int) -> Transform:
     """
     check_nonnegative("eta", eta)
     check_nonnegative("gamma", gamma)
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed: expected an int >= 0, got {seed!r}")
+    check_int("seed", seed, 0)
 
     def init(params: Params) -> AddNoiseState:
         del params

@@ -197,8 +197,11 @@ def transform_cases() -> list[Case]:
         numeric = [p.name for p in params if p.name in T_NUMERIC or (
             not isinstance(p.default, bool) and isinstance(p.default, (int, float)))]
         for pname in numeric:
+            default = next((p.default for p in params if p.name == pname), None)
             for label, bad, exc in BAD_NUMBERS:
                 if label == "negative" and (name, pname) in T_NEGATIVE_OK:
+                    continue
+                if label == "inf" and default == float("inf"):  # inf is the default
                     continue
                 kw = {**base, pname: bad}
                 cases.append(Case(f"{name}-{pname}-{label}",
@@ -514,7 +517,10 @@ def test_a_step_with_non_finite_gradients_mutates_nothing(backend, name):
         pass  # a line search may refuse a NaN slope; that is fine
     assert _unchanged(snap)
     r = fnopt.fixed_point(opt, p, g, stop=stop.max_iters(5))
-    assert r.reason in ("non_finite", "line_search_failed")
+    # a NaN gradient alone does not stop the loop: it stops when the params (and so the
+    # loss) turn non-finite; sign-based updates (lion, rprop on torch) stay finite
+    assert r.reason in ("non_finite", "line_search_failed") or (
+        r.reason == "max_iters" and fnopt.tree.all_finite(r.params))
     assert _unchanged(snap)
 
 

@@ -42,6 +42,7 @@ from fnopt._base import (
     _as_0d,
     as_transform,
     check_bool,
+    check_int,
     check_nonnegative,
     check_params,
     check_positive,
@@ -1247,8 +1248,7 @@ def scale_by_schedule_free(
     if b1 == 0:
         raise ValueError("b1: expected a number in (0, 1), got 0")
     check_nonnegative("weight_decay", weight_decay)
-    if isinstance(warmup_steps, bool) or not isinstance(warmup_steps, int) or warmup_steps < 0:
-        raise ValueError(f"warmup_steps: expected an int >= 0, got {warmup_steps!r}")
+    check_int("warmup_steps", warmup_steps, 0)
     check_nonnegative("r", r)
     check_nonnegative("weight_lr_power", weight_lr_power)
 
