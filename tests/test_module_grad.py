@@ -164,3 +164,36 @@ def test_func_route_gives_per_example_gradients_under_vmap():
 def test_module_rejects_an_unknown_route():
     with pytest.raises(ValueError, match="via"):
         fnopt.grad.module(torch.nn.Linear(1, 1), F.mse_loss, via="jit")
+
+
+def test_autocast_inside_the_forward_works_with_the_provider():
+    # mixed precision as a torch user writes it: autocast around the forward pass, the
+    # loss in float32; params, gradients and the optimizer stay float32
+    torch.manual_seed(0)
+    F = torch.nn.functional
+
+    class Autocast(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.m = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(),
+                                         torch.nn.Linear(16, 3))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                return self.m(x)
+
+    net = Autocast()
+    x, y = torch.randn(32, 8), torch.randint(0, 3, (32,))
+    grad_fn = fnopt.grad.module(net, lambda out, t: F.cross_entropy(out.float(), t))
+    params = fnopt.torch.params_of(net)
+    value, grads = grad_fn(params, x, y)
+    assert value.dtype == torch.float32
+    assert all(g.dtype == torch.float32 for g in grads.values())
+    # the bfloat16 forward's gradient agrees with the float32 one to bfloat16 precision
+    ref = fnopt.grad.module(net.m, F.cross_entropy)
+    _, g32 = ref({k[2:]: v for k, v in params.items()}, x, y)
+    for k, g in grads.items():
+        assert torch.allclose(g, g32[k[2:]], rtol=0.1, atol=2e-2)
+    r = fnopt.fixed_point(fnopt.adamw(1e-2), params, grad_fn, data=[(x, y)] * 20,
+                          stop=fnopt.stop.max_iters(100))
+    assert r.iterations == 20 and float(grad_fn(r.params, x, y)[0]) < float(value)
