@@ -32,11 +32,10 @@ import attrs
 import numpy as np
 import optree
 
-from fnopt import _inplace
 from fnopt import backend as _backend
 from fnopt import stop as _stop
 from fnopt import tree as _tree
-from fnopt._base import GradFn, Optimizer, Params, State, check_params, is_optimizer
+from fnopt._base import Descent, GradFn, Optimizer, Params, State, check_params, is_optimizer
 from fnopt.stop import Reason
 
 __all__ = ["batched", "BatchedResult"]
@@ -240,7 +239,7 @@ def batched(
     checker = _Checker(stop)
     if state is None:
         state = opt.init(params)
-    update = opt.step.update if isinstance(opt.step, _inplace.DonatingStep) else None
+    apply = opt.apply if isinstance(opt, Descent) else None
 
     t0 = time.perf_counter()
     x, s = params, state
@@ -308,8 +307,8 @@ def batched(
             gn = gn[keep] if gn is not None else None
             checker.compact(keep)
         prev_x, prev_v, prev_g = x, v, gn
-        if update is not None:  # the pure update (new arrays: prev_x stays valid)
-            x, s = update(x, g, s, v_raw, math.nan, False)
+        if apply is not None:  # the pure update (new arrays: prev_x stays valid)
+            x, s = apply(x, v_raw, g, s, grad_norm=math.nan)
         else:
             x, s = opt.step(x, _Fixed(g), s)
         k += 1
@@ -329,8 +328,8 @@ def batched(
 
 
 class _Fixed:
-    """A provider that returns precomputed gradients (for optimizers without a
-    :class:`fnopt._inplace.DonatingStep`); its loss is unused by the batch."""
+    """A provider that returns precomputed gradients (for optimizers that are not a
+    :class:`fnopt.Descent`); its loss is unused by the batch."""
 
     __slots__ = ("grads",)
 
