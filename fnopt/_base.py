@@ -278,6 +278,8 @@ def _as_0d(value: Any, like: Any) -> Any:
     ``grad_fn`` becomes a 0-d array of ``like``'s dtype; arrays pass through)."""
     if type(value) is np.ndarray or _backend.is_tensor(value):
         return value
+    if _backend.is_tensor(like):  # a number from a torch user's grad_fn
+        return _backend.TORCH.scalar(float(value), like)
     return np.asarray(value, dtype=getattr(like, "dtype", None))
 
 
