@@ -98,6 +98,7 @@ class Transform:
     inplace: bool
     name: str | None
     hyperparams: Mapping[str, Any]
+    _update_params: UpdateParamsFn | None
 
     def __init__(
         self,

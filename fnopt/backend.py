@@ -74,6 +74,8 @@ class Backend:
     """List-level array arithmetic for one array library (see module docstring)."""
 
     name: str = "abstract"
+    has_fused: bool = False
+    """Whether :meth:`fused_adam_` and friends exist (torch); see :meth:`can_fuse`."""
 
     # -- construction -------------------------------------------------------------
     def zeros_like(self, xs: Sequence[Any], dtype: str | None = None) -> list[Any]:
@@ -489,6 +491,7 @@ class _Numpy(Backend):
 
 class _Torch(Backend):
     name = "torch"
+    has_fused = True
 
     @property
     def _t(self) -> Any:

@@ -15,6 +15,18 @@ The math is written once over the flat list of leaves with the list-level ops of
 backend chosen from the leaves (:mod:`fnopt.backend`): ``torch._foreach_*`` on torch,
 vectorised ufuncs on NumPy. States are ``NamedTuple`` pytrees whose buffers have the
 structure of params.
+
+One expression, two destinations: every built-in ``update`` also takes ``inplace``
+(declared by ``Transform.inplace``). Each state buffer's first write is
+``op(..., out=buf if inplace else None)`` and later ops work on arrays the update made
+itself, so with ``inplace=True`` (the caller gave the state up, as
+``Descent.apply(..., out=...)`` does) the same arithmetic lands in the old buffers and
+gives bitwise the same numbers. ``chain`` and the wrappers pass ``inplace`` to the
+transforms that declare it and call user transforms without it. No update writes into
+the ``updates`` or ``params`` passed in. ``Transform.update_params`` adds the updates
+to params: a learning-rate scale does it in one pass (``p + coef * u``), and a chain
+that torch has a fused kernel for runs it (recognised in one place,
+:func:`_fused_update_params`, from the declared names and hyperparameters).
 """
 
 from __future__ import annotations
@@ -2141,7 +2153,7 @@ def _fused_update_params(transforms: tuple[Transform, ...]) -> FusedFn | None:
         return None
     if not _is_number(opts["weight_decay"]):
         return None
-    kind = "sgd" if core is None else names[core]
+    kind = "sgd" if core is None else str(names[core])
     if kind == "scale_by_adam" and hps[core]["mu_dtype"] is not None:  # type: ignore[index]
         return None
     if kind == "trace" and not hps[core]["decay"] > 0:  # type: ignore[index]
@@ -2164,6 +2176,8 @@ def _run_fused(
     """One fused step of a recognised chain (see :func:`_fused_update_params`): the
     params into ``out`` (or copies), the state buffers in place (or copies)."""
     g, spec, be = _flat(grads)
+    if not be.has_fused:  # NumPy: the generic path, at once
+        return None
     lp = spec.flatten_up_to(params)
     if not be.can_fuse(lp, g):
         return None
@@ -2184,7 +2198,7 @@ def _run_fused(
         return leaves if inplace else be.clone(leaves)
 
     new = list(state)
-    s = state[core] if core is not None else None
+    s: Any = state[core] if core is not None else None
     if kind == "scale_by_adam":
         mu, nu = buffers(s.mu), buffers(s.nu)
         nu_max = buffers(s.nu_max) if hp["amsgrad"] else None
