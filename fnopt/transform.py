@@ -2186,6 +2186,10 @@ def _run_fused(
     if not _is_number(lr):
         return None
     inplace = out is not None
+    if not inplace and kind == "sgd" and core is None and not (
+        opts["weight_decay"] or opts["maximize"]
+    ):
+        return None  # plain pure sgd: one allocating pass beats a copy, then the kernel
     if out is None:
         p = be.clone(lp)
     else:

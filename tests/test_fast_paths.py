@@ -334,7 +334,9 @@ def test_fused_kernel_matches_the_generic_path(name: str, kernel_calls: dict[str
         fp, fs = opt.apply(fp, value_at(fp), grads_at(fp), fs)
         ip, is_ = opt.apply(ip, value_at(ip), grads_at(ip), is_, out=ip)
         gp, gs = generic.apply(gp, value_at(gp), grads_at(gp), gs)
-    assert kernel_calls.get(kernel, 0) == 400
+    # pure and in place; plain pure sgd is one allocating pass, no kernel (a copy first
+    # would cost more)
+    assert kernel_calls.get(kernel, 0) == (200 if name == "sgd" else 400)
     assert_bitwise((fp, fs), (ip, is_))
     # params and state buffers (moments, counts, rates) to rtol 1e-12; an element
     # that has converged to 0 is compared at 1e-15 absolute
