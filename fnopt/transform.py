@@ -2054,35 +2054,7 @@ def inject_hyperparams(
         )
 
         if isinstance(proto, Descent):  # an alias: the result is one too
-
-            def d_init(params: Params) -> InjectHyperparamsOptState:
-                inner = proto.init(params)
-                return InjectHyperparamsOptState(
-                    0, inner.value, inner.grad_norm, dict(hp0), inner
-                )
-
-            def d_update(
-                updates: Updates, state: State, params: Params | None = None, *,
-                inplace: bool = False,
-            ) -> tuple[Updates, State]:
-                hp = values(state.hyperparams, state.count)
-                out, inner = call_update(build(hp), updates, state.inner, params, inplace)
-                return out, InjectHyperparamsOptState(
-                    state.count + 1, state.value, state.grad_norm, hp, inner
-                )
-
-            def d_update_params(
-                grads: Updates, state: State, params: Params, *, out: Params | None = None
-            ) -> tuple[Params, State]:
-                hp = values(state.hyperparams, state.count)
-                new_params, inner = build(hp).update_params(
-                    grads, state.inner, params, out=out
-                )
-                return new_params, InjectHyperparamsOptState(
-                    state.count + 1, state.value, state.grad_norm, hp, inner
-                )
-
-            return Descent(t_view, d_init, d_update, d_update_params)
+            return _injected_descent(proto, t_view, values, build, hp0)
 
         if isinstance(proto, Transform):
             return t_view
@@ -2114,6 +2086,42 @@ def inject_hyperparams(
     wrapped.__doc__ = factory.__doc__
     return wrapped
 
+
+
+def _injected_descent(
+    proto: Descent,
+    view: Transform,
+    values: Callable[[dict[str, Any], int], dict[str, Any]],
+    build: Callable[[dict[str, Any]], Any],
+    hp0: dict[str, Any],
+) -> Descent:
+    """:func:`inject_hyperparams` of an alias: a :class:`fnopt.Descent` whose state is an
+    :class:`InjectHyperparamsOptState` around the alias's own state; each step rebuilds
+    the alias from the values in the state (``values(hyperparams, count)``)."""
+
+    def init(params: Params) -> InjectHyperparamsOptState:
+        inner = proto.init(params)
+        return InjectHyperparamsOptState(0, inner.value, inner.grad_norm, dict(hp0), inner)
+
+    def update(
+        updates: Updates, state: State, params: Params | None = None, *, inplace: bool = False,
+    ) -> tuple[Updates, State]:
+        hp = values(state.hyperparams, state.count)
+        out, inner = call_update(build(hp), updates, state.inner, params, inplace)
+        return out, InjectHyperparamsOptState(
+            state.count + 1, state.value, state.grad_norm, hp, inner
+        )
+
+    def update_params(
+        grads: Updates, state: State, params: Params, *, out: Params | None = None
+    ) -> tuple[Params, State]:
+        hp = values(state.hyperparams, state.count)
+        new_params, inner = build(hp).update_params(grads, state.inner, params, out=out)
+        return new_params, InjectHyperparamsOptState(
+            state.count + 1, state.value, state.grad_norm, hp, inner
+        )
+
+    return Descent(view, init, update, update_params)
 
 
 # -- fused kernels -----------------------------------------------------------------------
