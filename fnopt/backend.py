@@ -743,7 +743,7 @@ class _Torch(Backend):
 def _recorded(xs: Sequence[Any]) -> bool:
     """Whether autograd records any of the tensors ``xs`` (then nothing is written in
     place: the backward pass may read them)."""
-    return any(map(_requires_grad, xs)) and sys.modules["torch"].is_grad_enabled()
+    return sys.modules["torch"].is_grad_enabled() and any(map(_requires_grad, xs))
 
 
 _requires_grad = attrgetter("requires_grad")
