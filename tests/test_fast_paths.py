@@ -411,3 +411,20 @@ def test_mu_dtype_float32_moment_for_bfloat16_params() -> None:
 def test_mu_dtype_rejects_what_is_not_a_float_dtype(bad: Any) -> None:
     with pytest.raises(ValueError, match="mu_dtype"):
         fnopt.adam(0.1, mu_dtype=bad)
+
+
+@pytest.mark.parametrize("name", ["adam", "adamw", "nadam", "sgd_nesterov_wd", "lion", "asgd"])
+def test_large_numpy_leaves_in_place_are_bitwise_the_pure_path(name: str) -> None:
+    """Leaves large enough that NumPy ops reuse a per-thread scratch array for their
+    intermediates: still bitwise the pure path, and the scratch never leaks into a
+    result (two leaves of the same shape share it)."""
+    opt = ALL[name]()
+    rng = np.random.default_rng(3)
+    p0 = {k: rng.uniform(-1.5, 1.5, (200, 100)).astype("float32") for k in ("a", "b")}
+    pure_p, pure_s = p0, opt.init(p0)
+    own_p, own_s = tree.clone(p0), opt.init(p0)
+    for _ in range(5):
+        pure_p, pure_s = opt.apply(pure_p, value_at(pure_p), grads_at(pure_p), pure_s)
+        own_p, own_s = opt.apply(own_p, value_at(own_p), grads_at(own_p), own_s, out=own_p)
+    assert_bitwise((pure_p, pure_s), (own_p, own_s))
+    assert not np.array_equal(pure_p["a"], p0["a"])
