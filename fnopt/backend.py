@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import math
 import sys
-import threading
 from collections.abc import Sequence
 from itertools import repeat
 from operator import attrgetter
@@ -309,36 +308,10 @@ def _addc(f: Any, xs: Sequence[Any], ys: Sequence[Any], zs: Sequence[Any], value
     """``x + value * f(y, z)`` with one scratch array per leaf."""
     res = []
     for i, (x, y, z) in enumerate(zip(xs, ys, zs)):
-        o = None if out is None else out[i]
-        t = _arr(f(y, z, out=_scratch(o, y, z)))
+        t = _arr(f(y, z))
         t *= value
-        res.append(np.add(x, t, out=t if o is None else o))
+        res.append(np.add(x, t, out=t if out is None else out[i]))
     return res
-
-
-_POOL = threading.local()
-_POOLED = 1 << 14  # elements: below this a fresh array is as cheap as a lookup
-
-
-def _scratch(out: Any, *like: Any) -> Any:
-    """A scratch array for the intermediate of an op whose result goes to ``out``: one
-    per thread, shape and dtype, reused across calls (large leaves: a fresh multi-MB
-    array each step costs page faults). ``None`` (allocate) when there is no ``out``
-    (the intermediate becomes the result) or the operands do not all have ``out``'s
-    shape and dtype."""
-    if out is None or out.size < _POOLED:
-        return None
-    for a in like:
-        if type(a) is not np.ndarray or a.shape != out.shape or a.dtype != out.dtype:
-            return None
-    pool = getattr(_POOL, "arrays", None)
-    if pool is None:
-        pool = _POOL.arrays = {}
-    key = (out.shape, out.dtype.str)
-    t = pool.get(key)
-    if t is None:
-        t = pool[key] = np.empty(out.shape, out.dtype)
-    return t
 
 
 def _np_dtype(name: str) -> Any:
@@ -405,19 +378,17 @@ class _Numpy(Backend):
         a = _weak(a)
         res = []
         for i, (x, y) in enumerate(zip(xs, ys)):
-            o = None if out is None else out[i]
-            t = _arr(np.multiply(x, a, out=_scratch(o, x)))  # so ``out`` may be ``ys``
-            res.append(np.add(t, y, out=t if o is None else o))
+            t = _arr(x * a)  # a scratch array of this op (so ``out`` may be ``ys``)
+            res.append(np.add(t, y, out=t if out is None else out[i]))
         return res
 
     def lerp(self, xs: Sequence[Any], ys: Sequence[Any], w: float, out: Out = None) -> list[Any]:
         w = _weak(w)
         res = []
         for i, (x, y) in enumerate(zip(xs, ys)):
-            o = None if out is None else out[i]
-            t = _arr(np.subtract(y, x, out=_scratch(o, x, y)))
+            t = _arr(y - x)
             t *= w
-            res.append(np.add(x, t, out=t if o is None else o))
+            res.append(np.add(x, t, out=t if out is None else out[i]))
         return res
 
     def addcmul(

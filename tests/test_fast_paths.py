@@ -415,9 +415,7 @@ def test_mu_dtype_rejects_what_is_not_a_float_dtype(bad: Any) -> None:
 
 @pytest.mark.parametrize("name", ["adam", "adamw", "nadam", "sgd_nesterov_wd", "lion", "asgd"])
 def test_large_numpy_leaves_in_place_are_bitwise_the_pure_path(name: str) -> None:
-    """Leaves large enough that NumPy ops reuse a per-thread scratch array for their
-    intermediates: still bitwise the pure path, and the scratch never leaks into a
-    result (two leaves of the same shape share it)."""
+    """Large float32 leaves (two of the same shape), in place: bitwise the pure path."""
     opt = ALL[name]()
     rng = np.random.default_rng(3)
     p0 = {k: rng.uniform(-1.5, 1.5, (200, 100)).astype("float32") for k in ("a", "b")}
