@@ -1,14 +1,23 @@
-"""Loop overhead: ``fnopt.fixed_point`` against hand-written loops on tiny problems.
+"""Loops: ``fnopt.fixed_point`` on tiny problems, and first-order optimizers on
+loop-owned buffers against torch.optim and hand-written NumPy loops.
 
-Rosenbrock 2-D from the origin, gradient descent with learning rate 1e-3, 5771
-iterations (until the loss is below 1e-3, as in the seed tutorial):
+Tiny problems: Rosenbrock 2-D from the origin, gradient descent with learning rate
+1e-3, 5771 iterations (until the loss is below 1e-3, as in the seed tutorial):
 
 * NumPy: the tutorial's scalar loop, the same loop calling the task's ``grad_fn``,
   and ``fixed_point(fnopt.sgd(1e-3), ...)``;
 * torch: a plain ``torch.optim.SGD`` loop (``backward`` + ``step`` + ``loss.item()``)
   and ``fixed_point`` with ``fnopt.grad.torch_autograd``.
 
-Prints median µs per iteration and ratios; run ``python benchmarks/bench_loop.py``.
+Optimizers inside a loop (float32, one torch thread, fixed gradient; MLP 784-512-512-10,
+200 × 1000, tiny 5-3-1): for sgd, sgd momentum 0.9, adam, adamw, adamax, nadam, radam,
+rmsprop, adagrad, adadelta, a loop of ``x, s = opt.apply(x, v, g, s, out=x)`` (what
+``fixed_point`` does on its own buffers) against the ``torch.optim`` ``foreach=True``
+loop (goal ≤ 1.0×) and the ``fused=True`` loop where torch has one (goal ≤ 1.1×); and
+the same loop on NumPy against a hand-written in-place NumPy loop of that optimizer
+(goal ≤ 1.1×). One run, interleaved rounds, medians.
+
+Run ``python benchmarks/bench_loop.py`` (``--quick`` for a smoke run).
 """
 
 from __future__ import annotations
@@ -22,9 +31,16 @@ import numpy as np
 import fnopt
 
 try:
-    from benchmarks._common import header, interleaved, parser, setup, table
+    from benchmarks._common import header, interleaved, parser, per_call, setup, table
 except ImportError:  # run as a script from benchmarks/
-    from _common import header, interleaved, parser, setup, table  # type: ignore[no-redef]
+    from _common import (  # type: ignore[no-redef]
+        header,
+        interleaved,
+        parser,
+        per_call,
+        setup,
+        table,
+    )
 
 LR = 1e-3
 TOL = 1e-3
@@ -112,20 +128,48 @@ def fnopt_torch(n: int) -> float:
     return (time.perf_counter() - t0) / max(r.iterations, 1)
 
 
-def adam_loop_variants(shape_name: str, n: int) -> dict[str, Any]:
-    """fixed_point(fnopt.adam) per step (loop-owned buffers) against a torch.optim
-    fused Adam loop and a hand in-place NumPy Adam loop; the gradient is fixed (the
-    optimizer and the loop are measured, not the model). The loss the provider reports
-    decreases every call, as in a run that descends (the best iterate is the last one:
-    nothing to recompute at the end)."""
-    import torch
+def apply_loop(opt: fnopt.Descent, params: Any, grads: Any, n: int) -> Callable[[], float]:
+    """``n`` steps of ``x, s = opt.apply(x, v, g, s, grad_norm=gn, out=x)`` on buffers the
+    loop owns (what ``fixed_point`` does between its checks), seconds per step. The loss
+    and gradient norm are given (a loop computes them only when a criterion reads them;
+    torch.optim computes neither)."""
+    x = fnopt.tree.clone(params)
+    box = [opt.init(x)]
+    value = fnopt.tree.vdot(grads, grads)
+    gn = value**0.5
 
+    def run() -> float:
+        s = box[0]
+        t0 = time.perf_counter()
+        for _ in range(n):
+            _, s = opt.apply(x, value, grads, s, grad_norm=gn, out=x)
+        box[0] = s
+        return (time.perf_counter() - t0) / n
+
+    return run
+
+
+def torch_loop(name: str, params: Any, grads: Any, n: int, **options: Any) -> Callable[[], float]:
+    """``n`` steps of a ``torch.optim`` optimizer with a fixed ``.grad``."""
     try:
-        from benchmarks.bench_steps import SHAPES, numpy_adam_inplace, numpy_tree, torch_tree
+        from benchmarks.bench_steps import torch_optim_step
+    except ImportError:
+        from bench_steps import torch_optim_step  # type: ignore[no-redef]
+
+    return per_call(torch_optim_step(name, params, grads, **options), n)
+
+
+def loop_table(shape_name: str, n: int, rounds: int) -> str:
+    """One run, interleaved: per optimizer, the torch.optim foreach and fused loops, the
+    fnopt ``apply(out=x)`` loop on torch, the hand in-place NumPy loop and the fnopt loop
+    on NumPy."""
+    try:
+        from benchmarks.bench_steps import OPTIMIZERS, SHAPES, hand_numpy, numpy_tree, torch_tree
     except ImportError:
         from bench_steps import (  # type: ignore[no-redef]
+            OPTIMIZERS,
             SHAPES,
-            numpy_adam_inplace,
+            hand_numpy,
             numpy_tree,
             torch_tree,
         )
@@ -133,63 +177,49 @@ def adam_loop_variants(shape_name: str, n: int) -> dict[str, Any]:
     shapes = SHAPES[shape_name]
     tp, tg = torch_tree(shapes, 0), torch_tree(shapes, 1)
     npp, npg = numpy_tree(shapes, 0), numpy_tree(shapes, 1)
-
-    def provider(grads: Any, scalar: Callable[[float], Any]) -> Callable[..., Any]:
-        calls = [0]
-
-        def grad_fn(p: Any) -> tuple[Any, Any]:
-            calls[0] += 1
-            return scalar(1.0 / calls[0]), grads
-
-        return grad_fn
-
-    def fp(params: Any, grads: Any, scalar: Callable[[float], Any]) -> Callable[[], float]:
-        def run() -> float:
-            t0 = time.perf_counter()
-            fnopt.fixed_point(fnopt.adam(1e-3), params, provider(grads, scalar),
-                              stop=fnopt.stop.max_iters(n))
-            return (time.perf_counter() - t0) / n
-
-        return run
-
-    def torch_fused() -> float:
-        ps = [p.clone().requires_grad_(True) for p in tp.values()]
-        for p, g in zip(ps, tg.values()):
-            p.grad = g.clone()
-        opt = torch.optim.Adam(ps, lr=1e-3, fused=True)
-        t0 = time.perf_counter()
-        for _ in range(n):
-            opt.step()
-        return (time.perf_counter() - t0) / n
-
-    def hand_numpy() -> float:
-        step = numpy_adam_inplace(npp, npg)
-        t0 = time.perf_counter()
-        for _ in range(n):
-            step()
-        return (time.perf_counter() - t0) / n
-
-    return {
-        "torch_fused": torch_fused,
-        "fp_torch": fp(tp, tg, lambda v: torch.tensor(v)),
-        "hand_np": hand_numpy,
-        "fp_np": fp(npp, npg, lambda v: np.asarray(v)),
-    }
+    variants: dict[str, Callable[[], float]] = {}
+    for name, (make, cls, options, fused) in OPTIMIZERS.items():
+        variants[f"{name}/foreach"] = torch_loop(cls, tp, tg, n, foreach=True, **options)
+        if fused:
+            variants[f"{name}/fused"] = torch_loop(cls, tp, tg, n, fused=True, **options)
+        variants[f"{name}/fnopt torch"] = apply_loop(make(), tp, tg, n)
+        variants[f"{name}/hand np"] = per_call(hand_numpy(name, npp, npg), n)
+        variants[f"{name}/fnopt np"] = apply_loop(make(), npp, npg, n)
+    us = {k: v * 1e6 for k, v in interleaved(variants, rounds).items()}
+    out = [
+        f"### Optimizers inside a loop, {shape_name} (float32, fixed gradient, µs per step: "
+        "x, s = opt.apply(x, v, g, s, out=x) against torch.optim and a hand in-place NumPy "
+        "loop)",
+        "",
+        "| variant | torch foreach | torch fused | fnopt torch | vs foreach (≤ 1.0×) "
+        "| vs fused (≤ 1.1×) | hand NumPy | fnopt NumPy | vs hand (≤ 1.1×) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name in OPTIMIZERS:
+        f, mine = us[f"{name}/foreach"], us[f"{name}/fnopt torch"]
+        fu = us.get(f"{name}/fused")
+        h, mnp = us[f"{name}/hand np"], us[f"{name}/fnopt np"]
+        out.append(
+            f"| {name} | {f:.1f} | {'n/a' if fu is None else f'{fu:.1f}'} | {mine:.1f} | "
+            f"{mine / f:.2f}× | {'' if fu is None else f'{mine / fu:.2f}×'} | {h:.1f} | "
+            f"{mnp:.1f} | {mnp / h:.2f}× |"
+        )
+    return "\n".join(out)
 
 
 def numpy_adam_memory(n: int = 5) -> tuple[float, float, float]:
     """Peak traced NumPy memory (MiB) of ``n`` Adam steps on the MLP shape: a hand
-    in-place loop (params, m, v, one scratch per leaf) against ``fixed_point``; and the
-    size of one copy of the params."""
+    in-place loop (params, m, v, one scratch per leaf) against the loop-owned
+    ``adam.apply(..., out=x)`` loop (a copy of the params, m, v, and its scratch arrays);
+    and the size of one copy of the params."""
     import tracemalloc
 
     try:
-        from benchmarks.bench_steps import SHAPES, numpy_adam_inplace, numpy_tree
+        from benchmarks.bench_steps import SHAPES, hand_numpy, numpy_tree
     except ImportError:
-        from bench_steps import SHAPES, numpy_adam_inplace, numpy_tree  # type: ignore[no-redef]
+        from bench_steps import SHAPES, hand_numpy, numpy_tree  # type: ignore[no-redef]
 
     params, grads = numpy_tree(SHAPES["MLP"], 0), numpy_tree(SHAPES["MLP"], 1)
-    value = np.asarray(1.0, dtype=np.float32)
     size = sum(v.nbytes for v in params.values()) / 2**20
 
     def peak(f: Callable[[], Any]) -> float:
@@ -200,18 +230,12 @@ def numpy_adam_memory(n: int = 5) -> tuple[float, float, float]:
         return out
 
     def hand() -> None:
-        step = numpy_adam_inplace(params, grads)
+        step = hand_numpy("adam", params, grads)
         for _ in range(n):
             step()
 
-    calls = [0]
-
-    def grad_fn(p: Any) -> tuple[Any, Any]:  # a descending loss: no replay at the end
-        calls[0] += 1
-        return value / calls[0], grads
-
     def loop() -> None:
-        fnopt.fixed_point(fnopt.adam(1e-3), params, grad_fn, stop=fnopt.stop.max_iters(n))
+        apply_loop(fnopt.adam(1e-3), params, grads, n)()
 
     return peak(hand), peak(loop), size
 
@@ -219,7 +243,7 @@ def numpy_adam_memory(n: int = 5) -> tuple[float, float, float]:
 def main() -> None:
     args = parser(__doc__).parse_args()
     setup(args)
-    rounds = 3 if args.quick else args.rounds
+    rounds = min(args.rounds, 2) if args.quick else args.rounds
     n_np = 5771 if not args.quick else 1000
     n_t = 2000 if not args.quick else 300
     print(header())
@@ -270,30 +294,16 @@ def main() -> None:
             "params and the gradient are not counted)",
             [
                 ("hand in-place NumPy Adam (params, m, v, scratch)", hand_mb, 1.0, "reference"),
-                ("fixed_point(fnopt.adam)", loop_mb, loop_mb / hand_mb,
+                ("loop of adam.apply(x, ..., out=x)", loop_mb, loop_mb / hand_mb,
                  f"goal ≤ reference + one copy of params ({params_mb:.1f} MiB)"),
             ],
             unit="MiB",
         )
     )
     for shape_name in ("MLP", "200×1000", "tiny"):
-        n = 3 if args.quick else (300 if shape_name == "tiny" else 30)
-        res = interleaved(adam_loop_variants(shape_name, n), rounds)
-        us = {k: v * 1e6 for k, v in res.items()}
+        n = 2 if args.quick else (300 if shape_name == "tiny" else 20)
         print()
-        print(
-            table(
-                f"Adam inside a loop, {shape_name} (float32, fixed gradient, µs per step)",
-                [
-                    ("torch.optim.Adam(fused=True) loop", us["torch_fused"], 1.0, "reference"),
-                    ("fixed_point(fnopt.adam), torch", us["fp_torch"],
-                     us["fp_torch"] / us["torch_fused"], "goal ≤ 1.0×"),
-                    ("hand NumPy Adam loop, in place", us["hand_np"], 1.0, "reference"),
-                    ("fixed_point(fnopt.adam), NumPy", us["fp_np"], us["fp_np"] / us["hand_np"],
-                     "goal ≤ 1.0×"),
-                ],
-            )
-        )
+        print(loop_table(shape_name, n, rounds))
 
 
 if __name__ == "__main__":

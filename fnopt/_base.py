@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import Any, Literal, NamedTuple, Protocol, TypeGuard
 
 import numpy as np
@@ -51,21 +52,71 @@ class TransformUpdateFn(Protocol):
     ) -> tuple[Updates, State]: ...
 
 
+class UpdateParamsFn(Protocol):
+    """``update_params(grads, state, params, *, out=None) -> (new_params, new_state)``."""
+
+    def __call__(
+        self, grads: Updates, state: State, params: Params, /, *, out: Params | None = None
+    ) -> tuple[Params, State]: ...
+
+
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
 class Transform:
     """A first-order building block, shaped like an optax ``GradientTransformation``.
 
     ``init(params) -> state``; ``update(grads, state, params) -> (updates, state)``.
     Updates are *added* to params, so a descent direction carries its minus sign.
     A Transform is an immutable pair; it unpacks as ``init, update = t``.
+
+    fnopt's own transforms declare more (user transforms need none of it):
+
+    * ``inplace=True``: ``update`` also takes a keyword ``inplace``. With
+      ``inplace=True`` the caller gives ``state`` up: the update may overwrite the
+      array buffers of ``state`` (and return them in the new state) instead of
+      allocating new ones, and its result may share memory with the new state. The
+      arithmetic is the same expression with another destination, so both give
+      bitwise the same numbers. It never writes into ``updates`` or ``params``.
+      Combinators pass the keyword to the transforms that declare it and call the
+      others (user transforms, optax-shaped) without it.
+    * ``name`` and ``hyperparams``: what the factory was called with (e.g.
+      ``"scale_by_adam"``, ``{"b1": 0.9, ...}``), read to recognise chains that torch
+      has a fused kernel for.
+    * ``update_params``: see :meth:`update_params`.
+
+    Attributes:
+      init, update: the pair.
+      inplace: whether ``update`` takes the ``inplace`` keyword.
+      name: the factory's name, or ``None``.
+      hyperparams: a read-only mapping of the factory's arguments.
     """
 
-    __slots__ = ("init", "update")
+    __slots__ = ("_update_params", "hyperparams", "init", "inplace", "name", "update")
     init: TransformInitFn
     update: TransformUpdateFn
+    inplace: bool
+    name: str | None
+    hyperparams: Mapping[str, Any]
+    _update_params: UpdateParamsFn | None
 
-    def __init__(self, init: TransformInitFn, update: TransformUpdateFn) -> None:
+    def __init__(
+        self,
+        init: TransformInitFn,
+        update: TransformUpdateFn,
+        *,
+        inplace: bool = False,
+        name: str | None = None,
+        hyperparams: Mapping[str, Any] | None = None,
+        update_params: UpdateParamsFn | None = None,
+    ) -> None:
         object.__setattr__(self, "init", init)
         object.__setattr__(self, "update", update)
+        object.__setattr__(self, "inplace", bool(inplace))
+        object.__setattr__(self, "name", name)
+        hp = _EMPTY if hyperparams is None else MappingProxyType(dict(hyperparams))
+        object.__setattr__(self, "hyperparams", hp)
+        object.__setattr__(self, "_update_params", update_params)
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError(f"{type(self).__name__} is immutable")
@@ -75,6 +126,34 @@ class Transform:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(init={self.init!r}, update={self.update!r})"
+
+    def update_params(
+        self, grads: Updates, state: State, params: Params, *, out: Params | None = None
+    ) -> tuple[Params, State]:
+        """``params + update(grads, state, params)``: the new params and state.
+
+        With ``out=None`` it is pure (new arrays). With ``out`` (a params-shaped tree of
+        buffers the caller owns; it may be ``params`` itself) the new params are written
+        into ``out`` and the caller gives ``state`` up (``update`` runs with
+        ``inplace=True`` where declared). A transform may declare its own form (a
+        learning-rate scale adds ``-lr * g`` in one pass; a chain that torch has a fused
+        kernel for runs it); the default is ``update`` followed by an add.
+        """
+        own = self._update_params
+        if own is not None:
+            return own(grads, state, params, out=out)
+        updates, new_state = call_update(self, grads, state, params, out is not None)
+        return _tree.add(params, updates, out=out), new_state
+
+
+def call_update(
+    t: Transform, updates: Updates, state: State, params: Params | None, inplace: bool
+) -> tuple[Updates, State]:
+    """``t.update(updates, state, params)``, in place where ``inplace`` and ``t``
+    declares it (``t.inplace``); the one place combinators decide."""
+    if inplace and t.inplace:
+        return t.update(updates, state, params, inplace=True)  # type: ignore[call-arg]
+    return t.update(updates, state, params)
 
 
 class StepFn(Protocol):
@@ -140,10 +219,11 @@ class Descent(Transform):
         inner: Transform,
         init: TransformInitFn | None = None,
         update: TransformUpdateFn | None = None,
+        update_params: UpdateParamsFn | None = None,
     ) -> None:
         if init is None or update is None:
-            init, update = _descent_pair(inner)
-        super().__init__(init, update)
+            init, update, update_params = _descent_fns(inner)
+        super().__init__(init, update, inplace=True, update_params=update_params)
         object.__setattr__(self, "inner", inner)
 
     def step(
@@ -173,16 +253,22 @@ class Descent(Transform):
             passed in is modified. A params-shaped tree of buffers the caller owns
             (:func:`fnopt.fixed_point` passes its own; it may be ``params`` itself):
             the new params are written into ``out``, and the array buffers of
-            ``state`` may be overwritten too (the caller gives ``state`` up). Both
-            destinations run the same arithmetic and give the same numbers.
+            ``state`` are overwritten too (the caller gives ``state`` up; use the
+            returned state). Both destinations run the same arithmetic and give
+            bitwise the same numbers; ``grads`` is only read.
+
+        >>> import numpy as np, fnopt
+        >>> opt = fnopt.adam(0.1)
+        >>> p = np.array([1.0, -2.0])
+        >>> s = opt.init(p)
+        >>> q, s2 = opt.apply(p, p @ p, 2 * p, s)  # pure: p and s unchanged
+        >>> r, s3 = opt.apply(p, p @ p, 2 * p, s, out=p)  # into p; s given up
+        >>> r is p, bool((q == r).all())
+        (True, True)
         """
-        updates, new_state = self.update(grads, state, params)
         if grad_norm is None:
             grad_norm = _tree.global_norm(grads)
-        if out is None:
-            new_params = _tree.add(params, updates)
-        else:
-            new_params = _tree.add_into(out, params, updates)
+        new_params, new_state = self.update_params(grads, state, params, out=out)
         return new_params, new_state._replace(
             value=_as_0d(value, grad_norm), grad_norm=grad_norm
         )
@@ -193,12 +279,16 @@ def _as_0d(value: Any, like: Any) -> Any:
     ``grad_fn`` becomes a 0-d array of ``like``'s dtype; arrays pass through)."""
     if type(value) is np.ndarray or _backend.is_tensor(value):
         return value
+    if _backend.is_tensor(like):  # a number from a torch user's grad_fn
+        return _backend.TORCH.scalar(float(value), like)
     return np.asarray(value, dtype=getattr(like, "dtype", None))
 
 
-def _descent_pair(inner: Transform) -> tuple[TransformInitFn, TransformUpdateFn]:
-    """``init``/``update`` of :func:`fnopt.descent` over ``inner``: the state is a
-    :class:`DescentState` wrapping the inner state."""
+def _descent_fns(
+    inner: Transform,
+) -> tuple[TransformInitFn, TransformUpdateFn, UpdateParamsFn]:
+    """``init``/``update``/``update_params`` of :func:`fnopt.descent` over ``inner``:
+    the state is a :class:`DescentState` wrapping the inner state."""
 
     def init(params: Params) -> DescentState:
         be = check_params(params)  # float32/64, one backend, non-empty: named errors
@@ -206,12 +296,20 @@ def _descent_pair(inner: Transform) -> tuple[TransformInitFn, TransformUpdateFn]
         return DescentState(0, nan, nan, inner.init(params))
 
     def update(
-        updates: Updates, state: State, params: Params | None = None
+        updates: Updates, state: State, params: Params | None = None, *, inplace: bool = False
     ) -> tuple[Updates, DescentState]:
-        out, new_inner = inner.update(updates, state.inner, params)
+        out, new_inner = call_update(inner, updates, state.inner, params, inplace)
         return out, DescentState(state.count + 1, state.value, state.grad_norm, new_inner)
 
-    return init, update
+    def update_params(
+        grads: Updates, state: State, params: Params, *, out: Params | None = None
+    ) -> tuple[Params, DescentState]:
+        new_params, new_inner = inner.update_params(grads, state.inner, params, out=out)
+        return new_params, DescentState(
+            state.count + 1, state.value, state.grad_norm, new_inner
+        )
+
+    return init, update, update_params
 
 
 def as_transform(t: Any) -> Transform:

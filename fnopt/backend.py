@@ -5,12 +5,16 @@ flattens a pytree into a list of leaves and hands that list to one of the two
 backends defined here. A backend implements list-level ("multi-tensor") arithmetic:
 
 * :data:`NUMPY` uses vectorised ufuncs, one call per leaf;
-* :data:`TORCH` uses the ``torch._foreach_*`` multi-tensor kernels in their
-  out-of-place form, so a whole parameter list is processed by one kernel sequence.
+* :data:`TORCH` uses the ``torch._foreach_*`` multi-tensor kernels, so a whole
+  parameter list is processed by one kernel sequence.
 
-All operations here are pure: they return new arrays and never write into their
-inputs. The only exceptions are the explicitly named ``*_`` methods (``copy_``),
-which exist for buffers that a loop owns.
+Every elementwise op has a destination ``out``: ``None`` (the default) returns new
+arrays and never writes into its inputs; a list of buffers the caller owns (typically
+the op's first operand) receives the result instead (``out=`` ufuncs on NumPy, the
+in-place ``torch._foreach_*_`` forms on torch). The destination never changes the
+arithmetic, so an update written once with ``out=buf if inplace else None`` gives
+bitwise the same numbers whether it runs pure or in place. The ``fused_*_`` methods run
+torch's fused optimizer kernels for the chains :mod:`fnopt.transform` recognises.
 
 ``torch`` is imported lazily: a NumPy-only user never imports it, and a leaf can
 only be a tensor if torch has already been imported by someone.
@@ -23,6 +27,7 @@ import math
 import sys
 from collections.abc import Sequence
 from itertools import repeat
+from operator import attrgetter
 from typing import Any
 
 import numpy as np
@@ -62,19 +67,32 @@ def to_numpy(x: Any, *, copy: bool = False) -> np.ndarray:
     return np.array(x, copy=True) if copy else np.asarray(x)
 
 
+Out = Sequence[Any] | None
+"""The destination of an elementwise op: ``None`` (new arrays) or buffers to write."""
+
+
 class Backend:
     """List-level array arithmetic for one array library (see module docstring)."""
 
     name: str = "abstract"
+    has_fused: bool = False
+    """Whether :meth:`fused_adam_` and friends exist (torch); see :meth:`can_fuse`."""
 
     # -- construction -------------------------------------------------------------
-    def zeros_like(self, xs: Sequence[Any]) -> list[Any]:
+    def zeros_like(self, xs: Sequence[Any], dtype: str | None = None) -> list[Any]:
+        """Zeros shaped like each leaf, of the leaf's dtype or of ``dtype`` (a name such
+        as ``"float32"``)."""
         raise NotImplementedError
 
-    def full_like(self, xs: Sequence[Any], value: float) -> list[Any]:
+    def full_like(self, xs: Sequence[Any], value: float, out: Out = None) -> list[Any]:
         raise NotImplementedError
 
-    def clone(self, xs: Sequence[Any]) -> list[Any]:
+    def clone(self, xs: Sequence[Any], out: Out = None) -> list[Any]:
+        """Copies of the leaves: new arrays, or written into ``out``."""
+        raise NotImplementedError
+
+    def cast(self, xs: Sequence[Any], dtype: str) -> list[Any]:
+        """New leaves converted to the dtype named ``dtype`` (e.g. ``"float32"``)."""
         raise NotImplementedError
 
     def detach(self, xs: Sequence[Any]) -> list[Any]:
@@ -90,57 +108,64 @@ class Backend:
         raise NotImplementedError
 
     # -- elementwise --------------------------------------------------------------
-    def add(self, xs: Sequence[Any], ys: Sequence[Any]) -> list[Any]:
+    # Every op takes a destination ``out``: ``None`` (new arrays) or a list of buffers
+    # the caller owns, which may be the op's first list operand (``xs``; ``ys`` for
+    # :meth:`axpy`, whose result is ``y + a x``) but no other operand. The destination
+    # never changes the arithmetic: ``op(..., out=buf)`` writes bitwise the numbers
+    # ``op(...)`` returns, so one expression serves a pure step and an in-place one.
+    def add(self, xs: Sequence[Any], ys: Sequence[Any], out: Out = None) -> list[Any]:
         raise NotImplementedError
 
-    def sub(self, xs: Sequence[Any], ys: Sequence[Any]) -> list[Any]:
+    def sub(self, xs: Sequence[Any], ys: Sequence[Any], out: Out = None) -> list[Any]:
         raise NotImplementedError
 
-    def mul(self, xs: Sequence[Any], ys: Sequence[Any]) -> list[Any]:
+    def mul(self, xs: Sequence[Any], ys: Sequence[Any], out: Out = None) -> list[Any]:
         raise NotImplementedError
 
-    def div(self, xs: Sequence[Any], ys: Sequence[Any]) -> list[Any]:
+    def div(self, xs: Sequence[Any], ys: Sequence[Any], out: Out = None) -> list[Any]:
         raise NotImplementedError
 
-    def scale(self, xs: Sequence[Any], s: Any) -> list[Any]:
+    def scale(self, xs: Sequence[Any], s: Any, out: Out = None) -> list[Any]:
         raise NotImplementedError
 
-    def add_scalar(self, xs: Sequence[Any], s: Any) -> list[Any]:
+    def add_scalar(self, xs: Sequence[Any], s: Any, out: Out = None) -> list[Any]:
         raise NotImplementedError
 
-    def axpy(self, a: Any, xs: Sequence[Any], ys: Sequence[Any]) -> list[Any]:
-        """``a * x + y`` leaf by leaf."""
+    def axpy(self, a: Any, xs: Sequence[Any], ys: Sequence[Any], out: Out = None) -> list[Any]:
+        """``a * x + y`` leaf by leaf (``out`` may be ``ys``)."""
         raise NotImplementedError
 
-    def lerp(self, xs: Sequence[Any], ys: Sequence[Any], w: float) -> list[Any]:
+    def lerp(self, xs: Sequence[Any], ys: Sequence[Any], w: float, out: Out = None) -> list[Any]:
         """``x + w * (y - x)`` leaf by leaf."""
         raise NotImplementedError
 
     def addcmul(
-        self, xs: Sequence[Any], ys: Sequence[Any], zs: Sequence[Any], value: float
+        self, xs: Sequence[Any], ys: Sequence[Any], zs: Sequence[Any], value: float,
+        out: Out = None,
     ) -> list[Any]:
         """``x + value * y * z`` leaf by leaf."""
         raise NotImplementedError
 
     def addcdiv(
-        self, xs: Sequence[Any], ys: Sequence[Any], zs: Sequence[Any], value: float
+        self, xs: Sequence[Any], ys: Sequence[Any], zs: Sequence[Any], value: float,
+        out: Out = None,
     ) -> list[Any]:
         """``x + value * y / z`` leaf by leaf."""
         raise NotImplementedError
 
-    def sqrt(self, xs: Sequence[Any]) -> list[Any]:
+    def sqrt(self, xs: Sequence[Any], out: Out = None) -> list[Any]:
         raise NotImplementedError
 
-    def abs(self, xs: Sequence[Any]) -> list[Any]:
+    def abs(self, xs: Sequence[Any], out: Out = None) -> list[Any]:
         raise NotImplementedError
 
-    def sign(self, xs: Sequence[Any]) -> list[Any]:
+    def sign(self, xs: Sequence[Any], out: Out = None) -> list[Any]:
         raise NotImplementedError
 
-    def maximum(self, xs: Sequence[Any], ys: Sequence[Any]) -> list[Any]:
+    def maximum(self, xs: Sequence[Any], ys: Sequence[Any], out: Out = None) -> list[Any]:
         raise NotImplementedError
 
-    def clip(self, xs: Sequence[Any], lo: float, hi: float) -> list[Any]:
+    def clip(self, xs: Sequence[Any], lo: float, hi: float, out: Out = None) -> list[Any]:
         raise NotImplementedError
 
     # -- reductions (return 0-d arrays, no host synchronisation) -------------------
@@ -153,16 +178,38 @@ class Backend:
     def all_finite(self, xs: Sequence[Any]) -> bool:
         raise NotImplementedError
 
-    # -- in place (only for buffers the caller owns) -------------------------------
-    # Each ``op_`` writes into its first list and gives the same numbers as the pure
-    # ``op`` (the same kernel with a different destination), so a step written with
-    # them is bitwise the same whether it donates its buffers or not.
-    def copy_(self, dst: Sequence[Any], src: Sequence[Any]) -> None:
+    # -- fused whole-step kernels (accelerations of recognised chains) --------------
+    # fnopt.transform recognises the chains; these run torch's fused kernels on the
+    # lists given, in place (params, and the state buffers; grads are only read).
+    def can_fuse(self, params: Sequence[Any], grads: Sequence[Any]) -> bool:
+        """Whether the fused kernels can run on these leaves (never for NumPy; on torch
+        for CPU/CUDA tensors on one device that no autograd graph records)."""
+        return False
+
+    def fused_adam_(
+        self, params: Sequence[Any], grads: Sequence[Any], mus: Sequence[Any],
+        nus: Sequence[Any], nu_maxs: Sequence[Any] | None, *, count: int, lr: float,
+        b1: float, b2: float, eps: float, weight_decay: float, decoupled: bool,
+        maximize: bool,
+    ) -> None:
+        """One Adam (AdamW with ``decoupled``) step, torch.optim ``fused=True``
+        arithmetic, ``count`` = the step number from 1."""
         raise NotImplementedError
 
-    def add_into(self, out: Sequence[Any], xs: Sequence[Any], ys: Sequence[Any]) -> list[Any]:
-        """``out = x + y`` leaf by leaf, written into ``out`` (buffers the caller owns,
-        which may be ``xs`` itself); the same numbers as :meth:`add`. Returns ``out``."""
+    def fused_sgd_(
+        self, params: Sequence[Any], grads: Sequence[Any], bufs: Sequence[Any], *,
+        lr: float, momentum: float, dampening: float, nesterov: bool,
+        weight_decay: float, maximize: bool, first: bool,
+    ) -> None:
+        """One SGD step (torch.optim.SGD ``fused=True``); ``first``: the momentum
+        buffers are set to the gradient."""
+        raise NotImplementedError
+
+    def fused_adagrad_(
+        self, params: Sequence[Any], grads: Sequence[Any], sums: Sequence[Any], *,
+        lr: float, eps: float, weight_decay: float, maximize: bool,
+    ) -> None:
+        """One Adagrad step (torch.optim.Adagrad ``fused=True``) at the rate ``lr``."""
         raise NotImplementedError
 
     # -- rows of a batch (fnopt.batched: the leading axis indexes problems) -----------
@@ -192,34 +239,6 @@ class Backend:
         """Set element ``i`` of ``x`` in C (row-major) order to ``value``, in place, whatever
         the memory layout of ``x`` (a private clone, made with :meth:`clone`, that the
         caller owns)."""
-        raise NotImplementedError
-
-    def scale_(self, xs: Sequence[Any], s: Any) -> list[Any]:
-        """``x *= s`` leaf by leaf (the in-place :meth:`scale`); returns ``xs``."""
-        raise NotImplementedError
-
-    def axpy_(self, a: Any, xs: Sequence[Any], ys: Sequence[Any]) -> list[Any]:
-        """``y += a * x`` leaf by leaf (the in-place :meth:`axpy`); returns ``ys``."""
-        raise NotImplementedError
-
-    def adam_(
-        self,
-        params: Sequence[Any],
-        grads: Sequence[Any],
-        mus: Sequence[Any],
-        nus: Sequence[Any],
-        nu_maxs: Sequence[Any] | None,
-        *,
-        count: int,
-        lr: float,
-        b1: float,
-        b2: float,
-        eps: float,
-        weight_decay: float,
-    ) -> None:
-        """One Adam step (torch.optim.Adam semantics, ``count`` = the step number,
-        from 1) written into ``params``, ``mus``, ``nus`` (and ``nu_maxs`` for
-        AMSGrad); ``grads`` are only read."""
         raise NotImplementedError
 
     # -- misc ---------------------------------------------------------------------
@@ -297,76 +316,149 @@ def _weak(s: Any) -> Any:
     return s
 
 
+def _same(out: Sequence[Any], xs: Sequence[Any]) -> bool:
+    """Whether ``out`` holds exactly the arrays of ``xs`` (an in-place op on them)."""
+    return out is xs or (len(out) == len(xs) and all(map(_is, out, xs)))
+
+
+def _is(a: Any, b: Any) -> bool:
+    return a is b
+
+
+def _ufunc1(f: Any, xs: Sequence[Any], out: Out) -> list[Any]:
+    if out is None:
+        return [_arr(f(x)) for x in xs]
+    for o, x in zip(out, xs):
+        f(x, out=o)
+    return list(out)
+
+
+def _ufunc2(f: Any, xs: Sequence[Any], ys: Any, out: Out) -> list[Any]:
+    if out is None:
+        return [_arr(f(x, y)) for x, y in zip(xs, ys)]
+    for o, x, y in zip(out, xs, ys):
+        f(x, y, out=o)
+    return list(out)
+
+
+def _addc(f: Any, xs: Sequence[Any], ys: Sequence[Any], zs: Sequence[Any], value: Any,
+          out: Out) -> list[Any]:
+    """``x + value * f(y, z)`` with one scratch array per leaf."""
+    res = []
+    for i, (x, y, z) in enumerate(zip(xs, ys, zs)):
+        t = _arr(f(y, z))
+        t *= value
+        res.append(np.add(x, t, out=t if out is None else out[i]))
+    return res
+
+
+def _np_dtype(name: str) -> Any:
+    try:
+        return np.dtype(name)
+    except TypeError:
+        raise TypeError(f"dtype: NumPy has no dtype {name!r}") from None
+
+
 class _Numpy(Backend):
     name = "numpy"
 
-    def zeros_like(self, xs: Sequence[Any]) -> list[Any]:
-        return [np.zeros_like(x) for x in xs]
+    def zeros_like(self, xs: Sequence[Any], dtype: str | None = None) -> list[Any]:
+        if dtype is None:
+            return [np.zeros_like(x) for x in xs]
+        dt = _np_dtype(dtype)
+        return [np.zeros_like(x, dtype=dt) for x in xs]
 
-    def full_like(self, xs: Sequence[Any], value: float) -> list[Any]:
-        return [np.full_like(x, value) for x in xs]
+    def full_like(self, xs: Sequence[Any], value: float, out: Out = None) -> list[Any]:
+        if out is None:
+            return [np.full_like(x, value) for x in xs]
+        for o in out:
+            o.fill(value)
+        return list(out)
 
-    def clone(self, xs: Sequence[Any]) -> list[Any]:
-        return [np.array(x, copy=True) for x in xs]
+    def clone(self, xs: Sequence[Any], out: Out = None) -> list[Any]:
+        if out is None:
+            return [np.array(x, copy=True) for x in xs]
+        for o, x in zip(out, xs):
+            np.copyto(o, x)
+        return list(out)
+
+    def cast(self, xs: Sequence[Any], dtype: str) -> list[Any]:
+        dt = _np_dtype(dtype)
+        return [x.astype(dt) for x in xs]
 
     def scalar(self, value: float, like: Any) -> Any:
         return np.asarray(value, dtype=like.dtype)
 
-    def add(self, xs: Sequence[Any], ys: Sequence[Any]) -> list[Any]:
-        if len(xs) == 1:  # one leaf: skip the comprehension (tiny problems)
+    def add(self, xs: Sequence[Any], ys: Sequence[Any], out: Out = None) -> list[Any]:
+        if out is None and len(xs) == 1:  # one leaf: skip the comprehension (tiny problems)
             return [_arr(xs[0] + ys[0])]
-        return [_arr(x + y) for x, y in zip(xs, ys)]
+        return _ufunc2(np.add, xs, ys, out)
 
-    def sub(self, xs: Sequence[Any], ys: Sequence[Any]) -> list[Any]:
-        return [_arr(x - y) for x, y in zip(xs, ys)]
+    def sub(self, xs: Sequence[Any], ys: Sequence[Any], out: Out = None) -> list[Any]:
+        return _ufunc2(np.subtract, xs, ys, out)
 
-    def mul(self, xs: Sequence[Any], ys: Sequence[Any]) -> list[Any]:
-        return [_arr(x * y) for x, y in zip(xs, ys)]
+    def mul(self, xs: Sequence[Any], ys: Sequence[Any], out: Out = None) -> list[Any]:
+        return _ufunc2(np.multiply, xs, ys, out)
 
-    def div(self, xs: Sequence[Any], ys: Sequence[Any]) -> list[Any]:
-        return [_arr(x / y) for x, y in zip(xs, ys)]
+    def div(self, xs: Sequence[Any], ys: Sequence[Any], out: Out = None) -> list[Any]:
+        return _ufunc2(np.divide, xs, ys, out)
 
-    def scale(self, xs: Sequence[Any], s: Any) -> list[Any]:
+    def scale(self, xs: Sequence[Any], s: Any, out: Out = None) -> list[Any]:
         s = _weak(s)
-        if len(xs) == 1:
+        if out is None and len(xs) == 1:
             return [_arr(xs[0] * s)]
-        return [_arr(x * s) for x in xs]
+        return _ufunc2(np.multiply, xs, repeat(s), out)
 
-    def add_scalar(self, xs: Sequence[Any], s: Any) -> list[Any]:
-        s = _weak(s)
-        return [_arr(x + s) for x in xs]
+    def add_scalar(self, xs: Sequence[Any], s: Any, out: Out = None) -> list[Any]:
+        return _ufunc2(np.add, xs, repeat(_weak(s)), out)
 
-    def axpy(self, a: Any, xs: Sequence[Any], ys: Sequence[Any]) -> list[Any]:
+    def axpy(self, a: Any, xs: Sequence[Any], ys: Sequence[Any], out: Out = None) -> list[Any]:
         a = _weak(a)
-        return [_arr(a * x + y) for x, y in zip(xs, ys)]
+        res = []
+        for i, (x, y) in enumerate(zip(xs, ys)):
+            t = _arr(x * a)  # a scratch array of this op (so ``out`` may be ``ys``)
+            res.append(np.add(t, y, out=t if out is None else out[i]))
+        return res
 
-    def lerp(self, xs: Sequence[Any], ys: Sequence[Any], w: float) -> list[Any]:
-        return [_arr(x + w * (y - x)) for x, y in zip(xs, ys)]
+    def lerp(self, xs: Sequence[Any], ys: Sequence[Any], w: float, out: Out = None) -> list[Any]:
+        w = _weak(w)
+        res = []
+        for i, (x, y) in enumerate(zip(xs, ys)):
+            t = _arr(y - x)
+            t *= w
+            res.append(np.add(x, t, out=t if out is None else out[i]))
+        return res
 
     def addcmul(
-        self, xs: Sequence[Any], ys: Sequence[Any], zs: Sequence[Any], value: float
+        self, xs: Sequence[Any], ys: Sequence[Any], zs: Sequence[Any], value: float,
+        out: Out = None,
     ) -> list[Any]:
-        return [_arr(x + value * (y * z)) for x, y, z in zip(xs, ys, zs)]
+        return _addc(np.multiply, xs, ys, zs, _weak(value), out)
 
     def addcdiv(
-        self, xs: Sequence[Any], ys: Sequence[Any], zs: Sequence[Any], value: float
+        self, xs: Sequence[Any], ys: Sequence[Any], zs: Sequence[Any], value: float,
+        out: Out = None,
     ) -> list[Any]:
-        return [_arr(x + value * (y / z)) for x, y, z in zip(xs, ys, zs)]
+        return _addc(np.divide, xs, ys, zs, _weak(value), out)
 
-    def sqrt(self, xs: Sequence[Any]) -> list[Any]:
-        return [_arr(np.sqrt(x)) for x in xs]
+    def sqrt(self, xs: Sequence[Any], out: Out = None) -> list[Any]:
+        return _ufunc1(np.sqrt, xs, out)
 
-    def abs(self, xs: Sequence[Any]) -> list[Any]:
-        return [_arr(np.abs(x)) for x in xs]
+    def abs(self, xs: Sequence[Any], out: Out = None) -> list[Any]:
+        return _ufunc1(np.abs, xs, out)
 
-    def sign(self, xs: Sequence[Any]) -> list[Any]:
-        return [_arr(np.sign(x)) for x in xs]
+    def sign(self, xs: Sequence[Any], out: Out = None) -> list[Any]:
+        return _ufunc1(np.sign, xs, out)
 
-    def maximum(self, xs: Sequence[Any], ys: Sequence[Any]) -> list[Any]:
-        return [_arr(np.maximum(x, y)) for x, y in zip(xs, ys)]
+    def maximum(self, xs: Sequence[Any], ys: Sequence[Any], out: Out = None) -> list[Any]:
+        return _ufunc2(np.maximum, xs, ys, out)
 
-    def clip(self, xs: Sequence[Any], lo: float, hi: float) -> list[Any]:
-        return [_arr(np.clip(x, lo, hi)) for x in xs]
+    def clip(self, xs: Sequence[Any], lo: float, hi: float, out: Out = None) -> list[Any]:
+        if out is None:
+            return [_arr(np.clip(x, lo, hi)) for x in xs]
+        for o, x in zip(out, xs):
+            np.clip(x, lo, hi, out=o)
+        return list(out)
 
     def vdot(self, xs: Sequence[Any], ys: Sequence[Any]) -> Any:
         if not xs:
@@ -385,15 +477,6 @@ class _Numpy(Backend):
     def all_finite(self, xs: Sequence[Any]) -> bool:
         return all(bool(np.isfinite(x).all()) for x in xs)
 
-    def copy_(self, dst: Sequence[Any], src: Sequence[Any]) -> None:
-        for d, s in zip(dst, src):
-            np.copyto(d, s)
-
-    def add_into(self, out: Sequence[Any], xs: Sequence[Any], ys: Sequence[Any]) -> list[Any]:
-        for o, x, y in zip(out, xs, ys):
-            np.add(x, y, out=o)
-        return list(out)
-
     def take_rows(self, x: Any, rows: np.ndarray) -> Any:
         return x.take(rows, axis=0)
 
@@ -411,60 +494,6 @@ class _Numpy(Backend):
 
     def set_flat_(self, x: Any, i: int, value: float) -> None:
         x[np.unravel_index(i, x.shape)] = value
-
-    def scale_(self, xs: Sequence[Any], s: Any) -> list[Any]:
-        s = _weak(s)
-        for x in xs:
-            x *= s  # ndarray in place (the ufunc of ``x * s``, written into ``x``)
-        return list(xs)
-
-    def axpy_(self, a: Any, xs: Sequence[Any], ys: Sequence[Any]) -> list[Any]:
-        a = _weak(a)
-        if len(ys) == 1:  # one leaf (tiny problems): no loop
-            y = ys[0]
-            y += a * xs[0]
-            return [y]
-        for x, y in zip(xs, ys):
-            y += a * x
-        return list(ys)
-
-    def adam_(
-        self,
-        params: Sequence[Any],
-        grads: Sequence[Any],
-        mus: Sequence[Any],
-        nus: Sequence[Any],
-        nu_maxs: Sequence[Any] | None,
-        *,
-        count: int,
-        lr: float,
-        b1: float,
-        b2: float,
-        eps: float,
-        weight_decay: float,
-    ) -> None:
-        step_size = lr / (1.0 - b1**count)
-        bc2_sqrt = (1.0 - b2**count) ** 0.5
-        for i, (p, g, m, v) in enumerate(zip(params, grads, mus, nus)):
-            if weight_decay:
-                g = g + weight_decay * p
-            # in-place operators (``x *= s``) on arrays this step owns: the same ufuncs
-            # as ``np.multiply(x, s, out=x)`` without the keyword parsing (tiny leaves)
-            tmp = np.subtract(g, m, out=np.empty_like(p))  # this leaf's one scratch array
-            tmp *= 1.0 - b1
-            m += tmp  # m <- m + (1 - b1) (g - m)
-            np.multiply(g, g, out=tmp)
-            tmp *= 1.0 - b2
-            v *= b2
-            v += tmp  # v <- b2 v + (1 - b2) g^2
-            if nu_maxs is not None:
-                v = np.maximum(nu_maxs[i], v, out=nu_maxs[i])
-            np.sqrt(v, out=tmp)
-            tmp /= bc2_sqrt
-            tmp += eps  # sqrt(v_hat) / sqrt(1 - b2^t) + eps
-            np.divide(m, tmp, out=tmp)
-            tmp *= -step_size
-            p += tmp  # p <- p - lr / (1 - b1^t) * m / denom
 
     def is_floating(self, x: Any) -> bool:
         return bool(np.issubdtype(np.asarray(x).dtype, np.floating))
@@ -521,6 +550,7 @@ class _Numpy(Backend):
 
 class _Torch(Backend):
     name = "torch"
+    has_fused = True
 
     @property
     def _t(self) -> Any:
@@ -528,13 +558,22 @@ class _Torch(Backend):
 
         return torch
 
-    def zeros_like(self, xs: Sequence[Any]) -> list[Any]:
-        t = self._t
-        return [t.zeros_like(x) for x in xs]
+    def _fe(self, op: str, out: Out, first: Sequence[Any], *rest: Any, **kw: Any) -> list[Any]:
+        """``torch._foreach_<op>(first, *rest)``: out of place for ``out=None``, else the
+        in-place ``_foreach_<op>_`` on ``out`` (after copying ``first`` there unless
+        ``out`` is ``first``): the same kernel, so bitwise the same numbers.
 
-    def full_like(self, xs: Sequence[Any], value: float) -> list[Any]:
+        While autograd records ``first`` (a differentiable loop), the result is a new
+        list whatever ``out`` says: an in-place op would overwrite what the backward
+        pass reads. Callers use the returned list."""
         t = self._t
-        return [t.full_like(x, value) for x in xs]
+        if out is None or _recorded(first):
+            return list(getattr(t, "_foreach_" + op)(list(first), *rest, **kw))
+        out = list(out)
+        if not _same(out, first):
+            t._foreach_copy_(out, list(first))
+        getattr(t, "_foreach_" + op + "_")(out, *rest, **kw)
+        return out
 
     def detach(self, xs: Sequence[Any]) -> list[Any]:
         return [x.detach() for x in xs]
@@ -542,67 +581,108 @@ class _Torch(Backend):
     def grad_mode(self, enabled: bool) -> contextlib.AbstractContextManager[Any]:
         return self._t.enable_grad() if enabled else self._t.no_grad()
 
-    def clone(self, xs: Sequence[Any]) -> list[Any]:
-        return [x.clone() for x in xs]
+
+    def zeros_like(self, xs: Sequence[Any], dtype: str | None = None) -> list[Any]:
+        t = self._t
+        if dtype is None:
+            return [t.zeros_like(x) for x in xs]
+        dt = getattr(t, dtype)
+        return [t.zeros_like(x, dtype=dt) for x in xs]
+
+    def full_like(self, xs: Sequence[Any], value: float, out: Out = None) -> list[Any]:
+        t = self._t
+        if out is None:
+            return [t.full_like(x, value) for x in xs]
+        for o in out:
+            o.fill_(value)
+        return list(out)
+
+    def clone(self, xs: Sequence[Any], out: Out = None) -> list[Any]:
+        if out is None:
+            return [x.clone() for x in xs]
+        out = list(out)
+        self._t._foreach_copy_(out, list(xs))
+        return out
+
+    def cast(self, xs: Sequence[Any], dtype: str) -> list[Any]:
+        dt = getattr(self._t, dtype)
+        return [x.to(dt) for x in xs]
 
     def scalar(self, value: float, like: Any) -> Any:
         # a fill kernel, not a host-to-device copy (which would wait for the stream)
         return self._t.full((), value, dtype=like.dtype, device=like.device)
 
-    def add(self, xs: Sequence[Any], ys: Sequence[Any]) -> list[Any]:
-        return list(self._t._foreach_add(list(xs), list(ys)))
+    def add(self, xs: Sequence[Any], ys: Sequence[Any], out: Out = None) -> list[Any]:
+        if out is not None and not _same(out, xs) and len(xs) <= 16 and not _recorded(xs):
+            return self._per_leaf_add(out, xs, ys)
+        return self._fe("add", out, xs, list(ys))
 
-    def sub(self, xs: Sequence[Any], ys: Sequence[Any]) -> list[Any]:
-        return list(self._t._foreach_sub(list(xs), list(ys)))
+    def _per_leaf_add(self, out: Sequence[Any], xs: Sequence[Any], ys: Sequence[Any],
+                      **kw: Any) -> list[Any]:
+        """``x + y`` written into a separate ``out``, one pass per leaf (few leaves: a
+        kernel launch each beats a foreach copy first); the kernel ``_foreach_add``
+        runs on each CPU leaf."""
+        add = self._t.add
+        for o, x, y in zip(out, xs, ys):
+            add(x, y, out=o, **kw)
+        return list(out)
 
-    def mul(self, xs: Sequence[Any], ys: Sequence[Any]) -> list[Any]:
-        return list(self._t._foreach_mul(list(xs), list(ys)))
+    def sub(self, xs: Sequence[Any], ys: Sequence[Any], out: Out = None) -> list[Any]:
+        return self._fe("sub", out, xs, list(ys))
 
-    def div(self, xs: Sequence[Any], ys: Sequence[Any]) -> list[Any]:
-        return list(self._t._foreach_div(list(xs), list(ys)))
+    def mul(self, xs: Sequence[Any], ys: Sequence[Any], out: Out = None) -> list[Any]:
+        return self._fe("mul", out, xs, list(ys))
 
-    def scale(self, xs: Sequence[Any], s: Any) -> list[Any]:
-        if _needs_grad(s):  # _foreach_mul has no backward for a grad-requiring scalar
+    def div(self, xs: Sequence[Any], ys: Sequence[Any], out: Out = None) -> list[Any]:
+        return self._fe("div", out, xs, list(ys))
+
+    def scale(self, xs: Sequence[Any], s: Any, out: Out = None) -> list[Any]:
+        if _needs_grad(s):  # _foreach_mul has no backward for it
             return [x * s for x in xs]
-        return list(self._t._foreach_mul(list(xs), s))
+        return self._fe("mul", out, xs, s)
 
-    def add_scalar(self, xs: Sequence[Any], s: Any) -> list[Any]:
-        return list(self._t._foreach_add(list(xs), s))
+    def add_scalar(self, xs: Sequence[Any], s: Any, out: Out = None) -> list[Any]:
+        return self._fe("add", out, xs, s)
 
-    def axpy(self, a: Any, xs: Sequence[Any], ys: Sequence[Any]) -> list[Any]:
+    def axpy(self, a: Any, xs: Sequence[Any], ys: Sequence[Any], out: Out = None) -> list[Any]:
         if isinstance(a, (int, float)):
-            return list(self._t._foreach_add(list(ys), list(xs), alpha=a))
-        if _needs_grad(a):  # as in scale: differentiate through a tensor coefficient
+            if out is not None and not _same(out, ys) and len(ys) <= 16 and not _recorded(ys):
+                return self._per_leaf_add(out, ys, xs, alpha=a)
+            return self._fe("add", out, ys, list(xs), alpha=a)
+        if _needs_grad(a):  # as in scale: differentiate through it
             return [a * x + y for x, y in zip(xs, ys)]
-        return list(self._t._foreach_add(list(ys), self._t._foreach_mul(list(xs), a)))
+        return self._fe("add", out, ys, self._t._foreach_mul(list(xs), a))
 
-    def lerp(self, xs: Sequence[Any], ys: Sequence[Any], w: float) -> list[Any]:
-        return list(self._t._foreach_lerp(list(xs), list(ys), w))
+    def lerp(self, xs: Sequence[Any], ys: Sequence[Any], w: float, out: Out = None) -> list[Any]:
+        return self._fe("lerp", out, xs, list(ys), w)
 
     def addcmul(
-        self, xs: Sequence[Any], ys: Sequence[Any], zs: Sequence[Any], value: float
+        self, xs: Sequence[Any], ys: Sequence[Any], zs: Sequence[Any], value: float,
+        out: Out = None,
     ) -> list[Any]:
-        return list(self._t._foreach_addcmul(list(xs), list(ys), list(zs), value=value))
+        return self._fe("addcmul", out, xs, list(ys), list(zs), value=value)
 
     def addcdiv(
-        self, xs: Sequence[Any], ys: Sequence[Any], zs: Sequence[Any], value: float
+        self, xs: Sequence[Any], ys: Sequence[Any], zs: Sequence[Any], value: float,
+        out: Out = None,
     ) -> list[Any]:
-        return list(self._t._foreach_addcdiv(list(xs), list(ys), list(zs), value=value))
+        return self._fe("addcdiv", out, xs, list(ys), list(zs), value=value)
 
-    def sqrt(self, xs: Sequence[Any]) -> list[Any]:
-        return list(self._t._foreach_sqrt(list(xs)))
+    def sqrt(self, xs: Sequence[Any], out: Out = None) -> list[Any]:
+        return self._fe("sqrt", out, xs)
 
-    def abs(self, xs: Sequence[Any]) -> list[Any]:
-        return list(self._t._foreach_abs(list(xs)))
+    def abs(self, xs: Sequence[Any], out: Out = None) -> list[Any]:
+        return self._fe("abs", out, xs)
 
-    def sign(self, xs: Sequence[Any]) -> list[Any]:
-        return list(self._t._foreach_sign(list(xs)))
+    def sign(self, xs: Sequence[Any], out: Out = None) -> list[Any]:
+        return self._fe("sign", out, xs)
 
-    def maximum(self, xs: Sequence[Any], ys: Sequence[Any]) -> list[Any]:
-        return list(self._t._foreach_maximum(list(xs), list(ys)))
+    def maximum(self, xs: Sequence[Any], ys: Sequence[Any], out: Out = None) -> list[Any]:
+        return self._fe("maximum", out, xs, list(ys))
 
-    def clip(self, xs: Sequence[Any], lo: float, hi: float) -> list[Any]:
-        return list(self._t._foreach_clamp_max(self._t._foreach_clamp_min(list(xs), lo), hi))
+    def clip(self, xs: Sequence[Any], lo: float, hi: float, out: Out = None) -> list[Any]:
+        low = self._fe("clamp_min", out, xs, lo)
+        return self._fe("clamp_max", low if out is None else out, low, hi)
 
     def vdot(self, xs: Sequence[Any], ys: Sequence[Any]) -> Any:
         t = self._t
@@ -626,21 +706,6 @@ class _Torch(Backend):
         t = self._t
         return all(bool(t.isfinite(x).all()) for x in xs)
 
-    def copy_(self, dst: Sequence[Any], src: Sequence[Any]) -> None:
-        self._t._foreach_copy_(list(dst), list(src))
-
-    def add_into(self, out: Sequence[Any], xs: Sequence[Any], ys: Sequence[Any]) -> list[Any]:
-        out = list(out)
-        if all(o is x for o, x in zip(out, xs)):
-            self._t._foreach_add_(out, list(ys))
-        elif len(out) <= 16:  # few leaves: one pass each, no foreach copy first
-            for o, x, y in zip(out, xs, ys):
-                self._t.add(x, y, out=o)
-        else:  # many leaves: two multi-tensor passes beat a per-leaf kernel launch each
-            self._t._foreach_copy_(out, list(xs))
-            self._t._foreach_add_(out, list(ys))
-        return out
-
     def take_rows(self, x: Any, rows: np.ndarray) -> Any:
         # index_select: boolean-mask or fancy indexing is 6-50x slower on CPU
         return x.index_select(0, self._t.from_numpy(rows).to(x.device))
@@ -662,52 +727,53 @@ class _Torch(Backend):
     def set_flat_(self, x: Any, i: int, value: float) -> None:
         x[tuple(int(j) for j in np.unravel_index(i, tuple(x.shape)))] = value
 
-    def scale_(self, xs: Sequence[Any], s: Any) -> list[Any]:
-        xs = list(xs)
-        self._t._foreach_mul_(xs, s)
-        return xs
+    def can_fuse(self, params: Sequence[Any], grads: Sequence[Any]) -> bool:
+        dev = params[0].device
+        if dev.type not in ("cpu", "cuda"):
+            return False
+        return not any(
+            x.requires_grad or x.device != dev for xs in (params, grads) for x in xs
+        )
 
-    def axpy_(self, a: Any, xs: Sequence[Any], ys: Sequence[Any]) -> list[Any]:
-        ys = list(ys)
-        if isinstance(a, (int, float)):
-            self._t._foreach_add_(ys, list(xs), alpha=a)
-        else:
-            self._t._foreach_add_(ys, self._t._foreach_mul(list(xs), a))
-        return ys
+    def _steps(self, count: int, params: Sequence[Any]) -> list[Any]:
+        """The step number as the per-param tensors the fused kernels read (one shared
+        float32 tensor: the kernels only read it; a fill, no host-to-device copy)."""
+        t = self._t
+        return [t.full((), float(count), dtype=t.float32, device=params[0].device)] * len(params)
 
-    def adam_(
-        self,
-        params: Sequence[Any],
-        grads: Sequence[Any],
-        mus: Sequence[Any],
-        nus: Sequence[Any],
-        nu_maxs: Sequence[Any] | None,
-        *,
-        count: int,
-        lr: float,
-        b1: float,
-        b2: float,
-        eps: float,
-        weight_decay: float,
+    def fused_adam_(
+        self, params: Sequence[Any], grads: Sequence[Any], mus: Sequence[Any],
+        nus: Sequence[Any], nu_maxs: Sequence[Any] | None, *, count: int, lr: float,
+        b1: float, b2: float, eps: float, weight_decay: float, decoupled: bool,
+        maximize: bool,
     ) -> None:
         t = self._t
-        # torch.optim.Adam(fused=True)'s kernel; it reads the step number from a
-        # tensor per param (one shared CPU tensor is enough: the kernel only reads it)
-        step = t.full((), float(count), dtype=t.float32, device=params[0].device)  # no H2D sync
-        t._fused_adam_(
-            list(params),
-            list(grads),
-            list(mus),
-            list(nus),
-            [] if nu_maxs is None else list(nu_maxs),
-            [step] * len(params),
-            lr=lr,
-            beta1=b1,
-            beta2=b2,
-            weight_decay=weight_decay,
-            eps=eps,
-            amsgrad=nu_maxs is not None,
-            maximize=False,
+        kernel = t._fused_adamw_ if decoupled else t._fused_adam_
+        kernel(
+            list(params), list(grads), list(mus), list(nus),
+            [] if nu_maxs is None else list(nu_maxs), self._steps(count, params),
+            lr=lr, beta1=b1, beta2=b2, weight_decay=weight_decay, eps=eps,
+            amsgrad=nu_maxs is not None, maximize=maximize,
+        )
+
+    def fused_sgd_(
+        self, params: Sequence[Any], grads: Sequence[Any], bufs: Sequence[Any], *,
+        lr: float, momentum: float, dampening: float, nesterov: bool,
+        weight_decay: float, maximize: bool, first: bool,
+    ) -> None:
+        self._t._fused_sgd_(
+            list(params), list(grads), list(bufs), weight_decay=weight_decay,
+            momentum=momentum, lr=lr, dampening=dampening, nesterov=nesterov,
+            maximize=maximize, is_first_step=first,
+        )
+
+    def fused_adagrad_(
+        self, params: Sequence[Any], grads: Sequence[Any], sums: Sequence[Any], *,
+        lr: float, eps: float, weight_decay: float, maximize: bool,
+    ) -> None:
+        self._t._fused_adagrad_(
+            list(params), list(grads), list(sums), self._steps(1, params), lr=lr,
+            lr_decay=0.0, weight_decay=weight_decay, eps=eps, maximize=maximize,
         )
 
     def to_float(self, x: Any) -> float:
@@ -765,6 +831,15 @@ class _Torch(Backend):
 
     def sum_axes(self, x: Any, axes: tuple[int, ...]) -> Any:
         return x.sum(dim=axes, keepdim=True) if axes else x.clone()
+
+
+def _recorded(xs: Sequence[Any]) -> bool:
+    """Whether autograd records any of the tensors ``xs`` (then nothing is written in
+    place: the backward pass may read them)."""
+    return sys.modules["torch"].is_grad_enabled() and any(map(_requires_grad, xs))
+
+
+_requires_grad = attrgetter("requires_grad")
 
 
 def _needs_grad(s: Any) -> bool:

@@ -216,8 +216,7 @@ def batched(
     checker = _Checker(stop)  # a TypeError now for criteria that cannot run per problem
     if state is None:
         state = opt.init(params)
-    first_order: Descent | None = opt if isinstance(opt, Descent) else None
-    nan = be.scalar(math.nan, leaves[0])
+    apply = opt.apply if isinstance(opt, Descent) else None
 
     t0 = time.perf_counter()
     x, s = params, state
@@ -287,8 +286,8 @@ def batched(
             gn = gn[keep] if gn is not None else None
             checker.compact(keep)
         prev_x, prev_v, prev_g = x, v, gn
-        if first_order is not None:  # the pure update (new arrays: prev_x stays valid)
-            x, s = first_order.apply(x, v_raw, g, s, grad_norm=nan)
+        if apply is not None:  # the pure update (new arrays: prev_x stays valid)
+            x, s = apply(x, v_raw, g, s, grad_norm=math.nan)
         else:
             x, s = opt.step(x, _Fixed(g), s)
         k += 1

@@ -15,6 +15,18 @@ The math is written once over the flat list of leaves with the list-level ops of
 backend chosen from the leaves (:mod:`fnopt.backend`): ``torch._foreach_*`` on torch,
 vectorised ufuncs on NumPy. States are ``NamedTuple`` pytrees whose buffers have the
 structure of params.
+
+One expression, two destinations: every built-in ``update`` also takes ``inplace``
+(declared by ``Transform.inplace``). Each state buffer's first write is
+``op(..., out=buf if inplace else None)`` and later ops work on arrays the update made
+itself, so with ``inplace=True`` (the caller gave the state up, as
+``Descent.apply(..., out=...)`` does) the same arithmetic lands in the old buffers and
+gives bitwise the same numbers. ``chain`` and the wrappers pass ``inplace`` to the
+transforms that declare it and call user transforms without it. No update writes into
+the ``updates`` or ``params`` passed in. ``Transform.update_params`` adds the updates
+to params: a learning-rate scale does it in one pass (``p + coef * u``), and a chain
+that torch has a fused kernel for runs it (recognised in one place,
+:func:`_fused_update_params`, from the declared names and hyperparameters).
 """
 
 from __future__ import annotations
@@ -41,6 +53,7 @@ from fnopt._base import (
     Transform,
     Updates,
     as_transform,
+    call_update,
     check_bool,
     check_callable,
     check_nonnegative,
@@ -118,6 +131,23 @@ def _numel(x: Any) -> int:
     return math.prod(tuple(x.shape))
 
 
+def _dst(buffers: list[Any], inplace: bool) -> list[Any] | None:
+    """The destination of a state buffer's first write: the buffer itself when the
+    caller gave the state up (``inplace``), else ``None`` (a new array)."""
+    return buffers if inplace else None
+
+
+def _builtin(
+    init: Any, update: Any, name: str, update_params: Any = None, **hyperparams: Any
+) -> Transform:
+    """A built-in transform: its ``update`` takes ``inplace`` (see :class:`Transform`),
+    and it declares its factory's name and arguments."""
+    return Transform(
+        init, update, inplace=True, name=name, hyperparams=hyperparams,
+        update_params=update_params,
+    )
+
+
 def _lifts(combinator: Callable[..., Transform]) -> Callable[..., Transform]:
     """Let ``combinator`` take first-order optimizers (:class:`fnopt.Descent`, e.g.
     ``fnopt.adam(1e-3)``) wherever it takes transforms: it composes their lifted
@@ -162,21 +192,50 @@ def _check_real(name: str, value: Any) -> None:
         raise ValueError(f"{name}: expected a finite number, got {value}")
 
 
+_MU_DTYPES = ("float16", "bfloat16", "float32", "float64")
+
+
+def _dtype_name(name: str, dtype: Any) -> str | None:
+    """A floating dtype given as a name, a NumPy dtype or a torch dtype, as its name
+    (``"float32"``); ``None`` stays ``None``."""
+    if dtype is None:
+        return None
+    text = dtype if isinstance(dtype, str) else str(getattr(dtype, "name", dtype))
+    text = text.replace("torch.", "")
+    if text not in _MU_DTYPES:
+        raise ValueError(f"{name}: expected None or one of {_MU_DTYPES}, got {dtype!r}")
+    return text
+
+
+def _as_dtype(be: _backend.Backend, xs: list[Any], like: list[Any]) -> list[Any]:
+    """``xs`` leaf by leaf in the dtype of ``like`` (leaves that agree are kept)."""
+    return [
+        x if x.dtype == y.dtype else be.cast([x], _dtype_name("dtype", y.dtype) or "")[0]
+        for x, y in zip(xs, like)
+    ]
+
+
 class EmptyState(NamedTuple):
     """State of a stateless transform."""
 
 
-def _stateless(fn: Callable[[Updates, Params | None], Updates]) -> Transform:
+def _stateless(
+    fn: Callable[[Updates, Params | None], Updates], name: str, **hyperparams: Any
+) -> Transform:
+    """A transform without state; ``fn`` returns new arrays, so in place or not is the
+    same."""
+
     def init(params: Params) -> EmptyState:
         del params
         return EmptyState()
 
     def update(
-        updates: Updates, state: State, params: Params | None = None
+        updates: Updates, state: State, params: Params | None = None, *, inplace: bool = False
     ) -> tuple[Updates, State]:
+        del inplace  # nothing to overwrite: the state has no buffers
         return fn(updates, params), state
 
-    return Transform(init, update)
+    return _builtin(init, update, name, **hyperparams)
 
 
 # -- composition -----------------------------------------------------------------------
@@ -184,7 +243,7 @@ def _stateless(fn: Callable[[Updates, Params | None], Updates]) -> Transform:
 
 def identity() -> Transform:
     """The transform that returns the gradients unchanged."""
-    return _stateless(lambda updates, params: updates)
+    return _stateless(lambda updates, params: updates, "identity")
 
 
 @_lifts
@@ -203,19 +262,36 @@ def chain(*transforms: Transform) -> Transform:
                 f"chain: argument {i} must be a Transform, got {type(t).__name__}"
             )
 
+    fused = _fused_update_params(transforms)
+
     def init(params: Params) -> tuple[Any, ...]:
         return tuple(t.init(params) for t in transforms)
 
     def update(
-        updates: Updates, state: State, params: Params | None = None
+        updates: Updates, state: State, params: Params | None = None, *, inplace: bool = False
     ) -> tuple[Updates, State]:
         new_states = []
         for t, s in zip(transforms, state):
-            updates, s = t.update(updates, s, params)
+            updates, s = call_update(t, updates, s, params, inplace)
             new_states.append(s)
         return updates, tuple(new_states)
 
-    return Transform(init, update)
+    def update_params(
+        grads: Updates, state: State, params: Params, *, out: Params | None = None
+    ) -> tuple[Params, State]:
+        if fused is not None:
+            done = fused(grads, state, params, out)
+            if done is not None:
+                return done
+        if not transforms:
+            return tree.add(params, grads, out=out), state
+        # all but the last transform, then the last one adds its updates to params
+        # (a learning-rate scale in one pass)
+        updates, head = update(grads, state[:-1], params, inplace=out is not None)
+        new_params, last = transforms[-1].update_params(updates, state[-1], params, out=out)
+        return new_params, (*head, last)
+
+    return _builtin(init, update, "chain", update_params, transforms=transforms)
 
 
 # -- scaling ---------------------------------------------------------------------------
@@ -229,7 +305,15 @@ def scale(step_size: float) -> Transform:
     array([-2.])
     """
     _check_real("step_size", step_size)
-    return _stateless(lambda updates, params: tree.scale(step_size, updates))
+    t = _stateless(lambda updates, params: tree.scale(step_size, updates), "scale",
+                   step_size=step_size)
+
+    def update_params(
+        grads: Updates, state: State, params: Params, *, out: Params | None = None
+    ) -> tuple[Params, State]:
+        return tree.axpy(step_size, grads, params, out=out), state
+
+    return _builtin(t.init, t.update, "scale", update_params, step_size=step_size)
 
 
 class ScaleByLearningRateState(NamedTuple):
@@ -269,14 +353,27 @@ def scale_by_learning_rate(learning_rate: ScalarOrSchedule, *, flip_sign: bool =
         lr0 = learning_rate(0) if callable(learning_rate) else learning_rate
         return ScaleByLearningRateState(0, lr0)
 
-    def update(
-        updates: Updates, state: State, params: Params | None = None
-    ) -> tuple[Updates, State]:
-        del params
+    def rate(state: State) -> tuple[Any, ScaleByLearningRateState]:
         lr = learning_rate(state.count) if callable(learning_rate) else learning_rate
-        return tree.scale(sign * lr, updates), ScaleByLearningRateState(state.count + 1, lr)
+        return sign * lr, ScaleByLearningRateState(state.count + 1, lr)
 
-    return Transform(init, update)
+    def update(
+        updates: Updates, state: State, params: Params | None = None, *, inplace: bool = False
+    ) -> tuple[Updates, State]:
+        del params, inplace  # the state holds no buffers
+        coef, new_state = rate(state)
+        return tree.scale(coef, updates), new_state
+
+    def update_params(
+        grads: Updates, state: State, params: Params, *, out: Params | None = None
+    ) -> tuple[Params, State]:
+        coef, new_state = rate(state)  # p + coef * u in one pass
+        return tree.axpy(coef, grads, params, out=out), new_state
+
+    return _builtin(
+        init, update, "scale_by_learning_rate", update_params,
+        learning_rate=learning_rate, flip_sign=flip_sign,
+    )
 
 
 class TraceState(NamedTuple):
@@ -321,20 +418,25 @@ def trace(decay: float, *, dampening: float = 0.0, nesterov: bool = False) -> Tr
         return TraceState(0, tree.zeros_like(params))
 
     def update(
-        updates: Updates, state: State, params: Params | None = None
+        updates: Updates, state: State, params: Params | None = None, *, inplace: bool = False
     ) -> tuple[Updates, State]:
         del params
         g, spec, be = _flat(updates)
+        buf = spec.flatten_up_to(state.trace)
         if state.count == 0:
-            buf = be.clone(g)
-        elif dampening == 0:
-            buf = be.axpy(decay, spec.flatten_up_to(state.trace), g)
-        else:
-            buf = be.axpy(1.0 - dampening, g, be.scale(spec.flatten_up_to(state.trace), decay))
+            buf = be.clone(g, _dst(buf, inplace))
+        else:  # b <- mu b + (1 - tau) g, as torch: b.mul_(mu).add_(g, alpha=1 - tau)
+            buf = be.scale(buf, decay, _dst(buf, inplace))
+            if dampening == 0:
+                buf = be.add(buf, g, buf)
+            else:
+                buf = be.axpy(1.0 - dampening, g, buf, buf)
         out = be.axpy(decay, buf, g) if nesterov else buf
         return spec.unflatten(out), TraceState(state.count + 1, spec.unflatten(buf))
 
-    return Transform(init, update)
+    return _builtin(
+        init, update, "trace", decay=decay, dampening=dampening, nesterov=nesterov
+    )
 
 
 def add_decayed_weights(weight_decay: float = 0.0) -> Transform:
@@ -357,7 +459,7 @@ def add_decayed_weights(weight_decay: float = 0.0) -> Transform:
             raise ValueError("add_decayed_weights: update needs params")
         return tree.axpy(weight_decay, params, updates)
 
-    return _stateless(fn)
+    return _stateless(fn, "add_decayed_weights", weight_decay=weight_decay)
 
 
 # -- adaptive scalings -----------------------------------------------------------------
@@ -374,7 +476,12 @@ class ScaleByAdamState(NamedTuple):
 
 
 def scale_by_adam(
-    b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8, *, amsgrad: bool = False
+    b1: float = 0.9,
+    b2: float = 0.999,
+    eps: float = 1e-8,
+    *,
+    amsgrad: bool = False,
+    mu_dtype: Any = None,
 ) -> Transform:
     """Rescale updates by Adam's moment estimates (torch.optim.Adam arithmetic).
 
@@ -392,6 +499,10 @@ def scale_by_adam(
       b2: decay of the second moment, in [0, 1).
       eps: added to the denominator *outside* the square root, >= 0.
       amsgrad: use the AMSGrad maximum of the second moment.
+      mu_dtype: the dtype of the first moment :math:`m` (optax's option), e.g.
+        ``"float32"`` to keep it in float32 for bfloat16 params; ``None`` (default):
+        the params' dtype. A name or a NumPy/torch dtype. The update has the
+        gradient's dtype.
 
     Returns:
       A :class:`fnopt.Transform` with state :class:`ScaleByAdamState`.
@@ -409,26 +520,40 @@ def scale_by_adam(
     check_unit_interval("b1", b1)
     check_unit_interval("b2", b2)
     check_nonnegative("eps", eps)
+    mu_dtype = _dtype_name("mu_dtype", mu_dtype)
 
     def init(params: Params) -> ScaleByAdamState:
         zeros = tree.zeros_like
-        return ScaleByAdamState(0, zeros(params), zeros(params), zeros(params) if amsgrad else None)
+        return ScaleByAdamState(
+            0, zeros(params, dtype=mu_dtype), zeros(params), zeros(params) if amsgrad else None
+        )
 
     def update(
-        updates: Updates, state: State, params: Params | None = None
+        updates: Updates, state: State, params: Params | None = None, *, inplace: bool = False
     ) -> tuple[Updates, State]:
         del params
         g, spec, be = _flat(updates)
         t = state.count + 1
+        mu, nu = spec.flatten_up_to(state.mu), spec.flatten_up_to(state.nu)
         # m <- m + (1 - b1) (g - m);  v <- b2 v + (1 - b2) g^2
-        mu = be.lerp(spec.flatten_up_to(state.mu), g, 1.0 - b1)
-        nu = be.addcmul(be.scale(spec.flatten_up_to(state.nu), b2), g, g, 1.0 - b2)
-        nu_max = be.maximum(spec.flatten_up_to(state.nu_max), nu) if amsgrad else nu
+        gm = g if mu_dtype is None else _as_dtype(be, g, mu)
+        mu = be.lerp(mu, gm, 1.0 - b1, _dst(mu, inplace))
+        nu = be.scale(nu, b2, _dst(nu, inplace))
+        nu = be.addcmul(nu, g, g, 1.0 - b2, nu)
+        nu_max = nu
+        if amsgrad:
+            nu_max = spec.flatten_up_to(state.nu_max)
+            nu_max = be.maximum(nu_max, nu, _dst(nu_max, inplace))
         bc1 = 1.0 - b1**t
         bc2_sqrt = (1.0 - b2**t) ** 0.5
         # denom = sqrt(v_hat) / sqrt(1 - b2^t) + eps;  u = (m / (1 - b1^t)) / denom
-        denom = be.add_scalar(be.scale(be.sqrt(nu_max), 1.0 / bc2_sqrt), eps)
-        out = be.div(be.scale(mu, 1.0 / bc1), denom)
+        denom = be.sqrt(nu_max)
+        denom = be.scale(denom, 1.0 / bc2_sqrt, denom)
+        denom = be.add_scalar(denom, eps, denom)
+        out = be.scale(mu, 1.0 / bc1)
+        if mu_dtype is not None:
+            out = _as_dtype(be, out, g)
+        out = be.div(out, denom, out)
         return spec.unflatten(out), ScaleByAdamState(
             t,
             spec.unflatten(mu),
@@ -436,7 +561,10 @@ def scale_by_adam(
             spec.unflatten(nu_max) if amsgrad else None,
         )
 
-    return Transform(init, update)
+    return _builtin(
+        init, update, "scale_by_adam", b1=b1, b2=b2, eps=eps, amsgrad=amsgrad,
+        mu_dtype=mu_dtype,
+    )
 
 
 class ScaleByAdamaxState(NamedTuple):
@@ -478,17 +606,21 @@ def scale_by_adamax(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> Tr
         return ScaleByAdamaxState(0, tree.zeros_like(params), tree.zeros_like(params))
 
     def update(
-        updates: Updates, state: State, params: Params | None = None
+        updates: Updates, state: State, params: Params | None = None, *, inplace: bool = False
     ) -> tuple[Updates, State]:
         del params
         g, spec, be = _flat(updates)
         t = state.count + 1
-        mu = be.lerp(spec.flatten_up_to(state.mu), g, 1.0 - b1)
-        nu = be.maximum(be.scale(spec.flatten_up_to(state.nu), b2), be.add_scalar(be.abs(g), eps))
-        out = be.div(be.scale(mu, 1.0 / (1.0 - b1**t)), nu)
+        mu, nu = spec.flatten_up_to(state.mu), spec.flatten_up_to(state.nu)
+        mu = be.lerp(mu, g, 1.0 - b1, _dst(mu, inplace))
+        nu = be.scale(nu, b2, _dst(nu, inplace))
+        g_abs = be.abs(g)
+        nu = be.maximum(nu, be.add_scalar(g_abs, eps, g_abs), nu)
+        out = be.scale(mu, 1.0 / (1.0 - b1**t))
+        out = be.div(out, nu, out)
         return spec.unflatten(out), ScaleByAdamaxState(t, spec.unflatten(mu), spec.unflatten(nu))
 
-    return Transform(init, update)
+    return _builtin(init, update, "scale_by_adamax", b1=b1, b2=b2, eps=eps)
 
 
 class ScaleByNadamState(NamedTuple):
@@ -541,7 +673,7 @@ def scale_by_nadam(
         return ScaleByNadamState(0, tree.zeros_like(params), tree.zeros_like(params), 1.0)
 
     def update(
-        updates: Updates, state: State, params: Params | None = None
+        updates: Updates, state: State, params: Params | None = None, *, inplace: bool = False
     ) -> tuple[Updates, State]:
         del params
         g, spec, be = _flat(updates)
@@ -549,17 +681,23 @@ def scale_by_nadam(
         mom = b1 * (1.0 - 0.5 * 0.96 ** (t * momentum_decay))
         mom_next = b1 * (1.0 - 0.5 * 0.96 ** ((t + 1) * momentum_decay))
         mu_product = state.mu_product * mom
-        mu = be.lerp(spec.flatten_up_to(state.mu), g, 1.0 - b1)
-        nu = be.addcmul(be.scale(spec.flatten_up_to(state.nu), b2), g, g, 1.0 - b2)
-        denom = be.add_scalar(be.sqrt(be.scale(nu, 1.0 / (1.0 - b2**t))), eps)
+        mu, nu = spec.flatten_up_to(state.mu), spec.flatten_up_to(state.nu)
+        mu = be.lerp(mu, g, 1.0 - b1, _dst(mu, inplace))
+        nu = be.scale(nu, b2, _dst(nu, inplace))
+        nu = be.addcmul(nu, g, g, 1.0 - b2, nu)
+        denom = be.scale(nu, 1.0 / (1.0 - b2**t))
+        denom = be.add_scalar(be.sqrt(denom, denom), eps, denom)
         c_g = (1.0 - mom) / (1.0 - mu_product)
         c_m = mom_next / (1.0 - mu_product * mom_next)
-        out = be.addcdiv(be.scale(be.div(g, denom), c_g), mu, denom, c_m)
+        out = be.div(g, denom)
+        out = be.addcdiv(be.scale(out, c_g, out), mu, denom, c_m, out)
         return spec.unflatten(out), ScaleByNadamState(
             t, spec.unflatten(mu), spec.unflatten(nu), mu_product
         )
 
-    return Transform(init, update)
+    return _builtin(
+        init, update, "scale_by_nadam", b1=b1, b2=b2, eps=eps, momentum_decay=momentum_decay
+    )
 
 
 class ScaleByRadamState(NamedTuple):
@@ -606,13 +744,15 @@ def scale_by_radam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> Tra
         return ScaleByRadamState(0, tree.zeros_like(params), tree.zeros_like(params))
 
     def update(
-        updates: Updates, state: State, params: Params | None = None
+        updates: Updates, state: State, params: Params | None = None, *, inplace: bool = False
     ) -> tuple[Updates, State]:
         del params
         g, spec, be = _flat(updates)
         t = state.count + 1
-        mu = be.lerp(spec.flatten_up_to(state.mu), g, 1.0 - b1)
-        nu = be.addcmul(be.scale(spec.flatten_up_to(state.nu), b2), g, g, 1.0 - b2)
+        mu, nu = spec.flatten_up_to(state.mu), spec.flatten_up_to(state.nu)
+        mu = be.lerp(mu, g, 1.0 - b1, _dst(mu, inplace))
+        nu = be.scale(nu, b2, _dst(nu, inplace))
+        nu = be.addcmul(nu, g, g, 1.0 - b2, nu)
         bc1 = 1.0 - b1**t
         bc2 = 1.0 - b2**t
         rho_t = rho_inf - 2.0 * t * b2**t / bc2
@@ -622,12 +762,12 @@ def scale_by_radam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> Tra
                 (rho_t - 4.0) * (rho_t - 2.0) * rho_inf
                 / ((rho_inf - 4.0) * (rho_inf - 2.0) * rho_t)
             ) ** 0.5
-            out = be.div(be.scale(m_hat, bc2**0.5 * rect), be.add_scalar(be.sqrt(nu), eps))
-        else:
-            out = m_hat
-        return spec.unflatten(out), ScaleByRadamState(t, spec.unflatten(mu), spec.unflatten(nu))
+            denom = be.sqrt(nu)
+            denom = be.add_scalar(denom, eps, denom)
+            m_hat = be.div(be.scale(m_hat, bc2**0.5 * rect, m_hat), denom, m_hat)
+        return spec.unflatten(m_hat), ScaleByRadamState(t, spec.unflatten(mu), spec.unflatten(nu))
 
-    return Transform(init, update)
+    return _builtin(init, update, "scale_by_radam", b1=b1, b2=b2, eps=eps)
 
 
 class ScaleByRmsState(NamedTuple):
@@ -679,15 +819,18 @@ def scale_by_rms(decay: float = 0.99, eps: float = 1e-8, *, centered: bool = Fal
         return ScaleByRmsState(0, tree.zeros_like(params))
 
     def update(
-        updates: Updates, state: State, params: Params | None = None
+        updates: Updates, state: State, params: Params | None = None, *, inplace: bool = False
     ) -> tuple[Updates, State]:
         del params
         g, spec, be = _flat(updates)
-        nu = be.addcmul(be.scale(spec.flatten_up_to(state.nu), decay), g, g, 1.0 - decay)
-        out = be.div(g, be.add_scalar(be.sqrt(nu), eps))
+        nu = spec.flatten_up_to(state.nu)
+        nu = be.scale(nu, decay, _dst(nu, inplace))
+        nu = be.addcmul(nu, g, g, 1.0 - decay, nu)
+        denom = be.sqrt(nu)
+        out = be.div(g, be.add_scalar(denom, eps, denom))
         return spec.unflatten(out), ScaleByRmsState(state.count + 1, spec.unflatten(nu))
 
-    return Transform(init, update)
+    return _builtin(init, update, "scale_by_rms", decay=decay, eps=eps)
 
 
 def scale_by_stddev(decay: float = 0.99, eps: float = 1e-8) -> Transform:
@@ -719,19 +862,22 @@ def scale_by_stddev(decay: float = 0.99, eps: float = 1e-8) -> Transform:
         return ScaleByStddevState(0, tree.zeros_like(params), tree.zeros_like(params))
 
     def update(
-        updates: Updates, state: State, params: Params | None = None
+        updates: Updates, state: State, params: Params | None = None, *, inplace: bool = False
     ) -> tuple[Updates, State]:
         del params
         g, spec, be = _flat(updates)
-        nu = be.addcmul(be.scale(spec.flatten_up_to(state.nu), decay), g, g, 1.0 - decay)
-        mu = be.lerp(spec.flatten_up_to(state.mu), g, 1.0 - decay)
-        std = be.sqrt(be.addcmul(nu, mu, mu, -1.0))
-        out = be.div(g, be.add_scalar(std, eps))
+        mu, nu = spec.flatten_up_to(state.mu), spec.flatten_up_to(state.nu)
+        nu = be.scale(nu, decay, _dst(nu, inplace))
+        nu = be.addcmul(nu, g, g, 1.0 - decay, nu)
+        mu = be.lerp(mu, g, 1.0 - decay, _dst(mu, inplace))
+        std = be.addcmul(nu, mu, mu, -1.0)
+        std = be.add_scalar(be.sqrt(std, std), eps, std)
+        out = be.div(g, std)
         return spec.unflatten(out), ScaleByStddevState(
             state.count + 1, spec.unflatten(mu), spec.unflatten(nu)
         )
 
-    return Transform(init, update)
+    return _builtin(init, update, "scale_by_stddev", decay=decay, eps=eps)
 
 
 class ScaleByAdagradState(NamedTuple):
@@ -769,15 +915,20 @@ def scale_by_adagrad(initial_accumulator_value: float = 0.0, eps: float = 1e-10)
         return ScaleByAdagradState(0, tree.full_like(params, initial_accumulator_value))
 
     def update(
-        updates: Updates, state: State, params: Params | None = None
+        updates: Updates, state: State, params: Params | None = None, *, inplace: bool = False
     ) -> tuple[Updates, State]:
         del params
         g, spec, be = _flat(updates)
-        acc = be.addcmul(spec.flatten_up_to(state.sum_of_squares), g, g, 1.0)
-        out = be.div(g, be.add_scalar(be.sqrt(acc), eps))
+        acc = spec.flatten_up_to(state.sum_of_squares)
+        acc = be.addcmul(acc, g, g, 1.0, _dst(acc, inplace))
+        denom = be.sqrt(acc)
+        out = be.div(g, be.add_scalar(denom, eps, denom))
         return spec.unflatten(out), ScaleByAdagradState(state.count + 1, spec.unflatten(acc))
 
-    return Transform(init, update)
+    return _builtin(
+        init, update, "scale_by_adagrad",
+        initial_accumulator_value=initial_accumulator_value, eps=eps,
+    )
 
 
 class ScaleByAdadeltaState(NamedTuple):
@@ -817,20 +968,25 @@ def scale_by_adadelta(rho: float = 0.9, eps: float = 1e-6) -> Transform:
         return ScaleByAdadeltaState(0, tree.zeros_like(params), tree.zeros_like(params))
 
     def update(
-        updates: Updates, state: State, params: Params | None = None
+        updates: Updates, state: State, params: Params | None = None, *, inplace: bool = False
     ) -> tuple[Updates, State]:
         del params
         g, spec, be = _flat(updates)
-        e_g = be.addcmul(be.scale(spec.flatten_up_to(state.e_g), rho), g, g, 1.0 - rho)
-        e_x = spec.flatten_up_to(state.e_x)
-        std = be.sqrt(be.add_scalar(e_g, eps))
-        delta = be.mul(be.div(be.sqrt(be.add_scalar(e_x, eps)), std), g)
-        e_x = be.addcmul(be.scale(e_x, rho), delta, delta, 1.0 - rho)
+        e_g, e_x = spec.flatten_up_to(state.e_g), spec.flatten_up_to(state.e_x)
+        e_g = be.scale(e_g, rho, _dst(e_g, inplace))
+        e_g = be.addcmul(e_g, g, g, 1.0 - rho, e_g)
+        std = be.add_scalar(e_g, eps)
+        std = be.sqrt(std, std)
+        delta = be.add_scalar(e_x, eps)  # from the previous E[dx^2], before it moves
+        delta = be.sqrt(delta, delta)
+        delta = be.mul(be.div(delta, std, delta), g, delta)
+        e_x = be.scale(e_x, rho, _dst(e_x, inplace))
+        e_x = be.addcmul(e_x, delta, delta, 1.0 - rho, e_x)
         return spec.unflatten(delta), ScaleByAdadeltaState(
             state.count + 1, spec.unflatten(e_g), spec.unflatten(e_x)
         )
 
-    return Transform(init, update)
+    return _builtin(init, update, "scale_by_adadelta", rho=rho, eps=eps)
 
 
 class ScaleByLionState(NamedTuple):
@@ -868,16 +1024,20 @@ def scale_by_lion(b1: float = 0.9, b2: float = 0.99) -> Transform:
         return ScaleByLionState(0, tree.zeros_like(params))
 
     def update(
-        updates: Updates, state: State, params: Params | None = None
+        updates: Updates, state: State, params: Params | None = None, *, inplace: bool = False
     ) -> tuple[Updates, State]:
         del params
         g, spec, be = _flat(updates)
         m = spec.flatten_up_to(state.mu)
-        out = be.sign(be.axpy(b1, m, be.scale(g, 1.0 - b1)))
-        mu = be.axpy(b2, m, be.scale(g, 1.0 - b2))
+        out = be.scale(g, 1.0 - b1)
+        out = be.sign(be.axpy(b1, m, out, out), out)
+        mu = be.scale(g, 1.0 - b2)  # b2 m + (1 - b2) g, then into m's buffer
+        mu = be.axpy(b2, m, mu, mu)
+        if inplace:
+            mu = be.clone(mu, m)
         return spec.unflatten(out), ScaleByLionState(state.count + 1, spec.unflatten(mu))
 
-    return Transform(init, update)
+    return _builtin(init, update, "scale_by_lion", b1=b1, b2=b2)
 
 
 class ScaleByRpropState(NamedTuple):
@@ -936,27 +1096,38 @@ def scale_by_rprop(
         return ScaleByRpropState(0, tree.zeros_like(params), tree.full_like(params, learning_rate))
 
     def update(
-        updates: Updates, state: State, params: Params | None = None
+        updates: Updates, state: State, params: Params | None = None, *, inplace: bool = False
     ) -> tuple[Updates, State]:
         del params
         g, spec, be = _flat(updates)
-        s = be.sign(be.mul(g, spec.flatten_up_to(state.prev)))
+        prev, step = spec.flatten_up_to(state.prev), spec.flatten_up_to(state.step_size)
+        s = be.mul(g, prev)
+        s = be.sign(s, s)
         abs_s = be.abs(s)
-        pos = be.scale(be.add(abs_s, s), 0.5)  # 1 where s > 0, else 0 (exact)
-        neg = be.scale(be.sub(abs_s, s), 0.5)  # 1 where s < 0, else 0 (exact)
+        pos = be.add(abs_s, s)
+        pos = be.scale(pos, 0.5, pos)  # 1 where s > 0, else 0 (exact)
+        neg = be.sub(abs_s, s)
+        neg = be.scale(neg, 0.5, neg)  # 1 where s < 0, else 0 (exact)
         # factor = etaplus | etaminus | 1; each term but one is an exact zero
-        factor = be.add(
-            be.add(be.scale(pos, etaplus), be.scale(neg, etaminus)),
-            be.add_scalar(be.scale(abs_s, -1.0), 1.0),
-        )
-        step = be.clip(be.mul(spec.flatten_up_to(state.step_size), factor), lo, hi)
-        g_kept = be.mul(g, be.add_scalar(be.scale(neg, -1.0), 1.0))
-        out = be.scale(be.mul(be.sign(g_kept), step), -1.0)
+        factor = be.scale(pos, etaplus, pos)
+        factor = be.add(factor, be.scale(neg, etaminus), factor)
+        abs_s = be.add_scalar(be.scale(abs_s, -1.0, abs_s), 1.0, abs_s)
+        factor = be.add(factor, abs_s, factor)
+        step = be.mul(step, factor, _dst(step, inplace))
+        step = be.clip(step, lo, hi, step)
+        keep = be.scale(neg, -1.0, neg)
+        keep = be.add_scalar(keep, 1.0, keep)
+        g_kept = be.mul(g, keep, _dst(prev, inplace))  # prev is read above, not after
+        out = be.sign(g_kept)
+        out = be.scale(be.mul(out, step, out), -1.0, out)
         return spec.unflatten(out), ScaleByRpropState(
             state.count + 1, spec.unflatten(g_kept), spec.unflatten(step)
         )
 
-    return Transform(init, update)
+    return _builtin(
+        init, update, "scale_by_rprop",
+        learning_rate=learning_rate, etas=etas, step_sizes=step_sizes,
+    )
 
 
 class PolyakAverageState(NamedTuple):
@@ -999,21 +1170,22 @@ def polyak_average(t0: float = 1e6) -> Transform:
         return PolyakAverageState(0, tree.zeros_like(params))
 
     def update(
-        updates: Updates, state: State, params: Params | None = None
+        updates: Updates, state: State, params: Params | None = None, *, inplace: bool = False
     ) -> tuple[Updates, State]:
         if params is None:
             raise ValueError("polyak_average: update needs params")
         u, spec, be = _flat(updates)
         new_p = be.add(spec.flatten_up_to(params), u)
         mu = 1.0 / max(1.0, state.count - t0)  # the weight torch uses at this step
+        avg = spec.flatten_up_to(state.average)
         if mu == 1.0:
-            avg = be.clone(new_p)
-        else:
-            avg_prev = spec.flatten_up_to(state.average)
-            avg = be.add(avg_prev, be.scale(be.sub(new_p, avg_prev), mu))
+            avg = be.clone(new_p, _dst(avg, inplace))
+        else:  # avg + mu (p - avg)
+            step = be.sub(new_p, avg, new_p)
+            avg = be.add(avg, be.scale(step, mu, step), _dst(avg, inplace))
         return updates, PolyakAverageState(state.count + 1, spec.unflatten(avg))
 
-    return Transform(init, update)
+    return _builtin(init, update, "polyak_average", t0=t0)
 
 
 class ScaleByFactoredRmsState(NamedTuple):
@@ -1095,7 +1267,7 @@ def scale_by_factored_rms(
         )
 
     def update(
-        updates: Updates, state: State, params: Params | None = None
+        updates: Updates, state: State, params: Params | None = None, *, inplace: bool = False
     ) -> tuple[Updates, State]:
         del params
         g, spec, be = _flat(updates)
@@ -1110,8 +1282,9 @@ def scale_by_factored_rms(
         if fac:
             gf = [g[i] for i in fac]
             sq = be.mul(gf, gf)
-            new_rows = be.lerp([rows[i] for i in fac], be.mean(sq, -1), w)
-            new_cols = be.lerp([cols[i] for i in fac], be.mean(sq, -2), w)
+            old_rows, old_cols = [rows[i] for i in fac], [cols[i] for i in fac]
+            new_rows = be.lerp(old_rows, be.mean(sq, -1), w, _dst(old_rows, inplace))
+            new_cols = be.lerp(old_cols, be.mean(sq, -2), w, _dst(old_cols, inplace))
             row_means = be.mean(new_rows, -2)
             floors = [
                 be.clip([m], _eps_for(x, eps), math.inf)[0] for m, x in zip(row_means, gf)
@@ -1121,7 +1294,8 @@ def scale_by_factored_rms(
                 rows[i], cols[i], var[i] = new_rows[j], new_cols[j], est[j]
         if vec:
             gv = [g[i] for i in vec]
-            new_vs = be.lerp([vs[i] for i in vec], be.mul(gv, gv), w)
+            old_vs = [vs[i] for i in vec]
+            new_vs = be.lerp(old_vs, be.mul(gv, gv), w, _dst(old_vs, inplace))
             for j, i in enumerate(vec):
                 vs[i] = var[i] = new_vs[j]
         floored = [be.clip([v], _eps_for(x, eps) ** 2, math.inf)[0] for v, x in zip(var, g)]
@@ -1132,7 +1306,9 @@ def scale_by_factored_rms(
             t, spec.unflatten(rows), spec.unflatten(cols), spec.unflatten(vs)
         )
 
-    return Transform(init, update)
+    return _builtin(
+        init, update, "scale_by_factored_rms", beta2_decay=beta2_decay, eps=eps, d=d
+    )
 
 
 def scale_by_param_block_rms(min_scale: float = 1e-3) -> Transform:
@@ -1157,7 +1333,7 @@ def scale_by_param_block_rms(min_scale: float = 1e-3) -> Transform:
         ]
         return spec.unflatten(be.mul(u, scales))
 
-    return _stateless(fn)
+    return _stateless(fn, "scale_by_param_block_rms", min_scale=min_scale)
 
 
 class ScaleByMuonState(NamedTuple):
@@ -1260,11 +1436,12 @@ def scale_by_muon(
         return ScaleByMuonState(0, tree.zeros_like(params))
 
     def update(
-        updates: Updates, state: State, params: Params | None = None
+        updates: Updates, state: State, params: Params | None = None, *, inplace: bool = False
     ) -> tuple[Updates, State]:
         del params
         g, spec, be = _flat(updates)
-        mu = be.lerp(spec.flatten_up_to(state.mu), g, 1.0 - momentum)
+        mu = spec.flatten_up_to(state.mu)
+        mu = be.lerp(mu, g, 1.0 - momentum, _dst(mu, inplace))
         d = be.lerp(g, mu, momentum) if nesterov else mu
         out = [
             be.scale([_newton_schulz(x, be, coeffs, ns_steps, eps)], ratio(tuple(x.shape)))[0]
@@ -1272,7 +1449,10 @@ def scale_by_muon(
         ]
         return spec.unflatten(out), ScaleByMuonState(state.count + 1, spec.unflatten(mu))
 
-    return Transform(init, update)
+    return _builtin(
+        init, update, "scale_by_muon", momentum=momentum, nesterov=nesterov,
+        ns_coefficients=coeffs, ns_steps=ns_steps, eps=eps, adjust_lr_fn=adjust_lr_fn,
+    )
 
 
 def scale_by_trust_ratio(
@@ -1316,7 +1496,10 @@ def scale_by_trust_ratio(
             ratios.append(trust_coefficient * pf / (uf + eps) if ok else 1.0)
         return spec.unflatten([be.scale([x], r)[0] for x, r in zip(u, ratios)])
 
-    return _stateless(fn)
+    return _stateless(
+        fn, "scale_by_trust_ratio", min_norm=min_norm, trust_coefficient=trust_coefficient,
+        eps=eps,
+    )
 
 
 class ScaleByBeliefState(NamedTuple):
@@ -1358,21 +1541,23 @@ def scale_by_belief(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-16) -> T
         return ScaleByBeliefState(0, tree.zeros_like(params), tree.zeros_like(params))
 
     def update(
-        updates: Updates, state: State, params: Params | None = None
+        updates: Updates, state: State, params: Params | None = None, *, inplace: bool = False
     ) -> tuple[Updates, State]:
         del params
         g, spec, be = _flat(updates)
         t = state.count + 1
-        mu = be.lerp(spec.flatten_up_to(state.mu), g, 1.0 - b1)
+        mu, nu = spec.flatten_up_to(state.mu), spec.flatten_up_to(state.nu)
+        mu = be.lerp(mu, g, 1.0 - b1, _dst(mu, inplace))
         r = be.sub(g, mu)
-        nu = be.add_scalar(
-            be.addcmul(be.scale(spec.flatten_up_to(state.nu), b2), r, r, 1.0 - b2), eps
-        )
-        denom = be.add_scalar(be.sqrt(be.scale(nu, 1.0 / (1.0 - b2**t))), eps)
-        out = be.div(be.scale(mu, 1.0 / (1.0 - b1**t)), denom)
+        nu = be.scale(nu, b2, _dst(nu, inplace))
+        nu = be.add_scalar(be.addcmul(nu, r, r, 1.0 - b2, nu), eps, nu)
+        denom = be.scale(nu, 1.0 / (1.0 - b2**t))
+        denom = be.add_scalar(be.sqrt(denom, denom), eps, denom)
+        out = be.scale(mu, 1.0 / (1.0 - b1**t))
+        out = be.div(out, denom, out)
         return spec.unflatten(out), ScaleByBeliefState(t, spec.unflatten(mu), spec.unflatten(nu))
 
-    return Transform(init, update)
+    return _builtin(init, update, "scale_by_belief", b1=b1, b2=b2, eps=eps)
 
 
 # -- clipping ---------------------------------------------------------------------------
@@ -1391,7 +1576,7 @@ def clip(max_delta: float) -> Transform:
         u, spec, be = _flat(updates)
         return spec.unflatten(be.clip(u, -max_delta, max_delta))
 
-    return _stateless(fn)
+    return _stateless(fn, "clip", max_delta=max_delta)
 
 
 def clip_by_global_norm(max_norm: float) -> Transform:
@@ -1415,7 +1600,7 @@ def clip_by_global_norm(max_norm: float) -> Transform:
         coef = (max_norm / (norm + 1e-6)).clip(max=1.0)
         return spec.unflatten(be.scale(u, coef))
 
-    return _stateless(fn)
+    return _stateless(fn, "clip_by_global_norm", max_norm=max_norm)
 
 
 # -- wrappers ---------------------------------------------------------------------------
@@ -1472,18 +1657,18 @@ def masked(transform: Transform, mask: Any) -> Transform:
         return MaskedState(transform.init([leaves[i] for i in select(params)]))
 
     def update(
-        updates: Updates, state: State, params: Params | None = None
+        updates: Updates, state: State, params: Params | None = None, *, inplace: bool = False
     ) -> tuple[Updates, State]:
         u, spec = optree.tree_flatten(updates)
         idx = select(updates if params is None else params)
         p_sel = None if params is None else [spec.flatten_up_to(params)[i] for i in idx]
-        sub, inner = transform.update([u[i] for i in idx], state.inner, p_sel)
+        sub, inner = call_update(transform, [u[i] for i in idx], state.inner, p_sel, inplace)
         out = list(u)
         for i, v in zip(idx, sub):
             out[i] = v
         return spec.unflatten(out), MaskedState(inner)
 
-    return Transform(init, update)
+    return _builtin(init, update, "masked", transform=transform, mask=mask)
 
 
 class PartitionState(NamedTuple):
@@ -1537,7 +1722,7 @@ def partition(transforms: Mapping[Hashable, Transform], labels: Any) -> Transfor
         )
 
     def update(
-        updates: Updates, state: State, params: Params | None = None
+        updates: Updates, state: State, params: Params | None = None, *, inplace: bool = False
     ) -> tuple[Updates, State]:
         u, spec = optree.tree_flatten(updates)
         p_leaves = None if params is None else spec.flatten_up_to(params)
@@ -1545,12 +1730,14 @@ def partition(transforms: Mapping[Hashable, Transform], labels: Any) -> Transfor
         new_inner = {}
         for k, idx in groups(updates if params is None else params).items():
             p_sel = None if p_leaves is None else [p_leaves[i] for i in idx]
-            sub, new_inner[k] = transforms[k].update([u[i] for i in idx], state.inner[k], p_sel)
+            sub, new_inner[k] = call_update(
+                transforms[k], [u[i] for i in idx], state.inner[k], p_sel, inplace
+            )
             for i, v in zip(idx, sub):
                 out[i] = v
         return spec.unflatten(out), PartitionState(new_inner)
 
-    return Transform(init, update)
+    return _builtin(init, update, "partition", transforms=transforms, labels=labels)
 
 
 class ApplyIfFiniteState(NamedTuple):
@@ -1594,7 +1781,7 @@ def apply_if_finite(transform: Transform, max_consecutive_errors: int | None = N
         return ApplyIfFiniteState(0, transform.init(params), 0, True, 0)
 
     def update(
-        updates: Updates, state: State, params: Params | None = None
+        updates: Updates, state: State, params: Params | None = None, *, inplace: bool = False
     ) -> tuple[Updates, State]:
         finite = tree.all_finite(updates)
         give_up = (
@@ -1602,7 +1789,7 @@ def apply_if_finite(transform: Transform, max_consecutive_errors: int | None = N
             and state.notfinite_count >= max_consecutive_errors
         )
         if finite or give_up:
-            out, inner = transform.update(updates, state.inner, params)
+            out, inner = call_update(transform, updates, state.inner, params, inplace)
         else:
             out, inner = tree.zeros_like(updates), state.inner
         bad = 0 if finite else 1
@@ -1614,7 +1801,10 @@ def apply_if_finite(transform: Transform, max_consecutive_errors: int | None = N
             state.total_notfinite + bad,
         )
 
-    return Transform(init, update)
+    return _builtin(
+        init, update, "apply_if_finite", transform=transform,
+        max_consecutive_errors=max_consecutive_errors,
+    )
 
 
 class AccumulateState(NamedTuple):
@@ -1661,16 +1851,20 @@ def accumulate(k: int, transform: Transform | None = None, *, average: bool = Tr
         return AccumulateState(0, tree.zeros_like(params), inner_t.init(params))
 
     def update(
-        updates: Updates, state: State, params: Params | None = None
+        updates: Updates, state: State, params: Params | None = None, *, inplace: bool = False
     ) -> tuple[Updates, State]:
-        acc = tree.add(state.acc, updates)
+        acc = tree.add(state.acc, updates, out=state.acc if inplace else None)
         if (state.count + 1) % k:
             return tree.zeros_like(updates), AccumulateState(state.count + 1, acc, state.inner)
         g = tree.scale(1.0 / k, acc) if average and k > 1 else acc
-        out, inner = inner_t.update(g, state.inner, params)
-        return out, AccumulateState(state.count + 1, tree.zeros_like(acc), inner)
+        out, inner = call_update(inner_t, g, state.inner, params, inplace)
+        # the sum restarts at zero: in its own buffer, unless ``out`` may share it
+        zero = tree.full_like(acc, 0.0, out=acc if inplace and g is not acc else None)
+        return out, AccumulateState(state.count + 1, zero, inner)
 
-    return Transform(init, update)
+    return _builtin(
+        init, update, "accumulate", k=k, transform=inner_t, average=average
+    )
 
 
 class LookaheadState(NamedTuple):
@@ -1720,20 +1914,23 @@ def lookahead(transform: Transform, sync_period: int = 5, alpha: float = 0.5) ->
         return LookaheadState(0, tree.clone(params), transform.init(params))
 
     def update(
-        updates: Updates, state: State, params: Params | None = None
+        updates: Updates, state: State, params: Params | None = None, *, inplace: bool = False
     ) -> tuple[Updates, State]:
         if params is None:
             raise ValueError("lookahead: update needs params")
-        out, inner = transform.update(updates, state.inner, params)
+        out, inner = call_update(transform, updates, state.inner, params, inplace)
         count = state.count + 1
         slow = state.slow
-        if count % sync_period == 0:
+        if count % sync_period == 0:  # slow <- slow + alpha (fast - slow)
             fast = tree.add(params, out)
-            slow = tree.axpy(alpha, tree.sub(fast, slow), slow)
+            step = tree.sub(fast, slow, out=fast)
+            slow = tree.axpy(alpha, step, slow, out=slow if inplace else None)
             out = tree.sub(slow, params)
         return out, LookaheadState(count, slow, inner)
 
-    return Transform(init, update)
+    return _builtin(
+        init, update, "lookahead", transform=transform, sync_period=sync_period, alpha=alpha
+    )
 
 
 # -- hyperparameters in the state -------------------------------------------------------
@@ -1837,33 +2034,30 @@ def inject_hyperparams(
             return InjectHyperparamsState(0, dict(hp0), as_transform(proto).init(params))
 
         def t_update(
-            updates: Updates, state: State, params: Params | None = None
+            updates: Updates, state: State, params: Params | None = None, *,
+            inplace: bool = False,
         ) -> tuple[Updates, State]:
             hp = values(state.hyperparams, state.count)
-            out, inner = view(hp).update(updates, state.inner, params)
+            out, inner = call_update(view(hp), updates, state.inner, params, inplace)
             return out, InjectHyperparamsState(state.count + 1, hp, inner)
 
+        def t_update_params(
+            grads: Updates, state: State, params: Params, *, out: Params | None = None
+        ) -> tuple[Params, State]:
+            hp = values(state.hyperparams, state.count)
+            new_params, inner = view(hp).update_params(grads, state.inner, params, out=out)
+            return new_params, InjectHyperparamsState(state.count + 1, hp, inner)
+
+        t_view = Transform(
+            t_init, t_update, inplace=True, name="inject_hyperparams",
+            hyperparams={"factory": factory, **named}, update_params=t_update_params,
+        )
+
         if isinstance(proto, Descent):  # an alias: the result is one too
-
-            def d_init(params: Params) -> InjectHyperparamsOptState:
-                inner = proto.init(params)
-                return InjectHyperparamsOptState(
-                    0, inner.value, inner.grad_norm, dict(hp0), inner
-                )
-
-            def d_update(
-                updates: Updates, state: State, params: Params | None = None
-            ) -> tuple[Updates, State]:
-                hp = values(state.hyperparams, state.count)
-                out, inner = build(hp).update(updates, state.inner, params)
-                return out, InjectHyperparamsOptState(
-                    state.count + 1, state.value, state.grad_norm, hp, inner
-                )
-
-            return Descent(Transform(t_init, t_update), d_init, d_update)
+            return _injected_descent(proto, t_view, values, build, hp0)
 
         if isinstance(proto, Transform):
-            return Transform(t_init, t_update)
+            return t_view
 
         if isinstance(proto, Optimizer):
 
@@ -1892,3 +2086,158 @@ def inject_hyperparams(
     wrapped.__doc__ = factory.__doc__
     return wrapped
 
+
+
+def _injected_descent(
+    proto: Descent,
+    view: Transform,
+    values: Callable[[dict[str, Any], int], dict[str, Any]],
+    build: Callable[[dict[str, Any]], Any],
+    hp0: dict[str, Any],
+) -> Descent:
+    """:func:`inject_hyperparams` of an alias: a :class:`fnopt.Descent` whose state is an
+    :class:`InjectHyperparamsOptState` around the alias's own state; each step rebuilds
+    the alias from the values in the state (``values(hyperparams, count)``)."""
+
+    def init(params: Params) -> InjectHyperparamsOptState:
+        inner = proto.init(params)
+        return InjectHyperparamsOptState(0, inner.value, inner.grad_norm, dict(hp0), inner)
+
+    def update(
+        updates: Updates, state: State, params: Params | None = None, *, inplace: bool = False,
+    ) -> tuple[Updates, State]:
+        hp = values(state.hyperparams, state.count)
+        out, inner = call_update(build(hp), updates, state.inner, params, inplace)
+        return out, InjectHyperparamsOptState(
+            state.count + 1, state.value, state.grad_norm, hp, inner
+        )
+
+    def update_params(
+        grads: Updates, state: State, params: Params, *, out: Params | None = None
+    ) -> tuple[Params, State]:
+        hp = values(state.hyperparams, state.count)
+        new_params, inner = build(hp).update_params(grads, state.inner, params, out=out)
+        return new_params, InjectHyperparamsOptState(
+            state.count + 1, state.value, state.grad_norm, hp, inner
+        )
+
+    return Descent(view, init, update, update_params)
+
+
+# -- fused kernels -----------------------------------------------------------------------
+#
+# The one place that recognises chains torch has a fused kernel for. It reads the
+# transforms' declared names and hyperparameters (``Transform.name``/``hyperparams``);
+# the kernels are :meth:`fnopt.backend.Backend.fused_adam_` and friends. The generic path
+# (each transform's own update) is the definition; tests hold the kernels to it.
+
+FusedFn = Callable[[Updates, State, Params, Any], "tuple[Params, State] | None"]
+
+
+def _fused_update_params(transforms: tuple[Transform, ...]) -> FusedFn | None:
+    """For ``chain(*transforms)`` of the shape ``[scale(-1)] [add_decayed_weights]
+    core [add_decayed_weights] scale_by_learning_rate`` with core ``scale_by_adam``
+    (the second weight decay only for it: AdamW), ``trace`` or ``scale_by_adagrad``,
+    or none (plain SGD), an ``update_params`` running torch's fused kernel; it returns
+    ``None`` at a step the kernel cannot take (NumPy leaves, an autograd graph, a
+    tensor learning rate), and the chain then runs its transforms. ``None`` when the
+    chain has another shape."""
+    names = [t.name for t in transforms]
+    hps = [t.hyperparams for t in transforms]
+    n, i = len(transforms), 0
+    opts: dict[str, Any] = {"maximize": False, "weight_decay": 0.0, "decoupled": False}
+    if i < n and names[i] == "scale" and hps[i]["step_size"] == -1.0:
+        opts["maximize"], i = True, i + 1
+    if i < n and names[i] == "add_decayed_weights":
+        opts["weight_decay"], i = hps[i]["weight_decay"], i + 1
+    core: int | None = None
+    if i < n and names[i] in ("scale_by_adam", "trace", "scale_by_adagrad"):
+        core, i = i, i + 1
+        if names[core] == "scale_by_adam" and not opts["weight_decay"] and i < n and (
+            names[i] == "add_decayed_weights"
+        ):
+            opts["weight_decay"], opts["decoupled"], i = hps[i]["weight_decay"], True, i + 1
+    if i != n - 1 or names[i] != "scale_by_learning_rate" or not hps[i]["flip_sign"]:
+        return None
+    if not _is_number(opts["weight_decay"]):
+        return None
+    kind = "sgd" if core is None else str(names[core])
+    if kind == "scale_by_adam" and hps[core]["mu_dtype"] is not None:  # type: ignore[index]
+        return None
+    if kind == "trace" and not hps[core]["decay"] > 0:  # type: ignore[index]
+        return None
+    return functools.partial(
+        _run_fused, kind, core, i, hps[core] if core is not None else {},
+        hps[i]["learning_rate"], opts,
+    )
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, numbers.Real) and not isinstance(x, bool)
+
+
+def _run_fused(
+    kind: str, core: int | None, lr_at: int, hp: Mapping[str, Any],
+    learning_rate: ScalarOrSchedule, opts: dict[str, Any],
+    grads: Updates, state: State, params: Params, out: Params | None,
+) -> tuple[Params, State] | None:
+    """One fused step of a recognised chain (see :func:`_fused_update_params`): the
+    params into ``out`` (or copies), the state buffers in place (or copies)."""
+    g, spec, be = _flat(grads)
+    if not be.has_fused:  # NumPy: the generic path, at once
+        return None
+    lp = spec.flatten_up_to(params)
+    if not be.can_fuse(lp, g):
+        return None
+    lr_state = state[lr_at]
+    lr = learning_rate(lr_state.count) if callable(learning_rate) else learning_rate
+    if not _is_number(lr):
+        return None
+    inplace = out is not None
+    if not inplace and kind == "sgd" and core is None and not (
+        opts["weight_decay"] or opts["maximize"]
+    ):
+        return None  # plain pure sgd: one allocating pass beats a copy, then the kernel
+    if out is None:
+        p = be.clone(lp)
+    else:
+        p = spec.flatten_up_to(out)
+        if out is not params:
+            be.clone(lp, p)
+
+    def buffers(t: Any) -> list[Any]:  # a state buffer: its own (in place) or a copy
+        leaves = spec.flatten_up_to(t)
+        return leaves if inplace else be.clone(leaves)
+
+    new = list(state)
+    s: Any = state[core] if core is not None else None
+    if kind == "scale_by_adam":
+        mu, nu = buffers(s.mu), buffers(s.nu)
+        nu_max = buffers(s.nu_max) if hp["amsgrad"] else None
+        be.fused_adam_(
+            p, g, mu, nu, nu_max, count=s.count + 1, lr=float(lr), b1=hp["b1"], b2=hp["b2"],
+            eps=hp["eps"], **opts,
+        )
+        new[core] = ScaleByAdamState(  # type: ignore[index]
+            s.count + 1, spec.unflatten(mu), spec.unflatten(nu),
+            None if nu_max is None else spec.unflatten(nu_max),
+        )
+    elif kind == "scale_by_adagrad":
+        sums = buffers(s.sum_of_squares)
+        be.fused_adagrad_(
+            p, g, sums, lr=float(lr), eps=hp["eps"], weight_decay=opts["weight_decay"],
+            maximize=opts["maximize"],
+        )
+        new[core] = ScaleByAdagradState(s.count + 1, spec.unflatten(sums))  # type: ignore[index]
+    else:  # sgd, with momentum (trace) or without
+        bufs = buffers(s.trace) if s is not None else []
+        be.fused_sgd_(
+            p, g, bufs, lr=float(lr), momentum=hp.get("decay", 0.0),
+            dampening=hp.get("dampening", 0.0), nesterov=hp.get("nesterov", False),
+            weight_decay=opts["weight_decay"], maximize=opts["maximize"],
+            first=s is not None and s.count == 0,
+        )
+        if s is not None:
+            new[core] = TraceState(s.count + 1, spec.unflatten(bufs))  # type: ignore[index]
+    new[lr_at] = ScaleByLearningRateState(lr_state.count + 1, lr)
+    return (spec.unflatten(p) if out is None else out), tuple(new)

@@ -6,7 +6,11 @@ are what fnopt's own optimizers are written with, and what a user writing a cust
 transform should use: each one flattens its arguments, routes the leaves to the
 backend chosen from them (:mod:`fnopt.backend`) and rebuilds the structure.
 
-Every function is pure: it returns new arrays and never mutates its inputs.
+Every function is pure by default: it returns new arrays and never mutates its
+inputs. The arithmetic ones take a destination ``out``: a pytree of buffers the caller
+owns (with the structure of the result; it may be the first operand, or ``y`` for
+:func:`axpy`), which receives the result instead, bitwise the same numbers (see
+:mod:`fnopt.backend`).
 
 >>> import numpy as np
 >>> from fnopt import tree
@@ -152,54 +156,66 @@ def _as_arrays(tree: PyTree) -> PyTree:
     return spec.unflatten([np.asarray(x) if isinstance(x, np.generic) else x for x in lx])
 
 
-def add(a: PyTree, b: PyTree) -> PyTree:
-    """Leafwise ``a + b``."""
+def _binary(op: str, a: PyTree, b: PyTree, out: PyTree | None) -> PyTree:
     la, lb, spec = _flat2(a, b)
-    return spec.unflatten(_backend.of_leaves(la).add(la, lb))
-
-
-def add_into(out: PyTree, a: PyTree, b: PyTree) -> PyTree:
-    """Leafwise ``a + b`` written into the leaves of ``out`` (buffers the caller owns;
-    ``out`` may be ``a``); bitwise :func:`add`. Returns ``out``."""
-    la, lb, spec = _flat2(a, b)
-    lo = spec.flatten_up_to(out)
-    _backend.of_leaves(la).add_into(lo, la, lb)
+    be = _backend.of_leaves(la)
+    if out is None:
+        return spec.unflatten(getattr(be, op)(la, lb))
+    getattr(be, op)(la, lb, spec.flatten_up_to(out))
     return out
 
 
-def sub(a: PyTree, b: PyTree) -> PyTree:
-    """Leafwise ``a - b``."""
-    la, lb, spec = _flat2(a, b)
-    return spec.unflatten(_backend.of_leaves(la).sub(la, lb))
+def add(a: PyTree, b: PyTree, *, out: PyTree | None = None) -> PyTree:
+    """Leafwise ``a + b`` (into ``out`` when given; ``out`` may be ``a``).
+
+    >>> import numpy as np
+    >>> x = np.array([1.0, 2.0])
+    >>> y = add(x, x, out=x)
+    >>> y is x, x
+    (True, array([2., 4.]))
+    """
+    return _binary("add", a, b, out)
 
 
-def mul(a: PyTree, b: PyTree) -> PyTree:
-    """Leafwise ``a * b``."""
-    la, lb, spec = _flat2(a, b)
-    return spec.unflatten(_backend.of_leaves(la).mul(la, lb))
+def sub(a: PyTree, b: PyTree, *, out: PyTree | None = None) -> PyTree:
+    """Leafwise ``a - b`` (into ``out`` when given)."""
+    return _binary("sub", a, b, out)
 
 
-def div(a: PyTree, b: PyTree) -> PyTree:
-    """Leafwise ``a / b``."""
-    la, lb, spec = _flat2(a, b)
-    return spec.unflatten(_backend.of_leaves(la).div(la, lb))
+def mul(a: PyTree, b: PyTree, *, out: PyTree | None = None) -> PyTree:
+    """Leafwise ``a * b`` (into ``out`` when given)."""
+    return _binary("mul", a, b, out)
 
 
-def scale(s: Any, tree: PyTree) -> PyTree:
-    """Every leaf multiplied by the scalar ``s``."""
+def div(a: PyTree, b: PyTree, *, out: PyTree | None = None) -> PyTree:
+    """Leafwise ``a / b`` (into ``out`` when given)."""
+    return _binary("div", a, b, out)
+
+
+def scale(s: Any, tree: PyTree, *, out: PyTree | None = None) -> PyTree:
+    """Every leaf multiplied by the scalar ``s`` (into ``out`` when given)."""
     lx, spec = _flatten(tree)
-    return spec.unflatten(_backend.of_leaves(lx).scale(lx, s))
+    be = _backend.of_leaves(lx)
+    if out is None:
+        return spec.unflatten(be.scale(lx, s))
+    be.scale(lx, s, spec.flatten_up_to(out))
+    return out
 
 
-def axpy(a: Any, x: PyTree, y: PyTree) -> PyTree:
-    """Leafwise ``a * x + y`` for a scalar ``a`` (the BLAS name).
+def axpy(a: Any, x: PyTree, y: PyTree, *, out: PyTree | None = None) -> PyTree:
+    """Leafwise ``a * x + y`` for a scalar ``a`` (the BLAS name); into ``out`` when
+    given (``out`` may be ``y``, or buffers sharing no memory with ``x``).
 
     >>> import numpy as np
     >>> axpy(2.0, np.array([1.0]), np.array([1.0]))
     array([3.])
     """
     lx, ly, spec = _flat2(x, y)
-    return spec.unflatten(_backend.of_leaves(lx).axpy(a, lx, ly))
+    be = _backend.of_leaves(lx)
+    if out is None:
+        return spec.unflatten(be.axpy(a, lx, ly))
+    be.axpy(a, lx, ly, spec.flatten_up_to(out))
+    return out
 
 
 def vdot(a: PyTree, b: PyTree) -> Any:
@@ -237,16 +253,22 @@ def global_norm(tree: PyTree) -> Any:
     return np.asarray(math.sqrt(sq), dtype=sq.dtype)
 
 
-def zeros_like(tree: PyTree) -> PyTree:
-    """Zeros with the structure, shapes, dtypes (and devices) of ``tree``."""
+def zeros_like(tree: PyTree, *, dtype: str | None = None) -> PyTree:
+    """Zeros with the structure, shapes, dtypes (and devices) of ``tree``; of the dtype
+    named ``dtype`` (e.g. ``"float32"``) when given."""
     lx, spec = _flatten(tree)
-    return spec.unflatten(_backend.of_leaves(lx).zeros_like(lx))
+    return spec.unflatten(_backend.of_leaves(lx).zeros_like(lx, dtype))
 
 
-def full_like(tree: PyTree, value: float) -> PyTree:
-    """Arrays filled with ``value`` with the structure, shapes and dtypes of ``tree``."""
+def full_like(tree: PyTree, value: float, *, out: PyTree | None = None) -> PyTree:
+    """Arrays filled with ``value`` with the structure, shapes and dtypes of ``tree``
+    (or ``out`` filled with it)."""
     lx, spec = _flatten(tree)
-    return spec.unflatten(_backend.of_leaves(lx).full_like(lx, value))
+    be = _backend.of_leaves(lx)
+    if out is None:
+        return spec.unflatten(be.full_like(lx, value))
+    be.full_like(lx, value, spec.flatten_up_to(out))
+    return out
 
 
 def ones_like(tree: PyTree) -> PyTree:
@@ -254,10 +276,15 @@ def ones_like(tree: PyTree) -> PyTree:
     return full_like(tree, 1.0)
 
 
-def clone(tree: PyTree) -> PyTree:
-    """Fresh copies of every leaf (the copies share no memory with ``tree``)."""
+def clone(tree: PyTree, *, out: PyTree | None = None) -> PyTree:
+    """Fresh copies of every leaf (the copies share no memory with ``tree``), or the
+    leaves copied into ``out``."""
     lx, spec = _flatten(tree)
-    return spec.unflatten(_backend.of_leaves(lx).clone(lx))
+    be = _backend.of_leaves(lx)
+    if out is None:
+        return spec.unflatten(be.clone(lx))
+    be.clone(lx, spec.flatten_up_to(out))
+    return out
 
 
 def detach(tree: PyTree) -> PyTree:

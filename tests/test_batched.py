@@ -170,6 +170,7 @@ def _public_optimizers() -> dict[str, Any]:
         "direction": lambda: fnopt.scale(-1.0),
         "hessian": lambda: (lambda p: np.eye(2)),
         "hvp": lambda: (lambda p, v: v),
+        "base": lambda: fnopt.sgd(1e-3),
     }
     found = {}
     for name in fnopt.__all__:

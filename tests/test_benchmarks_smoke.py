@@ -18,7 +18,8 @@ pytest.importorskip("torch")
 @pytest.mark.parametrize(
     "script, titles",
     [
-        ("bench_loop.py", ["Tiny-problem loop, NumPy", "Adam inside a loop, MLP", "Peak memory"]),
+        ("bench_loop.py",
+         ["Tiny-problem loop, NumPy", "Optimizers inside a loop, MLP", "Peak memory"]),
         ("bench_steps.py", ["Optimizer step, MLP", "Optimizer step, tiny", "200×1000"]),
         ("bench_batched.py", ["Batched: 2,000 Rosenbrock starts"]),
     ],

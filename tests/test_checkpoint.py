@@ -569,8 +569,8 @@ def test_resume_with_minibatches(tmp_path, backend):
     stop = fnopt.stop.max_iters(100)
     full = fnopt.fixed_point(opt, task.init_params, task.grad_fn, stop=stop, data=batches,
                              record=True)
-    # the 40th step's result has no batch left to evaluate its loss on
-    assert full.reason == "data_exhausted" and full.iterations == 39
+    # one update per batch: 40 batches, 40 updates
+    assert full.reason == "data_exhausted" and full.iterations == 40
     path = tmp_path / "mb.npz"
     fnopt.fixed_point(opt, task.init_params, task.grad_fn, stop=stop, data=batches,
                       checkpoint_path=path, callback=lambda i: i.iteration == 13)
@@ -579,7 +579,7 @@ def test_resume_with_minibatches(tmp_path, backend):
     rest = fnopt.fixed_point(opt, ck.params, task.grad_fn, ck.state, stop=stop,
                              data=batches[ck.iteration:], start_iteration=ck.iteration,
                              record=True)
-    assert rest.iterations == 39 and ck.iteration == 13
+    assert rest.iterations == 40 and ck.iteration == 13
     assert fnopt.to_numpy(rest.params).tobytes() == fnopt.to_numpy(full.params).tobytes()
     assert rest.history.loss.tobytes() == full.history.loss[13:].tobytes()
 

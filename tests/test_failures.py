@@ -108,10 +108,13 @@ def test_grad_fn_exception_is_reraised_with_iteration_and_result(backend, on_fai
                           stop=fnopt.stop.max_iters(100), on_failure=on_failure)
     err = info.value
     assert isinstance(err.__cause__, ZeroDivisionError)
-    assert err.iteration == k - 1  # the step from iterate k - 1 failed
+    assert err.iteration == k - 1  # evaluating iterate k - 1 failed
     assert err.result.reason == "error"
-    assert err.result.iterations == k - 2  # the last iterate whose loss is known
-    assert same_bits(err.result.params, reference(backend, k - 2).params)
+    # the last complete iterate: params and state that belong together (the run can
+    # resume from them); its loss is unknown because evaluating it raised
+    assert err.result.iterations == k - 1 and math.isnan(err.result.value)
+    assert same_bits(err.result.params, reference(backend, k - 1).params)
+    assert err.result.state.count == k - 1
     assert "ZeroDivisionError: user code failed" in str(err)
     assert same_bits(task.init_params, start)
 

@@ -85,9 +85,11 @@ def test_grad_fn_failing_later_is_an_optimization_error_with_the_last_good_resul
         fnopt.fixed_point(opt, task.init_params, flaky, stop=stop.max_iters(100))
     err = info.value
     assert isinstance(err.__cause__, ConnectionError)
-    assert err.result.iterations == 35 and err.result.reason == "error"
-    ref = fnopt.fixed_point(opt, task.init_params, task.grad_fn, stop=stop.max_iters(35))
+    # call 37 evaluates iterate 36: the result is that iterate with its own state
+    assert err.result.iterations == 36 and err.result.reason == "error"
+    ref = fnopt.fixed_point(opt, task.init_params, task.grad_fn, stop=stop.max_iters(36))
     np.testing.assert_array_equal(fnopt.to_numpy(err.result.params), fnopt.to_numpy(ref.params))
+    assert err.result.state.count == ref.state.count == 36
     assert calls[0] == 37  # nothing replayed
 
 

@@ -157,10 +157,11 @@ VALIDATION = [
     (name, arg, bad)
     for name in NAMES
     for arg in _numeric_args(name)
-    # beta2_decay must be <= 0: its invalid values are positive; ns_steps is an int
+    # beta2_decay must be <= 0: its invalid values are positive; ns_steps and
+    # warmup_steps are ints (a float there is a TypeError, see test_robustness)
     for bad in (
         (0.5, float("nan")) if arg == "beta2_decay"
-        else (-1,) if arg == "ns_steps"
+        else (-1,) if arg in ("ns_steps", "warmup_steps")
         else (-0.5, float("nan"))
     )
     if not (name == "rprop" and arg != "learning_rate")

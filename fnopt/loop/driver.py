@@ -237,10 +237,15 @@ class _Run:
             with self.guard:
                 return self._loop()
         except KeyboardInterrupt:
-            runner, last = self.runner, self.tracker.last
-            done = last.iteration == runner.k and last.params is runner.x
-            cur = last if done else Iterate(runner.x, runner.s, math.nan, math.nan, runner.k)
-            return self.finish(cur, Reason.INTERRUPTED, Reason.INTERRUPTED.message)
+            return self.finish(self.current(), Reason.INTERRUPTED, Reason.INTERRUPTED.message)
+
+    def current(self) -> Iterate:
+        """The last complete iterate: the runner's params and state (their loss unknown
+        when they were not evaluated yet), or the last accepted iterate if it is that."""
+        runner, last = self.runner, self.tracker.last
+        if last.iteration == runner.k and last.params is runner.x:
+            return last
+        return Iterate(runner.x, runner.s, math.nan, math.nan, runner.k)
 
     def _loop(self) -> Result:
         runner, tracker, guard = self.runner, self.tracker, self.guard
@@ -272,9 +277,9 @@ class _Run:
             guard.critical = True
             try:
                 runner.advance()
-            except Exception as exc:
+            except Exception as exc:  # the update raised: its iterate is the last good one
                 guard.critical = False
-                raise self.step_error(exc, cur.iteration) from exc
+                raise self.step_error(exc, cur.iteration, cur) from exc
             guard.release()
 
     def observe(self, cur: Iterate) -> Result | None:
@@ -394,10 +399,12 @@ class _Run:
             )
         return result
 
-    def step_error(self, exc: Exception, k: int) -> OptimizationError:
-        """The error for a step (``grad_fn`` or the update) that raised at iteration k."""
-        partial = self.finish(self.tracker.last, Reason.ERROR, f"{type(exc).__name__}: {exc}",
-                              raise_failure=False)
+    def step_error(self, exc: Exception, k: int, it: Iterate | None = None) -> OptimizationError:
+        """The error for a step (``grad_fn`` or the update) that raised at iteration k;
+        its ``result`` is ``it`` (default: the last complete iterate, whose params and
+        state go together, so a run can resume from it)."""
+        partial = self.finish(self.current() if it is None else it, Reason.ERROR,
+                              f"{type(exc).__name__}: {exc}", raise_failure=False)
         return OptimizationError(
             f"fixed_point: step {k + 1} (from iteration {k}) raised "
             f"{type(exc).__name__}: {exc}; last good iterate is in .result",

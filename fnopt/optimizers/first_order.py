@@ -196,6 +196,7 @@ def adam(
     amsgrad: bool = False,
     decoupled_weight_decay: bool = False,
     maximize: bool = False,
+    mu_dtype: Any = None,
 ) -> Descent:
     """Adam with torch.optim.Adam semantics.
 
@@ -221,6 +222,8 @@ def adam(
       amsgrad: the AMSGrad variant.
       decoupled_weight_decay: AdamW-style decay.
       maximize: maximise the objective.
+      mu_dtype: the dtype of the first moment (optax's option; ``None``: the params'
+        dtype), see :func:`fnopt.scale_by_adam`.
 
     Returns:
       A :class:`fnopt.Descent`: a first-order optimizer that is also a transform.
@@ -239,7 +242,7 @@ def adam(
     _check_lr(learning_rate)
     check_nonnegative("weight_decay", weight_decay)
     return _build(
-        [_t.scale_by_adam(b1, b2, eps, amsgrad=amsgrad)],
+        [_t.scale_by_adam(b1, b2, eps, amsgrad=amsgrad, mu_dtype=mu_dtype)],
         learning_rate,
         weight_decay=weight_decay,
         decoupled=decoupled_weight_decay,
@@ -257,6 +260,7 @@ def adamw(
     weight_decay: float = 1e-2,
     amsgrad: bool = False,
     maximize: bool = False,
+    mu_dtype: Any = None,
 ) -> Descent:
     """Adam with decoupled weight decay (torch.optim.AdamW).
 
@@ -271,6 +275,7 @@ def adamw(
       weight_decay: the decoupled decay :math:`\\lambda` >= 0 (default 1e-2, as torch).
       amsgrad: the AMSGrad variant.
       maximize: maximise the objective.
+      mu_dtype: the dtype of the first moment, see :func:`fnopt.scale_by_adam`.
 
     Returns:
       A :class:`fnopt.Descent`: a first-order optimizer that is also a transform.
@@ -287,7 +292,7 @@ def adamw(
     check_bool("maximize", maximize)
     return adam(
         learning_rate, b1=b1, b2=b2, eps=eps, weight_decay=weight_decay,
-        amsgrad=amsgrad, decoupled_weight_decay=True, maximize=maximize,
+        amsgrad=amsgrad, decoupled_weight_decay=True, maximize=maximize, mu_dtype=mu_dtype,
     )
 
 

@@ -48,6 +48,7 @@ from fnopt._base import (
     check_positive,
     check_unit_interval,
 )
+from fnopt.optimizers._names import torch_spellings
 
 __all__ = [
     "yogi",
@@ -247,6 +248,7 @@ def scale_by_yogi(
     return Transform(init, update)
 
 
+@torch_spellings()
 def yogi(
     learning_rate: ScalarOrSchedule = 1e-2,
     *,
@@ -380,6 +382,7 @@ def scale_by_adan(
     return Transform(init, update)
 
 
+@torch_spellings()
 def adan(
     learning_rate: ScalarOrSchedule = 1e-3,
     *,
@@ -512,6 +515,7 @@ def scale_by_adopt(
     return Transform(init, update)
 
 
+@torch_spellings()
 def adopt(
     learning_rate: ScalarOrSchedule = 1e-3,
     *,
@@ -654,6 +658,7 @@ def scale_by_ademamix(
     return Transform(init, update)
 
 
+@torch_spellings()
 def ademamix(
     learning_rate: ScalarOrSchedule = 1e-3,
     *,
@@ -782,6 +787,7 @@ def scale_by_novograd(
     return Transform(init, update)
 
 
+@torch_spellings()
 def novograd(
     learning_rate: ScalarOrSchedule = 1e-3,
     *,
@@ -979,6 +985,7 @@ def scale_by_prodigy(
     return Transform(init, update)
 
 
+@torch_spellings()
 def prodigy(
     learning_rate: ScalarOrSchedule = 1.0,
     *,
@@ -1140,6 +1147,7 @@ def scale_by_dadapt_adam(
     return Transform(init, update)
 
 
+@torch_spellings()
 def dadapt_adam(
     learning_rate: ScalarOrSchedule = 1.0,
     *,
@@ -1302,6 +1310,7 @@ def _scale_by_rms_debiased(b2: float, eps: float) -> Transform:
     return Transform(init, update)
 
 
+@torch_spellings()
 def schedule_free_sgd(
     learning_rate: ScalarOrSchedule = 1.0,
     *,
@@ -1341,6 +1350,7 @@ def schedule_free_sgd(
         weight_lr_power=weight_lr_power), maximize)
 
 
+@torch_spellings()
 def schedule_free_adamw(
     learning_rate: ScalarOrSchedule = 0.0025,
     *,
