@@ -11,8 +11,8 @@ Tiny problems: Rosenbrock 2-D from the origin, gradient descent with learning ra
 
 Optimizers inside a loop (float32, one torch thread, fixed gradient; MLP 784-512-512-10,
 200 × 1000, tiny 5-3-1): for sgd, sgd momentum 0.9, adam, adamw, adamax, nadam, radam,
-rmsprop, adagrad, adadelta, a loop of ``x, s = opt.apply(x, v, g, s, out=x)`` (what
-``fixed_point`` does on its own buffers) against the ``torch.optim`` ``foreach=True``
+rmsprop, adagrad, adadelta, ``fixed_point(opt, ..., stop=max_iters(n))`` with a
+``grad_fn`` returning the fixed gradient against the ``torch.optim`` ``foreach=True``
 loop (goal ≤ 1.0×) and the ``fused=True`` loop where torch has one (goal ≤ 1.1×); and
 the same loop on NumPy against a hand-written in-place NumPy loop of that optimizer
 (goal ≤ 1.1×). One run, interleaved rounds, medians.
@@ -128,23 +128,21 @@ def fnopt_torch(n: int) -> float:
     return (time.perf_counter() - t0) / max(r.iterations, 1)
 
 
-def apply_loop(opt: fnopt.Descent, params: Any, grads: Any, n: int) -> Callable[[], float]:
-    """``n`` steps of ``x, s = opt.apply(x, v, g, s, grad_norm=gn, out=x)`` on buffers the
-    loop owns (what ``fixed_point`` does between its checks), seconds per step. The loss
-    and gradient norm are given (a loop computes them only when a criterion reads them;
-    torch.optim computes neither)."""
-    x = fnopt.tree.clone(params)
-    box = [opt.init(x)]
+def fixed_point_loop(opt: fnopt.Descent, params: Any, grads: Any, n: int) -> Callable[[], float]:
+    """``fnopt.fixed_point(opt, params, grad_fn, stop=max_iters(n))`` with a ``grad_fn``
+    that returns a fixed loss and gradient, seconds per step: the loop as users run it
+    (its own buffers, the criterion check, the loss read on the host each iterate; the
+    gradient norm is not computed, since nothing reads it)."""
     value = fnopt.tree.vdot(grads, grads)
-    gn = value**0.5
+    stop = fnopt.stop.max_iters(n)
+
+    def grad_fn(p: Any) -> tuple[Any, Any]:
+        return value, grads
 
     def run() -> float:
-        s = box[0]
-        t0 = time.perf_counter()
-        for _ in range(n):
-            _, s = opt.apply(x, value, grads, s, grad_norm=gn, out=x)
-        box[0] = s
-        return (time.perf_counter() - t0) / n
+        r = fnopt.fixed_point(opt, params, grad_fn, stop=stop)
+        assert r.iterations == n
+        return r.elapsed / n
 
     return run
 
@@ -182,14 +180,14 @@ def loop_table(shape_name: str, n: int, rounds: int) -> str:
         variants[f"{name}/foreach"] = torch_loop(cls, tp, tg, n, foreach=True, **options)
         if fused:
             variants[f"{name}/fused"] = torch_loop(cls, tp, tg, n, fused=True, **options)
-        variants[f"{name}/fnopt torch"] = apply_loop(make(), tp, tg, n)
+        variants[f"{name}/fnopt torch"] = fixed_point_loop(make(), tp, tg, n)
         variants[f"{name}/hand np"] = per_call(hand_numpy(name, npp, npg), n)
-        variants[f"{name}/fnopt np"] = apply_loop(make(), npp, npg, n)
+        variants[f"{name}/fnopt np"] = fixed_point_loop(make(), npp, npg, n)
     us = {k: v * 1e6 for k, v in interleaved(variants, rounds).items()}
     out = [
         f"### Optimizers inside a loop, {shape_name} (float32, fixed gradient, µs per step: "
-        "x, s = opt.apply(x, v, g, s, out=x) against torch.optim and a hand in-place NumPy "
-        "loop)",
+        "fixed_point(opt, ..., stop=max_iters(n)) against torch.optim and a hand in-place "
+        "NumPy loop)",
         "",
         "| variant | torch foreach | torch fused | fnopt torch | vs foreach (≤ 1.0×) "
         "| vs fused (≤ 1.1×) | hand NumPy | fnopt NumPy | vs hand (≤ 1.1×) |",
@@ -209,9 +207,9 @@ def loop_table(shape_name: str, n: int, rounds: int) -> str:
 
 def numpy_adam_memory(n: int = 5) -> tuple[float, float, float]:
     """Peak traced NumPy memory (MiB) of ``n`` Adam steps on the MLP shape: a hand
-    in-place loop (params, m, v, one scratch per leaf) against the loop-owned
-    ``adam.apply(..., out=x)`` loop (a copy of the params, m, v, and its scratch arrays);
-    and the size of one copy of the params."""
+    in-place loop (params, m, v, one scratch per leaf) against ``fixed_point(adam)`` (its
+    two params buffers, m, v, and the scratch arrays of the update); and the size of one
+    copy of the params."""
     import tracemalloc
 
     try:
@@ -235,7 +233,7 @@ def numpy_adam_memory(n: int = 5) -> tuple[float, float, float]:
             step()
 
     def loop() -> None:
-        apply_loop(fnopt.adam(1e-3), params, grads, n)()
+        fixed_point_loop(fnopt.adam(1e-3), params, grads, n)()
 
     return peak(hand), peak(loop), size
 
@@ -294,7 +292,7 @@ def main() -> None:
             "params and the gradient are not counted)",
             [
                 ("hand in-place NumPy Adam (params, m, v, scratch)", hand_mb, 1.0, "reference"),
-                ("loop of adam.apply(x, ..., out=x)", loop_mb, loop_mb / hand_mb,
+                ("fixed_point(fnopt.adam), two params buffers", loop_mb, loop_mb / hand_mb,
                  f"goal ≤ reference + one copy of params ({params_mb:.1f} MiB)"),
             ],
             unit="MiB",

@@ -46,6 +46,7 @@ from fnopt._base import (
     OutputValueError,
     Params,
     State,
+    Transform,
     check_grads,
     check_params,
     is_optimizer,
@@ -309,6 +310,11 @@ def batched(
 # -- which optimizers batched can run -----------------------------------------------
 
 
+# Steps of the probe: enough for step-size estimates that grow from a small start
+# (Prodigy's and D-Adaptation's d) to move problem 1's step measurably.
+_PROBE_STEPS = 5
+
+
 def _couples_problems(opt: Optimizer, params: Params | None = None) -> str | None:
     """Why one step of ``opt`` on stacked problems would not be the step of each
     problem alone, or ``None`` when it is (as far as a probe can tell).
@@ -316,12 +322,17 @@ def _couples_problems(opt: Optimizer, params: Params | None = None) -> str | Non
     * ``value_at == "output"``: a line-search or second-order method; it searches along
       one direction of the whole batch (one step length, one curvature model for all
       problems), so it always couples them.
-    * Otherwise a probe: two steps on a batch of two problems shaped like one problem
+    * Any other optimizer that is not a :class:`fnopt.Descent` (e.g. ``sam``) calls
+      ``grad_fn`` itself, at points that depend on the whole batch.
+    * A transform that declares ``whole_tree=True`` (Prodigy's and D-Adaptation's
+      step-size estimate).
+    * Otherwise a probe: five steps on a batch of two problems shaped like one problem
       of ``params`` (default: a vector of 3), where problem 2's params and gradients
-      are about 1e3 and 1e8 times problem 1's, against two steps on problem 1 alone.
+      are about 1e3 and 1e8 times problem 1's, against five steps on problem 1 alone.
       Any norm, trust ratio, clipping threshold, factorisation or loss taken over the
-      whole batch (lamb, lars, muon, adafactor, ``clip_by_global_norm`` in a chain)
-      changes problem 1's update and is reported. A probe can miss a coupling that its
+      whole batch (lamb, lars, muon, adafactor, novograd, prodigy, dadapt_adam,
+      ``clip_by_global_norm`` in a chain) changes problem 1's update and is reported.
+      A probe can miss a coupling that its
       scales do not trigger (e.g. a clipping threshold above 1e8), and a step that
       raises on the probe is reported as a coupling.
 
@@ -334,6 +345,12 @@ def _couples_problems(opt: Optimizer, params: Params | None = None) -> str | Non
     if opt.value_at == "output":
         return ("a line-search or second-order method (value_at='output'): it takes one "
                 "step length and one curvature model for the whole batch")
+    if not isinstance(opt, Descent):
+        return ("not a first-order fnopt.Descent: its step calls grad_fn itself (sam "
+                "evaluates it twice per step, at a point that depends on the whole batch)")
+    declared = _whole_tree(opt)
+    if declared is not None:
+        return f"{declared} estimates one step size from sums over the whole batch"
     like: Any = np.zeros((1, 3)) if params is None else params
     leaves, spec = optree.tree_flatten(like)
     be = _backend.of_leaves(leaves)
@@ -348,24 +365,47 @@ def _couples_problems(opt: Optimizer, params: Params | None = None) -> str | Non
             out.append(be.from_numpy(np.stack(rows), x))
         return spec.unflatten(out)
 
-    p2, g2a, g2b = probe(1e3), probe(1e8), probe(1e8)
-    p1, g1a, g1b = (_tree.map(lambda t: t[0:1].reshape(tuple(t.shape[1:])), t)
-                    for t in (p2, g2a, g2b))
-    moves = []  # how far two steps take the params: the batch, then problem 1 alone
+    p2, g2s = probe(1e3), [probe(1e8) for _ in range(_PROBE_STEPS)]
+
+    def first(t: Any) -> Any:
+        return _tree.map(lambda x: x[0:1].reshape(tuple(x.shape[1:])), t)
+
+    moves = []  # how far the steps take the params: the batch, then problem 1 alone
     try:
-        for p, ga, gb in ((p2, g2a, g2b), (p1, g1a, g1b)):
-            s = opt.init(p)
-            q, s = opt.step(p, _Fixed(ga), s)
-            q, _ = opt.step(q, _Fixed(gb), s)
+        for p, gs in ((p2, g2s), (first(p2), [first(g) for g in g2s])):
+            s, q = opt.init(p), p
+            for g in gs:
+                q, s = opt.step(q, _Fixed(g), s)
             moves.append([be.to_numpy(b) - be.to_numpy(a)
                           for a, b in zip(_tree.leaves(p), _tree.leaves(q))])
     except Exception as exc:  # any failure on the probe refuses opt
         return f"its step raised {type(exc).__name__} on a probe batch: {exc}"
     for batch, alone in zip(*moves):
         scale = float(np.abs(alone).max()) if alone.size else 0.0
-        if not np.allclose(batch[0], alone, rtol=1e-5, atol=1e-6 * scale, equal_nan=True):
+        if not np.allclose(batch[0], alone, rtol=1e-12, atol=1e-14 * scale, equal_nan=True):
             return ("a norm or statistic over the whole batch: problem 1's step changes "
                     "when problem 2 is added")
+    return None
+
+
+def _whole_tree(t: Any) -> str | None:
+    """The name of a transform in ``t`` (through ``Descent.inner`` and the transforms a
+    combinator declares) that declares ``whole_tree=True``: one statistic over all
+    leaves, such as Prodigy's and D-Adaptation's step size, which a probe of a few
+    steps cannot see move."""
+    stack = [t]
+    while stack:
+        x = stack.pop()
+        if isinstance(x, Descent):
+            stack.append(x.inner)
+        elif isinstance(x, Transform):
+            if x.hyperparams.get("whole_tree") is True:
+                return x.name or "a transform"
+            stack.extend(x.hyperparams.values())
+        elif isinstance(x, (tuple, list)):
+            stack.extend(x)
+        elif isinstance(x, dict):
+            stack.extend(x.values())
     return None
 
 

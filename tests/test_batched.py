@@ -181,7 +181,7 @@ def _public_optimizers() -> dict[str, Any]:
             sig = inspect.signature(obj)
         except (TypeError, ValueError):
             continue
-        if sig.return_annotation not in (fnopt.Optimizer, "Optimizer"):
+        if sig.return_annotation not in (fnopt.Optimizer, "Optimizer", fnopt.Descent, "Descent"):
             continue
         kw = {k: fill[k]() for k, p in sig.parameters.items()
               if p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
@@ -193,7 +193,10 @@ def _public_optimizers() -> dict[str, Any]:
 
 PUBLIC = _public_optimizers()
 COUPLED = {"lamb", "lars", "muon", "adafactor", "lbfgs", "bfgs", "nonlinear_cg", "newton",
-           "newton_cg", "line_search"}
+           "newton_cg", "line_search", "lbfgsb", "sam", "gauss_newton", "levenberg_marquardt",
+           "levenberg_marquardt_cg", "trust_region_reflective",
+           # whole-pytree step-size estimates (as the references sum over all groups)
+           "prodigy", "dadapt_adam", "novograd"}
 
 
 def test_the_public_optimizers_are_discovered():

@@ -17,7 +17,6 @@ import numpy as np
 import pytest
 
 import fnopt
-from fnopt import optimizers as O
 from fnopt import tasks
 
 STEPS = 300

@@ -982,7 +982,8 @@ def scale_by_prodigy(
             state.count + 1, k + 1, d_new, d_max, numerator, lr,
             None if mu is None else u(mu), u(nu), u(s), state.p0)
 
-    return Transform(init, update)
+    # one step size estimated from sums over the whole tree (fnopt.batched reads this)
+    return Transform(init, update, name="scale_by_prodigy", hyperparams={"whole_tree": True})
 
 
 @torch_spellings()
@@ -1144,7 +1145,8 @@ def scale_by_dadapt_adam(
         return u(out), ScaleByDadaptAdamState(
             state.count + 1, k + 1, d_new, numerator, lr, u(mu), u(nu), u(s))
 
-    return Transform(init, update)
+    # one step size estimated from sums over the whole tree (fnopt.batched reads this)
+    return Transform(init, update, name="scale_by_dadapt_adam", hyperparams={"whole_tree": True})
 
 
 @torch_spellings()
