@@ -24,9 +24,16 @@ import numpy as np
 import fnopt
 
 try:
-    from benchmarks._common import header, interleaved, parser, per_call, setup
+    from benchmarks._common import header, interleaved, optional, parser, per_call, setup
 except ImportError:  # run as a script from benchmarks/
-    from _common import header, interleaved, parser, per_call, setup  # type: ignore[no-redef]
+    from _common import (  # type: ignore[no-redef]
+        header,
+        interleaved,
+        optional,
+        parser,
+        per_call,
+        setup,
+    )
 
 SHAPES: dict[str, list[tuple[int, ...]]] = {
     "MLP": [(784, 512), (512,), (512, 512), (512,), (512, 10), (10,)],
@@ -85,6 +92,77 @@ def torch_optim_step(name: str, params: Any, grads: Any, **options: Any) -> Call
     for p, g in zip(ps, grads.values()):
         p.grad = g.clone()
     return getattr(torch.optim, name)(ps, lr=LR, **options).step  # type: ignore[no-any-return]
+
+
+def torchopt_adam_step(params: Any, grads: Any) -> Callable[[], None] | None:
+    """torchopt's functional Adam (optax-shaped, pure: ``inplace=False``), one step per
+    call; ``None`` when torchopt is not installed."""
+    torchopt = optional("torchopt")
+    if torchopt is None:
+        return None
+    opt = torchopt.adam(LR)  # type: ignore[attr-defined]
+    box = [params, opt.init(params)]
+
+    def run() -> None:
+        updates, box[1] = opt.update(grads, box[1], inplace=False)
+        box[0] = torchopt.apply_updates(box[0], updates, inplace=False)  # type: ignore[attr-defined]
+
+    return run
+
+
+def optax_adam_step(params: Any, grads: Any) -> Callable[[], None] | None:
+    """optax.adam under ``jax.jit`` (update and apply in one compiled function, on the
+    CPU), one step per call, waiting for the result; ``None`` without optax/jax."""
+    optax, jax = optional("optax"), optional("jax")
+    if optax is None or jax is None:
+        return None
+    jnp = jax.numpy  # type: ignore[attr-defined]
+    opt = optax.adam(LR)  # type: ignore[attr-defined]
+    p = {k: jnp.asarray(v) for k, v in params.items()}
+    g = {k: jnp.asarray(v) for k, v in grads.items()}
+
+    @jax.jit  # type: ignore[attr-defined,misc]
+    def step(p: Any, s: Any) -> Any:
+        u, s = opt.update(g, s, p)
+        return optax.apply_updates(p, u), s  # type: ignore[attr-defined]
+
+    box = [p, opt.init(p)]
+    box[0], box[1] = step(box[0], box[1])  # compile outside the timing
+
+    def run() -> None:
+        box[0], box[1] = step(box[0], box[1])
+        jax.block_until_ready(box[0])  # type: ignore[attr-defined]
+
+    return run
+
+
+def peers_table(shape_name: str, shapes: list[tuple[int, ...]], n: int, rounds: int) -> str:
+    """Adam, one pure step, against what a user would pick instead: torch.optim
+    (foreach, fused), torchopt's functional adam, optax.adam under jax.jit."""
+    tp, tg = torch_tree(shapes, 0), torch_tree(shapes, 1)
+    npp, npg = numpy_tree(shapes, 0), numpy_tree(shapes, 1)
+    variants: dict[str, Callable[[], float]] = {
+        "torch.optim.Adam(foreach=True)": per_call(
+            torch_optim_step("Adam", tp, tg, foreach=True), n),
+        "torch.optim.Adam(fused=True)": per_call(torch_optim_step("Adam", tp, tg, fused=True), n),
+        "fnopt.adam pure step, torch": per_call(fnopt_pure_step(fnopt.adam(LR), tp, tg), n),
+        "fnopt.adam pure step, NumPy": per_call(fnopt_pure_step(fnopt.adam(LR), npp, npg), n),
+    }
+    peers = {"torchopt.adam (functional, torch)": torchopt_adam_step(tp, tg),
+             "optax.adam under jax.jit (CPU)": optax_adam_step(npp, npg)}
+    for name, run in peers.items():
+        if run is not None:
+            variants[name] = per_call(run, n)
+    res = {k: v * 1e6 for k, v in interleaved(variants, rounds).items()}
+    ref = res["torch.optim.Adam(foreach=True)"]
+    out = [f"### Adam, one step, {shape_name}, against the peers (float32, µs per step)", "",
+           "| variant | µs | vs torch.optim foreach |", "|---|---:|---:|"]
+    for name, us in res.items():
+        out.append(f"| {name} | {_fmt(us)} | {us / ref:.2f}× |")
+    for name, run in peers.items():
+        if run is None:
+            out.append(f"| {name} | not installed (pip install 'fnopt[bench]') | |")
+    return "\n".join(out)
 
 
 # -- hand-written in-place NumPy loops (references for bench_loop.py) -------------------
@@ -280,6 +358,8 @@ def main() -> None:
         print(ratio_table(
             f"Optimizer step, {shape_name} (float32, pure opt.step vs torch.optim "
             "foreach=True, µs per step)", ("torch.optim foreach", "fnopt pure step"), rows))
+        print()
+        print(peers_table(shape_name, shapes, n, rounds))
 
 
 if __name__ == "__main__":
