@@ -16,6 +16,7 @@ Conventions every optimizer follows:
 
 from __future__ import annotations
 
+import contextvars
 import math
 import numbers
 from collections.abc import Callable, Mapping
@@ -146,11 +147,20 @@ class Transform:
         return _tree.add(params, updates, out=out), new_state
 
 
+# The loss of the step being applied, for transforms that read it (optax's "extra args":
+# ``reduce_on_plateau``): set by :meth:`Descent.apply` for the duration of its update,
+# read by :func:`call_update` for the transforms that declare ``takes_value``.
+_STEP_LOSS: contextvars.ContextVar[Any] = contextvars.ContextVar("fnopt_step_loss", default=None)
+
+
 def call_update(
     t: Transform, updates: Updates, state: State, params: Params | None, inplace: bool
 ) -> tuple[Updates, State]:
     """``t.update(updates, state, params)``, in place where ``inplace`` and ``t``
-    declares it (``t.inplace``); the one place combinators decide."""
+    declares it (``t.inplace``), with ``value=`` the step's loss where ``t`` declares
+    ``takes_value`` in its hyperparams; the one place combinators decide."""
+    if t.hyperparams.get("takes_value") is True:
+        return t.update(updates, state, params, value=_STEP_LOSS.get())  # type: ignore[call-arg]
     if inplace and t.inplace:
         return t.update(updates, state, params, inplace=True)  # type: ignore[call-arg]
     return t.update(updates, state, params)
@@ -268,7 +278,11 @@ class Descent(Transform):
         """
         if grad_norm is None:
             grad_norm = _tree.global_norm(grads)
-        new_params, new_state = self.update_params(grads, state, params, out=out)
+        token = _STEP_LOSS.set(value)  # for transforms that read the loss (plateau)
+        try:
+            new_params, new_state = self.update_params(grads, state, params, out=out)
+        finally:
+            _STEP_LOSS.reset(token)
         return new_params, new_state._replace(
             value=_as_0d(value, grad_norm), grad_norm=grad_norm
         )

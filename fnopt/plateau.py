@@ -2,7 +2,10 @@
 ReduceLROnPlateau`` as a transform (:func:`reduce_on_plateau`).
 
 The transform multiplies the updates by a scale held in its state and reads the loss
-through a keyword: ``update(updates, state, params, *, value=loss)``.
+through a keyword: ``update(updates, state, params, *, value=loss)``. Inside an
+optimizer (``fnopt.chain(fnopt.adamw(1e-3), fnopt.reduce_on_plateau())``, run by
+``opt.step`` or :func:`fnopt.fixed_point`) the step's loss is passed to it: the
+transform declares ``takes_value`` and :meth:`fnopt.Descent.apply` hands it over.
 
 >>> import numpy as np, fnopt
 >>> t = fnopt.reduce_on_plateau(factor=0.5, patience=1)
@@ -185,4 +188,5 @@ def reduce_on_plateau(
             return out, state._replace(count=count, avg_value=avg)
         return out, plateau_step(state, avg)
 
-    return Transform(init, update)
+    # takes_value: inside a Descent (fixed_point, opt.step) the step's loss is passed in
+    return Transform(init, update, name="reduce_on_plateau", hyperparams={"takes_value": True})

@@ -178,3 +178,26 @@ def test_per_epoch_rejects_bad_arguments():
         schedules.per_epoch(0.1, 3)
     with pytest.raises(ValueError, match="steps_per_epoch"):
         schedules.per_epoch(schedules.constant(0.1), 0)
+
+
+def test_reduce_on_plateau_reads_the_loss_inside_fixed_point_and_chains():
+    # chained after a descent direction, the plateau transform gets each step's loss
+    # from the loop (no value= to pass by hand) and scales the following steps
+    losses = [5.0, 4.0, 4.0, 4.0, 4.0, 4.0, 4.0, 4.0, 3.0, 3.0, 3.0, 3.0]
+    calls = [0]
+
+    def grad_fn(p):
+        v = losses[min(calls[0], len(losses) - 1)]
+        calls[0] += 1
+        return np.asarray(v), np.ones(2)
+
+    opt = fnopt.chain(fnopt.sgd(0.1), fnopt.reduce_on_plateau(factor=0.5, patience=2))
+    r = fnopt.fixed_point(opt, np.zeros(2), grad_fn, stop=fnopt.stop.max_iters(len(losses)))
+    # the same by hand, passing the loss to the transform ourselves
+    t = fnopt.reduce_on_plateau(factor=0.5, patience=2)
+    s, p = t.init(np.zeros(2)), np.zeros(2)
+    for v in losses:
+        u, s = t.update(np.full(2, -0.1), s, value=v)
+        p = p + u
+    np.testing.assert_allclose(r.params, p, rtol=1e-15)
+    assert s.scale < 1.0 and r.state.inner[-1].scale == s.scale
