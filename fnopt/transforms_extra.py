@@ -13,11 +13,10 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import numpy as np
-import optree
 
-from fnopt import backend as _backend
 from fnopt import tree
 from fnopt._base import Params, State, Transform, Updates, check_int, check_nonnegative
+from fnopt.transform import _flat
 
 __all__ = [
     "set_to_zero",
@@ -33,9 +32,6 @@ __all__ = [
 ]
 
 
-def _flat(t: Any) -> tuple[list[Any], Any, _backend.Backend]:
-    leaves, spec = optree.tree_flatten(t)
-    return leaves, spec, _backend.of_leaves(leaves)
 
 
 class _Empty(NamedTuple):

@@ -297,18 +297,8 @@ class _Run:
             self.epoch_seen = info.epoch
             if self.hook(self.on_epoch, info, cur):
                 return self.finish(cur, Reason.CALLBACK, Reason.CALLBACK.message)
-        if self.callback is not None:
-            try:
-                stop_now = self.callback(info)
-            except Exception as exc:
-                msg = f"callback raised {type(exc).__name__}: {exc}"
-                partial = self.finish(cur, Reason.ERROR, msg, raise_failure=False)
-                raise OptimizationError(
-                    f"fixed_point: at iteration {cur.iteration} the {msg}; this iterate "
-                    "is in .result", partial, cur.iteration,
-                ) from exc
-            if stop_now:
-                return self.finish(cur, Reason.CALLBACK, Reason.CALLBACK.message)
+        if self.callback is not None and self.hook(self.callback, info, cur, copy=False):
+            return self.finish(cur, Reason.CALLBACK, Reason.CALLBACK.message)
         return self.criteria(info, cur)
 
     def info(self, cur: Iterate) -> Info:
@@ -335,12 +325,15 @@ class _Run:
             cur = Iterate(params, cur.state, math.nan, math.nan, cur.iteration)
         return self.finish(cur, reason, message, reason.converged)
 
-    def hook(self, fn: Callable[[Info], Any], info: Info, cur: Iterate) -> Any:
-        """Call a user hook; its exception becomes an OptimizationError at ``cur``."""
+    def hook(self, fn: Callable[[Info], Any], info: Info, cur: Iterate, *,
+             copy: bool = True) -> Any:
+        """Call a user hook (the callback, ``on_epoch``: with a copy of the params, which
+        it may keep); its exception becomes an OptimizationError at ``cur``."""
         try:
-            return fn(info._replace(params=_tree.clone(info.params)))
+            return fn(info._replace(params=_tree.clone(info.params)) if copy else info)
         except Exception as exc:
-            msg = f"{getattr(fn, '__name__', 'hook')} raised {type(exc).__name__}: {exc}"
+            name = "callback" if fn is self.callback else getattr(fn, "__name__", "hook")
+            msg = f"{name} raised {type(exc).__name__}: {exc}"
             partial = self.finish(cur, Reason.ERROR, msg, raise_failure=False)
             raise OptimizationError(
                 f"fixed_point: at iteration {cur.iteration} the {msg}; this iterate is in "

@@ -27,7 +27,6 @@ from typing import Any, NamedTuple
 
 import optree
 
-from fnopt import backend as _backend
 from fnopt import transform as _t
 from fnopt import tree
 from fnopt._base import (
@@ -49,6 +48,7 @@ from fnopt._base import (
     check_unit_interval,
 )
 from fnopt.optimizers._names import torch_spellings
+from fnopt.transform import _flat
 
 __all__ = [
     "yogi",
@@ -85,9 +85,6 @@ __all__ = [
 # -- helpers ---------------------------------------------------------------------------
 
 
-def _flat(t: Any) -> tuple[list[Any], Any, _backend.Backend]:
-    leaves, spec = optree.tree_flatten(t)
-    return leaves, spec, _backend.of_leaves(leaves)
 
 
 def _lr_at(learning_rate: ScalarOrSchedule, count: int) -> Any:
