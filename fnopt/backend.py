@@ -301,6 +301,13 @@ class Backend:
         raise NotImplementedError
 
 
+# Ops that ``_Torch._fe`` writes tensor by tensor into another destination when there
+# are few tensors: one pass each instead of a copy pass then the in-place foreach op.
+_PER_TENSOR = frozenset({"add", "sub", "mul", "div", "addcmul", "addcdiv", "lerp",
+                         "maximum"})
+_PER_TENSOR_MAX = 16
+
+
 def _arr(x: Any) -> Any:
     """NumPy arithmetic on 0-d arrays returns scalars; keep every leaf an ndarray."""
     return x if type(x) is np.ndarray else np.asarray(x)
@@ -571,6 +578,13 @@ class _Torch(Backend):
             return list(getattr(t, "_foreach_" + op)(list(first), *rest, **kw))
         out = list(out)
         if not _same(out, first):
+            if len(out) <= _PER_TENSOR_MAX and op in _PER_TENSOR:
+                # few tensors: one pass each into ``out`` (no copy pass first)
+                fn = getattr(t, op)
+                args = [r if isinstance(r, (list, tuple)) else [r] * len(out) for r in rest]
+                for i, (o, x) in enumerate(zip(out, first)):
+                    fn(x, *(a[i] for a in args), **kw, out=o)
+                return out
             t._foreach_copy_(out, list(first))
         getattr(t, "_foreach_" + op + "_")(out, *rest, **kw)
         return out

@@ -2194,10 +2194,12 @@ def _run_fused(
     if not _is_number(lr):
         return None
     inplace = out is not None
-    if not inplace and kind == "sgd" and core is None and not (
+    if (out is not params) and kind == "sgd" and core is None and not (
         opts["weight_decay"] or opts["maximize"]
     ):
-        return None  # plain pure sgd: one allocating pass beats a copy, then the kernel
+        # plain sgd into new arrays or another buffer: one pass (p - lr g written
+        # there) beats a copy, then the kernel
+        return None
     if out is None:
         p = be.clone(lp)
     else:
