@@ -198,7 +198,8 @@ def loop_table(shape_name: str, n: int, rounds: int) -> str:
         fu = us.get(f"{name}/fused")
         h, mnp = us[f"{name}/hand np"], us[f"{name}/fnopt np"]
         out.append(
-            f"| {name} | {f:.1f} | {'— (none in torch)' if fu is None else f'{fu:.1f}'} | {mine:.1f} | "
+            f"| {name} | {f:.1f} | {'— (none in torch)' if fu is None else f'{fu:.1f}'} | "
+            f"{mine:.1f} | "
             f"{mine / f:.2f}× | {'' if fu is None else f'{mine / fu:.2f}×'} | {h:.1f} | "
             f"{mnp:.1f} | {mnp / h:.2f}× |"
         )
