@@ -49,6 +49,24 @@ def is_array(x: object) -> bool:
     return isinstance(x, np.ndarray) or is_tensor(x)
 
 
+def array(a: Any, backend: str = "numpy", dtype: Any = None) -> Any:
+    """A new array of the backend named ``backend`` (``"numpy"`` or ``"torch"``) holding
+    ``a`` (anything ``np.array`` takes) with ``dtype`` (a NumPy dtype or its name; by
+    default ``a``'s): the one converter from data to a backend by name.
+
+    >>> array([1, 2], "numpy", "float32")
+    array([1., 2.], dtype=float32)
+    """
+    arr = np.array(a, dtype=dtype, copy=True)
+    if backend == "torch":
+        import torch
+
+        return torch.from_numpy(arr)
+    if backend != "numpy":
+        raise ValueError(f"backend: expected 'numpy' or 'torch', got {backend!r}")
+    return arr
+
+
 def to_numpy(x: Any, *, copy: bool = False) -> np.ndarray:
     """``x`` as a NumPy array on the host, keeping its dtype.
 

@@ -60,12 +60,7 @@ class LeastSquaresProblem:
 
     def start(self, scale: float = 1.0, backend: Literal["numpy", "torch"] = "numpy") -> Any:
         """``scale * x0`` (MGH also use 10 x0 and 100 x0) as a fresh array or tensor."""
-        x = np.array(self.x0 * scale, dtype=np.float64)
-        if backend == "torch":
-            import torch
-
-            return torch.tensor(x)
-        return x
+        return _backend.array(self.x0 * scale, backend, np.float64)
 
     def provider(self, backend: Literal["numpy", "torch"] = "numpy") -> Any:
         """A residual provider: the hand-written Jacobian (NumPy) or ``torch.func``."""

@@ -109,15 +109,7 @@ class Problem:
         return _grad.hvp_from_hessian(self.hessian_fn("numpy"))
 
 
-def _convert(a: np.ndarray, backend: str, dtype: str) -> Any:
-    arr = np.array(a, dtype=dtype)
-    if backend == "torch":
-        import torch
-
-        return torch.tensor(arr)
-    if backend != "numpy":
-        raise ValueError(f"backend: expected 'numpy' or 'torch', got {backend!r}")
-    return arr
+_convert = _backend.array
 
 
 def _arr(*xs: Sequence[float] | np.ndarray) -> tuple[np.ndarray, ...]:

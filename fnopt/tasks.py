@@ -92,12 +92,7 @@ def _to(a: Any, backend: str, dtype: str) -> Any:
     """Convert a NumPy array (or nested dict of them) to the backend and dtype."""
     if isinstance(a, dict):
         return {k: _to(v, backend, dtype) for k, v in a.items()}
-    arr = np.asarray(a, dtype=dtype)
-    if backend == "torch":
-        import torch
-
-        return torch.tensor(arr)
-    return arr
+    return _backend.array(a, backend, dtype)
 
 
 # -- Rosenbrock -----------------------------------------------------------------------

@@ -105,13 +105,7 @@ def _np_leaves(tree: Any) -> list[np.ndarray]:
     return [_backend.to_numpy(x) for x in optree.tree_leaves(tree)]
 
 
-def _convert(a: np.ndarray, backend: str, dtype: str) -> Any:
-    arr = np.array(a, dtype=dtype, copy=True)
-    if backend == "torch":
-        import torch
-
-        return torch.from_numpy(arr)
-    return arr
+_convert = _backend.array
 
 
 def make_quadratic(

@@ -8,6 +8,8 @@ from typing import Any, Literal
 import attrs
 import numpy as np
 
+from fnopt import backend as _backend
+
 __all__ = ["NistDataset", "misra1a"]
 
 
@@ -56,14 +58,8 @@ def misra1a(*, backend: Literal["numpy", "torch"] = "numpy", dtype: Any = "float
     text = resources.files("fnopt.datasets").joinpath("misra1a.csv").read_text()
     rows = [ln for ln in text.splitlines() if ln and not ln.startswith("#")][1:]
     data = np.array([[float(v) for v in ln.split(",")] for ln in rows])
-    y: Any = data[:, 0].astype(dtype)
-    x: Any = data[:, 1].astype(dtype)
-    if backend == "torch":
-        import torch
-
-        x, y = torch.from_numpy(x), torch.from_numpy(y)
-    elif backend != "numpy":
-        raise ValueError(f"backend: expected 'numpy' or 'torch', got {backend!r}")
+    y: Any = _backend.array(data[:, 0], backend, dtype)
+    x: Any = _backend.array(data[:, 1], backend, dtype)
     return NistDataset(
         x, y, "y = b1 * (1 - exp(-b2 * x))", ((500.0, 1e-4), (250.0, 5e-4)),
         (2.3894212918e02, 5.5015643181e-04), (2.7070075241e00, 7.2668688436e-06),
