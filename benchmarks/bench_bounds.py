@@ -13,7 +13,7 @@ the minimiser); there fnopt's line searches are its own, so the counts differ.
 
 The problems (``PROBLEMS``) are shared with tests/test_lbfgsb.py.
 
-Run ``python benchmarks/bench_bounds.py`` (``--markdown`` for docs/bounds.md).
+Run ``python benchmarks/bench_bounds.py`` (``--markdown`` for the README table).
 """
 
 from __future__ import annotations

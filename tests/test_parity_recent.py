@@ -12,7 +12,7 @@ function.
 Reference packages (the ``refs`` extra): pytorch_optimizer (Yogi, Adan, ADOPT,
 AdEMAMix, NovoGrad, SAM), prodigyopt, dadaptation, schedulefree. A missing package
 skips its cases. ``python tests/test_parity_recent.py`` prints the table of measured
-maximum relative deviations used in docs/new_optimizers.md.
+maximum relative deviations shown in the README.
 """
 
 from __future__ import annotations
