@@ -115,7 +115,12 @@ def _chain(
 ) -> Transform:
     """``[negate] [+wd p] scaling [+wd p] -lr`` in torch.optim's order: ``maximize``
     negates the gradient first; coupled weight decay is added to the gradient before
-    the scaling, decoupled weight decay to the direction after it."""
+    the scaling, decoupled weight decay to the direction after it. The arguments every
+    alias shares are validated here, under the aliases' names."""
+    _check_lr(learning_rate)
+    check_nonnegative("weight_decay", weight_decay)
+    check_bool("decoupled_weight_decay", decoupled)
+    check_bool("maximize", maximize)
     blocks: list[Transform] = []
     if maximize:
         blocks.append(_t.scale(-1.0))
@@ -174,9 +179,6 @@ def sgd(
     deep learning", ICML 2013.
     """
     check_bool("nesterov", nesterov)
-    check_bool("maximize", maximize)
-    _check_lr(learning_rate)
-    check_nonnegative("weight_decay", weight_decay)
     check_unit_interval("momentum", momentum, closed=True)
     check_unit_interval("dampening", dampening, closed=True)
     if nesterov and (momentum <= 0 or dampening != 0):
@@ -237,10 +239,6 @@ def adam(
     Kingma and Ba, "Adam: A Method for Stochastic Optimization", ICLR 2015.
     """
     check_bool("amsgrad", amsgrad)
-    check_bool("decoupled_weight_decay", decoupled_weight_decay)
-    check_bool("maximize", maximize)
-    _check_lr(learning_rate)
-    check_nonnegative("weight_decay", weight_decay)
     return _build(
         [_t.scale_by_adam(b1, b2, eps, amsgrad=amsgrad, mu_dtype=mu_dtype)],
         learning_rate,
@@ -336,9 +334,6 @@ def adamax(
 
     Kingma and Ba, "Adam: A Method for Stochastic Optimization", ICLR 2015, section 7.
     """
-    check_bool("maximize", maximize)
-    _check_lr(learning_rate)
-    check_nonnegative("weight_decay", weight_decay)
     return _build(
         [_t.scale_by_adamax(b1, b2, eps)], learning_rate,
         weight_decay=weight_decay, maximize=maximize,
@@ -389,10 +384,6 @@ def nadam(
 
     Dozat, "Incorporating Nesterov Momentum into Adam", ICLR 2016 workshop.
     """
-    check_bool("decoupled_weight_decay", decoupled_weight_decay)
-    check_bool("maximize", maximize)
-    _check_lr(learning_rate)
-    check_nonnegative("weight_decay", weight_decay)
     return _build(
         [_t.scale_by_nadam(b1, b2, eps, momentum_decay)], learning_rate,
         weight_decay=weight_decay, decoupled=decoupled_weight_decay, maximize=maximize,
@@ -441,10 +432,6 @@ def radam(
 
     Liu et al., "On the Variance of the Adaptive Learning Rate and Beyond", ICLR 2020.
     """
-    check_bool("decoupled_weight_decay", decoupled_weight_decay)
-    check_bool("maximize", maximize)
-    _check_lr(learning_rate)
-    check_nonnegative("weight_decay", weight_decay)
     return _build(
         [_t.scale_by_radam(b1, b2, eps)], learning_rate,
         weight_decay=weight_decay, decoupled=decoupled_weight_decay, maximize=maximize,
@@ -498,9 +485,6 @@ def rmsprop(
     Learning, 2012; Graves, "Generating Sequences With Recurrent Neural Networks", 2013.
     """
     check_bool("centered", centered)
-    check_bool("maximize", maximize)
-    _check_lr(learning_rate)
-    check_nonnegative("weight_decay", weight_decay)
     check_unit_interval("momentum", momentum, closed=True)
     scaling = [_t.scale_by_rms(decay, eps, centered=centered)]
     if momentum:
@@ -564,10 +548,8 @@ def adagrad(
     Duchi et al., "Adaptive Subgradient Methods for Online Learning and Stochastic
     Optimization", JMLR 2011.
     """
-    check_bool("maximize", maximize)
     _check_lr(learning_rate)
     check_nonnegative("lr_decay", lr_decay)
-    check_nonnegative("weight_decay", weight_decay)
     return _build(
         [_t.scale_by_adagrad(initial_accumulator_value, eps)],
         _decayed(learning_rate, lr_decay),
@@ -614,9 +596,6 @@ def adadelta(
 
     Zeiler, "ADADELTA: An Adaptive Learning Rate Method", 2012.
     """
-    check_bool("maximize", maximize)
-    _check_lr(learning_rate)
-    check_nonnegative("weight_decay", weight_decay)
     return _build(
         [_t.scale_by_adadelta(rho, eps)], learning_rate,
         weight_decay=weight_decay, maximize=maximize,
@@ -775,9 +754,6 @@ def lion(
 
     Chen et al., "Symbolic Discovery of Optimization Algorithms", NeurIPS 2023.
     """
-    check_bool("maximize", maximize)
-    _check_lr(learning_rate)
-    check_nonnegative("weight_decay", weight_decay)
     return _build(
         [_t.scale_by_lion(b1, b2)], learning_rate,
         weight_decay=weight_decay, decoupled=True, maximize=maximize,
@@ -935,9 +911,6 @@ def muon(
     Jordan et al., "Muon: An optimizer for hidden layers in neural networks", 2024.
     """
     check_bool("nesterov", nesterov)
-    check_bool("maximize", maximize)
-    _check_lr(learning_rate)
-    check_nonnegative("weight_decay", weight_decay)
     return _build(
         [_t.scale_by_muon(momentum, nesterov=nesterov, ns_coefficients=ns_coefficients,
                           ns_steps=ns_steps, eps=eps, adjust_lr_fn=adjust_lr_fn)],
@@ -986,8 +959,6 @@ def lamb(
     You et al., "Large Batch Optimization for Deep Learning: Training BERT in 76
     minutes", ICLR 2020.
     """
-    check_bool("maximize", maximize)
-    _check_lr(learning_rate)
     check_nonnegative("weight_decay", weight_decay)
     scaling = [_t.scale_by_adam(b1, b2, eps)]
     if weight_decay:
@@ -1095,10 +1066,6 @@ def adabelief(
     Zhuang et al., "AdaBelief Optimizer: Adapting Stepsizes by the Belief in Observed
     Gradients", NeurIPS 2020.
     """
-    check_bool("decoupled_weight_decay", decoupled_weight_decay)
-    check_bool("maximize", maximize)
-    _check_lr(learning_rate)
-    check_nonnegative("weight_decay", weight_decay)
     return _build(
         [_t.scale_by_belief(b1, b2, eps)], learning_rate,
         weight_decay=weight_decay, decoupled=decoupled_weight_decay, maximize=maximize,
