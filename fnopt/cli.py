@@ -121,13 +121,8 @@ def available_optimizers() -> list[str]:
     import fnopt
 
     names = []
-    for name in getattr(fnopt, "__all__", []):
-        obj = getattr(fnopt, name, None)
-        if not inspect.isfunction(obj):
-            continue
+    for name, obj in fnopt.testing.optimizer_factories().items():
         sig = inspect.signature(obj)
-        if sig.return_annotation not in (fnopt.Optimizer, "Optimizer", fnopt.Descent, "Descent"):
-            continue
         required = [
             p.name for p in sig.parameters.values()
             if p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)

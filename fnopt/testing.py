@@ -21,6 +21,7 @@ conformance of sgd: all 10 properties hold
 
 from __future__ import annotations
 
+import inspect
 import math
 import os
 import tempfile
@@ -37,6 +38,7 @@ from fnopt.loop import StepFailed
 
 __all__ = [
     "check_optimizer",
+    "optimizer_factories",
     "ConformanceReport",
     "PropertyResult",
     "PROPERTIES",
@@ -440,6 +442,32 @@ def _name_of(make_opt: Any) -> str:
         cand = [n for n in names if n not in ("fnopt", "testing")]
         return cand[0] if cand else "optimizer"
     return str(name)
+
+
+def optimizer_factories() -> dict[str, Callable[..., Any]]:
+    """Every optimizer factory in the :mod:`fnopt` namespace: the callables in
+    ``fnopt.__all__`` annotated to return an :class:`fnopt.Optimizer` or a
+    :class:`fnopt.Descent`, by name (what the conformance tests, the robustness tables
+    and the command line enumerate).
+
+    >>> names = optimizer_factories()
+    >>> {"sgd", "adam", "lbfgs", "descent"} <= set(names)
+    True
+    """
+    import fnopt
+
+    found = {}
+    for name in fnopt.__all__:
+        obj = getattr(fnopt, name)
+        if not callable(obj) or isinstance(obj, type):
+            continue
+        try:
+            sig = inspect.signature(obj)
+        except (TypeError, ValueError):
+            continue
+        if sig.return_annotation in (Optimizer, "Optimizer", Descent, "Descent"):
+            found[name] = obj
+    return found
 
 
 def check_optimizer(

@@ -16,7 +16,7 @@ import numpy as np
 
 from fnopt import tree
 from fnopt._base import Params, State, Transform, Updates, check_int, check_nonnegative
-from fnopt.transform import _flat
+from fnopt.transform import _flat, _stateless
 
 __all__ = [
     "set_to_zero",
@@ -32,31 +32,6 @@ __all__ = [
 ]
 
 
-
-
-class _Empty(NamedTuple):
-    """State of a stateless transform."""
-
-
-def _stateless(fn: Callable[[Updates, Params | None], Updates]) -> Transform:
-    def init(params: Params) -> _Empty:
-        del params
-        return _Empty()
-
-    def update(updates: Updates, state: State, params: Params | None = None) -> Any:
-        return fn(updates, params), state
-
-    return Transform(init, update)
-
-
-def _real(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
-        raise TypeError(f"{name}: expected a real number, got {type(value).__name__}")
-    if not math.isfinite(value):
-        raise ValueError(f"{name}: expected a finite number, got {value}")
-    return float(value)
-
-
 def set_to_zero() -> Transform:
     """Replace every update by zeros: :math:`u \\leftarrow 0` (freezes params when
     chained last, e.g. inside :func:`fnopt.partition`).
@@ -66,7 +41,7 @@ def set_to_zero() -> Transform:
     >>> t.update(np.array([1.0, 2.0]), t.init(None))[0]
     array([0., 0.])
     """
-    return _stateless(lambda updates, params: tree.zeros_like(updates))
+    return _stateless(lambda updates, params: tree.zeros_like(updates), "set_to_zero")
 
 
 class ZeroNansState(NamedTuple):
@@ -162,7 +137,7 @@ def adaptive_grad_clip(clipping: float, eps: float = 1e-3) -> Transform:
             out.append(be.where([g_norm < max_norm], [gi], [clipped])[0])
         return spec.unflatten(out)
 
-    return _stateless(fn)
+    return _stateless(fn, "adaptive_grad_clip")
 
 
 class AddNoiseState(NamedTuple):
@@ -249,7 +224,7 @@ def centralize() -> Transform:
             out.append(x)
         return spec.unflatten(out)
 
-    return _stateless(fn)
+    return _stateless(fn, "centralize")
 
 
 class ScaleByScheduleState(NamedTuple):
@@ -306,4 +281,4 @@ def keep_params_nonnegative() -> Transform:
         conds = [s < 0 for s in be.add(p, g)]
         return spec.unflatten(be.where(conds, be.scale(p, -1.0), g))
 
-    return _stateless(fn)
+    return _stateless(fn, "keep_params_nonnegative")

@@ -173,16 +173,8 @@ def _public_optimizers() -> dict[str, Any]:
         "base": lambda: fnopt.sgd(1e-3),
     }
     found = {}
-    for name in fnopt.__all__:
-        obj = getattr(fnopt, name)
-        if not callable(obj) or isinstance(obj, type):
-            continue
-        try:
-            sig = inspect.signature(obj)
-        except (TypeError, ValueError):
-            continue
-        if sig.return_annotation not in (fnopt.Optimizer, "Optimizer", fnopt.Descent, "Descent"):
-            continue
+    for name, obj in fnopt.testing.optimizer_factories().items():
+        sig = inspect.signature(obj)
         kw = {k: fill[k]() for k, p in sig.parameters.items()
               if p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
         if "learning_rate" in sig.parameters and "learning_rate" not in kw:

@@ -332,3 +332,12 @@ def test_loop_owned_path_is_bitwise_the_pure_path(name, backend):
         if isinstance(x, np.ndarray) and x.dtype.kind == "f" and np.isnan(x).all():
             continue  # the gradient norm: computed only where something reads it
         assert np.asarray(x).tobytes() == np.asarray(y).tobytes()
+
+
+@pytest.mark.parametrize("bad, exc", [(0, ValueError), (-1, ValueError), ("3", TypeError),
+                                      (2.5, TypeError), (True, TypeError)])
+def test_bad_epochs_name_the_argument(bad, exc):
+    task = fnopt.tasks.rosenbrock()
+    with pytest.raises(exc, match=r"^epochs: "):
+        fnopt.fixed_point(fnopt.sgd(1e-3), task.init_params, task.grad_fn, data=[()] * 2,
+                          epochs=bad, stop=stop.max_iters(3))

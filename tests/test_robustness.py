@@ -116,17 +116,7 @@ RECIPES: dict[str, Any] = {
 
 
 def factories() -> dict[str, Callable[..., fnopt.Optimizer]]:
-    out = {}
-    for name in fnopt.__all__:
-        obj = getattr(fnopt, name)
-        if callable(obj) and not isinstance(obj, type):
-            try:
-                sig = inspect.signature(obj)
-            except (TypeError, ValueError):
-                continue
-            if sig.return_annotation in (fnopt.Optimizer, "Optimizer", fnopt.Descent, "Descent"):
-                out[name] = obj
-    return out
+    return fnopt.testing.optimizer_factories()
 
 
 def required(f: Callable[..., Any]) -> dict[str, Any]:

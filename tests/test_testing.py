@@ -43,18 +43,7 @@ KNOWN_FAILURES: dict[str, set[str]] = {}
 
 def public_optimizer_factories() -> dict[str, Callable[..., fnopt.Optimizer]]:
     """Every callable in fnopt.__all__ annotated to return an Optimizer."""
-    found = {}
-    for name in fnopt.__all__:
-        obj = getattr(fnopt, name)
-        if not callable(obj) or isinstance(obj, type):
-            continue
-        try:
-            sig = inspect.signature(obj)
-        except (TypeError, ValueError):
-            continue
-        if sig.return_annotation in (fnopt.Optimizer, "Optimizer", fnopt.Descent, "Descent"):
-            found[name] = obj
-    return found
+    return ft.optimizer_factories()
 
 
 def make_factory(name: str, factory: Callable[..., fnopt.Optimizer]) -> tuple[Any, bool]:

@@ -51,18 +51,8 @@ def test_the_gradients_really_are_numpy_scalars():
 def _first_order() -> dict[str, Any]:
     """Every public optimizer factory whose first argument is the learning rate."""
     found = {}
-    for name in fnopt.__all__:
-        obj = getattr(fnopt, name)
-        if not callable(obj) or isinstance(obj, type):
-            continue
-        try:
-            sig = inspect.signature(obj)
-        except (TypeError, ValueError):
-            continue
-        first = next(iter(sig.parameters), None)
-        if sig.return_annotation in (fnopt.Optimizer, "Optimizer", fnopt.Descent, "Descent") and (
-            first == "learning_rate"
-        ):
+    for name, obj in fnopt.testing.optimizer_factories().items():
+        if next(iter(inspect.signature(obj).parameters), None) == "learning_rate":
             found[name] = obj
     return found
 

@@ -24,6 +24,7 @@ from fnopt._base import (
     State,
     Transform,
     check_callable,
+    check_int,
     check_params,
     is_optimizer,
 )
@@ -151,6 +152,7 @@ def fixed_point(
     if epochs is not None:
         from fnopt.data import epochs as _epochs
 
+        check_int("epochs", epochs, 1)
         if data is None:
             raise ValueError("epochs: needs data (a re-iterable loader) to pass over")
         data = _epochs(data, epochs)
