@@ -12,7 +12,6 @@ from fnopt import distributed as distributed
 from fnopt import grad as grad
 from fnopt import implicit as implicit
 from fnopt import problems as problems
-from fnopt import projections as projections
 from fnopt import schedules as schedules
 from fnopt import stop as stop
 from fnopt import tasks as tasks
@@ -69,36 +68,37 @@ from fnopt.second_order import newton as newton
 from fnopt.second_order import newton_cg as newton_cg
 from fnopt.second_order import nonlinear_cg as nonlinear_cg
 from fnopt.stop import Reason as Reason
-from fnopt.transform import accumulate as accumulate
-from fnopt.transform import add_decayed_weights as add_decayed_weights
-from fnopt.transform import apply_if_finite as apply_if_finite
-from fnopt.transform import chain as chain
-from fnopt.transform import clip as clip
-from fnopt.transform import clip_by_global_norm as clip_by_global_norm
-from fnopt.transform import identity as identity
-from fnopt.transform import inject_hyperparams as inject_hyperparams
-from fnopt.transform import lookahead as lookahead
-from fnopt.transform import masked as masked
-from fnopt.transform import partition as partition
-from fnopt.transform import polyak_average as polyak_average
-from fnopt.transform import scale as scale
-from fnopt.transform import scale_by_adadelta as scale_by_adadelta
-from fnopt.transform import scale_by_adagrad as scale_by_adagrad
-from fnopt.transform import scale_by_adam as scale_by_adam
-from fnopt.transform import scale_by_adamax as scale_by_adamax
-from fnopt.transform import scale_by_belief as scale_by_belief
-from fnopt.transform import scale_by_factored_rms as scale_by_factored_rms
-from fnopt.transform import scale_by_learning_rate as scale_by_learning_rate
-from fnopt.transform import scale_by_lion as scale_by_lion
-from fnopt.transform import scale_by_muon as scale_by_muon
-from fnopt.transform import scale_by_nadam as scale_by_nadam
-from fnopt.transform import scale_by_param_block_rms as scale_by_param_block_rms
-from fnopt.transform import scale_by_radam as scale_by_radam
-from fnopt.transform import scale_by_rms as scale_by_rms
-from fnopt.transform import scale_by_rprop as scale_by_rprop
-from fnopt.transform import scale_by_stddev as scale_by_stddev
-from fnopt.transform import scale_by_trust_ratio as scale_by_trust_ratio
-from fnopt.transform import trace as trace
+from fnopt.transforms import accumulate as accumulate
+from fnopt.transforms import add_decayed_weights as add_decayed_weights
+from fnopt.transforms import apply_if_finite as apply_if_finite
+from fnopt.transforms import chain as chain
+from fnopt.transforms import clip as clip
+from fnopt.transforms import clip_by_global_norm as clip_by_global_norm
+from fnopt.transforms import identity as identity
+from fnopt.transforms import inject_hyperparams as inject_hyperparams
+from fnopt.transforms import lookahead as lookahead
+from fnopt.transforms import masked as masked
+from fnopt.transforms import partition as partition
+from fnopt.transforms import polyak_average as polyak_average
+from fnopt.transforms import projections as projections
+from fnopt.transforms import scale as scale
+from fnopt.transforms import scale_by_adadelta as scale_by_adadelta
+from fnopt.transforms import scale_by_adagrad as scale_by_adagrad
+from fnopt.transforms import scale_by_adam as scale_by_adam
+from fnopt.transforms import scale_by_adamax as scale_by_adamax
+from fnopt.transforms import scale_by_belief as scale_by_belief
+from fnopt.transforms import scale_by_factored_rms as scale_by_factored_rms
+from fnopt.transforms import scale_by_learning_rate as scale_by_learning_rate
+from fnopt.transforms import scale_by_lion as scale_by_lion
+from fnopt.transforms import scale_by_muon as scale_by_muon
+from fnopt.transforms import scale_by_nadam as scale_by_nadam
+from fnopt.transforms import scale_by_param_block_rms as scale_by_param_block_rms
+from fnopt.transforms import scale_by_radam as scale_by_radam
+from fnopt.transforms import scale_by_rms as scale_by_rms
+from fnopt.transforms import scale_by_rprop as scale_by_rprop
+from fnopt.transforms import scale_by_stddev as scale_by_stddev
+from fnopt.transforms import scale_by_trust_ratio as scale_by_trust_ratio
+from fnopt.transforms import trace as trace
 
 __version__ = "0.1.0"
 
@@ -228,13 +228,13 @@ from fnopt.optimizers.recent import scale_by_novograd as scale_by_novograd  # no
 from fnopt.optimizers.recent import scale_by_prodigy as scale_by_prodigy  # noqa: E402
 from fnopt.optimizers.recent import scale_by_schedule_free as scale_by_schedule_free  # noqa: E402
 from fnopt.optimizers.recent import scale_by_yogi as scale_by_yogi  # noqa: E402
-from fnopt.transforms_extra import adaptive_grad_clip as adaptive_grad_clip  # noqa: E402
-from fnopt.transforms_extra import add_noise as add_noise  # noqa: E402
-from fnopt.transforms_extra import centralize as centralize  # noqa: E402
-from fnopt.transforms_extra import keep_params_nonnegative as keep_params_nonnegative  # noqa: E402
-from fnopt.transforms_extra import scale_by_schedule as scale_by_schedule  # noqa: E402
-from fnopt.transforms_extra import set_to_zero as set_to_zero  # noqa: E402
-from fnopt.transforms_extra import zero_nans as zero_nans  # noqa: E402
+from fnopt.transforms.extra import adaptive_grad_clip as adaptive_grad_clip  # noqa: E402
+from fnopt.transforms.extra import add_noise as add_noise  # noqa: E402
+from fnopt.transforms.extra import centralize as centralize  # noqa: E402
+from fnopt.transforms.extra import keep_params_nonnegative as keep_params_nonnegative  # noqa: E402
+from fnopt.transforms.extra import scale_by_schedule as scale_by_schedule  # noqa: E402
+from fnopt.transforms.extra import set_to_zero as set_to_zero  # noqa: E402
+from fnopt.transforms.extra import zero_nans as zero_nans  # noqa: E402
 
 __all__ += [
     "adan", "ademamix", "adopt", "dadapt_adam", "novograd", "prodigy", "sam",
@@ -250,8 +250,8 @@ from fnopt.data import epochs as epochs  # noqa: E402
 
 __all__ += ["Epochs", "epochs"]
 
-from fnopt.plateau import ReduceLROnPlateauState as ReduceLROnPlateauState  # noqa: E402
-from fnopt.plateau import reduce_on_plateau as reduce_on_plateau  # noqa: E402
+from fnopt.transforms.plateau import ReduceLROnPlateauState as ReduceLROnPlateauState  # noqa: E402
+from fnopt.transforms.plateau import reduce_on_plateau as reduce_on_plateau  # noqa: E402
 
 __all__ += ["ReduceLROnPlateauState", "reduce_on_plateau"]
 

@@ -29,8 +29,8 @@ Every array is used by exactly one node; trees are at most ``_MAX_DEPTH`` deep.
 Versions: :func:`load` reads the format versions in ``READABLE_VERSIONS`` and refuses
 others (a newer fnopt's files) with a :class:`CheckpointError` naming both. State
 classes that moved between fnopt modules are found through ``_MOVED`` (old module and
-qualname to new), so moving a class needs no new format version; changing its fields
-does.
+qualname to new) and ``_MOVED_MODULES`` (an old module to the package it moved into), so
+moving a class needs no new format version; changing its fields does.
 
 Safety: loading never unpickles and never runs code from the file. NamedTuple and
 attrs state classes are re-imported by name only if ``fnopt`` defines them (a module
@@ -101,6 +101,17 @@ _MAX_ITERATION = 2**63
 _MOVED: dict[tuple[str, str], tuple[str, str]] = {
     # fnopt/optimizers.py became the package fnopt/optimizers/ (0.2)
     ("fnopt.optimizers", "_DecayState"): ("fnopt.optimizers.first_order", "_DecayState"),
+}
+
+#: Modules that became packages or moved into one (0.3): a class saved under the old
+#: module is looked up as an attribute of the new one and must be defined in it or in
+#: one of its submodules (``fnopt.transform.ScaleByAdamState`` is now
+#: ``fnopt.transforms.adaptive.ScaleByAdamState``).
+_MOVED_MODULES: dict[str, str] = {
+    "fnopt.transform": "fnopt.transforms",
+    "fnopt.transforms_extra": "fnopt.transforms.extra",
+    "fnopt.plateau": "fnopt.transforms.plateau",
+    "fnopt.projections": "fnopt.transforms.projections",
 }
 
 PathLike = str | os.PathLike[str]
@@ -440,6 +451,9 @@ class _Decoder:
             key = _moved(key)
             full = f"{full} (now {key[0]}.{key[1]})"
             cls = self.types.get(key)
+        if cls is None and key[0] in _MOVED_MODULES:
+            cls = self.import_fnopt_class(_MOVED_MODULES[key[0]], key[1], full, where,
+                                          within=True)
         if cls is None:
             cls = self.import_fnopt_class(*key, full, where)
         if not isinstance(cls, type):
@@ -459,7 +473,11 @@ class _Decoder:
             )
         return cls
 
-    def import_fnopt_class(self, module: str, name: str, full: str, where: str) -> type:
+    def import_fnopt_class(
+        self, module: str, name: str, full: str, where: str, *, within: bool = False
+    ) -> type:
+        """The fnopt class ``module.name``; with ``within``, defined in ``module`` or
+        one of its submodules."""
         trusted = module == _TRUSTED_PREFIX or module.startswith(_TRUSTED_PREFIX + ".")
         parts = (*module.split("."), *name.split("."))
         dunder = any(p.startswith("__") for p in parts)
@@ -476,8 +494,10 @@ class _Decoder:
             raise self.fail(
                 f"state type {full} (at {where}) no longer exists in this version of fnopt"
             ) from None
-        if not (isinstance(obj, type) and obj.__module__ == module
-                and obj.__qualname__ == name):
+        home = getattr(obj, "__module__", None)
+        if not (isinstance(obj, type) and obj.__qualname__ == name and (
+            home == module or (within and str(home).startswith(module + "."))
+        )):
             # only a class defined where the file says, not one reachable through
             # another module's attributes
             raise self.fail(f"{full} (at {where}) is not a class of fnopt")

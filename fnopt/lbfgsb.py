@@ -55,8 +55,8 @@ from fnopt._base import (
 )
 from fnopt.linesearch import Backtracking, LineSearch, StrongWolfe, strong_wolfe
 from fnopt.loop import StepFailed
-from fnopt.projections import Projection, _flat_box, box
 from fnopt.stop import Reason
+from fnopt.transforms.projections import Projection, _flat_box, box
 
 __all__ = ["lbfgsb", "LbfgsbState"]
 

@@ -64,8 +64,8 @@ from fnopt._base import Optimizer, Params, check_callable
 from fnopt.lbfgsb import lbfgsb
 from fnopt.linesearch import strong_wolfe
 from fnopt.loop import OptimizationError, Result, fixed_point
-from fnopt.projections import Projection, box
 from fnopt.second_order import bfgs, newton_cg, nonlinear_cg
+from fnopt.transforms.projections import Projection, box
 
 __all__ = ["minimize", "OptimizeResult"]
 

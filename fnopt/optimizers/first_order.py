@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from fnopt import transform as _t
+from fnopt import transforms as _t
 from fnopt import tree
 from fnopt._base import (
     Descent,

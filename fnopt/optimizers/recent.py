@@ -27,7 +27,7 @@ from typing import Any, NamedTuple
 
 import optree
 
-from fnopt import transform as _t
+from fnopt import transforms as _t
 from fnopt import tree
 from fnopt._base import (
     Descent,
@@ -48,7 +48,7 @@ from fnopt._base import (
     check_unit_interval,
 )
 from fnopt.optimizers._names import torch_spellings
-from fnopt.transform import _flat
+from fnopt.transforms._common import _flat
 
 __all__ = [
     "yogi",

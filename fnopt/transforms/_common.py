@@ -1,0 +1,143 @@
+"""Helpers shared by the built-in transforms: leaves and backend of a pytree, the
+``inplace`` destination, argument checks, and the stateless-transform factory."""
+
+
+from __future__ import annotations
+
+import functools
+import math
+import numbers
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
+
+import optree
+
+from fnopt import backend as _backend
+from fnopt._base import (
+    Descent,
+    Params,
+    State,
+    Transform,
+    Updates,
+)
+
+# -- helpers ---------------------------------------------------------------------------
+
+
+def _flat(t: Any) -> tuple[list[Any], Any, _backend.Backend]:
+    """Leaves, treespec and backend of a pytree."""
+    leaves, spec = optree.tree_flatten(t)
+    return leaves, spec, _backend.of_leaves(leaves)
+
+
+def _numel(x: Any) -> int:
+    return math.prod(tuple(x.shape))
+
+
+def _dst(buffers: list[Any], inplace: bool) -> list[Any] | None:
+    """The destination of a state buffer's first write: the buffer itself when the
+    caller gave the state up (``inplace``), else ``None`` (a new array)."""
+    return buffers if inplace else None
+
+
+def _builtin(
+    init: Any, update: Any, name: str, update_params: Any = None, **hyperparams: Any
+) -> Transform:
+    """A built-in transform: its ``update`` takes ``inplace`` (see :class:`Transform`),
+    and it declares its factory's name and arguments."""
+    return Transform(
+        init, update, inplace=True, name=name, hyperparams=hyperparams,
+        update_params=update_params,
+    )
+
+
+def _lifts(combinator: Callable[..., Transform]) -> Callable[..., Transform]:
+    """Let ``combinator`` take first-order optimizers (:class:`fnopt.Descent`, e.g.
+    ``fnopt.adam(1e-3)``) wherever it takes transforms: it composes their lifted
+    transforms, and when any argument was one, the result is lifted the same way, so
+    ``chain(clip_by_global_norm(1.0), adam(1e-3))`` is an optimizer too."""
+
+    def unwrap(x: Any, found: list[bool]) -> Any:
+        if isinstance(x, Descent):
+            found.append(True)
+            return x.inner
+        if isinstance(x, Mapping) and any(isinstance(v, Descent) for v in x.values()):
+            return {k: unwrap(v, found) for k, v in x.items()}
+        return x
+
+    @functools.wraps(combinator)
+    def wrapper(*args: Any, **kwargs: Any) -> Transform:
+        found: list[bool] = []
+        args = tuple(unwrap(a, found) for a in args)
+        kwargs = {k: unwrap(v, found) for k, v in kwargs.items()}
+        out = combinator(*args, **kwargs)
+        return Descent(out) if found else out
+
+    return wrapper
+
+
+def _check_transform(t: Any, name: str) -> None:
+    if not isinstance(t, Transform):
+        raise TypeError(f"{name}: expected a Transform, got {type(t).__name__}")
+
+
+def _check_int(name: str, value: Any, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name}: expected an int, got {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{name}: expected an int >= {minimum}, got {value}")
+
+
+def _check_real(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name}: expected a real number, got {type(value).__name__}")
+    if not math.isfinite(value):
+        raise ValueError(f"{name}: expected a finite number, got {value}")
+
+
+_MU_DTYPES = ("float16", "bfloat16", "float32", "float64")
+
+
+def _dtype_name(name: str, dtype: Any) -> str | None:
+    """A floating dtype given as a name, a NumPy dtype or a torch dtype, as its name
+    (``"float32"``); ``None`` stays ``None``."""
+    if dtype is None:
+        return None
+    text = dtype if isinstance(dtype, str) else str(getattr(dtype, "name", dtype))
+    text = text.replace("torch.", "")
+    if text not in _MU_DTYPES:
+        raise ValueError(f"{name}: expected None or one of {_MU_DTYPES}, got {dtype!r}")
+    return text
+
+
+def _as_dtype(be: _backend.Backend, xs: list[Any], like: list[Any]) -> list[Any]:
+    """``xs`` leaf by leaf in the dtype of ``like`` (leaves that agree are kept)."""
+    return [
+        x if x.dtype == y.dtype else be.cast([x], _dtype_name("dtype", y.dtype) or "")[0]
+        for x, y in zip(xs, like)
+    ]
+
+
+class EmptyState(NamedTuple):
+    """State of a stateless transform."""
+
+
+def _stateless(
+    fn: Callable[[Updates, Params | None], Updates], name: str, **hyperparams: Any
+) -> Transform:
+    """A transform without state; ``fn`` returns new arrays, so in place or not is the
+    same."""
+
+    def init(params: Params) -> EmptyState:
+        del params
+        return EmptyState()
+
+    def update(
+        updates: Updates, state: State, params: Params | None = None, *, inplace: bool = False
+    ) -> tuple[Updates, State]:
+        del inplace  # nothing to overwrite: the state has no buffers
+        return fn(updates, params), state
+
+    return _builtin(init, update, name, **hyperparams)
+
+

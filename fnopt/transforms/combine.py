@@ -1,0 +1,222 @@
+"""Composition: :func:`identity`, :func:`chain`, :func:`masked` and :func:`partition`.
+
+Each combinator also takes first-order optimizers (``fnopt.adam(1e-3)``) where it takes
+transforms, and then returns an optimizer (see ``_lifts``)."""
+
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping
+from typing import Any, NamedTuple
+
+import optree
+
+from fnopt import tree
+from fnopt._base import (
+    Params,
+    State,
+    Transform,
+    Updates,
+    call_update,
+)
+from fnopt.transforms._common import (
+    _builtin,
+    _check_transform,
+    _lifts,
+    _stateless,
+)
+from fnopt.transforms.fused import _fused_update_params
+
+# -- composition -----------------------------------------------------------------------
+
+
+def identity() -> Transform:
+    """The transform that returns the gradients unchanged."""
+    return _stateless(lambda updates, params: updates, "identity")
+
+
+@_lifts
+def chain(*transforms: Transform) -> Transform:
+    """Apply ``transforms`` one after the other; the state is the tuple of their states.
+
+    >>> import numpy as np, fnopt
+    >>> t = fnopt.chain(fnopt.scale(2.0), fnopt.scale_by_learning_rate(0.1))
+    >>> u, _ = t.update(np.array([1.0]), t.init(np.zeros(1)))
+    >>> u
+    array([-0.2])
+    """
+    for i, t in enumerate(transforms):
+        if not isinstance(t, Transform):
+            raise TypeError(
+                f"chain: argument {i} must be a Transform, got {type(t).__name__}"
+            )
+
+    fused = _fused_update_params(transforms)
+
+    def init(params: Params) -> tuple[Any, ...]:
+        return tuple(t.init(params) for t in transforms)
+
+    def update(
+        updates: Updates, state: State, params: Params | None = None, *, inplace: bool = False
+    ) -> tuple[Updates, State]:
+        new_states = []
+        for t, s in zip(transforms, state):
+            updates, s = call_update(t, updates, s, params, inplace)
+            new_states.append(s)
+        return updates, tuple(new_states)
+
+    def update_params(
+        grads: Updates, state: State, params: Params, *, out: Params | None = None
+    ) -> tuple[Params, State]:
+        if fused is not None:
+            done = fused(grads, state, params, out)
+            if done is not None:
+                return done
+        if not transforms:
+            return tree.add(params, grads, out=out), state
+        # all but the last transform, then the last one adds its updates to params
+        # (a learning-rate scale in one pass)
+        updates, head = update(grads, state[:-1], params, inplace=out is not None)
+        new_params, last = transforms[-1].update_params(updates, state[-1], params, out=out)
+        return new_params, (*head, last)
+
+    return _builtin(init, update, "chain", update_params, transforms=transforms)
+
+
+# -- wrappers ---------------------------------------------------------------------------
+
+
+class MaskedState(NamedTuple):
+    """``inner``: the state of the wrapped transform (over the selected leaves)."""
+
+    inner: Any
+
+
+def _leaf_labels(labels: Any, params: Params, name: str) -> list[Any]:
+    """``labels`` (a pytree prefix of params, or ``params -> labels``) as one label
+    per leaf of ``params``."""
+    if callable(labels):
+        labels = labels(params)
+    try:
+        full = optree.tree_broadcast_prefix(labels, params)
+    except ValueError as exc:
+        raise ValueError(f"{name}: does not match the structure of params: {exc}") from None
+    return optree.tree_structure(params).flatten_up_to(full)
+
+
+@_lifts
+def masked(transform: Transform, mask: Any) -> Transform:
+    """Apply ``transform`` only to the leaves where ``mask`` is true; the others pass
+    through unchanged.
+
+    Args:
+      transform: the transform to apply to the selected leaves. It sees them as a
+        list (in leaf order), with the matching params.
+      mask: a pytree of bools with the structure of params (or a prefix of it: a bool
+        for a whole subtree), or a function ``params -> mask``.
+
+    Returns:
+      A :class:`fnopt.Transform` with state :class:`MaskedState`.
+
+    >>> import numpy as np, fnopt
+    >>> p = {"w": np.ones(2), "b": np.ones(1)}
+    >>> t = fnopt.masked(fnopt.add_decayed_weights(0.1), {"w": True, "b": False})
+    >>> u, _ = t.update(fnopt.tree.zeros_like(p), t.init(p), p)
+    >>> u["w"], u["b"]
+    (array([0.1, 0.1]), array([0.]))
+    """
+    _check_transform(transform, "transform")
+    if not callable(mask):
+        optree.tree_leaves(mask)  # fail early on something that is not a pytree
+
+    def select(params: Params) -> list[int]:
+        return [i for i, m in enumerate(_leaf_labels(mask, params, "mask")) if m]
+
+    def init(params: Params) -> MaskedState:
+        leaves = optree.tree_leaves(params)
+        return MaskedState(transform.init([leaves[i] for i in select(params)]))
+
+    def update(
+        updates: Updates, state: State, params: Params | None = None, *, inplace: bool = False
+    ) -> tuple[Updates, State]:
+        u, spec = optree.tree_flatten(updates)
+        idx = select(updates if params is None else params)
+        p_sel = None if params is None else [spec.flatten_up_to(params)[i] for i in idx]
+        sub, inner = call_update(transform, [u[i] for i in idx], state.inner, p_sel, inplace)
+        out = list(u)
+        for i, v in zip(idx, sub):
+            out[i] = v
+        return spec.unflatten(out), MaskedState(inner)
+
+    return _builtin(init, update, "masked", transform=transform, mask=mask)
+
+
+class PartitionState(NamedTuple):
+    """``inner``: a dict ``label -> state`` of the transform for that label."""
+
+    inner: dict[Any, Any]
+
+
+@_lifts
+def partition(transforms: Mapping[Hashable, Transform], labels: Any) -> Transform:
+    """Apply a different transform to each group of leaves (parameter groups).
+
+    Args:
+      transforms: a mapping ``label -> Transform``.
+      labels: a pytree of labels with the structure of params (or a prefix of it), or
+        a function ``params -> labels``. Every label must be a key of ``transforms``.
+
+    Returns:
+      A :class:`fnopt.Transform` with state :class:`PartitionState`. Each transform
+      sees its leaves as a list (in leaf order).
+
+    >>> import numpy as np, fnopt
+    >>> p = {"w": np.ones(2), "b": np.ones(1)}
+    >>> t = fnopt.partition({"decay": fnopt.chain(fnopt.add_decayed_weights(0.1),
+    ...                                           fnopt.scale_by_learning_rate(1.0)),
+    ...                      "plain": fnopt.scale_by_learning_rate(1.0)},
+    ...                     {"w": "decay", "b": "plain"})
+    >>> u, _ = t.update(fnopt.tree.zeros_like(p), t.init(p), p)
+    >>> u["w"], u["b"]
+    (array([-0.1, -0.1]), array([-0.]))
+    """
+    if not isinstance(transforms, Mapping):
+        raise TypeError(f"transforms: expected a mapping label -> Transform, got "
+                        f"{type(transforms).__name__}")
+    for k, t in transforms.items():
+        _check_transform(t, f"transforms[{k!r}]")
+    keys = list(transforms)
+
+    def groups(params: Params) -> dict[Any, list[int]]:
+        out: dict[Any, list[int]] = {k: [] for k in keys}
+        for i, lab in enumerate(_leaf_labels(labels, params, "labels")):
+            if lab not in out:
+                raise ValueError(f"labels: label {lab!r} has no transform; known: {keys}")
+            out[lab].append(i)
+        return out
+
+    def init(params: Params) -> PartitionState:
+        leaves = optree.tree_leaves(params)
+        return PartitionState(
+            {k: transforms[k].init([leaves[i] for i in idx]) for k, idx in groups(params).items()}
+        )
+
+    def update(
+        updates: Updates, state: State, params: Params | None = None, *, inplace: bool = False
+    ) -> tuple[Updates, State]:
+        u, spec = optree.tree_flatten(updates)
+        p_leaves = None if params is None else spec.flatten_up_to(params)
+        out = list(u)
+        new_inner = {}
+        for k, idx in groups(updates if params is None else params).items():
+            p_sel = None if p_leaves is None else [p_leaves[i] for i in idx]
+            sub, new_inner[k] = call_update(
+                transforms[k], [u[i] for i in idx], state.inner[k], p_sel, inplace
+            )
+            for i, v in zip(idx, sub):
+                out[i] = v
+        return spec.unflatten(out), PartitionState(new_inner)
+
+    return _builtin(init, update, "partition", transforms=transforms, labels=labels)
+
+

@@ -1,0 +1,143 @@
+"""Torch fused kernels for recognised chains (an acceleration; the generic path is the
+definition)."""
+
+
+from __future__ import annotations
+
+import functools
+import numbers
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from fnopt._base import (
+    Params,
+    ScalarOrSchedule,
+    State,
+    Transform,
+    Updates,
+)
+from fnopt.transforms._common import (
+    _flat,
+)
+from fnopt.transforms.adaptive import ScaleByAdagradState, ScaleByAdamState
+from fnopt.transforms.scaling import ScaleByLearningRateState, TraceState
+
+# -- fused kernels -----------------------------------------------------------------------
+#
+# The one place that recognises chains torch has a fused kernel for. It reads the
+# transforms' declared names and hyperparameters (``Transform.name``/``hyperparams``);
+# the kernels are :meth:`fnopt.backend.Backend.fused_adam_` and friends. The generic path
+# (each transform's own update) is the definition; tests hold the kernels to it.
+
+FusedFn = Callable[[Updates, State, Params, Any], "tuple[Params, State] | None"]
+
+
+def _fused_update_params(transforms: tuple[Transform, ...]) -> FusedFn | None:
+    """For ``chain(*transforms)`` of the shape ``[scale(-1)] [add_decayed_weights]
+    core [add_decayed_weights] scale_by_learning_rate`` with core ``scale_by_adam``
+    (the second weight decay only for it: AdamW), ``trace`` or ``scale_by_adagrad``,
+    or none (plain SGD), an ``update_params`` running torch's fused kernel; it returns
+    ``None`` at a step the kernel cannot take (NumPy leaves, an autograd graph, a
+    tensor learning rate), and the chain then runs its transforms. ``None`` when the
+    chain has another shape."""
+    names = [t.name for t in transforms]
+    hps = [t.hyperparams for t in transforms]
+    n, i = len(transforms), 0
+    opts: dict[str, Any] = {"maximize": False, "weight_decay": 0.0, "decoupled": False}
+    if i < n and names[i] == "scale" and hps[i]["step_size"] == -1.0:
+        opts["maximize"], i = True, i + 1
+    if i < n and names[i] == "add_decayed_weights":
+        opts["weight_decay"], i = hps[i]["weight_decay"], i + 1
+    core: int | None = None
+    if i < n and names[i] in ("scale_by_adam", "trace", "scale_by_adagrad"):
+        core, i = i, i + 1
+        if names[core] == "scale_by_adam" and not opts["weight_decay"] and i < n and (
+            names[i] == "add_decayed_weights"
+        ):
+            opts["weight_decay"], opts["decoupled"], i = hps[i]["weight_decay"], True, i + 1
+    if i != n - 1 or names[i] != "scale_by_learning_rate" or not hps[i]["flip_sign"]:
+        return None
+    if not _is_number(opts["weight_decay"]):
+        return None
+    kind = "sgd" if core is None else str(names[core])
+    if kind == "scale_by_adam" and hps[core]["mu_dtype"] is not None:  # type: ignore[index]
+        return None
+    if kind == "trace" and not hps[core]["decay"] > 0:  # type: ignore[index]
+        return None
+    return functools.partial(
+        _run_fused, kind, core, i, hps[core] if core is not None else {},
+        hps[i]["learning_rate"], opts,
+    )
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, numbers.Real) and not isinstance(x, bool)
+
+
+def _run_fused(
+    kind: str, core: int | None, lr_at: int, hp: Mapping[str, Any],
+    learning_rate: ScalarOrSchedule, opts: dict[str, Any],
+    grads: Updates, state: State, params: Params, out: Params | None,
+) -> tuple[Params, State] | None:
+    """One fused step of a recognised chain (see :func:`_fused_update_params`): the
+    params into ``out`` (or copies), the state buffers in place (or copies)."""
+    g, spec, be = _flat(grads)
+    if not be.has_fused:  # NumPy: the generic path, at once
+        return None
+    lp = spec.flatten_up_to(params)
+    if not be.can_fuse(lp, g):
+        return None
+    lr_state = state[lr_at]
+    lr = learning_rate(lr_state.count) if callable(learning_rate) else learning_rate
+    if not _is_number(lr):
+        return None
+    inplace = out is not None
+    if (out is not params) and kind == "sgd" and core is None and not (
+        opts["weight_decay"] or opts["maximize"]
+    ):
+        # plain sgd into new arrays or another buffer: one pass (p - lr g written
+        # there) beats a copy, then the kernel
+        return None
+    if out is None:
+        p = be.clone(lp)
+    else:
+        p = spec.flatten_up_to(out)
+        if out is not params:
+            be.clone(lp, p)
+
+    def buffers(t: Any) -> list[Any]:  # a state buffer: its own (in place) or a copy
+        leaves = spec.flatten_up_to(t)
+        return leaves if inplace else be.clone(leaves)
+
+    new = list(state)
+    s: Any = state[core] if core is not None else None
+    if kind == "scale_by_adam":
+        mu, nu = buffers(s.mu), buffers(s.nu)
+        nu_max = buffers(s.nu_max) if hp["amsgrad"] else None
+        be.fused_adam_(
+            p, g, mu, nu, nu_max, count=s.count + 1, lr=float(lr), b1=hp["b1"], b2=hp["b2"],
+            eps=hp["eps"], **opts,
+        )
+        new[core] = ScaleByAdamState(  # type: ignore[index]
+            s.count + 1, spec.unflatten(mu), spec.unflatten(nu),
+            None if nu_max is None else spec.unflatten(nu_max),
+        )
+    elif kind == "scale_by_adagrad":
+        sums = buffers(s.sum_of_squares)
+        be.fused_adagrad_(
+            p, g, sums, lr=float(lr), eps=hp["eps"], weight_decay=opts["weight_decay"],
+            maximize=opts["maximize"],
+        )
+        new[core] = ScaleByAdagradState(s.count + 1, spec.unflatten(sums))  # type: ignore[index]
+    else:  # sgd, with momentum (trace) or without
+        bufs = buffers(s.trace) if s is not None else []
+        be.fused_sgd_(
+            p, g, bufs, lr=float(lr), momentum=hp.get("decay", 0.0),
+            dampening=hp.get("dampening", 0.0), nesterov=hp.get("nesterov", False),
+            weight_decay=opts["weight_decay"], maximize=opts["maximize"],
+            first=s is not None and s.count == 0,
+        )
+        if s is not None:
+            new[core] = TraceState(s.count + 1, spec.unflatten(bufs))  # type: ignore[index]
+    new[lr_at] = ScaleByLearningRateState(lr_state.count + 1, lr)
+    return (spec.unflatten(p) if out is None else out), tuple(new)

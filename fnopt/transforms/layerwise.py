@@ -1,0 +1,350 @@
+"""Scalings from per-leaf (matrix or block) statistics: factored second moments
+(Adafactor), block RMS, Newton–Schulz orthogonalisation (Muon) and the layer-wise trust
+ratio (LARS/LAMB)."""
+
+
+from __future__ import annotations
+
+import math
+from typing import Any, NamedTuple
+
+import numpy as np
+import optree
+
+from fnopt import backend as _backend
+from fnopt import tree
+from fnopt._base import (
+    Params,
+    State,
+    Transform,
+    Updates,
+    check_bool,
+    check_nonnegative,
+    check_unit_interval,
+)
+from fnopt.transforms._common import (
+    _builtin,
+    _check_int,
+    _check_real,
+    _dst,
+    _flat,
+    _numel,
+    _stateless,
+)
+
+
+class ScaleByFactoredRmsState(NamedTuple):
+    """Second-moment estimates: ``v_row`` (shape ``(..., m, 1)``) and ``v_col``
+    (``(..., 1, n)``) for leaves with two or more dimensions, ``v`` (the leaf's shape)
+    for the others; the unused slots hold 0-d zeros."""
+
+    count: int  # type: ignore[assignment]
+    v_row: Any
+    v_col: Any
+    v: Any
+
+
+def _eps_for(x: Any, eps: float | None) -> float:
+    if eps is not None:
+        return eps
+    return float(np.finfo(str(x.dtype).replace("torch.", "")).eps)
+
+
+def scale_by_factored_rms(
+    beta2_decay: float = -0.8, eps: float | None = None, d: float = 1.0
+) -> Transform:
+    """Adafactor's normalisation: divide by a factored second-moment estimate, then
+    clip the update's RMS (torch.optim.Adafactor arithmetic).
+
+    With :math:`\\beta_{2,t} = 1 - t^{c}` (:math:`c` = ``beta2_decay``), for a leaf of
+    two or more dimensions (the last two factored):
+    :math:`R_t = \\beta_{2,t} R_{t-1} + (1-\\beta_{2,t})\\,\\text{mean}_{-1}(g_t^2)`,
+    :math:`C_t` likewise over axis -2,
+    :math:`\\hat V_t = R_t C_t / \\max(\\text{mean}_{-2}(R_t), \\epsilon_1)`; for other
+    leaves :math:`\\hat V_t = \\beta_{2,t}\\hat V_{t-1} + (1-\\beta_{2,t})g_t^2`. Then
+    :math:`u_t = g_t / \\sqrt{\\max(\\hat V_t, \\epsilon_1^2)}` divided by
+    :math:`\\max(1, \\text{RMS}(u_t)/d)`, leaf by leaf.
+
+    Args:
+      beta2_decay: :math:`c` <= 0.
+      eps: :math:`\\epsilon_1` >= 0; ``None`` (torch's default) uses the machine epsilon
+        of each leaf's dtype.
+      d: the RMS clipping threshold >= 1.
+
+    Returns:
+      A :class:`fnopt.Transform`. (One host synchronisation per leaf on GPUs is
+      avoided: the per-leaf RMS stays a 0-d array.)
+
+    >>> import numpy as np
+    >>> t = scale_by_factored_rms()
+    >>> u, s = t.update(np.array([[3.0, 4.0]]), t.init(np.zeros((1, 2))))
+    >>> u.shape, s.v_row.shape, s.v_col.shape
+    ((1, 2), (1, 1), (1, 2))
+
+    Shazeer and Stern, "Adafactor: Adaptive Learning Rates with Sublinear Memory Cost",
+    ICML 2018.
+    """
+    _check_real("beta2_decay", beta2_decay)
+    if beta2_decay > 0:
+        raise ValueError(f"beta2_decay: expected a number <= 0, got {beta2_decay}")
+    if eps is not None:
+        check_nonnegative("eps", eps)
+    check_nonnegative("d", d)
+    if d < 1:
+        raise ValueError(f"d: expected a number >= 1, got {d}")
+
+    def init(params: Params) -> ScaleByFactoredRmsState:
+        leaves, spec, be = _flat(params)
+        zeros = be.zeros_like(leaves)
+        rows, cols, vs = [], [], []
+        for x, z in zip(leaves, zeros):
+            zero = be.scalar(0.0, x)
+            if x.ndim > 1:
+                rows.append(be.mean([z], -1)[0])
+                cols.append(be.mean([z], -2)[0])
+                vs.append(zero)
+            else:
+                rows.append(zero)
+                cols.append(be.clone([zero])[0])
+                vs.append(z)
+        return ScaleByFactoredRmsState(
+            0, spec.unflatten(rows), spec.unflatten(cols), spec.unflatten(vs)
+        )
+
+    def update(
+        updates: Updates, state: State, params: Params | None = None, *, inplace: bool = False
+    ) -> tuple[Updates, State]:
+        del params
+        g, spec, be = _flat(updates)
+        t = state.count + 1
+        w = float(t) ** beta2_decay  # 1 - beta2_t
+        rows = spec.flatten_up_to(state.v_row)
+        cols = spec.flatten_up_to(state.v_col)
+        vs = spec.flatten_up_to(state.v)
+        fac = [i for i, x in enumerate(g) if x.ndim > 1]
+        vec = [i for i, x in enumerate(g) if x.ndim <= 1]
+        var: list[Any] = [None] * len(g)
+        if fac:
+            gf = [g[i] for i in fac]
+            sq = be.mul(gf, gf)
+            old_rows, old_cols = [rows[i] for i in fac], [cols[i] for i in fac]
+            new_rows = be.lerp(old_rows, be.mean(sq, -1), w, _dst(old_rows, inplace))
+            new_cols = be.lerp(old_cols, be.mean(sq, -2), w, _dst(old_cols, inplace))
+            row_means = be.mean(new_rows, -2)
+            floors = [
+                be.clip([m], _eps_for(x, eps), math.inf)[0] for m, x in zip(row_means, gf)
+            ]
+            est = be.div(be.mul(new_rows, new_cols), floors)
+            for j, i in enumerate(fac):
+                rows[i], cols[i], var[i] = new_rows[j], new_cols[j], est[j]
+        if vec:
+            gv = [g[i] for i in vec]
+            old_vs = [vs[i] for i in vec]
+            new_vs = be.lerp(old_vs, be.mul(gv, gv), w, _dst(old_vs, inplace))
+            for j, i in enumerate(vec):
+                vs[i] = var[i] = new_vs[j]
+        floored = [be.clip([v], _eps_for(x, eps) ** 2, math.inf)[0] for v, x in zip(var, g)]
+        u = be.div(g, be.sqrt(floored))
+        rms = [n / (math.sqrt(_numel(x)) * d) for n, x in zip(be.norms(u), u)]
+        out = be.div(u, [r.clip(min=1.0) for r in rms])
+        return spec.unflatten(out), ScaleByFactoredRmsState(
+            t, spec.unflatten(rows), spec.unflatten(cols), spec.unflatten(vs)
+        )
+
+    return _builtin(
+        init, update, "scale_by_factored_rms", beta2_decay=beta2_decay, eps=eps, d=d
+    )
+
+
+def scale_by_param_block_rms(min_scale: float = 1e-3) -> Transform:
+    """Scale each leaf's update by the RMS of that leaf of the params (Adafactor's
+    relative step size): :math:`u \\leftarrow u\\,\\max(\\epsilon_2, \\text{RMS}(p))`
+    with :math:`\\epsilon_2` = ``min_scale``.
+
+    >>> import numpy as np, fnopt
+    >>> t = scale_by_param_block_rms()
+    >>> u, _ = t.update(np.array([1.0, 1.0]), t.init(None), np.array([3.0, 4.0]))
+    >>> u.round(4)
+    array([3.5355, 3.5355])
+    """
+    check_nonnegative("min_scale", min_scale)
+
+    def fn(updates: Updates, params: Params | None) -> Updates:
+        if params is None:
+            raise ValueError("scale_by_param_block_rms: update needs params")
+        u, spec, be = _flat(updates)
+        p = spec.flatten_up_to(params)
+        scales = [
+            (n / math.sqrt(_numel(x))).clip(min=min_scale) for n, x in zip(be.norms(p), p)
+        ]
+        return spec.unflatten(be.mul(u, scales))
+
+    return _stateless(fn, "scale_by_param_block_rms", min_scale=min_scale)
+
+
+class ScaleByMuonState(NamedTuple):
+    """``mu``: the momentum buffer."""
+
+    count: int  # type: ignore[assignment]
+    mu: Any
+
+
+def _newton_schulz(x: Any, be: _backend.Backend, coeffs: tuple[float, float, float],
+                   steps: int, eps: float) -> Any:
+    """The quintic Newton-Schulz iteration towards the orthogonal factor of ``x``."""
+    a, b, c = coeffs
+    tall = x.shape[0] > x.shape[1]
+    m = x.T if tall else x
+    m = m / be.norms([m])[0].clip(min=eps)
+    for _ in range(steps):
+        gram = m @ m.T
+        m = a * m + (b * gram + c * (gram @ gram)) @ m
+    return m.T if tall else m
+
+
+_MUON_LR_ADJUST = ("original", "match_rms_adamw")
+
+
+def scale_by_muon(
+    momentum: float = 0.95,
+    *,
+    nesterov: bool = True,
+    ns_coefficients: tuple[float, float, float] = (3.4445, -4.775, 2.0315),
+    ns_steps: int = 5,
+    eps: float = 1e-7,
+    adjust_lr_fn: str | None = None,
+) -> Transform:
+    """Muon's direction for matrix leaves: momentum, then orthogonalisation by
+    Newton-Schulz iterations (torch.optim.Muon arithmetic, in the params' dtype where
+    torch uses bfloat16).
+
+    :math:`b_t = \\mu b_{t-1} + (1-\\mu) g_t`, :math:`d_t = (1-\\mu) g_t + \\mu b_t`
+    with Nesterov (else :math:`b_t`), :math:`u_t = s\\,\\text{NS}(d_t)` where NS runs
+    ``ns_steps`` iterations :math:`X \\leftarrow aX + (bA + cA^2)X`, :math:`A = XX^T`,
+    from :math:`X_0 = d_t / \\max(\\|d_t\\|_F, \\epsilon)` (on the transpose of a tall
+    matrix), and :math:`s = \\sqrt{\\max(1, m/n)}` for an :math:`m\\times n` leaf
+    (``adjust_lr_fn="original"``/``None``), or :math:`0.2\\sqrt{\\max(m, n)}`
+    (``"match_rms_adamw"``).
+
+    Args:
+      momentum: :math:`\\mu` in [0, 1].
+      nesterov: Nesterov momentum (torch's default).
+      ns_coefficients: :math:`(a, b, c)`.
+      ns_steps: number of iterations, 0 <= ns_steps < 100.
+      eps: floor of the norm, >= 0.
+      adjust_lr_fn: ``None``/``"original"`` or ``"match_rms_adamw"``.
+
+    Returns:
+      A :class:`fnopt.Transform`; every leaf must be a matrix (use
+      :func:`partition` to send the other leaves elsewhere).
+
+    >>> import numpy as np
+    >>> t = scale_by_muon(ns_steps=20, ns_coefficients=(1.5, -0.5, 0.0))
+    >>> u, _ = t.update(np.diag([3.0, 0.5]), t.init(np.zeros((2, 2))))
+    >>> np.round(u, 3)
+    array([[1., 0.],
+           [0., 1.]])
+
+    Jordan et al., "Muon: An optimizer for hidden layers in neural networks", 2024;
+    Liu et al., "Muon is Scalable for LLM Training", 2025 (``match_rms_adamw``).
+    """
+    check_bool("nesterov", nesterov)
+    check_unit_interval("momentum", momentum, closed=True)
+    _check_int("ns_steps", ns_steps, 0)
+    if ns_steps >= 100:
+        raise ValueError(f"ns_steps: expected fewer than 100 iterations, got {ns_steps}")
+    if len(ns_coefficients) != 3:
+        raise ValueError(f"ns_coefficients: expected three numbers, got {ns_coefficients}")
+    for k in ns_coefficients:
+        _check_real("ns_coefficients", k)
+    check_nonnegative("eps", eps)
+    if adjust_lr_fn is not None and adjust_lr_fn not in _MUON_LR_ADJUST:
+        raise ValueError(
+            f"adjust_lr_fn: expected None or one of {_MUON_LR_ADJUST}, got {adjust_lr_fn!r}"
+        )
+    coeffs = (float(ns_coefficients[0]), float(ns_coefficients[1]), float(ns_coefficients[2]))
+
+    def ratio(shape: tuple[int, ...]) -> float:
+        m, n = shape[0], shape[1]
+        if adjust_lr_fn == "match_rms_adamw":
+            return 0.2 * math.sqrt(max(m, n))
+        return math.sqrt(max(1.0, m / n))
+
+    def init(params: Params) -> ScaleByMuonState:
+        leaves = optree.tree_leaves(params)
+        for path, x in zip(optree.tree_paths(params), leaves):
+            if x.ndim != 2:
+                where = "".join(f"[{k!r}]" for k in path) or "<root>"
+                raise ValueError(
+                    f"params: leaf {where} has shape {tuple(x.shape)}; scale_by_muon "
+                    f"needs matrices (route other leaves with fnopt.partition)"
+                )
+        return ScaleByMuonState(0, tree.zeros_like(params))
+
+    def update(
+        updates: Updates, state: State, params: Params | None = None, *, inplace: bool = False
+    ) -> tuple[Updates, State]:
+        del params
+        g, spec, be = _flat(updates)
+        mu = spec.flatten_up_to(state.mu)
+        mu = be.lerp(mu, g, 1.0 - momentum, _dst(mu, inplace))
+        d = be.lerp(g, mu, momentum) if nesterov else mu
+        out = [
+            be.scale([_newton_schulz(x, be, coeffs, ns_steps, eps)], ratio(tuple(x.shape)))[0]
+            for x in d
+        ]
+        return spec.unflatten(out), ScaleByMuonState(state.count + 1, spec.unflatten(mu))
+
+    return _builtin(
+        init, update, "scale_by_muon", momentum=momentum, nesterov=nesterov,
+        ns_coefficients=coeffs, ns_steps=ns_steps, eps=eps, adjust_lr_fn=adjust_lr_fn,
+    )
+
+
+def scale_by_trust_ratio(
+    min_norm: float = 0.0, trust_coefficient: float = 1.0, eps: float = 0.0
+) -> Transform:
+    """Scale each leaf's update by the trust ratio :math:`\\|p\\| / \\|u\\|` (LARS, LAMB).
+
+    :math:`u \\leftarrow u \\cdot c\\,\\|p\\| / (\\|u\\| + \\epsilon)` leaf by leaf, with
+    :math:`c` = ``trust_coefficient``; a leaf whose params or update norm is
+    ``<= min_norm`` is left unscaled (optax's semantics). The norms are read on the host
+    (one synchronisation per leaf on a GPU).
+
+    Args:
+      min_norm: the norm at or below which a leaf is not scaled, >= 0.
+      trust_coefficient: :math:`c` >= 0.
+      eps: added to the update norm, >= 0.
+
+    Returns:
+      A :class:`fnopt.Transform`; its ``update`` needs params.
+
+    >>> import numpy as np
+    >>> t = scale_by_trust_ratio()
+    >>> t.update(np.array([0.0, 2.0]), t.init(np.zeros(2)), np.array([3.0, 4.0]))[0]
+    array([0., 5.])
+
+    You et al., "Large Batch Training of Convolutional Networks", 2017.
+    """
+    check_nonnegative("min_norm", min_norm)
+    check_nonnegative("trust_coefficient", trust_coefficient)
+    check_nonnegative("eps", eps)
+
+    def fn(updates: Updates, params: Params | None) -> Updates:
+        if params is None:
+            raise ValueError("scale_by_trust_ratio: update needs params")
+        u, spec, be = _flat(updates)
+        p = spec.flatten_up_to(params)
+        ratios = []
+        for pn, un in zip(be.norms(p), be.norms(u)):
+            pf, uf = be.to_float(pn), be.to_float(un)
+            ok = pf > min_norm and uf > min_norm
+            ratios.append(trust_coefficient * pf / (uf + eps) if ok else 1.0)
+        return spec.unflatten([be.scale([x], r)[0] for x, r in zip(u, ratios)])
+
+    return _stateless(
+        fn, "scale_by_trust_ratio", min_norm=min_norm, trust_coefficient=trust_coefficient,
+        eps=eps,
+    )
+
+

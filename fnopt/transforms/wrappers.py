@@ -1,0 +1,420 @@
+"""Wrappers that change when or how an inner transform applies:
+:func:`apply_if_finite`, :func:`accumulate`, :func:`lookahead` and
+:func:`inject_hyperparams`."""
+
+
+from __future__ import annotations
+
+import inspect
+import numbers
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+from fnopt import tree
+from fnopt._base import (
+    Descent,
+    GradFn,
+    Optimizer,
+    Params,
+    State,
+    Transform,
+    Updates,
+    as_transform,
+    call_update,
+    check_bool,
+    check_callable,
+    check_unit_interval,
+)
+from fnopt.transforms._common import (
+    _builtin,
+    _check_int,
+    _check_transform,
+    _lifts,
+)
+from fnopt.transforms.combine import identity
+
+
+class ApplyIfFiniteState(NamedTuple):
+    """``notfinite_count``: consecutive skipped steps; ``last_finite``: whether the
+    last gradient was finite; ``total_notfinite``: all skipped steps."""
+
+    count: int  # type: ignore[assignment]
+    inner: Any
+    notfinite_count: int
+    last_finite: bool
+    total_notfinite: int
+
+
+@_lifts
+def apply_if_finite(transform: Transform, max_consecutive_errors: int | None = None) -> Transform:
+    """Skip steps whose gradient has a NaN or inf: the updates are zero and the inner
+    state is left as it was; the skips are counted in the state.
+
+    Args:
+      transform: the transform to protect.
+      max_consecutive_errors: after this many consecutive skips the non-finite update
+        is applied anyway (so a diverged run shows up); ``None`` never gives up.
+
+    Returns:
+      A :class:`fnopt.Transform` with state :class:`ApplyIfFiniteState`. (The state
+      of :func:`fnopt.descent` still records the non-finite gradient norm, so
+      :func:`fnopt.fixed_point` stops with reason ``non_finite`` at such a step; the
+      skip matters when steps are driven by hand.)
+
+    >>> import numpy as np, fnopt
+    >>> t = fnopt.apply_if_finite(fnopt.scale_by_adam())
+    >>> u, s = t.update(np.array([np.nan]), t.init(np.zeros(1)))
+    >>> u, s.total_notfinite, s.inner.count
+    (array([0.]), 1, 0)
+    """
+    _check_transform(transform, "transform")
+    if max_consecutive_errors is not None:
+        _check_int("max_consecutive_errors", max_consecutive_errors, 0)
+
+    def init(params: Params) -> ApplyIfFiniteState:
+        return ApplyIfFiniteState(0, transform.init(params), 0, True, 0)
+
+    def update(
+        updates: Updates, state: State, params: Params | None = None, *, inplace: bool = False
+    ) -> tuple[Updates, State]:
+        finite = tree.all_finite(updates)
+        give_up = (
+            max_consecutive_errors is not None
+            and state.notfinite_count >= max_consecutive_errors
+        )
+        if finite or give_up:
+            out, inner = call_update(transform, updates, state.inner, params, inplace)
+        else:
+            out, inner = tree.zeros_like(updates), state.inner
+        bad = 0 if finite else 1
+        return out, ApplyIfFiniteState(
+            state.count + 1,
+            inner,
+            0 if finite else state.notfinite_count + 1,
+            finite,
+            state.total_notfinite + bad,
+        )
+
+    return _builtin(
+        init, update, "apply_if_finite", transform=transform,
+        max_consecutive_errors=max_consecutive_errors,
+    )
+
+
+class AccumulateState(NamedTuple):
+    """``count``: calls so far; ``acc``: the gradient sum since the last step;
+    ``inner``: the wrapped transform's state."""
+
+    count: int  # type: ignore[assignment]
+    acc: Any
+    inner: Any
+
+
+@_lifts
+def accumulate(k: int, transform: Transform | None = None, *, average: bool = True) -> Transform:
+    """Gradient accumulation: every ``k``-th call applies ``transform`` to the mean
+    (or sum) of the last ``k`` gradients; the other calls return zero updates and leave
+    the inner state as it is.
+
+    Pass the rest of the pipeline as ``transform``
+    (``accumulate(4, chain(scale_by_adam(), scale_by_learning_rate(1e-3)))``): a
+    stateful transform chained *after* ``accumulate`` would see the zero updates.
+
+    Args:
+      k: number of calls per step, >= 1.
+      transform: applied on every ``k``-th call (default: :func:`identity`).
+      average: apply ``transform`` to the mean (default) or the sum of the gradients.
+
+    Returns:
+      A :class:`fnopt.Transform` with state :class:`AccumulateState`.
+
+    >>> import numpy as np
+    >>> t = accumulate(2)
+    >>> s = t.init(np.zeros(1))
+    >>> u1, s = t.update(np.array([1.0]), s)
+    >>> u2, s = t.update(np.array([3.0]), s)
+    >>> u1, u2
+    (array([0.]), array([2.]))
+    """
+    check_bool("average", average)
+    _check_int("k", k, 1)
+    inner_t = identity() if transform is None else transform
+    _check_transform(inner_t, "transform")
+
+    def init(params: Params) -> AccumulateState:
+        return AccumulateState(0, tree.zeros_like(params), inner_t.init(params))
+
+    def update(
+        updates: Updates, state: State, params: Params | None = None, *, inplace: bool = False
+    ) -> tuple[Updates, State]:
+        acc = tree.add(state.acc, updates, out=state.acc if inplace else None)
+        if (state.count + 1) % k:
+            return tree.zeros_like(updates), AccumulateState(state.count + 1, acc, state.inner)
+        g = tree.scale(1.0 / k, acc) if average and k > 1 else acc
+        out, inner = call_update(inner_t, g, state.inner, params, inplace)
+        # the sum restarts at zero: in its own buffer, unless ``out`` may share it
+        zero = tree.full_like(acc, 0.0, out=acc if inplace and g is not acc else None)
+        return out, AccumulateState(state.count + 1, zero, inner)
+
+    return _builtin(
+        init, update, "accumulate", k=k, transform=inner_t, average=average
+    )
+
+
+class LookaheadState(NamedTuple):
+    """``slow``: the slow weights; ``inner``: the fast optimizer's state."""
+
+    count: int  # type: ignore[assignment]
+    slow: Any
+    inner: Any
+
+
+@_lifts
+def lookahead(transform: Transform, sync_period: int = 5, alpha: float = 0.5) -> Transform:
+    """Lookahead: the params are the fast weights, updated by ``transform``; every
+    ``sync_period`` steps the slow weights move towards them and the fast weights are
+    reset to the slow ones.
+
+    On a synchronisation step :math:`\\phi \\leftarrow \\phi + \\alpha(\\theta' - \\phi)`
+    and the update sets :math:`\\theta \\leftarrow \\phi`, where :math:`\\theta'` is the
+    fast weight after the inner update. :math:`k` = ``sync_period``, :math:`\\alpha` =
+    ``alpha``.
+
+    Args:
+      transform: the inner ("fast") transform.
+      sync_period: :math:`k` >= 1.
+      alpha: the slow step size in [0, 1].
+
+    Returns:
+      A :class:`fnopt.Transform` with state :class:`LookaheadState`; its ``update``
+      needs params.
+
+    >>> import numpy as np, fnopt
+    >>> t = lookahead(fnopt.scale_by_learning_rate(1.0), sync_period=2, alpha=0.5)
+    >>> p, s = np.array([0.0]), t.init(np.array([0.0]))
+    >>> for _ in range(2):  # fast weights 1, 2; then halfway back to the slow weight 0
+    ...     u, s = t.update(np.array([-1.0]), s, p)
+    ...     p = p + u
+    >>> p
+    array([1.])
+
+    Zhang et al., "Lookahead Optimizer: k steps forward, 1 step back", NeurIPS 2019.
+    """
+    _check_transform(transform, "transform")
+    _check_int("sync_period", sync_period, 1)
+    check_unit_interval("alpha", alpha, closed=True)
+
+    def init(params: Params) -> LookaheadState:
+        return LookaheadState(0, tree.clone(params), transform.init(params))
+
+    def update(
+        updates: Updates, state: State, params: Params | None = None, *, inplace: bool = False
+    ) -> tuple[Updates, State]:
+        if params is None:
+            raise ValueError("lookahead: update needs params")
+        out, inner = call_update(transform, updates, state.inner, params, inplace)
+        count = state.count + 1
+        slow = state.slow
+        if count % sync_period == 0:  # slow <- slow + alpha (fast - slow)
+            fast = tree.add(params, out)
+            step = tree.sub(fast, slow, out=fast)
+            slow = tree.axpy(alpha, step, slow, out=slow if inplace else None)
+            out = tree.sub(slow, params)
+        return out, LookaheadState(count, slow, inner)
+
+    return _builtin(
+        init, update, "lookahead", transform=transform, sync_period=sync_period, alpha=alpha
+    )
+
+
+# -- hyperparameters in the state -------------------------------------------------------
+
+
+class InjectHyperparamsState(NamedTuple):
+    """``hyperparams``: a dict ``name -> value`` read at every step (change it with
+    ``state._replace(hyperparams={...})``); ``inner``: the wrapped state."""
+
+    count: int  # type: ignore[assignment]
+    hyperparams: dict[str, Any]
+    inner: Any
+
+
+class InjectHyperparamsOptState(NamedTuple):
+    """Like :class:`InjectHyperparamsState` for a factory returning an Optimizer;
+    ``value`` and ``grad_norm`` are copied from the inner optimizer state."""
+
+    count: int  # type: ignore[assignment]
+    value: Any
+    grad_norm: Any
+    hyperparams: dict[str, Any]
+    inner: Any
+
+
+def _is_hyperparam(v: Any) -> bool:
+    return (isinstance(v, numbers.Real) and not isinstance(v, bool)) or (
+        callable(v) and not isinstance(v, (Transform, Optimizer))
+    )
+
+
+def inject_hyperparams(
+    factory: Callable[..., Transform | Optimizer],
+) -> Callable[..., Transform | Optimizer]:
+    """Wrap a factory so its numeric hyperparameters live in the state.
+
+    ``inject_hyperparams(fnopt.adam)(learning_rate=1e-3)`` returns an optimizer (or a
+    transform, if the factory returns one) whose state has a dict ``hyperparams``. At
+    every step the factory is called again with the values found there, so they can
+    be read and changed between steps (``state._replace(hyperparams=...)``) without
+    rebuilding anything; the inner state carries over. A hyperparameter given as a
+    schedule ``count -> value`` is evaluated at the step count each step and its value
+    written into ``hyperparams``. Other arguments (flags, transforms) are fixed.
+
+    Args:
+      factory: e.g. :func:`fnopt.adam`, :func:`scale_by_adam` or a user function.
+
+    Returns:
+      A function taking the factory's arguments.
+
+    >>> import numpy as np, fnopt
+    >>> opt = fnopt.inject_hyperparams(fnopt.sgd)(learning_rate=0.1)
+    >>> grad_fn = lambda p: (p @ p, 2 * p)
+    >>> p, s = opt.step(np.array([1.0]), grad_fn, opt.init(np.array([1.0])))
+    >>> s = s._replace(hyperparams={**s.hyperparams, "learning_rate": 0.25})
+    >>> p, s = opt.step(p, grad_fn, s)
+    >>> p, s.hyperparams["learning_rate"]
+    (array([0.4]), 0.25)
+    """
+    check_callable(factory, "factory")
+    try:
+        sig: inspect.Signature | None = inspect.signature(factory)
+    except (TypeError, ValueError):
+        sig = None
+
+    def wrapped(*args: Any, **kwargs: Any) -> Transform | Optimizer:
+        if sig is not None:
+            bound = sig.bind(*args, **kwargs)
+            if any(
+                sig.parameters[n].kind is inspect.Parameter.VAR_POSITIONAL
+                for n in bound.arguments
+            ):
+                raise TypeError("inject_hyperparams: factories with *args are not supported")
+            named = {}
+            for n, v in bound.arguments.items():
+                if sig.parameters[n].kind is inspect.Parameter.VAR_KEYWORD:
+                    named.update(v)
+                else:
+                    named[n] = v
+        else:
+            if args:
+                raise TypeError("inject_hyperparams: pass the arguments by keyword")
+            named = dict(kwargs)
+        hyper = {k: v for k, v in named.items() if _is_hyperparam(v)}
+        static = {k: v for k, v in named.items() if k not in hyper}
+        schedules = {k: v for k, v in hyper.items() if callable(v)}
+
+        def values(hp: dict[str, Any], count: int) -> dict[str, Any]:
+            return {k: (schedules[k](count) if k in schedules else v) for k, v in hp.items()}
+
+        def build(hp: dict[str, Any]) -> Any:
+            return factory(**static, **hp)
+
+        hp0 = values(hyper, 0)
+        proto = build(hp0)  # validates the arguments now
+
+        def view(hp: dict[str, Any]) -> Transform:  # what the wrapped factory composes
+            return as_transform(build(hp))
+
+        def t_init(params: Params) -> InjectHyperparamsState:
+            return InjectHyperparamsState(0, dict(hp0), as_transform(proto).init(params))
+
+        def t_update(
+            updates: Updates, state: State, params: Params | None = None, *,
+            inplace: bool = False,
+        ) -> tuple[Updates, State]:
+            hp = values(state.hyperparams, state.count)
+            out, inner = call_update(view(hp), updates, state.inner, params, inplace)
+            return out, InjectHyperparamsState(state.count + 1, hp, inner)
+
+        def t_update_params(
+            grads: Updates, state: State, params: Params, *, out: Params | None = None
+        ) -> tuple[Params, State]:
+            hp = values(state.hyperparams, state.count)
+            new_params, inner = view(hp).update_params(grads, state.inner, params, out=out)
+            return new_params, InjectHyperparamsState(state.count + 1, hp, inner)
+
+        t_view = Transform(
+            t_init, t_update, inplace=True, name="inject_hyperparams",
+            hyperparams={"factory": factory, **named}, update_params=t_update_params,
+        )
+
+        if isinstance(proto, Descent):  # an alias: the result is one too
+            return _injected_descent(proto, t_view, values, build, hp0)
+
+        if isinstance(proto, Transform):
+            return t_view
+
+        if isinstance(proto, Optimizer):
+
+            def o_init(params: Params) -> InjectHyperparamsOptState:
+                inner = proto.init(params)
+                return InjectHyperparamsOptState(
+                    0, inner.value, inner.grad_norm, dict(hp0), inner
+                )
+
+            def o_step(
+                params: Params, grad_fn: GradFn, state: State, *batch: Any
+            ) -> tuple[Params, InjectHyperparamsOptState]:
+                hp = values(state.hyperparams, state.count)
+                new_params, inner = build(hp).step(params, grad_fn, state.inner, *batch)
+                return new_params, InjectHyperparamsOptState(
+                    state.count + 1, inner.value, inner.grad_norm, hp, inner
+                )
+
+            return Optimizer(o_init, o_step, proto.value_at)
+
+        raise TypeError(
+            f"factory: must return a Transform or an Optimizer, got {type(proto).__name__}"
+        )
+
+    wrapped.__name__ = f"inject_hyperparams({getattr(factory, '__name__', 'factory')})"
+    wrapped.__doc__ = factory.__doc__
+    return wrapped
+
+
+
+def _injected_descent(
+    proto: Descent,
+    view: Transform,
+    values: Callable[[dict[str, Any], int], dict[str, Any]],
+    build: Callable[[dict[str, Any]], Any],
+    hp0: dict[str, Any],
+) -> Descent:
+    """:func:`inject_hyperparams` of an alias: a :class:`fnopt.Descent` whose state is an
+    :class:`InjectHyperparamsOptState` around the alias's own state; each step rebuilds
+    the alias from the values in the state (``values(hyperparams, count)``)."""
+
+    def init(params: Params) -> InjectHyperparamsOptState:
+        inner = proto.init(params)
+        return InjectHyperparamsOptState(0, inner.value, inner.grad_norm, dict(hp0), inner)
+
+    def update(
+        updates: Updates, state: State, params: Params | None = None, *, inplace: bool = False,
+    ) -> tuple[Updates, State]:
+        hp = values(state.hyperparams, state.count)
+        out, inner = call_update(build(hp), updates, state.inner, params, inplace)
+        return out, InjectHyperparamsOptState(
+            state.count + 1, state.value, state.grad_norm, hp, inner
+        )
+
+    def update_params(
+        grads: Updates, state: State, params: Params, *, out: Params | None = None
+    ) -> tuple[Params, State]:
+        hp = values(state.hyperparams, state.count)
+        new_params, inner = build(hp).update_params(grads, state.inner, params, out=out)
+        return new_params, InjectHyperparamsOptState(
+            state.count + 1, state.value, state.grad_norm, hp, inner
+        )
+
+    return Descent(view, init, update, update_params)
+
+
