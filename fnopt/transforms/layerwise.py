@@ -50,6 +50,41 @@ def _eps_for(x: Any, eps: float | None) -> float:
     return float(np.finfo(str(x.dtype).replace("torch.", "")).eps)
 
 
+def _factored_rms_init(params: Params) -> ScaleByFactoredRmsState:
+    """Zero row/column statistics for leaves of two or more dimensions, a zero
+    second moment for the others (0-d zeros in the unused slots)."""
+    leaves, spec, be = _flat(params)
+    zeros = be.zeros_like(leaves)
+    rows, cols, vs = [], [], []
+    for x, z in zip(leaves, zeros):
+        zero = be.scalar(0.0, x)
+        if x.ndim > 1:
+            rows.append(be.mean([z], -1)[0])
+            cols.append(be.mean([z], -2)[0])
+            vs.append(zero)
+        else:
+            rows.append(zero)
+            cols.append(be.clone([zero])[0])
+            vs.append(z)
+    return ScaleByFactoredRmsState(
+        0, spec.unflatten(rows), spec.unflatten(cols), spec.unflatten(vs)
+    )
+
+
+def _factored_variance(
+    be: Any, g: list[Any], rows: list[Any], cols: list[Any], w: float,
+    eps: float | None, inplace: bool,
+) -> tuple[list[Any], list[Any], list[Any]]:
+    """New row and column statistics of the matrix leaves ``g`` and the variance
+    estimate :math:`R_t C_t / \\max(\\text{mean}_{-2}(R_t), \\epsilon_1)` they give."""
+    sq = be.mul(g, g)
+    new_rows = be.lerp(rows, be.mean(sq, -1), w, _dst(rows, inplace))
+    new_cols = be.lerp(cols, be.mean(sq, -2), w, _dst(cols, inplace))
+    row_means = be.mean(new_rows, -2)
+    floors = [be.clip([m], _eps_for(x, eps), math.inf)[0] for m, x in zip(row_means, g)]
+    return new_rows, new_cols, be.div(be.mul(new_rows, new_cols), floors)
+
+
 def scale_by_factored_rms(
     beta2_decay: float = -0.8, eps: float | None = None, d: float = 1.0
 ) -> Transform:
@@ -93,24 +128,6 @@ def scale_by_factored_rms(
     if d < 1:
         raise ValueError(f"d: expected a number >= 1, got {d}")
 
-    def init(params: Params) -> ScaleByFactoredRmsState:
-        leaves, spec, be = _flat(params)
-        zeros = be.zeros_like(leaves)
-        rows, cols, vs = [], [], []
-        for x, z in zip(leaves, zeros):
-            zero = be.scalar(0.0, x)
-            if x.ndim > 1:
-                rows.append(be.mean([z], -1)[0])
-                cols.append(be.mean([z], -2)[0])
-                vs.append(zero)
-            else:
-                rows.append(zero)
-                cols.append(be.clone([zero])[0])
-                vs.append(z)
-        return ScaleByFactoredRmsState(
-            0, spec.unflatten(rows), spec.unflatten(cols), spec.unflatten(vs)
-        )
-
     def update(
         updates: Updates, state: State, params: Params | None = None, *, inplace: bool = False
     ) -> tuple[Updates, State]:
@@ -125,16 +142,10 @@ def scale_by_factored_rms(
         vec = [i for i, x in enumerate(g) if x.ndim <= 1]
         var: list[Any] = [None] * len(g)
         if fac:
-            gf = [g[i] for i in fac]
-            sq = be.mul(gf, gf)
-            old_rows, old_cols = [rows[i] for i in fac], [cols[i] for i in fac]
-            new_rows = be.lerp(old_rows, be.mean(sq, -1), w, _dst(old_rows, inplace))
-            new_cols = be.lerp(old_cols, be.mean(sq, -2), w, _dst(old_cols, inplace))
-            row_means = be.mean(new_rows, -2)
-            floors = [
-                be.clip([m], _eps_for(x, eps), math.inf)[0] for m, x in zip(row_means, gf)
-            ]
-            est = be.div(be.mul(new_rows, new_cols), floors)
+            new_rows, new_cols, est = _factored_variance(
+                be, [g[i] for i in fac], [rows[i] for i in fac], [cols[i] for i in fac],
+                w, eps, inplace,
+            )
             for j, i in enumerate(fac):
                 rows[i], cols[i], var[i] = new_rows[j], new_cols[j], est[j]
         if vec:
@@ -152,7 +163,7 @@ def scale_by_factored_rms(
         )
 
     return _builtin(
-        init, update, "scale_by_factored_rms", beta2_decay=beta2_decay, eps=eps, d=d
+        _factored_rms_init, update, "scale_by_factored_rms", beta2_decay=beta2_decay, eps=eps, d=d
     )
 
 

@@ -18,6 +18,7 @@ transform declares ``takes_value`` and :meth:`fnopt.Descent.apply` hands it over
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 from typing import Any, NamedTuple
@@ -78,6 +79,32 @@ def _improves(mode: str, threshold_mode: str, threshold: float, a: float, best: 
         return a < bound
     bound = best * (1.0 + threshold) if threshold_mode == "rel" else best + threshold
     return a > bound
+
+
+def _choice(name: str, value: Any, options: str) -> None:
+    """Refuse ``value`` unless it is one of the quoted ``options`` (``"'a' or 'b'"``)."""
+    if not isinstance(value, str) or f"'{value}'" not in options.split(" or "):
+        raise ValueError(f"{name}: expected {options}, got {value!r}")
+
+
+def _plateau_step(
+    s: ReduceLROnPlateauState, v: float, *, mode: str, threshold_mode: str,
+    threshold: float, patience: int, factor: float, min_scale: float, eps: float,
+    cooldown: int,
+) -> ReduceLROnPlateauState:
+    """The state after one plateau step whose mean loss is ``v`` (see
+    :func:`reduce_on_plateau`)."""
+    best, bad = (v, 0) if _improves(mode, threshold_mode, threshold, v, s.best) else (
+        s.best, s.plateau_count + 1)
+    cool = s.cooldown_count
+    if cool > 0:  # non-improvements during cooldown are not counted
+        cool, bad = cool - 1, 0
+    scale = s.scale
+    if bad > patience:
+        new = max(scale * factor, min_scale)
+        scale = new if scale - new > eps else scale
+        cool, bad = cooldown, 0
+    return ReduceLROnPlateauState(scale, best, bad, cool, 0, 0.0, s.steps + 1)
 
 
 def reduce_on_plateau(
@@ -144,12 +171,10 @@ def reduce_on_plateau(
     factor = _number("factor", factor, low=0.0, high=1.0, open_low=True, open_high=True)
     patience = _int("patience", patience, 0)
     threshold = _number("threshold", threshold, low=0.0)
-    if threshold_mode not in ("rel", "abs"):
-        raise ValueError(f"threshold_mode: expected 'rel' or 'abs', got {threshold_mode!r}")
+    _choice("threshold_mode", threshold_mode, "'rel' or 'abs'")
     cooldown = _int("cooldown", cooldown, 0)
     min_scale = _number("min_scale", min_scale, low=0.0, high=1.0)
-    if mode not in ("min", "max"):
-        raise ValueError(f"mode: expected 'min' or 'max', got {mode!r}")
+    _choice("mode", mode, "'min' or 'max'")
     eps = _number("eps", eps, low=0.0)
     accumulation_size = _int("accumulation_size", accumulation_size, 1)
 
@@ -158,18 +183,10 @@ def reduce_on_plateau(
         worst = math.inf if mode == "min" else -math.inf
         return ReduceLROnPlateauState(1.0, worst, 0, 0, 0, 0.0, 0)
 
-    def plateau_step(s: ReduceLROnPlateauState, v: float) -> ReduceLROnPlateauState:
-        best, bad = (v, 0) if _improves(mode, threshold_mode, threshold, v, s.best) else (
-            s.best, s.plateau_count + 1)
-        cool = s.cooldown_count
-        if cool > 0:  # non-improvements during cooldown are not counted
-            cool, bad = cool - 1, 0
-        scale = s.scale
-        if bad > patience:
-            new = max(scale * factor, min_scale)
-            scale = new if scale - new > eps else scale
-            cool, bad = cooldown, 0
-        return ReduceLROnPlateauState(scale, best, bad, cool, 0, 0.0, s.steps + 1)
+    plateau_step = functools.partial(
+        _plateau_step, mode=mode, threshold_mode=threshold_mode, threshold=threshold,
+        patience=patience, factor=factor, min_scale=min_scale, eps=eps, cooldown=cooldown,
+    )
 
     def update(
         updates: Updates, state: State, params: Params | None = None, *, value: Any = None

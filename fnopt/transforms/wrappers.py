@@ -291,23 +291,7 @@ def inject_hyperparams(
         sig = None
 
     def wrapped(*args: Any, **kwargs: Any) -> Transform | Optimizer:
-        if sig is not None:
-            bound = sig.bind(*args, **kwargs)
-            if any(
-                sig.parameters[n].kind is inspect.Parameter.VAR_POSITIONAL
-                for n in bound.arguments
-            ):
-                raise TypeError("inject_hyperparams: factories with *args are not supported")
-            named = {}
-            for n, v in bound.arguments.items():
-                if sig.parameters[n].kind is inspect.Parameter.VAR_KEYWORD:
-                    named.update(v)
-                else:
-                    named[n] = v
-        else:
-            if args:
-                raise TypeError("inject_hyperparams: pass the arguments by keyword")
-            named = dict(kwargs)
+        named = _named_arguments(sig, args, kwargs)
         hyper = {k: v for k, v in named.items() if _is_hyperparam(v)}
         static = {k: v for k, v in named.items() if k not in hyper}
         schedules = {k: v for k, v in hyper.items() if callable(v)}
@@ -320,58 +304,13 @@ def inject_hyperparams(
 
         hp0 = values(hyper, 0)
         proto = build(hp0)  # validates the arguments now
-
-        def view(hp: dict[str, Any]) -> Transform:  # what the wrapped factory composes
-            return as_transform(build(hp))
-
-        def t_init(params: Params) -> InjectHyperparamsState:
-            return InjectHyperparamsState(0, dict(hp0), as_transform(proto).init(params))
-
-        def t_update(
-            updates: Updates, state: State, params: Params | None = None, *,
-            inplace: bool = False,
-        ) -> tuple[Updates, State]:
-            hp = values(state.hyperparams, state.count)
-            out, inner = call_update(view(hp), updates, state.inner, params, inplace)
-            return out, InjectHyperparamsState(state.count + 1, hp, inner)
-
-        def t_update_params(
-            grads: Updates, state: State, params: Params, *, out: Params | None = None
-        ) -> tuple[Params, State]:
-            hp = values(state.hyperparams, state.count)
-            new_params, inner = view(hp).update_params(grads, state.inner, params, out=out)
-            return new_params, InjectHyperparamsState(state.count + 1, hp, inner)
-
-        t_view = Transform(
-            t_init, t_update, inplace=True, name="inject_hyperparams",
-            hyperparams={"factory": factory, **named}, update_params=t_update_params,
-        )
-
-        if isinstance(proto, Descent):  # an alias: the result is one too
-            return _injected_descent(proto, t_view, values, build, hp0)
-
         if isinstance(proto, Transform):
+            t_view = _injected_transform(proto, values, build, hp0, factory, named)
+            if isinstance(proto, Descent):  # an alias: the result is one too
+                return _injected_descent(proto, t_view, values, build, hp0)
             return t_view
-
         if isinstance(proto, Optimizer):
-
-            def o_init(params: Params) -> InjectHyperparamsOptState:
-                inner = proto.init(params)
-                return InjectHyperparamsOptState(
-                    0, inner.value, inner.grad_norm, dict(hp0), inner
-                )
-
-            def o_step(
-                params: Params, grad_fn: GradFn, state: State, *batch: Any
-            ) -> tuple[Params, InjectHyperparamsOptState]:
-                hp = values(state.hyperparams, state.count)
-                new_params, inner = build(hp).step(params, grad_fn, state.inner, *batch)
-                return new_params, InjectHyperparamsOptState(
-                    state.count + 1, inner.value, inner.grad_norm, hp, inner
-                )
-
-            return Optimizer(o_init, o_step, proto.value_at)
-
+            return _injected_optimizer(proto, values, build, hp0)
         raise TypeError(
             f"factory: must return a Transform or an Optimizer, got {type(proto).__name__}"
         )
@@ -380,6 +319,91 @@ def inject_hyperparams(
     wrapped.__doc__ = factory.__doc__
     return wrapped
 
+
+
+
+def _named_arguments(
+    sig: inspect.Signature | None, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> dict[str, Any]:
+    """The factory's arguments by name (``**kwargs`` flattened in); positional ones need
+    a signature to name them."""
+    if sig is None:
+        if args:
+            raise TypeError("inject_hyperparams: pass the arguments by keyword")
+        return dict(kwargs)
+    bound = sig.bind(*args, **kwargs)
+    if any(
+        sig.parameters[n].kind is inspect.Parameter.VAR_POSITIONAL for n in bound.arguments
+    ):
+        raise TypeError("inject_hyperparams: factories with *args are not supported")
+    named: dict[str, Any] = {}
+    for n, v in bound.arguments.items():
+        if sig.parameters[n].kind is inspect.Parameter.VAR_KEYWORD:
+            named.update(v)
+        else:
+            named[n] = v
+    return named
+
+
+_Values = Callable[[dict[str, Any], int], dict[str, Any]]
+
+
+def _injected_transform(
+    proto: Transform, values: _Values, build: Callable[[dict[str, Any]], Any],
+    hp0: dict[str, Any], factory: Callable[..., Any], named: dict[str, Any],
+) -> Transform:
+    """:func:`inject_hyperparams` of a transform factory: an
+    :class:`InjectHyperparamsState` around the inner state; each update rebuilds the
+    transform from the values in the state."""
+
+    def view(hp: dict[str, Any]) -> Transform:  # what the wrapped factory composes
+        return as_transform(build(hp))
+
+    def init(params: Params) -> InjectHyperparamsState:
+        return InjectHyperparamsState(0, dict(hp0), as_transform(proto).init(params))
+
+    def update(
+        updates: Updates, state: State, params: Params | None = None, *,
+        inplace: bool = False,
+    ) -> tuple[Updates, State]:
+        hp = values(state.hyperparams, state.count)
+        out, inner = call_update(view(hp), updates, state.inner, params, inplace)
+        return out, InjectHyperparamsState(state.count + 1, hp, inner)
+
+    def update_params(
+        grads: Updates, state: State, params: Params, *, out: Params | None = None
+    ) -> tuple[Params, State]:
+        hp = values(state.hyperparams, state.count)
+        new_params, inner = view(hp).update_params(grads, state.inner, params, out=out)
+        return new_params, InjectHyperparamsState(state.count + 1, hp, inner)
+
+    return Transform(
+        init, update, inplace=True, name="inject_hyperparams",
+        hyperparams={"factory": factory, **named}, update_params=update_params,
+    )
+
+
+def _injected_optimizer(
+    proto: Optimizer, values: _Values, build: Callable[[dict[str, Any]], Any],
+    hp0: dict[str, Any],
+) -> Optimizer:
+    """:func:`inject_hyperparams` of a line-search / second-order factory: each step
+    rebuilds the optimizer from the values in the state."""
+
+    def init(params: Params) -> InjectHyperparamsOptState:
+        inner = proto.init(params)
+        return InjectHyperparamsOptState(0, inner.value, inner.grad_norm, dict(hp0), inner)
+
+    def step(
+        params: Params, grad_fn: GradFn, state: State, *batch: Any
+    ) -> tuple[Params, InjectHyperparamsOptState]:
+        hp = values(state.hyperparams, state.count)
+        new_params, inner = build(hp).step(params, grad_fn, state.inner, *batch)
+        return new_params, InjectHyperparamsOptState(
+            state.count + 1, inner.value, inner.grad_norm, hp, inner
+        )
+
+    return Optimizer(init, step, proto.value_at)
 
 
 def _injected_descent(
