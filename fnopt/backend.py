@@ -318,6 +318,13 @@ class Backend:
         """The sum of one leaf over ``axes``, keeping them (size 1)."""
         raise NotImplementedError
 
+    # -- mapping over a leading axis (fnopt.batched) ----------------------------------
+    def vmap(self, fn: Any) -> Any:
+        """``fn`` mapped over the leading axis of its arguments and outputs
+        (``torch.func.vmap``), or ``None`` where this backend has no such map (NumPy)."""
+        del fn
+        return None
+
 
 # Ops that ``_Torch._fe`` writes tensor by tensor into another destination when there
 # are few tensors: one pass each instead of a copy pass then the in-place foreach op.
@@ -864,6 +871,11 @@ class _Torch(Backend):
     def sum_axes(self, x: Any, axes: tuple[int, ...]) -> Any:
         return x.sum(dim=axes, keepdim=True) if axes else x.clone()
 
+    def vmap(self, fn: Any) -> Any:
+        import torch.func
+
+        return torch.func.vmap(fn)
+
 
 def _recorded(xs: Sequence[Any]) -> bool:
     """Whether autograd records any of the tensors ``xs`` (then nothing is written in
@@ -937,3 +949,11 @@ def name_of(tree: Any) -> str:
 def is_finite_scalar(x: Any) -> bool:
     """Whether a Python/NumPy/torch scalar is finite (synchronises on GPUs)."""
     return math.isfinite(float(x.item()) if is_tensor(x) else float(x))
+
+
+def of_leaf(x: Any) -> Backend | None:
+    """The backend of one leaf (a NumPy array or scalar, or a torch tensor), or ``None``
+    for anything else (a Python number, ``None``, ...)."""
+    if isinstance(x, _NP_LEAF):
+        return NUMPY
+    return TORCH if is_tensor(x) else None

@@ -186,6 +186,17 @@ def batched(
     >>> r.iterations, [str(x) for x in r.reason]
     (array([5771, 2705, 6502]), ['loss_below', 'loss_below', 'loss_below'])
     """
+    be, n_all = _check_batch(opt, params, stop)
+    grad_fn = _batch_provider(grad_fn, vmap, be)
+    checker = _Checker(stop)  # a TypeError now for criteria that cannot run per problem
+    if state is None:
+        state = opt.init(params)
+    return _BatchRun(opt, be, grad_fn, checker, n_all).run(params, state)
+
+
+def _check_batch(opt: Optimizer, params: Params, stop: Any) -> tuple[_backend.Backend, int]:
+    """The backend and the batch size of ``params``; named errors for arguments
+    :func:`batched` cannot run (an optimizer that couples the problems included)."""
     if not is_optimizer(opt):
         raise TypeError(f"opt: expected an fnopt.Optimizer, got {type(opt).__name__}")
     if not isinstance(stop, _stop.Criterion):
@@ -205,106 +216,136 @@ def batched(
             f"an element-wise optimizer, but this one couples the problems of the batch "
             f"({coupling}); run fnopt.fixed_point on each problem instead"
         )
-    if vmap is None:
-        vmap = be is _backend.TORCH
-    if vmap:
-        if be is not _backend.TORCH:
+    return be, n_all
+
+
+def _batch_provider(grad_fn: GradFn, vmap: bool | None, be: _backend.Backend) -> GradFn:
+    """``grad_fn`` mapped over the batch (``vmap``; by default where the backend can),
+    or as given (a provider already vectorised over the batch)."""
+    if vmap is False:
+        return grad_fn
+    mapped = be.vmap(grad_fn)
+    if mapped is None:
+        if vmap:
             raise ValueError("vmap: needs torch params (NumPy has no vmap); pass a "
                              "vectorised grad_fn with vmap=False")
-        import torch.func
+        return grad_fn
+    return mapped
 
-        grad_fn = torch.func.vmap(grad_fn)
-    checker = _Checker(stop)  # a TypeError now for criteria that cannot run per problem
-    if state is None:
-        state = opt.init(params)
-    apply = opt.apply if isinstance(opt, Descent) else None
 
-    t0 = time.perf_counter()
-    x, s = params, state
-    prev_x: Any = None
-    prev_v: np.ndarray | None = None
-    prev_g: np.ndarray | None = None
-    idx = np.arange(n_all)  # the original index of each row still in the batch
-    out_params = None
-    out_value = np.full(n_all, math.nan)
-    out_gnorm = np.full(n_all, math.nan)
-    out_iters = np.zeros(n_all, dtype=np.int64)
-    out_reason = np.empty(n_all, dtype=object)
-    k = n_evals = 0
+class _BatchRun:
+    """One call of :func:`batched`: the live batch, the problems frozen so far, and the
+    loop that evaluates, freezes the stopped problems, compacts and steps.
 
-    def record(rows: np.ndarray, src: Any, values: Any, gnorms: Any, it: int,
-               reasons: Any) -> None:
-        """Freeze the problems at ``rows`` (positions in the live batch)."""
-        nonlocal out_params
-        if out_params is None:
-            out_params = _tree.clone(src)  # placeholder rows, overwritten below
-        at = np.flatnonzero(rows)
-        sel = idx[at]
-        for o, leaf in zip(_tree.leaves(out_params), _tree.leaves(src)):
-            be.put_rows(o, sel, be.take_rows(leaf, at))
-        out_value[sel] = values[rows] if values is not None else math.nan
-        out_gnorm[sel] = gnorms[rows] if gnorms is not None else math.nan
-        out_iters[sel] = it
-        out_reason[sel] = reasons
+    ``idx`` holds the original index of each row still in the batch; the ``out_*``
+    arrays (one entry per original problem) are filled as problems stop.
+    """
 
-    while True:
-        n = idx.size
-        v_raw, g = grad_fn(x)
-        n_evals += 1
-        if n_evals == 1:  # the first output: named errors, NumPy scalars as arrays
+    def __init__(self, opt: Optimizer, be: _backend.Backend, grad_fn: GradFn,
+                 checker: _Checker, n_all: int) -> None:
+        self.opt, self.be, self.grad_fn, self.checker = opt, be, grad_fn, checker
+        self.apply = opt.apply if isinstance(opt, Descent) else None
+        self.idx = np.arange(n_all)
+        self.out_params: Any = None
+        self.out_value = np.full(n_all, math.nan)
+        self.out_gnorm = np.full(n_all, math.nan)
+        self.out_iters = np.zeros(n_all, dtype=np.int64)
+        self.out_reason = np.empty(n_all, dtype=object)
+        self.k = self.n_evals = 0
+        self.t0 = time.perf_counter()
+
+    def run(self, x: Any, s: Any) -> BatchedResult:
+        prev: tuple[Any, Any, Any] | None = None  # (params, losses, grad norms) at k - 1
+        while True:
+            v_raw, v, g, gn = self.evaluate(x)
+            dead = self.stopped(x, v, gn, prev)
+            if dead is not None and dead.any():
+                if dead.all():
+                    break
+                keep = ~dead  # compact: the stopped problems leave the batch
+                at = np.flatnonzero(keep)
+                n = self.idx.size
+                x, g, s, v_raw = (_take(self.be, t, at, n) for t in (x, g, s, v_raw))
+                v, self.idx = v[keep], self.idx[keep]
+                gn = gn[keep] if gn is not None else None
+                self.checker.compact(keep)
+            prev = (x, v, gn)
+            if self.apply is not None:  # the pure update (new arrays: prev's x stays valid)
+                x, s = self.apply(x, v_raw, g, s, grad_norm=math.nan)
+            else:
+                x, s = self.opt.step(x, _Fixed(g), s)
+            self.k += 1
+        return self.result()
+
+    def evaluate(self, x: Any) -> tuple[Any, np.ndarray, Any, np.ndarray | None]:
+        """``grad_fn`` at the live batch: the raw losses, the losses as a NumPy ``(n,)``
+        array, the gradients and (when a criterion reads them) the gradient norms."""
+        n = self.idx.size
+        v_raw, g = self.grad_fn(x)
+        self.n_evals += 1
+        if self.n_evals == 1:  # the first output: named errors, NumPy scalars as arrays
             g = check_grads(x, g, what="grad_fn grads")
-        v = be.to_numpy(v_raw).reshape(-1)
+        v = self.be.to_numpy(v_raw).reshape(-1)
         if v.shape != (n,):
             raise OutputValueError(f"grad_fn: must return one loss per problem, shape ({n},); "
                              f"got {v.shape}")
-        gn = _row_norms(be, g, n) if checker.needs_gnorm else None
+        gn = _row_norms(self.be, g, n) if self.checker.needs_gnorm else None
+        return v_raw, v, g, gn
+
+    def stopped(self, x: Any, v: np.ndarray, gn: np.ndarray | None,
+                prev: tuple[Any, Any, Any] | None) -> np.ndarray | None:
+        """Freeze the problems that stop at this iterate and return their mask (``None``
+        when none does, the common case): those whose loss or gradient is not finite, at
+        the previous iterate, then those whose criterion holds, here."""
+        k, n = self.k, self.idx.size
+        dead = None
         bad_any = not math.isfinite(float(v.sum()))
         if gn is not None:
             bad_any = bad_any or not math.isfinite(float(gn.sum()))
-        dead = None  # problems that stop at this iterate (None: none; the common case)
         if bad_any:
             finite = np.isfinite(v) if gn is None else np.isfinite(v) & np.isfinite(gn)
             dead = ~finite
-            if prev_x is None:  # the start itself: kept, loss unknown
-                record(dead, x, None, None, k, Reason.NON_FINITE)
+            if prev is None:  # the start itself: kept, loss unknown
+                self.record(dead, x, None, None, k, Reason.NON_FINITE)
             else:
-                record(dead, prev_x, prev_v, prev_g, k - 1, Reason.NON_FINITE)
-        fired = checker.fired(k, v, gn, time.perf_counter() - t0)
+                self.record(dead, *prev, k - 1, Reason.NON_FINITE)
+        fired = self.checker.fired(k, v, gn, time.perf_counter() - self.t0)
         if fired is True or (fired is not False and bool(fired.any())):
             mask = np.broadcast_to(fired, (n,))
             mask = mask & ~dead if dead is not None else mask
             if mask.any():
-                record(mask, x, v, gn, k, checker.reasons(mask))
+                self.record(mask, x, v, gn, k, self.checker.reasons(mask))
             dead = mask if dead is None else dead | mask
-        if dead is not None and dead.any():
-            if dead.all():
-                break
-            keep = ~dead  # compact: the stopped problems leave the batch
-            at = np.flatnonzero(keep)
-            x, g, s = _take(be, x, at, n), _take(be, g, at, n), _take(be, s, at, n)
-            v_raw = _take(be, v_raw, at, n)
-            v, idx = v[keep], idx[keep]
-            gn = gn[keep] if gn is not None else None
-            checker.compact(keep)
-        prev_x, prev_v, prev_g = x, v, gn
-        if apply is not None:  # the pure update (new arrays: prev_x stays valid)
-            x, s = apply(x, v_raw, g, s, grad_norm=math.nan)
-        else:
-            x, s = opt.step(x, _Fixed(g), s)
-        k += 1
+        return dead
 
-    assert out_params is not None
-    return BatchedResult(
-        params=out_params,
-        value=out_value,
-        grad_norm=out_gnorm,
-        iterations=out_iters,
-        converged=np.array([r.converged for r in out_reason], dtype=bool),
-        reason=out_reason,
-        steps=k,
-        n_evals=n_evals,
-        elapsed=time.perf_counter() - t0,
-    )
+    def record(self, rows: np.ndarray, src: Any, values: Any, gnorms: Any, it: int,
+               reasons: Any) -> None:
+        """Freeze the problems at ``rows`` (a mask over the live batch)."""
+        be = self.be
+        if self.out_params is None:
+            self.out_params = _tree.clone(src)  # placeholder rows, overwritten below
+        at = np.flatnonzero(rows)
+        sel = self.idx[at]
+        for o, leaf in zip(_tree.leaves(self.out_params), _tree.leaves(src)):
+            be.put_rows(o, sel, be.take_rows(leaf, at))
+        self.out_value[sel] = values[rows] if values is not None else math.nan
+        self.out_gnorm[sel] = gnorms[rows] if gnorms is not None else math.nan
+        self.out_iters[sel] = it
+        self.out_reason[sel] = reasons
+
+    def result(self) -> BatchedResult:
+        assert self.out_params is not None
+        return BatchedResult(
+            params=self.out_params,
+            value=self.out_value,
+            grad_norm=self.out_gnorm,
+            iterations=self.out_iters,
+            converged=np.array([r.converged for r in self.out_reason], dtype=bool),
+            reason=self.out_reason,
+            steps=self.k,
+            n_evals=self.n_evals,
+            elapsed=time.perf_counter() - self.t0,
+        )
 
 
 # -- which optimizers batched can run -----------------------------------------------

@@ -719,19 +719,32 @@ def line_search(
         raise ValueError(f"initial_step: expected 'unit' or 'quadratic', got {initial_step!r}")
     if not isinstance(scale_first, bool):
         raise TypeError(f"scale_first: expected a bool, got {type(scale_first).__name__}")
+    searcher = _Searcher(direction, search, initial_step, scale_first)
+    return Optimizer(searcher.init, searcher.step, "output")
 
-    def init(params: Params) -> LineSearchState:
+
+@attrs.frozen
+class _Searcher:
+    """The ``init`` and ``step`` of an optimizer made by :func:`line_search` (its
+    arguments, checked)."""
+
+    direction: Transform
+    search: LineSearch
+    initial_step: InitialStep
+    scale_first: bool
+
+    def init(self, params: Params) -> LineSearchState:
         be = check_params(params)  # float32/64, one backend, non-empty: named errors
         leaves = tree.leaves(params)
         nan = be.scalar(float("nan"), leaves[0])
         # every field has its final structure from the start: the cached gradient is
         # allocated here (zeros) and filled by the first step (valid when count > 0)
         return LineSearchState(
-            0, nan, nan, tree.zeros_like(params), 0.0, nan, 0, direction.init(params)
+            0, nan, nan, tree.zeros_like(params), 0.0, nan, 0, self.direction.init(params)
         )
 
     def step(
-        params: Params, grad_fn: GradFn, state: State, *batch: Any
+        self, params: Params, grad_fn: GradFn, state: State, *batch: Any
     ) -> tuple[Params, LineSearchState]:
         be = _backend.of(params)
         to_float = be.to_float
@@ -749,18 +762,9 @@ def line_search(
             return params, LineSearchState(
                 state.count + 1, value, gnorm, grads, 0.0, value, 0, state.inner
             )
-        d, inner = direction.update(grads, state.inner, params)
+        d, inner = self.direction.update(grads, state.inner, params)
         slope0 = to_float(tree.vdot(grads, d))
-
-        a0 = 1.0
-        if state.count == 0 or not math.isfinite(to_float(state.prev_value)):
-            if scale_first:
-                a0 = min(1.0, 1.0 / max(to_float(tree.global_norm(d)), 1e-300))
-        elif initial_step == "quadratic":
-            df = f0 - to_float(state.prev_value)
-            if slope0 < 0 and df < 0:
-                a0 = min(1.0, 2.02 * df / slope0)
-
+        a0 = self.first_trial(state, f0, slope0, d, to_float)
         where = f"at step {state.count + 1} (loss {f0:.6g}, slope {slope0:.3g})"
         if slope0 >= 0.0 and f0 != 0.0 and slope0 * a0 <= eps * abs(f0):
             raise StepFailed(  # converged: no descent left beyond the loss's round-off
@@ -775,33 +779,47 @@ def line_search(
             trials.append((alpha, to_float(v), to_float(tree.vdot(g, d))))
             return trials[-1][1], trials[-1][2], (x, v, g)
 
-        res = search(phi, f0, slope0, a0, eps=eps)
+        res = self.search(phi, f0, slope0, a0, eps=eps)
         if not res.ok:
             xnorm = to_float(tree.global_norm(params))
-            converged = _stalled_at_roundoff(
-                res.status, trials, f0, slope0, to_float(gnorm), xnorm, eps
-            )
-            if converged is not None:
-                raise StepFailed(converged, f"{_ROUNDOFF_MESSAGES[converged]} {where}")
-            raise StepFailed(
-                Reason.LINE_SEARCH_FAILED,
-                f"{res.status.value} at step {state.count + 1}: {res.message} "
-                f"(loss {f0:.6g}, slope {slope0:.3g}, last step {res.step:.3g})",
-            )
+            raise _search_failed(res, trials, f0, slope0, to_float(gnorm), xnorm, eps,
+                                 where, state.count + 1)
         x1, v1, g1 = res.aux
         g1 = tree._as_arrays(g1)  # NumPy-scalar gradients of 0-d leaves: 0-d arrays
         return x1, LineSearchState(
-            state.count + 1,
-            be.astype(v1, leaf0),
-            tree.global_norm(g1),
-            g1,
-            res.step,
-            value,
-            res.n_evals,
-            inner,
+            state.count + 1, be.astype(v1, leaf0), tree.global_norm(g1), g1, res.step, value,
+            res.n_evals, inner,
         )
 
-    return Optimizer(init, step, "output")
+    def first_trial(self, state: State, f0: float, slope0: float, d: Any,
+                    to_float: Callable[[Any], float]) -> float:
+        """The first trial step :math:`\\alpha_0` of this search (``initial_step``,
+        ``scale_first``)."""
+        a0 = 1.0
+        if state.count == 0 or not math.isfinite(to_float(state.prev_value)):
+            if self.scale_first:
+                a0 = min(1.0, 1.0 / max(to_float(tree.global_norm(d)), 1e-300))
+        elif self.initial_step == "quadratic":
+            df = f0 - to_float(state.prev_value)
+            if slope0 < 0 and df < 0:
+                a0 = min(1.0, 2.02 * df / slope0)
+        return a0
+
+
+def _search_failed(res: LineSearchResult, trials: list[tuple[float, float, float]],
+                   f0: float, slope0: float, gnorm: float, xnorm: float, eps: float,
+                   where: str, step: int) -> StepFailed:
+    """The :class:`fnopt.StepFailed` for a failed search at step number ``step``: a
+    converged reason when the iterate is a minimiser to round-off, else
+    ``line_search_failed``."""
+    converged = _stalled_at_roundoff(res.status, trials, f0, slope0, gnorm, xnorm, eps)
+    if converged is not None:
+        return StepFailed(converged, f"{_ROUNDOFF_MESSAGES[converged]} {where}")
+    return StepFailed(
+        Reason.LINE_SEARCH_FAILED,
+        f"{res.status.value} at step {step}: {res.message} "
+        f"(loss {f0:.6g}, slope {slope0:.3g}, last step {res.step:.3g})",
+    )
 
 
 _ROUNDOFF_MESSAGES = {

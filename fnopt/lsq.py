@@ -558,26 +558,33 @@ def levenberg_marquardt(
         state = state._replace(scale=diag)
         gnorm = _minpack_gnorm(state.residuals, state.jacobian, _col_norms(state.jacobian))
         t = _lm_trials(state, flat, grad_fn, batch, hp, gnorm)
-        new = state._replace(
-            delta=t.delta, lam=t.lam, n_fev=t.n_fev, status=t.status,
-            actual_reduction=t.actred, predicted_reduction=t.prered,
-        )
-        if not t.accepted:
-            raise LeastSquaresStop(new)
-        j, n_jev = None, state.n_jev
-        if t.status == 0:  # the next step needs J here (MINPACK: the next outer iteration)
-            assert t.lin is not None
-            j, n_jev = _jac_host(t.lin, t.r.size, flat.x.size), n_jev + 1
-            if _minpack_gnorm(t.r, j, _col_norms(j)) <= hp.gtol:
-                new = new._replace(status=1)
-        value, gnorm2 = _finish_value(t.r, state.jacobian if j is None else j)
-        new = new._replace(
-            count=state.count + 1, value=value, grad_norm=gnorm2, residuals=t.r,
-            jacobian=j, n_jev=n_jev, step_norm=t.step_norm,
-        )
-        return t.params, new
+        return t.params, _lm_accept(state, t, flat.x.size, hp)
 
     return Optimizer(_init, step, "output")
+
+
+def _lm_accept(state: LeastSquaresState, t: _Trial, n: int, hp: _Hp) -> LeastSquaresState:
+    """The state after the trials ``t`` of a Levenberg–Marquardt step from ``state``
+    (``n`` parameters): :class:`LeastSquaresStop` when no trial was accepted; the
+    Jacobian at the new point when the next step needs it, and then ``gtol`` tested
+    there."""
+    new = state._replace(
+        delta=t.delta, lam=t.lam, n_fev=t.n_fev, status=t.status,
+        actual_reduction=t.actred, predicted_reduction=t.prered,
+    )
+    if not t.accepted:
+        raise LeastSquaresStop(new)
+    j, n_jev = None, state.n_jev
+    if t.status == 0:  # the next step needs J here (MINPACK: the next outer iteration)
+        assert t.lin is not None
+        j, n_jev = _jac_host(t.lin, t.r.size, n), n_jev + 1
+        if _minpack_gnorm(t.r, j, _col_norms(j)) <= hp.gtol:
+            new = new._replace(status=1)
+    value, gnorm = _finish_value(t.r, state.jacobian if j is None else j)
+    return new._replace(
+        count=state.count + 1, value=value, grad_norm=gnorm, residuals=t.r,
+        jacobian=j, n_jev=n_jev, step_norm=t.step_norm,
+    )
 
 
 # -- the bounded, reflective trust-region method ----------------------------------------------

@@ -517,14 +517,7 @@ def minimize(
     if constraints not in ((), [], None):
         raise ValueError("constraints: not supported by fnopt.minimize (bounds only)")
     x = _as_params(x0)
-    if method is None:
-        method = "l-bfgs-b" if bounds is not None else "bfgs"
-    if not isinstance(method, str) or method.lower() not in _METHODS:
-        raise ValueError(
-            f"method: expected one of 'L-BFGS-B', 'BFGS', 'CG', 'Newton-CG', 'lbfgs'; "
-            f"got {method!r}"
-        )
-    method = method.lower()
+    method = _method_name(method, bounds)
     if tol is not None and (isinstance(tol, bool) or not isinstance(tol, (int, float))
                             or not tol >= 0):
         raise ValueError(f"tol: expected a number >= 0, got {tol!r}")
@@ -548,6 +541,24 @@ def minimize(
         if exc.__cause__ is not None:
             raise exc.__cause__ from None
         raise
+    return _scipy_result(method, r, counts)
+
+
+def _method_name(method: Any, bounds: Any) -> str:
+    """``method`` lower-cased, checked; ``None``: scipy's choice (L-BFGS-B with bounds,
+    BFGS without)."""
+    if method is None:
+        method = "l-bfgs-b" if bounds is not None else "bfgs"
+    if not isinstance(method, str) or method.lower() not in _METHODS:
+        raise ValueError(
+            f"method: expected one of 'L-BFGS-B', 'BFGS', 'CG', 'Newton-CG', 'lbfgs'; "
+            f"got {method!r}"
+        )
+    return method.lower()
+
+
+def _scipy_result(method: str, r: Result, counts: _Counts) -> OptimizeResult:
+    """The :class:`OptimizeResult` of the run ``r`` (scipy's status codes and message)."""
     status = 0 if r.converged else _STATUS.get(r.reason, 2)
     return OptimizeResult(
         x=r.params, fun=float(_backend.to_numpy(r.value)), jac=r.state.grads,

@@ -515,82 +515,121 @@ def check_optimizer(
         if b not in BACKENDS:
             raise ValueError(f"backends: expected 'numpy' and/or 'torch', got {b!r}")
     label = name if name is not None else _name_of(make_opt)
-    results: dict[str, PropertyResult] = {}
-
-    def record(prop: str, fn: Callable[[], str | None]) -> None:
-        try:
-            note = fn()
-        except _Fail as exc:
-            results[prop] = PropertyResult(prop, False, str(exc))
-        except Exception as exc:  # the optimizer under test raised
-            results[prop] = PropertyResult(prop, False, f"raised {type(exc).__name__}: {exc}")
-        else:
-            if note is not None and note.startswith("skipped:"):
-                results[prop] = PropertyResult(prop, None, note[len("skipped:"):].strip())
-            else:
-                results[prop] = PropertyResult(prop, True, note or "")
-
-    # constructs
-    opt_box: list[Optimizer | Descent] = []
-
-    def constructs() -> str:
-        opt: Any
-        if not callable(make_opt):
-            opt = make_opt
-        else:
-            opt = make_opt(make_quadratic(seed=seed)) if takes_problem else make_opt()
-        _require(is_optimizer(opt),
-                 f"make_opt() returned {type(opt).__name__}, not an fnopt.Optimizer")
-        _require(opt.value_at in ("input", "output"),
-                 f"value_at is {opt.value_at!r}, expected 'input' or 'output'")
-        opt_box.append(opt)
-        return f"value_at={opt.value_at!r}"
-
     if not callable(make_opt) and not is_optimizer(make_opt):
         raise TypeError(f"make_opt: expected a callable or an Optimizer, got "
                         f"{type(make_opt).__name__}")
     if examples is not None:
-        if isinstance(examples, (str, bytes)) or not isinstance(examples, Sequence):
-            raise TypeError(f"examples: expected a sequence of params pytrees, got "
-                            f"{type(examples).__name__}")
-        if not examples:
-            raise ValueError("examples: expected at least one params pytree")
-        for i, ex in enumerate(examples):
-            leaves = optree.tree_leaves(ex)
-            if not leaves or not all(_is_arr(x) for x in leaves):
-                raise ValueError(f"examples: item {i} must be a non-empty pytree of arrays")
-    record("constructs", constructs)
+        _check_examples(examples)
+    opt_box: list[Optimizer | Descent] = []
+    results = {"constructs": _property(
+        "constructs", lambda: _construct(make_opt, takes_problem, seed, opt_box))}
     if not opt_box:
         for prop in PROPERTIES[1:]:
             results[prop] = PropertyResult(prop, None, "skipped: the optimizer was not built")
         return ConformanceReport(label, tuple(results[p] for p in PROPERTIES))
-    opt = opt_box[0]
+    make_for = make_opt if takes_problem and callable(make_opt) else None
+    battery = _Battery(opt_box[0], make_for, steps=steps, backends=backends, seed=seed,
+                       examples=examples)
+    for prop, check in battery.checks():
+        results[prop] = _property(prop, check)
+    return ConformanceReport(label, tuple(results[p] for p in PROPERTIES))
 
-    have_torch = True
+
+def _property(prop: str, fn: Callable[[], str | None]) -> PropertyResult:
+    """Run one property check: it passes (its note), fails (a ``_Fail`` or any
+    exception the optimizer under test raised) or is skipped (a note ``"skipped: ..."``)."""
     try:
-        import torch  # noqa: F401
-    except ImportError:
-        have_torch = False
-    use = [b for b in backends if b == "numpy" or have_torch]
-    cases = [
-        (b, dt, lbl, tree) for b in use for dt in DTYPES
-        for lbl, tree in _trees(b, dt, examples)
-    ]
+        note = fn()
+    except _Fail as exc:
+        return PropertyResult(prop, False, str(exc))
+    except Exception as exc:  # the optimizer under test raised
+        return PropertyResult(prop, False, f"raised {type(exc).__name__}: {exc}")
+    if note is not None and note.startswith("skipped:"):
+        return PropertyResult(prop, None, note[len("skipped:"):].strip())
+    return PropertyResult(prop, True, note or "")
 
-    def problem(b: str, dt: str, tree: Any) -> Quadratic:
-        nonlocal opt
-        q = make_quadratic(tree, seed=seed, backend=b, dtype=dt)
-        if takes_problem and callable(make_opt):
-            opt = make_opt(q)
+
+def _check_examples(examples: Any) -> None:
+    if isinstance(examples, (str, bytes)) or not isinstance(examples, Sequence):
+        raise TypeError(f"examples: expected a sequence of params pytrees, got "
+                        f"{type(examples).__name__}")
+    if not examples:
+        raise ValueError("examples: expected at least one params pytree")
+    for i, ex in enumerate(examples):
+        leaves = optree.tree_leaves(ex)
+        if not leaves or not all(_is_arr(x) for x in leaves):
+            raise ValueError(f"examples: item {i} must be a non-empty pytree of arrays")
+
+
+def _construct(make_opt: Any, takes_problem: bool, seed: int,
+               box: list[Optimizer | Descent]) -> str:
+    """The ``constructs`` property: build the optimizer (appended to ``box``)."""
+    opt: Any
+    if not callable(make_opt):
+        opt = make_opt
+    else:
+        opt = make_opt(make_quadratic(seed=seed)) if takes_problem else make_opt()
+    _require(is_optimizer(opt),
+             f"make_opt() returned {type(opt).__name__}, not an fnopt.Optimizer")
+    _require(opt.value_at in ("input", "output"),
+             f"value_at is {opt.value_at!r}, expected 'input' or 'output'")
+    box.append(opt)
+    return f"value_at={opt.value_at!r}"
+
+
+class _Battery:
+    """The properties after ``constructs``, one method each (see :data:`PROPERTIES`), on
+    the cases :func:`check_optimizer` was asked for: every backend (torch when it is
+    installed), dtype and example tree.
+
+    ``make_for`` (``takes_problem``) builds a new optimizer for each problem; ``opt`` is
+    then the one of the last problem built, as the trajectories need.
+    """
+
+    def __init__(self, opt: Optimizer | Descent, make_for: Callable[..., Any] | None, *,
+                 steps: int, backends: Sequence[str], seed: int,
+                 examples: Sequence[Any] | None) -> None:
+        self.opt: Any = opt
+        self.make_for = make_for
+        self.steps, self.backends, self.seed, self.examples = steps, backends, seed, examples
+        self.have_torch = True
+        try:
+            import torch  # noqa: F401
+        except ImportError:
+            self.have_torch = False
+        self.use = [b for b in backends if b == "numpy" or self.have_torch]
+        self.cases = [
+            (b, dt, lbl, tree) for b in self.use for dt in DTYPES
+            for lbl, tree in _trees(b, dt, examples)
+        ]
+
+    def checks(self) -> list[tuple[str, Callable[[], str | None]]]:
+        """``(property, check)`` for :data:`PROPERTIES` after ``constructs``, in order."""
+        return [
+            ("state_conventions", self.state_conventions),
+            ("purity", self.purity),
+            ("structure_and_dtype", self.structure_and_dtype),
+            ("state_structure_stable", self.state_structure_stable),
+            ("deterministic", self.deterministic),
+            ("records_value", self.records_value),
+            ("backend_agreement", self.backend_agreement),
+            ("descent", self.descent),
+            ("save_load", self.save_load),
+        ]
+
+    def problem(self, b: str, dt: str, tree: Any) -> Quadratic:
+        q = make_quadratic(tree, seed=self.seed, backend=b, dtype=dt)
+        if self.make_for is not None:
+            self.opt = self.make_for(q)
         return q
 
-    def run(q: Quadratic, n: int) -> list[tuple[Any, Any]]:
+    def run(self, q: Quadratic, n: int) -> list[tuple[Any, Any]]:
         p = q.init_params
-        s = opt.init(p)
+        s = self.opt.init(p)
         out = [(p, s)]
         for _ in range(n):
             try:
-                p, s = opt.step(p, q.grad_fn, s)
+                p, s = self.opt.step(p, q.grad_fn, s)
             except StepFailed as exc:
                 # converged, or a step refused once the problem is solved to round-off
                 # (which then depends on the last bits of one CPU): the trajectory ends
@@ -600,10 +639,10 @@ def check_optimizer(
             out.append((p, s))
         return out
 
-    def state_conventions() -> str | None:
-        for b, dt, _, tree in cases[:1] + cases[-1:]:
-            q = problem(b, dt, tree)
-            traj = run(q, 3)
+    def state_conventions(self) -> str | None:
+        for b, dt, _, tree in self.cases[:1] + self.cases[-1:]:
+            q = self.problem(b, dt, tree)
+            traj = self.run(q, 3)
             for k, (_, s) in enumerate(traj):
                 _require(optree.is_namedtuple_instance(s),
                          f"state is a {type(s).__name__}, not a NamedTuple")
@@ -620,12 +659,12 @@ def check_optimizer(
                                  f"state.{f} is {_describe(v)}, not a 0-d array/tensor")
         return None
 
-    def purity() -> str | None:
-        for b, dt, lbl, tree in cases:
-            q = problem(b, dt, tree)
+    def purity(self) -> str | None:
+        for b, dt, lbl, tree in self.cases:
+            q = self.problem(b, dt, tree)
             p0 = q.init_params
             snap_p = _snapshot(p0)
-            s0 = opt.init(p0)
+            s0 = self.opt.init(p0)
             _require(_unchanged(p0, snap_p) is None, f"init changed params ({b} {dt}, {lbl})")
             grads_seen: list[tuple[Any, tuple[Any, list[Any]]]] = []
 
@@ -637,7 +676,7 @@ def check_optimizer(
             p, s = p0, s0
             for _ in range(3):
                 snap_p, snap_s = _snapshot(p), _snapshot(s)
-                p1, s1 = opt.step(p, grad_fn, s)
+                p1, s1 = self.opt.step(p, grad_fn, s)
                 why = _unchanged(p, snap_p)
                 _require(why is None, f"step mutated params: {why} ({b} {dt}, {lbl})")
                 why = _unchanged(s, snap_s)
@@ -648,11 +687,11 @@ def check_optimizer(
                 _require(why is None, f"step mutated the gradients: {why} ({b} {dt}, {lbl})")
         return None
 
-    def structure_and_dtype() -> str | None:
-        for b, dt, lbl, tree in cases:
-            q = problem(b, dt, tree)
+    def structure_and_dtype(self) -> str | None:
+        for b, dt, lbl, tree in self.cases:
+            q = self.problem(b, dt, tree)
             ref = _state_signature(q.init_params)
-            for k, (p, _) in enumerate(run(q, 3)[1:], 1):
+            for k, (p, _) in enumerate(self.run(q, 3)[1:], 1):
                 sig = _state_signature(p)
                 _require(sig[0] == ref[0],
                          f"params structure changed after step {k}: {sig[0]} vs {ref[0]} "
@@ -660,12 +699,12 @@ def check_optimizer(
                 for path, got, want in zip(_leaf_names(p), sig[1], ref[1]):
                     _require(got == want, f"params leaf {path} is {got} after step "
                              f"{k}, was {want} ({b} {dt}, {lbl})")
-        return f"{len(cases)} cases"
+        return f"{len(self.cases)} self.cases"
 
-    def state_structure_stable() -> str | None:
-        for b, dt, lbl, tree in cases:
-            q = problem(b, dt, tree)
-            traj = run(q, 3)
+    def state_structure_stable(self) -> str | None:
+        for b, dt, lbl, tree in self.cases:
+            q = self.problem(b, dt, tree)
+            traj = self.run(q, 3)
             sigs = [_state_signature(s) for _, s in traj]
             for x in optree.tree_leaves(traj[-1][1]):
                 _require(_is_arr(x) or x is None or isinstance(x, (bool, int, float, str)),
@@ -689,25 +728,25 @@ def check_optimizer(
                         f"({_named_diff(traj[0][1], traj[1][1])})")
         return None
 
-    def deterministic() -> str | None:
-        for b, dt, lbl, tree in cases:
-            q = problem(b, dt, tree)
-            p, s = run(q, 2)[-1]
-            a: Any = opt.step(p, q.grad_fn, s)
-            c: Any = opt.step(p, q.grad_fn, s)
+    def deterministic(self) -> str | None:
+        for b, dt, lbl, tree in self.cases:
+            q = self.problem(b, dt, tree)
+            p, s = self.run(q, 2)[-1]
+            a: Any = self.opt.step(p, q.grad_fn, s)
+            c: Any = self.opt.step(p, q.grad_fn, s)
             la, lc = optree.tree_leaves(a), optree.tree_leaves(c)
             _require(len(la) == len(lc) and all(_same_bits(x, y) for x, y in zip(la, lc)),
                      f"two identical steps gave different results ({b} {dt}, {lbl})")
         return None
 
-    def records_value() -> str | None:
-        for b, dt, lbl, tree in cases:
+    def records_value(self) -> str | None:
+        for b, dt, lbl, tree in self.cases:
             if dt != "float64":
                 continue
-            q = problem(b, dt, tree)
-            traj = run(q, 3)
+            q = self.problem(b, dt, tree)
+            traj = self.run(q, 3)
             for k in range(1, len(traj)):
-                at = traj[k - 1][0] if opt.value_at == "input" else traj[k][0]
+                at = traj[k - 1][0] if self.opt.value_at == "input" else traj[k][0]
                 v, g = q.grad_fn(at)
                 s = traj[k][1]
                 want_v = _float(v)
@@ -716,24 +755,24 @@ def check_optimizer(
                 got_v, got_g = _float(s.value), _float(s.grad_norm)
                 _require(math.isclose(got_v, want_v, rel_tol=1e-8, abs_tol=1e-12),
                          f"state.value after step {k} is {got_v}, the loss at the "
-                         f"{opt.value_at} params is {want_v} ({b}, {lbl})")
+                         f"{self.opt.value_at} params is {want_v} ({b}, {lbl})")
                 _require(math.isclose(got_g, want_g, rel_tol=1e-8, abs_tol=1e-12),
                          f"state.grad_norm after step {k} is {got_g}, the gradient norm "
-                         f"at the {opt.value_at} params is {want_g} ({b}, {lbl})")
+                         f"at the {self.opt.value_at} params is {want_g} ({b}, {lbl})")
         return None
 
-    def backend_agreement() -> str | None:
-        if not ("numpy" in backends and "torch" in backends):
+    def backend_agreement(self) -> str | None:
+        if not ("numpy" in self.backends and "torch" in self.backends):
             return "skipped: needs both backends"
-        if not have_torch:
+        if not self.have_torch:
             return "skipped: torch is not installed"
         worst = 0.0
         compared = 0
-        for (lbl, tn), (_, tt) in zip(_trees("numpy", "float64", examples),
-                                      _trees("torch", "float64", examples)):
-            qn = problem("numpy", "float64", tn)
-            tn_traj = run(qn, steps)
-            tt_traj = run(problem("torch", "float64", tt), steps)
+        for (lbl, tn), (_, tt) in zip(_trees("numpy", "float64", self.examples),
+                                      _trees("torch", "float64", self.examples)):
+            qn = self.problem("numpy", "float64", tn)
+            tn_traj = self.run(qn, self.steps)
+            tt_traj = self.run(self.problem("torch", "float64", tt), self.steps)
             gaps = [_float(qn.loss(p)) - qn.min_value for p, _ in tn_traj]
             for k, ((pn, sn), (pt, st)) in enumerate(zip(tn_traj, tt_traj)):
                 # once a method has solved the problem to round-off, its later steps
@@ -742,52 +781,29 @@ def check_optimizer(
                     break
                 compared = max(compared, k)
                 for what, a, c in (("params", pn, pt), ("state", sn, st)):
-                    la, sa = optree.tree_flatten(a)
-                    lc, sc = optree.tree_flatten(c)
-                    _require(sa == sc, f"{what} structures differ between backends ({lbl})")
-                    for path, x, y in zip(_leaf_names(a), la, lc):
-                        if not (_is_arr(x) or _is_arr(y)):
-                            close = (
-                                isinstance(x, float) and isinstance(y, float)
-                                and (math.isclose(x, y, rel_tol=1e-9, abs_tol=1e-12)
-                                     or (math.isnan(x) and math.isnan(y)))
-                            )
-                            _require(close or _same_bits(x, y),
-                                     f"{what} leaf {path} is {x!r} on numpy, {y!r} "
-                                     f"on torch (step {k}, {lbl})")
-                            continue
-                        _require(_is_arr(x) and _is_arr(y),
-                                 f"{what} leaf {path} is an array on one backend "
-                                 f"only (step {k}, {lbl})")
-                        xn, yn = _to_np(x), _to_np(y)
-                        both_nan = np.isnan(xn) & np.isnan(yn)
-                        err = np.where(both_nan, 0.0, np.abs(xn - yn) / (1.0 + np.abs(xn)))
-                        e = float(err.max()) if err.size else 0.0
-                        worst = max(worst, e if not math.isnan(e) else math.inf)
-                        _require(e <= 1e-9, f"{what} leaf {path} differs by {e:.3g} "
-                                 f"(relative) between numpy and torch at step {k} ({lbl})")
+                    worst = max(worst, _backend_gap(what, a, c, k, lbl))
         return f"max relative difference {worst:.2g} over {compared} steps"
 
-    def descent() -> str | None:
+    def descent(self) -> str | None:
         notes = []
-        for b in use:
-            q = problem(b, "float64", _trees(b, "float64", examples)[-1][1])
-            traj = run(q, steps)
+        for b in self.use:
+            q = self.problem(b, "float64", _trees(b, "float64", self.examples)[-1][1])
+            traj = self.run(q, self.steps)
             f0 = _float(q.loss(traj[0][0]))
             fs = [_float(q.loss(p)) for p, _ in traj]
             _require(all(math.isfinite(f) for f in fs), f"the loss became non-finite ({b})")
-            _require(fs[-1] < f0, f"loss {fs[-1]:.6g} after {steps} steps is not below the "
+            _require(fs[-1] < f0, f"loss {fs[-1]:.6g} after {self.steps} steps is not below the "
                      f"start {f0:.6g} ({b}); is the learning rate small and the sign right?")
             notes.append(f"{b} {f0:.3g} -> {fs[-1]:.3g}")
         return "; ".join(notes)
 
-    def save_load() -> str | None:
+    def save_load(self) -> str | None:
         from fnopt.checkpoint import _collect_types, load, save
 
         with tempfile.TemporaryDirectory() as d:
-            for b, dt, lbl, tree in cases:
-                q = problem(b, dt, tree)
-                p, s = run(q, 2)[-1]
+            for b, dt, lbl, tree in self.cases:
+                q = self.problem(b, dt, tree)
+                p, s = self.run(q, 2)[-1]
                 path = os.path.join(d, f"{b}-{dt}.npz")
                 save(path, p, s, iteration=2)
                 types: dict[tuple[str, str], type] = {}
@@ -802,24 +818,44 @@ def check_optimizer(
                         _require(_describe(x) == _describe(y) and _same_bits(x, y),
                                  f"loaded {what} leaf {path_} differs: {_describe(x)} "
                                  f"vs {_describe(y)} ({b} {dt}, {lbl})")
-                a: Any = opt.step(ck.params, q.grad_fn, ck.state)
-                c: Any = opt.step(p, q.grad_fn, s)
+                a: Any = self.opt.step(ck.params, q.grad_fn, ck.state)
+                c: Any = self.opt.step(p, q.grad_fn, s)
                 la, lc = optree.tree_leaves(a), optree.tree_leaves(c)
                 _require(all(_same_bits(x, y) for x, y in zip(la, lc)),
                          f"the step after loading differs from the step before saving "
                          f"({b} {dt}, {lbl})")
         return None
 
-    record("state_conventions", state_conventions)
-    record("purity", purity)
-    record("structure_and_dtype", structure_and_dtype)
-    record("state_structure_stable", state_structure_stable)
-    record("deterministic", deterministic)
-    record("records_value", records_value)
-    record("backend_agreement", backend_agreement)
-    record("descent", descent)
-    record("save_load", save_load)
-    return ConformanceReport(label, tuple(results[p] for p in PROPERTIES))
+
+
+def _backend_gap(what: str, a: Any, c: Any, k: int, lbl: str) -> float:
+    """The largest relative difference between the NumPy tree ``a`` and the torch tree
+    ``c`` (``inf`` for NaN) after step ``k`` of the example ``lbl``; a ``_Fail`` when they
+    differ in structure, kind, a number, or by more than 1e-9."""
+    worst = 0.0
+    la, sa = optree.tree_flatten(a)
+    lc, sc = optree.tree_flatten(c)
+    _require(sa == sc, f"{what} structures differ between backends ({lbl})")
+    for path, x, y in zip(_leaf_names(a), la, lc):
+        if not (_is_arr(x) or _is_arr(y)):
+            close = (
+                isinstance(x, float) and isinstance(y, float)
+                and (math.isclose(x, y, rel_tol=1e-9, abs_tol=1e-12)
+                     or (math.isnan(x) and math.isnan(y)))
+            )
+            _require(close or _same_bits(x, y),
+                     f"{what} leaf {path} is {x!r} on numpy, {y!r} on torch (step {k}, {lbl})")
+            continue
+        _require(_is_arr(x) and _is_arr(y),
+                 f"{what} leaf {path} is an array on one backend only (step {k}, {lbl})")
+        xn, yn = _to_np(x), _to_np(y)
+        both_nan = np.isnan(xn) & np.isnan(yn)
+        err = np.where(both_nan, 0.0, np.abs(xn - yn) / (1.0 + np.abs(xn)))
+        e = float(err.max()) if err.size else 0.0
+        worst = max(worst, e if not math.isnan(e) else math.inf)
+        _require(e <= 1e-9, f"{what} leaf {path} differs by {e:.3g} "
+                 f"(relative) between numpy and torch at step {k} ({lbl})")
+    return worst
 
 
 def _named_leaves(tree: Any, path: str = "") -> dict[str, tuple[Any, ...]]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 from typing import Any
 
-import numpy as np
 import optree
 
 from fnopt import backend as _backend
@@ -48,10 +47,11 @@ def check_state(state: Any, template: Any, where: str = "") -> None:
             fail(f"expected a dict with keys {sorted(map(str, template))}")
         for key in template:
             check_state(state[key], template[key], f"{where}[{key!r}]")
-    elif isinstance(template, (np.ndarray, np.generic)) or _backend.is_tensor(template):
-        if not (isinstance(state, (np.ndarray, np.generic)) or _backend.is_tensor(state)):
+    elif _backend.of_leaf(template) is not None:
+        kind = _backend.of_leaf(state)
+        if kind is None:
             fail(f"expected an array, got {type(state).__name__}")
-        if _backend.is_tensor(state) != _backend.is_tensor(template):
+        if kind is not _backend.of_leaf(template):
             fail("holds an array of the other backend than the params")
         if tuple(state.shape) != tuple(template.shape):
             fail(f"shape {tuple(state.shape)} does not match {tuple(template.shape)}")

@@ -1,6 +1,48 @@
 """The driver: :func:`fixed_point` checks its arguments, builds a runner
 (:mod:`fnopt.loop.runners`), and runs the while loop — evaluate, accept, check, step —
-with checkpoints, callbacks and data as hooks (:mod:`fnopt.loop.hooks`)."""
+with checkpoints, callbacks and data as hooks (:mod:`fnopt.loop.hooks`).
+
+The sections below are the reference for :func:`fixed_point`'s options.
+
+**Loop-owned buffers.** With a first-order optimizer (a :class:`fnopt.Descent`: every
+alias and chain), no ``callback`` and ``differentiable=False``, the loop copies
+``params`` (and a given ``state``) once and runs every update into its own buffers
+(``opt.apply(..., out=...)``): two params buffers in turn, so the previous iterate
+survives one step, and the optimizer state in place. The numbers are those of the
+pure steps. One difference: after a ``non_finite`` stop, ``Result.state`` is the
+state after the last update (the loop keeps one copy of the state), where the pure
+path returns the state paired with the returned params. The gradient norm is
+computed only when a criterion (:func:`fnopt.stop.grad_norm_below`), a callback or
+``record=True`` reads it, and for the Result's final iterate.
+
+**Data and epochs.** With ``data``, each batch (a tuple/list is unpacked) is passed to
+``grad_fn`` after the params, one batch per step: ``N`` batches make ``N`` updates, as
+a torch epoch does. The run then stops with ``data_exhausted`` at the params after the
+last update; ``Result.value`` is then the last batch's loss (evaluated before its
+update). ``fnopt.epochs(loader, n)`` (or ``epochs=n``) makes ``n`` passes and tells the
+loop the epoch (``Info.epoch``, checkpoints, ``on_epoch``).
+
+**Differentiating through the loop** (``differentiable=True``, torch only). The loop
+keeps the autograd graph through every step, so ``Result.params`` can be
+differentiated (unrolled, reverse mode) with respect to anything the steps used
+(hyperparameters given as tensors with ``requires_grad=True``, the data, the start
+point). ``grad_fn`` must keep its graph too, e.g.
+``fnopt.grad.torch_autograd(loss_fn, create_graph=True)``. Memory grows with the
+number of iterations; :func:`fnopt.implicit.fixed_point` is the constant-memory
+alternative at a converged solution.
+
+**Checkpoints and resuming.** With ``checkpoint_every``, the iterate (params, state,
+iteration) is saved to ``checkpoint_path`` with :func:`fnopt.save` at every iteration
+that is a multiple of it; the final iterate is saved too, whatever the reason the run
+stops (error and Ctrl-C included). Writes are atomic. ``checkpoint_path`` given alone
+saves only the final iterate. Params and state that cannot be saved fail at the start
+of the run (:func:`fnopt.checkpoint.check_saveable`), not at the first save. To
+resume, ``ck = fnopt.load(path)`` and pass ``ck.params, grad_fn, ck.state,
+start_iteration=ck.iteration``: the trajectory continues bitwise identically to an
+uninterrupted run (criteria that look back, such as ``param_change_below``, start
+afresh; with ``data``, pass the batches from number ``ck.iteration`` on: one batch per
+iteration).
+"""
 
 from __future__ import annotations
 
@@ -72,72 +114,45 @@ def fixed_point(
     ``non_finite`` when the loss at an iterate is NaN/inf, keeping the last iterate with
     a finite loss (a non-finite *gradient* alone does not stop it: a transform such as
     :func:`fnopt.apply_if_finite` may skip the step and go on). Ctrl-C returns the last
-    completed iterate with reason ``interrupted``.
-
-    Loop-owned buffers: with a first-order optimizer (a :class:`fnopt.Descent`: every
-    alias and chain), no ``callback`` and ``differentiable=False``, the loop copies
-    ``params`` (and a given ``state``) once and runs every update into its own buffers
-    (``opt.apply(..., out=...)``): two params buffers in turn, so the previous iterate
-    survives one step, and the optimizer state in place. The numbers are those of the
-    pure steps. One difference: after a ``non_finite`` stop, ``Result.state`` is the
-    state after the last update (the loop keeps one copy of the state), where the pure
-    path returns the state paired with the returned params. The gradient norm is
-    computed only when a criterion (:func:`fnopt.stop.grad_norm_below`), a callback or
-    ``record=True`` reads it, and for the Result's final iterate.
+    completed iterate with reason ``interrupted``. A first-order optimizer updates
+    buffers the loop owns; :mod:`fnopt.loop.driver` documents that, data and epochs,
+    differentiating through the loop, and checkpoints and resuming.
 
     Args:
       opt_or_step: an optimizer (:class:`fnopt.Optimizer`, a first-order alias or any
-        :class:`fnopt.Transform`, which is lifted with :func:`fnopt.descent`), or a bare
+        :class:`fnopt.Transform`, lifted with :func:`fnopt.descent`), or a bare
         ``step(params, grad_fn, state, *batch)`` whose state records ``value`` and
         ``grad_norm`` at its input.
       params: the starting point (a pytree of float32/float64 arrays or tensors). Torch
         tensors that require grad are detached: without ``differentiable`` the loop
         records no autograd graph, and the Result's tensors do not require grad.
       grad_fn: ``grad_fn(params, *batch) -> (value, grads)``.
-      state: the optimizer state to start from (default ``opt.init(params)``;
-        required with a bare step function). With an optimizer it is checked against
-        ``opt.init(params)``: a state of another optimizer or for other params is a
-        ``ValueError``.
+      state: the state to start from (default ``opt.init(params)``; required with a
+        bare step function), checked against ``opt.init(params)`` (``ValueError``).
       stop: a criterion from :mod:`fnopt.stop`, e.g.
         ``stop.loss_below(1e-3) | stop.max_iters(10_000)``.
-      data: an iterable of batches; each batch (a tuple/list is unpacked) is passed to
-        ``grad_fn`` after the params, one batch per step: ``N`` batches make ``N``
-        updates, as a torch epoch does. The run then stops with ``data_exhausted`` at
-        the params after the last update; ``Result.value`` is then the last batch's
-        loss (evaluated before its update). ``fnopt.epochs(loader, n)`` makes ``n``
-        passes and tells the loop the epoch (``Info.epoch``, checkpoints).
+      data: an iterable of batches, one per step, passed to ``grad_fn`` after the
+        params; the run stops with ``data_exhausted`` after the last update.
       epochs: shorthand for ``data=fnopt.epochs(data, epochs)``: ``epochs`` passes over
         a re-iterable ``data`` (a ``DataLoader`` reshuffles each pass).
-      callback: called with an :class:`fnopt.stop.Info` at every iterate; returning a
-        truthy value stops the run with reason ``callback``. An exception it raises
-        is re-raised as :class:`OptimizationError` whose ``result`` is that iterate.
+      callback: called with an :class:`fnopt.stop.Info` at every iterate; a truthy
+        return stops the run with reason ``callback``; an exception it raises is
+        re-raised as :class:`OptimizationError` whose ``result`` is that iterate.
       record: keep the per-iteration loss and gradient norm in ``Result.history``.
       on_failure: ``"return"`` (default) returns the Result of a failed run;
         ``"raise"`` raises :class:`OptimizationError` carrying it.
-      differentiable: torch only. Keep the autograd graph through every step, so
-        ``Result.params`` can be differentiated (unrolled, reverse mode) with respect
-        to anything the steps used (hyperparameters given as tensors with
-        ``requires_grad=True``, the data, the start point). ``grad_fn`` must keep its
-        graph too, e.g. ``fnopt.grad.torch_autograd(loss_fn, create_graph=True)``.
-        Memory grows with the number of iterations; :func:`fnopt.implicit.fixed_point`
-        is the constant-memory alternative at a converged solution.
-      checkpoint_every: save the iterate (params, state, iteration) to
-        ``checkpoint_path`` with :func:`fnopt.save` at every iteration that is a
-        multiple of this; the final iterate is saved too, whatever the reason the run
-        stops (error and Ctrl-C included). Writes are atomic.
-      checkpoint_path: the checkpoint file; given alone, only the final iterate is
-        saved. Params and state that cannot be saved fail at the start of the run
-        (:func:`fnopt.checkpoint.check_saveable`), not at the first save.
+      differentiable: torch only: keep the autograd graph through every step, so
+        ``Result.params`` can be differentiated (``grad_fn`` must keep its graph too).
+      checkpoint_every: save the iterate to ``checkpoint_path`` at every iteration that
+        is a multiple of this, and the final iterate whatever the reason the run stops.
+      checkpoint_path: the checkpoint file; given alone, only the final iterate is saved.
       on_epoch: called with the :class:`fnopt.stop.Info` of the params at the end of
         each epoch (when ``Info.epoch`` changes, and once more after the last batch),
         e.g. to evaluate on a validation set; ``info.params`` is a copy the hook may
         keep. A truthy return stops the run with reason ``callback``.
       start_iteration: the iteration number of ``params`` (``max_iters`` and
-        ``checkpoint_every`` count from it). To resume, ``ck = fnopt.load(path)`` and
-        pass ``ck.params, grad_fn, ck.state, start_iteration=ck.iteration``: the
-        trajectory continues bitwise identically to an uninterrupted run (criteria that
-        look back, such as ``param_change_below``, start afresh; with ``data``, pass the
-        batches from number ``ck.iteration`` on: one batch per iteration).
+        ``checkpoint_every`` count from it); resume from ``ck = fnopt.load(path)`` with
+        ``start_iteration=ck.iteration``.
 
     Returns:
       A :class:`Result`.
@@ -150,18 +165,21 @@ def fixed_point(
     (5771, <Reason.LOSS_BELOW: 'loss_below'>, array([0.9684, 0.9377]))
     """
     if epochs is not None:
-        from fnopt.data import epochs as _epochs
+        data = _epochs_of(data, epochs)
+    return _Run(opt_or_step, params, grad_fn, state, stop=stop, data=data, callback=callback,
+                on_epoch=on_epoch, record=record, on_failure=on_failure,
+                differentiable=differentiable, checkpoint_every=checkpoint_every,
+                checkpoint_path=checkpoint_path, start_iteration=start_iteration).drive()
 
-        check_int("epochs", epochs, 1)
-        if data is None:
-            raise ValueError("epochs: needs data (a re-iterable loader) to pass over")
-        data = _epochs(data, epochs)
-    run = _Run(opt_or_step, params, grad_fn, state, stop=stop, data=data, callback=callback,
-               on_epoch=on_epoch,
-               record=record, on_failure=on_failure, differentiable=differentiable,
-               checkpoint_every=checkpoint_every, checkpoint_path=checkpoint_path,
-               start_iteration=start_iteration)
-    return run.drive()
+
+def _epochs_of(data: Iterable[Any] | None, epochs: int) -> Iterable[Any]:
+    """``epochs`` passes over ``data`` (``fixed_point(..., epochs=)``)."""
+    from fnopt.data import epochs as _epochs
+
+    check_int("epochs", epochs, 1)
+    if data is None:
+        raise ValueError("epochs: needs data (a re-iterable loader) to pass over")
+    return _epochs(data, epochs)
 
 
 def _float_detached(x: Any) -> float:

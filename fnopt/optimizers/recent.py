@@ -25,6 +25,7 @@ import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+import attrs
 import optree
 
 from fnopt import transforms as _t
@@ -936,29 +937,64 @@ def scale_by_prodigy(
         check_unit_interval("beta3", beta3)
     check_positive("d_coef", d_coef)
     b3 = math.sqrt(b2) if beta3 is None else beta3
+    t = _Prodigy(learning_rate, b1, b2, b3, eps, weight_decay, decouple, use_bias_correction,
+                 safeguard_warmup, d0, d_coef, growth_rate)
+    # one step size estimated from sums over the whole tree (fnopt.batched reads this)
+    return Transform(t.init, t.update, name="scale_by_prodigy", hyperparams={"whole_tree": True})
 
-    def init(params: Params) -> ScaleByProdigyState:
-        z = tree.zeros_like
-        return ScaleByProdigyState(0, 0, d0, d0, 0.0, _lr_at(learning_rate, 0),
-                                   z(params) if b1 > 0 else None, z(params), z(params),
+
+def _step_size(d: float, lr: Any, k: int, b1: float, b2: float, bias_correction: bool) -> Any:
+    """:math:`\\gamma_t = d_t \\eta\\,b_t` of Prodigy and D-Adaptation, :math:`b_t` Adam's
+    bias correction when ``bias_correction`` (else 1)."""
+    bc = math.sqrt(1 - b2 ** (k + 1)) / (1 - b1 ** (k + 1)) if bias_correction else 1.0
+    return d * lr * bc
+
+
+def _skip_at_zero_rate(updates: Updates, state: Any, lr: Any) -> tuple[Any, Any]:
+    """The step of a schedule at 0: the references neither accumulate nor move."""
+    return tree.zeros_like(updates), state._replace(count=state.count + 1, learning_rate=lr)
+
+
+@attrs.frozen
+class _Prodigy:
+    """The ``init`` and ``update`` of :func:`scale_by_prodigy` (its checked arguments;
+    ``b3`` resolved)."""
+
+    learning_rate: ScalarOrSchedule
+    b1: float
+    b2: float
+    b3: float
+    eps: float
+    weight_decay: float
+    decouple: bool
+    use_bias_correction: bool
+    safeguard_warmup: bool
+    d0: float
+    d_coef: float
+    growth_rate: float
+
+    def init(self, params: Params) -> ScaleByProdigyState:
+        z, d0 = tree.zeros_like, self.d0
+        return ScaleByProdigyState(0, 0, d0, d0, 0.0, _lr_at(self.learning_rate, 0),
+                                   z(params) if self.b1 > 0 else None, z(params), z(params),
                                    tree.clone(params))
 
-    def update(updates: Updates, state: State, params: Params | None = None) -> Any:
+    def update(self, updates: Updates, state: State, params: Params | None = None) -> Any:
+        b1, b2, b3, d0, wd = self.b1, self.b2, self.b3, self.d0, self.weight_decay
         g, spec, be = _flat(updates)
         p = spec.flatten_up_to(_need(params, "scale_by_prodigy"))
         fl = spec.flatten_up_to
-        k, d, lr = state.k, state.d, _lr_at(learning_rate, state.count)
-        if lr == 0:  # a schedule at 0: the reference neither accumulates nor moves
-            return tree.zeros_like(updates), state._replace(
-                count=state.count + 1, learning_rate=lr)
-        bc = math.sqrt(1 - b2 ** (k + 1)) / (1 - b1 ** (k + 1)) if use_bias_correction else 1.0
-        dlr = d * lr * bc
-        if weight_decay and not decouple:
-            g = be.axpy(weight_decay, p, g)
+        k, d, lr = state.k, state.d, _lr_at(self.learning_rate, state.count)
+        if lr == 0:
+            return _skip_at_zero_rate(updates, state, lr)
+        dlr = _step_size(d, lr, k, b1, b2, self.use_bias_correction)
+        if wd and not self.decouple:
+            g = be.axpy(wd, p, g)
         delta = (d / d0) * dlr * be.to_float(be.vdot(g, be.sub(fl(state.p0), p)))
         mu = be.axpy(d * (1 - b1), g, be.scale(fl(state.mu), b1)) if b1 > 0 else None
         nu = be.addcmul(be.scale(fl(state.nu), b2), g, g, d * d * (1 - b2))
-        s = be.axpy((d / d0) * (d if safeguard_warmup else dlr), g, be.scale(fl(state.s), b3))
+        s_rate = (d / d0) * (d if self.safeguard_warmup else dlr)
+        s = be.axpy(s_rate, g, be.scale(fl(state.s), b3))
         d_denom = be.to_float(be.vdot(s, be.sign(s)))  # the l1 norm of s
         u = spec.unflatten
         if d_denom == 0:  # no gradient at all: the reference returns before moving
@@ -966,21 +1002,22 @@ def scale_by_prodigy(
                 count=state.count + 1, learning_rate=lr, mu=None if mu is None else u(mu),
                 nu=u(nu), s=u(s))
         numerator = b3 * state.d_numerator + delta
-        d_hat = d_coef * numerator / d_denom
-        d_new = max(d, d_hat) if d == d0 else d
-        d_max = max(state.d_max, d_hat)
-        d_new = min(d_max, d_new * growth_rate)
-        denom = be.add_scalar(be.sqrt(nu), d_new * eps)
+        d_new, d_max = self.estimate(d, state.d_max, self.d_coef * numerator / d_denom)
+        denom = be.add_scalar(be.sqrt(nu), d_new * self.eps)
         out = be.scale(be.div(mu, denom), -dlr) if mu is not None else be.scale(
             be.div(g, denom), -dlr * d_new)
-        if weight_decay and decouple:
-            out = be.axpy(-weight_decay * dlr, p, out)
+        if wd and self.decouple:
+            out = be.axpy(-wd * dlr, p, out)
         return u(out), ScaleByProdigyState(
             state.count + 1, k + 1, d_new, d_max, numerator, lr,
             None if mu is None else u(mu), u(nu), u(s), state.p0)
 
-    # one step size estimated from sums over the whole tree (fnopt.batched reads this)
-    return Transform(init, update, name="scale_by_prodigy", hyperparams={"whole_tree": True})
+    def estimate(self, d: float, d_max: float, d_hat: float) -> tuple[float, float]:
+        """The next estimate :math:`d_{t+1}` (growth-limited) and the running maximum of
+        :math:`\\hat d = c\\,r_t / \\|s_t\\|_1`."""
+        d_new = max(d, d_hat) if d == self.d0 else d
+        d_max = max(d_max, d_hat)
+        return min(d_max, d_new * self.growth_rate), d_max
 
 
 @torch_spellings()
@@ -1105,25 +1142,45 @@ def scale_by_dadapt_adam(
     """
     _check_dadapt_common(learning_rate, b1, b2, eps, weight_decay, d0, growth_rate,
                          decouple=decouple, use_bias_correction=use_bias_correction)
-    sb2 = b2**0.5
+    t = _DadaptAdam(learning_rate, b1, b2, eps, weight_decay, decouple, use_bias_correction,
+                    d0, growth_rate)
+    # one step size estimated from sums over the whole tree (fnopt.batched reads this)
+    return Transform(t.init, t.update, name="scale_by_dadapt_adam",
+                     hyperparams={"whole_tree": True})
 
-    def init(params: Params) -> ScaleByDadaptAdamState:
+
+@attrs.frozen
+class _DadaptAdam:
+    """The ``init`` and ``update`` of :func:`scale_by_dadapt_adam` (its checked
+    arguments)."""
+
+    learning_rate: ScalarOrSchedule
+    b1: float
+    b2: float
+    eps: float
+    weight_decay: float
+    decouple: bool
+    use_bias_correction: bool
+    d0: float
+    growth_rate: float
+
+    def init(self, params: Params) -> ScaleByDadaptAdamState:
         z = tree.zeros_like
-        return ScaleByDadaptAdamState(0, 0, d0, 0.0, _lr_at(learning_rate, 0), z(params),
-                                      z(params), z(params))
+        return ScaleByDadaptAdamState(0, 0, self.d0, 0.0, _lr_at(self.learning_rate, 0),
+                                      z(params), z(params), z(params))
 
-    def update(updates: Updates, state: State, params: Params | None = None) -> Any:
+    def update(self, updates: Updates, state: State, params: Params | None = None) -> Any:
+        b1, b2, eps, wd = self.b1, self.b2, self.eps, self.weight_decay
+        sb2 = b2**0.5
         g, spec, be = _flat(updates)
         p = spec.flatten_up_to(_need(params, "scale_by_dadapt_adam"))
         fl = spec.flatten_up_to
-        k, d, lr = state.k, state.d, _lr_at(learning_rate, state.count)
-        if lr == 0:  # a schedule at 0: the reference neither accumulates nor moves
-            return tree.zeros_like(updates), state._replace(
-                count=state.count + 1, learning_rate=lr)
-        bc = math.sqrt(1 - b2 ** (k + 1)) / (1 - b1 ** (k + 1)) if use_bias_correction else 1.0
-        dlr = d * lr * bc
-        if weight_decay and not decouple:
-            g = be.axpy(weight_decay, p, g)
+        k, d, lr = state.k, state.d, _lr_at(self.learning_rate, state.count)
+        if lr == 0:
+            return _skip_at_zero_rate(updates, state, lr)
+        dlr = _step_size(d, lr, k, b1, b2, self.use_bias_correction)
+        if wd and not self.decouple:
+            g = be.axpy(wd, p, g)
         nu_old, s_old = fl(state.nu), fl(state.s)
         acc = dlr * be.to_float(be.vdot(g, be.div(s_old, be.add_scalar(be.sqrt(nu_old), eps))))
         mu = be.axpy(dlr * (1 - b1), g, be.scale(fl(state.mu), b1))
@@ -1135,15 +1192,12 @@ def scale_by_dadapt_adam(
             return u(be.zeros_like(g)), state._replace(
                 count=state.count + 1, learning_rate=lr, mu=u(mu), nu=u(nu), s=u(s))
         numerator = sb2 * state.numerator_weighted + (1 - sb2) * acc
-        d_new = max(d, min(numerator / ((1 - sb2) * sk_l1), d * growth_rate))
+        d_new = max(d, min(numerator / ((1 - sb2) * sk_l1), d * self.growth_rate))
         out = be.scale(be.div(mu, be.add_scalar(be.sqrt(nu), eps)), -1.0)
-        if weight_decay and decouple:
-            out = be.axpy(-weight_decay * dlr, p, out)
+        if wd and self.decouple:
+            out = be.axpy(-wd * dlr, p, out)
         return u(out), ScaleByDadaptAdamState(
             state.count + 1, k + 1, d_new, numerator, lr, u(mu), u(nu), u(s))
-
-    # one step size estimated from sums over the whole tree (fnopt.batched reads this)
-    return Transform(init, update, name="scale_by_dadapt_adam", hyperparams={"whole_tree": True})
 
 
 @torch_spellings()
