@@ -103,15 +103,17 @@ _MOVED: dict[tuple[str, str], tuple[str, str]] = {
     ("fnopt.optimizers", "_DecayState"): ("fnopt.optimizers.first_order", "_DecayState"),
 }
 
-#: Modules that became packages or moved into one (0.3): a class saved under the old
-#: module is looked up as an attribute of the new one and must be defined in it or in
-#: one of its submodules (``fnopt.transform.ScaleByAdamState`` is now
+#: Modules that became packages, moved into one or were split (0.3): a class saved
+#: under the old module is looked up as an attribute of the new ones and must be defined
+#: in one of them or their submodules (``fnopt.transform.ScaleByAdamState`` is now
 #: ``fnopt.transforms.adaptive.ScaleByAdamState``).
-_MOVED_MODULES: dict[str, str] = {
-    "fnopt.transform": "fnopt.transforms",
-    "fnopt.transforms_extra": "fnopt.transforms.extra",
-    "fnopt.plateau": "fnopt.transforms.plateau",
-    "fnopt.projections": "fnopt.transforms.projections",
+_MOVED_MODULES: dict[str, tuple[str, ...]] = {
+    "fnopt.transform": ("fnopt.transforms",),
+    "fnopt.transforms_extra": ("fnopt.transforms.extra",),
+    "fnopt.plateau": ("fnopt.transforms.plateau",),
+    "fnopt.projections": ("fnopt.transforms.projections",),
+    "fnopt.linesearch": ("fnopt.optimizers.linesearch",),
+    "fnopt.second_order": ("fnopt.optimizers.quasi_newton", "fnopt.optimizers.newton"),
 }
 
 PathLike = str | os.PathLike[str]
@@ -452,8 +454,7 @@ class _Decoder:
             full = f"{full} (now {key[0]}.{key[1]})"
             cls = self.types.get(key)
         if cls is None and key[0] in _MOVED_MODULES:
-            cls = self.import_fnopt_class(_MOVED_MODULES[key[0]], key[1], full, where,
-                                          within=True)
+            cls = self.import_moved_class(key, full, where)
         if cls is None:
             cls = self.import_fnopt_class(*key, full, where)
         if not isinstance(cls, type):
@@ -472,6 +473,15 @@ class _Decoder:
                 f"{_show(n['fields'], 200)}; it was saved by a different version of that class"
             )
         return cls
+
+    def import_moved_class(self, key: tuple[str, str], full: str, where: str) -> type:
+        """The class saved as ``key`` from a module listed in ``_MOVED_MODULES``."""
+        homes = _MOVED_MODULES[key[0]]
+        for home in homes[:-1]:
+            module = importlib.import_module(home)
+            if hasattr(module, key[1].split(".")[0]):
+                return self.import_fnopt_class(home, key[1], full, where, within=True)
+        return self.import_fnopt_class(homes[-1], key[1], full, where, within=True)
 
     def import_fnopt_class(
         self, module: str, name: str, full: str, where: str, *, within: bool = False

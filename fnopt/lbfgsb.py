@@ -53,8 +53,8 @@ from fnopt._base import (
     check_loss,
     check_params,
 )
-from fnopt.linesearch import Backtracking, LineSearch, StrongWolfe, strong_wolfe
 from fnopt.loop import StepFailed
+from fnopt.optimizers.linesearch import Backtracking, LineSearch, StrongWolfe, strong_wolfe
 from fnopt.stop import Reason
 from fnopt.transforms.projections import Projection, _flat_box, box
 

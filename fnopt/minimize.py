@@ -62,9 +62,10 @@ from fnopt import stop as _stop
 from fnopt import tree
 from fnopt._base import Optimizer, Params, check_callable
 from fnopt.lbfgsb import lbfgsb
-from fnopt.linesearch import strong_wolfe
 from fnopt.loop import OptimizationError, Result, fixed_point
-from fnopt.second_order import bfgs, newton_cg, nonlinear_cg
+from fnopt.optimizers.linesearch import strong_wolfe
+from fnopt.optimizers.newton import newton_cg
+from fnopt.optimizers.quasi_newton import bfgs, nonlinear_cg
 from fnopt.transforms.projections import Projection, box
 
 __all__ = ["minimize", "OptimizeResult"]
