@@ -15,7 +15,6 @@ from __future__ import annotations
 import math
 from typing import Any, NamedTuple
 
-from fnopt import backend as _backend
 from fnopt import tree
 from fnopt._base import (
     FOREIGN_OPTIMIZER_HINTS,
@@ -44,7 +43,7 @@ __all__ = [
     "NewtonState",
 ]
 
-from fnopt.optimizers.quasi_newton import HessianFn, HvpFn, _f
+from fnopt.optimizers.quasi_newton import HessianFn, HvpFn, _f, _flat_direction_inputs
 
 # -- Newton --------------------------------------------------------------------------------
 
@@ -58,6 +57,11 @@ class NewtonState(NamedTuple):
     count: int  # type: ignore[assignment]
     n_hess: int
     shift: float
+
+
+def _newton_init(params: Params) -> NewtonState:
+    del params
+    return NewtonState(0, 0, 0.0)
 
 
 def scale_by_newton(hessian: HessianFn, *, min_shift: float = 1e-3) -> Transform:
@@ -76,18 +80,10 @@ def scale_by_newton(hessian: HessianFn, *, min_shift: float = 1e-3) -> Transform
     """
     check_callable(hessian, "hessian")
 
-    def init(params: Params) -> NewtonState:
-        del params
-        return NewtonState(0, 0, 0.0)
-
     def update(
         grads: Updates, state: State, params: Params | None = None
     ) -> tuple[Updates, State]:
-        if params is None:
-            raise ValueError("scale_by_newton: update needs params")
-        leaves = tree.leaves(params)
-        be = _backend.of_leaves(leaves)
-        g = be.ravel(tree.leaves(grads))
+        leaves, be, g = _flat_direction_inputs("scale_by_newton", grads, params)
         h = check_hessian(hessian(params), params, what="hessian")  # (n, n), params dtype
         d = be.cholesky_solve(h, -g)
         tau = 0.0
@@ -107,7 +103,7 @@ def scale_by_newton(hessian: HessianFn, *, min_shift: float = 1e-3) -> Transform
         out = tree.structure(params).unflatten(be.unravel(d, leaves))
         return out, NewtonState(state.count + 1, state.n_hess + 1, tau)
 
-    return Transform(init, update)
+    return Transform(_newton_init, update)
 
 
 _NEWTON_HINTS = {
@@ -179,10 +175,6 @@ def scale_by_newton_cg(
     if max_cg_iters is not None:
         check_int("max_cg_iters", max_cg_iters, 1)
 
-    def init(params: Params) -> NewtonState:
-        del params
-        return NewtonState(0, 0, 0.0)
-
     def update(
         grads: Updates, state: State, params: Params | None = None
     ) -> tuple[Updates, State]:
@@ -216,7 +208,7 @@ def scale_by_newton_cg(
             rr = rr_new
         return z, NewtonState(state.count + 1, n_hess, float(j + 1))
 
-    return Transform(init, update)
+    return Transform(_newton_init, update)
 
 
 def newton_cg(

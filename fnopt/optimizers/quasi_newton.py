@@ -66,6 +66,18 @@ def _curvature_ok(sy: float, ss: float, yy: float) -> bool:
     return sy > 1e-10 * math.sqrt(ss * yy) and math.isfinite(sy)
 
 
+def _flat_direction_inputs(
+    name: str, grads: Updates, params: Params | None
+) -> tuple[list[Any], Any, Any]:
+    """The leaves of ``params``, their backend and the gradient as one flat vector: what
+    a direction transform works on (it needs ``params``)."""
+    if params is None:
+        raise ValueError(f"{name}: update needs params")
+    leaves = tree.leaves(params)
+    be = _backend.of_leaves(leaves)
+    return leaves, be, be.ravel(tree.leaves(grads))
+
+
 # -- L-BFGS -----------------------------------------------------------------------------
 
 _LBFGS_ALIASES = {"history_size": "memory", "memory_size": "memory", "maxcor": "memory"}
@@ -145,13 +157,9 @@ def scale_by_lbfgs(memory: int = 10) -> Transform:
     def update(
         grads: Updates, state: State, params: Params | None = None
     ) -> tuple[Updates, State]:
-        if params is None:
-            raise ValueError("scale_by_lbfgs: update needs params")
         # The pairs are kept as flat vectors (one array per pair, all leaves
         # concatenated), so the two loops are a few vector operations each.
-        leaves = tree.leaves(params)
-        be = _backend.of_leaves(leaves)
-        g = be.ravel(tree.leaves(grads))
+        leaves, be, g = _flat_direction_inputs("scale_by_lbfgs", grads, params)
         x = be.ravel(leaves)
         ss, ys, rhos, gamma = state.s, state.y, state.rho, state.gamma
         n_pairs = state.n_pairs
@@ -300,11 +308,7 @@ def scale_by_bfgs(*, scale_init: bool = True) -> Transform:
     def update(
         grads: Updates, state: State, params: Params | None = None
     ) -> tuple[Updates, State]:
-        if params is None:
-            raise ValueError("scale_by_bfgs: update needs params")
-        leaves = tree.leaves(params)
-        be = _backend.of_leaves(leaves)
-        g = be.ravel(tree.leaves(grads))
+        leaves, be, g = _flat_direction_inputs("scale_by_bfgs", grads, params)
         h = state.inv_hessian
         n_pairs = state.n_pairs
         if state.count > 0:
