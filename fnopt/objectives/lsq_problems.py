@@ -19,6 +19,7 @@ optimization software", ACM TOMS 7 (1981) 17–41.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from typing import Any, Literal
@@ -27,8 +28,17 @@ import attrs
 import numpy as np
 
 from fnopt import backend as _backend
-from fnopt import problems as _problems
 from fnopt import residuals as _res
+from fnopt.objectives import problems as _problems
+from fnopt.objectives._objective import (
+    Objective,
+    Providers,
+    check_backend,
+    concat,
+    const,
+    gradient_provider,
+    xp_of,
+)
 
 __all__ = ["LeastSquaresProblem", "PROBLEMS", "by_name", "names"]
 
@@ -36,8 +46,9 @@ Array = Any
 
 
 @attrs.frozen(eq=False)
-class LeastSquaresProblem:
-    """A least-squares test problem.
+class LeastSquaresProblem(Objective):
+    """A least-squares test problem (an :class:`fnopt.objectives.Objective` whose loss
+    is :math:`\\sum_i r_i(x)^2`, reference form NumPy float64).
 
     Attributes:
       name: short name.
@@ -58,38 +69,60 @@ class LeastSquaresProblem:
     jacobian: Callable[[np.ndarray], np.ndarray]
     source: str = ""
 
+    @property
+    def loss(self) -> Callable[[Array], Array]:
+        """:math:`\\sum_i r_i(x)^2` on NumPy or torch."""
+        return functools.partial(_sum_of_squares, self.residuals)
+
+    @property
+    def backend(self) -> str:
+        """``"numpy"``: the reference form (the residuals take either backend)."""
+        return "numpy"
+
+    @property
+    def dtype(self) -> str:
+        """``"float64"``."""
+        return "float64"
+
+    @property
+    def init_params(self) -> Any:
+        """``x0`` as a fresh NumPy array."""
+        return self.start()
+
+    @property
+    def minimizers(self) -> tuple[Any, ...]:
+        """``()``: only the minimum value ``f_min`` is listed."""
+        return ()
+
+    @property
+    def min_value(self) -> float:
+        """``f_min``."""
+        return self.f_min
+
     def start(self, scale: float = 1.0, backend: Literal["numpy", "torch"] = "numpy") -> Any:
         """``scale * x0`` (MGH also use 10 x0 and 100 x0) as a fresh array or tensor."""
         return _backend.array(self.x0 * scale, backend, np.float64)
 
     def provider(self, backend: Literal["numpy", "torch"] = "numpy") -> Any:
         """A residual provider: the hand-written Jacobian (NumPy) or ``torch.func``."""
-        if backend == "torch":
+        if check_backend(backend) == "torch":
             return _res.residuals_torch(self.residuals)
         return _res.residuals_from_functions(self.residuals, self.jacobian)
 
-
-def _xp(x: Any) -> Any:
-    if _backend.is_tensor(x):
-        import torch
-
-        return torch
-    return np
+    def _derivatives(self, backend: str) -> Providers:
+        grad = functools.partial(_sum_of_squares_grad, self.residuals, self.jacobian)
+        return Providers(gradient_provider(backend, self.loss, grad), None, None)
 
 
-def _c(x: Any, a: Any) -> Any:
-    """A constant array on the backend (and dtype) of ``x``."""
-    if _backend.is_tensor(x):
-        import torch
-
-        return torch.as_tensor(np.asarray(a, dtype=np.float64), dtype=x.dtype, device=x.device)
-    return np.asarray(a, dtype=np.float64)
+def _sum_of_squares(residuals: Callable[[Array], Array], x: Array) -> Array:
+    r = residuals(x)
+    return (r * r).sum()
 
 
-def _cat(x: Any, parts: list[Any]) -> Any:
-    xp = _xp(x)
-    parts = [p.reshape(-1) if _backend.is_array(p) else _c(x, [p]) for p in parts]
-    return xp.concatenate(parts) if xp is np else xp.cat(parts)
+def _sum_of_squares_grad(residuals: Callable[[Array], Array],
+                         jacobian: Callable[[np.ndarray], np.ndarray], x: np.ndarray) -> Any:
+    return 2.0 * jacobian(x).T @ residuals(x)
+
 
 
 def _from_problem(name: str) -> LeastSquaresProblem:
@@ -102,8 +135,8 @@ def _from_problem(name: str) -> LeastSquaresProblem:
 
 def _powell_badly_scaled() -> LeastSquaresProblem:
     def r(x: Array) -> Array:
-        xp = _xp(x)
-        return _cat(x, [1e4 * x[0] * x[1] - 1.0, xp.exp(-x[0]) + xp.exp(-x[1]) - 1.0001])
+        xp = xp_of(x)
+        return concat(x, [1e4 * x[0] * x[1] - 1.0, xp.exp(-x[0]) + xp.exp(-x[1]) - 1.0001])
 
     def jac(x: np.ndarray) -> np.ndarray:
         return np.array([[1e4 * x[1], 1e4 * x[0]], [-np.exp(-x[0]), -np.exp(-x[1])]])
@@ -123,7 +156,7 @@ def _bard() -> LeastSquaresProblem:
     y = np.array(_BARD_Y)
 
     def r(x: Array) -> Array:
-        return _c(x, y) - (x[0] + _c(x, u) / (_c(x, v) * x[1] + _c(x, w) * x[2]))
+        return const(x, y) - (x[0] + const(x, u) / (const(x, v) * x[1] + const(x, w) * x[2]))
 
     def jac(x: np.ndarray) -> np.ndarray:
         den2 = (v * x[1] + w * x[2]) ** 2
@@ -142,8 +175,8 @@ def _gaussian() -> LeastSquaresProblem:
     y = np.array(_GAUSS_Y)
 
     def r(x: Array) -> Array:
-        d = _c(x, t) - x[2]
-        return x[0] * _xp(x).exp(-0.5 * x[1] * d * d) - _c(x, y)
+        d = const(x, t) - x[2]
+        return x[0] * xp_of(x).exp(-0.5 * x[1] * d * d) - const(x, y)
 
     def jac(x: np.ndarray) -> np.ndarray:
         d = t - x[2]
@@ -163,7 +196,7 @@ def _meyer() -> LeastSquaresProblem:
     y = np.array(_MEYER_Y)
 
     def r(x: Array) -> Array:
-        return x[0] * _xp(x).exp(x[1] / (_c(x, t) + x[2])) - _c(x, y)
+        return x[0] * xp_of(x).exp(x[1] / (const(x, t) + x[2])) - const(x, y)
 
     def jac(x: np.ndarray) -> np.ndarray:
         den = t + x[2]
@@ -179,8 +212,8 @@ def _gulf(m: int = 99) -> LeastSquaresProblem:
     y = 25.0 + (-50.0 * np.log(t)) ** (2.0 / 3.0)
 
     def r(x: Array) -> Array:
-        a = _xp(x).abs(_c(x, y) - x[1]) ** x[2]
-        return _xp(x).exp(-a / x[0]) - _c(x, t)
+        a = xp_of(x).abs(const(x, y) - x[1]) ** x[2]
+        return xp_of(x).exp(-a / x[0]) - const(x, t)
 
     def jac(x: np.ndarray) -> np.ndarray:
         d = y - x[1]
@@ -205,8 +238,8 @@ def _kowalik_osborne() -> LeastSquaresProblem:
     u, y = np.array(_KO_U), np.array(_KO_Y)
 
     def r(x: Array) -> Array:
-        uu = _c(x, u)
-        return _c(x, y) - x[0] * (uu * uu + uu * x[1]) / (uu * uu + uu * x[2] + x[3])
+        uu = const(x, u)
+        return const(x, y) - x[0] * (uu * uu + uu * x[1]) / (uu * uu + uu * x[2] + x[3])
 
     def jac(x: np.ndarray) -> np.ndarray:
         num, den = u * u + u * x[1], u * u + u * x[2] + x[3]
@@ -221,7 +254,7 @@ def _brown_dennis(m: int = 20) -> LeastSquaresProblem:
     t = np.arange(1.0, m + 1.0) / 5.0
 
     def r(x: Array) -> Array:
-        xp, tt = _xp(x), _c(x, t)
+        xp, tt = xp_of(x), const(x, t)
         a = x[0] + tt * x[1] - xp.exp(tt)
         b = x[2] + x[3] * xp.sin(tt) - xp.cos(tt)
         return a * a + b * b
@@ -245,8 +278,8 @@ def _osborne1() -> LeastSquaresProblem:
     y = np.array(_OS1_Y)
 
     def r(x: Array) -> Array:
-        xp, tt = _xp(x), _c(x, t)
-        return _c(x, y) - (x[0] + x[1] * xp.exp(-tt * x[3]) + x[2] * xp.exp(-tt * x[4]))
+        xp, tt = xp_of(x), const(x, t)
+        return const(x, y) - (x[0] + x[1] * xp.exp(-tt * x[3]) + x[2] * xp.exp(-tt * x[4]))
 
     def jac(x: np.ndarray) -> np.ndarray:
         e4, e5 = np.exp(-t * x[3]), np.exp(-t * x[4])
@@ -261,9 +294,9 @@ def _biggs_exp6(m: int = 13) -> LeastSquaresProblem:
     y = np.exp(-t) - 5.0 * np.exp(-10.0 * t) + 3.0 * np.exp(-4.0 * t)
 
     def r(x: Array) -> Array:
-        xp, tt = _xp(x), _c(x, t)
+        xp, tt = xp_of(x), const(x, t)
         return (x[2] * xp.exp(-tt * x[0]) - x[3] * xp.exp(-tt * x[1])
-                + x[5] * xp.exp(-tt * x[4]) - _c(x, y))
+                + x[5] * xp.exp(-tt * x[4]) - const(x, y))
 
     def jac(x: np.ndarray) -> np.ndarray:
         e1, e2, e5 = np.exp(-t * x[0]), np.exp(-t * x[1]), np.exp(-t * x[4])
@@ -286,11 +319,11 @@ def _osborne2() -> LeastSquaresProblem:
     y = np.array(_OS2_Y)
 
     def r(x: Array) -> Array:
-        xp, tt = _xp(x), _c(x, t)
+        xp, tt = xp_of(x), const(x, t)
         model = x[0] * xp.exp(-tt * x[4])
         for k in range(3):
             model = model + x[1 + k] * xp.exp(-((tt - x[8 + k]) ** 2) * x[5 + k])
-        return _c(x, y) - model
+        return const(x, y) - model
 
     def jac(x: np.ndarray) -> np.ndarray:
         j = np.zeros((65, 11))
@@ -316,9 +349,9 @@ def _watson(n: int = 6) -> LeastSquaresProblem:
     dtp[:, 1:] = powers[1:] * t[:, None] ** (powers[1:] - 1.0)
 
     def r(x: Array) -> Array:
-        s1 = _c(x, dtp) @ x
-        s2 = _c(x, tp) @ x
-        return _cat(x, [s1 - s2 * s2 - 1.0, x[0], x[1] - x[0] ** 2 - 1.0])
+        s1 = const(x, dtp) @ x
+        s2 = const(x, tp) @ x
+        return concat(x, [s1 - s2 * s2 - 1.0, x[0], x[1] - x[0] ** 2 - 1.0])
 
     def jac(x: np.ndarray) -> np.ndarray:
         s2 = tp @ x
@@ -336,7 +369,7 @@ def _penalty1(n: int = 4) -> LeastSquaresProblem:
     a = math.sqrt(1e-5)
 
     def r(x: Array) -> Array:
-        return _cat(x, [a * (x - 1.0), (x * x).sum() - 0.25])
+        return concat(x, [a * (x - 1.0), (x * x).sum() - 0.25])
 
     def jac(x: np.ndarray) -> np.ndarray:
         return np.vstack([a * np.eye(n), 2.0 * x[None, :]])
@@ -349,8 +382,8 @@ def _trigonometric(n: int = 10) -> LeastSquaresProblem:
     i = np.arange(1.0, n + 1.0)
 
     def r(x: Array) -> Array:
-        xp = _xp(x)
-        return n - xp.cos(x).sum() + _c(x, i) * (1.0 - xp.cos(x)) - xp.sin(x)
+        xp = xp_of(x)
+        return n - xp.cos(x).sum() + const(x, i) * (1.0 - xp.cos(x)) - xp.sin(x)
 
     def jac(x: np.ndarray) -> np.ndarray:
         return np.tile(np.sin(x), (n, 1)) + np.diag(i * np.sin(x) - np.cos(x))
@@ -362,7 +395,7 @@ def _trigonometric(n: int = 10) -> LeastSquaresProblem:
 def _brown_almost_linear(n: int = 10) -> LeastSquaresProblem:
     def r(x: Array) -> Array:
         head = x[:-1] + x.sum() - (n + 1.0)
-        return _cat(x, [head, _xp(x).prod(x) - 1.0])
+        return concat(x, [head, xp_of(x).prod(x) - 1.0])
 
     def jac(x: np.ndarray) -> np.ndarray:
         j = np.ones((n, n)) + np.eye(n)
@@ -377,7 +410,7 @@ def _linear_full_rank(n: int = 5, m: int = 10) -> LeastSquaresProblem:
     a = np.vstack([np.eye(n), np.zeros((m - n, n))]) - 2.0 / m
 
     def r(x: Array) -> Array:
-        return _c(x, a) @ x - 1.0
+        return const(x, a) @ x - 1.0
 
     return LeastSquaresProblem("linear_full_rank", m, n, np.ones(n), float(m - n), r,
                                lambda x: a.copy(), f"MGH 32 (n = {n}, m = {m})")

@@ -31,25 +31,28 @@ import attrs
 import numpy as np
 
 from fnopt import backend as _backend
-from fnopt import grad as _grad
+from fnopt.objectives import _rosenbrock as _rosen
+from fnopt.objectives._objective import (
+    Objective,
+    Providers,
+    const,
+    gradient_provider,
+    hessian_provider,
+    hvp_provider,
+    stack,
+    xp_of,
+)
 
 __all__ = ["Problem", "PROBLEMS", "by_name", "names"]
 
 Array = Any
 
 
-def _xp(x: Any) -> Any:
-    """The array module of ``x`` (NumPy or torch) for the loss formulas."""
-    if _backend.is_tensor(x):
-        import torch
-
-        return torch
-    return np
-
-
 @attrs.frozen(eq=False)
-class Problem:
-    """A test problem with known minimisers.
+class Problem(Objective):
+    """A test problem with known minimisers (an :class:`fnopt.objectives.Objective`
+    whose reference form is NumPy float64; :meth:`start` and the providers take any
+    backend).
 
     Attributes:
       name: short name, e.g. ``"rosenbrock"``.
@@ -78,38 +81,56 @@ class Problem:
     residuals: Callable[[Array], Array] | None = None  # sums of squares: r(x), any backend
     jacobian: Callable[[np.ndarray], np.ndarray] | None = None  # and its Jacobian (NumPy)
 
+    @property
+    def backend(self) -> str:
+        """``"numpy"``: the reference form (the loss itself takes either backend)."""
+        return "numpy"
+
+    @property
+    def dtype(self) -> str:
+        """``"float64"``."""
+        return "float64"
+
+    @property
+    def init_params(self) -> Any:
+        """The first standard start point, a fresh NumPy array."""
+        return self.start()
+
+    @property
+    def minimizers(self) -> tuple[Any, ...]:
+        """``minima``."""
+        return self.minima
+
+    @property
+    def min_value(self) -> float:
+        """``f_min``."""
+        return self.f_min
+
     def start(
         self, index: int = 0, backend: Literal["numpy", "torch"] = "numpy", dtype: str = "float64"
     ) -> Any:
         """Start point ``index`` as a fresh NumPy array or torch tensor."""
-        return _convert(self.starts[index], backend, dtype)
-
-    def distance(self, x: Any) -> float:
-        """Euclidean distance from ``x`` to the nearest known minimiser."""
-        xn = np.asarray(_backend.to_numpy(x), dtype=float)
-        return min(float(np.linalg.norm(xn - m)) for m in self.minima)
+        return _backend.array(self.starts[index], backend, dtype)
 
     def grad_fn(self, backend: Literal["numpy", "torch"] = "numpy") -> Any:
         """A gradient provider: hand-written on NumPy, ``torch.func`` on torch."""
-        if backend == "torch":
-            return _grad.torch_func(self.loss)
-        return _grad.from_functions(self.loss, self.grad)
+        return gradient_provider(backend, self.loss, self.grad)
 
     def hessian_fn(self, backend: Literal["numpy", "torch"] = "numpy") -> Any:
         """A Hessian provider: hand-written on NumPy, ``torch.func.hessian`` on torch."""
-        if backend == "torch":
-            return _grad.torch_hessian(self.loss)
-        return _grad.hessian_from_function(self.hessian)
+        return hessian_provider(backend, self.loss, self.hessian)
 
     def hvp_fn(self, backend: Literal["numpy", "torch"] = "numpy") -> Any:
         """Hessian-vector products: the hand-written Hessian times ``v`` on NumPy,
         ``torch.func.jvp`` of the gradient on torch."""
-        if backend == "torch":
-            return _grad.hvp_torch(self.loss)
-        return _grad.hvp_from_hessian(self.hessian_fn("numpy"))
+        return hvp_provider(backend, self.loss, self.hessian)
 
-
-_convert = _backend.array
+    def _derivatives(self, backend: str) -> Providers:
+        return Providers(
+            self.grad_fn(backend),  # type: ignore[arg-type]
+            self.hessian_fn(backend),  # type: ignore[arg-type]
+            self.hvp_fn(backend),  # type: ignore[arg-type]
+        )
 
 
 def _arr(*xs: Sequence[float] | np.ndarray) -> tuple[np.ndarray, ...]:
@@ -150,40 +171,31 @@ def _least_squares(
     )
 
 
-def _stack(x: Array, parts: list[Any]) -> Array:
-    xp = _xp(x)
-    if xp is np:
-        return np.array([np.asarray(p, dtype=x.dtype) for p in parts])
-    return xp.stack(
-        [p if _backend.is_tensor(p) else xp.tensor(p, dtype=x.dtype, device=x.device)
-         for p in parts]
-    )
-
-
 # -- the problems ------------------------------------------------------------------------
 
 
+def _quiet(fn: Callable[[Array], Array]) -> Callable[[Array], Array]:
+    """``fn`` with NumPy's overflow warnings silenced (far trial points give inf)."""
+
+    def quiet(x: Array) -> Array:
+        with np.errstate(over="ignore", invalid="ignore"):
+            return fn(x)
+
+    return quiet
+
+
 def _rosenbrock() -> Problem:
-    def r(x: Array) -> Array:
-        return _stack(x, [10.0 * (x[1] - x[0] ** 2), 1.0 - x[0]])
-
-    def jac(x: np.ndarray) -> np.ndarray:
-        return np.array([[-20.0 * x[0], 10.0], [-1.0, 0.0]])
-
-    def rh(x: np.ndarray) -> np.ndarray:
-        h = np.zeros((2, 2, 2))
-        h[0, 0, 0] = -20.0
-        return h
-
-    return _least_squares(
-        "rosenbrock", r, jac, rh, _arr([-1.2, 1.0], [0.0, 0.0]), _arr([1.0, 1.0]), 0.0,
-        "MGH 1; H. H. Rosenbrock, Computer J. 3 (1960)",
+    f = _rosen.functions(2, 1.0, 100.0)  # the same function as fnopt.tasks.rosenbrock
+    return Problem(
+        "rosenbrock", 2, _arr([-1.2, 1.0], [0.0, 0.0]), _arr([1.0, 1.0]), 0.0, _quiet(f.loss),
+        _quiet(f.grad), f.hessian, "MGH 1; H. H. Rosenbrock, Computer J. 3 (1960)",
+        f.residuals, f.jacobian,
     )
 
 
 def _extended_rosenbrock(n: int = 10) -> Problem:
     def r(x: Array) -> Array:
-        xp = _xp(x)
+        xp = xp_of(x)
         odd, even = x[0::2], x[1::2]
         return xp.stack([10.0 * (even - odd**2), 1.0 - odd], 1).reshape(-1)
 
@@ -211,7 +223,7 @@ def _beale() -> Problem:
     ys = (1.5, 2.25, 2.625)
 
     def r(x: Array) -> Array:
-        return _stack(x, [y - x[0] * (1.0 - x[1] ** i) for i, y in enumerate(ys, 1)])
+        return stack(x, [y - x[0] * (1.0 - x[1] ** i) for i, y in enumerate(ys, 1)])
 
     def jac(x: np.ndarray) -> np.ndarray:
         return np.array(
@@ -233,7 +245,7 @@ def _booth() -> Problem:
     b = np.array([7.0, 5.0])
 
     def r(x: Array) -> Array:
-        return _stack(x, [x[0] + 2.0 * x[1] - 7.0, 2.0 * x[0] + x[1] - 5.0])
+        return stack(x, [x[0] + 2.0 * x[1] - 7.0, 2.0 * x[0] + x[1] - 5.0])
 
     return _least_squares(
         "booth", r, lambda x: a.copy(), lambda x: np.zeros((2, 2, 2)),
@@ -243,7 +255,7 @@ def _booth() -> Problem:
 
 def _himmelblau() -> Problem:
     def r(x: Array) -> Array:
-        return _stack(x, [x[0] ** 2 + x[1] - 11.0, x[0] + x[1] ** 2 - 7.0])
+        return stack(x, [x[0] ** 2 + x[1] - 11.0, x[0] + x[1] ** 2 - 7.0])
 
     def jac(x: np.ndarray) -> np.ndarray:
         return np.array([[2.0 * x[0], 1.0], [1.0, 2.0 * x[1]]])
@@ -272,7 +284,7 @@ def _ill_conditioned_quadratic(n: int = 10, condition: float = 1e4) -> Problem:
     a = 0.5 * (a + a.T)
 
     def loss(x: Array) -> Array:
-        am = a if _xp(x) is np else _xp(x).tensor(a, dtype=x.dtype, device=x.device)
+        am = const(x, a)
         return 0.5 * (x * (am @ x)).sum()
 
     return Problem(
@@ -286,7 +298,7 @@ def _powell_singular() -> Problem:
     s5, s10 = math.sqrt(5.0), math.sqrt(10.0)
 
     def r(x: Array) -> Array:
-        return _stack(
+        return stack(
             x,
             [
                 x[0] + 10.0 * x[1],
@@ -325,7 +337,7 @@ def _wood() -> Problem:
     s90, s10 = math.sqrt(90.0), math.sqrt(10.0)
 
     def r(x: Array) -> Array:
-        return _stack(
+        return stack(
             x,
             [
                 10.0 * (x[1] - x[0] ** 2),
@@ -362,7 +374,7 @@ def _wood() -> Problem:
 
 def _freudenstein_roth() -> Problem:
     def r(x: Array) -> Array:
-        return _stack(
+        return stack(
             x,
             [
                 -13.0 + x[0] + ((5.0 - x[1]) * x[1] - 2.0) * x[1],
@@ -389,7 +401,7 @@ def _freudenstein_roth() -> Problem:
 
 def _brown_badly_scaled() -> Problem:
     def r(x: Array) -> Array:
-        return _stack(x, [x[0] - 1e6, x[1] - 2e-6, x[0] * x[1] - 2.0])
+        return stack(x, [x[0] - 1e6, x[1] - 2e-6, x[0] * x[1] - 2.0])
 
     def jac(x: np.ndarray) -> np.ndarray:
         return np.array([[1.0, 0.0], [0.0, 1.0], [x[1], x[0]]])
@@ -408,9 +420,9 @@ def _helical_valley() -> Problem:
     two_pi = 2.0 * math.pi
 
     def r(x: Array) -> Array:
-        xp = _xp(x)
+        xp = xp_of(x)
         theta = xp.arctan2(x[1], x[0]) / two_pi
-        return _stack(
+        return stack(
             x, [10.0 * (x[2] - 10.0 * theta), 10.0 * (xp.sqrt(x[0] ** 2 + x[1] ** 2) - 1.0), x[2]]
         )
 
@@ -450,9 +462,9 @@ def _box_3d() -> Problem:
     c = np.exp(-t) - np.exp(-10.0 * t)
 
     def r(x: Array) -> Array:
-        xp = _xp(x)
-        tt = t if xp is np else xp.tensor(t, dtype=x.dtype, device=x.device)
-        cc = c if xp is np else xp.tensor(c, dtype=x.dtype, device=x.device)
+        xp = xp_of(x)
+        tt = const(x, t)
+        cc = const(x, c)
         return xp.exp(-tt * x[0]) - xp.exp(-tt * x[1]) - x[2] * cc
 
     def jac(x: np.ndarray) -> np.ndarray:
@@ -474,8 +486,8 @@ def _jennrich_sampson() -> Problem:
     i = np.arange(1.0, 11.0)
 
     def r(x: Array) -> Array:
-        xp = _xp(x)
-        ii = i if xp is np else xp.tensor(i, dtype=x.dtype, device=x.device)
+        xp = xp_of(x)
+        ii = const(x, i)
         return 2.0 + 2.0 * ii - (xp.exp(ii * x[0]) + xp.exp(ii * x[1]))
 
     def jac(x: np.ndarray) -> np.ndarray:
@@ -497,11 +509,11 @@ def _variably_dimensioned(n: int = 10) -> Problem:
     j = np.arange(1.0, n + 1.0)
 
     def r(x: Array) -> Array:
-        xp = _xp(x)
-        jj = j if xp is np else xp.tensor(j, dtype=x.dtype, device=x.device)
+        xp = xp_of(x)
+        jj = const(x, j)
         s = (jj * (x - 1.0)).sum()
-        tail = _stack(x, [s, s * s])
-        return xp.concatenate([x - 1.0, tail]) if xp is np else xp.cat([x - 1.0, tail])
+        tail = stack(x, [s, s * s])
+        return xp.concatenate([x - 1.0, tail])
 
     def jac(x: np.ndarray) -> np.ndarray:
         s = float(j @ (x - 1.0))
