@@ -35,6 +35,7 @@ import optree
 
 from fnopt import backend as _backend
 from fnopt import grad as _grad
+from fnopt import residuals as _res
 
 __all__ = ["Objective", "Providers"]
 
@@ -189,6 +190,15 @@ def hvp_provider(backend: str, loss: Callable[..., Any],
         return _grad.hvp_torch(loss)
     h = hessian_provider("numpy", loss, hessian)
     return None if h is None else _grad.hvp_from_hessian(h)
+
+
+def residual_provider(backend: str, residuals: Callable[..., Any],
+                      jacobian: Callable[..., Any]) -> Callable[..., Any]:
+    """A residual provider: the hand-written Jacobian on NumPy, ``torch.func`` on
+    torch."""
+    if check_backend(backend) == "torch":
+        return _res.residuals_torch(residuals)
+    return _res.residuals_from_functions(residuals, jacobian)
 
 
 # -- formula helpers: test problems written once for NumPy and torch --------------------

@@ -28,15 +28,14 @@ import attrs
 import numpy as np
 
 from fnopt import backend as _backend
-from fnopt import residuals as _res
 from fnopt.objectives import problems as _problems
 from fnopt.objectives._objective import (
     Objective,
     Providers,
-    check_backend,
     concat,
     const,
     gradient_provider,
+    residual_provider,
     xp_of,
 )
 
@@ -105,9 +104,7 @@ class LeastSquaresProblem(Objective):
 
     def provider(self, backend: Literal["numpy", "torch"] = "numpy") -> Any:
         """A residual provider: the hand-written Jacobian (NumPy) or ``torch.func``."""
-        if check_backend(backend) == "torch":
-            return _res.residuals_torch(self.residuals)
-        return _res.residuals_from_functions(self.residuals, self.jacobian)
+        return residual_provider(backend, self.residuals, self.jacobian)
 
     def _derivatives(self, backend: str) -> Providers:
         grad = functools.partial(_sum_of_squares_grad, self.residuals, self.jacobian)
