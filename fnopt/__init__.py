@@ -11,10 +11,9 @@ from fnopt import datasets as datasets
 from fnopt import distributed as distributed
 from fnopt import grad as grad
 from fnopt import implicit as implicit
-from fnopt import problems as problems
+from fnopt import objectives as objectives
 from fnopt import schedules as schedules
 from fnopt import stop as stop
-from fnopt import tasks as tasks
 from fnopt import testing as testing
 from fnopt import tree as tree
 from fnopt._base import Descent as Descent
@@ -39,6 +38,8 @@ from fnopt.loop import StepFailed as StepFailed
 from fnopt.loop import fixed_point as fixed_point
 from fnopt.minimize import OptimizeResult as OptimizeResult
 from fnopt.minimize import minimize as minimize
+from fnopt.objectives import problems as problems
+from fnopt.objectives import tasks as tasks
 from fnopt.optimizers import adabelief as adabelief
 from fnopt.optimizers import adadelta as adadelta
 from fnopt.optimizers import adafactor as adafactor
@@ -196,6 +197,7 @@ __all__ = [
     "scale",
     "scale_by_learning_rate",
     "sgd",
+    "objectives",
     "problems",
     "stop",
     "tasks",
@@ -282,6 +284,6 @@ __all__ += [
     "trust_region_reflective",
 ]
 from fnopt import lsq as lsq  # noqa: E402
-from fnopt import lsq_problems as lsq_problems  # noqa: E402
+from fnopt.objectives import lsq_problems as lsq_problems  # noqa: E402
 
 __all__ += ["lsq", "lsq_problems"]

@@ -325,6 +325,19 @@ class Backend:
         del fn
         return None
 
+    # -- the array namespace, for formulas written once (fnopt.objectives) --------
+    @property
+    def xp(self) -> Any:
+        """The array module, ``numpy`` or ``torch``, for a formula written once with the
+        functions both name alike (``exp``, ``log1p``, ``sin``, ``cos``, ``tanh``,
+        ``sqrt``, ``arctan2``, ``abs``, ``prod``, ``stack``, ``concatenate``,
+        ``ones_like``)."""
+        raise NotImplementedError
+
+    def logsumexp(self, z: Any, axis: int) -> Any:
+        """``log(sum(exp(z)))`` along ``axis``, kept as a size-1 axis, computed stably."""
+        raise NotImplementedError
+
 
 # Ops that ``_Torch._fe`` writes tensor by tensor into another destination when there
 # are few tensors: one pass each instead of a copy pass then the in-place foreach op.
@@ -578,6 +591,14 @@ class _Numpy(Backend):
 
     def sum_axes(self, x: Any, axes: tuple[int, ...]) -> Any:
         return _arr(np.sum(x, axis=axes, keepdims=True))
+
+    @property
+    def xp(self) -> Any:
+        return np
+
+    def logsumexp(self, z: Any, axis: int) -> Any:
+        top = z.max(axis=axis, keepdims=True)
+        return top + np.log(np.exp(z - top).sum(axis=axis, keepdims=True))
 
 
 class _Torch(Backend):
@@ -875,6 +896,13 @@ class _Torch(Backend):
         import torch.func
 
         return torch.func.vmap(fn)
+
+    @property
+    def xp(self) -> Any:
+        return self._t
+
+    def logsumexp(self, z: Any, axis: int) -> Any:
+        return self._t.logsumexp(z, axis, keepdim=True)
 
 
 def _recorded(xs: Sequence[Any]) -> bool:

@@ -101,6 +101,8 @@ _MAX_ITERATION = 2**63
 _MOVED: dict[tuple[str, str], tuple[str, str]] = {
     # fnopt/optimizers.py became the package fnopt/optimizers/ (0.2)
     ("fnopt.optimizers", "_DecayState"): ("fnopt.optimizers.first_order", "_DecayState"),
+    # the testing kit's quadratic became an objective (0.3)
+    ("fnopt.testing", "Quadratic"): ("fnopt.objectives.quadratic", "Quadratic"),
 }
 
 #: Modules that became packages, moved into one or were split (0.3): a class saved
@@ -114,6 +116,9 @@ _MOVED_MODULES: dict[str, tuple[str, ...]] = {
     "fnopt.projections": ("fnopt.transforms.projections",),
     "fnopt.linesearch": ("fnopt.optimizers.linesearch",),
     "fnopt.second_order": ("fnopt.optimizers.quasi_newton", "fnopt.optimizers.newton"),
+    "fnopt.tasks": ("fnopt.objectives.tasks",),
+    "fnopt.problems": ("fnopt.objectives.problems",),
+    "fnopt.lsq_problems": ("fnopt.objectives.lsq_problems",),
 }
 
 PathLike = str | os.PathLike[str]

@@ -74,7 +74,8 @@ def make_task(name: str, backend: str = "numpy", dtype: str = "float64",
     >>> make_task("rosenbrock").task.name
     'rosenbrock'
     """
-    from fnopt import datasets, tasks
+    from fnopt import datasets
+    from fnopt.objectives import tasks
 
     report = None
     if name == "rosenbrock":

@@ -35,6 +35,8 @@ import optree
 from fnopt import backend as _backend
 from fnopt._base import Descent, Optimizer, is_optimizer
 from fnopt.loop import StepFailed
+from fnopt.objectives.quadratic import Quadratic as Quadratic
+from fnopt.objectives.quadratic import make_quadratic as make_quadratic
 
 __all__ = [
     "check_optimizer",
@@ -63,168 +65,6 @@ class Pair(NamedTuple):
 
     first: Any
     second: Any
-
-
-# -- convex quadratics ---------------------------------------------------------------
-
-
-@attrs.frozen(eq=False)
-class Quadratic:
-    """A convex quadratic :math:`f(p) = \\tfrac12 (z - z^*)^T A (z - z^*) + f^*`, where
-    :math:`z` is the concatenation of the (flattened) leaves of the params pytree ``p``.
-
-    Attributes:
-      loss: ``loss(params) -> 0-d array/tensor`` in the params' dtype.
-      grad_fn: ``grad_fn(params) -> (loss, grads)``.
-      init_params: a starting point (``|z0 - z*| = 1``).
-      minimum: the minimiser :math:`z^*` as a params pytree.
-      min_value: :math:`f^*`.
-      hessian: :math:`A` as a float64 NumPy matrix.
-      smoothness: the largest eigenvalue of :math:`A` (gradient Lipschitz constant).
-      strong_convexity: the smallest eigenvalue of :math:`A`.
-      backend: ``"numpy"`` or ``"torch"``.
-      dtype: ``"float32"`` or ``"float64"``.
-      hessian_fn: a Hessian provider ``hessian_fn(params) -> A`` (on the backend, in
-        the dtype), for :func:`fnopt.newton`.
-      hvp: ``hvp(params, v) -> A v`` as a pytree, for :func:`fnopt.newton_cg`.
-    """
-
-    loss: Callable[[Any], Any]
-    grad_fn: Callable[[Any], tuple[Any, Any]]
-    init_params: Any
-    minimum: Any
-    min_value: float
-    hessian: np.ndarray
-    smoothness: float
-    strong_convexity: float
-    backend: str
-    dtype: str
-    hessian_fn: Callable[..., Any]
-    hvp: Callable[..., Any]
-
-
-def _np_leaves(tree: Any) -> list[np.ndarray]:
-    return [_backend.to_numpy(x) for x in optree.tree_leaves(tree)]
-
-
-_convert = _backend.array
-
-
-def make_quadratic(
-    like: Any = None,
-    *,
-    seed: int = 0,
-    backend: str = "numpy",
-    dtype: str = "float64",
-    eigenvalues: tuple[float, float] = (0.5, 2.0),
-    min_value: float = 0.0,
-) -> Quadratic:
-    """A random convex quadratic (see :class:`Quadratic`) over params shaped like
-    ``like``.
-
-    Args:
-      like: a pytree whose structure and leaf shapes the params take (its values are
-        ignored); default a vector of 5.
-      seed: seeds :math:`A`, :math:`z^*` and the start point (NumPy's generator, so a
-        seed gives the same numbers on both backends).
-      backend: ``"numpy"`` or ``"torch"``.
-      dtype: ``"float32"`` or ``"float64"``.
-      eigenvalues: ``(smallest, largest)`` eigenvalue of :math:`A`, both > 0.
-      min_value: :math:`f^*`.
-
-    >>> q = make_quadratic({"w": np.zeros((2, 2)), "b": np.zeros(3)}, seed=1)
-    >>> value, grads = q.grad_fn(q.minimum)
-    >>> float(value), float(np.abs(grads["w"]).max()) < 1e-12
-    (0.0, True)
-    """
-    if backend not in BACKENDS:
-        raise ValueError(f"backend: expected 'numpy' or 'torch', got {backend!r}")
-    if dtype not in DTYPES:
-        raise ValueError(f"dtype: expected 'float32' or 'float64', got {dtype!r}")
-    lo, hi = (float(v) for v in eigenvalues)
-    if not (0 < lo <= hi and math.isfinite(hi)):
-        raise ValueError(f"eigenvalues: expected 0 < smallest <= largest, got {eigenvalues!r}")
-    if like is None:
-        like = np.zeros(5)
-    shapes_leaves, spec = optree.tree_flatten(like)
-    if not shapes_leaves:
-        raise ValueError("like: empty pytree (no arrays)")
-    shapes = [tuple(x.shape) for x in shapes_leaves]
-    sizes = [int(np.prod(s)) for s in shapes]
-    n = sum(sizes)
-    rng = np.random.default_rng(seed)
-    q, _ = np.linalg.qr(rng.standard_normal((n, n)))
-    eig = np.linspace(lo, hi, n) if n > 1 else np.array([hi])
-    a64 = (q * eig) @ q.T
-    a64 = 0.5 * (a64 + a64.T)
-    zstar = rng.standard_normal(n)
-    d = rng.standard_normal(n)
-    z0 = zstar + d / np.linalg.norm(d)
-
-    def unflat(z: np.ndarray) -> Any:
-        parts, i = [], 0
-        for shp, sz in zip(shapes, sizes):
-            parts.append(_convert(z[i:i + sz].reshape(shp), backend, dtype))
-            i += sz
-        return spec.unflatten(parts)
-
-    a = _convert(a64, backend, dtype)
-    zs = _convert(zstar, backend, dtype)
-    fmin = _convert(np.asarray(min_value), backend, dtype)
-    if backend == "torch":
-        import torch
-
-        def flat(p: Any) -> Any:
-            return torch.cat([x.reshape(-1) for x in optree.tree_leaves(p)])
-
-        def scalar(v: Any) -> Any:
-            return v
-    else:
-
-        def flat(p: Any) -> Any:
-            return np.concatenate([np.asarray(x).reshape(-1) for x in optree.tree_leaves(p)])
-
-        def scalar(v: Any) -> Any:
-            return np.asarray(v)
-
-    def split(v: Any) -> Any:
-        parts, i = [], 0
-        for shp, sz in zip(shapes, sizes):
-            parts.append(v[i:i + sz].reshape(shp))
-            i += sz
-        return spec.unflatten(parts)
-
-    def loss(params: Any) -> Any:
-        r = flat(params) - zs
-        return scalar(0.5 * (r @ (a @ r)) + fmin)
-
-    def grad_fn(params: Any) -> tuple[Any, Any]:
-        r = flat(params) - zs
-        ar = a @ r
-        return scalar(0.5 * (r @ ar) + fmin), split(ar)
-
-    def hessian_fn(params: Any, *batch: Any) -> Any:
-        del params, batch
-        return a
-
-    def hvp(params: Any, v: Any, *batch: Any) -> Any:
-        del params, batch
-        return split(a @ flat(v))
-
-    return Quadratic(
-        loss=loss,
-        grad_fn=grad_fn,
-        init_params=unflat(z0),
-        minimum=unflat(zstar),
-        min_value=float(min_value),
-        hessian=a64,
-        smoothness=hi,
-        strong_convexity=lo,
-        backend=backend,
-        dtype=dtype,
-        hessian_fn=hessian_fn,
-        hvp=hvp,
-    )
 
 
 # -- the conformance battery ------------------------------------------------------------
@@ -366,7 +206,7 @@ def _trees(backend: str, dtype: str, examples: Sequence[Any] | None = None) -> l
         label = "a vector" if examples is None and i == 0 else (
             "a nested tree" if examples is None else f"example {i}")
         shaped = optree.tree_map(lambda x: np.zeros(tuple(x.shape)), t)
-        out.append((label, optree.tree_map(lambda x: _convert(x, backend, dtype), shaped)))
+        out.append((label, optree.tree_map(lambda x: _backend.array(x, backend, dtype), shaped)))
     return out
 
 
@@ -943,7 +783,7 @@ def arrays(
               if shape is None else st.just(tuple(shape)))
     strat = hnp.arrays(np.dtype(dtype), shapes, elements=elements)
     if backend == "torch":
-        return strat.map(lambda a: _convert(a, "torch", dtype))
+        return strat.map(lambda a: _backend.array(a, "torch", dtype))
     return strat
 
 
