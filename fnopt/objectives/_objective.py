@@ -163,11 +163,13 @@ def dtype_name(dtype: Any) -> str:
 
 
 def gradient_provider(backend: str, loss: Callable[..., Any],
-                      grad: Callable[..., Any] | None) -> Callable[..., Any]:
-    """The hand-written gradient ``grad`` on NumPy (where given), ``torch.func`` on
+                      grad: Callable[..., Any] | None,
+                      grad_loss: Callable[..., Any] | None = None) -> Callable[..., Any]:
+    """The hand-written gradient ``grad`` on NumPy (where given; paired with
+    ``grad_loss``, default ``loss``, for the value), ``torch.func`` of ``loss`` on
     torch."""
     if backend == "numpy" and grad is not None:
-        return _grad.from_functions(loss, grad)
+        return _grad.from_functions(loss if grad_loss is None else grad_loss, grad)
     if backend == "numpy":
         raise ValueError("backend: no NumPy gradient is written for this objective")
     return _grad.torch_func(loss)

@@ -134,7 +134,7 @@ def rosenbrock(
         backend=backend,
         dtype=dt,
         loss=f.loss,
-        grad_fn=gradient_provider(backend, f.loss_np, f.grad),
+        grad_fn=gradient_provider(backend, f.loss, f.grad, f.loss_np),
         init_params=_backend.array(np.zeros(dim), backend, dt),
         init=init,
         solution=None if solution is None else _backend.array(solution, backend, dt),
