@@ -34,6 +34,7 @@ import numpy as np
 
 __all__ = [
     "NUMPY", "TORCH", "Backend", "of", "of_leaves", "is_array", "is_tensor", "name_of", "to_numpy",
+    "of_value", "is_leaf", "same_type", "dtype_name",
 ]
 
 
@@ -318,6 +319,54 @@ class Backend:
         """The sum of one leaf over ``axes``, keeping them (size 1)."""
         raise NotImplementedError
 
+    # -- single leaves (one value, not a list: validation, conversions, host data) --
+    # Callers pick the backend of one value with :func:`of_value`.
+    title: str = "abstract"
+    """The library's name as messages write it (``"NumPy"``, ``"torch"``)."""
+    noun: str = "array"
+    """What one array of this backend is called in messages (``"array"``, ``"tensor"``)."""
+
+    def size(self, x: Any) -> int:
+        """The number of elements of one leaf."""
+        raise NotImplementedError
+
+    def is_meta(self, x: Any) -> bool:
+        """Whether ``x`` holds no data (a torch tensor on the ``meta`` device); NumPy:
+        never."""
+        return False
+
+    def is_complex(self, x: Any) -> bool:
+        """Whether ``x`` has a complex dtype."""
+        raise NotImplementedError
+
+    def as_0d(self, value: Any, like: Any) -> Any:
+        """``value`` (a loss) as an array: an array of either backend passes through;
+        a number or NumPy scalar becomes a 0-d array of this backend with the dtype (and
+        device) of ``like`` (NumPy: ``like``'s dtype if it has one, else ``value``'s)."""
+        raise NotImplementedError
+
+    def from_host(self, a: np.ndarray, like: Any, *, keep_dtype: bool = False) -> Any:
+        """A NumPy array ``a`` computed on the host, on the backend of ``like``.
+
+        NumPy returns ``a`` itself (host arithmetic keeps its dtype, typically float64).
+        Torch returns a tensor on ``like``'s device with ``like``'s dtype, or with
+        ``a``'s dtype for ``keep_dtype`` (e.g. one-hot rows for integer labels)."""
+        raise NotImplementedError
+
+    def cast_like(self, x: Any, like: Any) -> Any:
+        """One leaf ``x`` of this backend with the dtype of ``like``: ``x`` itself when
+        it already has it, else a new array (a NumPy scalar stays a scalar)."""
+        raise NotImplementedError
+
+    def stack(self, xs: Sequence[Any], axis: int) -> Any:
+        """The leaves (one shape) stacked along a new axis ``axis`` into a new array."""
+        raise NotImplementedError
+
+    def to_floating(self, x: Any) -> Any:
+        """A loss with a floating dtype: NumPy gives an integer or bool array as a new
+        float64 array (other arrays as they are); torch returns ``x`` as given."""
+        return x
+
 
 # Ops that ``_Torch._fe`` writes tensor by tensor into another destination when there
 # are few tensors: one pass each instead of a copy pass then the in-place foreach op.
@@ -571,6 +620,33 @@ class _Numpy(Backend):
 
     def sum_axes(self, x: Any, axes: tuple[int, ...]) -> Any:
         return _arr(np.sum(x, axis=axes, keepdims=True))
+
+    # -- single leaves --------------------------------------------------------------
+    title = "NumPy"
+
+    def size(self, x: Any) -> int:
+        return int(np.size(x))
+
+    def is_complex(self, x: Any) -> bool:
+        return bool(np.iscomplexobj(x))
+
+    def as_0d(self, value: Any, like: Any) -> Any:
+        if type(value) is np.ndarray or is_tensor(value):
+            return value
+        return np.asarray(value, dtype=getattr(like, "dtype", None))
+
+    def from_host(self, a: np.ndarray, like: Any, *, keep_dtype: bool = False) -> Any:
+        del like, keep_dtype
+        return a
+
+    def cast_like(self, x: Any, like: Any) -> Any:
+        return x.astype(like.dtype, copy=False)
+
+    def stack(self, xs: Sequence[Any], axis: int) -> Any:
+        return np.stack(xs, axis)
+
+    def to_floating(self, x: Any) -> Any:
+        return x if self.is_floating(x) else x.astype(np.float64)
 
 
 class _Torch(Backend):
@@ -864,6 +940,35 @@ class _Torch(Backend):
     def sum_axes(self, x: Any, axes: tuple[int, ...]) -> Any:
         return x.sum(dim=axes, keepdim=True) if axes else x.clone()
 
+    # -- single leaves --------------------------------------------------------------
+    title = "torch"
+    noun = "tensor"
+
+    def size(self, x: Any) -> int:
+        return int(x.numel())
+
+    def is_meta(self, x: Any) -> bool:
+        return bool(x.is_meta)
+
+    def is_complex(self, x: Any) -> bool:
+        return bool(x.is_complex())
+
+    def as_0d(self, value: Any, like: Any) -> Any:
+        if type(value) is np.ndarray or is_tensor(value):
+            return value
+        return self.scalar(float(value), like)
+
+    def from_host(self, a: np.ndarray, like: Any, *, keep_dtype: bool = False) -> Any:
+        if keep_dtype:
+            return self._t.from_numpy(a).to(like.device)
+        return self.from_numpy(a, like)
+
+    def cast_like(self, x: Any, like: Any) -> Any:
+        return x.to(like.dtype)
+
+    def stack(self, xs: Sequence[Any], axis: int) -> Any:
+        return self._t.stack(list(xs), axis)
+
 
 def _recorded(xs: Sequence[Any]) -> bool:
     """Whether autograd records any of the tensors ``xs`` (then nothing is written in
@@ -937,3 +1042,40 @@ def name_of(tree: Any) -> str:
 def is_finite_scalar(x: Any) -> bool:
     """Whether a Python/NumPy/torch scalar is finite (synchronises on GPUs)."""
     return math.isfinite(float(x.item()) if is_tensor(x) else float(x))
+
+
+# -- one value: its backend, its kind, its dtype's name ----------------------------------
+
+
+def of_value(x: Any) -> Backend:
+    """The backend of one value: :data:`TORCH` for a tensor, :data:`NUMPY` for anything
+    else (a NumPy array or scalar, a Python number or sequence). Unlike
+    :func:`of_leaves` it never raises; validate with :func:`of_leaves` where a wrong
+    type is an error.
+
+    >>> of_value(np.zeros(2)).name, of_value(1.5).name
+    ('numpy', 'numpy')
+    """
+    return TORCH if is_tensor(x) else NUMPY
+
+
+def is_leaf(x: Any) -> bool:
+    """Whether ``x`` is a NumPy array or scalar or a torch tensor (a leaf that
+    :func:`of_leaves` accepts, as opposed to a Python number or ``None``)."""
+    return isinstance(x, _NP_LEAF) or is_tensor(x)
+
+
+def same_type(a: Any, b: Any) -> bool:
+    """Whether two leaves have one type; any two torch tensors count as one (a
+    ``Parameter`` and a plain ``Tensor``)."""
+    return type(a) is type(b) or (is_tensor(a) and is_tensor(b))
+
+
+def dtype_name(dtype: Any) -> str:
+    """The name of a NumPy dtype, a torch dtype or a dtype name: ``"float32"`` for
+    ``np.dtype("float32")``, ``torch.float32`` and ``"float32"`` alike.
+
+    >>> dtype_name(np.dtype("float64")), dtype_name("float32")
+    ('float64', 'float32')
+    """
+    return str(dtype).replace("torch.", "")
