@@ -96,6 +96,9 @@ class Backend:
     name: str = "abstract"
     has_fused: bool = False
     """Whether :meth:`fused_adam_` and friends exist (torch); see :meth:`can_fuse`."""
+    has_autodiff: bool = False
+    """Whether derivatives of a user's function can come from automatic differentiation
+    (torch: ``torch.func``); without it, providers fall back to finite differences."""
 
     # -- construction -------------------------------------------------------------
     def zeros_like(self, xs: Sequence[Any], dtype: str | None = None) -> list[Any]:
@@ -652,6 +655,7 @@ class _Numpy(Backend):
 class _Torch(Backend):
     name = "torch"
     has_fused = True
+    has_autodiff = True
 
     @property
     def _t(self) -> Any:
