@@ -343,9 +343,10 @@ class Backend:
         raise NotImplementedError
 
     def as_0d(self, value: Any, like: Any) -> Any:
-        """``value`` (a loss) as an array: an array of either backend passes through;
-        a number or NumPy scalar becomes a 0-d array of this backend with the dtype (and
-        device) of ``like`` (NumPy: ``like``'s dtype if it has one, else ``value``'s)."""
+        """``value`` (a loss) as an array of this backend: an array of this backend
+        passes through; a number, NumPy scalar (or, for torch, a 0-d NumPy array) becomes
+        a new 0-d array with the dtype (and device) of ``like`` (NumPy: ``like``'s dtype
+        if it has one, else ``value``'s)."""
         raise NotImplementedError
 
     def from_host(self, a: np.ndarray, like: Any, *, keep_dtype: bool = False) -> Any:
@@ -634,7 +635,7 @@ class _Numpy(Backend):
         return bool(np.iscomplexobj(x))
 
     def as_0d(self, value: Any, like: Any) -> Any:
-        if type(value) is np.ndarray or is_tensor(value):
+        if type(value) is np.ndarray:
             return value
         return np.asarray(value, dtype=getattr(like, "dtype", None))
 
@@ -958,9 +959,7 @@ class _Torch(Backend):
         return bool(x.is_complex())
 
     def as_0d(self, value: Any, like: Any) -> Any:
-        if type(value) is np.ndarray or is_tensor(value):
-            return value
-        return self.scalar(float(value), like)
+        return value if is_tensor(value) else self.scalar(float(value), like)
 
     def from_host(self, a: np.ndarray, like: Any, *, keep_dtype: bool = False) -> Any:
         if keep_dtype:
