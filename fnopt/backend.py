@@ -371,6 +371,11 @@ class Backend:
         float64 array (other arrays as they are); torch returns ``x`` as given."""
         return x
 
+    def global_norm(self, xs: Sequence[Any]) -> Any:
+        """The Euclidean norm of all leaves together, as a 0-d array (no host
+        synchronisation on GPUs)."""
+        return self.sq_norm(xs) ** 0.5
+
 
 # Ops that ``_Torch._fe`` writes tensor by tensor into another destination when there
 # are few tensors: one pass each instead of a copy pass then the in-place foreach op.
@@ -651,6 +656,12 @@ class _Numpy(Backend):
 
     def to_floating(self, x: Any) -> Any:
         return x if self.is_floating(x) else x.astype(np.float64)
+
+    def global_norm(self, xs: Sequence[Any]) -> Any:
+        sq = np.vdot(xs[0], xs[0]) if len(xs) == 1 else self.vdot(xs, xs)
+        # ``math.sqrt`` is correctly rounded, so this is bitwise ``np.sqrt`` (also for
+        # float32, rounded once more), at half the cost on tiny arrays
+        return np.asarray(math.sqrt(sq), dtype=sq.dtype)
 
 
 class _Torch(Backend):
