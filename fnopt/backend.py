@@ -367,8 +367,9 @@ class Backend:
         raise NotImplementedError
 
     def to_floating(self, x: Any) -> Any:
-        """A loss with a floating dtype: NumPy gives an integer or bool array as a new
-        float64 array (other arrays as they are); torch returns ``x`` as given."""
+        """``x`` (a loss, a start point) with a floating dtype, as scipy reads data: NumPy
+        gives an integer or bool array as a new float64 array (a floating one as it is);
+        torch returns ``x`` as given (its dtype is the user's choice)."""
         return x
 
     def global_norm(self, xs: Sequence[Any]) -> Any:
