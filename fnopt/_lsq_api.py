@@ -102,7 +102,7 @@ def covariance(result: LeastSquaresResult, *, absolute_sigma: bool = False) -> A
     >>> np.round(np.sqrt(np.diag(fnopt.covariance(res))), 4)
     array([0.049, 0.12 ])
     """
-    j = _backend.to_numpy(result.jac).astype(np.float64)
+    j = _lsq._host(result.jac)
     m, n = j.shape
     _, s, vt = np.linalg.svd(j, full_matrices=False)
     keep = s > np.finfo(np.float64).eps * max(m, n) * (s[0] if s.size else 0.0)
@@ -278,8 +278,8 @@ def _result(x: Any, state: Any, res_fn: Any, method: str, lb: np.ndarray, ub: np
     else:  # a matrix-free state: form them once at the end
         lin = res_fn(x)
         r, j = lin.residuals, lin.jacobian()
-        rh = _backend.to_numpy(r).astype(np.float64)
-        jh = _backend.to_numpy(j).astype(np.float64)
+        rh = _lsq._host(r)
+        jh = _lsq._host(j)
     g = jh.T @ rh
     xh = _lsq._flatten(x).x
     if method == "trf":
@@ -395,7 +395,7 @@ def curve_fit(
         p0 = _backend.of_value(ydata).from_host(start, ydata)
     params = _as_params(p0)
     if _backend.is_array(ydata) and _backend.of(params) is not _backend.of_value(ydata):
-        host = _backend.to_numpy(params).astype(np.float64)
+        host = _lsq._host(params)
         params = _backend.of_value(ydata).from_numpy(host, ydata)
     lb, ub = _lsq.parse_bounds(bounds, params)
     has_bounds = bool(np.any(np.isfinite(lb)) or np.any(np.isfinite(ub)))
