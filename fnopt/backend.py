@@ -23,8 +23,10 @@ only be a tensor if torch has already been imported by someone.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import sys
+import warnings
 from collections.abc import Sequence
 from itertools import repeat
 from operator import attrgetter
@@ -50,31 +52,44 @@ def is_array(x: object) -> bool:
     return isinstance(x, np.ndarray) or is_tensor(x)
 
 
-def array(a: Any, backend: str = "numpy", dtype: Any = None) -> Any:
+def array(a: Any, backend: str = "numpy", dtype: Any = None, *, device: Any = None) -> Any:
     """A new array of the backend named ``backend`` (``"numpy"`` or ``"torch"``) holding
-    ``a`` (anything ``np.array`` takes) with ``dtype`` (a NumPy dtype or its name; by
-    default ``a``'s): the one converter from data to a backend by name.
+    ``a`` (anything ``np.array`` takes, or a tensor) with ``dtype`` (a NumPy dtype or its
+    name; by default ``a``'s): the one converter from data to a backend by name.
+
+    A tensor ``a`` is detached and copied; for ``"torch"`` it stays on its device unless
+    ``device`` is given (a torch device or its name, for ``"torch"`` only).
 
     >>> array([1, 2], "numpy", "float32")
     array([1., 2.], dtype=float32)
     """
-    arr = np.array(a, dtype=dtype, copy=True)
+    if backend == "torch" and is_tensor(a):
+        t = a.detach()
+        if dtype is not None:
+            t = t.to(getattr(sys.modules["torch"], np.dtype(dtype).name))
+        return t.clone() if device is None else t.to(device, copy=True)
+    arr = np.array(to_numpy(a) if is_tensor(a) else a, dtype=dtype, copy=True)
     if backend == "torch":
         import torch
 
-        return torch.from_numpy(arr)
+        t = torch.from_numpy(arr)
+        return t if device is None else t.to(device)
     if backend != "numpy":
         raise ValueError(f"backend: expected 'numpy' or 'torch', got {backend!r}")
+    if device is not None:
+        raise ValueError(f"device: only for backend 'torch', got device={device!r}")
     return arr
 
 
-def to_numpy(x: Any, *, copy: bool = False) -> np.ndarray:
+def to_numpy(x: Any, *, copy: bool = False, what: str = "x") -> np.ndarray:
     """``x`` as a NumPy array on the host, keeping its dtype.
 
     ``x`` may be a NumPy array or scalar, a Python number or sequence, or a torch tensor
-    (detached and moved to the CPU). Without ``copy`` the result may share memory with
-    ``x`` (a NumPy array, or a CPU tensor); with ``copy`` it never does. Unlike
-    :meth:`Backend.to_numpy` (float64, for the batched code), the dtype is kept.
+    (detached, moved to the CPU, its conjugate and negative bits resolved). Without
+    ``copy`` the result may share memory with ``x`` (a NumPy array, or a CPU tensor);
+    with ``copy`` it never does. Unlike :meth:`Backend.to_numpy` (float64, for the
+    batched code), the dtype is kept; a ``bfloat16`` tensor, whose dtype NumPy lacks,
+    raises ``TypeError`` naming ``what``.
 
     >>> to_numpy(np.float32(1.5))
     array(1.5, dtype=float32)
@@ -82,7 +97,9 @@ def to_numpy(x: Any, *, copy: bool = False) -> np.ndarray:
     array([1, 2])
     """
     if is_tensor(x):
-        x = x.detach().cpu().numpy()
+        if x.dtype == sys.modules["torch"].bfloat16:
+            raise TypeError(f"{what}: bfloat16 tensors have no NumPy dtype")
+        x = x.detach().cpu().resolve_conj().resolve_neg().numpy()
     return np.array(x, copy=True) if copy else np.asarray(x)
 
 
@@ -377,6 +394,21 @@ class Backend:
         synchronisation on GPUs)."""
         return self.sq_norm(xs) ** 0.5
 
+    # -- host storage (fnopt.checkpoint) --------------------------------------------
+    def storage_record(self, x: Any) -> dict[str, Any]:
+        """How :mod:`fnopt.checkpoint` describes one leaf in its JSON header: ``kind``,
+        ``dtype`` and ``shape`` (torch also ``device`` and ``requires_grad``). Raises
+        ``TypeError`` saying why a leaf cannot be stored (an object or empty NumPy dtype;
+        a sparse or quantized tensor, one on the ``meta`` device, a dtype NumPy lacks
+        other than ``bfloat16``)."""
+        raise NotImplementedError
+
+    def storage_array(self, x: Any) -> np.ndarray:
+        """The exact contents of one leaf as the host NumPy array to store (the same
+        memory where it can; torch: detached, on the CPU, conjugate and negative bits
+        resolved, contiguous; ``bfloat16``, which NumPy lacks, as its ``int16`` bits)."""
+        raise NotImplementedError
+
 
 # Ops that ``_Torch._fe`` writes tensor by tensor into another destination when there
 # are few tensors: one pass each instead of a copy pass then the in-place foreach op.
@@ -663,6 +695,18 @@ class _Numpy(Backend):
         # ``math.sqrt`` is correctly rounded, so this is bitwise ``np.sqrt`` (also for
         # float32, rounded once more), at half the cost on tiny arrays
         return np.asarray(math.sqrt(sq), dtype=sq.dtype)
+
+    def storage_record(self, x: Any) -> dict[str, Any]:
+        kind = "numpy_scalar" if isinstance(x, np.generic) else "numpy"
+        arr = np.asarray(x)
+        if arr.dtype.hasobject:
+            raise TypeError("cannot save an array of dtype object")
+        if arr.dtype.itemsize == 0:
+            raise TypeError(f"cannot save an array of the empty dtype {arr.dtype}")
+        return {"kind": kind, "dtype": arr.dtype.str, "shape": list(arr.shape)}
+
+    def storage_array(self, x: Any) -> np.ndarray:
+        return np.asarray(x)
 
 
 class _Torch(Backend):
@@ -984,6 +1028,29 @@ class _Torch(Backend):
     def stack(self, xs: Sequence[Any], axis: int) -> Any:
         return self._t.stack(list(xs), axis)
 
+    def storage_record(self, x: Any) -> dict[str, Any]:
+        t = self._t
+        if x.layout != t.strided or x.is_quantized:
+            kind = "quantized" if x.is_quantized else x.layout
+            raise TypeError(f"cannot save a tensor with layout {kind}")
+        if x.device.type == "meta":
+            raise TypeError("cannot save a tensor on the 'meta' device (it holds no data)")
+        _stored_numpy_dtype(x.dtype)
+        return {
+            "kind": "torch",
+            "dtype": dtype_name(x.dtype),
+            "device": str(x.device),
+            "requires_grad": bool(x.requires_grad),
+            "shape": list(x.shape),
+        }
+
+    def storage_array(self, x: Any) -> np.ndarray:
+        t = self._t
+        host = x.detach().cpu().resolve_conj().resolve_neg().contiguous()
+        if host.dtype == t.bfloat16:
+            host = host.view(t.int16)
+        return host.numpy()
+
 
 def _recorded(xs: Sequence[Any]) -> bool:
     """Whether autograd records any of the tensors ``xs`` (then nothing is written in
@@ -1094,3 +1161,20 @@ def dtype_name(dtype: Any) -> str:
     ('float64', 'float32')
     """
     return str(dtype).replace("torch.", "")
+
+
+@functools.cache
+def _stored_numpy_dtype(dtype: Any) -> np.dtype[Any]:
+    """The NumPy dtype a tensor of torch ``dtype`` is stored as (``TypeError`` if none;
+    ``bfloat16`` as ``int16``)."""
+    import torch
+
+    if dtype == torch.bfloat16:
+        return np.dtype(np.int16)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "experimental" / "deprecated" dtypes
+            return torch.empty(0, dtype=dtype).numpy().dtype
+    except (TypeError, RuntimeError):
+        raise TypeError(f"cannot save a tensor of dtype {dtype}: NumPy has no such dtype") \
+            from None
