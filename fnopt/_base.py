@@ -290,7 +290,10 @@ class Descent(Transform):
 
 def _as_0d(value: Any, like: Any) -> Any:
     """``value`` as a 0-d array/tensor (a NumPy scalar or Python float from a user's
-    ``grad_fn`` becomes a 0-d array of ``like``'s dtype; arrays pass through)."""
+    ``grad_fn`` becomes a 0-d array of ``like``'s dtype; arrays of either backend pass
+    through: a loss is never moved between backends here)."""
+    if _backend.is_array(value):
+        return value
     return _backend.of_value(like).as_0d(value, like)
 
 
