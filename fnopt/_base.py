@@ -290,12 +290,11 @@ class Descent(Transform):
 
 def _as_0d(value: Any, like: Any) -> Any:
     """``value`` as a 0-d array/tensor (a NumPy scalar or Python float from a user's
-    ``grad_fn`` becomes a 0-d array of ``like``'s dtype; arrays pass through)."""
-    if type(value) is np.ndarray or _backend.is_tensor(value):
+    ``grad_fn`` becomes a 0-d array of ``like``'s dtype; arrays of either backend pass
+    through: a loss is never moved between backends here)."""
+    if _backend.is_array(value):
         return value
-    if _backend.is_tensor(like):  # a number from a torch user's grad_fn
-        return _backend.TORCH.scalar(float(value), like)
-    return np.asarray(value, dtype=getattr(like, "dtype", None))
+    return _backend.of_value(like).as_0d(value, like)
 
 
 def _descent_fns(
@@ -343,7 +342,7 @@ _ALLOWED = ("float32", "float64")
 
 
 def _dtype_name(x: Any) -> str:
-    return str(x.dtype).replace("torch.", "")
+    return _backend.dtype_name(x.dtype)
 
 
 def check_params(params: Params, *, what: str = "params") -> _backend.Backend:
@@ -371,9 +370,9 @@ def check_params(params: Params, *, what: str = "params") -> _backend.Backend:
         bad = None
         if name not in _ALLOWED:
             bad = f"has dtype {name}; expected float32 or float64"
-        elif _numel(leaf) == 0:
+        elif be.size(leaf) == 0:
             bad = "has zero size; every leaf needs at least one element"
-        elif be is _backend.TORCH and leaf.is_meta:
+        elif be.is_meta(leaf):
             bad = (
                 "is on the 'meta' device (a tensor without data); materialise it first "
                 "(e.g. module.to_empty(device='cpu') and initialise the weights) and "
@@ -400,10 +399,6 @@ def _not_array_hint(leaf: Any) -> str:
             f"np.array({leaf!r}) (float64) or torch.tensor({leaf!r})"
         )
     return f"is {type(leaf).__name__}"
-
-
-def _numel(x: Any) -> int:
-    return int(x.numel()) if _backend.is_tensor(x) else int(np.size(x))
 
 
 def _fmt(path: tuple[Any, ...]) -> str:
@@ -448,9 +443,7 @@ def check_grads(params: Params, grads: Params, *, what: str = "grads") -> Params
     fixed: list[Any] | None = None
     paths = None  # leaf by leaf first, so that a wrong leaf type is named by its path
     for i, (p, g) in enumerate(zip(p_leaves, g_leaves)):
-        if type(p) is not type(g) and not (
-            _backend.is_tensor(p) and _backend.is_tensor(g)
-        ):
+        if not _backend.same_type(p, g):
             if _is_np_scalar_like(p, g) and g.dtype == p.dtype:
                 fixed = fixed or list(g_leaves)
                 fixed[i] = np.asarray(g)
@@ -483,30 +476,21 @@ def check_loss(value: Any, *, what: str = "loss") -> Any:
     A NumPy scalar or a Python real becomes a 0-d array; a non-scalar raises
     :class:`OutputValueError`, a complex or non-numeric value :class:`OutputTypeError`.
     """
-    if _backend.is_tensor(value):
-        if value.ndim != 0:
-            raise OutputValueError(
-                f"{what}: must be a scalar (0-d tensor), got shape {tuple(value.shape)}"
-            )
-        if value.is_complex():
-            raise OutputTypeError(f"{what}: must be real, got dtype {_dtype_name(value)}")
-        return value
-    if isinstance(value, (np.ndarray, np.generic, numbers.Real)) and not isinstance(
-        value, bool
-    ):
-        arr = np.asarray(value)
-        if arr.ndim != 0:
-            raise OutputValueError(
-                f"{what}: must be a scalar (0-d array), got shape {arr.shape}"
-            )
-        if np.iscomplexobj(arr):
-            raise OutputTypeError(f"{what}: must be real, got dtype {arr.dtype}")
-        if not np.issubdtype(arr.dtype, np.floating):
-            arr = arr.astype(np.float64)
-        return arr
-    raise OutputTypeError(
-        f"{what}: must be a 0-d array or tensor, got {type(value).__name__}"
-    )
+    if not (_backend.is_leaf(value) or (
+        isinstance(value, numbers.Real) and not isinstance(value, bool)
+    )):
+        raise OutputTypeError(
+            f"{what}: must be a 0-d array or tensor, got {type(value).__name__}"
+        )
+    be = _backend.of_value(value)
+    arr = be.as_0d(value, None)
+    if arr.ndim != 0:
+        raise OutputValueError(
+            f"{what}: must be a scalar (0-d {be.noun}), got shape {tuple(arr.shape)}"
+        )
+    if be.is_complex(arr):
+        raise OutputTypeError(f"{what}: must be real, got dtype {_dtype_name(arr)}")
+    return be.to_floating(arr)
 
 
 def check_grad_fn_output(out: Any, params: Params, *, what: str = "grad_fn") -> tuple[Any, Any]:
@@ -519,13 +503,13 @@ def check_grad_fn_output(out: Any, params: Params, *, what: str = "grad_fn") -> 
     value = check_loss(out[0], what=f"{what} value")
     grads = check_grads(params, out[1], what=f"{what} grads")
     leaves = optree.tree_leaves(params)
-    raw_is_tensor = _backend.is_tensor(out[0])
-    raw_is_numpy = isinstance(out[0], (np.ndarray, np.generic))
-    if leaves and (raw_is_tensor or raw_is_numpy) and raw_is_tensor != _backend.is_tensor(
-        leaves[0]
-    ):
-        got, want = ("a torch tensor", "NumPy") if raw_is_tensor else ("a NumPy array", "torch")
-        raise OutputTypeError(f"{what} value: is {got} but the params are {want}")
+    if leaves and _backend.is_leaf(out[0]):
+        be_value, be_params = _backend.of_value(out[0]), _backend.of_value(leaves[0])
+        if be_value is not be_params:
+            raise OutputTypeError(
+                f"{what} value: is a {be_value.title} {be_value.noun} but the params are "
+                f"{be_params.title}"
+            )
     return value, grads
 
 
@@ -536,10 +520,10 @@ def check_hessian(h: Any, params: Params, *, what: str = "hess_fn") -> Any:
     Raises :class:`OutputValueError` (shape) or :class:`OutputTypeError` (type)."""
     leaves = optree.tree_leaves(params)
     be = _backend.of_leaves(leaves)
-    n = sum(_numel(x) for x in leaves)
+    n = sum(be.size(x) for x in leaves)
     if be is _backend.NUMPY and isinstance(h, np.generic):
         h = np.asarray(h)
-    if not _backend.is_array(h) or _backend.is_tensor(h) != (be is _backend.TORCH):
+    if not _backend.is_array(h) or _backend.of_value(h) is not be:
         raise OutputTypeError(
             f"{what}: must return a {be.name} array for {be.name} params, got "
             f"{type(h).__name__}"
@@ -654,8 +638,8 @@ def check_nonnegative(name: str, value: Any) -> None:
     """``value`` must be a finite real >= 0 (or a callable schedule)."""
     if callable(value):
         return
-    if _backend.is_tensor(value) and value.ndim == 0 and value.is_floating_point():
-        value = float(value.detach())  # a 0-d tensor hyperparameter (differentiable loops)
+    if _backend.is_tensor(value) and value.ndim == 0 and _backend.TORCH.is_floating(value):
+        value = _backend.TORCH.to_float(value)  # a 0-d tensor hyperparameter (differentiable loops)
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name}: expected a real number, got {type(value).__name__}")
     if not math.isfinite(value) or value < 0:
@@ -685,8 +669,6 @@ def learning_rate_of(state: State) -> float | None:
         if isinstance(s, tuple):
             if optree.is_namedtuple_instance(s) and "learning_rate" in optree.namedtuple_fields(s):
                 lr = s.learning_rate  # type: ignore[attr-defined]
-                return None if lr is None else _backend.NUMPY.to_float(
-                    lr.item() if _backend.is_tensor(lr) else lr
-                )
+                return None if lr is None else _backend.of_value(lr).to_float(lr)
             stack.extend(reversed(s))
     return None

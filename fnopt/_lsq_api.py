@@ -80,7 +80,7 @@ class LeastSquaresResult:
     def standard_errors(self, *, absolute_sigma: bool = False) -> Any:
         """The square roots of the covariance's diagonal (curve_fit's ``perr``)."""
         c = covariance(self, absolute_sigma=absolute_sigma)
-        return (c.diagonal() if _backend.is_tensor(c) else np.diag(c)) ** 0.5
+        return c.diagonal() ** 0.5  # an ndarray and a tensor both have .diagonal()
 
 
 def covariance(result: LeastSquaresResult, *, absolute_sigma: bool = False) -> Any:
@@ -102,7 +102,7 @@ def covariance(result: LeastSquaresResult, *, absolute_sigma: bool = False) -> A
     >>> np.round(np.sqrt(np.diag(fnopt.covariance(res))), 4)
     array([0.049, 0.12 ])
     """
-    j = _backend.to_numpy(result.jac).astype(np.float64)
+    j = _lsq._host(result.jac)
     m, n = j.shape
     _, s, vt = np.linalg.svd(j, full_matrices=False)
     keep = s > np.finfo(np.float64).eps * max(m, n) * (s[0] if s.size else 0.0)
@@ -115,11 +115,7 @@ def covariance(result: LeastSquaresResult, *, absolute_sigma: bool = False) -> A
             warnings.warn("covariance: cannot be estimated with m <= n residuals",
                           RuntimeWarning, stacklevel=2)
             pcov = np.full((n, n), np.inf)
-    like = _backend.to_numpy(result.fun)  # the backend and dtype of the residuals
-    del like
-    if _backend.is_tensor(result.fun):
-        return _backend.TORCH.from_numpy(pcov, result.fun)
-    return pcov.astype(np.asarray(result.fun).dtype)
+    return _backend.of_value(result.fun).from_numpy(pcov, result.fun)
 
 
 # -- least_squares -----------------------------------------------------------------------
@@ -147,7 +143,7 @@ def _provider(fun: Callable[..., Any], jac: Any, x0: Any, args: tuple[Any, ...],
 
     if callable(jac):
         return _res.residuals_from_functions(f, lambda p: jac(p, *args, **kwargs))
-    if jac is None and _backend.name_of(x0) == "torch":
+    if jac is None and _backend.of(x0).has_autodiff:
         return _res.residuals_torch(f)
     if jac in (None, "2-point", "3-point"):
         return _res.residuals_finite_differences(f, method=jac or "2-point")
@@ -282,8 +278,8 @@ def _result(x: Any, state: Any, res_fn: Any, method: str, lb: np.ndarray, ub: np
     else:  # a matrix-free state: form them once at the end
         lin = res_fn(x)
         r, j = lin.residuals, lin.jacobian()
-        rh = _backend.to_numpy(r).astype(np.float64)
-        jh = _backend.to_numpy(j).astype(np.float64)
+        rh = _lsq._host(r)
+        jh = _lsq._host(j)
     g = jh.T @ rh
     xh = _lsq._flatten(x).x
     if method == "trf":
@@ -294,7 +290,7 @@ def _result(x: Any, state: Any, res_fn: Any, method: str, lb: np.ndarray, ub: np
         optimality = float(np.max(np.abs(g)))
         mask = np.zeros(xh.size, dtype=int)
     status = 0 if state.status == 5 else state.status
-    grad = _backend.TORCH.from_numpy(g, r) if _backend.is_tensor(r) else g.astype(rh.dtype)
+    grad = _backend.of_value(r).from_host(g, r)
     return LeastSquaresResult(
         x=x, cost=0.5 * float(rh @ rh), fun=r, jac=j, grad=grad, optimality=optimality,
         active_mask=mask, nfev=state.n_fev, njev=state.n_jev, nit=state.count, status=status,
@@ -323,12 +319,13 @@ def _weights(sigma: Any, ydata: Any) -> Callable[[Any], Any]:
     if sigma is None:
         return lambda r: r
     m = int(np.size(_backend.to_numpy(ydata)))
-    if _backend.is_tensor(sigma) or np.ndim(sigma) == 1:
+    given_tensor = _backend.is_tensor(sigma)  # used as given: 1-D, on its own device
+    if given_tensor or np.ndim(sigma) == 1:
         if tuple(getattr(sigma, "shape", np.shape(sigma))) != (m,):
             raise ValueError(f"sigma: expected shape ({m},) or ({m}, {m})")
-        s = sigma if _backend.is_tensor(sigma) else np.asarray(sigma, dtype=np.float64)
-        if _backend.is_tensor(ydata) and not _backend.is_tensor(s):
-            s = _backend.TORCH.from_numpy(s, ydata)
+        s = sigma if given_tensor else _backend.of_value(ydata).from_host(
+            np.asarray(sigma, dtype=np.float64), ydata
+        )
         return lambda r: r / s
     cov = np.asarray(sigma, dtype=np.float64)
     if cov.shape != (m, m):
@@ -337,10 +334,8 @@ def _weights(sigma: Any, ydata: Any) -> Callable[[Any], Any]:
         inv_l = np.linalg.inv(np.linalg.cholesky(cov))
     except np.linalg.LinAlgError as exc:
         raise ValueError("sigma: the covariance matrix is not positive definite") from exc
-    if _backend.is_tensor(ydata):
-        inv_lt = _backend.TORCH.from_numpy(inv_l, ydata)
-        return lambda r: inv_lt @ r
-    return lambda r: inv_l @ r
+    inv_lt = _backend.of_value(ydata).from_host(inv_l, ydata)
+    return lambda r: inv_lt @ r
 
 
 def curve_fit(
@@ -397,11 +392,11 @@ def curve_fit(
         start[lo & ~hi] = lb0[lo & ~hi] + 1.0
         start[hi & ~lo] = ub0[hi & ~lo] - 1.0
         start[both] = 0.5 * (lb0[both] + ub0[both])
-        p0 = start if not _backend.is_tensor(ydata) else _backend.TORCH.from_numpy(start, ydata)
+        p0 = _backend.of_value(ydata).from_host(start, ydata)
     params = _as_params(p0)
-    if _backend.name_of(params) != _backend.name_of(ydata) if _backend.is_array(ydata) else False:
-        params = _backend.of(ydata).from_numpy(_backend.to_numpy(params).astype(np.float64),
-                                               ydata)
+    if _backend.is_array(ydata) and _backend.of(params) is not _backend.of_value(ydata):
+        host = _lsq._host(params)
+        params = _backend.of_value(ydata).from_numpy(host, ydata)
     lb, ub = _lsq.parse_bounds(bounds, params)
     has_bounds = bool(np.any(np.isfinite(lb)) or np.any(np.isfinite(ub)))
     method = method or ("trf" if has_bounds else "lm")

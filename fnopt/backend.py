@@ -23,8 +23,10 @@ only be a tensor if torch has already been imported by someone.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import sys
+import warnings
 from collections.abc import Sequence
 from itertools import repeat
 from operator import attrgetter
@@ -34,6 +36,7 @@ import numpy as np
 
 __all__ = [
     "NUMPY", "TORCH", "Backend", "of", "of_leaves", "is_array", "is_tensor", "name_of", "to_numpy",
+    "of_value", "is_leaf", "same_type", "dtype_name",
 ]
 
 
@@ -49,31 +52,44 @@ def is_array(x: object) -> bool:
     return isinstance(x, np.ndarray) or is_tensor(x)
 
 
-def array(a: Any, backend: str = "numpy", dtype: Any = None) -> Any:
+def array(a: Any, backend: str = "numpy", dtype: Any = None, *, device: Any = None) -> Any:
     """A new array of the backend named ``backend`` (``"numpy"`` or ``"torch"``) holding
-    ``a`` (anything ``np.array`` takes) with ``dtype`` (a NumPy dtype or its name; by
-    default ``a``'s): the one converter from data to a backend by name.
+    ``a`` (anything ``np.array`` takes, or a tensor) with ``dtype`` (a NumPy dtype or its
+    name; by default ``a``'s): the one converter from data to a backend by name.
+
+    A tensor ``a`` is detached and copied; for ``"torch"`` it stays on its device unless
+    ``device`` is given (a torch device or its name, for ``"torch"`` only).
 
     >>> array([1, 2], "numpy", "float32")
     array([1., 2.], dtype=float32)
     """
-    arr = np.array(a, dtype=dtype, copy=True)
+    if backend == "torch" and is_tensor(a):
+        t = a.detach()
+        if dtype is not None:
+            t = t.to(getattr(sys.modules["torch"], np.dtype(dtype).name))
+        return t.clone() if device is None else t.to(device, copy=True)
+    arr = np.array(to_numpy(a) if is_tensor(a) else a, dtype=dtype, copy=True)
     if backend == "torch":
         import torch
 
-        return torch.from_numpy(arr)
+        t = torch.from_numpy(arr)
+        return t if device is None else t.to(device)
     if backend != "numpy":
         raise ValueError(f"backend: expected 'numpy' or 'torch', got {backend!r}")
+    if device is not None:
+        raise ValueError(f"device: only for backend 'torch', got device={device!r}")
     return arr
 
 
-def to_numpy(x: Any, *, copy: bool = False) -> np.ndarray:
+def to_numpy(x: Any, *, copy: bool = False, what: str = "x") -> np.ndarray:
     """``x`` as a NumPy array on the host, keeping its dtype.
 
     ``x`` may be a NumPy array or scalar, a Python number or sequence, or a torch tensor
-    (detached and moved to the CPU). Without ``copy`` the result may share memory with
-    ``x`` (a NumPy array, or a CPU tensor); with ``copy`` it never does. Unlike
-    :meth:`Backend.to_numpy` (float64, for the batched code), the dtype is kept.
+    (detached, moved to the CPU, its conjugate and negative bits resolved). Without
+    ``copy`` the result may share memory with ``x`` (a NumPy array, or a CPU tensor);
+    with ``copy`` it never does. Unlike :meth:`Backend.to_numpy` (float64, for the
+    batched code), the dtype is kept; a ``bfloat16`` tensor, whose dtype NumPy lacks,
+    raises ``TypeError`` naming ``what``.
 
     >>> to_numpy(np.float32(1.5))
     array(1.5, dtype=float32)
@@ -81,7 +97,9 @@ def to_numpy(x: Any, *, copy: bool = False) -> np.ndarray:
     array([1, 2])
     """
     if is_tensor(x):
-        x = x.detach().cpu().numpy()
+        if x.dtype == sys.modules["torch"].bfloat16:
+            raise TypeError(f"{what}: bfloat16 tensors have no NumPy dtype")
+        x = x.detach().cpu().resolve_conj().resolve_neg().numpy()
     return np.array(x, copy=True) if copy else np.asarray(x)
 
 
@@ -95,6 +113,9 @@ class Backend:
     name: str = "abstract"
     has_fused: bool = False
     """Whether :meth:`fused_adam_` and friends exist (torch); see :meth:`can_fuse`."""
+    has_autodiff: bool = False
+    """Whether derivatives of a user's function can come from automatic differentiation
+    (torch: ``torch.func``); without it, providers fall back to finite differences."""
 
     # -- construction -------------------------------------------------------------
     def zeros_like(self, xs: Sequence[Any], dtype: str | None = None) -> list[Any]:
@@ -336,6 +357,75 @@ class Backend:
 
     def logsumexp(self, z: Any, axis: int) -> Any:
         """``log(sum(exp(z)))`` along ``axis``, kept as a size-1 axis, computed stably."""
+
+    # -- single leaves (one value, not a list: validation, conversions, host data) --
+    # Callers pick the backend of one value with :func:`of_value`.
+    title: str = "abstract"
+    """The library's name as messages write it (``"NumPy"``, ``"torch"``)."""
+    noun: str = "array"
+    """What one array of this backend is called in messages (``"array"``, ``"tensor"``)."""
+
+    def size(self, x: Any) -> int:
+        """The number of elements of one leaf."""
+        raise NotImplementedError
+
+    def is_meta(self, x: Any) -> bool:
+        """Whether ``x`` holds no data (a torch tensor on the ``meta`` device); NumPy:
+        never."""
+        return False
+
+    def is_complex(self, x: Any) -> bool:
+        """Whether ``x`` has a complex dtype."""
+        raise NotImplementedError
+
+    def as_0d(self, value: Any, like: Any) -> Any:
+        """``value`` (a loss) as an array of this backend: an array of this backend
+        passes through; a number, NumPy scalar (or, for torch, a 0-d NumPy array) becomes
+        a new 0-d array with the dtype (and device) of ``like`` (NumPy: ``like``'s dtype
+        if it has one, else ``value``'s)."""
+        raise NotImplementedError
+
+    def from_host(self, a: np.ndarray, like: Any, *, keep_dtype: bool = False) -> Any:
+        """A NumPy array ``a`` computed on the host, on the backend of ``like``.
+
+        NumPy returns ``a`` itself (host arithmetic keeps its dtype, typically float64).
+        Torch returns a tensor on ``like``'s device with ``like``'s dtype, or with
+        ``a``'s dtype for ``keep_dtype`` (e.g. one-hot rows for integer labels)."""
+        raise NotImplementedError
+
+    def cast_like(self, x: Any, like: Any) -> Any:
+        """One leaf ``x`` of this backend with the dtype of ``like``: ``x`` itself when
+        it already has it, else a new array (a NumPy scalar stays a scalar)."""
+        raise NotImplementedError
+
+    def stack(self, xs: Sequence[Any], axis: int) -> Any:
+        """The leaves (one shape) stacked along a new axis ``axis`` into a new array."""
+        raise NotImplementedError
+
+    def to_floating(self, x: Any) -> Any:
+        """``x`` (a loss, a start point) with a floating dtype, as scipy reads data: NumPy
+        gives an integer or bool array as a new float64 array (a floating one as it is);
+        torch returns ``x`` as given (its dtype is the user's choice)."""
+        return x
+
+    def global_norm(self, xs: Sequence[Any]) -> Any:
+        """The Euclidean norm of all leaves together, as a 0-d array (no host
+        synchronisation on GPUs)."""
+        return self.sq_norm(xs) ** 0.5
+
+    # -- host storage (fnopt.checkpoint) --------------------------------------------
+    def storage_record(self, x: Any) -> dict[str, Any]:
+        """How :mod:`fnopt.checkpoint` describes one leaf in its JSON header: ``kind``,
+        ``dtype`` and ``shape`` (torch also ``device`` and ``requires_grad``). Raises
+        ``TypeError`` saying why a leaf cannot be stored (an object or empty NumPy dtype;
+        a sparse or quantized tensor, one on the ``meta`` device, a dtype NumPy lacks
+        other than ``bfloat16``)."""
+        raise NotImplementedError
+
+    def storage_array(self, x: Any) -> np.ndarray:
+        """The exact contents of one leaf as the host NumPy array to store (the same
+        memory where it can; torch: detached, on the CPU, conjugate and negative bits
+        resolved, contiguous; ``bfloat16``, which NumPy lacks, as its ``int16`` bits)."""
         raise NotImplementedError
 
 
@@ -600,10 +690,56 @@ class _Numpy(Backend):
         top = z.max(axis=axis, keepdims=True)
         return top + np.log(np.exp(z - top).sum(axis=axis, keepdims=True))
 
+    # -- single leaves --------------------------------------------------------------
+    title = "NumPy"
+
+    def size(self, x: Any) -> int:
+        return int(np.size(x))
+
+    def is_complex(self, x: Any) -> bool:
+        return bool(np.iscomplexobj(x))
+
+    def as_0d(self, value: Any, like: Any) -> Any:
+        if type(value) is np.ndarray:
+            return value
+        return np.asarray(value, dtype=getattr(like, "dtype", None))
+
+    def from_host(self, a: np.ndarray, like: Any, *, keep_dtype: bool = False) -> Any:
+        del like, keep_dtype
+        return a
+
+    def cast_like(self, x: Any, like: Any) -> Any:
+        return x.astype(like.dtype, copy=False)
+
+    def stack(self, xs: Sequence[Any], axis: int) -> Any:
+        return np.stack(xs, axis)
+
+    def to_floating(self, x: Any) -> Any:
+        return x if self.is_floating(x) else x.astype(np.float64)
+
+    def global_norm(self, xs: Sequence[Any]) -> Any:
+        sq = np.vdot(xs[0], xs[0]) if len(xs) == 1 else self.vdot(xs, xs)
+        # ``math.sqrt`` is correctly rounded, so this is bitwise ``np.sqrt`` (also for
+        # float32, rounded once more), at half the cost on tiny arrays
+        return np.asarray(math.sqrt(sq), dtype=sq.dtype)
+
+    def storage_record(self, x: Any) -> dict[str, Any]:
+        kind = "numpy_scalar" if isinstance(x, np.generic) else "numpy"
+        arr = np.asarray(x)
+        if arr.dtype.hasobject:
+            raise TypeError("cannot save an array of dtype object")
+        if arr.dtype.itemsize == 0:
+            raise TypeError(f"cannot save an array of the empty dtype {arr.dtype}")
+        return {"kind": kind, "dtype": arr.dtype.str, "shape": list(arr.shape)}
+
+    def storage_array(self, x: Any) -> np.ndarray:
+        return np.asarray(x)
+
 
 class _Torch(Backend):
     name = "torch"
     has_fused = True
+    has_autodiff = True
 
     @property
     def _t(self) -> Any:
@@ -904,6 +1040,56 @@ class _Torch(Backend):
     def logsumexp(self, z: Any, axis: int) -> Any:
         return self._t.logsumexp(z, axis, keepdim=True)
 
+    # -- single leaves --------------------------------------------------------------
+    title = "torch"
+    noun = "tensor"
+
+    def size(self, x: Any) -> int:
+        return int(x.numel())
+
+    def is_meta(self, x: Any) -> bool:
+        return bool(x.is_meta)
+
+    def is_complex(self, x: Any) -> bool:
+        return bool(x.is_complex())
+
+    def as_0d(self, value: Any, like: Any) -> Any:
+        return value if is_tensor(value) else self.scalar(float(value), like)
+
+    def from_host(self, a: np.ndarray, like: Any, *, keep_dtype: bool = False) -> Any:
+        if keep_dtype:
+            return self._t.from_numpy(a).to(like.device)
+        return self.from_numpy(a, like)
+
+    def cast_like(self, x: Any, like: Any) -> Any:
+        return x.to(like.dtype)
+
+    def stack(self, xs: Sequence[Any], axis: int) -> Any:
+        return self._t.stack(list(xs), axis)
+
+    def storage_record(self, x: Any) -> dict[str, Any]:
+        t = self._t
+        if x.layout != t.strided or x.is_quantized:
+            kind = "quantized" if x.is_quantized else x.layout
+            raise TypeError(f"cannot save a tensor with layout {kind}")
+        if x.device.type == "meta":
+            raise TypeError("cannot save a tensor on the 'meta' device (it holds no data)")
+        _stored_numpy_dtype(x.dtype)
+        return {
+            "kind": "torch",
+            "dtype": dtype_name(x.dtype),
+            "device": str(x.device),
+            "requires_grad": bool(x.requires_grad),
+            "shape": list(x.shape),
+        }
+
+    def storage_array(self, x: Any) -> np.ndarray:
+        t = self._t
+        host = x.detach().cpu().resolve_conj().resolve_neg().contiguous()
+        if host.dtype == t.bfloat16:
+            host = host.view(t.int16)
+        return host.numpy()
+
 
 def _recorded(xs: Sequence[Any]) -> bool:
     """Whether autograd records any of the tensors ``xs`` (then nothing is written in
@@ -982,6 +1168,57 @@ def is_finite_scalar(x: Any) -> bool:
 def of_leaf(x: Any) -> Backend | None:
     """The backend of one leaf (a NumPy array or scalar, or a torch tensor), or ``None``
     for anything else (a Python number, ``None``, ...)."""
-    if isinstance(x, _NP_LEAF):
-        return NUMPY
-    return TORCH if is_tensor(x) else None
+    return of_value(x) if is_leaf(x) else None
+
+# -- one value: its backend, its kind, its dtype's name ----------------------------------
+
+
+def of_value(x: Any) -> Backend:
+    """The backend of one value: :data:`TORCH` for a tensor, :data:`NUMPY` for anything
+    else (a NumPy array or scalar, a Python number or sequence). Unlike
+    :func:`of_leaves` it never raises; validate with :func:`of_leaves` where a wrong
+    type is an error.
+
+    >>> of_value(np.zeros(2)).name, of_value(1.5).name
+    ('numpy', 'numpy')
+    """
+    return TORCH if is_tensor(x) else NUMPY
+
+
+def is_leaf(x: Any) -> bool:
+    """Whether ``x`` is a NumPy array or scalar or a torch tensor (a leaf that
+    :func:`of_leaves` accepts, as opposed to a Python number or ``None``)."""
+    return isinstance(x, _NP_LEAF) or is_tensor(x)
+
+
+def same_type(a: Any, b: Any) -> bool:
+    """Whether two leaves have one type; any two torch tensors count as one (a
+    ``Parameter`` and a plain ``Tensor``)."""
+    return type(a) is type(b) or (is_tensor(a) and is_tensor(b))
+
+
+def dtype_name(dtype: Any) -> str:
+    """The name of a NumPy dtype, a torch dtype or a dtype name: ``"float32"`` for
+    ``np.dtype("float32")``, ``torch.float32`` and ``"float32"`` alike.
+
+    >>> dtype_name(np.dtype("float64")), dtype_name("float32")
+    ('float64', 'float32')
+    """
+    return str(dtype).replace("torch.", "")
+
+
+@functools.cache
+def _stored_numpy_dtype(dtype: Any) -> np.dtype[Any]:
+    """The NumPy dtype a tensor of torch ``dtype`` is stored as (``TypeError`` if none;
+    ``bfloat16`` as ``int16``)."""
+    import torch
+
+    if dtype == torch.bfloat16:
+        return np.dtype(np.int16)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "experimental" / "deprecated" dtypes
+            return torch.empty(0, dtype=dtype).numpy().dtype
+    except (TypeError, RuntimeError):
+        raise TypeError(f"cannot save a tensor of dtype {dtype}: NumPy has no such dtype") \
+            from None

@@ -52,7 +52,6 @@ temporary file, so it is never removed under it).
 from __future__ import annotations
 
 import ast
-import functools
 import importlib
 import json
 import math
@@ -62,7 +61,6 @@ import re
 import stat
 import struct
 import tempfile
-import warnings
 import zipfile
 from collections.abc import Callable, Iterable
 from typing import IO, Any, NamedTuple
@@ -155,17 +153,13 @@ def _show(x: Any, limit: int = 60) -> str:
 # -- tree walking ------------------------------------------------------------------
 
 
-def _is_array(x: Any) -> bool:
-    return isinstance(x, (np.ndarray, np.generic)) or _backend.is_tensor(x)
-
-
 def _is_namedtuple(x: Any) -> bool:
     return optree.is_namedtuple_instance(x)
 
 
 def _map(fn: Callable[[Any], Any], tree: Any, what: str, path: str = "") -> Any:
     """Rebuild ``tree`` with ``fn`` applied to each array leaf (other leaves kept)."""
-    if _is_array(tree):
+    if _backend.is_leaf(tree):
         return fn(tree)
     if tree is None or isinstance(tree, (bool, int, float, str)):
         return tree
@@ -202,22 +196,6 @@ def _attrs_fields(cls: type, what: str, path: str) -> tuple[Any, ...]:
 # -- encoding ----------------------------------------------------------------------
 
 
-@functools.cache
-def _numpy_dtype_of(dtype: Any) -> np.dtype[Any]:
-    """The NumPy dtype a tensor of torch ``dtype`` is stored as (TypeError if none)."""
-    import torch
-
-    if dtype == torch.bfloat16:
-        return np.dtype(np.int16)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # "experimental" / "deprecated" dtypes
-            return torch.empty(0, dtype=dtype).numpy().dtype
-    except (TypeError, RuntimeError):
-        raise TypeError(f"cannot save a tensor of dtype {dtype}: NumPy has no such dtype") \
-            from None
-
-
 class _Encoder:
     """Turns a tree into header nodes and a list of arrays; with ``dry_run`` it only
     checks that it could (no copies, nothing moved off a device)."""
@@ -228,47 +206,18 @@ class _Encoder:
         self.records: list[dict[str, Any]] = []
 
     def array(self, x: Any) -> dict[str, Any]:
-        rec: dict[str, Any]
-        if _backend.is_tensor(x):
-            import torch
-
-            if x.layout != torch.strided or x.is_quantized:
-                kind = "quantized" if x.is_quantized else x.layout
-                raise TypeError(f"cannot save a tensor with layout {kind}")
-            if x.device.type == "meta":
-                raise TypeError("cannot save a tensor on the 'meta' device (it holds no data)")
-            _numpy_dtype_of(x.dtype)
-            rec = {
-                "kind": "torch",
-                "dtype": str(x.dtype).replace("torch.", ""),
-                "device": str(x.device),
-                "requires_grad": bool(x.requires_grad),
-                "shape": list(x.shape),
-            }
-            arr = None
-            if not self.dry_run:
-                t = x.detach().cpu().resolve_conj().resolve_neg().contiguous()
-                if t.dtype == torch.bfloat16:
-                    t = t.view(torch.int16)
-                arr = t.numpy()
-        else:
-            kind = "numpy_scalar" if isinstance(x, np.generic) else "numpy"
-            arr = np.asarray(x)
-            if arr.dtype.hasobject:
-                raise TypeError("cannot save an array of dtype object")
-            if arr.dtype.itemsize == 0:
-                raise TypeError(f"cannot save an array of the empty dtype {arr.dtype}")
-            rec = {"kind": kind, "dtype": arr.dtype.str, "shape": list(arr.shape)}
+        be = _backend.of_value(x)
+        rec = be.storage_record(x)  # TypeError: cannot be stored
         if not self.dry_run:
             self.records.append(rec)
-            self.arrays.append(arr)  # type: ignore[arg-type]
+            self.arrays.append(be.storage_array(x))
         return {"t": "array", "i": len(self.arrays) - 1}
 
     def node(self, x: Any, what: str, path: str, depth: int = 0) -> dict[str, Any]:
         where = path or "<root>"
         if depth > _MAX_DEPTH:
             raise ValueError(f"{what}: nested deeper than {_MAX_DEPTH} levels at {where}")
-        if _is_array(x):
+        if _backend.is_leaf(x):
             try:
                 return self.array(x)
             except TypeError as exc:
@@ -652,7 +601,7 @@ def check_saveable(params: Params, state: State = None) -> None:
 
 def _check_backends(params: Params, state: State) -> _backend.Backend:
     be = check_params(params)
-    state_arrays = [x for x in optree.tree_leaves(state) if _is_array(x)]
+    state_arrays = [x for x in optree.tree_leaves(state) if _backend.is_leaf(x)]
     if state_arrays:
         st_be = _backend.of_leaves(
             [np.asarray(x) if isinstance(x, np.generic) else x for x in state_arrays],
@@ -1168,7 +1117,7 @@ def _to_device(t: Any, rec: dict[str, Any], i: int, where: str, device: Any) -> 
 
 
 def _describe_leaf(x: Any) -> tuple[Any, ...]:
-    if _is_array(x):
+    if _backend.is_leaf(x):
         # a NumPy scalar and a 0-d array are the same kind of leaf here
         kind = "tensor" if _backend.is_tensor(x) else "numpy array"
         return (kind, tuple(x.shape), str(x.dtype))
@@ -1227,9 +1176,9 @@ def _state_mismatch(got: Any, like: Any, path: str) -> str | None:
             if why:
                 return why
         return None
-    if _is_array(like):
+    if _backend.is_leaf(like):
         dg, dl = _describe_leaf(got), _describe_leaf(like)
-        if not _is_array(got) or dg[0] != dl[0] or dg[1] != dl[1] or (
+        if not _backend.is_leaf(got) or dg[0] != dl[0] or dg[1] != dl[1] or (
             dl[1] and dg[2] != dl[2]
         ):
             return f"{here} is {dg}, expected {dl}"
@@ -1255,13 +1204,7 @@ def to_numpy(tree: Any) -> Any:
     """
 
     def conv(x: Any) -> Any:
-        if _backend.is_tensor(x):
-            import torch
-
-            if x.dtype == torch.bfloat16:
-                raise TypeError("tree: bfloat16 tensors have no NumPy dtype")
-            return np.array(x.detach().cpu().resolve_conj().resolve_neg().numpy(), copy=True)
-        return np.array(x, copy=True) if isinstance(x, np.ndarray) else x
+        return _backend.to_numpy(x, copy=True, what="tree") if _backend.is_array(x) else x
 
     return _map(conv, tree, "tree")
 
@@ -1278,15 +1221,10 @@ def to_torch(tree: Any, *, device: Any = None) -> Any:
     >>> fnopt.to_torch([np.array([1.0], dtype=np.float32)])
     [tensor([1.])]
     """
-    import torch
+    import torch  # noqa: F401  (torch is required, even for a tree without arrays)
 
     def conv(x: Any) -> Any:
-        if _backend.is_tensor(x):
-            return x.detach().clone() if device is None else x.detach().to(device, copy=True)
-        if isinstance(x, (np.ndarray, np.generic)):
-            t = torch.from_numpy(np.array(x, copy=True))
-            return t if device is None else t.to(device)
-        return x
+        return _backend.array(x, "torch", device=device) if _backend.is_leaf(x) else x
 
     return _map(conv, tree, "tree")
 

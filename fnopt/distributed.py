@@ -134,8 +134,7 @@ def all_reduce(grad_fn: GradFn, group: Any = None) -> GradFn:
         try:
             value, grads = grad_fn(params, *batch)
             g_leaves = spec.flatten_up_to(grads)
-            if not _backend.is_tensor(value):
-                value = leaves[0].new_tensor(value)
+            value = _backend.TORCH.as_0d(value, leaves[0])
         except Exception as exc:  # join the collective anyway, with the flag set
             error = exc
             value = leaves[0].new_zeros(())

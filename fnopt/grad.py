@@ -102,7 +102,7 @@ def from_functions(value_fn: LossFn, grad_fn: LossFn) -> GradFn:
         grads = grad_fn(params, *batch)
         if type(value) in _NP_FLOAT_SCALARS:  # a NumPy scalar: a cheap 0-d array
             value = np.asarray(value)
-        elif type(value) is not np.ndarray and not _backend.is_tensor(value):
+        elif not _backend.is_array(value):
             value = check_loss(value, what="value_fn")
         return _fast_check(params, value, grads, "from_functions")
 
@@ -220,7 +220,7 @@ def finite_differences(loss_fn: LossFn, step: float | None = None) -> GradFn:
 
     def f(p: Params, batch: tuple[Any, ...]) -> float:
         v = check_loss(loss_fn(p, *batch), what="loss_fn")
-        return _backend.NUMPY.to_float(v.item() if _backend.is_tensor(v) else v)
+        return _backend.of_value(v).to_float(v)
 
     def provider(params: Params, *batch: Any) -> tuple[Any, Any]:
         be = check_params(params)

@@ -213,7 +213,8 @@ def _check_number(name: str, value: Any, *, positive: bool) -> None:
 
 
 def _detach(x: Any) -> Any:
-    return x.detach() if _backend.is_tensor(x) else x
+    """``x`` cut from the autograd graph (a tensor); any other leaf as it is."""
+    return _backend.of_value(x).detach([x])[0]
 
 
 def _torch() -> Any:

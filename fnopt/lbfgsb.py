@@ -50,6 +50,7 @@ from fnopt._base import (
     Params,
     State,
     _dtype_name,
+    check_int,
     check_loss,
     check_params,
 )
@@ -286,7 +287,7 @@ def _search(
 
 def _flat_bounds(proj: Projection | None, params: Params) -> tuple[np.ndarray, np.ndarray]:
     if proj is None:
-        n = sum(int(np.prod(tuple(p.shape))) for p in tree.leaves(params))
+        n = sum(_backend.of_value(p).size(p) for p in tree.leaves(params))
         return np.full(n, -np.inf), np.full(n, np.inf)
     return _flat_box(proj, params)
 
@@ -425,10 +426,7 @@ def lbfgsb(
     and Nocedal, ACM TOMS 38 (2011).
     """
     proj = _as_box(bounds)
-    if isinstance(memory_size, bool) or not isinstance(memory_size, int):
-        raise TypeError(f"memory_size: expected an int, got {type(memory_size).__name__}")
-    if memory_size < 1:
-        raise ValueError(f"memory_size: expected an int >= 1, got {memory_size}")
+    check_int("memory_size", memory_size, 1)
     if search is None:
         search = strong_wolfe(1e-3, 0.9, max_trials=20)
     if not isinstance(search, LineSearch):

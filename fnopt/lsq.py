@@ -168,7 +168,7 @@ def _flatten(params: Params) -> _Flat:
 def _unflatten(xh: np.ndarray, flat: _Flat) -> Params:
     out, i = [], 0
     for leaf in flat.leaves:
-        n = int(np.prod(tuple(leaf.shape), dtype=np.int64))
+        n = flat.be.size(leaf)
         out.append(flat.be.from_numpy(xh[i : i + n].reshape(tuple(leaf.shape)), leaf))
         i += n
     return flat.spec.unflatten(out)
@@ -604,7 +604,7 @@ def parse_bounds(bounds: Any, params: Params) -> tuple[np.ndarray, np.ndarray]:
     if not (isinstance(bounds, (tuple, list)) and len(bounds) == 2):
         raise ValueError("bounds: expected a (lower, upper) pair")
     leaves, spec = optree.tree_flatten(params)
-    n = sum(int(np.prod(tuple(v.shape), dtype=np.int64)) for v in leaves)
+    n = sum(_backend.of_value(v).size(v) for v in leaves)
     out = []
     for side, b in zip(("lower", "upper"), bounds):
         b_leaves, b_spec = optree.tree_flatten(b)

@@ -140,9 +140,7 @@ def _as_params(x0: Any) -> Params:
     float64, as scipy does), anything else through ``np.asarray(x0, float64)``."""
     leaves = optree.tree_leaves(x0)
     if leaves and all(_backend.is_array(leaf) for leaf in leaves):
-        return optree.tree_map(
-            lambda a: a.astype(np.float64) if isinstance(a, np.ndarray)
-            and not np.issubdtype(a.dtype, np.floating) else a, x0)
+        return optree.tree_map(lambda a: _backend.of_value(a).to_floating(a), x0)
     try:
         arr = np.atleast_1d(np.asarray(x0, dtype=np.float64))
     except (TypeError, ValueError):
@@ -195,7 +193,7 @@ def _grad_fn(fun: Callable[..., Any], jac: Any, args: tuple[Any, ...], x: Params
         raise ValueError(
             f"jac: expected a callable, True, None, '2-point' or '3-point', got {jac!r}"
         )
-    inner = (_grad.torch_func(f) if _backend.of(x) is _backend.TORCH
+    inner = (_grad.torch_func(f) if _backend.of(x).has_autodiff
              else _grad.finite_differences(lambda p: _value(f(p), p), step=eps))
 
     def derived(p: Params) -> tuple[Any, Any]:
@@ -388,7 +386,7 @@ def _optimizer(method: str, o: dict[str, Any], box_: Projection | None, fun: Any
     elif hess is not None:
         hvp = counted(_grad.hvp_from_hessian(_grad.hessian_from_function(
             lambda p: hess(p, *args))))
-    elif _backend.of(x) is _backend.TORCH:
+    elif _backend.of(x).has_autodiff:
         hvp = counted(_grad.hvp_torch(lambda p: fun(p, *args)))
     else:
         hvp = counted(_grad.hvp_finite_differences(grad_fn))
@@ -530,7 +528,7 @@ def minimize(
     elif bounds is not None:
         warnings.warn(f"Method {method} cannot handle constraints nor bounds.",
                       RuntimeWarning, stacklevel=2)
-    if method == "newton-cg" and jac is None and _backend.of(x) is _backend.NUMPY:
+    if method == "newton-cg" and jac is None and not _backend.of(x).has_autodiff:
         raise ValueError("jac: Newton-CG needs the gradient (jac) for NumPy inputs")
     counts = _Counts()
     grad_fn = _grad_fn(fun, jac, args, x, counts, o.get("eps") if jac is None else None)

@@ -132,11 +132,8 @@ class Linearization:
         return 2
 
     def __repr__(self) -> str:
-        return f"Linearization(m={_size(self.residuals)}, n={self.n_params})"
-
-
-def _size(x: Any) -> int:
-    return int(x.numel()) if _backend.is_tensor(x) else int(np.size(x))
+        m = _backend.of_value(self.residuals).size(self.residuals)
+        return f"Linearization(m={m}, n={self.n_params})"
 
 
 def _jacobian_by_jvp(lin: Linearization) -> Any:
@@ -146,18 +143,14 @@ def _jacobian_by_jvp(lin: Linearization) -> Any:
     be = _backend.of_leaves([r], what="residuals")
     eye = be.eye(lin.n_params, r)
     cols = [lin._jvp(eye[j]) for j in range(lin.n_params)]
-    if be is _backend.TORCH:
-        import torch
-
-        return torch.stack(cols, 1)
-    return np.stack(cols, 1)
+    return be.stack(cols, 1)
 
 
 def _check_jacobian_shape(jac: Any, residuals: Any, n: int, what: str = "jac_fn") -> Any:
-    m = _size(residuals)
+    m = _backend.of_value(residuals).size(residuals)
     if not _backend.is_array(jac):
         raise TypeError(f"{what}: must return an array or tensor, got {type(jac).__name__}")
-    if _backend.is_tensor(jac) != _backend.is_tensor(residuals):
+    if _backend.of_value(jac) is not _backend.of_value(residuals):
         raise TypeError(f"{what}: returned a Jacobian of the other backend than the residuals")
     if tuple(jac.shape) != (m, n):
         raise ValueError(
@@ -165,7 +158,7 @@ def _check_jacobian_shape(jac: Any, residuals: Any, n: int, what: str = "jac_fn"
             f"params), got shape {tuple(jac.shape)}"
         )
     if jac.dtype != residuals.dtype:
-        jac = jac.to(residuals.dtype) if _backend.is_tensor(jac) else jac.astype(residuals.dtype)
+        jac = _backend.of_value(jac).cast_like(jac, residuals)
     return jac
 
 
@@ -195,7 +188,7 @@ def ravel_residuals(residuals: Any, like: Any, *, what: str = "residual_fn") -> 
     if not be.is_floating(flat):
         raise TypeError(f"{what}: residuals must be floating point, got dtype {flat.dtype}")
     if flat.dtype != like.dtype:
-        flat = flat.to(like.dtype) if be is _backend.TORCH else flat.astype(like.dtype)
+        flat = be.cast_like(flat, like)
     return flat
 
 
@@ -231,9 +224,9 @@ def residuals_from_functions(
     check_callable(jac_fn, "jac_fn")
 
     def res_fn(params: Params, *batch: Any) -> Linearization:
-        x, _, _, _ = _flat_params(params)
+        x, _, _, be = _flat_params(params)
         r = ravel_residuals(residual_fn(params, *batch), x)
-        return Linearization(r, _size(x), jacobian=lambda: jac_fn(params, *batch))
+        return Linearization(r, be.size(x), jacobian=lambda: jac_fn(params, *batch))
 
     return res_fn
 
@@ -399,11 +392,11 @@ def residuals_matrix_free(
     check_callable(vjp_fn, "vjp_fn")
 
     def res_fn(params: Params, *batch: Any) -> Linearization:
-        x, _, _, _ = _flat_params(params)
+        x, _, _, be = _flat_params(params)
         r = ravel_residuals(residual_fn(params, *batch), x)
         return Linearization(
             r,
-            _size(x),
+            be.size(x),
             jvp=lambda v: ravel_residuals(jvp_fn(params, v, *batch), x, what="jvp_fn"),
             vjp=lambda u: ravel_residuals(vjp_fn(params, u, *batch), x, what="vjp_fn"),
         )

@@ -26,7 +26,6 @@ array([0.5, 1. ])
 from __future__ import annotations
 
 import builtins
-import math
 from collections.abc import Callable
 from typing import Any
 
@@ -130,6 +129,10 @@ def _flatten(tree: PyTree) -> tuple[list[Any], Any]:
     if type(tree) is _NDARRAY:
         return [tree], _BARE
     return optree.tree_flatten(tree)
+
+
+def _is(a: Any, b: Any) -> bool:
+    return a is b
 
 
 def _leaves(tree: PyTree) -> list[Any]:
@@ -241,16 +244,9 @@ def global_norm(tree: PyTree) -> Any:
     No host synchronisation: on a GPU the result stays on the device.
     """
     if type(tree) is _NDARRAY:  # a bare array (tiny problems): straight to NumPy
-        sq = np.vdot(tree, tree)
-    else:
-        lx = _leaves(tree)
-        be = _backend.of_leaves(lx)
-        if be is _backend.TORCH:
-            return be.sq_norm(lx) ** 0.5
-        sq = be.sq_norm(lx)
-    # NumPy: a 0-d array. ``math.sqrt`` is correctly rounded, so this is bitwise
-    # ``np.sqrt`` (also for float32, rounded once more), at half the cost on tiny arrays.
-    return np.asarray(math.sqrt(sq), dtype=sq.dtype)
+        return _backend.NUMPY.global_norm((tree,))
+    lx = _leaves(tree)
+    return _backend.of_leaves(lx).global_norm(lx)
 
 
 def zeros_like(tree: PyTree, *, dtype: str | None = None) -> PyTree:
@@ -291,8 +287,8 @@ def detach(tree: PyTree) -> PyTree:
     """The leaves cut from any autograd graph (torch: ``.detach()``, the same memory;
     NumPy: unchanged)."""
     lx, spec = _flatten(tree)
-    be = _backend.of_leaves(lx)
-    return tree if be is _backend.NUMPY else spec.unflatten(be.detach(lx))
+    out = _backend.of_leaves(lx).detach(lx)
+    return tree if all(map(_is, out, lx)) else spec.unflatten(out)  # NumPy: ``tree``
 
 
 def all_finite(tree: PyTree) -> bool:
@@ -309,6 +305,5 @@ def all_finite(tree: PyTree) -> bool:
 def astype_like(tree: PyTree, like: PyTree) -> PyTree:
     """Cast each leaf of ``tree`` to the dtype of the matching leaf of ``like``."""
     lx, ll, spec = _flat2(tree, like)
-    out = [x.to(y.dtype) if _backend.is_tensor(x) else x.astype(y.dtype, copy=False)
-           for x, y in builtins.zip(lx, ll)]
+    out = [_backend.of_value(x).cast_like(x, y) for x, y in builtins.zip(lx, ll)]
     return spec.unflatten(out)

@@ -221,3 +221,92 @@ def test_set_flat_and_from_numpy(name, dtype):
     assert B.of_leaves([got]) is be and tuple(got.shape) == (2, 3)
     assert to_numpy(got).dtype == np.dtype(dtype)
     np.testing.assert_array_equal(to_numpy(got), a.astype(dtype))
+
+
+# -- single-leaf ops (issue 12: backend branches only in fnopt.backend) ----------------
+
+
+def _leaf(name, values, dtype="float64"):
+    a = np.asarray(values, dtype=dtype)
+    return a if name == "numpy" else torch.from_numpy(a.copy())
+
+
+def test_of_value_is_leaf_same_type_dtype_name():
+    t, a = torch.zeros(2), np.zeros(2)
+    assert B.of_value(t) is B.TORCH and B.of_value(a) is B.NUMPY and B.of_value(1.5) is B.NUMPY
+    assert B.is_leaf(a) and B.is_leaf(np.float32(1)) and B.is_leaf(t)
+    assert not B.is_leaf(1.0) and not B.is_leaf(None)
+    assert B.same_type(t, torch.nn.Parameter(torch.zeros(1))) and B.same_type(a, np.ones(1))
+    assert not B.same_type(a, t) and not B.same_type(a, np.float64(1))
+    assert B.dtype_name(torch.float32) == B.dtype_name(np.dtype("float32")) == "float32"
+
+
+@pytest.mark.parametrize("name", ["numpy", "torch"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_single_leaf_ops_agree(name, dtype):
+    be = BACKENDS[name]
+    x = _leaf(name, [[1.0, -2.0, 3.0], [0.5, 0.0, 4.0]], dtype)
+    assert be.title in ("NumPy", "torch") and be.noun in ("array", "tensor")
+    assert be.size(x) == 6 and not be.is_meta(x) and not be.is_complex(x)
+    assert be.is_complex(_leaf(name, [1j], "complex128"))
+    assert B.name_of(be.stack([x, x], 1)) == name
+    np.testing.assert_array_equal(to_numpy(be.stack([x, x], 1)), np.stack([to_numpy(x)] * 2, 1))
+    other = _leaf(name, [1.0], "float64" if dtype == "float32" else "float32")
+    cast = be.cast_like(x, other)
+    assert B.dtype_name(cast.dtype) == B.dtype_name(other.dtype) and be.cast_like(x, x) is x
+    norm = be.global_norm([x, x])
+    assert B.dtype_name(norm.dtype) == dtype and B.of_value(norm) is be
+    np.testing.assert_allclose(float(norm), math.sqrt(2) * np.linalg.norm(to_numpy(x)), rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["numpy", "torch"])
+def test_as_0d_from_host_to_floating(name):
+    be = BACKENDS[name]
+    like = _leaf(name, 0.0, "float32")
+    z = be.as_0d(2.5, like)
+    assert B.of_value(z) is be and z.ndim == 0 and B.dtype_name(z.dtype) == "float32"
+    assert be.as_0d(like, None) is like  # its own arrays pass through
+    host = np.arange(3.0)
+    moved = be.from_host(host, like)
+    assert B.of_value(moved) is be and np.array_equal(to_numpy(moved), host)
+    kept = be.from_host(np.arange(3), like, keep_dtype=True)
+    assert B.dtype_name(kept.dtype) == "int64"
+    ints = _leaf(name, [1, 2], "int64")
+    # NumPy reads integer data as float64 (as scipy); a torch tensor keeps its dtype
+    expect = "float64" if name == "numpy" else "int64"
+    assert B.dtype_name(be.to_floating(ints).dtype) == expect
+
+
+@pytest.mark.parametrize("name", ["numpy", "torch"])
+def test_storage_record_and_array_round_trip(name):
+    be = BACKENDS[name]
+    x = _leaf(name, [1.5, -2.0], "float32")
+    rec = be.storage_record(x)
+    assert rec["shape"] == [2] and rec["kind"] == ("numpy" if name == "numpy" else "torch")
+    arr = be.storage_array(x)
+    assert isinstance(arr, np.ndarray) and np.array_equal(arr, [1.5, -2.0])
+
+
+def test_storage_of_bfloat16_and_refusals():
+    x = torch.tensor([1.5, -2.0], dtype=torch.bfloat16)
+    assert B.TORCH.storage_record(x)["dtype"] == "bfloat16"
+    bits = B.TORCH.storage_array(x)
+    assert bits.dtype == np.int16
+    assert torch.equal(torch.from_numpy(bits).view(torch.bfloat16), x)
+    with pytest.raises(TypeError, match="meta"):
+        B.TORCH.storage_record(torch.zeros(2, device="meta"))
+    with pytest.raises(TypeError, match="object"):
+        B.NUMPY.storage_record(np.array([None]))
+    with pytest.raises(TypeError, match="x: bfloat16"):
+        B.to_numpy(x)
+
+
+def test_array_converts_tensors_and_places_them():
+    t = torch.tensor([1.0, 2.0], requires_grad=True)
+    c = B.array(t, "torch")
+    assert not c.requires_grad and c.data_ptr() != t.data_ptr() and torch.equal(c, t.detach())
+    assert B.array(t, "torch", "float64").dtype == torch.float64
+    assert np.array_equal(B.array(t, "numpy"), [1.0, 2.0])
+    assert B.array(np.float32(1.0), "torch", device="cpu").dtype == torch.float32
+    with pytest.raises(ValueError, match="device"):
+        B.array([1.0], "numpy", device="cpu")

@@ -78,7 +78,7 @@ def iris(
     """
     if backend not in ("numpy", "torch"):
         raise ValueError(f"backend: expected 'numpy' or 'torch', got {backend!r}")
-    dt = np.dtype(str(dtype).replace("torch.", ""))
+    dt = np.dtype(_backend.dtype_name(dtype))
     if dt not in (np.float32, np.float64):
         raise ValueError(f"dtype: expected float32 or float64, got {dtype!r}")
     text = resources.files("fnopt.datasets").joinpath(_FILE).read_text(encoding="utf-8")
@@ -99,17 +99,12 @@ def iris(
             )
         x = x[:, list(cols)]
         names = tuple(names[c] for c in cols)
-    if backend == "torch":
-        import torch
-
-        return Dataset(torch.from_numpy(x), torch.from_numpy(y), names, classes, _DESCRIPTION)
-    return Dataset(x, y, names, classes, _DESCRIPTION)
+    return Dataset(_backend.array(x, backend), _backend.array(y, backend), names, classes,
+                   _DESCRIPTION)
 
 
 def _to_numpy_labels(y: Any) -> np.ndarray:
-    if _backend.is_tensor(y):
-        y = y.detach().cpu().numpy()
-    y = np.asarray(y)
+    y = _backend.to_numpy(y)
     if y.ndim != 1:
         raise ValueError(f"y: expected 1-D labels of shape (n,), got shape {y.shape}")
     return y
@@ -185,12 +180,9 @@ def train_test_split(
             f"x, y: expected the same number of rows, got {n} and {int(y.shape[0])}"
         )
     train, test = stratified_indices(y, test_fraction, seed=seed)
-    if _backend.is_tensor(x):
-        import torch
-
-        tr, te = torch.from_numpy(train), torch.from_numpy(test)
-        return x[tr.to(x.device)], x[te.to(x.device)], y[tr.to(y.device)], y[te.to(y.device)]
-    return x[train], x[test], y[train], y[test]
+    bx, by = _backend.of_value(x), _backend.of_value(y)
+    x_tr, x_te = bx.take_rows(x, train), bx.take_rows(x, test)
+    return x_tr, x_te, by.take_rows(y, train), by.take_rows(y, test)
 
 
 def one_hot(y: Any, n_classes: int | None = None, *, dtype: Any = "float64") -> Any:
@@ -216,11 +208,7 @@ def one_hot(y: Any, n_classes: int | None = None, *, dtype: Any = "float64") -> 
         raise ValueError(f"n_classes: expected an int >= 1, got {n_classes!r}")
     if labels.size and (labels.min() < 0 or labels.max() >= k):
         raise ValueError(f"y: labels must lie in 0..{k - 1}, got {labels.min()}..{labels.max()}")
-    dt = np.dtype(str(dtype).replace("torch.", ""))
+    dt = np.dtype(_backend.dtype_name(dtype))
     out = np.zeros((labels.size, k), dtype=dt)
     out[np.arange(labels.size), labels] = 1.0
-    if _backend.is_tensor(y):
-        import torch
-
-        return torch.from_numpy(out).to(y.device)
-    return out
+    return _backend.of_value(y).from_host(out, y, keep_dtype=True)
