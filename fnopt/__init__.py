@@ -30,7 +30,7 @@ from fnopt.checkpoint import load as load
 from fnopt.checkpoint import save as save
 from fnopt.checkpoint import to_numpy as to_numpy
 from fnopt.checkpoint import to_torch as to_torch
-from fnopt.lbfgsb import lbfgsb as lbfgsb
+from fnopt.lbfgsb import lbfgsb as lbfgsb  # through the old module, so the name is the function
 from fnopt.loop import History as History
 from fnopt.loop import OptimizationError as OptimizationError
 from fnopt.loop import Result as Result
@@ -258,17 +258,17 @@ from fnopt.transforms.plateau import reduce_on_plateau as reduce_on_plateau  # n
 __all__ += ["ReduceLROnPlateauState", "reduce_on_plateau"]
 
 # least squares (fnopt.residuals, fnopt.lsq, fnopt._lsq_api)
-from fnopt import residuals as residuals  # noqa: E402
 from fnopt._lsq_api import LeastSquaresResult as LeastSquaresResult  # noqa: E402
 from fnopt._lsq_api import covariance as covariance  # noqa: E402
 from fnopt._lsq_api import curve_fit as curve_fit  # noqa: E402
 from fnopt._lsq_api import least_squares as least_squares  # noqa: E402
-from fnopt.lsq import LeastSquaresState as LeastSquaresState  # noqa: E402
-from fnopt.lsq import LeastSquaresStop as LeastSquaresStop  # noqa: E402
-from fnopt.lsq import gauss_newton as gauss_newton  # noqa: E402
-from fnopt.lsq import levenberg_marquardt as levenberg_marquardt  # noqa: E402
-from fnopt.lsq import levenberg_marquardt_cg as levenberg_marquardt_cg  # noqa: E402
-from fnopt.lsq import trust_region_reflective as trust_region_reflective  # noqa: E402
+from fnopt.grad import residuals as residuals  # noqa: E402
+from fnopt.optimizers.lsq import LeastSquaresState as LeastSquaresState  # noqa: E402
+from fnopt.optimizers.lsq import LeastSquaresStop as LeastSquaresStop  # noqa: E402
+from fnopt.optimizers.lsq import gauss_newton as gauss_newton  # noqa: E402
+from fnopt.optimizers.lsq import levenberg_marquardt as levenberg_marquardt  # noqa: E402
+from fnopt.optimizers.lsq import levenberg_marquardt_cg as levenberg_marquardt_cg  # noqa: E402
+from fnopt.optimizers.lsq import trust_region_reflective as trust_region_reflective  # noqa: E402
 
 __all__ += [
     "LeastSquaresResult",
@@ -283,7 +283,7 @@ __all__ += [
     "residuals",
     "trust_region_reflective",
 ]
-from fnopt import lsq as lsq  # noqa: E402
 from fnopt.objectives import lsq_problems as lsq_problems  # noqa: E402
+from fnopt.optimizers import lsq as lsq  # noqa: E402
 
 __all__ += ["lsq", "lsq_problems"]

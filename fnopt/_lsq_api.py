@@ -19,10 +19,10 @@ import numpy as np
 import optree
 
 from fnopt import backend as _backend
-from fnopt import lsq as _lsq
-from fnopt import residuals as _res
 from fnopt import tree as _tree
+from fnopt.grad import residuals as _res
 from fnopt.loop import StepFailed
+from fnopt.optimizers import lsq as _lsq
 
 __all__ = ["least_squares", "curve_fit", "covariance", "LeastSquaresResult"]
 

@@ -117,6 +117,10 @@ _MOVED_MODULES: dict[str, tuple[str, ...]] = {
     "fnopt.tasks": ("fnopt.objectives.tasks",),
     "fnopt.problems": ("fnopt.objectives.problems",),
     "fnopt.lsq_problems": ("fnopt.objectives.lsq_problems",),
+    "fnopt.lbfgsb": ("fnopt.optimizers.lbfgsb",),
+    "fnopt.lsq": ("fnopt.optimizers.lsq",),
+    "fnopt.residuals": ("fnopt.grad.residuals",),
+    "fnopt.grad": ("fnopt.grad",),
 }
 
 PathLike = str | os.PathLike[str]

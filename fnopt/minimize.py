@@ -61,8 +61,8 @@ from fnopt import grad as _grad
 from fnopt import stop as _stop
 from fnopt import tree
 from fnopt._base import Optimizer, Params, check_callable
-from fnopt.lbfgsb import lbfgsb
 from fnopt.loop import OptimizationError, Result, fixed_point
+from fnopt.optimizers.lbfgsb import lbfgsb
 from fnopt.optimizers.linesearch import strong_wolfe
 from fnopt.optimizers.newton import newton_cg
 from fnopt.optimizers.quasi_newton import bfgs, nonlinear_cg

@@ -26,8 +26,8 @@ import optree
 from fnopt import backend as _backend
 from fnopt import tree as _tree
 from fnopt._base import Descent, GradFn, Params, State, check_grad_fn_output
+from fnopt.grad.residuals import Linearization  # least-squares optimizers' grad_fn
 from fnopt.loop.result import Iterate, _BadGradFn
-from fnopt.residuals import Linearization  # least-squares optimizers' grad_fn
 
 __all__ = ["Counter", "FirstOrder", "Stepper", "clone_buffers"]
 

@@ -35,7 +35,7 @@ import optree
 
 from fnopt import backend as _backend
 from fnopt import grad as _grad
-from fnopt import residuals as _res
+from fnopt.grad import residuals as _res
 
 __all__ = ["Objective", "Providers"]
 

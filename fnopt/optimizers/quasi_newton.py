@@ -243,7 +243,7 @@ def lbfgs(
             "lbfgs", aliases, _LBFGS_ALIASES, _LBFGS_HINTS, {"memory": (memory, 10)}
         ).get("memory", memory)
     if bounds is not None:
-        from fnopt.lbfgsb import lbfgsb
+        from fnopt.optimizers.lbfgsb import lbfgsb
 
         return lbfgsb(bounds=bounds, memory_size=memory, search=search)
     return line_search(
