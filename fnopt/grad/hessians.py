@@ -133,6 +133,7 @@ def hvp_finite_differences(grad_fn: GradFn, step: float | None = None) -> HvpFn:
       step: the step ``h`` along ``v`` (absolute); default as above.
 
     >>> import numpy as np
+    >>> from fnopt.grad import from_functions
     >>> hvp = hvp_finite_differences(from_functions(lambda p: (p ** 3).sum(),
     ...                                             lambda p: 3 * p ** 2))
     >>> np.round(hvp(np.array([1.0, 2.0]), np.array([1.0, 1.0])), 6)
