@@ -63,11 +63,11 @@ from fnopt.optimizers.linesearch import LineSearchStatus as LineSearchStatus
 from fnopt.optimizers.linesearch import backtracking as backtracking
 from fnopt.optimizers.linesearch import line_search as line_search
 from fnopt.optimizers.linesearch import strong_wolfe as strong_wolfe
-from fnopt.optimizers.newton import newton as newton
-from fnopt.optimizers.newton import newton_cg as newton_cg
-from fnopt.optimizers.quasi_newton import bfgs as bfgs
-from fnopt.optimizers.quasi_newton import lbfgs as lbfgs
-from fnopt.optimizers.quasi_newton import nonlinear_cg as nonlinear_cg
+from fnopt.optimizers.second_order import bfgs as bfgs
+from fnopt.optimizers.second_order import lbfgs as lbfgs
+from fnopt.optimizers.second_order import newton as newton
+from fnopt.optimizers.second_order import newton_cg as newton_cg
+from fnopt.optimizers.second_order import nonlinear_cg as nonlinear_cg
 from fnopt.stop import Reason as Reason
 from fnopt.transforms import accumulate as accumulate
 from fnopt.transforms import add_decayed_weights as add_decayed_weights

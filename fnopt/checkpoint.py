@@ -103,24 +103,24 @@ _MOVED: dict[tuple[str, str], tuple[str, str]] = {
     ("fnopt.testing", "Quadratic"): ("fnopt.objectives.quadratic", "Quadratic"),
 }
 
-#: Modules that became packages, moved into one or were split (0.3): a class saved
-#: under the old module is looked up as an attribute of the new ones and must be defined
-#: in one of them or their submodules (``fnopt.transform.ScaleByAdamState`` is now
+#: Modules that became packages or moved into one (0.3): a class saved under the old
+#: module is looked up as an attribute of the new one and must be defined in it or in
+#: one of its submodules (``fnopt.transform.ScaleByAdamState`` is now
 #: ``fnopt.transforms.adaptive.ScaleByAdamState``).
-_MOVED_MODULES: dict[str, tuple[str, ...]] = {
-    "fnopt.transform": ("fnopt.transforms",),
-    "fnopt.transforms_extra": ("fnopt.transforms.extra",),
-    "fnopt.plateau": ("fnopt.transforms.plateau",),
-    "fnopt.projections": ("fnopt.transforms.projections",),
-    "fnopt.linesearch": ("fnopt.optimizers.linesearch",),
-    "fnopt.second_order": ("fnopt.optimizers.quasi_newton", "fnopt.optimizers.newton"),
-    "fnopt.tasks": ("fnopt.objectives.tasks",),
-    "fnopt.problems": ("fnopt.objectives.problems",),
-    "fnopt.lsq_problems": ("fnopt.objectives.lsq_problems",),
-    "fnopt.lbfgsb": ("fnopt.optimizers.lbfgsb",),
-    "fnopt.lsq": ("fnopt.optimizers.lsq",),
-    "fnopt.residuals": ("fnopt.grad.residuals",),
-    "fnopt.grad": ("fnopt.grad",),
+_MOVED_MODULES: dict[str, str] = {
+    "fnopt.transform": "fnopt.transforms",
+    "fnopt.transforms_extra": "fnopt.transforms.extra",
+    "fnopt.plateau": "fnopt.transforms.plateau",
+    "fnopt.projections": "fnopt.transforms.projections",
+    "fnopt.linesearch": "fnopt.optimizers.linesearch",
+    "fnopt.second_order": "fnopt.optimizers.second_order",
+    "fnopt.tasks": "fnopt.objectives.tasks",
+    "fnopt.problems": "fnopt.objectives.problems",
+    "fnopt.lsq_problems": "fnopt.objectives.lsq_problems",
+    "fnopt.lbfgsb": "fnopt.optimizers.lbfgsb",
+    "fnopt.lsq": "fnopt.optimizers.lsq",
+    "fnopt.residuals": "fnopt.grad.residuals",
+    "fnopt.grad": "fnopt.grad",
 }
 
 PathLike = str | os.PathLike[str]
@@ -433,13 +433,9 @@ class _Decoder:
         return cls
 
     def import_moved_class(self, key: tuple[str, str], full: str, where: str) -> type:
-        """The class saved as ``key`` from a module listed in ``_MOVED_MODULES``."""
-        homes = _MOVED_MODULES[key[0]]
-        for home in homes[:-1]:
-            module = importlib.import_module(home)
-            if hasattr(module, key[1].split(".")[0]):
-                return self.import_fnopt_class(home, key[1], full, where, within=True)
-        return self.import_fnopt_class(homes[-1], key[1], full, where, within=True)
+        """The class saved as ``key`` from the module ``_MOVED_MODULES`` names."""
+        return self.import_fnopt_class(_MOVED_MODULES[key[0]], key[1], full, where,
+                                       within=True)
 
     def import_fnopt_class(
         self, module: str, name: str, full: str, where: str, *, within: bool = False

@@ -64,8 +64,7 @@ from fnopt._base import Optimizer, Params, check_callable
 from fnopt.loop import OptimizationError, Result, fixed_point
 from fnopt.optimizers.lbfgsb import lbfgsb
 from fnopt.optimizers.linesearch import strong_wolfe
-from fnopt.optimizers.newton import newton_cg
-from fnopt.optimizers.quasi_newton import bfgs, nonlinear_cg
+from fnopt.optimizers.second_order import bfgs, newton_cg, nonlinear_cg
 from fnopt.transforms.projections import Projection, box
 
 __all__ = ["minimize", "OptimizeResult"]

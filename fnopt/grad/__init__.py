@@ -5,6 +5,8 @@ Jacobians for least squares (:mod:`~fnopt.grad.residuals`).
 
 from __future__ import annotations
 
+from fnopt.grad import gradients as _gradients
+from fnopt.grad import hessians as _hessians
 from fnopt.grad import residuals as residuals
 from fnopt.grad.gradients import GradCheckReport as GradCheckReport
 from fnopt.grad.gradients import check as check
@@ -30,19 +32,8 @@ from fnopt.grad.residuals import residuals_matrix_free as residuals_matrix_free
 from fnopt.grad.residuals import residuals_torch as residuals_torch
 
 __all__ = [
-    "from_functions",
-    "torch_func",
-    "torch_autograd",
-    "finite_differences",
-    "check",
-    "GradCheckReport",
-    "validated",
-    "module",
-    "hessian_from_function",
-    "torch_hessian",
-    "hvp_torch",
-    "hvp_finite_differences",
-    "hvp_from_hessian",
+    *_gradients.__all__,
+    *_hessians.__all__,
     "Linearization",
     "check_jacobian",
     "residuals_finite_differences",

@@ -13,8 +13,8 @@ Residuals work on NumPy arrays and torch tensors alike; Jacobians are NumPy.
 >>> p.m, p.n, round(p.f_min, 8)
 (15, 3, 0.00821488)
 
-Reference: J. J. Moré, B. S. Garbow and K. E. Hillstrom, "Testing unconstrained
-optimization software", ACM TOMS 7 (1981) 17–41.
+The collection, its start points and minima: Moré, Garbow and Hillstrom (ACM TOMS, 1981;
+the full reference is in :mod:`fnopt.objectives.problems`).
 """
 
 from __future__ import annotations

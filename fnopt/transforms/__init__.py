@@ -21,6 +21,8 @@ arithmetic lands in the state buffers the caller gave up).
 
 from __future__ import annotations
 
+from fnopt.transforms import extra as _extra
+from fnopt.transforms import plateau as _plateau
 from fnopt.transforms import projections as projections
 from fnopt.transforms._common import EmptyState as EmptyState
 from fnopt.transforms.adaptive import ScaleByAdadeltaState as ScaleByAdadeltaState
@@ -144,17 +146,7 @@ __all__ = [
     "LookaheadState",
     "InjectHyperparamsState",
     "InjectHyperparamsOptState",
-    "set_to_zero",
-    "zero_nans",
-    "adaptive_grad_clip",
-    "add_noise",
-    "centralize",
-    "scale_by_schedule",
-    "keep_params_nonnegative",
-    "ZeroNansState",
-    "AddNoiseState",
-    "ScaleByScheduleState",
-    "ReduceLROnPlateauState",
-    "reduce_on_plateau",
     "projections",
+    *_extra.__all__,
+    *_plateau.__all__,
 ]
