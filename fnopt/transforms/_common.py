@@ -141,3 +141,17 @@ def _stateless(
     return _builtin(init, update, name, **hyperparams)
 
 
+def _stateless_on_params(
+    fn: Callable[[list[Any], list[Any], _backend.Backend], list[Any]], name: str,
+    **hyperparams: Any,
+) -> Transform:
+    """A stateless transform whose update needs the params: ``fn(updates, params, be)``
+    maps the leaves of the updates and of the params (same order) to new leaves."""
+
+    def apply(updates: Updates, params: Params | None) -> Updates:
+        if params is None:
+            raise ValueError(f"{name}: update needs params")
+        u, spec, be = _flat(updates)
+        return spec.unflatten(fn(u, spec.flatten_up_to(params), be))
+
+    return _stateless(apply, name, **hyperparams)

@@ -14,9 +14,10 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from fnopt import backend as _backend
 from fnopt import tree
 from fnopt._base import Params, State, Transform, Updates, check_int, check_nonnegative
-from fnopt.transforms._common import _flat, _stateless
+from fnopt.transforms._common import _flat, _stateless, _stateless_on_params
 
 __all__ = [
     "set_to_zero",
@@ -122,11 +123,7 @@ def adaptive_grad_clip(clipping: float, eps: float = 1e-3) -> Transform:
     check_nonnegative("clipping", clipping)
     check_nonnegative("eps", eps)
 
-    def fn(updates: Updates, params: Params | None) -> Updates:
-        if params is None:
-            raise ValueError("adaptive_grad_clip: update needs params")
-        g, spec, be = _flat(updates)
-        p = spec.flatten_up_to(params)
+    def fn(g: list[Any], p: list[Any], be: _backend.Backend) -> list[Any]:
         out = []
         for gi, pi in zip(g, p):
             axes = _unit_axes(gi)
@@ -135,9 +132,9 @@ def adaptive_grad_clip(clipping: float, eps: float = 1e-3) -> Transform:
             max_norm = be.scale(be.clip([p_norm], eps, math.inf), clipping)[0]
             clipped = be.mul([gi], be.div([max_norm], be.clip([g_norm], 1e-6, math.inf)))[0]
             out.append(be.where([g_norm < max_norm], [gi], [clipped])[0])
-        return spec.unflatten(out)
+        return out
 
-    return _stateless(fn, "adaptive_grad_clip")
+    return _stateless_on_params(fn, "adaptive_grad_clip")
 
 
 class AddNoiseState(NamedTuple):
@@ -273,12 +270,8 @@ def keep_params_nonnegative() -> Transform:
     array([-1. , -0.5])
     """
 
-    def fn(updates: Updates, params: Params | None) -> Updates:
-        if params is None:
-            raise ValueError("keep_params_nonnegative: update needs params")
-        g, spec, be = _flat(updates)
-        p = spec.flatten_up_to(params)
+    def fn(g: list[Any], p: list[Any], be: _backend.Backend) -> list[Any]:
         conds = [s < 0 for s in be.add(p, g)]
-        return spec.unflatten(be.where(conds, be.scale(p, -1.0), g))
+        return be.where(conds, be.scale(p, -1.0), g)
 
-    return _stateless(fn, "keep_params_nonnegative")
+    return _stateless_on_params(fn, "keep_params_nonnegative")

@@ -29,7 +29,7 @@ from fnopt.transforms._common import (
     _dst,
     _flat,
     _numel,
-    _stateless,
+    _stateless_on_params,
 )
 
 
@@ -180,17 +180,13 @@ def scale_by_param_block_rms(min_scale: float = 1e-3) -> Transform:
     """
     check_nonnegative("min_scale", min_scale)
 
-    def fn(updates: Updates, params: Params | None) -> Updates:
-        if params is None:
-            raise ValueError("scale_by_param_block_rms: update needs params")
-        u, spec, be = _flat(updates)
-        p = spec.flatten_up_to(params)
+    def fn(u: list[Any], p: list[Any], be: _backend.Backend) -> list[Any]:
         scales = [
             (n / math.sqrt(_numel(x))).clip(min=min_scale) for n, x in zip(be.norms(p), p)
         ]
-        return spec.unflatten(be.mul(u, scales))
+        return be.mul(u, scales)
 
-    return _stateless(fn, "scale_by_param_block_rms", min_scale=min_scale)
+    return _stateless_on_params(fn, "scale_by_param_block_rms", min_scale=min_scale)
 
 
 class ScaleByMuonState(NamedTuple):
@@ -341,19 +337,15 @@ def scale_by_trust_ratio(
     check_nonnegative("trust_coefficient", trust_coefficient)
     check_nonnegative("eps", eps)
 
-    def fn(updates: Updates, params: Params | None) -> Updates:
-        if params is None:
-            raise ValueError("scale_by_trust_ratio: update needs params")
-        u, spec, be = _flat(updates)
-        p = spec.flatten_up_to(params)
+    def fn(u: list[Any], p: list[Any], be: _backend.Backend) -> list[Any]:
         ratios = []
         for pn, un in zip(be.norms(p), be.norms(u)):
             pf, uf = be.to_float(pn), be.to_float(un)
             ok = pf > min_norm and uf > min_norm
             ratios.append(trust_coefficient * pf / (uf + eps) if ok else 1.0)
-        return spec.unflatten([be.scale([x], r)[0] for x, r in zip(u, ratios)])
+        return [be.scale([x], r)[0] for x, r in zip(u, ratios)]
 
-    return _stateless(
+    return _stateless_on_params(
         fn, "scale_by_trust_ratio", min_norm=min_norm, trust_coefficient=trust_coefficient,
         eps=eps,
     )
