@@ -358,24 +358,9 @@ def cosine_decay_schedule(
     return cosine_decay(init_value, decay_steps, alpha, exponent)
 
 
-def warmup_cosine_decay_schedule(
-    init_value: float,
-    peak_value: float,
-    warmup_steps: int,
-    decay_steps: int,
-    end_value: float = 0.0,
-    exponent: float = 1.0,
-) -> Schedule:
-    """optax.warmup_cosine_decay_schedule: :func:`warmup_cosine_decay` under optax's
-    name and signature (``decay_steps`` counts the warm-up).
-
-    >>> s = warmup_cosine_decay_schedule(0.0, 1.0, 1, 3)
-    >>> [round(s(t), 4) for t in range(4)]
-    [0.0, 1.0, 0.5, 0.0]
-    """
-    return warmup_cosine_decay(init_value, peak_value, warmup_steps, decay_steps, end_value,
-                               exponent)
-
+#: optax's name for :func:`warmup_cosine_decay` (the same signature: ``decay_steps``
+#: counts the warm-up).
+warmup_cosine_decay_schedule = warmup_cosine_decay
 
 def piecewise_constant_schedule(
     init_value: float, boundaries_and_scales: Mapping[int, float] | None = None

@@ -132,6 +132,33 @@ class Objective(abc.ABC):
         return min(float(np.linalg.norm(z - _flat64(m))) for m in self.minimizers)
 
 
+
+class ReferenceObjective(Objective):
+    """An objective whose reference form is NumPy float64 (the test problems): the
+    formulas take either backend, :meth:`start` gives the start point."""
+
+    __slots__ = ()
+
+    @property
+    def backend(self) -> str:
+        """``"numpy"``: the reference form (the loss itself takes either backend)."""
+        return "numpy"
+
+    @property
+    def dtype(self) -> str:
+        """``"float64"``."""
+        return "float64"
+
+    @property
+    def init_params(self) -> Any:
+        """The standard start point (:meth:`start`), a fresh NumPy array."""
+        return self.start()
+
+    @abc.abstractmethod
+    def start(self) -> Any:
+        """The standard start point."""
+
+
 # -- shared helpers for the kinds -----------------------------------------------------
 
 

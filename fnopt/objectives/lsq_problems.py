@@ -30,8 +30,8 @@ import numpy as np
 from fnopt import backend as _backend
 from fnopt.objectives import problems as _problems
 from fnopt.objectives._objective import (
-    Objective,
     Providers,
+    ReferenceObjective,
     concat,
     const,
     gradient_provider,
@@ -45,7 +45,7 @@ Array = Any
 
 
 @attrs.frozen(eq=False)
-class LeastSquaresProblem(Objective):
+class LeastSquaresProblem(ReferenceObjective):
     """A least-squares test problem (an :class:`fnopt.objectives.Objective` whose loss
     is :math:`\\sum_i r_i(x)^2`, reference form NumPy float64).
 
@@ -72,21 +72,6 @@ class LeastSquaresProblem(Objective):
     def loss(self) -> Callable[[Array], Array]:
         """:math:`\\sum_i r_i(x)^2` on NumPy or torch."""
         return functools.partial(_sum_of_squares, self.residuals)
-
-    @property
-    def backend(self) -> str:
-        """``"numpy"``: the reference form (the residuals take either backend)."""
-        return "numpy"
-
-    @property
-    def dtype(self) -> str:
-        """``"float64"``."""
-        return "float64"
-
-    @property
-    def init_params(self) -> Any:
-        """``x0`` as a fresh NumPy array."""
-        return self.start()
 
     @property
     def minimizers(self) -> tuple[Any, ...]:

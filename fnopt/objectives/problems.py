@@ -33,8 +33,8 @@ import numpy as np
 from fnopt import backend as _backend
 from fnopt.objectives import _rosenbrock as _rosen
 from fnopt.objectives._objective import (
-    Objective,
     Providers,
+    ReferenceObjective,
     const,
     gradient_provider,
     hessian_provider,
@@ -49,7 +49,7 @@ Array = Any
 
 
 @attrs.frozen(eq=False)
-class Problem(Objective):
+class Problem(ReferenceObjective):
     """A test problem with known minimisers (an :class:`fnopt.objectives.Objective`
     whose reference form is NumPy float64; :meth:`start` and the providers take any
     backend).
@@ -80,21 +80,6 @@ class Problem(Objective):
     source: str = ""
     residuals: Callable[[Array], Array] | None = None  # sums of squares: r(x), any backend
     jacobian: Callable[[np.ndarray], np.ndarray] | None = None  # and its Jacobian (NumPy)
-
-    @property
-    def backend(self) -> str:
-        """``"numpy"``: the reference form (the loss itself takes either backend)."""
-        return "numpy"
-
-    @property
-    def dtype(self) -> str:
-        """``"float64"``."""
-        return "float64"
-
-    @property
-    def init_params(self) -> Any:
-        """The first standard start point, a fresh NumPy array."""
-        return self.start()
 
     @property
     def minimizers(self) -> tuple[Any, ...]:

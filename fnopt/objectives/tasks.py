@@ -87,6 +87,19 @@ class Task(Objective):
         return Providers(self.grad_fn, h, None)
 
 
+def _task(
+    name: str, backend: str, dtype: str, loss: Callable[..., Any],
+    grad: Callable[..., Any] | None, init: Callable[[int], Any], *,
+    grad_loss: Callable[..., Any] | None = None, **fields: Any,
+) -> Task:
+    """A :class:`Task` whose ``grad_fn`` is the hand-written ``grad`` on NumPy (paired
+    with ``grad_loss``, default ``loss``) and ``torch.func`` of ``loss`` on torch."""
+    return Task(
+        name=name, backend=backend, dtype=dtype, loss=loss,
+        grad_fn=gradient_provider(backend, loss, grad, grad_loss), init=init, **fields,
+    )
+
+
 # -- Rosenbrock -----------------------------------------------------------------------
 
 
@@ -129,14 +142,9 @@ def rosenbrock(
         rng = np.random.default_rng(seed)
         return _backend.array(rng.uniform(-2.0, 2.0, size=dim), backend, dt)
 
-    return Task(
-        name=f"rosenbrock{dim}d" if dim != 2 else "rosenbrock",
-        backend=backend,
-        dtype=dt,
-        loss=f.loss,
-        grad_fn=gradient_provider(backend, f.loss, f.grad, f.loss_np),
-        init_params=_backend.array(np.zeros(dim), backend, dt),
-        init=init,
+    return _task(
+        f"rosenbrock{dim}d" if dim != 2 else "rosenbrock", backend, dt, f.loss, f.grad, init,
+        grad_loss=f.loss_np, init_params=_backend.array(np.zeros(dim), backend, dt),
         solution=None if solution is None else _backend.array(solution, backend, dt),
         hessian=hessian_provider(backend, f.loss, f.hessian),
     )
@@ -234,14 +242,9 @@ def linear_regression(x: Any, y: Any) -> Task:
     def hess(theta: Any) -> Any:
         return _BACKENDS[backend].from_numpy(h_np, theta)
 
-    return Task(
-        name="linear_regression",
-        backend=backend,
-        dtype=dt,
-        loss=loss,
-        grad_fn=gradient_provider(backend, loss, grad),
+    return _task(
+        "linear_regression", backend, dt, loss, grad, init,
         init_params=_backend.array(np.zeros(d + 1), backend, dt),
-        init=init,
         solution=_backend.array(sol, backend, dt),
         hessian=hess,
         data=(x, y),
@@ -475,16 +478,8 @@ def mlp(
         layers = _init_layers(net, np.random.default_rng(seed))
         return {k: _backend.array(v, backend, dt) for k, v in layers.items()}
 
-    return Task(
-        name="mlp",
-        backend=backend,
-        dtype=dt,
-        loss=loss_fn,
-        grad_fn=gradient_provider(backend, loss_fn, grad_np),
-        init_params=init(seed),
-        init=init,
-        solution=None,
-        hessian=None,
+    return _task(
+        "mlp", backend, dt, loss_fn, grad_np, init, init_params=init(seed),
         data=(x, y),
         predict=lambda params, xb: _predict(net, params, xb),
     )
