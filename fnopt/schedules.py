@@ -313,66 +313,12 @@ __all__ += [
 ]
 
 
-def linear_schedule(
-    init_value: float, end_value: float, transition_steps: int, transition_begin: int = 0
-) -> Schedule:
-    """optax.linear_schedule: :func:`linear` under optax's name and signature.
-
-    :math:`\\eta_t = \\eta_0 + (\\eta_T - \\eta_0)\\,\\operatorname{clip}(t - t_b, 0, T)/T`.
-
-    >>> [linear_schedule(1.0, 0.0, 4, transition_begin=1)(t) for t in range(6)]
-    [1.0, 1.0, 0.75, 0.5, 0.25, 0.0]
-    """
-    return linear(init_value, end_value, transition_steps, transition_begin)
-
-
-def polynomial_schedule(
-    init_value: float,
-    end_value: float,
-    power: float,
-    transition_steps: int,
-    transition_begin: int = 0,
-) -> Schedule:
-    """optax.polynomial_schedule: :func:`polynomial` under optax's name and signature.
-
-    :math:`\\eta_t = (\\eta_0 - \\eta_T)(1 - k/T)^{p} + \\eta_T`,
-    :math:`k = \\operatorname{clip}(t - t_b, 0, T)`.
-
-    >>> [polynomial_schedule(1.0, 0.0, 2.0, 2)(t) for t in range(4)]
-    [1.0, 0.25, 0.0, 0.0]
-    """
-    return polynomial(init_value, end_value, power, transition_steps, transition_begin)
-
-
-def cosine_decay_schedule(
-    init_value: float, decay_steps: int, alpha: float = 0.0, exponent: float = 1.0
-) -> Schedule:
-    """optax.cosine_decay_schedule: :func:`cosine_decay` under optax's name and signature.
-
-    :math:`\\eta_t = \\eta_0((1-\\alpha)\\,c_t^{e} + \\alpha)`,
-    :math:`c_t = \\tfrac12(1 + \\cos(\\pi\\min(t, T)/T))`.
-
-    >>> [round(cosine_decay_schedule(1.0, 2, alpha=0.1)(t), 4) for t in range(4)]
-    [1.0, 0.55, 0.1, 0.1]
-    """
-    return cosine_decay(init_value, decay_steps, alpha, exponent)
-
-
-#: optax's name for :func:`warmup_cosine_decay` (the same signature: ``decay_steps``
-#: counts the warm-up).
+# Same signatures as the functions they name; optax's argument names throughout.
+linear_schedule = linear
+polynomial_schedule = polynomial
+cosine_decay_schedule = cosine_decay
 warmup_cosine_decay_schedule = warmup_cosine_decay
-
-def piecewise_constant_schedule(
-    init_value: float, boundaries_and_scales: Mapping[int, float] | None = None
-) -> Schedule:
-    """optax.piecewise_constant_schedule: :func:`piecewise_constant` under optax's name.
-
-    :math:`\\eta_t = \\eta_0 \\prod_{b \\le t} s_b`.
-
-    >>> [piecewise_constant_schedule(1.0, {1: 0.5})(t) for t in range(3)]
-    [1.0, 0.5, 0.5]
-    """
-    return piecewise_constant(init_value, boundaries_and_scales)
+piecewise_constant_schedule = piecewise_constant
 
 
 def cosine_onecycle_schedule(

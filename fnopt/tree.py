@@ -159,6 +159,17 @@ def _as_arrays(tree: PyTree) -> PyTree:
     return spec.unflatten([np.asarray(x) if isinstance(x, np.generic) else x for x in lx])
 
 
+def _unary(op: str, tree: PyTree, out: PyTree | None, *args: Any) -> PyTree:
+    """The backend op ``op(leaves, *args, out)`` over one tree: new leaves, or written
+    into ``out``."""
+    lx, spec = _flatten(tree)
+    be = _backend.of_leaves(lx)
+    if out is None:
+        return spec.unflatten(getattr(be, op)(lx, *args))
+    getattr(be, op)(lx, *args, spec.flatten_up_to(out))
+    return out
+
+
 def _binary(op: str, a: PyTree, b: PyTree, out: PyTree | None) -> PyTree:
     la, lb, spec = _flat2(a, b)
     be = _backend.of_leaves(la)
@@ -197,12 +208,7 @@ def div(a: PyTree, b: PyTree, *, out: PyTree | None = None) -> PyTree:
 
 def scale(s: Any, tree: PyTree, *, out: PyTree | None = None) -> PyTree:
     """Every leaf multiplied by the scalar ``s`` (into ``out`` when given)."""
-    lx, spec = _flatten(tree)
-    be = _backend.of_leaves(lx)
-    if out is None:
-        return spec.unflatten(be.scale(lx, s))
-    be.scale(lx, s, spec.flatten_up_to(out))
-    return out
+    return _unary("scale", tree, out, s)
 
 
 def axpy(a: Any, x: PyTree, y: PyTree, *, out: PyTree | None = None) -> PyTree:
@@ -259,12 +265,7 @@ def zeros_like(tree: PyTree, *, dtype: str | None = None) -> PyTree:
 def full_like(tree: PyTree, value: float, *, out: PyTree | None = None) -> PyTree:
     """Arrays filled with ``value`` with the structure, shapes and dtypes of ``tree``
     (or ``out`` filled with it)."""
-    lx, spec = _flatten(tree)
-    be = _backend.of_leaves(lx)
-    if out is None:
-        return spec.unflatten(be.full_like(lx, value))
-    be.full_like(lx, value, spec.flatten_up_to(out))
-    return out
+    return _unary("full_like", tree, out, value)
 
 
 def ones_like(tree: PyTree) -> PyTree:
@@ -275,12 +276,7 @@ def ones_like(tree: PyTree) -> PyTree:
 def clone(tree: PyTree, *, out: PyTree | None = None) -> PyTree:
     """Fresh copies of every leaf (the copies share no memory with ``tree``), or the
     leaves copied into ``out``."""
-    lx, spec = _flatten(tree)
-    be = _backend.of_leaves(lx)
-    if out is None:
-        return spec.unflatten(be.clone(lx))
-    be.clone(lx, spec.flatten_up_to(out))
-    return out
+    return _unary("clone", tree, out)
 
 
 def detach(tree: PyTree) -> PyTree:

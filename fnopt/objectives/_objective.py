@@ -42,6 +42,9 @@ __all__ = ["Objective", "Providers"]
 BACKENDS = ("numpy", "torch")
 
 
+#: A NumPy array or a torch tensor (the formulas take either).
+Array = Any
+
 class Providers(NamedTuple):
     """An objective's derivative providers on one backend (``None`` where unknown).
 

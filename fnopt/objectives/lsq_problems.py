@@ -30,6 +30,7 @@ import numpy as np
 from fnopt import backend as _backend
 from fnopt.objectives import problems as _problems
 from fnopt.objectives._objective import (
+    Array,
     Providers,
     ReferenceObjective,
     concat,
@@ -40,8 +41,6 @@ from fnopt.objectives._objective import (
 )
 
 __all__ = ["LeastSquaresProblem", "PROBLEMS", "by_name", "names"]
-
-Array = Any
 
 
 @attrs.frozen(eq=False)

@@ -33,6 +33,7 @@ import numpy as np
 from fnopt import backend as _backend
 from fnopt.objectives import _rosenbrock as _rosen
 from fnopt.objectives._objective import (
+    Array,
     Providers,
     ReferenceObjective,
     const,
@@ -44,8 +45,6 @@ from fnopt.objectives._objective import (
 )
 
 __all__ = ["Problem", "PROBLEMS", "by_name", "names"]
-
-Array = Any
 
 
 @attrs.frozen(eq=False)
