@@ -614,13 +614,15 @@ def translate_kwargs(
     return out
 
 
-def check_int(name: str, value: Any, minimum: int) -> None:
+def check_int(name: str, value: Any, minimum: int) -> int:
     """``value`` must be an int (not a bool) >= ``minimum``: a ``TypeError`` for other
-    types, a ``ValueError`` for a smaller int, both naming ``name``."""
+    types, a ``ValueError`` for a smaller int, both naming ``name``. Returns it as a
+    Python int."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name}: expected an int, got {type(value).__name__}")
     if value < minimum:
         raise ValueError(f"{name}: expected an int >= {minimum}, got {value}")
+    return int(value)
 
 
 def check_bool(name: str, value: Any) -> None:

@@ -16,9 +16,10 @@ number; an :class:`Epochs` object yields the batches and keeps it in plain attri
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Iterable, Iterator
 from typing import Any
+
+from fnopt._base import check_int
 
 __all__ = ["Epochs", "epochs"]
 
@@ -113,14 +114,6 @@ def _length(loader: Any) -> int | None:
         return None
 
 
-def _count(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name}: expected an int, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name}: expected an int >= {minimum}, got {value}")
-    return int(value)
-
-
 def epochs(loader: Iterable[Any], n: int, *, start: int = 0) -> Epochs:
     """``n`` passes over ``loader`` that know the current epoch and batch.
 
@@ -152,8 +145,8 @@ def epochs(loader: Iterable[Any], n: int, *, start: int = 0) -> Epochs:
     """
     if not isinstance(loader, Iterable):
         raise TypeError(f"loader: expected an iterable of batches, got {type(loader).__name__}")
-    n = _count("n", n, 1)
-    start = _count("start", start, 0)
+    n = check_int("n", n, 1)
+    start = check_int("start", start, 0)
     if start > n:
         raise ValueError(f"start: expected an int in [0, n={n}], got {start}")
     if n - start > 1 and isinstance(loader, Iterator):

@@ -19,12 +19,12 @@ from fnopt._base import (
     Transform,
     Updates,
     check_bool,
+    check_int,
     check_nonnegative,
     check_unit_interval,
 )
 from fnopt.transforms._common import (
     _builtin,
-    _check_int,
     _check_real,
     _dst,
     _flat,
@@ -257,7 +257,7 @@ def scale_by_muon(
     """
     check_bool("nesterov", nesterov)
     check_unit_interval("momentum", momentum, closed=True)
-    _check_int("ns_steps", ns_steps, 0)
+    check_int("ns_steps", ns_steps, 0)
     if ns_steps >= 100:
         raise ValueError(f"ns_steps: expected fewer than 100 iterations, got {ns_steps}")
     if len(ns_coefficients) != 3:

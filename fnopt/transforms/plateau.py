@@ -24,7 +24,7 @@ import numbers
 from typing import Any, NamedTuple
 
 from fnopt import tree as _tree
-from fnopt._base import Params, State, Transform, Updates
+from fnopt._base import Params, State, Transform, Updates, check_int
 
 __all__ = ["reduce_on_plateau", "ReduceLROnPlateauState"]
 
@@ -63,14 +63,6 @@ def _number(name: str, value: Any, *, low: float, high: float = math.inf,
         hi = ")" if open_high or math.isinf(high) else "]"
         raise ValueError(f"{name}: expected a number in {lo}{low:g}, {high:g}{hi}, got {value}")
     return value
-
-
-def _int(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name}: expected an int, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name}: expected an int >= {minimum}, got {value}")
-    return int(value)
 
 
 def _improves(mode: str, threshold_mode: str, threshold: float, a: float, best: float) -> bool:
@@ -169,14 +161,14 @@ def reduce_on_plateau(
     ``contrib.reduce_on_plateau``.
     """
     factor = _number("factor", factor, low=0.0, high=1.0, open_low=True, open_high=True)
-    patience = _int("patience", patience, 0)
+    patience = check_int("patience", patience, 0)
     threshold = _number("threshold", threshold, low=0.0)
     _choice("threshold_mode", threshold_mode, "'rel' or 'abs'")
-    cooldown = _int("cooldown", cooldown, 0)
+    cooldown = check_int("cooldown", cooldown, 0)
     min_scale = _number("min_scale", min_scale, low=0.0, high=1.0)
     _choice("mode", mode, "'min' or 'max'")
     eps = _number("eps", eps, low=0.0)
-    accumulation_size = _int("accumulation_size", accumulation_size, 1)
+    accumulation_size = check_int("accumulation_size", accumulation_size, 1)
 
     def init(params: Params) -> ReduceLROnPlateauState:
         del params

@@ -23,11 +23,11 @@ from fnopt._base import (
     call_update,
     check_bool,
     check_callable,
+    check_int,
     check_unit_interval,
 )
 from fnopt.transforms._common import (
     _builtin,
-    _check_int,
     _check_transform,
     _lifts,
 )
@@ -69,7 +69,7 @@ def apply_if_finite(transform: Transform, max_consecutive_errors: int | None = N
     """
     _check_transform(transform, "transform")
     if max_consecutive_errors is not None:
-        _check_int("max_consecutive_errors", max_consecutive_errors, 0)
+        check_int("max_consecutive_errors", max_consecutive_errors, 0)
 
     def init(params: Params) -> ApplyIfFiniteState:
         return ApplyIfFiniteState(0, transform.init(params), 0, True, 0)
@@ -137,7 +137,7 @@ def accumulate(k: int, transform: Transform | None = None, *, average: bool = Tr
     (array([0.]), array([2.]))
     """
     check_bool("average", average)
-    _check_int("k", k, 1)
+    check_int("k", k, 1)
     inner_t = identity() if transform is None else transform
     _check_transform(inner_t, "transform")
 
@@ -201,7 +201,7 @@ def lookahead(transform: Transform, sync_period: int = 5, alpha: float = 0.5) ->
     Zhang et al., "Lookahead Optimizer: k steps forward, 1 step back", NeurIPS 2019.
     """
     _check_transform(transform, "transform")
-    _check_int("sync_period", sync_period, 1)
+    check_int("sync_period", sync_period, 1)
     check_unit_interval("alpha", alpha, closed=True)
 
     def init(params: Params) -> LookaheadState:
