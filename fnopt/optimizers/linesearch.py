@@ -246,6 +246,21 @@ class LineSearch:
         *,
         eps: float = 0.0,
     ) -> LineSearchResult:
+        bad = _start_status(value0, slope0)
+        if bad is not None:
+            return _result(bad, 0.0, value0, slope0, None, 0)
+        return self._search(phi, value0, slope0, float(init_step),
+                            max(self._f_tol, 1e3 * eps))
+
+    @property
+    def _f_tol(self) -> float:
+        return float(getattr(self, "f_tol", 0.0))
+
+    def _search(
+        self, phi: Phi, value0: float, slope0: float, init_step: float, f_tol: float
+    ) -> LineSearchResult:
+        """The search from a valid start (finite ``value0``, ``slope0 < 0``), with the
+        loss tolerance ``f_tol`` already widened to the arithmetic's epsilon."""
         raise NotImplementedError
 
 
@@ -260,20 +275,10 @@ class Backtracking(LineSearch):
     interpolate: bool = True
     f_tol: float = 1e-10
 
-    def __call__(
-        self,
-        phi: Phi,
-        value0: float,
-        slope0: float,
-        init_step: float = 1.0,
-        *,
-        eps: float = 0.0,
+    def _search(
+        self, phi: Phi, value0: float, slope0: float, init_step: float, f_tol: float
     ) -> LineSearchResult:
-        bad = _start_status(value0, slope0)
-        if bad is not None:
-            return _result(bad, 0.0, value0, slope0, None, 0)
-        f_tol = max(self.f_tol, 1e3 * eps)
-        a = float(init_step)
+        a = init_step
         f = g = math.nan
         aux: Any = None
         tried = 0.0
@@ -404,22 +409,12 @@ class StrongWolfe(LineSearch):
     xtol: float = 1e-12
     f_tol: float = 1e-10
 
-    def __call__(
-        self,
-        phi: Phi,
-        value0: float,
-        slope0: float,
-        init_step: float = 1.0,
-        *,
-        eps: float = 0.0,
+    def _search(
+        self, phi: Phi, value0: float, slope0: float, init_step: float, f_tol: float
     ) -> LineSearchResult:
-        bad = _start_status(value0, slope0)
-        if bad is not None:
-            return _result(bad, 0.0, value0, slope0, None, 0)
         c1, c2 = self.c1, self.c2
-        f_tol = max(self.f_tol, 1e3 * eps)
         a_prev, f_prev, g_prev, aux_prev = 0.0, value0, slope0, None
-        a = min(float(init_step), self.max_step)
+        a = min(init_step, self.max_step)
         upper = self.max_step  # no step beyond this (a non-finite trial lowers it)
         n = 0
         f = g = math.nan
