@@ -220,7 +220,7 @@ def _snapshot(tree: Any) -> tuple[Any, list[Any]]:
 
 
 def _is_arr(x: Any) -> bool:
-    return isinstance(x, (np.ndarray, np.generic)) or _backend.is_tensor(x)
+    return _backend.is_leaf(x)
 
 
 def _same_bits(a: Any, b: Any) -> bool:
@@ -251,11 +251,12 @@ def _leaf_names(tree: Any) -> list[str]:
 
 
 def _describe(x: Any) -> tuple[Any, ...]:
-    if _backend.is_tensor(x):
-        return ("tensor", tuple(x.shape), str(x.dtype), str(x.device))
-    if isinstance(x, (np.ndarray, np.generic)):
-        return (type(x).__name__, x.shape, str(x.dtype))
-    return (type(x).__name__,)
+    """What a state leaf is: its kind (``tensor``, ``ndarray``, a NumPy scalar's type,
+    or a Python type), shape, dtype and device."""
+    if not _backend.is_leaf(x):
+        return (type(x).__name__,)
+    kind = "tensor" if _backend.of_value(x) is _backend.TORCH else type(x).__name__
+    return (kind, tuple(x.shape), str(x.dtype), str(getattr(x, "device", "cpu")))
 
 
 def _state_signature(state: Any) -> tuple[Any, list[tuple[Any, ...]]]:
@@ -264,7 +265,7 @@ def _state_signature(state: Any) -> tuple[Any, list[tuple[Any, ...]]]:
 
 
 def _float(x: Any) -> float:
-    return float(x.item()) if _backend.is_tensor(x) else float(x)
+    return float(x)  # a Python float from a 0-d array/tensor or a number
 
 
 def _solved(q: Quadratic, p: Any) -> bool:
