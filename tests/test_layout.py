@@ -55,3 +55,41 @@ def test_no_function_over_100_lines(path: Path) -> None:
             if n > MAX_LINES]
     assert not long, f"{path.relative_to(PACKAGE.parent)}: functions over {MAX_LINES} " \
                      f"lines: {long}"
+
+
+# -- backend branches live in fnopt/backend.py ---------------------------------------------
+
+# The modules that hold the optimizer math, the loop and the objectives: none of them asks
+# whether a value is a tensor (they call the Backend of the leaves). A few boundary checks
+# elsewhere (a torch-only provider refusing a NumPy loss, a checkpoint naming a leaf's
+# kind) keep one predicate; arithmetic never branches outside backend.py.
+_NO_BACKEND_SWITCHES = ["transforms", "optimizers", "loop", "objectives", "tree.py",
+                        "batched.py", "stop.py", "schedules.py", "data.py", "minimize.py"]
+
+
+def _switches(source: str) -> list[int]:
+    """Lines that test for a tensor: ``is_tensor(...)`` or ``isinstance(x, torch.Tensor)``."""
+    lines = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Call):
+            f = node.func
+            name = f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", "")
+            tensor_type = name == "isinstance" and "Tensor" in ast.unparse(node.args[1])
+            if name == "is_tensor" or tensor_type:
+                lines.append(node.lineno)
+    return lines
+
+
+def test_switch_finder_sees_both_spellings() -> None:
+    src = "import torch\nif is_tensor(x):\n    pass\ny = isinstance(x, torch.Tensor)\n"
+    assert _switches(src) == [2, 4]
+
+
+@pytest.mark.parametrize("where", _NO_BACKEND_SWITCHES)
+def test_no_backend_switches_outside_backend(where: str) -> None:
+    root = PACKAGE / where
+    files = sorted(root.rglob("*.py")) if root.is_dir() else [root]
+    assert files
+    found = {str(p.relative_to(PACKAGE)): s for p in files
+             if (s := _switches(p.read_text(encoding="utf-8")))}
+    assert not found, f"tensor checks outside fnopt/backend.py (lines): {found}"
