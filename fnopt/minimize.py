@@ -278,26 +278,16 @@ class _RelativeReduction(_stop.Criterion):
         return ((self,) if hit else ()), state
 
 
-@attrs.frozen(slots=True)
-class _ProjGradMaxBelow(_stop.Criterion):
+def _proj_grad_max_below(gtol: float) -> _stop.Criterion:
     """scipy L-BFGS-B's ``pgtol``: the projected gradient's max-norm (``state.pg_max``)."""
-
-    gtol: float
-    reason = _stop.Reason.GRAD_NORM_BELOW
-
-    def check(self, info: _stop.Info, state: Any) -> tuple[tuple[_stop.Criterion, ...], Any]:
-        return ((self,) if float(info.state.pg_max) <= self.gtol else ()), state
+    return _stop.criterion(lambda info: float(info.state.pg_max) <= gtol, reads=("state",),
+                           reason="grad_norm_below", name=f"pgtol {gtol:g}")
 
 
-@attrs.frozen(slots=True)
-class _GradMaxBelow(_stop.Criterion):
+def _grad_max_below(gtol: float) -> _stop.Criterion:
     """scipy BFGS/CG's ``gtol``: the largest gradient element (``state.grads``)."""
-
-    gtol: float
-    reason = _stop.Reason.GRAD_NORM_BELOW
-
-    def check(self, info: _stop.Info, state: Any) -> tuple[tuple[_stop.Criterion, ...], Any]:
-        return ((self,) if _max_abs(info.state.grads) <= self.gtol else ()), state
+    return _stop.criterion(lambda info: _max_abs(info.state.grads) <= gtol, reads=("state",),
+                           reason="grad_norm_below", name=f"gtol {gtol:g}")
 
 
 @attrs.frozen(slots=True)
@@ -364,7 +354,7 @@ def _optimizer(method: str, o: dict[str, Any], box_: Projection | None, fun: Any
     if method in _LBFGSB:
         opt = lbfgsb(bounds=box_, memory_size=int(o["maxcor"]),
                      search=strong_wolfe(1e-3, 0.9, max_trials=int(o["maxls"])))
-        return opt, (_ProjGradMaxBelow(float(o["gtol"])) | _RelativeReduction(
+        return opt, (_proj_grad_max_below(float(o["gtol"])) | _RelativeReduction(
             float(o["ftol"])) | _MaxEvals(counts, int(o["maxfun"])))
     if method in ("bfgs", "cg"):
         search = strong_wolfe(float(o["c1"]), float(o["c2"]))
@@ -372,7 +362,7 @@ def _optimizer(method: str, o: dict[str, Any], box_: Projection | None, fun: Any
             opt = bfgs(scale_init=False, search=search)
         else:
             opt = nonlinear_cg(search=search)
-        return opt, _GradMaxBelow(float(o["gtol"]))
+        return opt, _grad_max_below(float(o["gtol"]))
 
     def counted(h: Callable[..., Any]) -> Callable[..., Any]:
         def call(*a: Any) -> Any:

@@ -51,6 +51,12 @@ class History:
         return iter(zip(self.loss.tolist(), self.grad_norm.tolist()))
 
 
+def _alias(field: str) -> Any:
+    """A read-only property returning the attribute ``field`` under scipy's name."""
+    return property(lambda self: getattr(self, field),
+                    doc=f"Alias of ``{field}`` (scipy.optimize.OptimizeResult's name).")
+
+
 @attrs.frozen(slots=True)
 class Result:
     """What :func:`fixed_point` returns.
@@ -89,25 +95,10 @@ class Result:
     stop_state: Any = None
 
     # scipy.optimize.OptimizeResult-style aliases
-    @property
-    def x(self) -> Any:
-        """Alias of ``params`` (scipy's name)."""
-        return self.params
-
-    @property
-    def fun(self) -> float:
-        """Alias of ``value`` (scipy's name)."""
-        return self.value
-
-    @property
-    def nit(self) -> int:
-        """Alias of ``iterations`` (scipy's name)."""
-        return self.iterations
-
-    @property
-    def success(self) -> bool:
-        """Alias of ``converged`` (scipy's name)."""
-        return self.converged
+    x = _alias("params")
+    fun = _alias("value")
+    nit = _alias("iterations")
+    success = _alias("converged")
 
 
 class OptimizationError(RuntimeError):
