@@ -61,6 +61,24 @@ class UpdateParamsFn(Protocol):
     ) -> tuple[Params, State]: ...
 
 
+class DirectionFn(Protocol):
+    """``direction(updates, state, params, *, inplace) -> (Direction, new_state)``: the
+    updates as a sum of quotients (see :class:`fnopt.transforms.Direction`)."""
+
+    def __call__(
+        self, updates: Updates, state: State, params: Params | None, /, *, inplace: bool
+    ) -> tuple[Any, State]: ...
+
+
+class ApplyDirectionFn(Protocol):
+    """``apply_direction(direction, state, params, *, out=None) -> (new_params,
+    new_state)``: ``params`` plus this transform's update of ``direction``."""
+
+    def __call__(
+        self, direction: Any, state: State, params: Params, /, *, out: Params | None = None
+    ) -> tuple[Params, State]: ...
+
+
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 
@@ -85,6 +103,14 @@ class Transform:
       ``"scale_by_adam"``, ``{"b1": 0.9, ...}``), read to recognise chains that torch
       has a fused kernel for.
     * ``update_params``: see :meth:`update_params`.
+    * ``direction`` (a scaling whose update ends in a division, e.g. RMSprop's
+      :math:`g / (\\sqrt{v} + \\epsilon)`): the same update, its last division left
+      undone: a :class:`fnopt.transforms.Direction` (a short sum of terms
+      :math:`c_i\\,n_i / d_i`), which ``update`` evaluates.
+    * ``apply_direction`` (a scale such as :func:`fnopt.scale_by_learning_rate`):
+      params plus its update of such a direction, so that a :func:`fnopt.chain` ending
+      ``[..., scaling, scale_by_learning_rate]`` writes :math:`p - \\eta\\,c\\,n/d`
+      in one ``addcdiv`` pass per term instead of a division, a scale and an add.
 
     Attributes:
       init, update: the pair.
@@ -93,13 +119,16 @@ class Transform:
       hyperparams: a read-only mapping of the factory's arguments.
     """
 
-    __slots__ = ("_update_params", "hyperparams", "init", "inplace", "name", "update")
+    __slots__ = ("_update_params", "apply_direction", "direction", "hyperparams", "init",
+                 "inplace", "name", "update")
     init: TransformInitFn
     update: TransformUpdateFn
     inplace: bool
     name: str | None
     hyperparams: Mapping[str, Any]
     _update_params: UpdateParamsFn | None
+    direction: DirectionFn | None
+    apply_direction: ApplyDirectionFn | None
 
     def __init__(
         self,
@@ -110,6 +139,8 @@ class Transform:
         name: str | None = None,
         hyperparams: Mapping[str, Any] | None = None,
         update_params: UpdateParamsFn | None = None,
+        direction: DirectionFn | None = None,
+        apply_direction: ApplyDirectionFn | None = None,
     ) -> None:
         object.__setattr__(self, "init", init)
         object.__setattr__(self, "update", update)
@@ -118,6 +149,8 @@ class Transform:
         hp = _EMPTY if hyperparams is None else MappingProxyType(dict(hyperparams))
         object.__setattr__(self, "hyperparams", hp)
         object.__setattr__(self, "_update_params", update_params)
+        object.__setattr__(self, "direction", direction)
+        object.__setattr__(self, "apply_direction", apply_direction)
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError(f"{type(self).__name__} is immutable")

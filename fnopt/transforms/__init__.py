@@ -22,6 +22,7 @@ arithmetic lands in the state buffers the caller gave up).
 from __future__ import annotations
 
 from fnopt.transforms import projections as projections
+from fnopt.transforms._common import Direction as Direction
 from fnopt.transforms._common import EmptyState as EmptyState
 from fnopt.transforms.adaptive import ScaleByAdadeltaState as ScaleByAdadeltaState
 from fnopt.transforms.adaptive import ScaleByAdagradState as ScaleByAdagradState
@@ -121,6 +122,7 @@ __all__ = [
     "lookahead",
     "inject_hyperparams",
     "EmptyState",
+    "Direction",
     "ScaleByLearningRateState",
     "TraceState",
     "ScaleByAdamState",

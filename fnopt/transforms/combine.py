@@ -52,6 +52,9 @@ def chain(*transforms: Transform) -> Transform:
             )
 
     fused = _fused_update_params(transforms)
+    # [..., scaling, lr]: the scaling's last division folded into the add to params
+    direction = transforms[-2].direction if len(transforms) >= 2 else None
+    apply_direction = transforms[-1].apply_direction if transforms else None
 
     def init(params: Params) -> tuple[Any, ...]:
         return tuple(t.init(params) for t in transforms)
@@ -74,9 +77,15 @@ def chain(*transforms: Transform) -> Transform:
                 return done
         if not transforms:
             return tree.add(params, grads, out=out), state
+        inplace = out is not None
+        if direction is not None and apply_direction is not None:  # folded (see above)
+            updates, head = update(grads, state[:-2], params, inplace=inplace)
+            d, s_dir = direction(updates, state[-2], params, inplace=inplace)
+            new_params, last = apply_direction(d, state[-1], params, out=out)
+            return new_params, (*head, s_dir, last)
         # all but the last transform, then the last one adds its updates to params
         # (a learning-rate scale in one pass)
-        updates, head = update(grads, state[:-1], params, inplace=out is not None)
+        updates, head = update(grads, state[:-1], params, inplace=inplace)
         new_params, last = transforms[-1].update_params(updates, state[-1], params, out=out)
         return new_params, (*head, last)
 

@@ -19,11 +19,13 @@ from fnopt._base import (
     check_unit_interval,
 )
 from fnopt.transforms._common import (
+    Direction,
     _builtin,
     _check_real,
     _dst,
     _flat,
     _stateless,
+    add_direction,
 )
 
 # -- scaling ---------------------------------------------------------------------------
@@ -102,9 +104,19 @@ def scale_by_learning_rate(learning_rate: ScalarOrSchedule, *, flip_sign: bool =
         coef, new_state = rate(state)  # p + coef * u in one pass
         return tree.axpy(coef, grads, params, out=out), new_state
 
-    return _builtin(
-        init, update, "scale_by_learning_rate", update_params,
-        learning_rate=learning_rate, flip_sign=flip_sign,
+    def apply_direction(
+        d: Direction, state: State, params: Params, *, out: Params | None = None
+    ) -> tuple[Params, State]:
+        coef, new_state = rate(state)  # p + (coef c_i) n_i / d_i, one pass per term
+        leaves = d.spec.flatten_up_to(params)
+        dst = None if out is None else d.spec.flatten_up_to(out)
+        res = add_direction(d, coef, leaves, dst)
+        return (d.spec.unflatten(res) if out is None else out), new_state
+
+    return Transform(
+        init, update, inplace=True, name="scale_by_learning_rate",
+        hyperparams={"learning_rate": learning_rate, "flip_sign": flip_sign},
+        update_params=update_params, apply_direction=apply_direction,
     )
 
 
