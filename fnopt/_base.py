@@ -313,12 +313,24 @@ class Descent(Transform):
             grad_norm = _tree.global_norm(grads)
         token = _STEP_LOSS.set(value)  # for transforms that read the loss (plateau)
         try:
-            new_params, new_state = self.update_params(grads, state, params, out=out)
+            new_params, new = update_params_fn(self)(grads, state, params, out=out)
         finally:
             _STEP_LOSS.reset(token)
-        return new_params, new_state._replace(
-            value=_as_0d(value, grad_norm), grad_norm=grad_norm
-        )
+        value = _as_0d(value, grad_norm)
+        if type(new) is DescentState:  # the common state: built directly (tiny problems)
+            return new_params, _new(DescentState, (new.count, value, grad_norm, new.inner))
+        return new_params, new._replace(value=value, grad_norm=grad_norm)
+
+
+# ``tuple.__new__`` builds a NamedTuple without its Python-level ``__new__`` (per step).
+_new: Callable[..., Any] = tuple.__new__
+
+
+def update_params_fn(t: Transform) -> UpdateParamsFn:
+    """The function :meth:`Transform.update_params` runs for ``t``: its own
+    (declared) one, called directly by the per-step paths, or the default method."""
+    own = t._update_params
+    return t.update_params if own is None else own
 
 
 def _as_0d(value: Any, like: Any) -> Any:
@@ -348,12 +360,14 @@ def _descent_fns(
         out, new_inner = call_update(inner, updates, state.inner, params, inplace)
         return out, DescentState(state.count + 1, state.value, state.grad_norm, new_inner)
 
+    inner_update_params = update_params_fn(inner)
+
     def update_params(
         grads: Updates, state: State, params: Params, *, out: Params | None = None
     ) -> tuple[Params, DescentState]:
-        new_params, new_inner = inner.update_params(grads, state.inner, params, out=out)
-        return new_params, DescentState(
-            state.count + 1, state.value, state.grad_norm, new_inner
+        new_params, new_inner = inner_update_params(grads, state.inner, params, out=out)
+        return new_params, _new(
+            DescentState, (state.count + 1, state.value, state.grad_norm, new_inner)
         )
 
     return init, update, update_params

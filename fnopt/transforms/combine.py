@@ -18,6 +18,7 @@ from fnopt._base import (
     Transform,
     Updates,
     call_update,
+    update_params_fn,
 )
 from fnopt.transforms._common import (
     _builtin,
@@ -55,6 +56,7 @@ def chain(*transforms: Transform) -> Transform:
     # [..., scaling, lr]: the scaling's last division folded into the add to params
     direction = transforms[-2].direction if len(transforms) >= 2 else None
     apply_direction = transforms[-1].apply_direction if transforms else None
+    last_update_params = update_params_fn(transforms[-1] if transforms else identity())
 
     def init(params: Params) -> tuple[Any, ...]:
         return tuple(t.init(params) for t in transforms)
@@ -85,8 +87,11 @@ def chain(*transforms: Transform) -> Transform:
             return new_params, (*head, s_dir, last)
         # all but the last transform, then the last one adds its updates to params
         # (a learning-rate scale in one pass)
+        if len(transforms) == 1:
+            new_params, last = last_update_params(grads, state[0], params, out=out)
+            return new_params, (last,)
         updates, head = update(grads, state[:-1], params, inplace=inplace)
-        new_params, last = transforms[-1].update_params(updates, state[-1], params, out=out)
+        new_params, last = last_update_params(updates, state[-1], params, out=out)
         return new_params, (*head, last)
 
     return _builtin(init, update, "chain", update_params, transforms=transforms)

@@ -81,6 +81,12 @@ def _run_fused(
 ) -> tuple[Params, State] | None:
     """One fused step of a recognised chain (see :func:`_fused_update_params`): the
     params into ``out`` (or copies), the state buffers in place (or copies)."""
+    if (out is not params) and kind == "sgd" and core is None and not (
+        opts["weight_decay"] or opts["maximize"]
+    ):
+        # plain sgd into new arrays or another buffer: one pass (p - lr g written
+        # there) beats a copy, then the kernel
+        return None
     g, spec, be = _flat(grads)
     if not be.has_fused:  # NumPy: the generic path, at once
         return None
@@ -92,12 +98,6 @@ def _run_fused(
     if not _is_number(lr):
         return None
     inplace = out is not None
-    if (out is not params) and kind == "sgd" and core is None and not (
-        opts["weight_decay"] or opts["maximize"]
-    ):
-        # plain sgd into new arrays or another buffer: one pass (p - lr g written
-        # there) beats a copy, then the kernel
-        return None
     if out is None:
         p = be.clone(lp)
     else:
