@@ -368,12 +368,17 @@ def _ufunc2(f: Any, xs: Sequence[Any], ys: Any, out: Out) -> list[Any]:
 
 def _addc(f: Any, xs: Sequence[Any], ys: Sequence[Any], zs: Sequence[Any], value: Any,
           out: Out) -> list[Any]:
-    """``x + value * f(y, z)`` with one scratch array per leaf."""
+    """``x + value * f(y, z)`` with one scratch array per leaf (``out`` itself when it
+    is none of ``x, y, z``: the same three ufuncs, no new array)."""
     res = []
     for i, (x, y, z) in enumerate(zip(xs, ys, zs)):
-        t = _arr(f(y, z))
+        o = None if out is None else out[i]
+        if o is None or o is x or o is y or o is z or not o.dtype == y.dtype == z.dtype:
+            t = _arr(f(y, z))
+        else:
+            t = f(y, z, out=o)
         t *= value
-        res.append(np.add(x, t, out=t if out is None else out[i]))
+        res.append(np.add(x, t, out=t if o is None else o))
     return res
 
 
@@ -441,8 +446,12 @@ class _Numpy(Backend):
         a = _weak(a)
         res = []
         for i, (x, y) in enumerate(zip(xs, ys)):
-            t = _arr(x * a)  # a scratch array of this op (so ``out`` may be ``ys``)
-            res.append(np.add(t, y, out=t if out is None else out[i]))
+            o = None if out is None else out[i]
+            if o is None or o is x or o is y or o.dtype != x.dtype:
+                t = _arr(x * a)  # a scratch array of this op (so ``out`` may be ``ys``)
+            else:  # into ``out`` at once: the same two ufuncs, no new array
+                t = np.multiply(x, a, out=o)
+            res.append(np.add(t, y, out=t if o is None else o))
         return res
 
     def lerp(self, xs: Sequence[Any], ys: Sequence[Any], w: float, out: Out = None) -> list[Any]:

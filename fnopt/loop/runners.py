@@ -102,8 +102,9 @@ class FirstOrder:
     ) -> None:
         self.opt, self.grads, self.k = opt, grads, start
         self.be = _backend.of(params)
-        if owned:  # the loop's own copies: x_k and a second buffer for x_{k+1}
-            self.x, self.spare = _tree.clone(params), _tree.clone(params)
+        if owned:  # the loop's own copy x_k, and a second buffer for x_{k+1} (written
+            # whole by each ``advance`` before anything reads it: zeros, not a copy)
+            self.x, self.spare = _tree.clone(params), _tree.zeros_like(params)
             self.s = state
         else:
             self.x, self.s, self.spare = params, state, None
