@@ -253,8 +253,9 @@ class Descent(Transform):
         passed *into* the step.
     """
 
-    __slots__ = ("inner",)
+    __slots__ = ("_apply_fn", "inner")
     inner: Transform
+    _apply_fn: UpdateParamsFn
     value_at: Literal["input"] = "input"
 
     def __init__(
@@ -268,6 +269,7 @@ class Descent(Transform):
             init, update, update_params = _descent_fns(inner)
         super().__init__(init, update, inplace=True, update_params=update_params)
         object.__setattr__(self, "inner", inner)
+        object.__setattr__(self, "_apply_fn", update_params_fn(self))  # what apply runs
 
     def step(
         self, params: Params, grad_fn: GradFn, state: State, /, *batch: Any
@@ -313,7 +315,7 @@ class Descent(Transform):
             grad_norm = _tree.global_norm(grads)
         token = _STEP_LOSS.set(value)  # for transforms that read the loss (plateau)
         try:
-            new_params, new = update_params_fn(self)(grads, state, params, out=out)
+            new_params, new = self._apply_fn(grads, state, params, out=out)
         finally:
             _STEP_LOSS.reset(token)
         value = _as_0d(value, grad_norm)

@@ -17,6 +17,7 @@ again to recover an iterate.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable
 from typing import Any
@@ -114,7 +115,8 @@ class FirstOrder:
         self.grads_at_x: Any = None
         self.need_gnorm = need_gnorm
         self.to_float = to_float
-        self.grad_ctx = self.be.grad_mode(differentiable)
+        ctx = self.be.grad_mode(differentiable)
+        self.grad_ctx = None if isinstance(ctx, contextlib.nullcontext) else ctx
 
     def evaluate(self, batch: tuple[Any, ...]) -> Iterate:
         """The loss and gradient at the current params (one ``grad_fn`` call)."""
@@ -137,10 +139,16 @@ class FirstOrder:
     def advance(self) -> None:
         """:math:`x_{k+1}` = ``opt.apply`` at :math:`x_k` (into the spare buffer)."""
         x = self.x
-        with self.grad_ctx:
+        if self.grad_ctx is None:  # nothing to switch (NumPy)
             self.x, self.s = self.opt.apply(
                 x, self.value, self.grads_at_x, self.s, grad_norm=self.gnorm, out=self.spare
             )
+        else:
+            with self.grad_ctx:
+                self.x, self.s = self.opt.apply(
+                    x, self.value, self.grads_at_x, self.s, grad_norm=self.gnorm,
+                    out=self.spare,
+                )
         if self.spare is not None:
             self.spare = x
         self.grads_at_x = None

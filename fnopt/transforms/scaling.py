@@ -14,6 +14,7 @@ from fnopt._base import (
     State,
     Transform,
     Updates,
+    _new,
     check_bool,
     check_nonnegative,
     check_unit_interval,
@@ -89,7 +90,7 @@ def scale_by_learning_rate(learning_rate: ScalarOrSchedule, *, flip_sign: bool =
 
     def rate(state: State) -> tuple[Any, ScaleByLearningRateState]:
         lr = learning_rate(state.count) if callable(learning_rate) else learning_rate
-        return sign * lr, ScaleByLearningRateState(state.count + 1, lr)
+        return sign * lr, _new(ScaleByLearningRateState, (state.count + 1, lr))
 
     def update(
         updates: Updates, state: State, params: Params | None = None, *, inplace: bool = False
