@@ -377,7 +377,8 @@ def _addc(f: Any, xs: Sequence[Any], ys: Sequence[Any], zs: Sequence[Any], value
             t = _arr(f(y, z))
         else:
             t = f(y, z, out=o)
-        t *= value
+        if value != 1:  # (t * 1 is t: skip the pass)
+            t *= value
         res.append(np.add(x, t, out=t if o is None else o))
     return res
 

@@ -549,6 +549,7 @@ def scale_by_adadelta(rho: float = 0.9, eps: float = 1e-6) -> Transform:
         delta = be.add_scalar(e_x, eps)  # from the previous E[dx^2], before it moves
         delta = be.sqrt(delta, delta)
         delta = be.mul(be.div(delta, std, delta), g, delta)
+        del std  # free it before the next scratch array (less fresh memory per step)
         e_x = be.scale(e_x, rho, _dst(e_x, inplace))
         e_x = be.addcmul(e_x, delta, delta, 1.0 - rho, e_x)
         return Direction(((1.0, delta, None),), spec, be), ScaleByAdadeltaState(
