@@ -125,3 +125,24 @@ def test_a_user_scaling_can_declare_a_direction() -> None:
     p = np.array([1.0, -2.0])
     new, _ = opt.update_params(np.array([4.0, 8.0]), opt.init(p), p)
     np.testing.assert_allclose(new, [0.8, -2.4])
+
+
+@pytest.mark.parametrize("make", [fnopt.rmsprop, fnopt.nadam, fnopt.adamax])
+def test_hypergradient_through_a_tensor_learning_rate(make: Callable[..., Any]) -> None:
+    """A learning rate autograd records is not folded into ``addcdiv``'s number: the
+    gradient of the final params with respect to it matches finite differences."""
+    gf = fnopt.grad.torch_func(lambda x: (x**2 + 0.3 * x**4).sum())
+    x0 = torch.tensor([1.0, -2.0], dtype=torch.float64)
+
+    def final(lr: Any) -> Any:
+        r = fnopt.fixed_point(make(lambda c: lr), x0, gf, stop=fnopt.stop.max_iters(10),
+                              differentiable=True)
+        return r.params.sum()
+
+    lr = torch.tensor(0.05, dtype=torch.float64, requires_grad=True)
+    (g,) = torch.autograd.grad(final(lr), lr)
+    h = 1e-6
+    with torch.no_grad():
+        fd = (final(torch.tensor(0.05 + h, dtype=torch.float64))
+              - final(torch.tensor(0.05 - h, dtype=torch.float64))) / (2 * h)
+    np.testing.assert_allclose(float(g), float(fd), rtol=1e-5)

@@ -97,11 +97,11 @@ def evaluate(d: Direction) -> list[Any]:
 
 def add_direction(d: Direction, k: Any, params: list[Any], out: list[Any] | None) -> list[Any]:
     """``params`` :math:`+ \\sum_i (k c_i)\\,(n_i / d_i)`, one ``addcdiv`` (or ``axpy``)
-    pass per term, into ``out`` (``None``: new arrays; it may be ``params``). ``k``
-    that is not a Python number (a tensor learning rate) scales :func:`evaluate` of
-    ``d`` instead."""
+    pass per term, into ``out`` (``None``: new arrays; it may be ``params``). Where
+    ``k`` or a ``c_i`` is not a Python number (a tensor learning rate, perhaps one that
+    autograd records), :func:`evaluate` of ``d`` is scaled by ``k`` instead."""
     be = d.be
-    if not isinstance(k, (int, float)):
+    if not (isinstance(k, (int, float)) and all(isinstance(t[0], (int, float)) for t in d.terms)):
         return be.axpy(k, evaluate(d), params, out)
     res = params
     for i, (c, num, den) in enumerate(d.terms):
