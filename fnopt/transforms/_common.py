@@ -68,6 +68,16 @@ class Direction(NamedTuple):
         them before the state moves on.
       spec: the treespec of the updates.
       be: the backend of the leaves.
+
+    RMSprop's update :math:`g / (\\sqrt{v} + \\epsilon)`, its division left undone:
+
+    >>> import numpy as np, fnopt
+    >>> t = fnopt.scale_by_rms(decay=0.75, eps=0.0)
+    >>> d, _ = t.direction(np.array([3.0]), t.init(np.zeros(1)), None, inplace=False)
+    >>> d.terms
+    ((1.0, [array([3.])], [array([1.5])]),)
+    >>> evaluate(d)
+    [array([2.])]
     """
 
     terms: tuple[tuple[Any, list[Any], list[Any] | None], ...]
