@@ -510,7 +510,10 @@ class _Numpy(Backend):
         return self.vdot(xs, xs)
 
     def all_finite(self, xs: Sequence[Any]) -> bool:
-        return all(bool(np.isfinite(x).all()) for x in xs)
+        # a finite sum has no NaN or inf to add up (one reduction, no bool array); a
+        # sum that overflowed falls back to the elementwise test
+        with np.errstate(over="ignore", invalid="ignore"):
+            return all(bool(np.isfinite(x.sum())) or bool(np.isfinite(x).all()) for x in xs)
 
     def take_rows(self, x: Any, rows: np.ndarray) -> Any:
         return x.take(rows, axis=0)
@@ -745,8 +748,8 @@ class _Torch(Backend):
         return t.dot(stacked, stacked)
 
     def all_finite(self, xs: Sequence[Any]) -> bool:
-        t = self._t
-        return all(bool(t.isfinite(x).all()) for x in xs)
+        t = self._t  # as NumPy's: the sum first, the elementwise test if it overflowed
+        return all(bool(t.isfinite(x.sum())) or bool(t.isfinite(x).all()) for x in xs)
 
     def take_rows(self, x: Any, rows: np.ndarray) -> Any:
         # index_select: boolean-mask or fancy indexing is 6-50x slower on CPU
