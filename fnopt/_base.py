@@ -70,6 +70,15 @@ class DirectionFn(Protocol):
     ) -> tuple[Any, State]: ...
 
 
+class ExtendDirectionFn(Protocol):
+    """``extend_direction(direction, state, params, *, inplace) -> (direction,
+    new_state)``: the direction with this transform's addition appended as terms."""
+
+    def __call__(
+        self, direction: Any, state: State, params: Params | None, /, *, inplace: bool
+    ) -> tuple[Any, State]: ...
+
+
 class ApplyDirectionFn(Protocol):
     """``apply_direction(direction, state, params, *, out=None) -> (new_params,
     new_state)``: ``params`` plus this transform's update of ``direction``."""
@@ -111,6 +120,10 @@ class Transform:
       params plus its update of such a direction, so that a :func:`fnopt.chain` ending
       ``[..., scaling, scale_by_learning_rate]`` writes :math:`p - \\eta\\,c\\,n/d`
       in one ``addcdiv`` pass per term instead of a division, a scale and an add.
+    * ``extend_direction`` (a transform that adds a term, such as
+      :func:`fnopt.add_decayed_weights`): appends it to a direction, so that the fold
+      also runs through ``[..., scaling, add_decayed_weights, scale_by_learning_rate]``
+      (decoupled weight decay).
 
     Attributes:
       init, update: the pair.
@@ -119,8 +132,8 @@ class Transform:
       hyperparams: a read-only mapping of the factory's arguments.
     """
 
-    __slots__ = ("_update_params", "apply_direction", "direction", "hyperparams", "init",
-                 "inplace", "name", "update")
+    __slots__ = ("_update_params", "apply_direction", "direction", "extend_direction",
+                 "hyperparams", "init", "inplace", "name", "update")
     init: TransformInitFn
     update: TransformUpdateFn
     inplace: bool
@@ -128,6 +141,7 @@ class Transform:
     hyperparams: Mapping[str, Any]
     _update_params: UpdateParamsFn | None
     direction: DirectionFn | None
+    extend_direction: ExtendDirectionFn | None
     apply_direction: ApplyDirectionFn | None
 
     def __init__(
@@ -141,6 +155,7 @@ class Transform:
         update_params: UpdateParamsFn | None = None,
         direction: DirectionFn | None = None,
         apply_direction: ApplyDirectionFn | None = None,
+        extend_direction: ExtendDirectionFn | None = None,
     ) -> None:
         object.__setattr__(self, "init", init)
         object.__setattr__(self, "update", update)
@@ -151,6 +166,7 @@ class Transform:
         object.__setattr__(self, "_update_params", update_params)
         object.__setattr__(self, "direction", direction)
         object.__setattr__(self, "apply_direction", apply_direction)
+        object.__setattr__(self, "extend_direction", extend_direction)
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError(f"{type(self).__name__} is immutable")

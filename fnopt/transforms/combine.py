@@ -53,9 +53,14 @@ def chain(*transforms: Transform) -> Transform:
             )
 
     fused = _fused_update_params(transforms)
-    # [..., scaling, lr]: the scaling's last division folded into the add to params
-    direction = transforms[-2].direction if len(transforms) >= 2 else None
+    # [..., scaling, *extensions, lr]: the scaling's last division folded into the add
+    # to params (extensions: terms appended, e.g. decoupled weight decay)
     apply_direction = transforms[-1].apply_direction if transforms else None
+    at = len(transforms) - 2
+    while at > 0 and transforms[at].extend_direction is not None:
+        at -= 1
+    direction = transforms[at].direction if at >= 0 else None
+    extensions = [f for t in transforms[at + 1:-1] if (f := t.extend_direction) is not None]
     last_update_params = update_params_fn(transforms[-1] if transforms else identity())
 
     def init(params: Params) -> tuple[Any, ...]:
@@ -81,10 +86,14 @@ def chain(*transforms: Transform) -> Transform:
             return tree.add(params, grads, out=out), state
         inplace = out is not None
         if direction is not None and apply_direction is not None:  # folded (see above)
-            updates, head = update(grads, state[:-2], params, inplace=inplace)
-            d, s_dir = direction(updates, state[-2], params, inplace=inplace)
+            updates, head = update(grads, state[:at], params, inplace=inplace)
+            d, s_dir = direction(updates, state[at], params, inplace=inplace)
+            ext = []
+            for extend, s in zip(extensions, state[at + 1:-1]):
+                d, s = extend(d, s, params, inplace=inplace)
+                ext.append(s)
             new_params, last = apply_direction(d, state[-1], params, out=out)
-            return new_params, (*head, s_dir, last)
+            return new_params, (*head, s_dir, *ext, last)
         # all but the last transform, then the last one adds its updates to params
         # (a learning-rate scale in one pass)
         if len(transforms) == 1:

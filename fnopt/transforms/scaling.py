@@ -205,7 +205,21 @@ def add_decayed_weights(weight_decay: float = 0.0) -> Transform:
             raise ValueError("add_decayed_weights: update needs params")
         return tree.axpy(weight_decay, params, updates)
 
-    return _stateless(fn, "add_decayed_weights", weight_decay=weight_decay)
+    def extend_direction(
+        d: Direction, state: State, params: Params | None, *, inplace: bool
+    ) -> tuple[Direction, State]:
+        del inplace  # no buffers
+        if params is None:
+            raise ValueError("add_decayed_weights: update needs params")
+        term = (weight_decay, d.spec.flatten_up_to(params), None)  # lambda p + u
+        # first: it reads params, which the destination may be (see add_direction)
+        return Direction((term, *d.terms), d.spec, d.be), state
+
+    t = _stateless(fn, "add_decayed_weights", weight_decay=weight_decay)
+    return Transform(
+        t.init, t.update, inplace=True, name=t.name, hyperparams=t.hyperparams,
+        extend_direction=extend_direction,
+    )
 
 
 class PolyakAverageState(NamedTuple):
