@@ -122,9 +122,12 @@ class FirstOrder:
         """The loss and gradient at the current params (one ``grad_fn`` call)."""
         self.value, g = self.grads(self.x, *batch)
         self.grads_at_x = g
-        self.gnorm = _tree.global_norm(g) if self.need_gnorm else self.nan
-        return _new(Iterate, (self.x, self.s, self.to_float(self.value),
-                              self.to_float(self.gnorm), self.k))
+        if self.need_gnorm:
+            self.gnorm = _tree.global_norm(g)
+            gnorm = self.to_float(self.gnorm)
+        else:  # not computed: NaN (a float at once)
+            self.gnorm, gnorm = self.nan, math.nan
+        return _new(Iterate, (self.x, self.s, self.to_float(self.value), gnorm, self.k))
 
     def grad_norm_now(self) -> float:
         """The gradient norm at the current params (computed now if it was skipped)."""

@@ -52,7 +52,7 @@ def chain(*transforms: Transform) -> Transform:
                 f"chain: argument {i} must be a Transform, got {type(t).__name__}"
             )
 
-    fused = _fused_update_params(transforms)
+    fused, fused_in_place_only = _fused_update_params(transforms) or (None, False)
     # [..., scaling, *extensions, lr]: the scaling's last division folded into the add
     # to params (extensions: terms appended, e.g. decoupled weight decay)
     apply_direction = transforms[-1].apply_direction if transforms else None
@@ -78,7 +78,7 @@ def chain(*transforms: Transform) -> Transform:
     def update_params(
         grads: Updates, state: State, params: Params, *, out: Params | None = None
     ) -> tuple[Params, State]:
-        if fused is not None:
+        if fused is not None and (out is params or not fused_in_place_only):
             done = fused(grads, state, params, out)
             if done is not None:
                 return done
