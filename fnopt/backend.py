@@ -369,11 +369,12 @@ def _ufunc2(f: Any, xs: Sequence[Any], ys: Any, out: Out) -> list[Any]:
 def _addc(f: Any, xs: Sequence[Any], ys: Sequence[Any], zs: Sequence[Any], value: Any,
           out: Out) -> list[Any]:
     """``x + value * f(y, z)`` with one scratch array per leaf (``out`` itself when it
-    is none of ``x, y, z``: the same three ufuncs, no new array)."""
+    is large and none of ``x, y, z``: the same three ufuncs, no new array)."""
     res = []
     for i, (x, y, z) in enumerate(zip(xs, ys, zs)):
         o = None if out is None else out[i]
-        if o is None or o is x or o is y or o is z or not o.dtype == y.dtype == z.dtype:
+        if (o is None or o.size < _DIRECT_OUT_MIN or o is x or o is y or o is z
+                or not o.dtype == y.dtype == z.dtype):
             t = _arr(f(y, z))
         else:
             t = f(y, z, out=o)
@@ -381,6 +382,11 @@ def _addc(f: Any, xs: Sequence[Any], ys: Sequence[Any], zs: Sequence[Any], value
             t *= value
         res.append(np.add(x, t, out=t if o is None else o))
     return res
+
+
+# NumPy ops write into a separate ``out`` directly (no scratch array) from this many
+# elements on; below it the operator forms (a small new array) cost less per call.
+_DIRECT_OUT_MIN = 4096
 
 
 def _np_dtype(name: str) -> Any:
@@ -448,7 +454,7 @@ class _Numpy(Backend):
         res = []
         for i, (x, y) in enumerate(zip(xs, ys)):
             o = None if out is None else out[i]
-            if o is None or o is x or o is y or o.dtype != x.dtype:
+            if o is None or o.size < _DIRECT_OUT_MIN or o is x or o is y or o.dtype != x.dtype:
                 t = _arr(x * a)  # a scratch array of this op (so ``out`` may be ``ys``)
             else:  # into ``out`` at once: the same two ufuncs, no new array
                 t = np.multiply(x, a, out=o)
