@@ -61,6 +61,33 @@ class UpdateParamsFn(Protocol):
     ) -> tuple[Params, State]: ...
 
 
+class DirectionFn(Protocol):
+    """``direction(updates, state, params, *, inplace) -> (Direction, new_state)``: the
+    updates as a sum of quotients (see :class:`fnopt.transforms.Direction`)."""
+
+    def __call__(
+        self, updates: Updates, state: State, params: Params | None, /, *, inplace: bool
+    ) -> tuple[Any, State]: ...
+
+
+class ExtendDirectionFn(Protocol):
+    """``extend_direction(direction, state, params, *, inplace) -> (direction,
+    new_state)``: the direction with this transform's addition appended as terms."""
+
+    def __call__(
+        self, direction: Any, state: State, params: Params | None, /, *, inplace: bool
+    ) -> tuple[Any, State]: ...
+
+
+class ApplyDirectionFn(Protocol):
+    """``apply_direction(direction, state, params, *, out=None) -> (new_params,
+    new_state)``: ``params`` plus this transform's update of ``direction``."""
+
+    def __call__(
+        self, direction: Any, state: State, params: Params, /, *, out: Params | None = None
+    ) -> tuple[Params, State]: ...
+
+
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 
@@ -85,6 +112,18 @@ class Transform:
       ``"scale_by_adam"``, ``{"b1": 0.9, ...}``), read to recognise chains that torch
       has a fused kernel for.
     * ``update_params``: see :meth:`update_params`.
+    * ``direction`` (a scaling whose update ends in a division, e.g. RMSprop's
+      :math:`g / (\\sqrt{v} + \\epsilon)`): the same update, its last division left
+      undone: a :class:`fnopt.transforms.Direction` (a short sum of terms
+      :math:`c_i\\,n_i / d_i`), which ``update`` evaluates.
+    * ``apply_direction`` (a scale such as :func:`fnopt.scale_by_learning_rate`):
+      params plus its update of such a direction, so that a :func:`fnopt.chain` ending
+      ``[..., scaling, scale_by_learning_rate]`` writes :math:`p - \\eta\\,c\\,n/d`
+      in one ``addcdiv`` pass per term instead of a division, a scale and an add.
+    * ``extend_direction`` (a transform that adds a term, such as
+      :func:`fnopt.add_decayed_weights`): appends it to a direction, so that the fold
+      also runs through ``[..., scaling, add_decayed_weights, scale_by_learning_rate]``
+      (decoupled weight decay).
 
     Attributes:
       init, update: the pair.
@@ -93,13 +132,17 @@ class Transform:
       hyperparams: a read-only mapping of the factory's arguments.
     """
 
-    __slots__ = ("_update_params", "hyperparams", "init", "inplace", "name", "update")
+    __slots__ = ("_update_params", "apply_direction", "direction", "extend_direction",
+                 "hyperparams", "init", "inplace", "name", "update")
     init: TransformInitFn
     update: TransformUpdateFn
     inplace: bool
     name: str | None
     hyperparams: Mapping[str, Any]
     _update_params: UpdateParamsFn | None
+    direction: DirectionFn | None
+    extend_direction: ExtendDirectionFn | None
+    apply_direction: ApplyDirectionFn | None
 
     def __init__(
         self,
@@ -110,6 +153,9 @@ class Transform:
         name: str | None = None,
         hyperparams: Mapping[str, Any] | None = None,
         update_params: UpdateParamsFn | None = None,
+        direction: DirectionFn | None = None,
+        apply_direction: ApplyDirectionFn | None = None,
+        extend_direction: ExtendDirectionFn | None = None,
     ) -> None:
         object.__setattr__(self, "init", init)
         object.__setattr__(self, "update", update)
@@ -118,6 +164,9 @@ class Transform:
         hp = _EMPTY if hyperparams is None else MappingProxyType(dict(hyperparams))
         object.__setattr__(self, "hyperparams", hp)
         object.__setattr__(self, "_update_params", update_params)
+        object.__setattr__(self, "direction", direction)
+        object.__setattr__(self, "apply_direction", apply_direction)
+        object.__setattr__(self, "extend_direction", extend_direction)
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError(f"{type(self).__name__} is immutable")
@@ -220,8 +269,9 @@ class Descent(Transform):
         passed *into* the step.
     """
 
-    __slots__ = ("inner",)
+    __slots__ = ("_apply_fn", "inner")
     inner: Transform
+    _apply_fn: UpdateParamsFn
     value_at: Literal["input"] = "input"
 
     def __init__(
@@ -235,6 +285,7 @@ class Descent(Transform):
             init, update, update_params = _descent_fns(inner)
         super().__init__(init, update, inplace=True, update_params=update_params)
         object.__setattr__(self, "inner", inner)
+        object.__setattr__(self, "_apply_fn", update_params_fn(self))  # what apply runs
 
     def step(
         self, params: Params, grad_fn: GradFn, state: State, /, *batch: Any
@@ -280,12 +331,24 @@ class Descent(Transform):
             grad_norm = _tree.global_norm(grads)
         token = _STEP_LOSS.set(value)  # for transforms that read the loss (plateau)
         try:
-            new_params, new_state = self.update_params(grads, state, params, out=out)
+            new_params, new = self._apply_fn(grads, state, params, out=out)
         finally:
             _STEP_LOSS.reset(token)
-        return new_params, new_state._replace(
-            value=_as_0d(value, grad_norm), grad_norm=grad_norm
-        )
+        value = _as_0d(value, grad_norm)
+        if type(new) is DescentState:  # the common state: built directly (tiny problems)
+            return new_params, _new(DescentState, (new.count, value, grad_norm, new.inner))
+        return new_params, new._replace(value=value, grad_norm=grad_norm)
+
+
+# ``tuple.__new__`` builds a NamedTuple without its Python-level ``__new__`` (per step).
+_new: Callable[..., Any] = tuple.__new__
+
+
+def update_params_fn(t: Transform) -> UpdateParamsFn:
+    """The function :meth:`Transform.update_params` runs for ``t``: its own
+    (declared) one, called directly by the per-step paths, or the default method."""
+    own = t._update_params
+    return t.update_params if own is None else own
 
 
 def _as_0d(value: Any, like: Any) -> Any:
@@ -314,12 +377,14 @@ def _descent_fns(
         out, new_inner = call_update(inner, updates, state.inner, params, inplace)
         return out, DescentState(state.count + 1, state.value, state.grad_norm, new_inner)
 
+    inner_update_params = update_params_fn(inner)
+
     def update_params(
         grads: Updates, state: State, params: Params, *, out: Params | None = None
     ) -> tuple[Params, DescentState]:
-        new_params, new_inner = inner.update_params(grads, state.inner, params, out=out)
-        return new_params, DescentState(
-            state.count + 1, state.value, state.grad_norm, new_inner
+        new_params, new_inner = inner_update_params(grads, state.inner, params, out=out)
+        return new_params, _new(
+            DescentState, (state.count + 1, state.value, state.grad_norm, new_inner)
         )
 
     return init, update, update_params

@@ -478,13 +478,25 @@ def _ufunc2(f: Any, xs: Sequence[Any], ys: Any, out: Out) -> list[Any]:
 
 def _addc(f: Any, xs: Sequence[Any], ys: Sequence[Any], zs: Sequence[Any], value: Any,
           out: Out) -> list[Any]:
-    """``x + value * f(y, z)`` with one scratch array per leaf."""
+    """``x + value * f(y, z)`` with one scratch array per leaf (``out`` itself when it
+    is large and none of ``x, y, z``: the same three ufuncs, no new array)."""
     res = []
     for i, (x, y, z) in enumerate(zip(xs, ys, zs)):
-        t = _arr(f(y, z))
-        t *= value
-        res.append(np.add(x, t, out=t if out is None else out[i]))
+        o = None if out is None else out[i]
+        if (o is None or o.size < _DIRECT_OUT_MIN or o is x or o is y or o is z
+                or not o.dtype == y.dtype == z.dtype):
+            t = _arr(f(y, z))
+        else:
+            t = f(y, z, out=o)
+        if value != 1:  # (t * 1 is t: skip the pass)
+            t *= value
+        res.append(np.add(x, t, out=t if o is None else o))
     return res
+
+
+# NumPy ops write into a separate ``out`` directly (no scratch array) from this many
+# elements on; below it the operator forms (a small new array) cost less per call.
+_DIRECT_OUT_MIN = 4096
 
 
 def _np_dtype(name: str) -> Any:
@@ -551,8 +563,12 @@ class _Numpy(Backend):
         a = _weak(a)
         res = []
         for i, (x, y) in enumerate(zip(xs, ys)):
-            t = _arr(x * a)  # a scratch array of this op (so ``out`` may be ``ys``)
-            res.append(np.add(t, y, out=t if out is None else out[i]))
+            o = None if out is None else out[i]
+            if o is None or o.size < _DIRECT_OUT_MIN or o is x or o is y or o.dtype != x.dtype:
+                t = _arr(x * a)  # a scratch array of this op (so ``out`` may be ``ys``)
+            else:  # into ``out`` at once: the same two ufuncs, no new array
+                t = np.multiply(x, a, out=o)
+            res.append(np.add(t, y, out=t if o is None else o))
         return res
 
     def lerp(self, xs: Sequence[Any], ys: Sequence[Any], w: float, out: Out = None) -> list[Any]:
@@ -610,7 +626,10 @@ class _Numpy(Backend):
         return self.vdot(xs, xs)
 
     def all_finite(self, xs: Sequence[Any]) -> bool:
-        return all(bool(np.isfinite(x).all()) for x in xs)
+        # a finite sum has no NaN or inf to add up (one reduction, no bool array); a
+        # sum that overflowed falls back to the elementwise test
+        with np.errstate(over="ignore", invalid="ignore"):
+            return all(bool(np.isfinite(x.sum())) or bool(np.isfinite(x).all()) for x in xs)
 
     def take_rows(self, x: Any, rows: np.ndarray) -> Any:
         return x.take(rows, axis=0)
@@ -899,8 +918,8 @@ class _Torch(Backend):
         return t.dot(stacked, stacked)
 
     def all_finite(self, xs: Sequence[Any]) -> bool:
-        t = self._t
-        return all(bool(t.isfinite(x).all()) for x in xs)
+        t = self._t  # as NumPy's: the sum first, the elementwise test if it overflowed
+        return all(bool(t.isfinite(x.sum())) or bool(t.isfinite(x).all()) for x in xs)
 
     def take_rows(self, x: Any, rows: np.ndarray) -> Any:
         # index_select: boolean-mask or fancy indexing is 6-50x slower on CPU

@@ -17,6 +17,7 @@ again to recover an iterate.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable
 from typing import Any
@@ -102,8 +103,9 @@ class FirstOrder:
     ) -> None:
         self.opt, self.grads, self.k = opt, grads, start
         self.be = _backend.of(params)
-        if owned:  # the loop's own copies: x_k and a second buffer for x_{k+1}
-            self.x, self.spare = _tree.clone(params), _tree.clone(params)
+        if owned:  # the loop's own copy x_k, and a second buffer for x_{k+1} (written
+            # whole by each ``advance`` before anything reads it: zeros, not a copy)
+            self.x, self.spare = _tree.clone(params), _tree.zeros_like(params)
             self.s = state
         else:
             self.x, self.s, self.spare = params, state, None
@@ -113,15 +115,19 @@ class FirstOrder:
         self.grads_at_x: Any = None
         self.need_gnorm = need_gnorm
         self.to_float = to_float
-        self.grad_ctx = self.be.grad_mode(differentiable)
+        ctx = self.be.grad_mode(differentiable)
+        self.grad_ctx = None if isinstance(ctx, contextlib.nullcontext) else ctx
 
     def evaluate(self, batch: tuple[Any, ...]) -> Iterate:
         """The loss and gradient at the current params (one ``grad_fn`` call)."""
         self.value, g = self.grads(self.x, *batch)
         self.grads_at_x = g
-        self.gnorm = _tree.global_norm(g) if self.need_gnorm else self.nan
-        return _new(Iterate, (self.x, self.s, self.to_float(self.value),
-                              self.to_float(self.gnorm), self.k))
+        if self.need_gnorm:
+            self.gnorm = _tree.global_norm(g)
+            gnorm = self.to_float(self.gnorm)
+        else:  # not computed: NaN (a float at once)
+            self.gnorm, gnorm = self.nan, math.nan
+        return _new(Iterate, (self.x, self.s, self.to_float(self.value), gnorm, self.k))
 
     def grad_norm_now(self) -> float:
         """The gradient norm at the current params (computed now if it was skipped)."""
@@ -136,10 +142,16 @@ class FirstOrder:
     def advance(self) -> None:
         """:math:`x_{k+1}` = ``opt.apply`` at :math:`x_k` (into the spare buffer)."""
         x = self.x
-        with self.grad_ctx:
+        if self.grad_ctx is None:  # nothing to switch (NumPy)
             self.x, self.s = self.opt.apply(
                 x, self.value, self.grads_at_x, self.s, grad_norm=self.gnorm, out=self.spare
             )
+        else:
+            with self.grad_ctx:
+                self.x, self.s = self.opt.apply(
+                    x, self.value, self.grads_at_x, self.s, grad_norm=self.gnorm,
+                    out=self.spare,
+                )
         if self.spare is not None:
             self.spare = x
         self.grads_at_x = None

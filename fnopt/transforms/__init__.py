@@ -24,6 +24,7 @@ from __future__ import annotations
 from fnopt.transforms import extra as _extra
 from fnopt.transforms import plateau as _plateau
 from fnopt.transforms import projections as projections
+from fnopt.transforms._common import Direction as Direction
 from fnopt.transforms._common import EmptyState as EmptyState
 from fnopt.transforms.adaptive import ScaleByAdadeltaState as ScaleByAdadeltaState
 from fnopt.transforms.adaptive import ScaleByAdagradState as ScaleByAdagradState
@@ -123,6 +124,7 @@ __all__ = [
     "lookahead",
     "inject_hyperparams",
     "EmptyState",
+    "Direction",
     "ScaleByLearningRateState",
     "TraceState",
     "ScaleByAdamState",

@@ -51,6 +51,102 @@ def _builtin(
     )
 
 
+# -- directions: an update whose last division is left undone -----------------------------
+
+
+class Direction(NamedTuple):
+    """Updates as a short sum of quotients, :math:`u = \\sum_i c_i\\,(n_i / d_i)`
+    (a term whose ``den`` is ``None`` is :math:`c_i\\,n_i`), leaf lists in ``spec``'s
+    order. A scaling's ``direction`` returns one (see :class:`fnopt.Transform`); its
+    ``update`` is :func:`evaluate` of it, and :func:`fnopt.scale_by_learning_rate`
+    adds :math:`-\\eta u` to params term by term (``addcdiv``), so the division, the
+    scale and the add are one pass over memory.
+
+    Attributes:
+      terms: ``((c, num, den), ...)``: ``c`` a Python number, ``num`` and ``den``
+        leaf lists (``den`` may be ``None``). They may be the state's buffers: read
+        them before the state moves on.
+      spec: the treespec of the updates.
+      be: the backend of the leaves.
+
+    RMSprop's update :math:`g / (\\sqrt{v} + \\epsilon)`, its division left undone:
+
+    >>> import numpy as np, fnopt
+    >>> t = fnopt.scale_by_rms(decay=0.75, eps=0.0)
+    >>> d, _ = t.direction(np.array([3.0]), t.init(np.zeros(1)), None, inplace=False)
+    >>> d.terms
+    ((1.0, [array([3.])], [array([1.5])]),)
+    >>> evaluate(d)
+    [array([2.])]
+    """
+
+    terms: tuple[tuple[Any, list[Any], list[Any] | None], ...]
+    spec: Any
+    be: _backend.Backend
+
+
+def evaluate(d: Direction) -> list[Any]:
+    """The leaves of :math:`\\sum_i c_i\\,(n_i / d_i)`: new arrays, except that one
+    term ``(1.0, num, None)`` is ``num`` itself (e.g. a state buffer, as ``trace``)."""
+    be, out = d.be, None
+    for c, num, den in d.terms:
+        if out is None:
+            if den is None:
+                out = num if c == 1.0 else be.scale(num, c)
+            else:
+                out = be.div(num, den)
+                if c != 1.0:
+                    out = be.scale(out, c, out)
+        elif den is None:
+            out = be.axpy(c, num, out, out)
+        else:
+            out = be.addcdiv(out, num, den, c, out)
+    assert out is not None, "a Direction has at least one term"
+    return out
+
+
+def add_direction(d: Direction, k: Any, params: list[Any], out: list[Any] | None) -> list[Any]:
+    """``params`` :math:`+ \\sum_i (k c_i)\\,(n_i / d_i)`, one ``addcdiv`` (or ``axpy``)
+    pass per term, into ``out`` (``None``: new arrays; it may be ``params``: only the
+    first term may read it, else :func:`evaluate` of ``d`` is added). Where
+    ``k`` or a ``c_i`` is not a Python number (a tensor learning rate, perhaps one that
+    autograd records), :func:`evaluate` of ``d`` is scaled by ``k`` instead."""
+    be = d.be
+    if not (isinstance(k, (int, float)) and all(isinstance(t[0], (int, float)) for t in d.terms)):
+        return be.axpy(k, evaluate(d), params, out)
+    if out is not None and any(_reads(t, out) for t in d.terms[1:]):
+        return be.axpy(k, evaluate(d), params, out)  # a later term reads the destination
+    res = params
+    for i, (c, num, den) in enumerate(d.terms):
+        dst = out if i == 0 else res  # later terms: into the new params
+        if den is None:
+            res = be.axpy(k * c, num, res, dst)
+        else:
+            res = be.addcdiv(res, num, den, k * c, dst)
+    return res
+
+
+def _reads(term: tuple[Any, list[Any], list[Any] | None], out: list[Any]) -> bool:
+    """Whether ``term`` reads the arrays of ``out`` (compared by identity)."""
+    ids = {id(x) for x in out}
+    return any(id(x) in ids for x in (*term[1], *(term[2] or ())))
+
+
+def _scaling(init: Any, direction: Any, name: str, **hyperparams: Any) -> Transform:
+    """A built-in scaling declared by its ``direction`` (see :class:`Direction`); its
+    ``update`` evaluates the direction, so both forms run the same arithmetic."""
+
+    def update(
+        updates: Updates, state: State, params: Params | None = None, *, inplace: bool = False
+    ) -> tuple[Updates, State]:
+        d, new_state = direction(updates, state, params, inplace=inplace)
+        return d.spec.unflatten(evaluate(d)), new_state
+
+    return Transform(
+        init, update, inplace=True, name=name, hyperparams=hyperparams, direction=direction
+    )
+
+
 def _lifts(combinator: Callable[..., Transform]) -> Callable[..., Transform]:
     """Let ``combinator`` take first-order optimizers (:class:`fnopt.Descent`, e.g.
     ``fnopt.adam(1e-3)``) wherever it takes transforms: it composes their lifted

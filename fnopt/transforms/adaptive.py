@@ -18,11 +18,13 @@ from fnopt._base import (
     check_unit_interval,
 )
 from fnopt.transforms._common import (
+    Direction,
     _as_dtype,
     _builtin,
     _dst,
     _dtype_name,
     _flat,
+    _scaling,
 )
 
 # -- adaptive scalings -----------------------------------------------------------------
@@ -91,9 +93,9 @@ def scale_by_adam(
             0, zeros(params, dtype=mu_dtype), zeros(params), zeros(params) if amsgrad else None
         )
 
-    def update(
-        updates: Updates, state: State, params: Params | None = None, *, inplace: bool = False
-    ) -> tuple[Updates, State]:
+    def direction(
+        updates: Updates, state: State, params: Params | None, *, inplace: bool
+    ) -> tuple[Direction, State]:
         del params
         g, spec, be = _flat(updates)
         t = state.count + 1
@@ -113,19 +115,20 @@ def scale_by_adam(
         denom = be.sqrt(nu_max)
         denom = be.scale(denom, 1.0 / bc2_sqrt, denom)
         denom = be.add_scalar(denom, eps, denom)
-        out = be.scale(mu, 1.0 / bc1)
-        if mu_dtype is not None:
-            out = _as_dtype(be, out, g)
-        out = be.div(out, denom, out)
-        return spec.unflatten(out), ScaleByAdamState(
+        if mu_dtype is None:  # u = (1 / (1 - b1^t)) * (m / denom), as torch's addcdiv
+            terms: tuple[Any, ...] = ((1.0 / bc1, mu, denom),)
+        else:
+            out = _as_dtype(be, be.scale(mu, 1.0 / bc1), g)
+            terms = ((1.0, be.div(out, denom, out), None),)
+        return Direction(terms, spec, be), ScaleByAdamState(
             t,
             spec.unflatten(mu),
             spec.unflatten(nu),
             spec.unflatten(nu_max) if amsgrad else None,
         )
 
-    return _builtin(
-        init, update, "scale_by_adam", b1=b1, b2=b2, eps=eps, amsgrad=amsgrad,
+    return _scaling(
+        init, direction, "scale_by_adam", b1=b1, b2=b2, eps=eps, amsgrad=amsgrad,
         mu_dtype=mu_dtype,
     )
 
@@ -168,9 +171,9 @@ def scale_by_adamax(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> Tr
     def init(params: Params) -> ScaleByAdamaxState:
         return ScaleByAdamaxState(0, tree.zeros_like(params), tree.zeros_like(params))
 
-    def update(
-        updates: Updates, state: State, params: Params | None = None, *, inplace: bool = False
-    ) -> tuple[Updates, State]:
+    def direction(
+        updates: Updates, state: State, params: Params | None, *, inplace: bool
+    ) -> tuple[Direction, State]:
         del params
         g, spec, be = _flat(updates)
         t = state.count + 1
@@ -179,11 +182,12 @@ def scale_by_adamax(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> Tr
         nu = be.scale(nu, b2, _dst(nu, inplace))
         g_abs = be.abs(g)
         nu = be.maximum(nu, be.add_scalar(g_abs, eps, g_abs), nu)
-        out = be.scale(mu, 1.0 / (1.0 - b1**t))
-        out = be.div(out, nu, out)
-        return spec.unflatten(out), ScaleByAdamaxState(t, spec.unflatten(mu), spec.unflatten(nu))
+        terms = ((1.0 / (1.0 - b1**t), mu, nu),)  # (m / (1 - b1^t)) / u'
+        return Direction(terms, spec, be), ScaleByAdamaxState(
+            t, spec.unflatten(mu), spec.unflatten(nu)
+        )
 
-    return _builtin(init, update, "scale_by_adamax", b1=b1, b2=b2, eps=eps)
+    return _scaling(init, direction, "scale_by_adamax", b1=b1, b2=b2, eps=eps)
 
 
 class ScaleByNadamState(NamedTuple):
@@ -235,9 +239,9 @@ def scale_by_nadam(
     def init(params: Params) -> ScaleByNadamState:
         return ScaleByNadamState(0, tree.zeros_like(params), tree.zeros_like(params), 1.0)
 
-    def update(
-        updates: Updates, state: State, params: Params | None = None, *, inplace: bool = False
-    ) -> tuple[Updates, State]:
+    def direction(
+        updates: Updates, state: State, params: Params | None, *, inplace: bool
+    ) -> tuple[Direction, State]:
         del params
         g, spec, be = _flat(updates)
         t = state.count + 1
@@ -252,14 +256,13 @@ def scale_by_nadam(
         denom = be.add_scalar(be.sqrt(denom, denom), eps, denom)
         c_g = (1.0 - mom) / (1.0 - mu_product)
         c_m = mom_next / (1.0 - mu_product * mom_next)
-        out = be.div(g, denom)
-        out = be.addcdiv(be.scale(out, c_g, out), mu, denom, c_m, out)
-        return spec.unflatten(out), ScaleByNadamState(
+        terms = ((c_g, g, denom), (c_m, mu, denom))
+        return Direction(terms, spec, be), ScaleByNadamState(
             t, spec.unflatten(mu), spec.unflatten(nu), mu_product
         )
 
-    return _builtin(
-        init, update, "scale_by_nadam", b1=b1, b2=b2, eps=eps, momentum_decay=momentum_decay
+    return _scaling(
+        init, direction, "scale_by_nadam", b1=b1, b2=b2, eps=eps, momentum_decay=momentum_decay
     )
 
 
@@ -306,9 +309,9 @@ def scale_by_radam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> Tra
     def init(params: Params) -> ScaleByRadamState:
         return ScaleByRadamState(0, tree.zeros_like(params), tree.zeros_like(params))
 
-    def update(
-        updates: Updates, state: State, params: Params | None = None, *, inplace: bool = False
-    ) -> tuple[Updates, State]:
+    def direction(
+        updates: Updates, state: State, params: Params | None, *, inplace: bool
+    ) -> tuple[Direction, State]:
         del params
         g, spec, be = _flat(updates)
         t = state.count + 1
@@ -319,7 +322,7 @@ def scale_by_radam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> Tra
         bc1 = 1.0 - b1**t
         bc2 = 1.0 - b2**t
         rho_t = rho_inf - 2.0 * t * b2**t / bc2
-        m_hat = be.scale(mu, 1.0 / bc1)
+        terms: tuple[Any, ...] = ((1.0 / bc1, mu, None),)  # m_hat (SGD with momentum)
         if rho_t > 5.0:
             rect = (
                 (rho_t - 4.0) * (rho_t - 2.0) * rho_inf
@@ -327,10 +330,12 @@ def scale_by_radam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> Tra
             ) ** 0.5
             denom = be.sqrt(nu)
             denom = be.add_scalar(denom, eps, denom)
-            m_hat = be.div(be.scale(m_hat, bc2**0.5 * rect, m_hat), denom, m_hat)
-        return spec.unflatten(m_hat), ScaleByRadamState(t, spec.unflatten(mu), spec.unflatten(nu))
+            terms = ((bc2**0.5 * rect / bc1, mu, denom),)
+        return Direction(terms, spec, be), ScaleByRadamState(
+            t, spec.unflatten(mu), spec.unflatten(nu)
+        )
 
-    return _builtin(init, update, "scale_by_radam", b1=b1, b2=b2, eps=eps)
+    return _scaling(init, direction, "scale_by_radam", b1=b1, b2=b2, eps=eps)
 
 
 class ScaleByRmsState(NamedTuple):
@@ -381,19 +386,19 @@ def scale_by_rms(decay: float = 0.99, eps: float = 1e-8, *, centered: bool = Fal
     def init(params: Params) -> ScaleByRmsState:
         return ScaleByRmsState(0, tree.zeros_like(params))
 
-    def update(
-        updates: Updates, state: State, params: Params | None = None, *, inplace: bool = False
-    ) -> tuple[Updates, State]:
+    def direction(
+        updates: Updates, state: State, params: Params | None, *, inplace: bool
+    ) -> tuple[Direction, State]:
         del params
         g, spec, be = _flat(updates)
         nu = spec.flatten_up_to(state.nu)
         nu = be.scale(nu, decay, _dst(nu, inplace))
         nu = be.addcmul(nu, g, g, 1.0 - decay, nu)
         denom = be.sqrt(nu)
-        out = be.div(g, be.add_scalar(denom, eps, denom))
-        return spec.unflatten(out), ScaleByRmsState(state.count + 1, spec.unflatten(nu))
+        terms = ((1.0, g, be.add_scalar(denom, eps, denom)),)
+        return Direction(terms, spec, be), ScaleByRmsState(state.count + 1, spec.unflatten(nu))
 
-    return _builtin(init, update, "scale_by_rms", decay=decay, eps=eps)
+    return _scaling(init, direction, "scale_by_rms", decay=decay, eps=eps)
 
 
 def scale_by_stddev(decay: float = 0.99, eps: float = 1e-8) -> Transform:
@@ -424,9 +429,9 @@ def scale_by_stddev(decay: float = 0.99, eps: float = 1e-8) -> Transform:
     def init(params: Params) -> ScaleByStddevState:
         return ScaleByStddevState(0, tree.zeros_like(params), tree.zeros_like(params))
 
-    def update(
-        updates: Updates, state: State, params: Params | None = None, *, inplace: bool = False
-    ) -> tuple[Updates, State]:
+    def direction(
+        updates: Updates, state: State, params: Params | None, *, inplace: bool
+    ) -> tuple[Direction, State]:
         del params
         g, spec, be = _flat(updates)
         mu, nu = spec.flatten_up_to(state.mu), spec.flatten_up_to(state.nu)
@@ -435,12 +440,11 @@ def scale_by_stddev(decay: float = 0.99, eps: float = 1e-8) -> Transform:
         mu = be.lerp(mu, g, 1.0 - decay, _dst(mu, inplace))
         std = be.addcmul(nu, mu, mu, -1.0)
         std = be.add_scalar(be.sqrt(std, std), eps, std)
-        out = be.div(g, std)
-        return spec.unflatten(out), ScaleByStddevState(
+        return Direction(((1.0, g, std),), spec, be), ScaleByStddevState(
             state.count + 1, spec.unflatten(mu), spec.unflatten(nu)
         )
 
-    return _builtin(init, update, "scale_by_stddev", decay=decay, eps=eps)
+    return _scaling(init, direction, "scale_by_stddev", decay=decay, eps=eps)
 
 
 class ScaleByAdagradState(NamedTuple):
@@ -477,19 +481,21 @@ def scale_by_adagrad(initial_accumulator_value: float = 0.0, eps: float = 1e-10)
     def init(params: Params) -> ScaleByAdagradState:
         return ScaleByAdagradState(0, tree.full_like(params, initial_accumulator_value))
 
-    def update(
-        updates: Updates, state: State, params: Params | None = None, *, inplace: bool = False
-    ) -> tuple[Updates, State]:
+    def direction(
+        updates: Updates, state: State, params: Params | None, *, inplace: bool
+    ) -> tuple[Direction, State]:
         del params
         g, spec, be = _flat(updates)
         acc = spec.flatten_up_to(state.sum_of_squares)
         acc = be.addcmul(acc, g, g, 1.0, _dst(acc, inplace))
         denom = be.sqrt(acc)
-        out = be.div(g, be.add_scalar(denom, eps, denom))
-        return spec.unflatten(out), ScaleByAdagradState(state.count + 1, spec.unflatten(acc))
+        terms = ((1.0, g, be.add_scalar(denom, eps, denom)),)
+        return Direction(terms, spec, be), ScaleByAdagradState(
+            state.count + 1, spec.unflatten(acc)
+        )
 
-    return _builtin(
-        init, update, "scale_by_adagrad",
+    return _scaling(
+        init, direction, "scale_by_adagrad",
         initial_accumulator_value=initial_accumulator_value, eps=eps,
     )
 
@@ -530,9 +536,9 @@ def scale_by_adadelta(rho: float = 0.9, eps: float = 1e-6) -> Transform:
     def init(params: Params) -> ScaleByAdadeltaState:
         return ScaleByAdadeltaState(0, tree.zeros_like(params), tree.zeros_like(params))
 
-    def update(
-        updates: Updates, state: State, params: Params | None = None, *, inplace: bool = False
-    ) -> tuple[Updates, State]:
+    def direction(
+        updates: Updates, state: State, params: Params | None, *, inplace: bool
+    ) -> tuple[Direction, State]:
         del params
         g, spec, be = _flat(updates)
         e_g, e_x = spec.flatten_up_to(state.e_g), spec.flatten_up_to(state.e_x)
@@ -543,13 +549,14 @@ def scale_by_adadelta(rho: float = 0.9, eps: float = 1e-6) -> Transform:
         delta = be.add_scalar(e_x, eps)  # from the previous E[dx^2], before it moves
         delta = be.sqrt(delta, delta)
         delta = be.mul(be.div(delta, std, delta), g, delta)
+        del std  # free it before the next scratch array (less fresh memory per step)
         e_x = be.scale(e_x, rho, _dst(e_x, inplace))
         e_x = be.addcmul(e_x, delta, delta, 1.0 - rho, e_x)
-        return spec.unflatten(delta), ScaleByAdadeltaState(
+        return Direction(((1.0, delta, None),), spec, be), ScaleByAdadeltaState(
             state.count + 1, spec.unflatten(e_g), spec.unflatten(e_x)
         )
 
-    return _builtin(init, update, "scale_by_adadelta", rho=rho, eps=eps)
+    return _scaling(init, direction, "scale_by_adadelta", rho=rho, eps=eps)
 
 
 class ScaleByLionState(NamedTuple):

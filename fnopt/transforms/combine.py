@@ -18,6 +18,7 @@ from fnopt._base import (
     Transform,
     Updates,
     call_update,
+    update_params_fn,
 )
 from fnopt.transforms._common import (
     _builtin,
@@ -51,7 +52,16 @@ def chain(*transforms: Transform) -> Transform:
                 f"chain: argument {i} must be a Transform, got {type(t).__name__}"
             )
 
-    fused = _fused_update_params(transforms)
+    fused, fused_in_place_only = _fused_update_params(transforms) or (None, False)
+    # [..., scaling, *extensions, lr]: the scaling's last division folded into the add
+    # to params (extensions: terms appended, e.g. decoupled weight decay)
+    apply_direction = transforms[-1].apply_direction if transforms else None
+    at = len(transforms) - 2
+    while at > 0 and transforms[at].extend_direction is not None:
+        at -= 1
+    direction = transforms[at].direction if at >= 0 else None
+    extensions = [f for t in transforms[at + 1:-1] if (f := t.extend_direction) is not None]
+    last_update_params = update_params_fn(transforms[-1] if transforms else identity())
 
     def init(params: Params) -> tuple[Any, ...]:
         return tuple(t.init(params) for t in transforms)
@@ -68,16 +78,29 @@ def chain(*transforms: Transform) -> Transform:
     def update_params(
         grads: Updates, state: State, params: Params, *, out: Params | None = None
     ) -> tuple[Params, State]:
-        if fused is not None:
+        if fused is not None and (out is params or not fused_in_place_only):
             done = fused(grads, state, params, out)
             if done is not None:
                 return done
         if not transforms:
             return tree.add(params, grads, out=out), state
+        inplace = out is not None
+        if direction is not None and apply_direction is not None:  # folded (see above)
+            updates, head = update(grads, state[:at], params, inplace=inplace)
+            d, s_dir = direction(updates, state[at], params, inplace=inplace)
+            ext = []
+            for extend, s in zip(extensions, state[at + 1:-1]):
+                d, s = extend(d, s, params, inplace=inplace)
+                ext.append(s)
+            new_params, last = apply_direction(d, state[-1], params, out=out)
+            return new_params, (*head, s_dir, *ext, last)
         # all but the last transform, then the last one adds its updates to params
         # (a learning-rate scale in one pass)
-        updates, head = update(grads, state[:-1], params, inplace=out is not None)
-        new_params, last = transforms[-1].update_params(updates, state[-1], params, out=out)
+        if len(transforms) == 1:
+            new_params, last = last_update_params(grads, state[0], params, out=out)
+            return new_params, (last,)
+        updates, head = update(grads, state[:-1], params, inplace=inplace)
+        new_params, last = last_update_params(updates, state[-1], params, out=out)
         return new_params, (*head, last)
 
     return _builtin(init, update, "chain", update_params, transforms=transforms)

@@ -32,13 +32,14 @@ from fnopt.transforms.scaling import ScaleByLearningRateState, TraceState
 FusedFn = Callable[[Updates, State, Params, Any], "tuple[Params, State] | None"]
 
 
-def _fused_update_params(transforms: tuple[Transform, ...]) -> FusedFn | None:
+def _fused_update_params(transforms: tuple[Transform, ...]) -> tuple[FusedFn, bool] | None:
     """For ``chain(*transforms)`` of the shape ``[scale(-1)] [add_decayed_weights]
     core [add_decayed_weights] scale_by_learning_rate`` with core ``scale_by_adam``
     (the second weight decay only for it: AdamW), ``trace`` or ``scale_by_adagrad``,
     or none (plain SGD), an ``update_params`` running torch's fused kernel; it returns
     ``None`` at a step the kernel cannot take (NumPy leaves, an autograd graph, a
-    tensor learning rate), and the chain then runs its transforms. ``None`` when the
+    tensor learning rate), and the chain then runs its transforms; and whether it runs
+    only when the destination is the params themselves (plain SGD). ``None`` when the
     chain has another shape."""
     names = [t.name for t in transforms]
     hps = [t.hyperparams for t in transforms]
@@ -64,10 +65,12 @@ def _fused_update_params(transforms: tuple[Transform, ...]) -> FusedFn | None:
         return None
     if kind == "trace" and not hps[core]["decay"] > 0:  # type: ignore[index]
         return None
-    return functools.partial(
+    fn = functools.partial(
         _run_fused, kind, core, i, hps[core] if core is not None else {},
         hps[i]["learning_rate"], opts,
     )
+    plain = kind == "sgd" and not (opts["weight_decay"] or opts["maximize"])
+    return fn, plain
 
 
 def _is_number(x: Any) -> bool:
@@ -81,6 +84,12 @@ def _run_fused(
 ) -> tuple[Params, State] | None:
     """One fused step of a recognised chain (see :func:`_fused_update_params`): the
     params into ``out`` (or copies), the state buffers in place (or copies)."""
+    if (out is not params) and kind == "sgd" and core is None and not (
+        opts["weight_decay"] or opts["maximize"]
+    ):
+        # plain sgd into new arrays or another buffer: one pass (p - lr g written
+        # there) beats a copy, then the kernel
+        return None
     g, spec, be = _flat(grads)
     if not be.has_fused:  # NumPy: the generic path, at once
         return None
@@ -92,12 +101,6 @@ def _run_fused(
     if not _is_number(lr):
         return None
     inplace = out is not None
-    if (out is not params) and kind == "sgd" and core is None and not (
-        opts["weight_decay"] or opts["maximize"]
-    ):
-        # plain sgd into new arrays or another buffer: one pass (p - lr g written
-        # there) beats a copy, then the kernel
-        return None
     if out is None:
         p = be.clone(lp)
     else:

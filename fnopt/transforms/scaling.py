@@ -14,16 +14,19 @@ from fnopt._base import (
     State,
     Transform,
     Updates,
+    _new,
     check_bool,
     check_nonnegative,
     check_unit_interval,
 )
 from fnopt.transforms._common import (
+    Direction,
     _builtin,
     _check_real,
     _dst,
     _flat,
     _stateless,
+    add_direction,
 )
 
 # -- scaling ---------------------------------------------------------------------------
@@ -87,7 +90,7 @@ def scale_by_learning_rate(learning_rate: ScalarOrSchedule, *, flip_sign: bool =
 
     def rate(state: State) -> tuple[Any, ScaleByLearningRateState]:
         lr = learning_rate(state.count) if callable(learning_rate) else learning_rate
-        return sign * lr, ScaleByLearningRateState(state.count + 1, lr)
+        return sign * lr, _new(ScaleByLearningRateState, (state.count + 1, lr))
 
     def update(
         updates: Updates, state: State, params: Params | None = None, *, inplace: bool = False
@@ -102,9 +105,19 @@ def scale_by_learning_rate(learning_rate: ScalarOrSchedule, *, flip_sign: bool =
         coef, new_state = rate(state)  # p + coef * u in one pass
         return tree.axpy(coef, grads, params, out=out), new_state
 
-    return _builtin(
-        init, update, "scale_by_learning_rate", update_params,
-        learning_rate=learning_rate, flip_sign=flip_sign,
+    def apply_direction(
+        d: Direction, state: State, params: Params, *, out: Params | None = None
+    ) -> tuple[Params, State]:
+        coef, new_state = rate(state)  # p + (coef c_i) n_i / d_i, one pass per term
+        leaves = d.spec.flatten_up_to(params)
+        dst = None if out is None else d.spec.flatten_up_to(out)
+        res = add_direction(d, coef, leaves, dst)
+        return (d.spec.unflatten(res) if out is None else out), new_state
+
+    return Transform(
+        init, update, inplace=True, name="scale_by_learning_rate",
+        hyperparams={"learning_rate": learning_rate, "flip_sign": flip_sign},
+        update_params=update_params, apply_direction=apply_direction,
     )
 
 
@@ -192,7 +205,21 @@ def add_decayed_weights(weight_decay: float = 0.0) -> Transform:
             raise ValueError("add_decayed_weights: update needs params")
         return tree.axpy(weight_decay, params, updates)
 
-    return _stateless(fn, "add_decayed_weights", weight_decay=weight_decay)
+    def extend_direction(
+        d: Direction, state: State, params: Params | None, *, inplace: bool
+    ) -> tuple[Direction, State]:
+        del inplace  # no buffers
+        if params is None:
+            raise ValueError("add_decayed_weights: update needs params")
+        term = (weight_decay, d.spec.flatten_up_to(params), None)  # lambda p + u
+        # first: it reads params, which the destination may be (see add_direction)
+        return Direction((term, *d.terms), d.spec, d.be), state
+
+    t = _stateless(fn, "add_decayed_weights", weight_decay=weight_decay)
+    return Transform(
+        t.init, t.update, inplace=True, name=t.name, hyperparams=t.hyperparams,
+        extend_direction=extend_direction,
+    )
 
 
 class PolyakAverageState(NamedTuple):
