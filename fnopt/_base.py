@@ -215,6 +215,28 @@ def call_update(
     return t.update(updates, state, params)
 
 
+def reads_step_loss(t: Any) -> bool:
+    """Whether ``t`` or a transform composed inside it (in its declared hyperparams)
+    declares ``takes_value``; a factory wrapped by ``inject_hyperparams`` counts too
+    (its transforms are built at every step)."""
+    if not isinstance(t, Transform):
+        return False
+    hp = t.hyperparams
+    if hp.get("takes_value") is True or "factory" in hp:
+        return True
+    return any(_holds_loss_reader(v) for v in hp.values())
+
+
+def _holds_loss_reader(v: Any) -> bool:
+    if isinstance(v, Transform):
+        return reads_step_loss(v)
+    if isinstance(v, Mapping):
+        return any(_holds_loss_reader(x) for x in v.values())
+    if isinstance(v, (tuple, list)):
+        return any(_holds_loss_reader(x) for x in v)
+    return False
+
+
 class StepFn(Protocol):
     def __call__(
         self, params: Params, grad_fn: GradFn, state: State, /, *batch: Any
@@ -269,9 +291,10 @@ class Descent(Transform):
         passed *into* the step.
     """
 
-    __slots__ = ("_apply_fn", "inner")
+    __slots__ = ("_apply_fn", "_reads_loss", "inner")
     inner: Transform
     _apply_fn: UpdateParamsFn
+    _reads_loss: bool
     value_at: Literal["input"] = "input"
 
     def __init__(
@@ -286,6 +309,7 @@ class Descent(Transform):
         super().__init__(init, update, inplace=True, update_params=update_params)
         object.__setattr__(self, "inner", inner)
         object.__setattr__(self, "_apply_fn", update_params_fn(self))  # what apply runs
+        object.__setattr__(self, "_reads_loss", reads_step_loss(inner))
 
     def step(
         self, params: Params, grad_fn: GradFn, state: State, /, *batch: Any
@@ -329,11 +353,14 @@ class Descent(Transform):
         """
         if grad_norm is None:
             grad_norm = _tree.global_norm(grads)
-        token = _STEP_LOSS.set(value)  # for transforms that read the loss (plateau)
-        try:
+        if self._reads_loss:  # a transform inside reads the step's loss (plateau)
+            token = _STEP_LOSS.set(value)
+            try:
+                new_params, new = self._apply_fn(grads, state, params, out=out)
+            finally:
+                _STEP_LOSS.reset(token)
+        else:
             new_params, new = self._apply_fn(grads, state, params, out=out)
-        finally:
-            _STEP_LOSS.reset(token)
         value = _as_0d(value, grad_norm)
         if type(new) is DescentState:  # the common state: built directly (tiny problems)
             return new_params, _new(DescentState, (new.count, value, grad_norm, new.inner))
