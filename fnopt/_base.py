@@ -216,9 +216,14 @@ def call_update(
 
 
 def reads_step_loss(t: Any) -> bool:
-    """Whether ``t`` or a transform composed inside it (in its declared hyperparams)
-    declares ``takes_value``; a factory wrapped by ``inject_hyperparams`` counts too
-    (its transforms are built at every step)."""
+    """Whether ``t`` or a transform composed inside it (a :class:`Descent`'s ``inner``,
+    or one a combinator declares in its hyperparams, as fnopt's combinators do) declares
+    ``takes_value``; a factory wrapped by ``inject_hyperparams`` counts too (its
+    transforms are built at every step). A wrapper that hides its inner transforms
+    (declares none) is not looked into: it cannot pass the loss on anyway, since only
+    fnopt's combinators hand ``value=`` to the transforms they call."""
+    if isinstance(t, Descent):  # a lifted transform: what it wraps
+        return t._reads_loss
     if not isinstance(t, Transform):
         return False
     hp = t.hyperparams
@@ -732,8 +737,9 @@ def check_nonnegative(name: str, value: Any) -> None:
     """``value`` must be a finite real >= 0 (or a callable schedule)."""
     if callable(value):
         return
-    if _backend.is_tensor(value) and value.ndim == 0 and _backend.TORCH.is_floating(value):
-        value = _backend.TORCH.to_float(value)  # a 0-d tensor hyperparameter (differentiable loops)
+    be = _backend.of_leaf(value)
+    if be is not None and value.ndim == 0 and be.is_floating(value):
+        value = be.to_float(value)  # a 0-d hyperparameter (a tensor: differentiable loops)
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name}: expected a real number, got {type(value).__name__}")
     if not math.isfinite(value) or value < 0:

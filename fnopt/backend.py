@@ -357,6 +357,7 @@ class Backend:
 
     def logsumexp(self, z: Any, axis: int) -> Any:
         """``log(sum(exp(z)))`` along ``axis``, kept as a size-1 axis, computed stably."""
+        raise NotImplementedError
 
     # -- single leaves (one value, not a list: validation, conversions, host data) --
     # Callers pick the backend of one value with :func:`of_value`.
@@ -1220,10 +1221,31 @@ def dtype_name(dtype: Any) -> str:
     """The name of a NumPy dtype, a torch dtype or a dtype name: ``"float32"`` for
     ``np.dtype("float32")``, ``torch.float32`` and ``"float32"`` alike.
 
-    >>> dtype_name(np.dtype("float64")), dtype_name("float32")
-    ('float64', 'float32')
+    >>> dtype_name(np.dtype("float64")), dtype_name("float32"), dtype_name(np.float32)
+    ('float64', 'float32', 'float32')
     """
-    return str(dtype).replace("torch.", "")
+    text = str(dtype)
+    if text.startswith("torch."):
+        return text[len("torch."):]
+    if dtype is None:
+        return text
+    try:  # a NumPy dtype, scalar type (np.float32), Python float or name
+        return np.dtype(dtype).name
+    except TypeError:
+        return text  # not a dtype: the caller says what it expected
+
+
+def by_name(name: Any, *, what: str = "backend") -> Backend:
+    """The backend called ``name`` (``"numpy"`` or ``"torch"``); a ``ValueError``
+    naming ``what`` for anything else.
+
+    >>> by_name("numpy") is NUMPY
+    True
+    """
+    for be in (NUMPY, TORCH):
+        if name == be.name:
+            return be
+    raise ValueError(f"{what}: expected 'numpy' or 'torch', got {name!r}")
 
 
 @functools.cache

@@ -1117,10 +1117,9 @@ def _to_device(t: Any, rec: dict[str, Any], i: int, where: str, device: Any) -> 
 
 
 def _describe_leaf(x: Any) -> tuple[Any, ...]:
-    if _backend.is_leaf(x):
-        # a NumPy scalar and a 0-d array are the same kind of leaf here
-        kind = "tensor" if _backend.is_tensor(x) else "numpy array"
-        return (kind, tuple(x.shape), str(x.dtype))
+    be = _backend.of_leaf(x)
+    if be is not None:  # a NumPy scalar and a 0-d array are the same kind of leaf here
+        return (f"{be.name} {be.noun}", tuple(x.shape), str(x.dtype))
     return (type(x).__name__,)
 
 

@@ -540,7 +540,7 @@ class _Battery:
                 for path, got, want in zip(_leaf_names(p), sig[1], ref[1]):
                     _require(got == want, f"params leaf {path} is {got} after step "
                              f"{k}, was {want} ({b} {dt}, {lbl})")
-        return f"{len(self.cases)} self.cases"
+        return f"{len(self.cases)} cases"
 
     def state_structure_stable(self) -> str | None:
         for b, dt, lbl, tree in self.cases:
@@ -783,9 +783,7 @@ def arrays(
     shapes = (hnp.array_shapes(min_dims=0, max_dims=2, min_side=1, max_side=max_side)
               if shape is None else st.just(tuple(shape)))
     strat = hnp.arrays(np.dtype(dtype), shapes, elements=elements)
-    if backend == "torch":
-        return strat.map(lambda a: _backend.array(a, "torch", dtype))
-    return strat
+    return strat.map(lambda a: _backend.array(a, backend, dtype))
 
 
 def pytrees(

@@ -76,6 +76,21 @@ def test_folded_chain_equals_unfolded(name: str, backend: str) -> None:
     assert owned is buf
     for k, v in _np(pure).items():
         np.testing.assert_array_equal(_np(owned)[k], v)
+    # and the fold is really taken: the chain calls the scaling's direction, not its update
+    calls: list[str] = []
+
+    def spied(kind: str, f: Callable[..., Any]) -> Callable[..., Any]:
+        def call(*a: Any, **k: Any) -> Any:
+            calls.append(kind)
+            return f(*a, **k)
+        return call
+
+    inner = SCALINGS[name]()
+    spy = fnopt.Transform(inner.init, spied("update", inner.update), inplace=True,
+                          direction=spied("direction", inner.direction))
+    chained = fnopt.chain(spy, fnopt.scale_by_learning_rate(lr))
+    chained.update_params(_grad(p0), chained.init(p0), p0)
+    assert calls == ["direction"]
 
 
 @pytest.mark.parametrize("backend", ["numpy", "torch"])
@@ -197,3 +212,25 @@ def test_the_fold_runs_through_the_extension() -> None:
     p = np.array([1.0, -2.0])
     opt.update_params(np.array([0.5, 0.5]), opt.init(p), p)
     assert calls == ["direction"]
+
+
+@pytest.mark.parametrize(("backend", "lr_kind"), [
+    ("numpy", "numpy_scalar"), ("torch", "numpy_scalar"), ("torch", "tensor"),
+])
+def test_params_term_first_with_a_non_float_rate_leaves_the_params_alone(backend, lr_kind):
+    """``add_decayed_weights(1.0)`` puts the params themselves first in the direction;
+    a learning rate that is not a Python float (the evaluated fallback) must not sum
+    the other terms into them."""
+    p0 = _params(backend)
+    lr = np.float64(0.1) if lr_kind == "numpy_scalar" else None
+    if lr is None:
+        torch = pytest.importorskip("torch")
+        lr = torch.tensor(0.1, dtype=torch.float64)
+    opt = fnopt.adamw(lr, weight_decay=1.0)
+    ref = fnopt.adamw(0.1, weight_decay=1.0)
+    before = {k: v.copy() for k, v in _np(p0).items()}
+    new, _ = opt.step(p0, lambda q: (fnopt.tree.vdot(q, q), _grad(q)), opt.init(p0))
+    want, _ = ref.step(p0, lambda q: (fnopt.tree.vdot(q, q), _grad(q)), ref.init(p0))
+    for k, v in _np(p0).items():
+        np.testing.assert_array_equal(v, before[k])  # the caller's params are unchanged
+        np.testing.assert_allclose(_np(new)[k], _np(want)[k], rtol=1e-12)

@@ -64,11 +64,16 @@ def test_no_function_over_100_lines(path: Path) -> None:
 # elsewhere (a torch-only provider refusing a NumPy loss, a checkpoint naming a leaf's
 # kind) keep one predicate; arithmetic never branches outside backend.py.
 _NO_BACKEND_SWITCHES = ["transforms", "optimizers", "loop", "objectives", "tree.py",
-                        "batched.py", "stop.py", "schedules.py", "data.py", "minimize.py"]
+                        "batched.py", "stop.py", "schedules.py", "data.py", "minimize.py",
+                        "datasets"]
+
+
+_BACKEND_NAMES = {"TORCH", "NUMPY", "'torch'", "'numpy'"}
 
 
 def _switches(source: str) -> list[int]:
-    """Lines that test for a tensor: ``is_tensor(...)`` or ``isinstance(x, torch.Tensor)``."""
+    """Lines that branch on the backend: ``is_tensor(...)``, ``isinstance(x,
+    torch.Tensor)``, or a comparison with ``TORCH``/``NUMPY`` or ``"torch"``/``"numpy"``."""
     lines = []
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Call):
@@ -77,12 +82,18 @@ def _switches(source: str) -> list[int]:
             tensor_type = name == "isinstance" and "Tensor" in ast.unparse(node.args[1])
             if name == "is_tensor" or tensor_type:
                 lines.append(node.lineno)
+        elif isinstance(node, ast.Compare):
+            sides = [node.left, *node.comparators]
+            names = {ast.unparse(s).rsplit(".", 1)[-1] for s in sides}
+            if names & _BACKEND_NAMES:
+                lines.append(node.lineno)
     return lines
 
 
-def test_switch_finder_sees_both_spellings() -> None:
-    src = "import torch\nif is_tensor(x):\n    pass\ny = isinstance(x, torch.Tensor)\n"
-    assert _switches(src) == [2, 4]
+def test_switch_finder_sees_every_spelling() -> None:
+    src = ("import torch\nif is_tensor(x):\n    pass\ny = isinstance(x, torch.Tensor)\n"
+           "z = be is _backend.TORCH\nw = backend == 'numpy'\n")
+    assert _switches(src) == [2, 4, 5, 6]
 
 
 @pytest.mark.parametrize("where", _NO_BACKEND_SWITCHES)

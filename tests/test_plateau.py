@@ -201,3 +201,13 @@ def test_reduce_on_plateau_reads_the_loss_inside_fixed_point_and_chains():
         p = p + u
     np.testing.assert_allclose(r.params, p, rtol=1e-15)
     assert s.scale < 1.0 and r.state.inner[-1].scale == s.scale
+
+
+def test_a_descent_nested_in_a_descent_still_gets_the_loss():
+    inner = fnopt.descent(fnopt.chain(fnopt.scale_by_learning_rate(0.1),
+                                      fnopt.reduce_on_plateau()))
+    outer = fnopt.Descent(inner)
+    p = np.array([1.0, 2.0])
+    new, _ = outer.step(p, lambda x: (x @ x, 2 * x), outer.init(p))
+    np.testing.assert_allclose(new, [0.8, 1.6])
+    assert fnopt.adam(1e-3)._reads_loss is False  # nothing reads it: no context is set

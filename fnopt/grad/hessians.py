@@ -154,7 +154,7 @@ def hvp_finite_differences(grad_fn: GradFn, step: float | None = None) -> HvpFn:
             return tree.zeros_like(params)
         if step is None:
             leaf = optree.tree_leaves(params)[0]
-            eps = float(np.finfo(_backend.to_numpy(leaf).dtype).eps)
+            eps = float(np.finfo(_backend.dtype_name(leaf.dtype)).eps)
             x_norm = float(_backend.to_numpy(tree.global_norm(params)))
             h = eps ** (1.0 / 3.0) * max(1.0, x_norm) / v_norm
         else:

@@ -436,5 +436,5 @@ def _check_args(grad_fn: Any, stop: Any, callback: Any, on_failure: Any, data: A
         raise ValueError(f"on_failure: expected 'return' or 'raise', got {on_failure!r}")
     if data is not None and not isinstance(data, Iterable):
         raise TypeError(f"data: expected an iterable of batches, got {type(data).__name__}")
-    if differentiable and be is not _backend.TORCH:
+    if differentiable and not be.has_autodiff:
         raise ValueError("differentiable: needs torch params (autograd); got NumPy params")

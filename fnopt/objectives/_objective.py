@@ -131,7 +131,12 @@ class Objective(abc.ABC):
         nearest known minimiser; ``ValueError`` when none is known."""
         if not self.minimizers:
             raise ValueError(f"x: {self.name} has no known minimiser to measure from")
-        z = _flat64(x)
+        leaves = optree.tree_leaves(x)
+        if not leaves or not all(map(_backend.is_leaf, leaves)):
+            raise ValueError(f"x: expected params (arrays or tensors), got {x!r:.80}")
+        z, n = _flat64(x), _flat64(self.minimizers[0]).size
+        if z.size != n:
+            raise ValueError(f"x: expected {n} elements (as the minimiser), got {z.size}")
         return min(float(np.linalg.norm(z - _flat64(m))) for m in self.minimizers)
 
 
@@ -173,20 +178,12 @@ def _flat64(tree: Any) -> np.ndarray:
 
 def check_backend(backend: str) -> str:
     """``backend`` if it is ``"numpy"`` or ``"torch"``, else a ``ValueError``."""
-    if backend not in BACKENDS:
-        raise ValueError(f"backend: expected 'numpy' or 'torch', got {backend!r}")
-    return backend
+    return _backend.by_name(backend).name
 
 
 def dtype_name(dtype: Any) -> str:
     """``"float32"`` or ``"float64"`` from a dtype or its name (NumPy or torch)."""
-    name = str(dtype).replace("torch.", "")
-    if name in ("float", "<class 'float'>"):
-        name = "float64"
-    try:
-        name = np.dtype(name).name
-    except TypeError:
-        pass
+    name = _backend.dtype_name(dtype)
     if name not in ("float32", "float64"):
         raise ValueError(f"dtype: expected float32 or float64, got {dtype!r}")
     return name
@@ -198,18 +195,18 @@ def gradient_provider(backend: str, loss: Callable[..., Any],
     """The hand-written gradient ``grad`` on NumPy (where given; paired with
     ``grad_loss``, default ``loss``, for the value), ``torch.func`` of ``loss`` on
     torch."""
-    if backend == "numpy" and grad is not None:
-        return _grad.from_functions(loss if grad_loss is None else grad_loss, grad)
-    if backend == "numpy":
-        raise ValueError("backend: no NumPy gradient is written for this objective")
-    return _grad.torch_func(loss)
+    if _backend.by_name(backend).has_autodiff:
+        return _grad.torch_func(loss)
+    if grad is None:
+        raise ValueError(f"backend: no gradient is written for this objective on {backend}")
+    return _grad.from_functions(loss if grad_loss is None else grad_loss, grad)
 
 
 def hessian_provider(backend: str, loss: Callable[..., Any],
                      hessian: Callable[..., Any] | None) -> Callable[..., Any] | None:
     """The hand-written Hessian on NumPy (``None`` where there is none),
     ``torch.func.hessian`` on torch."""
-    if backend == "torch":
+    if _backend.by_name(backend).has_autodiff:
         return _grad.torch_hessian(loss)
     return None if hessian is None else _grad.hessian_from_function(hessian)
 
@@ -218,9 +215,9 @@ def hvp_provider(backend: str, loss: Callable[..., Any],
                  hessian: Callable[..., Any] | None) -> Callable[..., Any] | None:
     """Hessian-vector products: the hand-written Hessian times ``v`` on NumPy,
     ``torch.func.jvp`` of the gradient on torch."""
-    if backend == "torch":
+    if _backend.by_name(backend).has_autodiff:
         return _grad.hvp_torch(loss)
-    h = hessian_provider("numpy", loss, hessian)
+    h = hessian_provider(backend, loss, hessian)
     return None if h is None else _grad.hvp_from_hessian(h)
 
 
@@ -228,7 +225,7 @@ def residual_provider(backend: str, residuals: Callable[..., Any],
                       jacobian: Callable[..., Any]) -> Callable[..., Any]:
     """A residual provider: the hand-written Jacobian on NumPy, ``torch.func`` on
     torch."""
-    if check_backend(backend) == "torch":
+    if _backend.by_name(backend).has_autodiff:
         return _res.residuals_torch(residuals)
     return _res.residuals_from_functions(residuals, jacobian)
 

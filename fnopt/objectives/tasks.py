@@ -152,7 +152,6 @@ def rosenbrock(
 
 # -- linear regression ------------------------------------------------------------------
 
-_BACKENDS = {"numpy": _backend.NUMPY, "torch": _backend.TORCH}
 
 
 def make_linear_data(
@@ -240,7 +239,7 @@ def linear_regression(x: Any, y: Any) -> Task:
         return _backend.array(np.random.default_rng(seed).standard_normal(d + 1), backend, dt)
 
     def hess(theta: Any) -> Any:
-        return _BACKENDS[backend].from_numpy(h_np, theta)
+        return _backend.by_name(backend).from_numpy(h_np, theta)
 
     return _task(
         "linear_regression", backend, dt, loss, grad, init,
@@ -353,7 +352,7 @@ def _given_data(net: _Net, data: tuple[Any, Any], backend: str, dt: str) -> tupl
         ):
             raise ValueError(f"data: cross_entropy labels must be integers in 0..{k - 1}")
         y = _backend.array(np.eye(k)[labels], backend, dt)
-    be = _BACKENDS[backend]
+    be = _backend.by_name(backend)
     x, y = be.cast([be.xp.asarray(x), be.xp.asarray(y)], dt)
     if y.ndim == 1:
         y = y[:, None]

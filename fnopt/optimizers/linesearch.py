@@ -235,7 +235,11 @@ class LineSearch:
 
     ``eps`` is the machine epsilon of the arithmetic behind ``phi`` (0 when unknown):
     losses within ``max(f_tol, 1000 eps)`` (relative) of ``value0`` count as equal.
+    A subclass implements :meth:`_search` (or overrides ``__call__`` whole).
     """
+
+    __slots__ = ()
+    f_tol: float = 0.0  # the relative loss tolerance; the subclasses make it a field
 
     def __call__(
         self,
@@ -246,15 +250,14 @@ class LineSearch:
         *,
         eps: float = 0.0,
     ) -> LineSearchResult:
+        """Search along ``phi(alpha) -> (loss, slope, aux)`` from ``value0``/``slope0``
+        (the loss and directional derivative at 0), first trying ``init_step``. A start
+        that is not finite, or not a descent direction, ends at once with that status."""
         bad = _start_status(value0, slope0)
         if bad is not None:
             return _result(bad, 0.0, value0, slope0, None, 0)
         return self._search(phi, value0, slope0, float(init_step),
-                            max(self._f_tol, 1e3 * eps))
-
-    @property
-    def _f_tol(self) -> float:
-        return float(getattr(self, "f_tol", 0.0))
+                            max(self.f_tol, 1e3 * eps))
 
     def _search(
         self, phi: Phi, value0: float, slope0: float, init_step: float, f_tol: float

@@ -10,6 +10,7 @@ import numbers
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
+import numpy as np
 import optree
 
 from fnopt import backend as _backend
@@ -28,10 +29,6 @@ def _flat(t: Any) -> tuple[list[Any], Any, _backend.Backend]:
     """Leaves, treespec and backend of a pytree."""
     leaves, spec = optree.tree_flatten(t)
     return leaves, spec, _backend.of_leaves(leaves)
-
-
-def _numel(x: Any) -> int:
-    return math.prod(tuple(x.shape))
 
 
 def _dst(buffers: list[Any], inplace: bool) -> list[Any] | None:
@@ -86,13 +83,15 @@ class Direction(NamedTuple):
 
 
 def evaluate(d: Direction) -> list[Any]:
-    """The leaves of :math:`\\sum_i c_i\\,(n_i / d_i)`: new arrays, except that one
-    term ``(1.0, num, None)`` is ``num`` itself (e.g. a state buffer, as ``trace``)."""
+    """The leaves of :math:`\\sum_i c_i\\,(n_i / d_i)`: new arrays, except that a
+    direction of the one term ``(1.0, num, None)`` is ``num`` itself (e.g. a state
+    buffer, as ``trace``); with more terms the sum is built in a new array (``num`` may
+    be the params, as ``add_decayed_weights``' term)."""
     be, out = d.be, None
     for c, num, den in d.terms:
         if out is None:
             if den is None:
-                out = num if c == 1.0 else be.scale(num, c)
+                out = num if c == 1.0 and len(d.terms) == 1 else be.scale(num, c)
             else:
                 out = be.div(num, den)
                 if c != 1.0:
@@ -112,7 +111,9 @@ def add_direction(d: Direction, k: Any, params: list[Any], out: list[Any] | None
     ``k`` or a ``c_i`` is not a Python number (a tensor learning rate, perhaps one that
     autograd records), :func:`evaluate` of ``d`` is scaled by ``k`` instead."""
     be = d.be
-    if not (isinstance(k, (int, float)) and all(isinstance(t[0], (int, float)) for t in d.terms)):
+    if isinstance(k, numbers.Real) and not isinstance(k, bool):
+        k = float(k)  # a NumPy scalar learning rate: a Python number, as the ops take it
+    if not (isinstance(k, float) and all(isinstance(t[0], (int, float)) for t in d.terms)):
         return be.axpy(k, evaluate(d), params, out)
     if out is not None and any(_reads(t, out) for t in d.terms[1:]):
         return be.axpy(k, evaluate(d), params, out)  # a later term reads the destination
@@ -188,12 +189,13 @@ _MU_DTYPES = ("float16", "bfloat16", "float32", "float64")
 
 
 def _dtype_name(name: str, dtype: Any) -> str | None:
-    """A floating dtype given as a name, a NumPy dtype or a torch dtype, as its name
-    (``"float32"``); ``None`` stays ``None``."""
+    """A floating dtype given as a name, a NumPy dtype (or scalar type) or a torch
+    dtype, as its name (``"float32"``); ``None`` stays ``None``. ``"float"`` and
+    Python's ``float`` are refused: float64 to NumPy, float32 to torch."""
     if dtype is None:
         return None
-    text = dtype if isinstance(dtype, str) else str(getattr(dtype, "name", dtype))
-    text = text.replace("torch.", "")
+    ambiguous = isinstance(dtype, type) and not issubclass(dtype, np.generic)
+    text = dtype if isinstance(dtype, str) or ambiguous else _backend.dtype_name(dtype)
     if text not in _MU_DTYPES:
         raise ValueError(f"{name}: expected None or one of {_MU_DTYPES}, got {dtype!r}")
     return text

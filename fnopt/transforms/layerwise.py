@@ -28,7 +28,6 @@ from fnopt.transforms._common import (
     _check_real,
     _dst,
     _flat,
-    _numel,
     _stateless_on_params,
 )
 
@@ -47,7 +46,7 @@ class ScaleByFactoredRmsState(NamedTuple):
 def _eps_for(x: Any, eps: float | None) -> float:
     if eps is not None:
         return eps
-    return float(np.finfo(str(x.dtype).replace("torch.", "")).eps)
+    return float(np.finfo(_backend.dtype_name(x.dtype)).eps)
 
 
 def _factored_rms_init(params: Params) -> ScaleByFactoredRmsState:
@@ -156,7 +155,7 @@ def scale_by_factored_rms(
                 vs[i] = var[i] = new_vs[j]
         floored = [be.clip([v], _eps_for(x, eps) ** 2, math.inf)[0] for v, x in zip(var, g)]
         u = be.div(g, be.sqrt(floored))
-        rms = [n / (math.sqrt(_numel(x)) * d) for n, x in zip(be.norms(u), u)]
+        rms = [n / (math.sqrt(be.size(x)) * d) for n, x in zip(be.norms(u), u)]
         out = be.div(u, [r.clip(min=1.0) for r in rms])
         return spec.unflatten(out), ScaleByFactoredRmsState(
             t, spec.unflatten(rows), spec.unflatten(cols), spec.unflatten(vs)
@@ -182,7 +181,7 @@ def scale_by_param_block_rms(min_scale: float = 1e-3) -> Transform:
 
     def fn(u: list[Any], p: list[Any], be: _backend.Backend) -> list[Any]:
         scales = [
-            (n / math.sqrt(_numel(x))).clip(min=min_scale) for n, x in zip(be.norms(p), p)
+            (n / math.sqrt(be.size(x))).clip(min=min_scale) for n, x in zip(be.norms(p), p)
         ]
         return be.mul(u, scales)
 
