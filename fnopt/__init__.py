@@ -5,6 +5,8 @@ gradients come from interchangeable providers (:mod:`fnopt.grad`); one loop,
 :func:`fixed_point`, drives any of them until a criterion from :mod:`fnopt.stop` holds.
 """
 
+import sys as _sys
+
 from fnopt import backend as backend
 from fnopt import callbacks as callbacks
 from fnopt import datasets as datasets
@@ -30,7 +32,6 @@ from fnopt.checkpoint import load as load
 from fnopt.checkpoint import save as save
 from fnopt.checkpoint import to_numpy as to_numpy
 from fnopt.checkpoint import to_torch as to_torch
-from fnopt.lbfgsb import lbfgsb as lbfgsb  # through the old module, so the name is the function
 from fnopt.loop import History as History
 from fnopt.loop import OptimizationError as OptimizationError
 from fnopt.loop import Result as Result
@@ -58,6 +59,7 @@ from fnopt.optimizers import radam as radam
 from fnopt.optimizers import rmsprop as rmsprop
 from fnopt.optimizers import rprop as rprop
 from fnopt.optimizers import sgd as sgd
+from fnopt.optimizers.lbfgsb import lbfgsb as lbfgsb
 from fnopt.optimizers.linesearch import LineSearchResult as LineSearchResult
 from fnopt.optimizers.linesearch import LineSearchStatus as LineSearchStatus
 from fnopt.optimizers.linesearch import backtracking as backtracking
@@ -287,3 +289,9 @@ from fnopt.objectives import lsq_problems as lsq_problems  # noqa: E402
 from fnopt.optimizers import lsq as lsq  # noqa: E402
 
 __all__ += ["lsq", "lsq_problems"]
+
+# Public namespaces defined elsewhere in the package are importable under their public
+# name too (``import fnopt.tasks``), always as the same module object.
+for _name in ("tasks", "problems", "lsq_problems", "lsq", "residuals", "projections"):
+    _sys.modules[f"{__name__}.{_name}"] = globals()[_name]
+del _name

@@ -27,10 +27,9 @@ Tensors are stored through NumPy bit for bit (``bfloat16`` as its 16-bit pattern
 Every array is used by exactly one node; trees are at most ``_MAX_DEPTH`` deep.
 
 Versions: :func:`load` reads the format versions in ``READABLE_VERSIONS`` and refuses
-others (a newer fnopt's files) with a :class:`CheckpointError` naming both. State
-classes that moved between fnopt modules are found through ``_MOVED`` (old module and
-qualname to new) and ``_MOVED_MODULES`` (an old module to the package it moved into), so
-moving a class needs no new format version; changing its fields does.
+others (a newer fnopt's files) with a :class:`CheckpointError` naming both. A state
+class is found under the module and qualified name it was saved with; fnopt has not
+been released, so no class has an older home to look in.
 
 Safety: loading never unpickles and never runs code from the file. NamedTuple and
 attrs state classes are re-imported by name only if ``fnopt`` defines them (a module
@@ -94,34 +93,6 @@ _NPY_MAX_DIMS = 64
 _CHUNK = 1 << 20
 _MAX_ITERATION = 2**63
 
-#: State classes that moved: old ``(module, qualname)`` -> new ``(module, qualname)``.
-#: A checkpoint naming the old place loads the class from the new one.
-_MOVED: dict[tuple[str, str], tuple[str, str]] = {
-    # fnopt/optimizers.py became the package fnopt/optimizers/ (0.2)
-    ("fnopt.optimizers", "_DecayState"): ("fnopt.optimizers.first_order", "_DecayState"),
-    # the testing kit's quadratic became an objective (0.3)
-    ("fnopt.testing", "Quadratic"): ("fnopt.objectives.quadratic", "Quadratic"),
-}
-
-#: Modules that became packages or moved into one (0.3): a class saved under the old
-#: module is looked up as an attribute of the new one and must be defined in it or in
-#: one of its submodules (``fnopt.transform.ScaleByAdamState`` is now
-#: ``fnopt.transforms.adaptive.ScaleByAdamState``).
-_MOVED_MODULES: dict[str, str] = {
-    "fnopt.transform": "fnopt.transforms",
-    "fnopt.transforms_extra": "fnopt.transforms.extra",
-    "fnopt.plateau": "fnopt.transforms.plateau",
-    "fnopt.projections": "fnopt.transforms.projections",
-    "fnopt.linesearch": "fnopt.optimizers.linesearch",
-    "fnopt.second_order": "fnopt.optimizers.second_order",
-    "fnopt.tasks": "fnopt.objectives.tasks",
-    "fnopt.problems": "fnopt.objectives.problems",
-    "fnopt.lsq_problems": "fnopt.objectives.lsq_problems",
-    "fnopt.lbfgsb": "fnopt.optimizers.lbfgsb",
-    "fnopt.lsq": "fnopt.optimizers.lsq",
-    "fnopt.residuals": "fnopt.grad.residuals",
-    "fnopt.grad": "fnopt.grad",
-}
 
 PathLike = str | os.PathLike[str]
 
@@ -407,12 +378,6 @@ class _Decoder:
         full = f"{module}.{name}"
         key = (module, name)
         cls = self.types.get(key)
-        if cls is None and key in _MOVED:
-            key = _moved(key)
-            full = f"{full} (now {key[0]}.{key[1]})"
-            cls = self.types.get(key)
-        if cls is None and key[0] in _MOVED_MODULES:
-            cls = self.import_moved_class(key, full, where)
         if cls is None:
             cls = self.import_fnopt_class(*key, full, where)
         if not isinstance(cls, type):
@@ -432,16 +397,10 @@ class _Decoder:
             )
         return cls
 
-    def import_moved_class(self, key: tuple[str, str], full: str, where: str) -> type:
-        """The class saved as ``key`` from the module ``_MOVED_MODULES`` names."""
-        return self.import_fnopt_class(_MOVED_MODULES[key[0]], key[1], full, where,
-                                       within=True)
-
     def import_fnopt_class(
-        self, module: str, name: str, full: str, where: str, *, within: bool = False
+        self, module: str, name: str, full: str, where: str
     ) -> type:
-        """The fnopt class ``module.name``; with ``within``, defined in ``module`` or
-        one of its submodules."""
+        """The fnopt class ``module.name``, defined in that module."""
         trusted = module == _TRUSTED_PREFIX or module.startswith(_TRUSTED_PREFIX + ".")
         parts = (*module.split("."), *name.split("."))
         dunder = any(p.startswith("__") for p in parts)
@@ -460,23 +419,12 @@ class _Decoder:
             ) from None
         home = getattr(obj, "__module__", None)
         if not (isinstance(obj, type) and obj.__qualname__ == name and (
-            home == module or (within and str(home).startswith(module + "."))
+            home == module
         )):
             # only a class defined where the file says, not one reachable through
             # another module's attributes
             raise self.fail(f"{full} (at {where}) is not a class of fnopt")
         return obj
-
-
-def _moved(key: tuple[str, str]) -> tuple[str, str]:
-    """Where the class saved as ``key`` lives now, following ``_MOVED``."""
-    seen = {key}
-    while key in _MOVED:
-        key = _MOVED[key]
-        if key in seen:
-            raise RuntimeError(f"fnopt.checkpoint._MOVED has a cycle through {key}")
-        seen.add(key)
-    return key
 
 
 def _collect_types(tree: Any, out: dict[tuple[str, str], type]) -> None:

@@ -104,3 +104,39 @@ def test_no_backend_switches_outside_backend(where: str) -> None:
     found = {str(p.relative_to(PACKAGE)): s for p in files
              if (s := _switches(p.read_text(encoding="utf-8")))}
     assert not found, f"tensor checks outside fnopt/backend.py (lines): {found}"
+
+
+# -- no shims: every module is a home, none re-exports another module -----------------------
+
+def _is_shim(source: str) -> bool:
+    """A module that only forwards to another one: a star import, a module-level
+    ``__getattr__`` forwarding to another module, or a ``sys.modules[__name__] = ...``."""
+    tree = ast.parse(source)
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom) and any(a.name == "*" for a in node.names):
+            return True
+        if isinstance(node, ast.Assign) and any(
+            isinstance(t, ast.Subscript) and ast.unparse(t) == "sys.modules[__name__]"
+            for t in node.targets
+        ):
+            return True
+    return False
+
+
+def test_shim_finder_sees_both_styles() -> None:
+    assert _is_shim("from fnopt.transforms import *  # noqa\n")
+    assert _is_shim("import sys\nfrom fnopt import x\nsys.modules[__name__] = x\n")
+    assert not _is_shim("from fnopt.transforms import chain as chain\n")
+
+
+@pytest.mark.parametrize("path", sorted(PACKAGE.rglob("*.py")),
+                         ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_no_shim_modules(path: Path) -> None:
+    assert not _is_shim(path.read_text(encoding="utf-8")), (
+        f"{path.relative_to(PACKAGE.parent)} only forwards to another module; "
+        "import the module's home instead"
+    )
+
+
+def test_no_root_conftest() -> None:
+    assert not (PACKAGE.parent / "conftest.py").exists()

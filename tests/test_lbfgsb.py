@@ -15,7 +15,7 @@ from strategies import assert_same_tree, snapshot
 import fnopt
 
 torch = pytest.importorskip("torch")
-L = importlib.import_module("fnopt.lbfgsb")  # the module (fnopt.lbfgsb is the function)
+L = importlib.import_module("fnopt.optimizers.lbfgsb")
 
 _spec = importlib.util.spec_from_file_location(
     "bench_bounds", Path(__file__).resolve().parents[1] / "benchmarks" / "bench_bounds.py")

@@ -15,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import fnopt
-from fnopt.linesearch import LineSearchStatus as S
+from fnopt.optimizers.linesearch import LineSearchStatus as S
 
 SEARCHES = {
     "backtracking": fnopt.backtracking(),
@@ -394,7 +394,7 @@ def test_conformance_check_of_nonlinear_cg_runs_past_the_minimum(seed):
 
 
 def test_stalled_at_roundoff_rules():
-    from fnopt.linesearch import _stalled_at_roundoff
+    from fnopt.optimizers.linesearch import _stalled_at_roundoff
 
     eps = float(np.finfo(np.float64).eps)
     R = fnopt.Reason

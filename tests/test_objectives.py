@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import importlib
 import pickle
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -168,25 +170,38 @@ def test_linear_regression_hessian_lives_on_the_backend():
     np.testing.assert_allclose(h.numpy(), xd.T @ xd / 10, rtol=1e-6)
 
 
-@pytest.mark.parametrize("old, new", [("fnopt.tasks", "fnopt.objectives.tasks"),
-                                      ("fnopt.problems", "fnopt.objectives.problems"),
-                                      ("fnopt.lsq_problems", "fnopt.objectives.lsq_problems")])
-def test_old_module_paths_are_the_same_modules(old, new):
-    assert importlib.import_module(old) is importlib.import_module(new)
-    assert getattr(fnopt, old.split(".")[1]) is importlib.import_module(new)
+_NAMESPACES = {"tasks": "fnopt.objectives.tasks", "problems": "fnopt.objectives.problems",
+               "lsq_problems": "fnopt.objectives.lsq_problems", "lsq": "fnopt.optimizers.lsq",
+               "residuals": "fnopt.grad.residuals",
+               "projections": "fnopt.transforms.projections"}
 
 
-def test_old_class_paths_resolve_for_pickles():
-    import fnopt.tasks
-    from fnopt.problems import Problem as OldProblem
-    from fnopt.tasks import Task as OldTask
+def test_public_namespaces_are_their_modules_whatever_the_import_order():
+    # a fresh interpreter: each public name imported first, then its home module
+    code = (
+        "import importlib, fnopt\n"
+        f"for name, home in {_NAMESPACES!r}.items():\n"
+        "    a = importlib.import_module('fnopt.' + name)\n"
+        "    b = importlib.import_module(home)\n"
+        "    assert a is b is getattr(fnopt, name) and a.__name__ == home, name\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+    for name, home in _NAMESPACES.items():  # and in this process, imported the other way
+        assert importlib.import_module(home) is importlib.import_module("fnopt." + name)
 
-    assert OldTask is Task and OldProblem is Problem
-    assert fnopt.tasks.rosenbrock().name == "rosenbrock"
+
+@pytest.mark.parametrize("old", ["fnopt.transform", "fnopt.transforms_extra", "fnopt.plateau",
+                                 "fnopt.linesearch", "fnopt.second_order",
+                                 "fnopt.lbfgsb"])
+def test_unreleased_old_module_paths_are_gone(old):
+    with pytest.raises(ModuleNotFoundError):
+        importlib.import_module(old)
+
+
+def test_classes_pickle_under_their_home_module():
+    assert Task.__module__ == "fnopt.objectives.tasks"
     assert pickle.loads(pickle.dumps(Task)) is Task
-    # a pickle written before the move names the old module; it loads the same class
-    old = pickle.dumps(Task, protocol=0).replace(b"fnopt.objectives.tasks", b"fnopt.tasks")
-    assert b"fnopt.tasks" in old and pickle.loads(old) is Task
+    assert pickle.loads(pickle.dumps(Problem)) is Problem
 
 
 @pytest.mark.parametrize("be", [B.NUMPY, B.TORCH])

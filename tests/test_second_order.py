@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 import fnopt
 from fnopt import problems
-from fnopt.second_order import scale_by_lbfgs
+from fnopt.optimizers.second_order import scale_by_lbfgs
 from fnopt.stop import Criterion, Reason
 from tests.strategies import assert_same_tree, pytrees, snapshot
 
@@ -198,7 +198,7 @@ def test_newton_shifts_an_indefinite_hessian_and_descends():
 def test_newton_cg_negative_curvature_falls_back_to_scaled_steepest_descent():
     a = np.diag([-4.0, 2.0])
     hvp = lambda x, v: a @ v  # noqa: E731
-    t = fnopt.second_order.scale_by_newton_cg(hvp)
+    t = fnopt.optimizers.second_order.scale_by_newton_cg(hvp)
     d, state = t.update(np.array([1.0, 0.0]), t.init(None), np.ones(2))
     # -g * g'g / |g'Hg| = -(1, 0) * 1 / 4
     np.testing.assert_array_equal(d, [-0.25, 0.0])

@@ -618,7 +618,7 @@ def asgd(
     :math:`\\eta_t = \\eta / (1 + \\lambda\\eta t)^{\\alpha}` (:math:`t` from 0),
     :math:`g_t \\leftarrow g_t + w p_t` (:math:`w` = ``weight_decay``); the average of
     the iterates from step :math:`t_0` on is kept in the state
-    (:class:`fnopt.transform.PolyakAverageState`, torch's ``ax``). Built as
+    (:class:`fnopt.transforms.scaling.PolyakAverageState`, torch's ``ax``). Built as
     ``chain(add_decayed_weights(w), add_decayed_weights(λ), scale_by_learning_rate(η_t),
     polyak_average(t0))``.
 

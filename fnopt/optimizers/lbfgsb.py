@@ -409,7 +409,7 @@ def lbfgsb(
       memory_size: the number of correction pairs kept (>= 1).
       search: the line search; default ``strong_wolfe(c1=1e-3, c2=0.9,
         max_trials=20)`` (scipy's constants). Its largest step is set to the distance
-        to the boundary at every step when it is a :class:`fnopt.linesearch.StrongWolfe`.
+        to the boundary at every step when it is a :class:`fnopt.optimizers.linesearch.StrongWolfe`.
 
     Returns:
       An :class:`fnopt.Optimizer` (``value_at="output"``) with :class:`LbfgsbState`.
