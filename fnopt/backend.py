@@ -14,7 +14,7 @@ the op's first operand) receives the result instead (``out=`` ufuncs on NumPy, t
 in-place ``torch._foreach_*_`` forms on torch). The destination never changes the
 arithmetic, so an update written once with ``out=buf if inplace else None`` gives
 bitwise the same numbers whether it runs pure or in place. The ``fused_*_`` methods run
-torch's fused optimizer kernels for the chains :mod:`fnopt.transform` recognises.
+torch's fused optimizer kernels for the chains :mod:`fnopt.transforms.fused` recognises.
 
 ``torch`` is imported lazily: a NumPy-only user never imports it, and a leaf can
 only be a tensor if torch has already been imported by someone.
@@ -218,7 +218,7 @@ class Backend:
         raise NotImplementedError
 
     # -- fused whole-step kernels (accelerations of recognised chains) --------------
-    # fnopt.transform recognises the chains; these run torch's fused kernels on the
+    # fnopt.transforms.fused recognises the chains; these run torch's fused kernels on the
     # lists given, in place (params, and the state buffers; grads are only read).
     def can_fuse(self, params: Sequence[Any], grads: Sequence[Any]) -> bool:
         """Whether the fused kernels can run on these leaves (never for NumPy; on torch

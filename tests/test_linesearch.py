@@ -1,4 +1,4 @@
-"""fnopt.linesearch: the searches satisfy the conditions they claim (property-tested on
+"""fnopt.optimizers.linesearch: the searches satisfy the conditions they claim (property-tested on
 random smooth 1-D functions), agree with scipy's line search, report each failure mode
 with its status, and the line_search wrapper caches, counts and fails as documented."""
 

@@ -1,4 +1,4 @@
-"""fnopt.second_order and the Hessian providers of fnopt.grad: finite termination on
+"""fnopt.optimizers.second_order and the Hessian providers of fnopt.grad: finite termination on
 quadratics, every method reaching 1e-8 on the problem set, evaluation counts against
 scipy.optimize, float64 agreement between NumPy and torch, purity and validation."""
 

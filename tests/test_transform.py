@@ -1,4 +1,4 @@
-"""The building blocks of fnopt.transform: closed-form first steps, composition,
+"""The building blocks of fnopt.transforms: closed-form first steps, composition,
 clipping, masking, partitions, skipping non-finite steps, accumulation, lookahead and
 injected hyperparameters."""
 
@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from strategies import assert_same_tree, pytrees, snapshot, to_numpy
 
 import fnopt
-from fnopt import transform as T
+from fnopt import transforms as T
 
 G = np.array([0.5, -2.0, 3.0])
 P = np.array([1.0, 2.0, -1.0])

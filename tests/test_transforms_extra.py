@@ -1,4 +1,4 @@
-"""The small optax transforms (fnopt.transforms_extra) and the optax-named schedules,
+"""The small optax transforms (fnopt.transforms.extra) and the optax-named schedules,
 each against optax's documented formula written out here in NumPy (optax itself is not
 needed), on both backends."""
 

@@ -1,5 +1,5 @@
 """The named optimizers: first-order aliases (each a :class:`fnopt.Descent`, an optimizer
-that is also a transform), built from :mod:`fnopt.transform` blocks."""
+that is also a transform), built from :mod:`fnopt.transforms` blocks."""
 
 from fnopt.optimizers.first_order import adabelief as adabelief
 from fnopt.optimizers.first_order import adadelta as adadelta

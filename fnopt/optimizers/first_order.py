@@ -1,4 +1,4 @@
-"""Named first-order optimizers, each built from :mod:`fnopt.transform` blocks and
+"""Named first-order optimizers, each built from :mod:`fnopt.transforms` blocks and
 lifted by :func:`descent` to a :class:`fnopt.Descent`: an optimizer that is still a
 transform, so every alias composes (``chain``, ``partition``, ``masked``, ...).
 
