@@ -379,3 +379,20 @@ def test_a_line_search_state_of_another_iteration_is_refused():
     with pytest.raises(ValueError, match="start_iteration"):
         fnopt.fixed_point(opt, r.params, grad_fn, r.state, start_iteration=5,
                           stop=stop.max_iters(10))
+
+
+# -- the endurance script ------------------------------------------------------------------
+
+
+def test_the_fault_endurance_script_runs_a_few_cases(capsys):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "fault_endurance.py"
+    spec = importlib.util.spec_from_file_location("fault_endurance", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.main(["--cases", "9", "--seed", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "| fault | cases | held | failed |" in out and "| nan_grad |" in out
