@@ -31,6 +31,7 @@ import time
 from collections.abc import Callable
 from typing import IO, Any
 
+from fnopt.loop.checks import truth
 from fnopt.stop import Info
 
 __all__ = ["progress", "log_every", "combine", "Progress", "format_info"]
@@ -106,8 +107,8 @@ def combine(*callbacks: Callback) -> Callback:
 
     def callback(info: Info) -> bool:
         stop = False
-        for cb in callbacks:
-            stop = bool(cb(info)) or stop
+        for i, cb in enumerate(callbacks):
+            stop = truth(f"callbacks[{i}]", cb(info)) or stop
         return stop
 
     return callback

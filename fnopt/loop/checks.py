@@ -59,6 +59,25 @@ def check_state(state: Any, template: Any, where: str = "") -> None:
             fail(f"dtype {state.dtype} does not match {template.dtype}")
 
 
+def check_step_count(state: Any, start_iteration: int) -> None:
+    """A given ``state`` that records its step count (``state.count``, as every fnopt
+    optimizer's does) must be the state of iteration ``start_iteration``: params,
+    state and iteration number go together (a checkpoint holds all three)."""
+    count: Any = getattr(state, "count", None)
+    if isinstance(count, bool):
+        return
+    if _backend.is_array(count) and count.ndim == 0 and "int" in str(count.dtype):
+        count = int(count)
+    if not isinstance(count, int) or count == start_iteration:
+        return
+    raise ValueError(
+        f"state: its step count is {count} but start_iteration is {start_iteration}; "
+        "params, state and start_iteration must come from the same iteration (pass "
+        "ck.params, ck.state and start_iteration=ck.iteration of one checkpoint, or "
+        "leave start_iteration out to count the iterations from 0)"
+    )
+
+
 def check_checkpoint_args(every: Any, path: Any, start_iteration: Any) -> None:
     if every is not None:
         if isinstance(every, bool) or not isinstance(every, int):
@@ -73,6 +92,8 @@ def check_checkpoint_args(every: Any, path: Any, start_iteration: Any) -> None:
         raise TypeError(
             f"checkpoint_path: expected a str or os.PathLike, got {type(path).__name__}"
         )
+    if start_iteration is None:
+        return
     if isinstance(start_iteration, bool) or not isinstance(start_iteration, int):
         raise TypeError(f"start_iteration: expected an int, got {type(start_iteration).__name__}")
     if start_iteration < 0:
@@ -84,3 +105,21 @@ def check_finite_params(params: Params, be: _backend.Backend) -> None:
     for path, leaf in zip(_tree.paths(params), leaves):
         if not be.all_finite([leaf]):
             raise ValueError(f"params: leaf {path} contains NaN or inf; start from finite values")
+
+
+def truth(name: str, value: Any) -> bool:
+    """Whether the return value of the hook ``name`` (a callback) asks to stop the run;
+    a value that is neither true nor false (an array of several elements) is a
+    ``TypeError`` naming the hook."""
+    if value is None or value is False:
+        return False
+    try:
+        return bool(value)
+    except Exception as exc:  # numpy/torch: "the truth value ... is ambiguous"
+        shape = getattr(value, "shape", None)
+        what = (f"an array of shape {tuple(shape)}" if shape is not None
+                else f"a {type(value).__name__}")
+        raise TypeError(
+            f"{name}: returned {what}, which is neither true nor false; return True (or "
+            "any truthy value) to stop the run, False or None to go on"
+        ) from exc

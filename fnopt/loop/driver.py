@@ -9,11 +9,13 @@ alias and chain), no ``callback`` and ``differentiable=False``, the loop copies
 ``params`` (and a given ``state``) once and runs every update into its own buffers
 (``opt.apply(..., out=...)``): two params buffers in turn, so the previous iterate
 survives one step, and the optimizer state in place. The numbers are those of the
-pure steps. One difference: after a ``non_finite`` stop, ``Result.state`` is the
-state after the last update (the loop keeps one copy of the state), where the pure
-path returns the state paired with the returned params. The gradient norm is
-computed only when a criterion (:func:`fnopt.stop.grad_norm_below`), a callback or
-``record=True`` reads it, and for the Result's final iterate.
+pure steps, and so is the state paired with every iterate: before each update the
+loop copies the state buffers the update overwrites in place (adam's moments, a
+momentum buffer; nothing for plain ``sgd``), so a stop at the previous iterate (a
+``non_finite`` loss at the next one, an update that raised) returns and saves that
+iterate with its own state. The gradient norm is computed only when a criterion
+(:func:`fnopt.stop.grad_norm_below`), a callback or ``record=True`` reads it, and for
+the Result's final iterate.
 
 **Data and epochs.** With ``data``, each batch (a tuple/list is unpacked) is passed to
 ``grad_fn`` after the params, one batch per step: ``N`` batches make ``N`` updates, as
@@ -31,21 +33,44 @@ point). ``grad_fn`` must keep its graph too, e.g.
 number of iterations; :func:`fnopt.implicit.fixed_point` is the constant-memory
 alternative at a converged solution.
 
+**How a run ends.** However the run ends, the last good iterate (params with their
+own state) is kept, and saved as the final checkpoint when ``checkpoint_path`` is
+given:
+
+* a criterion, ``data`` running out, a callback's truthy return, a ``non_finite``
+  loss, a failed line search: the :class:`Result` is returned (with
+  ``on_failure="raise"``, a failure raises :class:`OptimizationError` carrying it);
+* Ctrl-C (``KeyboardInterrupt``): the Result of the last completed iterate is
+  returned, reason ``interrupted``;
+* an ``Exception`` raised by ``grad_fn``, the step, ``data`` (the loader), a
+  callback, ``on_epoch`` or a criterion, or a callback's return value that is
+  neither true nor false (a vector): :class:`OptimizationError`, chained from it,
+  whose ``result`` is the Result of the last good iterate (reason ``error``); a
+  malformed output of ``grad_fn`` is re-raised as the ``ValueError``/``TypeError``
+  it is, with that ``result`` attribute;
+* any other ``BaseException`` (``SystemExit``, ``GeneratorExit``, ...): the same
+  exception is re-raised, never swallowed, with the Result as its ``result``
+  attribute.
+
 **Checkpoints and resuming.** With ``checkpoint_every``, the iterate (params, state,
 iteration) is saved to ``checkpoint_path`` with :func:`fnopt.save` at every iteration
 that is a multiple of it; the final iterate is saved too, whatever the reason the run
-stops (error and Ctrl-C included). Writes are atomic. ``checkpoint_path`` given alone
-saves only the final iterate. Params and state that cannot be saved fail at the start
-of the run (:func:`fnopt.checkpoint.check_saveable`), not at the first save. To
-resume, ``ck = fnopt.load(path)`` and pass ``ck.params, grad_fn, ck.state,
+stops (errors of ``grad_fn``, ``data`` or a callback, ``SystemExit`` and any
+other ``BaseException``, ``non_finite`` and Ctrl-C included: see "How a run ends"),
+always params with the state that belongs to them. Writes are atomic.
+``checkpoint_path`` given alone saves only the final iterate. Params and state that
+cannot be saved fail at the start of the run (:func:`fnopt.checkpoint.check_saveable`),
+not at the first save. To resume, ``ck = fnopt.load(path)`` and pass ``ck.params, grad_fn, ck.state,
 start_iteration=ck.iteration``: the trajectory continues bitwise identically to an
-uninterrupted run (criteria that look back, such as ``param_change_below``, start
+uninterrupted run (a state whose step count is not ``start_iteration`` is refused;
+criteria that look back, such as ``param_change_below``, start
 afresh; with ``data``, pass the batches from number ``ck.iteration`` on: one batch per
 iteration).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
@@ -81,6 +106,10 @@ __all__ = ["fixed_point"]
 
 _new: Callable[..., Any] = tuple.__new__
 
+# what the loop was doing when an exception ended the run (:meth:`_Run.ended`)
+_DATA, _STEP, _UPDATE = "data", "step", "update"
+_OBSERVE, _END = "stop criterion", "stop criterion at the end of the data"
+
 
 def fixed_point(
     opt_or_step: Optimizer | Transform | Callable[..., tuple[Params, State]],
@@ -96,7 +125,7 @@ def fixed_point(
     differentiable: bool = False,
     checkpoint_every: int | None = None,
     checkpoint_path: str | os.PathLike[str] | None = None,
-    start_iteration: int = 0,
+    start_iteration: int | None = None,
     epochs: int | None = None,
     on_epoch: Callable[[Info], Any] | None = None,
 ) -> Result:
@@ -112,9 +141,16 @@ def fixed_point(
 
     The caller's ``params`` are never modified. The run stops with reason
     ``non_finite`` when the loss at an iterate is NaN/inf, keeping the last iterate with
-    a finite loss (a non-finite *gradient* alone does not stop it: a transform such as
-    :func:`fnopt.apply_if_finite` may skip the step and go on). Ctrl-C returns the last
-    completed iterate with reason ``interrupted``. A first-order optimizer updates
+    a finite loss and the state paired with it (a non-finite *gradient* alone does not
+    stop it: a transform such as :func:`fnopt.apply_if_finite` may skip the step and go
+    on); resuming from it continues exactly as a run that never saw the NaN.
+
+    However the run ends, the last good iterate and its state are kept (and saved as
+    the final checkpoint): a stop returns the :class:`Result`; Ctrl-C returns it with
+    reason ``interrupted``; an ``Exception`` from ``grad_fn``, ``data``, a callback or
+    a criterion raises :class:`OptimizationError` carrying it as ``.result``; any other
+    ``BaseException`` (``SystemExit``, ...) is re-raised with it as ``.result``
+    (:mod:`fnopt.loop.driver`, "How a run ends"). A first-order optimizer updates
     buffers the loop owns; :mod:`fnopt.loop.driver` documents that, data and epochs,
     differentiating through the loop, and checkpoints and resuming.
 
@@ -150,9 +186,11 @@ def fixed_point(
         each epoch (when ``Info.epoch`` changes, and once more after the last batch),
         e.g. to evaluate on a validation set; ``info.params`` is a copy the hook may
         keep. A truthy return stops the run with reason ``callback``.
-      start_iteration: the iteration number of ``params`` (``max_iters`` and
+      start_iteration: the iteration number of ``params`` (default 0; ``max_iters`` and
         ``checkpoint_every`` count from it); resume from ``ck = fnopt.load(path)`` with
-        ``start_iteration=ck.iteration``.
+        ``start_iteration=ck.iteration``. Given with a ``state`` of an optimizer, the
+        state's step count (``state.count``) must equal it (``ValueError``: a
+        mismatched ``(params, state, start_iteration)`` is refused).
 
     Returns:
       A :class:`Result`.
@@ -194,16 +232,20 @@ class _Run:
                  callback: Callable[[Info], Any] | None,
                  on_epoch: Callable[[Info], Any] | None, record: bool, on_failure: str,
                  differentiable: bool, checkpoint_every: int | None,
-                 checkpoint_path: str | os.PathLike[str] | None, start_iteration: int) -> None:
+                 checkpoint_path: str | os.PathLike[str] | None,
+                 start_iteration: int | None) -> None:
         if isinstance(opt, Transform) and not is_optimizer(opt):
             opt = Descent(opt)  # a hand-built chain: lifted as fnopt.descent does
         be = check_params(params)
         fresh = state is None
+        checks.check_checkpoint_args(checkpoint_every, checkpoint_path, start_iteration)
         if is_optimizer(opt):
             if state is None:
                 state = opt.init(params)
             else:
                 checks.check_state(state, opt.init(params))
+                if start_iteration is not None:
+                    checks.check_step_count(state, start_iteration)
         else:
             check_callable(opt, "opt_or_step")
             if state is None:
@@ -211,7 +253,7 @@ class _Run:
         _check_args(grad_fn, stop, callback, on_failure, data, differentiable, be)
         if on_epoch is not None:
             check_callable(on_epoch, "on_epoch")
-        checks.check_checkpoint_args(checkpoint_every, checkpoint_path, start_iteration)
+        start_iteration = start_iteration or 0
         if checkpoint_path is not None:  # a state save cannot write fails now, not later
             from fnopt.checkpoint import check_saveable
 
@@ -249,6 +291,7 @@ class _Run:
         self.tracker = Tracker(start)
         self.crit_state = stop.init()
         self.guard = InterruptGuard(active=True)
+        self.finishing = False  # set once the run's Result is being made
         self.t0 = time.perf_counter()
 
     # -- the loop -------------------------------------------------------------------
@@ -256,7 +299,9 @@ class _Run:
         try:
             with self.guard:
                 return self._loop()
-        except KeyboardInterrupt:
+        except KeyboardInterrupt:  # one that arrived outside the loop's own handler
+            if self.finishing:
+                raise
             return self.finish(self.current(), Reason.INTERRUPTED, Reason.INTERRUPTED.message)
 
     def current(self) -> Iterate:
@@ -269,38 +314,41 @@ class _Run:
 
     def _loop(self) -> Result:
         runner, tracker, guard = self.runner, self.tracker, self.guard
-        while True:
-            batch = self.batches.next()
-            if batch is None:
-                return self.exhausted()
-            try:
-                cur = runner.evaluate(batch)
-            except _BadGradFn as bad:
-                raise bad.error from None
-            except StepFailed as exc:
-                msg = f"{exc.reason.message}: {exc.message}"
-                return self.finish(tracker.last, exc.reason, msg)
-            except (OutputValueError, OutputTypeError):  # a user function's bad output
-                raise
-            except Exception as exc:
-                raise self.step_error(exc, runner.k) from exc
-            if not math.isfinite(cur.value):
-                return self.finish(tracker.last, Reason.NON_FINITE,
-                                   f"{Reason.NON_FINITE.message} (loss {cur.value} at "
-                                   f"iteration {cur.iteration})")
-            tracker.accept(cur)
-            done = self.observe(cur)
-            if done is not None:
-                return done
-            tracker.moved_on(cur)
-            tracker.protect(runner.overwrites())
-            guard.critical = True
-            try:
+        where, cur = _DATA, None
+        try:
+            while True:
+                where = _DATA
+                batch = self.batches.next()
+                if batch is None:
+                    where = _END
+                    return self.exhausted()
+                where = _STEP
+                try:
+                    cur = runner.evaluate(batch)
+                except StepFailed as exc:
+                    msg = f"{exc.reason.message}: {exc.message}"
+                    return self.finish(tracker.last, exc.reason, msg)
+                if not math.isfinite(cur.value):
+                    return self.finish(tracker.last, Reason.NON_FINITE,
+                                       f"{Reason.NON_FINITE.message} (loss {cur.value} at "
+                                       f"iteration {cur.iteration})")
+                tracker.accept(cur)
+                where = _OBSERVE
+                done = self.observe(cur)
+                if done is not None:
+                    return done
+                tracker.moved_on(cur)
+                tracker.protect(runner.overwrites())
+                where = _UPDATE
+                guard.critical = True
                 runner.advance()
-            except Exception as exc:  # the update raised: its iterate is the last good one
-                guard.critical = False
-                raise self.step_error(exc, cur.iteration, cur) from exc
-            guard.release()
+                guard.release()
+        except BaseException as exc:
+            guard.critical = False
+            if self.finishing:  # raised by or after the end of the run: as it is
+                raise
+            it = cur if where in (_OBSERVE, _UPDATE) and cur is not None else self.current()
+            return self.ended(exc, where, it)
 
     def observe(self, cur: Iterate) -> Result | None:
         """Checkpoint, record, callback and criteria at an accepted iterate; the Result
@@ -346,19 +394,20 @@ class _Run:
         return self.finish(cur, reason, message, reason.converged)
 
     def hook(self, fn: Callable[[Info], Any], info: Info, cur: Iterate, *,
-             copy: bool = True) -> Any:
+             copy: bool = True) -> bool:
         """Call a user hook (the callback, ``on_epoch``: with a copy of the params, which
-        it may keep); its exception becomes an OptimizationError at ``cur``."""
+        it may keep): whether it asks to stop. What it raises (or a return value that is
+        neither true nor false, such as a vector) ends the run at ``cur``
+        (:meth:`ended`)."""
+        name = "callback" if fn is self.callback else getattr(fn, "__name__", "hook")
         try:
-            return fn(info._replace(params=_tree.clone(info.params)) if copy else info)
-        except Exception as exc:
-            name = "callback" if fn is self.callback else getattr(fn, "__name__", "hook")
-            msg = f"{name} raised {type(exc).__name__}: {exc}"
-            partial = self.finish(cur, Reason.ERROR, msg, raise_failure=False)
-            raise OptimizationError(
-                f"fixed_point: at iteration {cur.iteration} the {msg}; this iterate is in "
-                ".result", partial, cur.iteration,
-            ) from exc
+            return checks.truth(name, fn(
+                info._replace(params=_tree.clone(info.params)) if copy else info))
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:
+            self.ended(exc, name, cur)
+            raise  # not reached: ended raises
 
     def exhausted(self) -> Result:
         """The data ran out: the params after the last update, checked once more at the
@@ -379,9 +428,10 @@ class _Run:
     # -- the end --------------------------------------------------------------------
     def finish(self, it: Iterate, reason: Reason, message: str,
                converged: bool | None = None, raise_failure: bool = True) -> Result:
+        self.finishing = True
         runner, tracker = self.runner, self.tracker
-        if self.owned and it.iteration != runner.k:  # its state was updated in place
-            it = it._replace(state=runner.s)
+        if self.owned:  # an overwritten state comes back from its copy
+            it = it._replace(state=runner.paired_state(it))
         if math.isnan(it.grad_norm) and it.params is runner.x:
             it = it._replace(grad_norm=runner.grad_norm_now())
         self.ckpt.save(it, self.grads.n, self.batches.epoch)
@@ -412,17 +462,45 @@ class _Run:
             )
         return result
 
-    def step_error(self, exc: Exception, k: int, it: Iterate | None = None) -> OptimizationError:
-        """The error for a step (``grad_fn`` or the update) that raised at iteration k;
-        its ``result`` is ``it`` (default: the last complete iterate, whose params and
-        state go together, so a run can resume from it)."""
-        partial = self.finish(self.current() if it is None else it, Reason.ERROR,
-                              f"{type(exc).__name__}: {exc}", raise_failure=False)
-        return OptimizationError(
-            f"fixed_point: step {k + 1} (from iteration {k}) raised "
-            f"{type(exc).__name__}: {exc}; last good iterate is in .result",
-            partial, k,
-        )
+    def ended(self, exc: BaseException, source: str, it: Iterate) -> Result:
+        """The one place where a run that ends by an exception keeps its last good
+        iterate ``it`` (the params and state that go together), saves it as the final
+        checkpoint, and says so; ``source`` is what raised (:data:`_DATA`, :data:`_STEP`,
+        ... or a hook's name).
+
+        * ``KeyboardInterrupt`` (Ctrl-C): returns the Result, reason ``interrupted``.
+        * An ``Exception`` from the user's code (``grad_fn``, the step, ``data``, a
+          callback, a criterion): raises :class:`OptimizationError` chained from it,
+          whose ``result`` is that Result (reason ``error``); a bad output of
+          ``grad_fn`` is re-raised as the ``ValueError``/``TypeError`` it is.
+        * Any other ``BaseException`` (``SystemExit``, ``GeneratorExit``, ...): the
+          same exception is re-raised, never swallowed, with the Result as its
+          ``result`` attribute.
+        """
+        if isinstance(exc, KeyboardInterrupt):
+            return self.finish(self.current(), Reason.INTERRUPTED, Reason.INTERRUPTED.message)
+        error = exc.error if isinstance(exc, _BadGradFn) else exc
+        what = f"{type(error).__name__}: {error}"
+        k = it.iteration
+        if source in (_STEP, _UPDATE):
+            message = what
+            head = f"step {k + 1} (from iteration {k}) raised {what}; last good iterate"
+        elif source == _DATA:
+            message = f"data raised {what}"
+            head = (f"data raised {what} while giving the batch for step {k + 1} (from "
+                    f"iteration {k}); last good iterate")
+        else:
+            message = f"{source} raised {what}"
+            head = f"at iteration {k} the {source} raised {what}; this iterate"
+        partial = self.finish(it, Reason.ERROR, message, raise_failure=False)
+        bad_output = isinstance(exc, (_BadGradFn, OutputValueError, OutputTypeError))
+        if isinstance(error, Exception) and not bad_output:
+            raise OptimizationError(f"fixed_point: {head} is in .result", partial, k) from error
+        with contextlib.suppress(AttributeError, TypeError):
+            error.result = partial  # type: ignore[attr-defined]
+        if error is exc:
+            raise error
+        raise error from None
 
 
 def _check_args(grad_fn: Any, stop: Any, callback: Any, on_failure: Any, data: Any,

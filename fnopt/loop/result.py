@@ -104,8 +104,10 @@ class Result:
 class OptimizationError(RuntimeError):
     """A run that failed; ``result`` holds the last good :class:`Result`.
 
-    Raised when ``grad_fn`` or the step raises (chained from that exception, with the
-    iteration number), and with ``on_failure="raise"`` when the run fails.
+    Raised when ``grad_fn``, the step, the data loader, a callback or a criterion raises
+    an ``Exception`` (chained from it, with the iteration number), and with
+    ``on_failure="raise"`` when the run fails. (Another ``BaseException``, such as
+    ``SystemExit``, is re-raised as it is, with the same ``result`` attribute.)
     """
 
     def __init__(self, message: str, result: Result, iteration: int) -> None:

@@ -7,7 +7,9 @@ check (:meth:`evaluate`) and, once the loop decides to go on, moves to it
   are checked *before* the update, and the update is ``opt.apply``. On loop-owned
   buffers it writes :math:`x_{k+1}` into a second params buffer (ping-pong), so
   :math:`x_k` survives one more step (the last finite iterate, the best one), and the
-  optimizer state is updated in place.
+  optimizer state is updated in place, after copying the buffers the update overwrites
+  (none for plain ``sgd``), so the state paired with :math:`x_k` survives too
+  (:meth:`FirstOrder.paired_state`).
 * :class:`Stepper` runs any other step function ``step(params, grad_fn, state,
   *batch)`` (line searches, second-order methods, bare steps): pure steps, new arrays.
 
@@ -78,10 +80,14 @@ class FirstOrder:
         "grads",
         "grads_at_x",
         "k",
+        "kept",
+        "kept_first",
         "nan",
         "need_gnorm",
         "opt",
+        "prev_s",
         "s",
+        "snap",
         "spare",
         "to_float",
         "value",
@@ -109,6 +115,12 @@ class FirstOrder:
             self.s = state
         else:
             self.x, self.s, self.spare = params, state, None
+        # the state before the last update and copies of the buffers it overwrote in
+        # place (``kept``: those buffers, found at the first update; ``None`` before)
+        self.prev_s: Any = None
+        self.kept: list[Any] | None = None
+        self.kept_first: list[Any] = []
+        self.snap: list[Any] = []
         self.nan = self.be.scalar(math.nan, _tree.leaves(params)[0])
         self.value: Any = None
         self.gnorm: Any = None
@@ -141,21 +153,57 @@ class FirstOrder:
 
     def advance(self) -> None:
         """:math:`x_{k+1}` = ``opt.apply`` at :math:`x_k` (into the spare buffer)."""
-        x = self.x
+        x, s = self.x, self.s
+        if self.spare is not None:  # loop-owned: keep what the update overwrites
+            self.before_update(s)
         if self.grad_ctx is None:  # nothing to switch (NumPy)
             self.x, self.s = self.opt.apply(
-                x, self.value, self.grads_at_x, self.s, grad_norm=self.gnorm, out=self.spare
+                x, self.value, self.grads_at_x, s, grad_norm=self.gnorm, out=self.spare
             )
         else:
             with self.grad_ctx:
                 self.x, self.s = self.opt.apply(
-                    x, self.value, self.grads_at_x, self.s, grad_norm=self.gnorm,
+                    x, self.value, self.grads_at_x, s, grad_norm=self.gnorm,
                     out=self.spare,
                 )
         if self.spare is not None:
             self.spare = x
+            if self.kept is None:
+                self.find_kept()
         self.grads_at_x = None
         self.k += 1
+
+    def before_update(self, s: State) -> None:
+        """Copy the state's buffers the update will overwrite (all its arrays before the
+        first update, when they are not known yet) into ``snap``."""
+        self.prev_s = s
+        if self.kept is None:
+            arrays = [x for x in optree.tree_leaves(s) if _backend.is_array(x)]
+            self.kept_first, self.snap = arrays, self.be.clone(arrays) if arrays else []
+        elif self.kept:
+            self.be.clone(self.kept, self.snap)
+
+    def find_kept(self) -> None:
+        """After the first update: the buffers it overwrote are the arrays that the new
+        state still holds (the same objects); copy only those from now on."""
+        now = {id(x) for x in optree.tree_leaves(self.s)}
+        pairs = [(a, c) for a, c in zip(self.kept_first, self.snap)
+                 if id(a) in now and a is not self.nan]
+        self.kept = [a for a, _ in pairs]
+        self.snap = [c for _, c in pairs]
+
+    def paired_state(self, it: Iterate) -> State:
+        """The state paired with ``it``'s params. On loop-owned buffers the state an
+        update started from (``prev_s``) had its buffers overwritten: it is rebuilt from
+        the copies taken before that update, so a stop at :math:`x_k` after the update
+        to :math:`x_{k+1}` (a non-finite loss there), or an update that raised, still
+        returns and saves the pair that belongs together."""
+        if self.spare is None or it.state is not self.prev_s:
+            return it.state
+        kept = self.kept_first if self.kept is None else self.kept
+        copies = {id(a): c for a, c in zip(kept, self.snap)}
+        return optree.tree_map(lambda x: copies.get(id(x), x), it.state,
+                               none_is_leaf=False)
 
 
 class Stepper:
@@ -209,6 +257,9 @@ class Stepper:
 
     def overwrites(self) -> Any:
         return None
+
+    def paired_state(self, it: Iterate) -> State:
+        return it.state  # pure steps: every state stays as it was made
 
     def advance(self) -> None:
         assert self.pending is not None
