@@ -127,3 +127,40 @@ def test_learning_rate_of_partition_is_per_group():
     from fnopt.stop import Info
     line = format_info(Info(3, 0.5, 0.25, p, s, None, float("nan"), 1.5))
     assert "lr a=0.03333,b=0.2" in line
+
+
+@pytest.mark.parametrize("name, cls, kw", [
+    ("asgd", torch.optim.ASGD, {"lambd": 1e-2, "alpha": 0.75, "t0": 3.0}),
+    ("asgd", torch.optim.ASGD, {"weight_decay": 0.1}),
+    ("rprop", torch.optim.Rprop, {}),
+])
+def test_schedules_drive_asgd_and_rprop_as_torch_lr_schedulers_do(name, cls, kw):
+    # torch keeps ASGD's eta in the default dtype: float64 for a float64 comparison
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        _compare_scheduled(name, cls, kw)
+    finally:
+        torch.set_default_dtype(old)
+
+
+def _compare_scheduled(name, cls, kw):
+    lr0, gamma, every = 0.1, 0.5, 3
+    w = torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64, requires_grad=True)
+    topt = cls([w], lr=lr0, **kw)
+    sched = torch.optim.lr_scheduler.StepLR(topt, step_size=every, gamma=gamma)
+    want = []
+    for _ in range(10):
+        topt.zero_grad()
+        (w ** 4).sum().backward()
+        topt.step()
+        sched.step()
+        want.append(w.detach().clone())
+    schedule = fnopt.schedules.exponential_decay(lr0, every, gamma, staircase=True)
+    opt = getattr(fnopt, name)(schedule, **kw)
+    p = torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64)
+    s = opt.init(p)
+    grad_fn = fnopt.grad.torch_autograd(lambda q: (q ** 4).sum())
+    for k in range(10):
+        p, s = opt.step(p, grad_fn, s)
+        torch.testing.assert_close(p, want[k], rtol=1e-12, atol=1e-14)
