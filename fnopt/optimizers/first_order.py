@@ -713,10 +713,10 @@ def rprop(
     Learning: The RPROP Algorithm", ICNN 1993.
     """
     check_bool("maximize", maximize)
-    if callable(learning_rate):  # torch.optim.Rprop reads the rate once, at its first step
-        learning_rate = learning_rate(0)
+    # torch.optim.Rprop reads the rate once, at its first step
+    initial = learning_rate(0) if callable(learning_rate) else learning_rate
     blocks: list[Transform] = [_t.scale(-1.0)] if maximize else []
-    blocks.append(_t.scale_by_rprop(learning_rate, etas, step_sizes))
+    blocks.append(_t.scale_by_rprop(initial, etas, step_sizes))
     return descent(_t.chain(*blocks))
 
 
