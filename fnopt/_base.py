@@ -464,9 +464,12 @@ def check_params(params: Params, *, what: str = "params") -> _backend.Backend:
     paths = None
     for i, leaf in enumerate(leaves):
         name = _dtype_name(leaf)
-        bad = None
+        bad: str | None = None
+        error: type[Exception] = ValueError
         if name not in _ALLOWED:
-            bad = f"has dtype {name}; expected float32 or float64"
+            bad, error = f"has dtype {name}; expected float32 or float64", TypeError
+        elif (layout := be.layout_problem(leaf)) is not None:
+            bad, error = layout, TypeError
         elif be.size(leaf) == 0:
             bad = "has zero size; every leaf needs at least one element"
         elif be.is_meta(leaf):
@@ -477,9 +480,7 @@ def check_params(params: Params, *, what: str = "params") -> _backend.Backend:
             )
         if bad is not None:
             paths = paths or [_fmt(p) for p in optree.tree_paths(params)]
-            raise (ValueError if name in _ALLOWED else TypeError)(
-                f"{what}: leaf {paths[i]} {bad}"
-            )
+            raise error(f"{what}: leaf {paths[i]} {bad}")
     return be
 
 
@@ -555,6 +556,8 @@ def check_grads(params: Params, grads: Params, *, what: str = "grads") -> Params
             msg = f"has shape {tuple(g.shape)}, params leaf has {tuple(p.shape)}"
         elif p.dtype != g.dtype:
             msg = f"has dtype {_dtype_name(g)}, params leaf has {_dtype_name(p)}"
+        elif (problem := _backend.of_value(g).layout_problem(g)) is not None:
+            msg = problem
         else:
             continue
         paths = paths or [_fmt(q) for q in optree.tree_paths(params)]
@@ -738,12 +741,26 @@ def check_nonnegative(name: str, value: Any) -> None:
     if callable(value):
         return
     be = _backend.of_leaf(value)
-    if be is not None and value.ndim == 0 and be.is_floating(value):
-        value = be.to_float(value)  # a 0-d hyperparameter (a tensor: differentiable loops)
+    if be is not None and value.ndim > 0 and be.size(value) != 1:
+        raise ValueError(f"{name}: expected a number or a one-element array/tensor, got "
+                         f"shape {tuple(value.shape)}")
+    if be is not None and be.is_floating(value):
+        value = be.to_float(value)  # a one-element hyperparameter (a tensor: differentiable)
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name}: expected a real number, got {type(value).__name__}")
     if not math.isfinite(value) or value < 0:
         raise ValueError(f"{name}: expected a finite number >= 0, got {value}")
+
+
+def as_scalar_hyperparam(value: Any) -> Any:
+    """A one-element array or tensor hyperparameter (torch.optim takes ``lr`` of shape
+    ``[1]``) as a 0-d one of the same backend, so it scales every leaf without
+    broadcasting a 0-d leaf to shape ``(1,)``; anything else unchanged. A reshape is a
+    view: a recorded tensor stays differentiable."""
+    be = _backend.of_leaf(value)
+    if be is not None and value.ndim > 0 and be.size(value) == 1:
+        return value.reshape(())
+    return value
 
 
 def check_positive(name: str, value: Any) -> None:
@@ -760,15 +777,53 @@ def check_unit_interval(name: str, value: Any, *, closed: bool = False) -> None:
         raise ValueError(f"{name}: expected a number in [0, 1{']' if closed else ')'}, got {value}")
 
 
-def learning_rate_of(state: State) -> float | None:
-    """The learning rate used by the last step, found in a field ``learning_rate`` of
-    ``state`` or of any NamedTuple nested in it; ``None`` if there is none."""
+LearningRate = float | dict[Any, Any] | None
+
+
+def learning_rate_of(state: State) -> LearningRate:
+    """The learning rate the last step used, as torch.optim's ``param_groups[i]["lr"]``
+    reads it: the ``learning_rate`` field of ``state`` (or of any NamedTuple nested in
+    it), times the current scale of every :func:`fnopt.reduce_on_plateau` in the same
+    optimizer, so the rate reported is the one the next step takes.
+
+    For :func:`fnopt.partition` (parameter groups) it is a dict ``label -> rate`` (the
+    rate of each group, ``None`` for a group without one); ``None`` if the state
+    records no rate.
+
+    >>> import numpy as np, fnopt
+    >>> p = {"w": np.ones(2), "b": np.ones(1)}
+    >>> opt = fnopt.partition({"fast": fnopt.adam(0.1), "slow": fnopt.sgd(0.01)},
+    ...                       {"w": "fast", "b": "slow"})
+    >>> fnopt.learning_rate_of(opt.init(p))
+    {'fast': 0.1, 'slow': 0.01}
+    """
+    # the transforms import this module; their state classes are looked up at call time
+    from fnopt.transforms.combine import PartitionState
+    from fnopt.transforms.plateau import ReduceLROnPlateauState
+
+    rate: Any = None
+    groups: Any = None
+    scale = 1.0
     stack = [state]
     while stack:
         s = stack.pop()
-        if isinstance(s, tuple):
-            if optree.is_namedtuple_instance(s) and "learning_rate" in optree.namedtuple_fields(s):
+        if isinstance(s, PartitionState):
+            if groups is None:
+                groups = {k: learning_rate_of(v) for k, v in s.inner.items()}
+        elif isinstance(s, ReduceLROnPlateauState):
+            scale *= float(s.scale)
+        elif isinstance(s, tuple):
+            if (rate is None and optree.is_namedtuple_instance(s)
+                    and "learning_rate" in optree.namedtuple_fields(s)):
                 lr = s.learning_rate  # type: ignore[attr-defined]
-                return None if lr is None else _backend.of_value(lr).to_float(lr)
+                rate = None if lr is None else _backend.of_value(lr).to_float(lr)
             stack.extend(reversed(s))
-    return None
+    if rate is None and groups is not None:
+        return _scaled(groups, scale)
+    return _scaled(rate, scale)
+
+
+def _scaled(rate: LearningRate, scale: float) -> LearningRate:
+    if isinstance(rate, dict):
+        return {k: _scaled(v, scale) for k, v in rate.items()}
+    return None if rate is None else rate * scale if scale != 1.0 else rate

@@ -46,6 +46,12 @@ def is_tensor(x: object) -> bool:
     return torch is not None and isinstance(x, torch.Tensor)
 
 
+def is_torch_module(x: object) -> bool:
+    """Whether ``x`` is a ``torch.nn.Module`` (without importing torch)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(x, torch.nn.Module)
+
+
 def is_array(x: object) -> bool:
     """Whether ``x`` is a ``numpy.ndarray`` or a ``torch.Tensor`` (a leaf fnopt computes
     with, as opposed to a Python number or ``None`` inside a state)."""
@@ -374,6 +380,12 @@ class Backend:
         """Whether ``x`` holds no data (a torch tensor on the ``meta`` device); NumPy:
         never."""
         return False
+
+    def layout_problem(self, x: Any) -> str | None:
+        """Why ``x`` cannot be a params or gradient leaf because of its memory layout
+        (a sparse or otherwise non-strided torch tensor), or ``None``."""
+        del x
+        return None
 
     def is_complex(self, x: Any) -> bool:
         """Whether ``x`` has a complex dtype."""
@@ -1069,6 +1081,13 @@ class _Torch(Backend):
 
     def is_meta(self, x: Any) -> bool:
         return bool(x.is_meta)
+
+    def layout_problem(self, x: Any) -> str | None:
+        if x.layout is self._t.strided:
+            return None
+        return (f"is a {str(x.layout).replace('torch.', '')} tensor; fnopt optimizes dense "
+                "tensors (torch.optim.SparseAdam's sparse updates are not supported): "
+                "pass x.to_dense()")
 
     def is_complex(self, x: Any) -> bool:
         return bool(x.is_complex())

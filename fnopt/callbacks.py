@@ -47,11 +47,19 @@ def format_info(info: Info) -> str:
     'iter 3  loss 0.5  grad_norm 0.25  1.5s'
     """
     parts = [f"iter {info.iteration}", f"loss {info.value:.6g}", f"grad_norm {info.grad_norm:.4g}"]
-    lr = info.learning_rate
+    lr = _show_rate(info.learning_rate)
     if lr is not None:
-        parts.append(f"lr {lr:.4g}")
+        parts.append(f"lr {lr}")
     parts.append(f"{info.elapsed:.3g}s")
     return "  ".join(parts)
+
+
+def _show_rate(lr: Any, fmt: str = "{:.4g}") -> str | None:
+    """A learning rate as text; a dict of group rates as ``label=rate`` pairs."""
+    if isinstance(lr, dict):
+        shown = {k: _show_rate(v, fmt) for k, v in lr.items()}
+        return ",".join(f"{k}={v}" for k, v in shown.items() if v is not None) or None
+    return None if lr is None else fmt.format(lr)
 
 
 def _check_count(name: str, n: Any, *, allow_none: bool = False) -> None:
@@ -172,9 +180,9 @@ class Progress:
 
     def _postfix(self, info: Info) -> str:
         parts = [f"loss={info.value:.4g}", f"grad_norm={info.grad_norm:.3g}"]
-        lr = info.learning_rate
+        lr = _show_rate(info.learning_rate, "{:.3g}")
         if lr is not None:
-            parts.append(f"lr={lr:.3g}")
+            parts.append(f"lr={lr}")
         return ", ".join(parts)
 
     def _show(self, info: Info) -> None:

@@ -132,8 +132,9 @@ class Info(NamedTuple):
     epoch: int | None = None
 
     @property
-    def learning_rate(self) -> float | None:
-        """The learning rate used by the last step, if the state records one."""
+    def learning_rate(self) -> Any:
+        """The learning rate of the next step (:func:`fnopt.learning_rate_of`): a
+        float, a dict ``label -> rate`` for parameter groups, or ``None``."""
         return learning_rate_of(self.state)
 
     @property

@@ -6,13 +6,47 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeVar
+
+from fnopt import backend as _backend
+from fnopt._base import as_scalar_hyperparam
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 # torch.optim options that choose kernels: fnopt chooses its own
 _KERNEL_FLAGS = ("foreach", "fused", "capturable")
+
+
+def _is_torch_params(x: Any) -> bool:
+    """Whether ``x`` is what torch.optim takes as its first argument (parameters or
+    parameter groups) rather than a learning rate: ``model.parameters()`` (an
+    iterator), a module, a list of tensors/arrays or of group dicts, one group dict,
+    or a tensor with more than one element."""
+    if isinstance(x, Iterator) or _backend.is_torch_module(x):
+        return True
+    if isinstance(x, Mapping):
+        return "params" in x
+    if isinstance(x, (list, tuple)):
+        return bool(x) and all(
+            _backend.is_array(e) or (isinstance(e, Mapping) and "params" in e) for e in x
+        )
+    be = _backend.of_leaf(x)
+    return be is not None and be.size(x) > 1
+
+
+def _first_contact(name: str) -> TypeError:
+    """The error for ``fnopt.<name>(model.parameters(), lr=...)``: fnopt's form."""
+    return TypeError(
+        f"{name}: fnopt optimizers do not take the parameters; {name}(learning_rate, "
+        f"...) builds a pure optimizer and the loop gets the params. Where torch.optim "
+        f"takes model.parameters(), write:\n"
+        f"    params = fnopt.torch.params_of(model)\n"
+        f"    result = fnopt.fixed_point(fnopt.{name}(lr=0.1), params, grad_fn, stop=...)\n"
+        f"    fnopt.torch.load_into(model, result.params)\n"
+        f"Parameter groups (a list of dicts) are fnopt.partition({{'a': fnopt.{name}(0.1), "
+        f"'b': fnopt.{name}(0.01)}}, labels) with labels a pytree of 'a'/'b' like params."
+    )
 
 
 def _renames(params: list[str], extra: dict[str, str]) -> dict[str, str]:
@@ -45,6 +79,12 @@ def torch_spellings(extra: dict[str, str] | None = None) -> Callable[[F], F]:
                     f"{factory.__name__}: options after {params[0]!r} are keyword-only "
                     f"(one rule across fnopt: e.g. {factory.__name__}({args[0]!r}, "
                     f"{params[1]}=...)); got {len(args)} positional arguments")
+            first = kwargs.pop("params") if "params" in kwargs and "params" not in params \
+                else args[0] if args else None
+            if first is not None and _is_torch_params(first):
+                raise _first_contact(factory.__name__)
+            if args and params[0] == "learning_rate":
+                args = (as_scalar_hyperparam(args[0]),)
             for old, new in renames.items():
                 if old in kwargs:
                     if new in kwargs or (new == params[0] and args):
@@ -70,6 +110,8 @@ def torch_spellings(extra: dict[str, str] | None = None) -> Callable[[F], F]:
                 raise TypeError(
                     f"{factory.__name__}: 'differentiable' is an option of the loop in "
                     "fnopt: fnopt.fixed_point(..., differentiable=True)")
+            if "learning_rate" in kwargs:
+                kwargs["learning_rate"] = as_scalar_hyperparam(kwargs["learning_rate"])
             return factory(*args, **kwargs)
 
         return wrapper  # type: ignore[return-value]

@@ -604,7 +604,7 @@ def adadelta(
 
 @torch_spellings()
 def asgd(
-    learning_rate: float = 1e-2,
+    learning_rate: ScalarOrSchedule = 1e-2,
     *,
     lambd: float = 1e-4,
     alpha: float = 0.75,
@@ -623,7 +623,9 @@ def asgd(
     polyak_average(t0))``.
 
     Args:
-      learning_rate: :math:`\\eta` >= 0 (torch default 1e-2).
+      learning_rate: :math:`\\eta` >= 0 (torch default 1e-2), or a schedule: then
+        :math:`\\eta_t` uses the scheduled rate of step :math:`t-1`, as
+        ``torch.optim.ASGD`` driven by an ``lr_scheduler`` does.
       lambd: decay term :math:`\\lambda` >= 0.
       alpha: power of the rate decay >= 0.
       t0: the step at which averaging starts.
@@ -648,8 +650,6 @@ def asgd(
     SIAM J. Control Optim. 1992.
     """
     check_bool("maximize", maximize)
-    if callable(learning_rate):
-        raise TypeError("learning_rate: asgd takes a number (its rate decay is built in)")
     _check_lr(learning_rate)
     check_nonnegative("lambd", lambd)
     check_nonnegative("alpha", alpha)
@@ -657,7 +657,10 @@ def asgd(
     check_nonnegative("weight_decay", weight_decay)
 
     def eta(count: int) -> float:
-        return learning_rate / (1.0 + lambd * learning_rate * count) ** alpha
+        # torch.optim.ASGD computes the next step's rate at the end of a step, from the
+        # rate of that step: with a schedule (a torch lr_scheduler) the rate lags by one
+        lr = learning_rate(max(count - 1, 0)) if callable(learning_rate) else learning_rate
+        return lr / (1.0 + lambd * lr * count) ** alpha
 
     blocks: list[Transform] = []
     if maximize:
@@ -672,7 +675,7 @@ def asgd(
 
 @torch_spellings()
 def rprop(
-    learning_rate: float = 1e-2,
+    learning_rate: ScalarOrSchedule = 1e-2,
     *,
     etas: tuple[float, float] = (0.5, 1.2),
     step_sizes: tuple[float, float] = (1e-6, 50.0),
@@ -685,7 +688,9 @@ def rprop(
     against the gradient's sign (see :func:`fnopt.scale_by_rprop`).
 
     Args:
-      learning_rate: the initial step size >= 0 (torch default 1e-2).
+      learning_rate: the initial step size >= 0 (torch default 1e-2); a schedule gives
+        its rate at step 0 (torch.optim.Rprop reads the rate only at its first step, so
+        an lr_scheduler does not change its steps).
       etas: ``(etaminus, etaplus)``, ``0 < etaminus < 1 < etaplus``.
       step_sizes: ``(min, max)`` step sizes.
       maximize: maximise the objective.
@@ -708,10 +713,10 @@ def rprop(
     Learning: The RPROP Algorithm", ICNN 1993.
     """
     check_bool("maximize", maximize)
-    if callable(learning_rate):
-        raise TypeError("learning_rate: rprop takes a number (the initial step size)")
+    # torch.optim.Rprop reads the rate once, at its first step
+    initial = learning_rate(0) if callable(learning_rate) else learning_rate
     blocks: list[Transform] = [_t.scale(-1.0)] if maximize else []
-    blocks.append(_t.scale_by_rprop(learning_rate, etas, step_sizes))
+    blocks.append(_t.scale_by_rprop(initial, etas, step_sizes))
     return descent(_t.chain(*blocks))
 
 

@@ -49,6 +49,7 @@ from fnopt.optimizers.linesearch import (
     line_search,
     strong_wolfe,
 )
+from fnopt.optimizers.torch_lbfgs import torch_lbfgs, wants_torch_semantics
 
 __all__ = [
     "lbfgs",
@@ -230,9 +231,12 @@ def lbfgs(
         ``(lower, upper)`` pair): then this is :func:`fnopt.lbfgsb` (L-BFGS-B) with
         ``memory_size=memory`` and ``search``; ``initial_step`` is not used.
       **aliases: ``history_size`` (torch.optim.LBFGS), ``memory_size`` (optax.lbfgs)
-        or ``maxcor`` (scipy) in place of ``memory``. Other torch/optax/scipy names
-        (``lr``, ``max_iter``, ``tolerance_grad``, ``line_search_fn``, ...) raise a
-        ``TypeError`` saying what fnopt takes instead.
+        or ``maxcor`` (scipy) in place of ``memory``. Any argument only
+        ``torch.optim.LBFGS`` has (``lr``, ``max_iter``, ``max_eval``,
+        ``tolerance_grad``, ``tolerance_change``, ``line_search_fn``) gives torch's
+        method instead, :func:`fnopt.optimizers.torch_lbfgs.torch_lbfgs` (up to
+        ``max_iter`` iterations per step, the same trajectory as torch). Other
+        optax/scipy names raise a ``TypeError`` saying what fnopt takes instead.
 
     Returns:
       An :class:`fnopt.Optimizer` (``value_at="output"``).
@@ -250,6 +254,16 @@ def lbfgs(
     Reference: D. C. Liu and J. Nocedal, "On the limited memory BFGS method for large
     scale optimization", Math. Programming 45 (1989).
     """
+    if wants_torch_semantics(aliases):
+        if search is not None or initial_step != "unit" or bounds is not None:
+            raise TypeError("lbfgs: torch.optim.LBFGS's arguments (lr, max_iter, max_eval, "
+                            "tolerance_grad, tolerance_change, line_search_fn) choose "
+                            "torch's method; search, initial_step and bounds belong to "
+                            "fnopt's: pass one set")
+        if memory != 10:
+            aliases.setdefault("history_size", memory)
+        return torch_lbfgs(**{("history_size" if k in _LBFGS_ALIASES else k): v
+                              for k, v in aliases.items()})
     if aliases:
         memory = translate_kwargs(
             "lbfgs", aliases, _LBFGS_ALIASES, _LBFGS_HINTS, {"memory": (memory, 10)}

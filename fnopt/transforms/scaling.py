@@ -15,6 +15,7 @@ from fnopt._base import (
     Transform,
     Updates,
     _new,
+    as_scalar_hyperparam,
     check_bool,
     check_nonnegative,
     check_unit_interval,
@@ -81,6 +82,7 @@ def scale_by_learning_rate(learning_rate: ScalarOrSchedule, *, flip_sign: bool =
     """
     check_bool("flip_sign", flip_sign)
     check_nonnegative("learning_rate", learning_rate)
+    learning_rate = as_scalar_hyperparam(learning_rate)
     sign = -1.0 if flip_sign else 1.0
 
     def init(params: Params) -> ScaleByLearningRateState:
