@@ -778,11 +778,13 @@ def _fit_lm(func: Callable[..., Any], jac: Any, p0: np.ndarray, kw: dict[str, An
     res = _least_squares(
         func, p0, jac=jac, method="lm", max_nfev=int(maxfev),
         x_scale=None if diag is None else 1.0 / np.asarray(diag, float),
-        diff_step=None if epsfcn is None else max(float(epsfcn), _EPS) ** 0.5,
+        diff_step=max(float(epsfcn or 0.0), _EPS) ** 0.5,  # lmdif's relative step
         check_tols=False, factor=factor, **opts)
     if res.status not in (1, 2, 3, 4):
         raise RuntimeError(f"Optimal parameters not found: {res.message}")
-    info, cov = _lm_info(np.asarray(res.fun), np.asarray(res.jac), res.nfev)
+    last = res.state.last_jacobian  # MINPACK factors the last Jacobian it evaluated
+    j = np.asarray(res.jac if last is None else last, dtype=float)
+    info, cov = _lm_info(np.asarray(res.fun), j, res.nfev)
     return res.x, cov, info, res.message, res.status
 
 

@@ -110,6 +110,9 @@ class LeastSquaresState(NamedTuple):
         2 ftol, 3 xtol, 4 ftol and xtol, 5 max_nfev; see ``STATUS_MESSAGES``).
       actual_reduction, predicted_reduction: of the cost at the last trial.
       step_norm: the norm of the last accepted step.
+      last_jacobian: Levenberg–Marquardt only: after a final accepted step (no Jacobian
+        at the returned params), the Jacobian at the previous iterate, the one MINPACK's
+        ``fjac`` (and leastsq's covariance) is factored from.
       on_bound: :func:`fnopt.dogbox`'s -1 / +1 per parameter held at its lower / upper
         bound (``None`` for the other methods).
       nu: the damping growth factor of the matrix-free Levenberg–Marquardt
@@ -134,6 +137,7 @@ class LeastSquaresState(NamedTuple):
     step_norm: float = math.nan
     nu: float = 2.0
     on_bound: Any = None
+    last_jacobian: Any = None
 
 
 class NonFiniteStart(StepFailed):
@@ -588,6 +592,7 @@ def _lm_accept(state: LeastSquaresState, t: _Trial, n: int, hp: _Hp) -> LeastSqu
     return new._replace(
         count=state.count + 1, value=value, grad_norm=gnorm, residuals=t.r,
         jacobian=j, n_jev=n_jev, step_norm=t.step_norm,
+        last_jacobian=state.jacobian if j is None else None,
     )
 
 

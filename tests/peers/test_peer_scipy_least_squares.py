@@ -1,3 +1,4 @@
+# ruff: noqa: RUF059, RUF005  (scipy's test code, kept as written)
 """scipy's own ``least_squares`` tests (scipy/optimize/tests/test_least_squares.py, scipy
 1.17) run against ``fnopt.least_squares``: the problems, starts and tolerances are
 scipy's, unchanged; only the function under test is fnopt's. Helpers scipy imports from
@@ -41,7 +42,7 @@ def make_strictly_feasible(x, lb, ub, rstep=1e-10):
     return x_new
 
 
-def CL_scaling_vector(x, g, lb, ub):  # noqa: N802 (scipy's name)
+def CL_scaling_vector(x, g, lb, ub):
     v = np.ones_like(x)
     dv = np.zeros_like(x)
     mask = (g < 0) & np.isfinite(ub)
@@ -71,7 +72,7 @@ def fun_rosenbrock(x):
     return np.array([10 * (x[1] - x[0] ** 2), (1 - x[0])])
 
 
-class Fun_Rosenbrock:  # noqa: N801
+class Fun_Rosenbrock:
     def __init__(self):
         self.nfev = 0
 
@@ -678,7 +679,7 @@ class TestLM(BaseMixin):
         assert_raises(ValueError, least_squares, fun_trivial, 2.0, jac_sparsity=[1],
                       method="lm")
 
-    def test_LinearOperator_not_supported(self):  # noqa: N802
+    def test_LinearOperator_not_supported(self):
         p = BroydenTridiagonal(mode="operator")
         assert_raises(ValueError, least_squares, p.fun, p.x0, p.jac, method="lm")
 
