@@ -1,4 +1,4 @@
-# ruff: noqa: RUF059, RUF005  (scipy's test code, kept as written)
+# ruff: noqa: RUF059  (scipy's test code, kept as written)
 """scipy's ``TestCurveFit`` (scipy/optimize/tests/test_minpack.py, scipy 1.17) run against
 ``fnopt.curve_fit``: data, starts and tolerances are scipy's, unchanged; only the
 function under test (and the warning class, ``fnopt._lsq_api.OptimizeWarning``) is

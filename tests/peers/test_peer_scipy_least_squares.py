@@ -1,4 +1,4 @@
-# ruff: noqa: RUF059, RUF005  (scipy's test code, kept as written)
+# ruff: noqa: RUF005  (scipy's test code, kept as written)
 """scipy's own ``least_squares`` tests (scipy/optimize/tests/test_least_squares.py, scipy
 1.17) run against ``fnopt.least_squares``: the problems, starts and tolerances are
 scipy's, unchanged; only the function under test is fnopt's. Helpers scipy imports from
