@@ -194,7 +194,7 @@ def test_curve_fit_refuses_inf_and_names_its_arguments():
         fnopt.curve_fit(f, [1.0, 2.0, 3.0], [1.0, 2.0, 3.0], nan_policy="drop")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        p, c, info, mesg, ier = fnopt.curve_fit(f, [1.0, 2.0, 3.0], [1.0, 2.0, 3.1],
+        _p, _c, info, mesg, ier = fnopt.curve_fit(f, [1.0, 2.0, 3.0], [1.0, 2.0, 3.1],
                                                 full_output=True)
     assert ier in (1, 2, 3, 4) and isinstance(mesg, str) and set(info) >= {"nfev", "fvec"}
 
