@@ -107,9 +107,10 @@ def robust_loss(loss: Any, f_scale: Any) -> RobustLoss | None:
     >>> robust_loss("linear", 1.0) is None
     True
     """
-    if isinstance(f_scale, bool) or not isinstance(f_scale, (int, float, np.number)) or not (
-        np.isfinite(f_scale) and f_scale > 0
-    ):
+    if isinstance(f_scale, bool) or not isinstance(f_scale, (int, float, np.integer,
+                                                             np.floating)):
+        raise TypeError(f"f_scale: expected a number > 0, got {type(f_scale).__name__}")
+    if not (np.isfinite(f_scale) and f_scale > 0):
         raise ValueError(f"f_scale: expected a finite number > 0, got {f_scale!r}")
     if callable(loss):
         return RobustLoss(loss, float(f_scale))
