@@ -50,7 +50,10 @@ def dense_jacobian(j: Any, n: int) -> np.ndarray:
         return np.asarray(j.toarray(), dtype=np.float64)
     if kind == "operator":
         return np.asarray(j.matmat(np.eye(n)), dtype=np.float64)
-    return np.atleast_2d(np.asarray(j, dtype=np.float64))
+    try:
+        return np.atleast_2d(np.asarray(j, dtype=np.float64))
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"jac: must return a real (m, n) array, got {type(j).__name__}") from exc
 
 
 class HostProblem:
@@ -73,6 +76,8 @@ class HostProblem:
     def raw(self, x: np.ndarray) -> np.ndarray:
         """``np.atleast_1d(fun(copy of x))`` in the dtype ``fun`` returned."""
         f = np.atleast_1d(self.fun(x.copy(), *self.args, **self.kwargs))
+        if f.dtype.kind not in "biufc" or (f.dtype.kind == "c" and x.dtype.kind != "c"):
+            raise TypeError(f"fun: must return real numbers, got dtype {f.dtype}")
         if f.ndim != 1:
             raise ValueError(f"fun: must return at most 1-d array_like, got shape {f.shape}")
         return f

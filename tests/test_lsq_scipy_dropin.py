@@ -207,3 +207,13 @@ def test_torch_x0_still_runs_with_robust_loss():
                               torch.tensor([1.0, 1.0], dtype=torch.float64), loss="huber")
     assert torch.is_tensor(res.x)
     np.testing.assert_allclose(res.x.numpy(), [2.0, 1.5], rtol=1e-6)
+
+
+def test_bad_outputs_of_fun_and_jac_name_them():
+    for fun in (lambda x: None, lambda x: x + 1j, lambda x: ["a"]):
+        with pytest.raises(TypeError, match="fun: must return real numbers"):
+            fnopt.least_squares(fun, [1.0])
+    with pytest.raises(TypeError, match="jac: must return a real"):
+        fnopt.least_squares(lambda x: x, [1.0], jac=lambda x: "ab")
+    with pytest.raises(ValueError, match="fun: must return at most 1-d"):
+        fnopt.least_squares(lambda x: np.ones((2, 2)) * x[0], [1.0])
