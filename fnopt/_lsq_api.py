@@ -530,7 +530,7 @@ def _least_squares(
         raise ValueError("bounds: each lower bound must be strictly less than its upper bound")
     x_host = params if host else _lsq._flatten(params).x
     if np.any((x_host < lb) | (x_host > ub)):
-        raise ValueError("x0: is infeasible (outside the bounds)")
+        raise ValueError("x0: is infeasible: Initial guess is outside of provided bounds")
     n = x_host.size
     o["x_scale"] = _check_x_scale(x_scale, n, method)
     tols = (_check_tolerances(ftol, xtol, gtol, method) if check_tols
@@ -541,8 +541,8 @@ def _least_squares(
     _check_tr_options(tr_options, method, tr_solver)
     cb = _wrap_callback(callback)
     if method == "lm" and cb is not None:
-        warnings.warn("callback: not supported with method='lm' (ignored, as scipy)",
-                      UserWarning, stacklevel=2)
+        warnings.warn("Callback function specified, but not supported with `lm` method. "
+                      "(callback: ignored, as scipy)", UserWarning, stacklevel=2)
         cb = None
     max_nfev = 100 * n if max_nfev is None else int(max_nfev)
     opt = _optimizer(method, setup, tols, max_nfev, o["x_scale"], dict(o, factor=factor))

@@ -693,8 +693,9 @@ class TestLM(BaseMixin):
             assert False
 
         with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", "callback: not supported with method='lm'",
-                                    UserWarning)
+            warnings.filterwarnings(
+                "ignore", "Callback function specified, but not supported with `lm` method.",
+                UserWarning)
             least_squares(fun_trivial, x0=[0], method="lm", callback=callback)
 
 
