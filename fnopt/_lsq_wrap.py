@@ -9,7 +9,8 @@ residual in one variable is ``[[J]]``), a scipy sparse matrix or ``LinearOperato
 accepted (and formed densely for the dense trust-region solvers), and finite
 differences (``"2-point"``, ``"3-point"``, ``"cs"``) take the steps of
 :mod:`fnopt.grad._numdiff` (within the bounds, relative to the residuals' precision,
-``diff_step``), keeping only the entries of ``jac_sparsity`` when given.
+``diff_step``); with ``jac_sparsity`` only its entries are estimated, columns that
+share no row together (one evaluation per group of columns).
 
 >>> import numpy as np
 >>> p = HostProblem(lambda x: x**2 + 5.0, "2-point", (), {}, bounds=(-np.inf, np.inf))
@@ -94,10 +95,10 @@ class HostProblem:
             self.sparse_type = type(j) if self.kind == "sparse" else None
             j = dense_jacobian(j, x.size)
         else:
+            mask = self.mask if self.mask is not None and self.mask.shape == (
+                f.size, x.size) else None
             j = approx_jacobian(self.raw, x, f, method=self.jac, rel_step=self.diff_step,
-                                bounds=self.bounds)
-        if self.mask is not None and self.mask.shape == j.shape:
-            j = np.where(self.mask, j, 0.0)
+                                bounds=self.bounds, sparsity=mask)
         return j
 
     def prime(self, x: np.ndarray, f: np.ndarray, j: np.ndarray) -> None:

@@ -217,3 +217,24 @@ def test_bad_outputs_of_fun_and_jac_name_them():
         fnopt.least_squares(lambda x: x, [1.0], jac=lambda x: "ab")
     with pytest.raises(ValueError, match="fun: must return at most 1-d"):
         fnopt.least_squares(lambda x: np.ones((2, 2)) * x[0], [1.0])
+
+
+@pytest.mark.parametrize("jac", ["2-point", "3-point", "cs"])
+def test_jac_sparsity_groups_columns_and_matches_scipy(jac):
+    sparse = pytest.importorskip("scipy.sparse")
+    n = 30
+
+    def fun(x):
+        f = (3 - x) * x + 1
+        f[1:] -= x[:-1]
+        f[:-1] -= 2 * x[1:]
+        return f
+
+    pattern = sparse.diags([1, 1, 1], [-1, 0, 1], shape=(n, n))
+    calls = []
+    counted = lambda x: calls.append(1) or fun(x)  # noqa: E731
+    res = fnopt.least_squares(counted, -np.ones(n), jac=jac, jac_sparsity=pattern)
+    ref = so.least_squares(fun, -np.ones(n), jac=jac, jac_sparsity=pattern)
+    np.testing.assert_allclose(res.x, ref.x, atol=1e-10)
+    per_jacobian = 3 if jac == "2-point" else 6  # 3 groups of columns, not n
+    assert len(calls) <= res.nfev + res.njev * per_jacobian
