@@ -230,7 +230,7 @@ def test_jac_sparsity_groups_columns_and_matches_scipy(jac):
         f[:-1] -= 2 * x[1:]
         return f
 
-    pattern = sparse.diags([1, 1, 1], [-1, 0, 1], shape=(n, n))
+    pattern = sparse.diags([1.0, 1.0, 1.0], [-1, 0, 1], shape=(n, n))
     calls = []
     counted = lambda x: calls.append(1) or fun(x)  # noqa: E731
     res = fnopt.least_squares(counted, -np.ones(n), jac=jac, jac_sparsity=pattern)
