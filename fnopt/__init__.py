@@ -265,6 +265,7 @@ from fnopt._lsq_api import covariance as covariance  # noqa: E402
 from fnopt._lsq_api import curve_fit as curve_fit  # noqa: E402
 from fnopt._lsq_api import least_squares as least_squares  # noqa: E402
 from fnopt.grad import residuals as residuals  # noqa: E402
+from fnopt.optimizers.dogbox import dogbox as dogbox  # noqa: E402
 from fnopt.optimizers.lsq import LeastSquaresState as LeastSquaresState  # noqa: E402
 from fnopt.optimizers.lsq import LeastSquaresStop as LeastSquaresStop  # noqa: E402
 from fnopt.optimizers.lsq import gauss_newton as gauss_newton  # noqa: E402
@@ -281,6 +282,7 @@ __all__ += [
     "gauss_newton",
     "least_squares",
     "levenberg_marquardt",
+    "dogbox",
     "levenberg_marquardt_cg",
     "residuals",
     "trust_region_reflective",

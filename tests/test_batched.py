@@ -186,7 +186,7 @@ def _public_optimizers() -> dict[str, Any]:
 PUBLIC = _public_optimizers()
 COUPLED = {"lamb", "lars", "muon", "adafactor", "lbfgs", "bfgs", "nonlinear_cg", "newton",
            "newton_cg", "line_search", "lbfgsb", "sam", "gauss_newton", "levenberg_marquardt",
-           "levenberg_marquardt_cg", "trust_region_reflective",
+           "levenberg_marquardt_cg", "trust_region_reflective", "dogbox",
            # whole-pytree step-size estimates (as the references sum over all groups)
            "prodigy", "dadapt_adam", "novograd"}
 

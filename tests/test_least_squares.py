@@ -347,9 +347,9 @@ def test_residuals_not_finite_at_x0_name_x0():
 
 def test_bounds_errors_name_bounds():
     fun = lambda p: p - 1.0  # noqa: E731
-    with pytest.raises(ValueError, match="bounds: each lower bound must be < its upper"):
+    with pytest.raises(ValueError, match="bounds: each lower bound must be strictly less"):
         fnopt.least_squares(fun, np.zeros(2), bounds=([0.0, 2.0], [1.0, 1.0]))
-    with pytest.raises(ValueError, match=r"bounds: lower has shape \(3,\)"):
+    with pytest.raises(ValueError, match=r"bounds: the lower bounds have shape \(3,\)"):
         fnopt.least_squares(fun, np.zeros(2), bounds=(np.zeros(3), 1.0))
     with pytest.raises(ValueError, match="bounds: expected a"):
         fnopt.least_squares(fun, np.zeros(2), bounds=(0.0,))
@@ -357,12 +357,12 @@ def test_bounds_errors_name_bounds():
         fnopt.least_squares(fun, np.full(2, 5.0), bounds=(-1.0, 1.0))
 
 
-def test_lm_takes_bounds_through_its_reflective_form():
-    # scipy's "lm" refuses bounds; fnopt's Levenberg-Marquardt (the default method) takes
-    # them as the trust-region reflective method, scipy's "trf"
+def test_default_method_is_trf_and_lm_refuses_bounds_as_scipy():
     def fun(x):
         return np.array([10 * (x[1] - x[0] ** 2), 1 - x[0]])
 
+    with pytest.raises(ValueError, match="bounds: method='lm' does not support bounds"):
+        fnopt.least_squares(fun, np.zeros(2), bounds=(-0.5, 0.5), method="lm")
     lm = fnopt.least_squares(fun, np.zeros(2), bounds=(-0.5, 0.5))
     ref = so.least_squares(fun, np.zeros(2), bounds=(-0.5, 0.5), method="trf")
     np.testing.assert_allclose(lm.x, ref.x, rtol=1e-7, atol=1e-9)
@@ -372,13 +372,17 @@ def test_lm_takes_bounds_through_its_reflective_form():
 def test_option_errors_name_the_argument():
     fun = lambda p: p - 1.0  # noqa: E731
     with pytest.raises(ValueError, match="method"):
-        fnopt.least_squares(fun, np.zeros(2), method="dogbox")
+        fnopt.least_squares(fun, np.zeros(2), method="simplex")
     with pytest.raises(ValueError, match="ftol"):
         fnopt.least_squares(fun, np.zeros(2), ftol=-1.0)
     with pytest.raises(ValueError, match="loss"):
-        fnopt.least_squares(fun, np.zeros(2), loss="huber")
+        fnopt.least_squares(fun, np.zeros(2), loss="hinge")
+    with pytest.raises(ValueError, match="loss"):
+        fnopt.least_squares(fun, np.zeros(2), loss="huber", method="lm")
+    with pytest.raises(ValueError, match="f_scale"):
+        fnopt.least_squares(fun, np.zeros(2), loss="huber", f_scale=0.0)
     with pytest.raises(ValueError, match="jac"):
-        fnopt.least_squares(fun, np.zeros(2), jac="cs")
+        fnopt.least_squares(fun, np.zeros(2), jac="4-point")
     with pytest.raises(TypeError, match="grad_fn: a least-squares optimizer needs"):
         opt = fnopt.levenberg_marquardt()
         opt.step(np.zeros(2), lambda p: 1.0, opt.init(np.zeros(2)))
@@ -410,11 +414,11 @@ def test_smoke_bench_least_squares_prints_its_table():
     assert "- lm: fnopt solves 2/2" in out and "- trf: fnopt solves 2/2" in out
 
 
-def test_float32_params_keep_their_dtype():
+def test_float32_x0_is_converted_to_float64_as_scipy():
     p = lsq_problems.by_name("bard")
     x0 = p.start().astype(np.float32)
     res = fnopt.least_squares(p.residuals, x0, method="lm")
-    assert res.x.dtype == np.float32 and res.success
+    assert res.x.dtype == np.float64 and res.success
     assert 2 * res.cost == pytest.approx(p.f_min, rel=1e-4)
 
 

@@ -496,7 +496,7 @@ def test_a_step_with_non_finite_gradients_mutates_nothing(backend, name):
     }
     opt = f(**{k: providers[k]() if k in providers else v for k, v in required(f).items()})
     if name in ("gauss_newton", "levenberg_marquardt", "levenberg_marquardt_cg",
-                "trust_region_reflective"):
+                "trust_region_reflective", "dogbox"):
         g = fnopt.grad.residuals_from_functions(  # least squares: a NaN Jacobian
             lambda x: x.reshape(-1), lambda x: x.reshape(-1, 1) * x.reshape(1, -1) * float("nan"))
     s = opt.init(p)

@@ -71,7 +71,7 @@ def make_factory(name: str, factory: Callable[..., fnopt.Optimizer]) -> tuple[An
 # recorded values, backend agreement) on residual problems.
 FACTORIES = {k: v for k, v in public_optimizer_factories().items()
              if k not in ("gauss_newton", "levenberg_marquardt", "levenberg_marquardt_cg",
-                          "trust_region_reflective")}
+                          "trust_region_reflective", "dogbox")}
 
 
 def test_the_zoo_is_discovered():

@@ -18,3 +18,9 @@ from fnopt.datasets._nist import NistDataset as NistDataset
 from fnopt.datasets._nist import misra1a as misra1a
 
 __all__ += ["NistDataset", "misra1a"]
+
+from fnopt.datasets._nist_strd import NIST_STRD_NAMES as NIST_STRD_NAMES  # noqa: E402
+from fnopt.datasets._nist_strd import NistProblem as NistProblem  # noqa: E402
+from fnopt.datasets._nist_strd import nist_strd as nist_strd  # noqa: E402
+
+__all__ += ["NIST_STRD_NAMES", "NistProblem", "nist_strd"]

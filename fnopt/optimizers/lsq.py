@@ -56,6 +56,7 @@ from fnopt._base import Optimizer, Params, check_params
 from fnopt.grad.residuals import Linearization, ravel_residuals
 from fnopt.loop import StepFailed
 from fnopt.optimizers import _lsq_kernels as _k
+from fnopt.optimizers._lsq_loss import RobustLoss, robust_loss
 from fnopt.stop import Reason
 
 __all__ = [
@@ -109,6 +110,11 @@ class LeastSquaresState(NamedTuple):
         2 ftol, 3 xtol, 4 ftol and xtol, 5 max_nfev; see ``STATUS_MESSAGES``).
       actual_reduction, predicted_reduction: of the cost at the last trial.
       step_norm: the norm of the last accepted step.
+      last_jacobian: Levenberg–Marquardt only: after a final accepted step (no Jacobian
+        at the returned params), the Jacobian at the previous iterate, the one MINPACK's
+        ``fjac`` (and leastsq's covariance) is factored from.
+      on_bound: :func:`fnopt.dogbox`'s -1 / +1 per parameter held at its lower / upper
+        bound (``None`` for the other methods).
       nu: the damping growth factor of the matrix-free Levenberg–Marquardt
         (``solver="cg"``; there ``jacobian`` holds the provider's
         :class:`fnopt.residuals.Linearization` at the returned params and
@@ -130,6 +136,8 @@ class LeastSquaresState(NamedTuple):
     predicted_reduction: float = math.nan
     step_norm: float = math.nan
     nu: float = 2.0
+    on_bound: Any = None
+    last_jacobian: Any = None
 
 
 class NonFiniteStart(StepFailed):
@@ -584,6 +592,7 @@ def _lm_accept(state: LeastSquaresState, t: _Trial, n: int, hp: _Hp) -> LeastSqu
     return new._replace(
         count=state.count + 1, value=value, grad_norm=gnorm, residuals=t.r,
         jacobian=j, n_jev=n_jev, step_norm=t.step_norm,
+        last_jacobian=state.jacobian if j is None else None,
     )
 
 
@@ -637,8 +646,23 @@ def parse_bounds(bounds: Any, params: Params) -> tuple[np.ndarray, np.ndarray]:
     return lb, ub
 
 
+def _robust(r: np.ndarray, j: np.ndarray, loss: RobustLoss | None) -> tuple[
+        np.ndarray, np.ndarray, float]:
+    """The residuals and Jacobian the trust-region model uses (scaled for a robust
+    ``loss``, see :mod:`fnopt.optimizers._lsq_loss`) and the cost."""
+    if loss is None:
+        return r, j, 0.5 * float(r @ r)
+    rs, js = loss.scale(r, j)
+    return rs, js, loss.cost(r)
+
+
+def _cost(r: np.ndarray, loss: RobustLoss | None) -> float:
+    return 0.5 * float(r @ r) if loss is None else loss.cost(r)
+
+
 def _trf_start(
-    flat: _Flat, res_fn: Any, batch: tuple[Any, ...], hp: _Hp, lb: np.ndarray, ub: np.ndarray
+    flat: _Flat, res_fn: Any, batch: tuple[Any, ...], hp: _Hp, lb: np.ndarray, ub: np.ndarray,
+    loss: RobustLoss | None = None,
 ) -> tuple[_Flat, Params, LeastSquaresState]:
     if np.any((flat.x < lb) | (flat.x > ub)):
         raise ValueError("params: the start point is outside the bounds")
@@ -650,16 +674,18 @@ def _trf_start(
     if not np.all(np.isfinite(r)):
         raise NonFiniteStart("the residuals at the start point are not finite")
     j = _jac_host(lin, r.size, x.size)
+    rs, js, cost = _robust(r, j, loss)
     if isinstance(hp.x_scale, str):
-        cols = _col_norms(j)
+        cols = _col_norms(js)
         scale_inv = np.where(cols == 0.0, 1.0, cols)
     else:
         scale_inv = 1.0 / _fixed_scale(hp, x.size)
-    v, dv = _k.scaling_vector(x, j.T @ r, lb, ub)
+    v, dv = _k.scaling_vector(x, js.T @ rs, lb, ub)
     v[dv != 0] *= scale_inv[dv != 0]
     delta = float(np.linalg.norm(x * scale_inv / np.sqrt(v))) or 1.0
-    value, gnorm = _finish_value(r, j)
-    return flat, params, LeastSquaresState(0, value, gnorm, r, j, delta, 0.0, scale_inv, 1, 1)
+    _, gnorm = _finish_value(rs, js)
+    return flat, params, LeastSquaresState(0, np.asarray(cost), gnorm, r, j, delta, 0.0,
+                                           scale_inv, 1, 1)
 
 
 class _Scaled(NamedTuple):
@@ -674,7 +700,7 @@ class _Scaled(NamedTuple):
 
 def _trf_scaled(
     state: LeastSquaresState, x: np.ndarray, lb: np.ndarray, ub: np.ndarray, g: np.ndarray,
-    g_inf: float,
+    g_inf: float, rs: np.ndarray, js: np.ndarray,
 ) -> _Scaled:
     """The Coleman–Li scaled problem at ``x``: :math:`d = \\sqrt{v}` times the scale,
     :math:`J_h = J\\,\\mathrm{diag}(d)`, and the extra diagonal :math:`C = g\\,dv\\,` scale."""
@@ -683,19 +709,19 @@ def _trf_scaled(
     v[dv != 0] *= scale_inv[dv != 0]
     d = np.sqrt(v) / scale_inv
     diag_h = g * dv / scale_inv
-    jh = state.jacobian * d
+    jh = js * d
     augmented = bool(np.any(diag_h != 0))
     if augmented:
         a = np.vstack([jh, np.diag(np.sqrt(diag_h))])
-        svd = _k.svd(a, np.concatenate([state.residuals, np.zeros(x.size)]))
+        svd = _k.svd(a, np.concatenate([rs, np.zeros(x.size)]))
     else:
-        svd = _k.svd(jh, state.residuals)
+        svd = _k.svd(jh, rs)
     return _Scaled(d, jh, d * g, diag_h, svd, max(0.995, 1.0 - g_inf), augmented)
 
 
 def _trf_trials(
     state: LeastSquaresState, flat: _Flat, res_fn: Any, batch: tuple[Any, ...], hp: _Hp,
-    lb: np.ndarray, ub: np.ndarray, sc: _Scaled,
+    lb: np.ndarray, ub: np.ndarray, sc: _Scaled, loss: RobustLoss | None = None,
 ) -> _Trial:
     """Trial steps until the cost decreases, a test holds or ``max_nfev`` is reached."""
     x, delta, alpha, n_fev = flat.x, state.delta, state.lam, state.n_fev
@@ -714,7 +740,7 @@ def _trf_trials(
         if not np.all(np.isfinite(r_new)):
             delta = 0.25 * h_norm
             continue
-        actred = cost - 0.5 * float(r_new @ r_new)
+        actred = cost - _cost(r_new, loss)
         pred = c.predicted
         ratio = actred / pred if pred > 0 else (1.0 if pred == actred == 0 else 0.0)
         if ratio < 0.25:
@@ -750,6 +776,8 @@ def trust_region_reflective(
     gtol: float = 1e-8,
     max_nfev: int | None = None,
     x_scale: Any = 1.0,
+    loss: Any = "linear",
+    f_scale: float = 1.0,
 ) -> Optimizer:
     """A trust-region reflective least-squares method with bounds
     :math:`l \\le x \\le u` (the method of scipy's ``least_squares(method="trf")``).
@@ -779,6 +807,9 @@ def trust_region_reflective(
       ftol, xtol, gtol, max_nfev: as above (``max_nfev`` counts residual evaluations).
       x_scale: ``1.0`` (default, as scipy), ``n`` numbers, or ``"jac"`` (the running
         maximum of the column norms of :math:`J`).
+      loss, f_scale: a robust loss (``"linear"``, ``"soft_l1"``, ``"huber"``, ``"cauchy"``,
+        ``"arctan"`` or ``rho(z) -> (3, m)``) and its scale (see
+        :mod:`fnopt.optimizers._lsq_loss`); ``state.value`` is then the robust cost.
 
     Returns:
       An :class:`fnopt.Optimizer` (``value_at="output"``) taking a residual provider.
@@ -797,6 +828,7 @@ def trust_region_reflective(
     hp = _hyper(ftol, xtol, gtol, max_nfev, x_scale)
     if not (isinstance(bounds, (tuple, list)) and len(bounds) == 2):
         raise ValueError("bounds: expected a (lower, upper) pair")
+    rl = robust_loss(loss, f_scale)
 
     def step(params: Params, grad_fn: Any, state: Any, *batch: Any) -> tuple[Params, Any]:
         if state.status:
@@ -804,16 +836,17 @@ def trust_region_reflective(
         flat = _flatten(params)
         lb, ub = parse_bounds(bounds, params)
         if state.residuals is None:
-            flat, params, state = _trf_start(flat, grad_fn, batch, hp, lb, ub)
-        g = state.jacobian.T @ state.residuals
+            flat, params, state = _trf_start(flat, grad_fn, batch, hp, lb, ub, rl)
+        rs, js, _ = _robust(state.residuals, state.jacobian, rl)
+        g = js.T @ rs
         v, _ = _k.scaling_vector(flat.x, g, lb, ub)
         g_inf = float(np.max(np.abs(g * v)))
         if g_inf < hp.gtol:
             raise LeastSquaresStop(state._replace(status=1))
         if hp.max_nfev is not None and state.n_fev >= hp.max_nfev:
             raise LeastSquaresStop(state._replace(status=5))
-        sc = _trf_scaled(state, flat.x, lb, ub, g, g_inf)
-        t = _trf_trials(state, flat, grad_fn, batch, hp, lb, ub, sc)
+        sc = _trf_scaled(state, flat.x, lb, ub, g, g_inf, rs, js)
+        t = _trf_trials(state, flat, grad_fn, batch, hp, lb, ub, sc, rl)
         new = state._replace(
             delta=t.delta, lam=t.lam, n_fev=t.n_fev, status=t.status,
             actual_reduction=t.actred, predicted_reduction=t.prered,
@@ -822,12 +855,13 @@ def trust_region_reflective(
             raise LeastSquaresStop(new)
         assert t.lin is not None
         j = _jac_host(t.lin, t.r.size, flat.x.size)
-        scale = np.maximum(state.scale, _col_norms(j)) if isinstance(hp.x_scale, str) else (
+        rs, js, cost = _robust(t.r, j, rl)
+        scale = np.maximum(state.scale, _col_norms(js)) if isinstance(hp.x_scale, str) else (
             state.scale)
-        value, gnorm = _finish_value(t.r, j)
+        _, gnorm = _finish_value(rs, js)
         new = new._replace(
-            count=state.count + 1, value=value, grad_norm=gnorm, residuals=t.r, jacobian=j,
-            n_jev=state.n_jev + 1, step_norm=t.step_norm, scale=scale,
+            count=state.count + 1, value=np.asarray(cost), grad_norm=gnorm, residuals=t.r,
+            jacobian=j, n_jev=state.n_jev + 1, step_norm=t.step_norm, scale=scale,
         )
         return t.params, new
 
