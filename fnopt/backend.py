@@ -220,10 +220,47 @@ class Backend:
     # -- fused whole-step kernels (accelerations of recognised chains) --------------
     # fnopt.transform recognises the chains; these run torch's fused kernels on the
     # lists given, in place (params, and the state buffers; grads are only read).
-    def can_fuse(self, params: Sequence[Any], grads: Sequence[Any]) -> bool:
-        """Whether the fused kernels can run on these leaves (never for NumPy; on torch
-        for CPU/CUDA tensors on one device that no autograd graph records)."""
+    def can_fuse(self, *roles: Sequence[Any]) -> bool:
+        """Whether torch's fused kernels compute, on exactly these lists, what the
+        generic path computes: the one predicate every fused step asks, with the lists
+        the kernel will read and write (``roles``: the destination params, the grads,
+        then each state buffer list, index ``i`` of each belonging to parameter ``i``).
+
+        The kernels walk each tensor as one flat run of memory, element ``k`` of every
+        tensor of index ``i`` together, and write some of them in place. So they are
+        correct only when, for every index, all the tensors
+
+        * are plain strided floating tensors on one CPU/CUDA device that no autograd
+          graph records (no lazy negation, no subclass);
+        * have the same shape, dtype and strides (over the dimensions longer than 1),
+          and are non-overlapping and dense: no stride-0 (expanded) dimension, no gaps
+          (a sliced tensor); a permuted dense layout (a transposed matrix,
+          channels_last) is fine when every tensor of the index shares it;
+
+        and no two tensors given share memory (a grad that aliases the params or a
+        state buffer, a destination overlapping the grads, the same buffer twice).
+        Anything else takes the generic path. Never true for NumPy (no kernels).
+        """
+        del roles
         return False
+
+    def overlaps(self, xs: Sequence[Any], ys: Sequence[Any]) -> bool:
+        """Whether some leaf of ``xs`` may share memory with some leaf of ``ys``: their
+        address ranges meet (conservative: two interleaved views such as ``a[::2]``
+        and ``a[1::2]`` count). Leaves with no memory of their own (NumPy scalars,
+        empty arrays) share none.
+
+        >>> a = np.zeros(6)
+        >>> NUMPY.overlaps([a[:3]], [a[2:]]), NUMPY.overlaps([a[:3]], [a[3:]])
+        (True, False)
+        """
+        span = self._span
+        return _meet([span(x) for x in xs], [span(y) for y in ys])
+
+    def _span(self, x: Any) -> tuple[Any, int, int] | None:
+        """``(address space, first byte, end byte)`` of the memory ``x`` may touch, or
+        ``None`` when it has none."""
+        raise NotImplementedError
 
     def fused_adam_(
         self, params: Sequence[Any], grads: Sequence[Any], mus: Sequence[Any],
@@ -755,6 +792,17 @@ class _Numpy(Backend):
     def storage_array(self, x: Any) -> np.ndarray:
         return np.asarray(x)
 
+    def _span(self, x: Any) -> tuple[Any, int, int] | None:
+        if type(x) is not np.ndarray or x.size == 0:  # a NumPy scalar: immutable, no memory
+            return None
+        lo = hi = x.__array_interface__["data"][0]
+        for n, s in zip(x.shape, x.strides):
+            if s < 0:
+                lo += (n - 1) * s
+            else:
+                hi += (n - 1) * s
+        return None, lo, hi + x.itemsize
+
 
 class _Torch(Backend):
     name = "torch"
@@ -943,13 +991,31 @@ class _Torch(Backend):
     def set_flat_(self, x: Any, i: int, value: float) -> None:
         x[tuple(int(j) for j in np.unravel_index(i, tuple(x.shape)))] = value
 
-    def can_fuse(self, params: Sequence[Any], grads: Sequence[Any]) -> bool:
-        dev = params[0].device
-        if dev.type not in ("cpu", "cuda"):
+    def can_fuse(self, *roles: Sequence[Any]) -> bool:
+        if not roles or not roles[0]:
             return False
-        return not any(
-            x.requires_grad or x.device != dev for xs in (params, grads) for x in xs
-        )
+        n, dev = len(roles[0]), roles[0][0].device
+        if dev.type not in ("cpu", "cuda") or any(len(r) != n for r in roles):
+            return False
+        torch = self._t
+        spans: list[tuple[Any, int, int] | None] = []
+        for i in range(n):
+            key = None
+            for role in roles:
+                x = role[i]
+                k = _kernel_layout(x, dev, torch)
+                if k is None or (key is not None and k != key):
+                    return False
+                key = k
+                spans.append(self._span(x))
+        return not _meet(spans)
+
+    def _span(self, x: Any) -> tuple[Any, int, int] | None:
+        if x.numel() == 0:
+            return None
+        lo = x.data_ptr()
+        reach = sum((n - 1) * s for n, s in zip(x.shape, x.stride()))  # strides >= 0
+        return x.device, lo, lo + (reach + 1) * x.element_size()
 
     def _steps(self, count: int, params: Sequence[Any]) -> list[Any]:
         """The step number as the per-param tensors the fused kernels read (one shared
@@ -1115,6 +1181,52 @@ def _recorded(xs: Sequence[Any]) -> bool:
     """Whether autograd records any of the tensors ``xs`` (then nothing is written in
     place: the backward pass may read them)."""
     return sys.modules["torch"].is_grad_enabled() and any(map(_requires_grad, xs))
+
+
+def _meet(xs: Sequence[Any], ys: Sequence[Any] | None = None) -> bool:
+    """Whether two spans ``(space, first, end)`` (``None``: no memory) meet: a span of
+    ``xs`` and one of ``ys``, or (``ys`` omitted) any two spans of ``xs``. Sorted by
+    their first byte, a span meets an earlier one exactly when it starts before the
+    furthest end seen so far (of the other list, when there are two)."""
+    tagged = [(s, 0) for s in xs if s is not None]
+    if ys is not None:
+        tagged += [(s, 1) for s in ys if s is not None]
+    if len(tagged) < 2:
+        return False
+    by_space: dict[Any, list[tuple[int, int, int]]] = {}
+    for (space, lo, hi), tag in tagged:
+        by_space.setdefault(space, []).append((lo, hi, tag))
+    for spans in by_space.values():
+        spans.sort()
+        ends = [-1, -1]  # per list, the furthest end of the spans seen so far
+        for lo, hi, tag in spans:
+            reach = max(ends) if ys is None else ends[1 - tag]
+            if lo < reach:
+                return True
+            ends[tag] = max(ends[tag], hi)
+    return False
+
+
+def _kernel_layout(x: Any, dev: Any, torch: Any) -> tuple[Any, ...] | None:
+    """What the fused kernels need to agree on across the tensors of one parameter
+    index (shape, dtype, and the strides of the dimensions longer than 1, ``None`` for
+    a contiguous tensor), or ``None`` when ``x`` is not a tensor they read correctly
+    (see :meth:`Backend.can_fuse`): not a plain strided floating tensor on ``dev``,
+    recorded by autograd, lazily negated, or not non-overlapping-and-dense."""
+    if (type(x) not in (torch.Tensor, torch.nn.Parameter) or x.device != dev
+            or x.requires_grad or x.layout != torch.strided or not x.is_floating_point()
+            or x.is_neg()):
+        return None
+    shape = tuple(x.shape)
+    if x.is_contiguous():
+        return shape, x.dtype, None
+    dims = [(s, n) for s, n in zip(x.stride(), shape) if n != 1]
+    expected = 1  # dense: the strides, sorted, are the running products of the sizes
+    for s, n in sorted(dims):
+        if s != expected:
+            return None
+        expected *= n
+    return shape, x.dtype, tuple(s for s, _ in dims)
 
 
 _requires_grad = attrgetter("requires_grad")
