@@ -29,7 +29,7 @@ import sys
 import warnings
 from collections.abc import Sequence
 from itertools import repeat
-from operator import attrgetter
+from operator import add, attrgetter, itemgetter, lt, mul
 from typing import Any
 
 import numpy as np
@@ -517,12 +517,13 @@ def _ufunc2(f: Any, xs: Sequence[Any], ys: Any, out: Out) -> list[Any]:
 def _addc(f: Any, xs: Sequence[Any], ys: Sequence[Any], zs: Sequence[Any], value: Any,
           out: Out) -> list[Any]:
     """``x + value * f(y, z)`` with one scratch array per leaf (``out`` itself when it
-    is large and none of ``x, y, z``: the same three ufuncs, no new array)."""
+    is large and shares no memory with ``x, y, z``: the same three ufuncs, no new
+    array)."""
     res = []
     for i, (x, y, z) in enumerate(zip(xs, ys, zs)):
         o = None if out is None else out[i]
-        if (o is None or o.size < _DIRECT_OUT_MIN or o is x or o is y or o is z
-                or not o.dtype == y.dtype == z.dtype):
+        if (o is None or o.size < _DIRECT_OUT_MIN or not o.dtype == y.dtype == z.dtype
+                or _shares(o, x, y, z)):
             t = _arr(f(y, z))
         else:
             t = f(y, z, out=o)
@@ -530,6 +531,13 @@ def _addc(f: Any, xs: Sequence[Any], ys: Sequence[Any], zs: Sequence[Any], value
             t *= value
         res.append(np.add(x, t, out=t if o is None else o))
     return res
+
+
+def _shares(o: np.ndarray, *xs: Any) -> bool:
+    """Whether ``o`` may share memory with one of ``xs`` (then a first pass written into
+    ``o`` could overwrite an operand the second pass reads: a scratch array instead).
+    The bounds test: exact for the same array or views of one buffer."""
+    return any(np.may_share_memory(o, x) for x in xs)
 
 
 # NumPy ops write into a separate ``out`` directly (no scratch array) from this many
@@ -602,7 +610,7 @@ class _Numpy(Backend):
         res = []
         for i, (x, y) in enumerate(zip(xs, ys)):
             o = None if out is None else out[i]
-            if o is None or o.size < _DIRECT_OUT_MIN or o is x or o is y or o.dtype != x.dtype:
+            if o is None or o.size < _DIRECT_OUT_MIN or o.dtype != x.dtype or _shares(o, x, y):
                 t = _arr(x * a)  # a scratch array of this op (so ``out`` may be ``ys``)
             else:  # into ``out`` at once: the same two ufuncs, no new array
                 t = np.multiply(x, a, out=o)
@@ -818,7 +826,9 @@ class _Torch(Backend):
     def _fe(self, op: str, out: Out, first: Sequence[Any], *rest: Any, **kw: Any) -> list[Any]:
         """``torch._foreach_<op>(first, *rest)``: out of place for ``out=None``, else the
         in-place ``_foreach_<op>_`` on ``out`` (after copying ``first`` there unless
-        ``out`` is ``first``): the same kernel, so bitwise the same numbers.
+        ``out`` is ``first``; when ``out`` shares memory with another operand, the
+        out-of-place op copied into ``out``): the same kernel, so bitwise the same
+        numbers.
 
         While autograd records ``first`` (a differentiable loop), the result is a new
         list whatever ``out`` says: an in-place op would overwrite what the backward
@@ -834,6 +844,11 @@ class _Torch(Backend):
                 args = [r if isinstance(r, (list, tuple)) else [r] * len(out) for r in rest]
                 for i, (o, x) in enumerate(zip(out, first)):
                     fn(x, *(a[i] for a in args), **kw, out=o)
+                return out
+            if self.overlaps(out, [x for r in rest if isinstance(r, (list, tuple)) for x in r]):
+                # the copy into ``out`` would overwrite an operand still to be read:
+                # the op into new tensors, then into ``out``
+                t._foreach_copy_(out, getattr(t, "_foreach_" + op)(list(first), *rest, **kw))
                 return out
             t._foreach_copy_(out, list(first))
         getattr(t, "_foreach_" + op + "_")(out, *rest, **kw)
@@ -992,29 +1007,50 @@ class _Torch(Backend):
         x[tuple(int(j) for j in np.unravel_index(i, tuple(x.shape)))] = value
 
     def can_fuse(self, *roles: Sequence[Any]) -> bool:
+        # (each property read for a whole list at once, by ``map``: a few tens of
+        # nanoseconds a tensor, where a Python loop costs microseconds)
         if not roles or not roles[0]:
             return False
+        t = self._t
         n, dev = len(roles[0]), roles[0][0].device
         if dev.type not in ("cpu", "cuda") or any(len(r) != n for r in roles):
             return False
-        torch = self._t
-        spans: list[tuple[Any, int, int] | None] = []
-        for i in range(n):
-            key = None
-            for role in roles:
-                x = role[i]
-                k = _kernel_layout(x, dev, torch)
-                if k is None or (key is not None and k != key):
+        xs = [x for r in roles for x in r]
+        if (not {type(x) for x in xs} <= {t.Tensor, t.nn.Parameter}
+                or set(map(_device, xs)) != {dev} or any(map(_requires_grad, xs))
+                or set(map(_layout, xs)) != {t.strided} or any(map(t.Tensor.is_neg, xs))
+                or not set(map(_dtype, xs)) <= _fused_dtypes(t)):
+            return False
+        head = roles[0]
+        shapes, dtypes = list(map(_shape, head)), list(map(_dtype, head))
+        contiguous = list(map(t.Tensor.is_contiguous, head))
+        for role in roles[1:]:
+            if (list(map(_shape, role)) != shapes or list(map(_dtype, role)) != dtypes
+                    or list(map(t.Tensor.is_contiguous, role)) != contiguous):
+                return False
+        if not all(contiguous):  # the others: dense, one order per index
+            for i in (i for i, c in enumerate(contiguous) if not c):
+                order = _dense_order(head[i])
+                if order is None or any(_dense_order(r[i]) != order for r in roles[1:]):
                     return False
-                key = k
-                spans.append(self._span(x))
-        return not _meet(spans)
+        # dense tensors: each fills [data_ptr, data_ptr + numel * itemsize); sorted by
+        # the first byte, none may start before the one before it ends
+        sizes = list(map(mul, map(t.Tensor.numel, head), map(t.Tensor.element_size, head)))
+        spans = sorted(zip(map(t.Tensor.data_ptr, xs), map(add, map(t.Tensor.data_ptr, xs),
+                                                           sizes * len(roles))))
+        if 0 in sizes:  # empty tensors hold no memory
+            spans = [s for s in spans if s[1] > s[0]]
+        starts, ends = list(map(_first, spans)), list(map(_second, spans))
+        return not any(map(lt, starts[1:], ends[:-1]))
 
     def _span(self, x: Any) -> tuple[Any, int, int] | None:
-        if x.numel() == 0:
+        n = x.numel()
+        if n == 0:
             return None
         lo = x.data_ptr()
-        reach = sum((n - 1) * s for n, s in zip(x.shape, x.stride()))  # strides >= 0
+        if x.is_contiguous():
+            return x.device, lo, lo + n * x.element_size()
+        reach = sum((k - 1) * s for k, s in zip(x.shape, x.stride()))  # strides >= 0
         return x.device, lo, lo + (reach + 1) * x.element_size()
 
     def _steps(self, count: int, params: Sequence[Any]) -> list[Any]:
@@ -1207,29 +1243,27 @@ def _meet(xs: Sequence[Any], ys: Sequence[Any] | None = None) -> bool:
     return False
 
 
-def _kernel_layout(x: Any, dev: Any, torch: Any) -> tuple[Any, ...] | None:
-    """What the fused kernels need to agree on across the tensors of one parameter
-    index (shape, dtype, and the strides of the dimensions longer than 1, ``None`` for
-    a contiguous tensor), or ``None`` when ``x`` is not a tensor they read correctly
-    (see :meth:`Backend.can_fuse`): not a plain strided floating tensor on ``dev``,
-    recorded by autograd, lazily negated, or not non-overlapping-and-dense."""
-    if (type(x) not in (torch.Tensor, torch.nn.Parameter) or x.device != dev
-            or x.requires_grad or x.layout != torch.strided or not x.is_floating_point()
-            or x.is_neg()):
-        return None
-    shape = tuple(x.shape)
-    if x.is_contiguous():
-        return shape, x.dtype, None
-    dims = [(s, n) for s, n in zip(x.stride(), shape) if n != 1]
+def _dense_order(x: Any) -> tuple[int, ...] | None:
+    """The strides of the dimensions longer than 1 of a non-overlapping-and-dense
+    tensor (the kernels walk it as one flat run of memory in that order), or ``None``
+    when it has gaps (a slice) or a repeated element (a stride-0, expanded dimension)."""
+    dims = [(s, n) for s, n in zip(x.stride(), x.shape) if n != 1]
     expected = 1  # dense: the strides, sorted, are the running products of the sizes
     for s, n in sorted(dims):
         if s != expected:
             return None
         expected *= n
-    return shape, x.dtype, tuple(s for s, _ in dims)
+    return tuple(s for s, _ in dims)
 
+
+@functools.cache
+def _fused_dtypes(torch: Any) -> frozenset[Any]:
+    """The dtypes torch's fused optimizer kernels take (real floating types)."""
+    return frozenset({torch.float16, torch.bfloat16, torch.float32, torch.float64})
 
 _requires_grad = attrgetter("requires_grad")
+_device, _layout, _dtype, _shape = map(attrgetter, ("device", "layout", "dtype", "shape"))
+_first, _second = itemgetter(0), itemgetter(1)
 
 
 def _needs_grad(s: Any) -> bool:

@@ -101,16 +101,20 @@ def _run_fused(
     if not _is_number(lr):
         return None
     lp = spec.flatten_up_to(params)
-    inplace = out is not None
-    if out is None:
-        p = be.clone(lp)
-    else:
-        p = spec.flatten_up_to(out)
-        if out is not params:
-            be.clone(lp, p)
     s: Any = state[core] if core is not None else None
-    bufs = _kernel_buffers(kind, s, hp, spec, be, inplace)
-    if not be.can_fuse(p, g, *(b for b in bufs if b is not None)):
+    if out is None:  # new arrays: the copies (their layouts) are the kernel's inputs
+        p = be.clone(lp)
+        bufs = _kernel_buffers(kind, s, hp, spec, be, inplace=False)
+        ok = be.can_fuse(p, g, *(b for b in bufs if b is not None))
+    else:  # decided before anything is written: ``out`` may overlap the inputs
+        p = spec.flatten_up_to(out)
+        bufs = _kernel_buffers(kind, s, hp, spec, be, inplace=True)
+        ok = be.can_fuse(p, g, *(b for b in bufs if b is not None)) and (
+            out is params or not be.overlaps(p, lp)
+        )
+        if ok and out is not params:
+            be.clone(lp, p)
+    if not ok:
         return None  # layouts, dtypes, devices or memory the kernel cannot take
     new = list(state)
     if kind == "scale_by_adam":
