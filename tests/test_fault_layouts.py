@@ -254,3 +254,221 @@ def test_every_layout_gives_the_contiguous_run(
         if path != "donate":  # the caller's params are never written
             for k, v in params.items():
                 np.testing.assert_array_equal(_np(v), before[k], err_msg=f"{path} mutated {k}")
+
+
+# -- the predicate: what the kernels require, decided in one place --------------------------
+
+
+def _t(*shape: int) -> Any:
+    return torch.randn(*shape, dtype=torch.float64)
+
+
+def _roles(p: Any, g: Any, *bufs: Any) -> list[list[Any]]:
+    return [[p], [g], *([b] for b in bufs)]
+
+
+def _good_cases() -> dict[str, list[list[Any]]]:
+    p = _t(3, 4)
+    pt = _t(4, 3).T
+    cl = _t(2, 3, 2, 2).contiguous(memory_format=torch.channels_last)
+    perm = _t(4, 2, 3).permute(1, 2, 0)
+    col = _t(1, 4).T  # (4, 1) with stride (1, 1): contiguous in memory
+    return {
+        "contiguous": _roles(p, _t(3, 4), _t(3, 4), _t(3, 4)),
+        "all transposed": _roles(pt, _t(4, 3).T, torch.zeros_like(pt), torch.zeros_like(pt)),
+        "all channels_last": _roles(cl, torch.randn_like(cl), torch.zeros_like(cl)),
+        "all permuted": _roles(perm, torch.randn_like(perm), torch.zeros_like(perm)),
+        "size-1 dims, other strides": _roles(col, _t(4, 1), _t(4, 1)),
+        "a Parameter": _roles(torch.nn.Parameter(_t(3), requires_grad=False), _t(3)),
+        "several leaves": [[_t(2), _t(3, 2)], [_t(2), _t(3, 2)], [_t(2), _t(3, 2)]],
+        "empty leaf": [[_t(0), _t(2)], [_t(0), _t(2)]],
+    }
+
+
+def _bad_cases() -> dict[str, list[list[Any]]]:
+    p = _t(3, 4)
+    big = _t(6, 8)
+    flat = _t(24)
+    return {
+        "transposed grad (X.T @ R).T": _roles(p, _t(4, 3).T, _t(3, 4), _t(3, 4)),
+        "channels_last grad": _roles(
+            _t(2, 3, 2, 2), _t(2, 3, 2, 2).contiguous(memory_format=torch.channels_last)),
+        "transposed state buffer": _roles(p, _t(3, 4), _t(4, 3).T),
+        "sliced everywhere (gaps)": _roles(big[::2, ::2], _t(6, 8)[::2, ::2], _t(6, 8)[::2, ::2]),
+        "expanded grad (stride 0)": _roles(p, _t(1, 4).expand(3, 4), _t(3, 4)),
+        "grad is the params": _roles(p, p, _t(3, 4)),
+        "grad shares the params' memory": _roles(p, p.detach().view(3, 4), _t(3, 4)),
+        "grad is a state buffer": _roles(p, (m := _t(3, 4)), m),
+        "partial overlap": _roles(flat[:12].view(3, 4), flat[8:20].view(3, 4)),
+        "one buffer for two leaves": [[_t(2), _t(2)], [_t(2), _t(2)], [(b := _t(2)), b]],
+        "dtype differs": _roles(p, _t(3, 4).float()),
+        "shape differs": _roles(p, _t(4, 3)),
+        "recorded by autograd": _roles(_t(3, 4).requires_grad_(), _t(3, 4)),
+        "lazily negated": _roles(p, torch._neg_view(_t(3, 4))),
+        "integer tensors": _roles(torch.zeros(3, dtype=torch.int64),
+                                  torch.zeros(3, dtype=torch.int64)),
+        "complex tensors": _roles(torch.zeros(3, dtype=torch.complex128),
+                                  torch.zeros(3, dtype=torch.complex128)),
+        "sparse grad": _roles(p, _t(3, 4).to_sparse()),
+        "lists of other lengths": [[_t(2), _t(2)], [_t(2)]],
+        "no leaves": [[], []],
+        "meta device": _roles(torch.zeros(3, device="meta"), torch.zeros(3, device="meta")),
+    }
+
+
+@pytest.mark.parametrize("case", list(_good_cases()))
+def test_can_fuse_accepts_what_the_kernels_read_correctly(case: str) -> None:
+    assert backend.TORCH.can_fuse(*_good_cases()[case])
+
+
+@pytest.mark.parametrize("case", list(_bad_cases()))
+def test_can_fuse_refuses_what_the_kernels_would_get_wrong(case: str) -> None:
+    assert not backend.TORCH.can_fuse(*_bad_cases()[case])
+
+
+def test_can_fuse_is_false_for_numpy() -> None:
+    a = np.zeros(3)
+    assert not backend.NUMPY.can_fuse([a], [np.ones(3)])
+
+
+def test_overlaps_sees_memory_not_identity() -> None:
+    flat = _t(10)
+    assert backend.TORCH.overlaps([flat[:5]], [flat[4:]])
+    assert not backend.TORCH.overlaps([flat[:5]], [flat[5:]])
+    assert backend.TORCH.overlaps([flat], [flat.detach()])
+    a = np.arange(10.0)
+    assert backend.NUMPY.overlaps([a[::-1]], [a[:1]])
+    assert not backend.NUMPY.overlaps([a[:5]], [a[5:], np.float64(1.0)])
+
+
+# -- the fused kernels still run where they are correct (a spy on the torch backend) --------
+
+
+@pytest.fixture
+def kernel_calls(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    calls = {"fused_adam_": 0, "fused_sgd_": 0, "fused_adagrad_": 0}
+    for name in calls:
+        real = getattr(backend.TORCH, name)
+
+        def counted(*args: Any, _real: Any = real, _name: str = name, **kw: Any) -> Any:
+            calls[_name] += 1
+            return _real(*args, **kw)
+
+        monkeypatch.setattr(backend.TORCH, name, counted)
+    return calls
+
+
+KERNELS = {"adam": "fused_adam_", "adamw": "fused_adam_", "amsgrad": "fused_adam_",
+           "sgd_momentum": "fused_sgd_", "sgd_nesterov": "fused_sgd_",
+           "adagrad": "fused_adagrad_"}
+
+
+@pytest.mark.parametrize("label", list(KERNELS))
+@pytest.mark.parametrize("layout", ["contiguous", "transposed", "channels_last"])
+def test_fused_kernel_runs_on_matching_layouts(
+    label: str, layout: str, kernel_calls: dict[str, int]
+) -> None:
+    """Params and gradients of one dense layout (plain tensors, or a whole model in
+    channels_last) keep the fused kernel on every path."""
+    shape = SHAPES[layout]
+    for path in ("step", "loop", "donate"):
+        before = kernel_calls[KERNELS[label]]
+        _run(label, path, _params("torch", shape, layout), _grad_fn("torch", shape, layout))
+        assert kernel_calls[KERNELS[label]] - before == STEPS, (path, kernel_calls)
+
+
+@pytest.mark.parametrize("label", list(KERNELS))
+def test_fused_kernel_is_skipped_for_a_mismatched_gradient(
+    label: str, kernel_calls: dict[str, int]
+) -> None:
+    shape = SHAPES["transposed"]
+    _run(label, "step", _params("torch", shape, "contiguous"),
+         _grad_fn("torch", shape, "transposed"))
+    assert kernel_calls[KERNELS[label]] == 0
+
+
+# -- the issue's case: an nn.Linear-shaped weight, its hand-written gradient ---------------
+
+
+@pytest.mark.parametrize("label", ["adam", "adamw", "adagrad", "sgd_momentum"])
+@pytest.mark.parametrize("path", ["step", "loop"])
+def test_linear_weight_with_transposed_gradient_matches_torch_optim(
+    label: str, path: str
+) -> None:
+    """``dL/dW = (X.T @ R).T`` for ``W`` of shape ``(out, in)``: a transposed view.
+    Before the fix adam ended at a loss 50x torch.optim's and sgd with momentum
+    diverged."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(20, 4, dtype=torch.float64, generator=gen)
+    y = torch.randn(20, 3, dtype=torch.float64, generator=gen)
+    w0 = torch.randn(3, 4, dtype=torch.float64, generator=gen)
+    factory, kw, cls, tkw = OPTIMIZERS[label]
+    lr, steps = (0.1, 30) if label != "sgd_momentum" else (0.001, 30)
+
+    def grad_fn(w: Any) -> tuple[Any, Any]:
+        r = x @ w.T - y
+        return (r**2).sum(), 2 * (x.T @ r).T
+
+    assert not grad_fn(w0)[1].is_contiguous()
+    opt = factory(lr, **kw)
+    if path == "loop":
+        w = fnopt.fixed_point(opt, w0, grad_fn, stop=fnopt.stop.max_iters(steps)).params
+    else:
+        w, s = w0, opt.init(w0)
+        for _ in range(steps):
+            w, s = opt.step(w, grad_fn, s)
+    ref = w0.clone().requires_grad_(True)
+    topt = cls([ref], lr=lr, foreach=False, **tkw)
+    for _ in range(steps):
+        topt.zero_grad()
+        ((x @ ref.T - y) ** 2).sum().backward()
+        topt.step()
+    loss, ref_loss = float(grad_fn(w)[0]), float(grad_fn(ref.detach())[0])
+    assert loss == pytest.approx(ref_loss, rel=1e-9)
+    np.testing.assert_allclose(w.numpy(), ref.detach().numpy(), rtol=1e-9, atol=1e-12)
+
+
+# -- destinations that share memory with the inputs -------------------------------------------
+# ``opt.apply(params, value, grads, state, out=...)``: the caller's destination may be the
+# params themselves, and a gradient may be the params (``grad_fn = lambda p: (f, p)``) or
+# another view of them; the destination may be the gradient's buffer. Each gives the pure
+# step's numbers. (Few leaves take per-tensor ``out=`` ops; more than 16 the multi-tensor
+# copy-then-update path; NumPy arrays from 4096 elements are written into ``out`` at once.)
+
+ALIASING = {
+    "grads are params": lambda p, view: (p, p),
+    "grads view params": lambda p, view: (view(p), p),
+    "out is grads": lambda p, view: ((g := [2 * x + 1 for x in p]), g),
+    "out views grads": lambda p, view: ((g := [2 * x + 1 for x in p]), view(g)),
+    "out views params": lambda p, view: ([2 * x + 1 for x in p], view(p)),
+    "both view params": lambda p, view: (view(p), view(p)),
+}
+
+
+def _leaves(be: str, count: int, size: int) -> list[Any]:
+    rng = np.random.default_rng(count + size)
+    xs = [rng.standard_normal(size) for _ in range(count)]
+    return xs if be == "numpy" else [torch.tensor(x) for x in xs]
+
+
+@pytest.mark.parametrize("be", ["numpy", "torch"])
+@pytest.mark.parametrize("label", list(OPTIMIZERS))
+def test_destination_sharing_memory_with_inputs_gives_the_pure_step(
+    label: str, be: str
+) -> None:
+    def view(xs: list[Any]) -> list[Any]:
+        return [x.view() if be == "numpy" else x.detach() for x in xs]
+
+    sizes = [(1, 5), (20, 3)] + ([(1, 5000)] if be == "numpy" else [])
+    for (count, size), (case, make) in [(s, c) for s in sizes for c in ALIASING.items()]:
+        opt = make_opt(label)
+        p, ref = _leaves(be, count, size), _leaves(be, count, size)
+        s, s_ref = opt.init(p), opt.init(ref)
+        for _ in range(3):
+            g, _ = make(ref, view)
+            ref, s_ref = opt.apply(ref, 0.0, fnopt.tree.clone(g), s_ref)
+            g, out = make(p, view)
+            p, s = opt.apply(p, 0.0, g, s, out=out)
+            assert p is out
+        for a, b in zip(p, ref):
+            np.testing.assert_allclose(_np(a), _np(b), **TIGHT, err_msg=f"{case} {count}x{size}")

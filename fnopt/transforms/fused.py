@@ -150,7 +150,7 @@ def _run_fused(
 
 def _kernel_buffers(
     kind: str, s: Any, hp: Mapping[str, Any], spec: Any, be: Any, inplace: bool
-) -> list[list[Any] | None]:
+) -> list[Any]:
     """The state buffers the kernel of ``kind`` updates, as leaf lists: the state's
     own (``inplace``: the caller gave the state up) or copies. Adam: ``[mu, nu,
     nu_max or None]``; Adagrad: ``[sums]``; SGD: ``[momentum]``, or ``[]`` without."""
