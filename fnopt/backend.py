@@ -148,10 +148,15 @@ class Backend:
 
     # -- elementwise --------------------------------------------------------------
     # Every op takes a destination ``out``: ``None`` (new arrays) or a list of buffers
-    # the caller owns, which may be the op's first list operand (``xs``; ``ys`` for
-    # :meth:`axpy`, whose result is ``y + a x``) but no other operand. The destination
-    # never changes the arithmetic: ``op(..., out=buf)`` writes bitwise the numbers
-    # ``op(...)`` returns, so one expression serves a pure step and an in-place one.
+    # the caller owns, typically the op's first list operand (``xs``; ``ys`` for
+    # :meth:`axpy`, whose result is ``y + a x``). Any layout is fine, and so is a
+    # destination sharing memory with another operand: an op whose first pass would
+    # overwrite an operand it still reads checks (:meth:`overlaps`) and computes into
+    # new arrays first. (An operand partly overlapping a destination that is the first
+    # operand is not supported: torch raises a ``RuntimeError`` for it on CPU.) The
+    # destination never changes the arithmetic: ``op(..., out=buf)`` writes bitwise the
+    # numbers ``op(...)`` returns, so one expression serves a pure step and an in-place
+    # one.
     def add(self, xs: Sequence[Any], ys: Sequence[Any], out: Out = None) -> list[Any]:
         raise NotImplementedError
 
