@@ -259,8 +259,11 @@ class Backend:
         >>> NUMPY.overlaps([a[:3]], [a[2:]]), NUMPY.overlaps([a[:3]], [a[3:]])
         (True, False)
         """
-        span = self._span
-        return _meet([span(x) for x in xs], [span(y) for y in ys])
+        return _meet(self._spans(xs), self._spans(ys))
+
+    def _spans(self, xs: Sequence[Any]) -> list[tuple[Any, int, int] | None]:
+        """:meth:`_span` of each leaf."""
+        return list(map(self._span, xs))
 
     def _span(self, x: Any) -> tuple[Any, int, int] | None:
         """``(address space, first byte, end byte)`` of the memory ``x`` may touch, or
@@ -1021,13 +1024,14 @@ class _Torch(Backend):
         if dev.type not in ("cpu", "cuda") or any(len(r) != n for r in roles):
             return False
         xs = [x for r in roles for x in r]
-        if (not {type(x) for x in xs} <= {t.Tensor, t.nn.Parameter}
+        if (not set(map(type, xs)) <= {t.Tensor, t.nn.Parameter}
                 or set(map(_device, xs)) != {dev} or any(map(_requires_grad, xs))
-                or set(map(_layout, xs)) != {t.strided} or any(map(t.Tensor.is_neg, xs))
-                or not set(map(_dtype, xs)) <= _fused_dtypes(t)):
+                or set(map(_layout, xs)) != {t.strided} or any(map(t.Tensor.is_neg, xs))):
             return False
         head = roles[0]
         shapes, dtypes = list(map(_shape, head)), list(map(_dtype, head))
+        if not set(dtypes) <= _fused_dtypes(t):
+            return False
         contiguous = list(map(t.Tensor.is_contiguous, head))
         for role in roles[1:]:
             if (list(map(_shape, role)) != shapes or list(map(_dtype, role)) != dtypes
@@ -1047,6 +1051,14 @@ class _Torch(Backend):
             spans = [s for s in spans if s[1] > s[0]]
         starts, ends = list(map(_first, spans)), list(map(_second, spans))
         return not any(map(lt, starts[1:], ends[:-1]))
+
+    def _spans(self, xs: Sequence[Any]) -> list[tuple[Any, int, int] | None]:
+        t = self._t
+        if not all(map(t.Tensor.is_contiguous, xs)):
+            return list(map(self._span, xs))
+        los = list(map(t.Tensor.data_ptr, xs))  # contiguous: [lo, lo + numel * itemsize)
+        sizes = map(mul, map(t.Tensor.numel, xs), map(t.Tensor.element_size, xs))
+        return list(zip(map(_device, xs), los, map(add, los, sizes)))
 
     def _span(self, x: Any) -> tuple[Any, int, int] | None:
         n = x.numel()
@@ -1224,25 +1236,20 @@ def _recorded(xs: Sequence[Any]) -> bool:
     return sys.modules["torch"].is_grad_enabled() and any(map(_requires_grad, xs))
 
 
-def _meet(xs: Sequence[Any], ys: Sequence[Any] | None = None) -> bool:
-    """Whether two spans ``(space, first, end)`` (``None``: no memory) meet: a span of
-    ``xs`` and one of ``ys``, or (``ys`` omitted) any two spans of ``xs``. Sorted by
-    their first byte, a span meets an earlier one exactly when it starts before the
-    furthest end seen so far (of the other list, when there are two)."""
-    tagged = [(s, 0) for s in xs if s is not None]
-    if ys is not None:
-        tagged += [(s, 1) for s in ys if s is not None]
-    if len(tagged) < 2:
-        return False
+def _meet(xs: Sequence[Any], ys: Sequence[Any]) -> bool:
+    """Whether a span ``(space, first, end)`` of ``xs`` meets one of ``ys`` (``None``
+    or an empty span: no memory). Sorted by their first byte, a span meets an earlier
+    one of the other list exactly when it starts before the furthest end among those."""
     by_space: dict[Any, list[tuple[int, int, int]]] = {}
-    for (space, lo, hi), tag in tagged:
-        by_space.setdefault(space, []).append((lo, hi, tag))
+    for tag, spans in enumerate((xs, ys)):
+        for s in spans:
+            if s is not None and s[2] > s[1]:
+                by_space.setdefault(s[0], []).append((s[1], s[2], tag))
     for spans in by_space.values():
         spans.sort()
-        ends = [-1, -1]  # per list, the furthest end of the spans seen so far
+        ends = [-1, -1]  # per list, the furthest end of its spans seen so far
         for lo, hi, tag in spans:
-            reach = max(ends) if ys is None else ends[1 - tag]
-            if lo < reach:
+            if lo < ends[1 - tag]:
                 return True
             ends[tag] = max(ends[tag], hi)
     return False

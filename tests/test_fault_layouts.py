@@ -336,6 +336,9 @@ def test_overlaps_sees_memory_not_identity() -> None:
     assert backend.TORCH.overlaps([flat[:5]], [flat[4:]])
     assert not backend.TORCH.overlaps([flat[:5]], [flat[5:]])
     assert backend.TORCH.overlaps([flat], [flat.detach()])
+    assert backend.TORCH.overlaps([flat, flat[:2]], [flat[5:6]])  # inside the first
+    assert backend.TORCH.overlaps([flat[::2]], [flat[1::2]])  # interleaved: conservative
+    assert not backend.TORCH.overlaps([flat[:0]], [flat])  # empty: no memory
     a = np.arange(10.0)
     assert backend.NUMPY.overlaps([a[::-1]], [a[:1]])
     assert not backend.NUMPY.overlaps([a[:5]], [a[5:], np.float64(1.0)])
