@@ -1045,8 +1045,8 @@ class _Torch(Backend):
         # dense tensors: each fills [data_ptr, data_ptr + numel * itemsize); sorted by
         # the first byte, none may start before the one before it ends
         sizes = list(map(mul, map(t.Tensor.numel, head), map(t.Tensor.element_size, head)))
-        spans = sorted(zip(map(t.Tensor.data_ptr, xs), map(add, map(t.Tensor.data_ptr, xs),
-                                                           sizes * len(roles))))
+        los = list(map(t.Tensor.data_ptr, xs))
+        spans = sorted(zip(los, map(add, los, sizes * len(roles))))
         if 0 in sizes:  # empty tensors hold no memory
             spans = [s for s in spans if s[1] > s[0]]
         starts, ends = list(map(_first, spans)), list(map(_second, spans))
