@@ -345,7 +345,11 @@ class Descent(Transform):
             the new params are written into ``out``, and the array buffers of
             ``state`` are overwritten too (the caller gives ``state`` up; use the
             returned state). Both destinations run the same arithmetic and give
-            bitwise the same numbers; ``grads`` is only read.
+            bitwise the same numbers; ``grads`` is only read. Any memory layout
+            works, and ``grads`` may share memory with ``params`` or ``out`` (a
+            gradient that is the params themselves, new params written over the
+            gradient's buffer): the accelerated paths (torch's fused kernels, the
+            folded division) run only on inputs they are correct for.
 
         >>> import numpy as np, fnopt
         >>> opt = fnopt.adam(0.1)

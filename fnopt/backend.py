@@ -29,7 +29,7 @@ import sys
 import warnings
 from collections.abc import Sequence
 from itertools import repeat
-from operator import attrgetter
+from operator import add, attrgetter, itemgetter, lt, mul
 from typing import Any
 
 import numpy as np
@@ -154,10 +154,15 @@ class Backend:
 
     # -- elementwise --------------------------------------------------------------
     # Every op takes a destination ``out``: ``None`` (new arrays) or a list of buffers
-    # the caller owns, which may be the op's first list operand (``xs``; ``ys`` for
-    # :meth:`axpy`, whose result is ``y + a x``) but no other operand. The destination
-    # never changes the arithmetic: ``op(..., out=buf)`` writes bitwise the numbers
-    # ``op(...)`` returns, so one expression serves a pure step and an in-place one.
+    # the caller owns, typically the op's first list operand (``xs``; ``ys`` for
+    # :meth:`axpy`, whose result is ``y + a x``). Any layout is fine, and so is a
+    # destination sharing memory with another operand: an op whose first pass would
+    # overwrite an operand it still reads checks (:meth:`overlaps`) and computes into
+    # new arrays first. (An operand partly overlapping a destination that is the first
+    # operand is not supported: torch raises a ``RuntimeError`` for it on CPU.) The
+    # destination never changes the arithmetic: ``op(..., out=buf)`` writes bitwise the
+    # numbers ``op(...)`` returns, so one expression serves a pure step and an in-place
+    # one.
     def add(self, xs: Sequence[Any], ys: Sequence[Any], out: Out = None) -> list[Any]:
         raise NotImplementedError
 
@@ -226,10 +231,50 @@ class Backend:
     # -- fused whole-step kernels (accelerations of recognised chains) --------------
     # fnopt.transforms.fused recognises the chains; these run torch's fused kernels on the
     # lists given, in place (params, and the state buffers; grads are only read).
-    def can_fuse(self, params: Sequence[Any], grads: Sequence[Any]) -> bool:
-        """Whether the fused kernels can run on these leaves (never for NumPy; on torch
-        for CPU/CUDA tensors on one device that no autograd graph records)."""
+    def can_fuse(self, *roles: Sequence[Any]) -> bool:
+        """Whether torch's fused kernels compute, on exactly these lists, what the
+        generic path computes: the one predicate every fused step asks, with the lists
+        the kernel will read and write (``roles``: the destination params, the grads,
+        then each state buffer list, index ``i`` of each belonging to parameter ``i``).
+
+        The kernels walk each tensor as one flat run of memory, element ``k`` of every
+        tensor of index ``i`` together, and write some of them in place. So they are
+        correct only when, for every index, all the tensors
+
+        * are plain strided floating tensors on one CPU/CUDA device that no autograd
+          graph records (no lazy negation, no subclass);
+        * have the same shape, dtype and strides (over the dimensions longer than 1),
+          and are non-overlapping and dense: no stride-0 (expanded) dimension, no gaps
+          (a sliced tensor); a permuted dense layout (a transposed matrix,
+          channels_last) is fine when every tensor of the index shares it;
+
+        and no two tensors given share memory (a grad that aliases the params or a
+        state buffer, a destination overlapping the grads, the same buffer twice).
+        Anything else takes the generic path. Never true for NumPy (no kernels).
+        """
+        del roles
         return False
+
+    def overlaps(self, xs: Sequence[Any], ys: Sequence[Any]) -> bool:
+        """Whether some leaf of ``xs`` may share memory with some leaf of ``ys``: their
+        address ranges meet (conservative: two interleaved views such as ``a[::2]``
+        and ``a[1::2]`` count). Leaves with no memory of their own (NumPy scalars,
+        empty arrays) share none.
+
+        >>> a = np.zeros(6)
+        >>> NUMPY.overlaps([a[:3]], [a[2:]]), NUMPY.overlaps([a[:3]], [a[3:]])
+        (True, False)
+        """
+        return _meet(self._spans(xs), self._spans(ys))
+
+    def _spans(self, xs: Sequence[Any]) -> list[tuple[Any, int, int] | None]:
+        """:meth:`_span` of each leaf."""
+        return list(map(self._span, xs))
+
+    def _span(self, x: Any) -> tuple[Any, int, int] | None:
+        """``(address space, first byte, end byte)`` of the memory ``x`` may touch, or
+        ``None`` when it has none."""
+        raise NotImplementedError
 
     def fused_adam_(
         self, params: Sequence[Any], grads: Sequence[Any], mus: Sequence[Any],
@@ -492,12 +537,13 @@ def _ufunc2(f: Any, xs: Sequence[Any], ys: Any, out: Out) -> list[Any]:
 def _addc(f: Any, xs: Sequence[Any], ys: Sequence[Any], zs: Sequence[Any], value: Any,
           out: Out) -> list[Any]:
     """``x + value * f(y, z)`` with one scratch array per leaf (``out`` itself when it
-    is large and none of ``x, y, z``: the same three ufuncs, no new array)."""
+    is large and shares no memory with ``x, y, z``: the same three ufuncs, no new
+    array)."""
     res = []
     for i, (x, y, z) in enumerate(zip(xs, ys, zs)):
         o = None if out is None else out[i]
-        if (o is None or o.size < _DIRECT_OUT_MIN or o is x or o is y or o is z
-                or not o.dtype == y.dtype == z.dtype):
+        if (o is None or o.size < _DIRECT_OUT_MIN or not o.dtype == y.dtype == z.dtype
+                or _shares(o, x, y, z)):
             t = _arr(f(y, z))
         else:
             t = f(y, z, out=o)
@@ -505,6 +551,13 @@ def _addc(f: Any, xs: Sequence[Any], ys: Sequence[Any], zs: Sequence[Any], value
             t *= value
         res.append(np.add(x, t, out=t if o is None else o))
     return res
+
+
+def _shares(o: np.ndarray, *xs: Any) -> bool:
+    """Whether ``o`` may share memory with one of ``xs`` (then a first pass written into
+    ``o`` could overwrite an operand the second pass reads: a scratch array instead).
+    The bounds test: exact for the same array or views of one buffer."""
+    return any(np.may_share_memory(o, x) for x in xs)
 
 
 # NumPy ops write into a separate ``out`` directly (no scratch array) from this many
@@ -577,7 +630,7 @@ class _Numpy(Backend):
         res = []
         for i, (x, y) in enumerate(zip(xs, ys)):
             o = None if out is None else out[i]
-            if o is None or o.size < _DIRECT_OUT_MIN or o is x or o is y or o.dtype != x.dtype:
+            if o is None or o.size < _DIRECT_OUT_MIN or o.dtype != x.dtype or _shares(o, x, y):
                 t = _arr(x * a)  # a scratch array of this op (so ``out`` may be ``ys``)
             else:  # into ``out`` at once: the same two ufuncs, no new array
                 t = np.multiply(x, a, out=o)
@@ -767,6 +820,17 @@ class _Numpy(Backend):
     def storage_array(self, x: Any) -> np.ndarray:
         return np.asarray(x)
 
+    def _span(self, x: Any) -> tuple[Any, int, int] | None:
+        if type(x) is not np.ndarray or x.size == 0:  # a NumPy scalar: immutable, no memory
+            return None
+        lo = hi = x.__array_interface__["data"][0]
+        for n, s in zip(x.shape, x.strides):
+            if s < 0:
+                lo += (n - 1) * s
+            else:
+                hi += (n - 1) * s
+        return None, lo, hi + x.itemsize
+
 
 class _Torch(Backend):
     name = "torch"
@@ -782,7 +846,9 @@ class _Torch(Backend):
     def _fe(self, op: str, out: Out, first: Sequence[Any], *rest: Any, **kw: Any) -> list[Any]:
         """``torch._foreach_<op>(first, *rest)``: out of place for ``out=None``, else the
         in-place ``_foreach_<op>_`` on ``out`` (after copying ``first`` there unless
-        ``out`` is ``first``): the same kernel, so bitwise the same numbers.
+        ``out`` is ``first``; when ``out`` shares memory with another operand, the
+        out-of-place op copied into ``out``): the same kernel, so bitwise the same
+        numbers.
 
         While autograd records ``first`` (a differentiable loop), the result is a new
         list whatever ``out`` says: an in-place op would overwrite what the backward
@@ -798,6 +864,11 @@ class _Torch(Backend):
                 args = [r if isinstance(r, (list, tuple)) else [r] * len(out) for r in rest]
                 for i, (o, x) in enumerate(zip(out, first)):
                     fn(x, *(a[i] for a in args), **kw, out=o)
+                return out
+            if self.overlaps(out, [x for r in rest if isinstance(r, (list, tuple)) for x in r]):
+                # the copy into ``out`` would overwrite an operand still to be read:
+                # the op into new tensors, then into ``out``
+                t._foreach_copy_(out, getattr(t, "_foreach_" + op)(list(first), *rest, **kw))
                 return out
             t._foreach_copy_(out, list(first))
         getattr(t, "_foreach_" + op + "_")(out, *rest, **kw)
@@ -955,13 +1026,61 @@ class _Torch(Backend):
     def set_flat_(self, x: Any, i: int, value: float) -> None:
         x[tuple(int(j) for j in np.unravel_index(i, tuple(x.shape)))] = value
 
-    def can_fuse(self, params: Sequence[Any], grads: Sequence[Any]) -> bool:
-        dev = params[0].device
-        if dev.type not in ("cpu", "cuda"):
+    def can_fuse(self, *roles: Sequence[Any]) -> bool:
+        # (each property read for a whole list at once, by ``map``: a few tens of
+        # nanoseconds a tensor, where a Python loop costs microseconds)
+        if not roles or not roles[0]:
             return False
-        return not any(
-            x.requires_grad or x.device != dev for xs in (params, grads) for x in xs
-        )
+        t = self._t
+        n, dev = len(roles[0]), roles[0][0].device
+        if dev.type not in ("cpu", "cuda") or any(len(r) != n for r in roles):
+            return False
+        xs = [x for r in roles for x in r]
+        if (not set(map(type, xs)) <= {t.Tensor, t.nn.Parameter}
+                or set(map(_device, xs)) != {dev} or any(map(_requires_grad, xs))
+                or set(map(_layout, xs)) != {t.strided} or any(map(t.Tensor.is_neg, xs))):
+            return False
+        head = roles[0]
+        shapes, dtypes = list(map(_shape, head)), list(map(_dtype, head))
+        if not set(dtypes) <= _fused_dtypes(t):
+            return False
+        contiguous = list(map(t.Tensor.is_contiguous, head))
+        for role in roles[1:]:
+            if (list(map(_shape, role)) != shapes or list(map(_dtype, role)) != dtypes
+                    or list(map(t.Tensor.is_contiguous, role)) != contiguous):
+                return False
+        if not all(contiguous):  # the others: dense, one order per index
+            for i in (i for i, c in enumerate(contiguous) if not c):
+                order = _dense_order(head[i])
+                if order is None or any(_dense_order(r[i]) != order for r in roles[1:]):
+                    return False
+        # dense tensors: each fills [data_ptr, data_ptr + numel * itemsize); sorted by
+        # the first byte, none may start before the one before it ends
+        sizes = list(map(mul, map(t.Tensor.numel, head), map(t.Tensor.element_size, head)))
+        los = list(map(t.Tensor.data_ptr, xs))
+        spans = sorted(zip(los, map(add, los, sizes * len(roles))))
+        if 0 in sizes:  # empty tensors hold no memory
+            spans = [s for s in spans if s[1] > s[0]]
+        starts, ends = list(map(_first, spans)), list(map(_second, spans))
+        return not any(map(lt, starts[1:], ends[:-1]))
+
+    def _spans(self, xs: Sequence[Any]) -> list[tuple[Any, int, int] | None]:
+        t = self._t
+        if not all(map(t.Tensor.is_contiguous, xs)):
+            return list(map(self._span, xs))
+        los = list(map(t.Tensor.data_ptr, xs))  # contiguous: [lo, lo + numel * itemsize)
+        sizes = map(mul, map(t.Tensor.numel, xs), map(t.Tensor.element_size, xs))
+        return list(zip(map(_device, xs), los, map(add, los, sizes)))
+
+    def _span(self, x: Any) -> tuple[Any, int, int] | None:
+        n = x.numel()
+        if n == 0:
+            return None
+        lo = x.data_ptr()
+        if x.is_contiguous():
+            return x.device, lo, lo + n * x.element_size()
+        reach = sum((k - 1) * s for k, s in zip(x.shape, x.stride()))  # strides >= 0
+        return x.device, lo, lo + (reach + 1) * x.element_size()
 
     def _steps(self, count: int, params: Sequence[Any]) -> list[Any]:
         """The step number as the per-param tensors the fused kernels read (one shared
@@ -1136,7 +1255,46 @@ def _recorded(xs: Sequence[Any]) -> bool:
     return sys.modules["torch"].is_grad_enabled() and any(map(_requires_grad, xs))
 
 
+def _meet(xs: Sequence[Any], ys: Sequence[Any]) -> bool:
+    """Whether a span ``(space, first, end)`` of ``xs`` meets one of ``ys`` (``None``
+    or an empty span: no memory). Sorted by their first byte, a span meets an earlier
+    one of the other list exactly when it starts before the furthest end among those."""
+    by_space: dict[Any, list[tuple[int, int, int]]] = {}
+    for tag, spans in enumerate((xs, ys)):
+        for s in spans:
+            if s is not None and s[2] > s[1]:
+                by_space.setdefault(s[0], []).append((s[1], s[2], tag))
+    for spans in by_space.values():
+        spans.sort()
+        ends = [-1, -1]  # per list, the furthest end of its spans seen so far
+        for lo, hi, tag in spans:
+            if lo < ends[1 - tag]:
+                return True
+            ends[tag] = max(ends[tag], hi)
+    return False
+
+
+def _dense_order(x: Any) -> tuple[int, ...] | None:
+    """The strides of the dimensions longer than 1 of a non-overlapping-and-dense
+    tensor (the kernels walk it as one flat run of memory in that order), or ``None``
+    when it has gaps (a slice) or a repeated element (a stride-0, expanded dimension)."""
+    dims = [(s, n) for s, n in zip(x.stride(), x.shape) if n != 1]
+    expected = 1  # dense: the strides, sorted, are the running products of the sizes
+    for s, n in sorted(dims):
+        if s != expected:
+            return None
+        expected *= n
+    return tuple(s for s, _ in dims)
+
+
+@functools.cache
+def _fused_dtypes(torch: Any) -> frozenset[Any]:
+    """The dtypes torch's fused optimizer kernels take (real floating types)."""
+    return frozenset({torch.float16, torch.bfloat16, torch.float32, torch.float64})
+
 _requires_grad = attrgetter("requires_grad")
+_device, _layout, _dtype, _shape = map(attrgetter, ("device", "layout", "dtype", "shape"))
+_first, _second = itemgetter(0), itemgetter(1)
 
 
 def _needs_grad(s: Any) -> bool:

@@ -110,8 +110,10 @@ class FirstOrder:
         self.opt, self.grads, self.k = opt, grads, start
         self.be = _backend.of(params)
         if owned:  # the loop's own copy x_k, and a second buffer for x_{k+1} (written
-            # whole by each ``advance`` before anything reads it: zeros, not a copy)
-            self.x, self.spare = _tree.clone(params), _tree.zeros_like(params)
+            # whole by each ``advance`` before anything reads it: zeros, not a copy),
+            # laid out alike: the caller's layout where it is dense, else contiguous
+            self.x = _tree.clone(params)
+            self.spare = _tree.zeros_like(self.x)
             self.s = state
         else:
             self.x, self.s, self.spare = params, state, None

@@ -106,8 +106,8 @@ def evaluate(d: Direction) -> list[Any]:
 
 def add_direction(d: Direction, k: Any, params: list[Any], out: list[Any] | None) -> list[Any]:
     """``params`` :math:`+ \\sum_i (k c_i)\\,(n_i / d_i)`, one ``addcdiv`` (or ``axpy``)
-    pass per term, into ``out`` (``None``: new arrays; it may be ``params``: only the
-    first term may read it, else :func:`evaluate` of ``d`` is added). Where
+    pass per term, into ``out`` (``None``: new arrays; it may be ``params``: where a
+    later term reads memory ``out`` shares, :func:`evaluate` of ``d`` is added). Where
     ``k`` or a ``c_i`` is not a Python number (a tensor learning rate, perhaps one that
     autograd records), :func:`evaluate` of ``d`` is scaled by ``k`` instead."""
     be = d.be
@@ -115,8 +115,10 @@ def add_direction(d: Direction, k: Any, params: list[Any], out: list[Any] | None
         k = float(k)  # a NumPy scalar learning rate: a Python number, as the ops take it
     if not (isinstance(k, float) and all(isinstance(t[0], (int, float)) for t in d.terms)):
         return be.axpy(k, evaluate(d), params, out)
-    if out is not None and any(_reads(t, out) for t in d.terms[1:]):
-        return be.axpy(k, evaluate(d), params, out)  # a later term reads the destination
+    if out is not None and len(d.terms) > 1 and be.overlaps(
+        [x for _, num, den in d.terms[1:] for x in (*num, *(den or ()))], out
+    ):  # a later term reads memory the first one writes (a grad that is the params)
+        return be.axpy(k, evaluate(d), params, out)
     res = params
     for i, (c, num, den) in enumerate(d.terms):
         dst = out if i == 0 else res  # later terms: into the new params
@@ -125,12 +127,6 @@ def add_direction(d: Direction, k: Any, params: list[Any], out: list[Any] | None
         else:
             res = be.addcdiv(res, num, den, k * c, dst)
     return res
-
-
-def _reads(term: tuple[Any, list[Any], list[Any] | None], out: list[Any]) -> bool:
-    """Whether ``term`` reads the arrays of ``out`` (compared by identity)."""
-    ids = {id(x) for x in out}
-    return any(id(x) in ids for x in (*term[1], *(term[2] or ())))
 
 
 def _scaling(init: Any, direction: Any, name: str, **hyperparams: Any) -> Transform:

@@ -83,7 +83,10 @@ def _run_fused(
     grads: Updates, state: State, params: Params, out: Params | None,
 ) -> tuple[Params, State] | None:
     """One fused step of a recognised chain (see :func:`_fused_update_params`): the
-    params into ``out`` (or copies), the state buffers in place (or copies)."""
+    params into ``out`` (or copies), the state buffers in place (or copies); ``None``
+    (nothing written but ``out``, which the generic path then writes whole) where the
+    kernel is not correct for the inputs it would get: ``be.can_fuse``, asked with
+    exactly those inputs, after the copies."""
     if (out is not params) and kind == "sgd" and core is None and not (
         opts["weight_decay"] or opts["maximize"]
     ):
@@ -93,30 +96,29 @@ def _run_fused(
     g, spec, be = _flat(grads)
     if not be.has_fused:  # NumPy: the generic path, at once
         return None
-    lp = spec.flatten_up_to(params)
-    if not be.can_fuse(lp, g):
-        return None
     lr_state = state[lr_at]
     lr = learning_rate(lr_state.count) if callable(learning_rate) else learning_rate
     if not _is_number(lr):
         return None
-    inplace = out is not None
-    if out is None:
-        p = be.clone(lp)
-    else:
-        p = spec.flatten_up_to(out)
-        if out is not params:
-            be.clone(lp, p)
-
-    def buffers(t: Any) -> list[Any]:  # a state buffer: its own (in place) or a copy
-        leaves = spec.flatten_up_to(t)
-        return leaves if inplace else be.clone(leaves)
-
-    new = list(state)
+    lp = spec.flatten_up_to(params)
     s: Any = state[core] if core is not None else None
+    if out is None:  # new arrays: the copies (their layouts) are the kernel's inputs
+        p = be.clone(lp)
+        bufs = _kernel_buffers(kind, s, hp, spec, be, inplace=False)
+        ok = be.can_fuse(p, g, *(b for b in bufs if b is not None))
+    else:  # decided before anything is written: ``out`` may overlap the inputs
+        p = spec.flatten_up_to(out)
+        bufs = _kernel_buffers(kind, s, hp, spec, be, inplace=True)
+        ok = be.can_fuse(p, g, *(b for b in bufs if b is not None)) and (
+            out is params or not be.overlaps(p, lp)
+        )
+        if ok and out is not params:
+            be.clone(lp, p)
+    if not ok:
+        return None  # layouts, dtypes, devices or memory the kernel cannot take
+    new = list(state)
     if kind == "scale_by_adam":
-        mu, nu = buffers(s.mu), buffers(s.nu)
-        nu_max = buffers(s.nu_max) if hp["amsgrad"] else None
+        mu, nu, nu_max = bufs
         be.fused_adam_(
             p, g, mu, nu, nu_max, count=s.count + 1, lr=float(lr), b1=hp["b1"], b2=hp["b2"],
             eps=hp["eps"], **opts,
@@ -126,21 +128,39 @@ def _run_fused(
             None if nu_max is None else spec.unflatten(nu_max),
         )
     elif kind == "scale_by_adagrad":
-        sums = buffers(s.sum_of_squares)
+        (sums,) = bufs
         be.fused_adagrad_(
             p, g, sums, lr=float(lr), eps=hp["eps"], weight_decay=opts["weight_decay"],
             maximize=opts["maximize"],
         )
         new[core] = ScaleByAdagradState(s.count + 1, spec.unflatten(sums))  # type: ignore[index]
     else:  # sgd, with momentum (trace) or without
-        bufs = buffers(s.trace) if s is not None else []
+        momentum = bufs[0] if bufs else []
         be.fused_sgd_(
-            p, g, bufs, lr=float(lr), momentum=hp.get("decay", 0.0),
+            p, g, momentum, lr=float(lr), momentum=hp.get("decay", 0.0),
             dampening=hp.get("dampening", 0.0), nesterov=hp.get("nesterov", False),
             weight_decay=opts["weight_decay"], maximize=opts["maximize"],
             first=s is not None and s.count == 0,
         )
         if s is not None:
-            new[core] = TraceState(s.count + 1, spec.unflatten(bufs))  # type: ignore[index]
+            new[core] = TraceState(s.count + 1, spec.unflatten(momentum))  # type: ignore[index]
     new[lr_at] = ScaleByLearningRateState(lr_state.count + 1, lr)
     return (spec.unflatten(p) if out is None else out), tuple(new)
+
+
+def _kernel_buffers(
+    kind: str, s: Any, hp: Mapping[str, Any], spec: Any, be: Any, inplace: bool
+) -> list[Any]:
+    """The state buffers the kernel of ``kind`` updates, as leaf lists: the state's
+    own (``inplace``: the caller gave the state up) or copies. Adam: ``[mu, nu,
+    nu_max or None]``; Adagrad: ``[sums]``; SGD: ``[momentum]``, or ``[]`` without."""
+
+    def buffers(t: Any) -> list[Any]:
+        leaves = spec.flatten_up_to(t)
+        return leaves if inplace else be.clone(leaves)
+
+    if kind == "scale_by_adam":
+        return [buffers(s.mu), buffers(s.nu), buffers(s.nu_max) if hp["amsgrad"] else None]
+    if kind == "scale_by_adagrad":
+        return [buffers(s.sum_of_squares)]
+    return [buffers(s.trace)] if s is not None else []
