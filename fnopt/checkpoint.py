@@ -864,14 +864,6 @@ def _check_device(device: Any) -> Any:
     return dev
 
 
-# Everything zipfile, json and the .npy reader raise on a damaged file. A hostile
-# file must not crash load with any of them, and none of them is a bug of the caller.
-_READ_ERRORS = (
-    zipfile.LargeZipFile, NotImplementedError, ValueError, OSError, EOFError, KeyError,
-    IndexError, TypeError, RuntimeError, OverflowError, RecursionError, struct.error,
-    MemoryError, UnicodeError,
-)
-
 # -- the memory a load may take -------------------------------------------------------
 # load estimates, before allocating, what reading a file costs and refuses a file whose
 # estimate exceeds _BUDGET_FACTOR times its size plus _BUDGET_SLACK; save refuses to
@@ -995,7 +987,9 @@ def _read(path: pathlib.Path, where: str) -> tuple[dict[str, Any], list[np.ndarr
         raise CheckpointError(
             f"{where}: not a readable fnopt checkpoint (truncated or corrupt: {exc})"
         ) from None
-    except _READ_ERRORS as exc:
+    except Exception as exc:  # whatever zipfile, json or the .npy reader raise on a
+        # damaged file (OSError, ValueError, struct.error, OverflowError, MemoryError,
+        # RecursionError, ...): never the caller's bug, always the file's
         raise CheckpointError(
             f"{where}: corrupt checkpoint ({_show(exc, 200)})"
         ) from None

@@ -373,3 +373,34 @@ def test_metadata_round_trips_exactly(tmp_path):
     assert ck.metadata == meta
     assert json.dumps(ck.metadata) == json.dumps(meta)  # order and types too
     assert type(ck.metadata["a"]) is list and type(ck.metadata["a"][6]) is int
+
+
+# -- any damage: CheckpointError or a correct load, nothing else --------------------------
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_random_byte_damage_raises_only_checkpoint_error(tmp_path, backend):
+    if backend == "torch":
+        torch = pytest.importorskip("torch")
+        params = {"w": torch.arange(6.0).reshape(2, 3), "b": torch.zeros(2)}
+    else:
+        params = {"w": np.arange(6.0).reshape(2, 3), "b": np.zeros(2, np.float32)}
+    opt = fnopt.adam(0.1)
+    good = fnopt.save(tmp_path / "good.npz", params, opt.init(params), iteration=3,
+                      metadata={"k": [1.5, None]})
+    data = good.read_bytes()
+    rng = np.random.default_rng(0)
+    bad = tmp_path / "bad.npz"
+    outcomes = {"refused": 0, "loaded": 0}
+    for _ in range(150):
+        mutated = bytearray(data)
+        for at in rng.integers(0, len(data), size=int(rng.integers(1, 4))):
+            mutated[at] = int(rng.integers(0, 256))
+        bad.write_bytes(bytes(mutated))
+        try:
+            fnopt.load(bad)
+            outcomes["loaded"] += 1  # e.g. a flipped byte in a name's padding
+        except CheckpointError as exc:
+            assert str(bad) in str(exc)
+            outcomes["refused"] += 1
+    assert outcomes["refused"] > 100, outcomes
