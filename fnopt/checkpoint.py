@@ -786,9 +786,11 @@ def load(
 
     Raises:
       FileNotFoundError: no file at ``path``.
-      TypeError, ValueError: a bad argument (``device`` that torch does not know or
-        cannot put a tensor on, such as ``"hpu"`` or ``"xla:0"`` without their
-        modules; ``types`` that are not classes).
+      TypeError, ValueError: a bad argument (``device`` that torch does not know,
+        ``types`` that are not classes); a ``device`` torch knows but cannot put a
+        tensor on here (``"hpu"`` or ``"xla:0"`` without their modules, ``"cuda"``
+        without a GPU) raises :class:`CheckpointError`, a ``ValueError`` naming
+        ``device``, before the file is read.
       CheckpointError: (a ``ValueError``) the file is not a regular file, is not a
         checkpoint, is truncated or corrupt (CRC mismatch, compressed, duplicate or
         overlapping members, arrays larger or smaller than declared, malformed header
@@ -841,8 +843,8 @@ def _decode(header: dict[str, Any], stored: list[np.ndarray],
 
 def _check_device(device: Any) -> Any:
     """``device`` as a ``torch.device`` (None stays None); ValueError if torch does not
-    know it or cannot put a tensor there (``"hpu"`` without its module, ``"xla:0"``
-    without torch_xla, ``"cuda"`` without a GPU)."""
+    know it, CheckpointError (a ValueError) if it cannot put a tensor there (``"hpu"``
+    without its module, ``"xla:0"`` without torch_xla, ``"cuda"`` without a GPU)."""
     if device is None:
         return None
     try:
@@ -859,8 +861,9 @@ def _check_device(device: Any) -> Any:
     try:
         torch.empty(0, device=dev)
     except Exception as exc:  # ModuleNotFoundError (hpu), NotImplementedError (xla), ...
-        raise ValueError(f"device: cannot put tensors on {_show(str(dev))} on this machine "
-                         f"({_show(exc, 160)})") from None
+        # a CheckpointError (a ValueError): no checkpoint loads onto this device here
+        raise CheckpointError(f"device: cannot put tensors on {_show(str(dev))} on this "
+                              f"machine ({_show(exc, 160)})") from None
     return dev
 
 
@@ -1268,7 +1271,8 @@ def _to_device(t: Any, rec: dict[str, Any], i: int, where: str, device: Any) -> 
         return t.to(device)
     except Exception as exc:  # also ModuleNotFoundError ("hpu"), NotImplementedError
         if given:
-            raise ValueError(f"device: cannot put tensors on {device} ({exc})") from None
+            raise CheckpointError(f"device: cannot put tensors on {device} "
+                                  f"({_show(exc, 160)})") from None
         raise CheckpointError(
             f"{where}: array {i} was saved on {device}, which this machine cannot use "
             f"({_show(exc, 120)}); pass load(..., device='cpu')"

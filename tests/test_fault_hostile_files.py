@@ -338,12 +338,18 @@ def test_unusable_recorded_device_is_a_checkpoint_error(tmp_path, device):
 
 
 @pytest.mark.parametrize("device", ["hpu", "xla:0"])
-def test_unusable_device_argument_is_a_value_error(tmp_path, device):
+def test_unusable_device_argument_is_a_checkpoint_error_naming_device(tmp_path, device):
     pytest.importorskip("torch")
     f = _torch_file(tmp_path, "cpu")
-    with pytest.raises(ValueError, match="device: cannot put tensors on") as info:
+    with pytest.raises(CheckpointError, match="^device: cannot put tensors on") as info:
         fnopt.load(f, device=device)
-    assert not isinstance(info.value, CheckpointError)
+    assert isinstance(info.value, ValueError)
+
+
+def test_unknown_device_argument_is_a_value_error(tmp_path):
+    pytest.importorskip("torch")
+    with pytest.raises(ValueError, match="device: expected a torch device"):
+        fnopt.load(_torch_file(tmp_path, "cpu"), device="no_such_device")
 
 
 # -- metadata round-trips exactly, or save refuses it --------------------------------------
