@@ -15,7 +15,8 @@ rate per task and optimizer that ``--lr`` overrides; ``--opt KEY=VALUE`` (repeat
 passes any other argument of the factory (the value read as a Python literal, else as
 a string). The task is one of :data:`TASKS` or ``MODULE:FUNCTION`` (or
 ``path/to/file.py:FUNCTION``): a loss ``f(x) -> scalar`` started from ``--x0``, with
-gradients by central finite differences on NumPy or ``torch.func`` on torch (an
+gradients by central finite differences on NumPy or ``torch.func`` on torch (a
+function returning a pair ``(loss, gradient)`` gives its own gradient; an
 :class:`fnopt.objectives.Objective` there is used as it is).
 
 Exit codes: 0 on success; 1 when a run or a demo fails (the run itself, e.g. a NaN
@@ -136,14 +137,27 @@ def _user_task(spec: str, backend: str, dtype: str, x0: Sequence[float] | None) 
     if x0 is None:
         raise UsageError(f"--x0: required for your own objective {spec!r} (e.g. --x0 1,2)")
     start = _backend.array(np.asarray(x0, dtype=dtype), backend)
-    provider = grad.torch_func(obj) if backend == "torch" else grad.finite_differences(obj)
+    try:
+        first = obj(start)
+    except Exception as exc:
+        raise UsageError(f"task: {spec}(x0) raised {_one_line(exc)}") from None
+    loss: Callable[[Any], Any] = obj
+    if isinstance(first, tuple) and len(first) == 2:  # already (value, grads)
+        provider = obj
+
+        def loss(x: Any) -> Any:
+            return obj(x)[0]
+    elif backend == "torch":
+        provider = grad.torch_func(obj)
+    else:
+        provider = grad.finite_differences(obj)
     try:
         value, _ = provider(start)
         float(value)
     except Exception as exc:
-        raise UsageError(f"task: {spec}(x0) must return a scalar loss; it gave "
-                         f"{_one_line(exc)}") from None
-    return CliTask(_UserTask(fn_name, obj, provider), start)
+        raise UsageError(f"task: {spec}(x0) must return a scalar loss (or a pair (loss, "
+                         f"gradient)); it gave {_one_line(exc)}") from None
+    return CliTask(_UserTask(fn_name, loss, provider), start)
 
 
 def _import_user_module(name: str) -> Any:

@@ -158,6 +158,10 @@ def loss(x):
 
 def vector(x):
     return x * 2
+
+def with_grad(x):
+    r = x - np.array([3.0, -1.0])
+    return (r ** 2).sum(), 2 * r
 """
 
 
@@ -177,6 +181,13 @@ def test_own_objective_from_a_module(capsys, user_module):
     assert code == 0, err
     np.testing.assert_allclose(_params(out), [3.0, -1.0], atol=1e-5)
     assert "fnopt run: loss (numpy, float64) with lbfgs" in out
+
+
+def test_own_objective_with_its_own_gradient(capsys, user_module):
+    code, out, err = run(capsys, "run", f"{user_module}:with_grad", "--x0", "0,0", "-o",
+                         "bfgs", "-q")
+    assert code == 0, err
+    np.testing.assert_allclose(_params(out), [3.0, -1.0], atol=1e-6)
 
 
 def test_own_objective_from_a_file_with_opt(capsys, user_module, tmp_path):

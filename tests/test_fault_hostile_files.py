@@ -341,7 +341,7 @@ def test_unusable_recorded_device_is_a_checkpoint_error(tmp_path, device):
 def test_unusable_device_argument_is_a_checkpoint_error_naming_device(tmp_path, device):
     pytest.importorskip("torch")
     f = _torch_file(tmp_path, "cpu")
-    with pytest.raises(CheckpointError, match="^device: cannot put tensors on") as info:
+    with pytest.raises(CheckpointError, match=r"^device: cannot put tensors on") as info:
         fnopt.load(f, device=device)
     assert isinstance(info.value, ValueError)
 
