@@ -410,3 +410,41 @@ def test_random_byte_damage_raises_only_checkpoint_error(tmp_path, backend):
             assert str(bad) in str(exc)
             outcomes["refused"] += 1
     assert outcomes["refused"] > 100, outcomes
+
+
+# -- the estimate load checks is an upper bound of what loading takes ---------------------
+
+
+_SHAPES = {
+    "0-d arrays": lambda n: ([np.array(float(i)) for i in range(n)], None, None),
+    "python ints": lambda n: ({"w": np.ones(3)}, list(range(n)), None),
+    "python floats": lambda n: ({"w": np.ones(3)}, [i * 1.1 for i in range(n)], None),
+    "nested tuples": lambda n: ({"w": np.ones(3)}, [((),) for _ in range(n)], None),
+    "metadata dicts": lambda n: ({"w": np.ones(3)}, None, {"h": [{} for _ in range(n)]}),
+    "metadata lists": lambda n: ({"w": np.ones(3)}, None, {"h": [[[]] for _ in range(n)]}),
+    "metadata keys": lambda n: ({"w": np.ones(3)}, None, {str(i): i for i in range(n)}),
+}
+
+
+@pytest.mark.parametrize("shape", sorted(_SHAPES))
+def test_the_memory_estimate_bounds_the_real_peak(tmp_path, monkeypatch, shape):
+    """load refuses a file when its estimate exceeds 4x size + 4 MiB, so the estimate
+    must never be below what loading really allocates (tracemalloc's peak)."""
+    from fnopt import checkpoint as ck
+
+    monkeypatch.setattr(ck, "_BUDGET_FACTOR", 1000)  # let save and load accept anything
+    params, state, meta = _SHAPES[shape](3000)
+    f = fnopt.save(tmp_path / "x.npz", params, state, metadata=meta)
+    size = f.stat().st_size
+    with zipfile.ZipFile(f) as zf:
+        text = zf.read("fnopt-checkpoint.json")
+        infos = {i.filename: i for i in zf.infolist()}
+    with open(f, "rb") as fh:
+        estimate = max(ck._members_cost(text, infos), ck._directory_cost(fh, size))
+    tracemalloc.start()
+    try:
+        fnopt.load(f)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak <= estimate, (shape, peak, estimate)
