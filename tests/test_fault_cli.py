@@ -54,9 +54,9 @@ def test_every_listed_optimizer_runs_or_exits_2_with_one_line(capsys, task):
         if code == 2:
             _assert_usage_error(code, err, f"'{name}'")
             refused.append(name)
-        else:
-            assert code == 0, (name, code, err)
-            assert "iterations   2" in out or "converged" in out, (name, out)
+        else:  # it ran (1: the run itself ended in a failure such as a NaN loss)
+            assert code in (0, 1), (name, code, err)
+            assert "done: " in out and "  iterations" in out, (name, out)
     # the pairs the issue names are refused, the common ones run
     assert {"muon", "levenberg_marquardt"} <= set(refused)
     assert not {"sgd", "adam", "lbfgs"} & set(refused)
