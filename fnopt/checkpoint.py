@@ -37,9 +37,16 @@ attrs state classes are re-imported by name only if ``fnopt`` defines them (a mo
 must be the recorded ones); other classes must be passed in ``types=`` (or be found in
 ``state_like=``), and their field names must match the file. A hostile or damaged
 file raises :class:`CheckpointError` and nothing else, after allocating at most a small
-multiple of the file's own size: members must be stored uncompressed (as :func:`save`
-writes them), each ``.npy`` member must hold exactly the bytes its header declares
-before anything is allocated for it, and every header field is checked.
+multiple of the file's own size: only a regular file is opened (a FIFO, ``/dev/zero``, a
+directory or socket is refused after an ``os.stat``, so load never blocks or reads
+without end); the memory that zipfile's directory, the JSON header and the arrays will
+take is estimated from the file before anything is parsed and the file is refused if
+it exceeds ``4 x size + 4 MiB`` (:func:`save` refuses to write such a file); members
+must be stored uncompressed (as :func:`save` writes them) and must not overlap one
+another or the central directory; each ``.npy`` member must hold exactly the bytes its
+header declares before anything is allocated for it, and every header field is checked.
+Metadata round-trips exactly: :func:`save` refuses what JSON would change (non-``str``
+keys, tuples).
 
 Writes are atomic: the archive is written to a temporary file ``.<name>.<random>.tmp``
 in the same directory, flushed to disk and renamed over ``path``, so a crash mid-write
@@ -312,7 +319,8 @@ class _Decoder:
                 return self.record(n, where, depth)
         except CheckpointError:
             raise
-        except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError,
+                OverflowError) as exc:
             raise self.fail(f"malformed header node at {where}: {_show(exc, 200)}") from None
         raise self.fail(f"unknown node type {_show(t)} at {where}")
 
@@ -470,10 +478,21 @@ def save(
         100 levels deep.
       iteration: the iteration number of ``params``, an int in ``[0, 2**63)``
         (returned by :func:`load`).
-      metadata: a JSON-serialisable dict stored alongside (at most 100 levels deep).
+      metadata: a dict of JSON values stored alongside, returned by :func:`load`
+        exactly as given: ``str`` keys only, lists not tuples (a key ``1``, ``True``
+        or ``None`` would come back as a string and a tuple as a list, so save refuses
+        them with a ``ValueError`` naming the key path), at most 100 levels deep.
 
     Returns:
       The path written, as a :class:`pathlib.Path`.
+
+    Raises:
+      TypeError: a leaf or metadata value that cannot be stored.
+      ValueError: metadata that would not round-trip (the message names the key
+        path), a bad ``iteration``, or a checkpoint :func:`load` would refuse as too
+        costly to read (more than 4x its size + 4 MiB of memory: e.g. tens of
+        thousands of Python scalars or tiny arrays; store them as one array). The
+        file at ``path`` is left as it was.
 
     >>> import numpy as np, fnopt, tempfile, os
     >>> opt = fnopt.sgd(0.1, momentum=0.9)
@@ -564,20 +583,37 @@ def _check_backends(params: Params, state: State) -> _backend.Backend:
 
 
 def _check_metadata(metadata: Any) -> None:
+    """``metadata`` must come back from :func:`load` exactly as given: JSON values
+    with ``str`` keys and lists (a tuple would come back as a list, a key ``1``,
+    ``True`` or ``None`` as a string), at most ``_MAX_DEPTH`` levels deep."""
     if not isinstance(metadata, dict):
         raise TypeError(f"metadata: expected a dict, got {type(metadata).__name__}")
     try:
         json.dumps(metadata)
     except (TypeError, ValueError, RecursionError) as exc:
         raise TypeError(f"metadata: must be JSON-serialisable ({_show(exc, 200)})") from None
-    level: list[Any] = [metadata]
+    level: list[tuple[str, Any]] = [("", metadata)]
     depth = 0
     while level:  # breadth first: no recursion on a deep dict
         depth += 1
         if depth > _MAX_DEPTH:
             raise ValueError(f"metadata: nested deeper than {_MAX_DEPTH} levels")
-        level = [v for x in level for v in (x.values() if isinstance(x, dict) else x)
-                 if isinstance(v, (dict, list, tuple))]
+        nxt: list[tuple[str, Any]] = []
+        for where, x in level:
+            if isinstance(x, tuple):
+                raise ValueError(f"metadata{where}: a tuple would come back from load as "
+                                 "a list; pass a list")
+            if isinstance(x, dict):
+                for k, v in x.items():
+                    if not isinstance(k, str):
+                        raise ValueError(
+                            f"metadata{where}: key {_show(k)} is a {type(k).__name__}; it "
+                            f"would come back from load as the string "
+                            f"{_show(json.dumps({k: 0})[1:-4])}; use str keys")
+                    nxt.append((f"{where}[{_show(k)}]", v))
+            elif isinstance(x, list):
+                nxt.extend((f"{where}[{i}]", v) for i, v in enumerate(x))
+        level = [(w, v) for w, v in nxt if isinstance(v, (dict, list, tuple))]
 
 
 def _fnopt_version() -> str:
@@ -600,14 +636,17 @@ def _atomic_write(path: pathlib.Path, header: dict[str, Any], arrays: list[np.nd
         raise FileNotFoundError(f"path: directory {str(directory)!r} does not exist")
     _remove_stale_temps(directory, path.name)
     fd, tmp = _new_temp(directory, path.name)
+    text = json.dumps(header).encode()  # not sorted: metadata keeps its key order
     try:
         with os.fdopen(fd, "wb") as raw:
             with zipfile.ZipFile(raw, "w", compression=zipfile.ZIP_STORED) as zf:
-                zf.writestr(_zipinfo(_HEADER), json.dumps(header, sort_keys=True).encode())
+                zf.writestr(_zipinfo(_HEADER), text)
                 for i, arr in enumerate(arrays):
                     with zf.open(_zipinfo(f"arrays/{i}.npy"), "w", force_zip64=True) as f:
                         np.lib.format.write_array(f, arr, allow_pickle=False)
+                infos = {i.filename: i for i in zf.infolist()}
             raw.flush()
+            _check_loadable(tmp, raw.tell(), text, infos)
             os.fsync(raw.fileno())
             if fcntl is not None:  # rename while the lock is held: never removed as stale
                 os.replace(tmp, path)
@@ -620,6 +659,21 @@ def _atomic_write(path: pathlib.Path, header: dict[str, Any], arrays: list[np.nd
             pass
         raise
     _fsync_dir(directory)
+
+
+def _check_loadable(tmp: str, size: int, text: bytes,
+                    infos: dict[str, zipfile.ZipInfo]) -> None:
+    """Refuse to write a file :func:`load` would refuse as too costly to read (a state
+    of very many Python scalars or tiny arrays, or huge metadata)."""
+    with open(tmp, "rb") as fh:
+        cost = max(_directory_cost(fh, size), _members_cost(text, infos))
+    if cost > _budget(size):
+        raise ValueError(
+            f"params/state/metadata: this checkpoint ({len(infos) - 1} arrays, a "
+            f"{len(text)}-byte header, {size} bytes) would take about {cost} bytes of "
+            f"memory to load, more than load accepts ({_BUDGET_FACTOR}x the file size + "
+            f"{_BUDGET_SLACK >> 20} MiB); store many scalars as one array"
+        )
 
 
 def _new_temp(directory: pathlib.Path, name: str) -> tuple[int, str]:
@@ -732,11 +786,16 @@ def load(
 
     Raises:
       FileNotFoundError: no file at ``path``.
-      TypeError, ValueError: a bad argument (``device`` that torch does not know or
-        cannot use, ``types`` that are not classes).
-      CheckpointError: (a ``ValueError``) the file is not a checkpoint, is truncated
-        or corrupt (CRC mismatch, compressed or duplicate members, arrays larger or
-        smaller than declared, malformed header fields), comes from a format version
+      TypeError, ValueError: a bad argument (``device`` that torch does not know,
+        ``types`` that are not classes); a ``device`` torch knows but cannot put a
+        tensor on here (``"hpu"`` or ``"xla:0"`` without their modules, ``"cuda"``
+        without a GPU) raises :class:`CheckpointError`, a ``ValueError`` naming
+        ``device``, before the file is read.
+      CheckpointError: (a ``ValueError``) the file is not a regular file, is not a
+        checkpoint, is truncated or corrupt (CRC mismatch, compressed, duplicate or
+        overlapping members, arrays larger or smaller than declared, malformed header
+        fields, a float out of range), would take more than 4x its size + 4 MiB of
+        memory to read, comes from a format version
         this fnopt does not read, names a class that is not allowed or whose fields
         changed, holds tensors of a device this machine lacks (pass ``device=``), or
         does not match ``params_like`` / ``state_like``.
@@ -752,17 +811,14 @@ def load(
     if state_like is not None:
         _collect_types(state_like, allowed)
     target = _check_device(device)
-    if not path.exists():
-        raise FileNotFoundError(f"path: no checkpoint at {str(path)!r}")
     where = str(path)
     header, stored = _read(path, where)
-    arrays = [_restore_array(a, rec, i, where, target)
-              for i, (a, rec) in enumerate(zip(stored, header["arrays"]))]
-    del stored
-    dec = _Decoder(arrays, allowed, where)
-    params = dec.tree(header["params"], "params")
-    state = dec.tree(header["state"], "state")
-    dec.check_all_used()
+    try:
+        params, state = _decode(header, stored, allowed, target, where)
+    except CheckpointError:
+        raise
+    except Exception as exc:  # whatever else a crafted header provokes is the file's fault
+        raise CheckpointError(f"{where}: corrupt checkpoint ({_show(exc, 200)})") from None
     if params_like is not None:
         _check_like(params, params_like, "params", where)
     if state_like is not None:
@@ -772,8 +828,23 @@ def load(
     return Checkpoint(params, state, header["iteration"], header["metadata"])
 
 
+def _decode(header: dict[str, Any], stored: list[np.ndarray],
+            allowed: dict[tuple[str, str], type], target: Any, where: str) -> tuple[Any, Any]:
+    """The params and state the checked ``header`` describes, built from ``stored``."""
+    arrays = [_restore_array(a, rec, i, where, target)
+              for i, (a, rec) in enumerate(zip(stored, header["arrays"]))]
+    stored.clear()
+    dec = _Decoder(arrays, allowed, where)
+    params = dec.tree(header["params"], "params")
+    state = dec.tree(header["state"], "state")
+    dec.check_all_used()
+    return params, state
+
+
 def _check_device(device: Any) -> Any:
-    """``device`` as a ``torch.device`` (None stays None); ValueError if unusable."""
+    """``device`` as a ``torch.device`` (None stays None); ValueError if torch does not
+    know it, CheckpointError (a ValueError) if it cannot put a tensor there (``"hpu"``
+    without its module, ``"xla:0"`` without torch_xla, ``"cuda"`` without a GPU)."""
     if device is None:
         return None
     try:
@@ -787,46 +858,189 @@ def _check_device(device: Any) -> Any:
                          f"{_show(device)} ({exc})") from None
     if dev.type == "meta":
         raise ValueError("device: 'meta' tensors hold no data; pass a real device")
+    try:
+        torch.empty(0, device=dev)
+    except Exception as exc:  # ModuleNotFoundError (hpu), NotImplementedError (xla), ...
+        # a CheckpointError (a ValueError): no checkpoint loads onto this device here
+        raise CheckpointError(f"device: cannot put tensors on {_show(str(dev))} on this "
+                              f"machine ({_show(exc, 160)})") from None
     return dev
 
 
-# Everything zipfile, json and the .npy reader raise on a damaged file. A hostile
-# file must not crash load with any of them, and none of them is a bug of the caller.
-_READ_ERRORS = (
-    zipfile.LargeZipFile, NotImplementedError, ValueError, OSError, EOFError, KeyError,
-    IndexError, TypeError, RuntimeError, OverflowError, RecursionError, struct.error,
-)
+# -- the memory a load may take -------------------------------------------------------
+# load estimates, before allocating, what reading a file costs and refuses a file whose
+# estimate exceeds _BUDGET_FACTOR times its size plus _BUDGET_SLACK; save refuses to
+# write a file load would refuse. The per-item costs are measured upper bounds for
+# CPython 3.11 on 64 bits (tests/test_fault_hostile_files.py holds them to tracemalloc).
+_BUDGET_FACTOR = 4
+_BUDGET_SLACK = 4 << 20
+_ZIP_ENTRY_MIN = 46  # bytes of a central directory record without its name
+_ZIP_ENTRY_COST = 520  # a ZipInfo (measured ~490 B), its names, zipfile's table slots
+_ARRAY_COST = 320  # the array objects of one member, besides the data
+
+
+def _budget(size: int) -> int:
+    """The most bytes :func:`load` allocates for a file of ``size`` bytes."""
+    return _BUDGET_FACTOR * size + _BUDGET_SLACK
+
+
+def _json_cost(text: bytes) -> int:
+    """An upper estimate of the memory ``json.loads`` takes to parse ``text`` (the
+    bytes, the decoded str and the objects), from its punctuation alone."""
+    n = text.count
+    keys = n(b":")  # a dict entry: up to ~170 B with a fresh key and the table grown
+    strings = max(0, n(b'"') // 2 - keys)  # object keys are shared by the parser
+    return (3 * len(text) + 80 * n(b"{") + 64 * n(b"[") + 48 * n(b",") + 112 * keys
+            + 56 * strings)
+
+
+def _members_cost(text: bytes, infos: dict[str, zipfile.ZipInfo]) -> int:
+    """The memory estimate of parsing header ``text`` and reading the members."""
+    return _json_cost(text) + len(infos) * _ZIP_ENTRY_COST + sum(
+        i.file_size + _ARRAY_COST for n, i in infos.items() if n != _HEADER)
+
+
+def _directory_cost(fh: IO[bytes], size: int) -> int:
+    """The memory estimate of :mod:`zipfile` reading the central directory: its bytes
+    and an object for every record it can hold (0 without an end record)."""
+    cd_size = _central_directory_size(fh, size)
+    if cd_size is None:
+        return 0
+    return cd_size + min(cd_size, size) // _ZIP_ENTRY_MIN * _ZIP_ENTRY_COST
+
+
+def _over_budget(cost: int, size: int, what: str, where: str) -> None:
+    if cost > _budget(size):
+        raise CheckpointError(
+            f"{where}: {what} would take about {cost} bytes of memory to load, more than "
+            f"{_BUDGET_FACTOR}x the file's {size} bytes (+{_BUDGET_SLACK >> 20} MiB); "
+            "refused as a hostile or damaged file"
+        )
+
+
+def _open_regular(path: pathlib.Path, where: str) -> IO[bytes]:
+    """``path`` opened for reading, if it is a regular file: a FIFO, device, socket
+    or directory is refused without opening it (a FIFO would block, ``/dev/zero``
+    never ends)."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"path: no checkpoint at {str(path)!r}") from None
+    except OSError as exc:
+        raise CheckpointError(f"{where}: cannot read the file ({_show(exc, 200)})") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise CheckpointError(f"{where}: not a regular file ({_file_kind(st.st_mode)}); a "
+                              "checkpoint is a regular file written by fnopt.save")
+    try:  # non-blocking: a FIFO swapped in after the stat cannot block the open
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as exc:
+        raise CheckpointError(f"{where}: cannot open the file ({_show(exc, 200)})") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise CheckpointError(f"{where}: not a regular file (it changed while opened)")
+    return os.fdopen(fd, "rb")
+
+
+def _file_kind(mode: int) -> str:
+    for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return name
+    return "not a plain file"
+
+
+def _central_directory_size(fh: IO[bytes], size: int) -> int | None:
+    """The size the end record declares for the central directory (zip64 included),
+    read before :mod:`zipfile` parses it; ``None`` if there is no end record (zipfile
+    refuses the file then)."""
+    tail_len = min(size, 22 + 0xFFFF)
+    fh.seek(size - tail_len)
+    tail = fh.read(tail_len)
+    pos = tail.rfind(b"PK\x05\x06")
+    if pos < 0 or len(tail) - pos < 22:
+        return None
+    entries, cd_size = struct.unpack("<HI", tail[pos + 10: pos + 16])
+    if entries == 0xFFFF or cd_size == 0xFFFFFFFF:  # zip64: a locator precedes the record
+        loc_at = size - tail_len + pos - 20
+        if loc_at >= 0:
+            fh.seek(loc_at)
+            loc = fh.read(20)
+            if loc[:4] == b"PK\x06\x07":
+                fh.seek(min(struct.unpack("<Q", loc[8:16])[0], size))
+                rec = fh.read(56)
+                if len(rec) == 56 and rec[:4] == b"PK\x06\x06":
+                    cd_size = struct.unpack("<Q", rec[40:48])[0]
+    return int(cd_size)
 
 
 def _read(path: pathlib.Path, where: str) -> tuple[dict[str, Any], list[np.ndarray]]:
     """The checked header and the arrays (as stored) of the checkpoint at ``path``."""
+    fh = _open_regular(path, where)
     try:
-        with open(path, "rb") as fh:
+        with fh:
             size = os.fstat(fh.fileno()).st_size
+            _over_budget(_directory_cost(fh, size), size, "its ZIP directory", where)
+            fh.seek(0)
             with zipfile.ZipFile(fh, "r") as zf:
-                infos = _check_members(zf, size, where)
-                header = _read_header(zf, infos[_HEADER], where)
-                records = header["arrays"]
-                names = {_HEADER} | {f"arrays/{i}.npy" for i in range(len(records))}
-                for i in range(len(records)):
-                    if f"arrays/{i}.npy" not in infos:
-                        raise CheckpointError(f"{where}: array {i} is missing (truncated file?)")
-                extra = sorted(set(infos) - names)
-                if extra:
-                    raise CheckpointError(f"{where}: unexpected members {_show(extra)}")
-                arrays = [_read_npy(zf, infos[f"arrays/{i}.npy"], rec, i, where)
-                          for i, rec in enumerate(records)]
+                return _read_zip(zf, fh, size, where)
     except CheckpointError:
         raise
     except zipfile.BadZipFile as exc:
         raise CheckpointError(
             f"{where}: not a readable fnopt checkpoint (truncated or corrupt: {exc})"
         ) from None
-    except _READ_ERRORS as exc:
+    except Exception as exc:  # whatever zipfile, json or the .npy reader raise on a
+        # damaged file (OSError, ValueError, struct.error, OverflowError, MemoryError,
+        # RecursionError, ...): never the caller's bug, always the file's
         raise CheckpointError(
             f"{where}: corrupt checkpoint ({_show(exc, 200)})"
         ) from None
+
+
+def _read_zip(zf: zipfile.ZipFile, fh: IO[bytes], size: int,
+              where: str) -> tuple[dict[str, Any], list[np.ndarray]]:
+    infos = _check_members(zf, size, where)
+    _check_no_overlap(zf, fh, infos, where)
+    text = zf.read(infos[_HEADER])
+    _over_budget(_members_cost(text, infos), size, "its header and arrays", where)
+    header = _read_header(text, where)
+    del text
+    records = header["arrays"]
+    names = {_HEADER} | {f"arrays/{i}.npy" for i in range(len(records))}
+    for i in range(len(records)):
+        if f"arrays/{i}.npy" not in infos:
+            raise CheckpointError(f"{where}: array {i} is missing (truncated file?)")
+    extra = sorted(set(infos) - names)
+    if extra:
+        raise CheckpointError(f"{where}: unexpected members {_show(extra)}")
+    arrays = [_read_npy(zf, infos[f"arrays/{i}.npy"], rec, i, where)
+              for i, rec in enumerate(records)]
     return header, arrays
+
+
+def _check_no_overlap(zf: zipfile.ZipFile, fh: IO[bytes],
+                      infos: dict[str, zipfile.ZipInfo], where: str) -> None:
+    """Every member's bytes (local header, name, extra field, data) lie before the
+    central directory and apart from every other member's: overlapping members would
+    make a small file decode to many times its size."""
+    spans = []
+    for name, info in infos.items():
+        fh.seek(info.header_offset)
+        local = fh.read(30)
+        if len(local) != 30 or local[:4] != b"PK\x03\x04":
+            raise CheckpointError(f"{where}: member {_show(name)} has no local header at "
+                                  f"offset {info.header_offset} (corrupt)")
+        n_name, n_extra = struct.unpack("<HH", local[26:30])
+        end = info.header_offset + 30 + n_name + n_extra + info.compress_size
+        spans.append((info.header_offset, end, name))
+    spans.sort()
+    limit = getattr(zf, "start_dir", None)
+    for (s0, e0, a), (s1, _, b) in zip(spans, [*spans[1:], (limit, 0, "")]):
+        if s1 is not None and e0 > s1:
+            other = f"member {_show(b)}" if b else "the central directory"
+            raise CheckpointError(f"{where}: member {_show(a)} (bytes {s0}-{e0}) overlaps "
+                                  f"{other}; a checkpoint's members never overlap")
 
 
 def _check_members(zf: zipfile.ZipFile, size: int, where: str) -> dict[str, zipfile.ZipInfo]:
@@ -855,9 +1069,9 @@ def _check_members(zf: zipfile.ZipFile, size: int, where: str) -> dict[str, zipf
     return infos
 
 
-def _read_header(zf: zipfile.ZipFile, info: zipfile.ZipInfo, where: str) -> dict[str, Any]:
+def _read_header(text: bytes, where: str) -> dict[str, Any]:
     try:
-        header = json.loads(zf.read(info).decode("utf-8"))
+        header = json.loads(text.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise CheckpointError(f"{where}: corrupt header ({_show(exc, 200)})") from None
     _check_header(header, where)
@@ -1044,7 +1258,7 @@ def _to_device(t: Any, rec: dict[str, Any], i: int, where: str, device: Any) -> 
     if device is None:
         try:
             device = torch.device(rec["device"])
-        except (RuntimeError, TypeError, ValueError):
+        except Exception:
             raise CheckpointError(f"{where}: array {i} has the invalid device "
                                   f"{_show(rec['device'])}") from None
         if device.type == "meta":
@@ -1055,9 +1269,10 @@ def _to_device(t: Any, rec: dict[str, Any], i: int, where: str, device: Any) -> 
         given = True
     try:
         return t.to(device)
-    except (RuntimeError, AssertionError, TypeError, ValueError) as exc:
+    except Exception as exc:  # also ModuleNotFoundError ("hpu"), NotImplementedError
         if given:
-            raise ValueError(f"device: cannot put tensors on {device} ({exc})") from None
+            raise CheckpointError(f"device: cannot put tensors on {device} "
+                                  f"({_show(exc, 160)})") from None
         raise CheckpointError(
             f"{where}: array {i} was saved on {device}, which this machine cannot use "
             f"({_show(exc, 120)}); pass load(..., device='cpu')"

@@ -6,18 +6,34 @@
     fnopt compare rosenbrock --optimizers sgd,adam,lbfgs --out plots
     fnopt tour --out demo-output --fast
 
+    fnopt run my_module:loss --x0 1,2 -o adam --opt b1=0.8    # your own objective
+    fnopt --version
+
 Optimizers are looked up by name in the :mod:`fnopt` namespace when the command runs
 (any public factory that returns an :class:`fnopt.Optimizer`), with a default learning
-rate per task and optimizer that ``--lr`` overrides. Exit codes: 0 on success, 1 when a
-run or a demo fails, 2 for bad arguments.
+rate per task and optimizer that ``--lr`` overrides; ``--opt KEY=VALUE`` (repeatable)
+passes any other argument of the factory (the value read as a Python literal, else as
+a string). The task is one of :data:`TASKS` or ``MODULE:FUNCTION`` (or
+``path/to/file.py:FUNCTION``): a loss ``f(x) -> scalar`` started from ``--x0``, with
+gradients by central finite differences on NumPy or ``torch.func`` on torch (a
+function returning a pair ``(loss, gradient)`` gives its own gradient; an
+:class:`fnopt.objectives.Objective` there is used as it is).
+
+Exit codes: 0 on success; 1 when a run or a demo fails (the run itself, e.g. a NaN
+loss); 2 with a one-line message (no traceback) for every bad argument and for an
+optimizer that cannot run on the task (checked with one trial step before the run:
+e.g. ``muon`` on a vector, a least-squares method on a scalar loss).
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
+import importlib
 import importlib.util
 import inspect
 import math
+import os
 import sys
 import time
 import traceback
@@ -33,6 +49,7 @@ from fnopt import backend as _backend
 __all__ = ["main", "available_optimizers", "make_optimizer", "make_task", "TASKS"]
 
 TASKS = ("rosenbrock", "linear", "mlp", "iris")
+_MAX_DIM = 10_000_000  # --dim: a Rosenbrock of 80 MB in float64
 
 # Learning rates that work from each task's standard start (tried by hand on each task).
 # Keys: task -> optimizer -> lr; "*" is the fallback for optimizers not listed.
@@ -67,13 +84,109 @@ class CliTask:
 
 
 def make_task(name: str, backend: str = "numpy", dtype: str = "float64",
-              seed: int | None = None, dim: int = 2) -> CliTask:
+              seed: int | None = None, dim: int = 2,
+              x0: Sequence[float] | None = None) -> CliTask:
     """Build one of :data:`TASKS` on a backend, started from its standard point (or
-    from ``task.init(seed)`` when ``seed`` is given).
+    from ``task.init(seed)`` when ``seed`` is given, or from ``x0``), or the user's
+    objective ``"MODULE:FUNCTION"`` started from ``x0``.
 
     >>> make_task("rosenbrock").task.name
     'rosenbrock'
+    >>> make_task("rosenbrock", x0=[0.5, 0.25]).start
+    array([0.5 , 0.25])
     """
+    if ":" in name:
+        if seed is not None:
+            raise UsageError("--seed: only the built-in tasks have random starts; give --x0")
+        return _user_task(name, backend, dtype, x0)
+    ct = _builtin_task(name, backend, dtype, seed, dim)
+    if x0 is None:
+        return ct
+    start = ct.start
+    if not _backend.is_array(start) or int(np.prod(start.shape)) != len(x0):
+        size = int(np.prod(start.shape)) if _backend.is_array(start) else "a tree of"
+        raise UsageError(f"--x0: task {name!r} has {size} parameters, got {len(x0)} values")
+    return attrs.evolve(ct, start=_backend.array(np.asarray(x0, dtype=dtype).reshape(
+        start.shape), backend))
+
+
+@attrs.frozen
+class _UserTask:
+    """The user's loss function as the command line runs it (a task's fields)."""
+
+    name: str
+    loss: Callable[[Any], Any]
+    grad_fn: Any
+    hessian: Any = None
+    solution: Any = None
+
+
+def _user_task(spec: str, backend: str, dtype: str, x0: Sequence[float] | None) -> CliTask:
+    """``MODULE:FUNCTION`` (or ``file.py:FUNCTION``) as a task started from ``x0``."""
+    from fnopt import grad
+
+    mod_name, _, fn_name = spec.rpartition(":")
+    obj = getattr(_import_user_module(mod_name), fn_name, None) if fn_name else None
+    if obj is None:
+        raise UsageError(f"task: {mod_name!r} has no {fn_name!r} (give MODULE:FUNCTION)")
+    if hasattr(obj, "grad_fn") and hasattr(obj, "init_params"):  # an fnopt objective
+        start = obj.init_params if x0 is None else np.asarray(x0, dtype=dtype)
+        return CliTask(obj, _backend.array(start, backend) if x0 is not None else start)
+    if not callable(obj):
+        raise UsageError(f"task: {spec!r} is a {type(obj).__name__}, not a function")
+    if x0 is None:
+        raise UsageError(f"--x0: required for your own objective {spec!r} (e.g. --x0 1,2)")
+    start = _backend.array(np.asarray(x0, dtype=dtype), backend)
+    try:
+        first = obj(start)
+    except Exception as exc:
+        raise UsageError(f"task: {spec}(x0) raised {_one_line(exc)}") from None
+    loss: Callable[[Any], Any] = obj
+    if isinstance(first, tuple) and len(first) == 2:  # already (value, grads)
+        provider = obj
+
+        def loss(x: Any) -> Any:
+            return obj(x)[0]
+    elif backend == "torch":
+        provider = grad.torch_func(obj)
+    else:
+        provider = grad.finite_differences(obj)
+    try:
+        value, _ = provider(start)
+        float(value)
+    except Exception as exc:
+        raise UsageError(f"task: {spec}(x0) must return a scalar loss (or a pair (loss, "
+                         f"gradient)); it gave {_one_line(exc)}") from None
+    return CliTask(_UserTask(fn_name, loss, provider), start)
+
+
+def _import_user_module(name: str) -> Any:
+    """The module ``name`` (dotted, importable from the current directory) or the
+    Python file ``name`` (ending in ``.py``)."""
+    try:
+        if name.endswith(".py"):
+            spec = importlib.util.spec_from_file_location(Path(name).stem, name)
+            if spec is None or spec.loader is None or not Path(name).is_file():
+                raise UsageError(f"task: no Python file {name!r}")
+            mod = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(mod)
+            return mod
+        if os.getcwd() not in sys.path and "" not in sys.path:
+            sys.path.append(os.getcwd())  # as `python -m` does for the current directory
+        return importlib.import_module(name)
+    except UsageError:
+        raise
+    except Exception as exc:  # ImportError, or the module raising as it loads
+        raise UsageError(f"task: cannot import {name!r} ({_one_line(exc)})") from None
+
+
+def _one_line(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}".splitlines()[0] if str(exc) else type(exc).__name__
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+def _builtin_task(name: str, backend: str, dtype: str, seed: int | None,
+                  dim: int) -> CliTask:
     from fnopt import datasets
     from fnopt.objectives import tasks
 
@@ -135,12 +248,15 @@ def available_optimizers() -> list[str]:
 
 
 def make_optimizer(name: str, task_name: str, lr: float | None = None,
-                   hessian: Any = None) -> tuple[Any, float | None]:
-    """Build the optimizer ``name`` with defaults for ``task_name``.
+                   hessian: Any = None,
+                   options: dict[str, Any] | None = None) -> tuple[Any, float | None]:
+    """Build the optimizer ``name`` with defaults for ``task_name`` and the factory
+    arguments ``options`` (``--opt KEY=VALUE``).
 
     Returns ``(optimizer, learning_rate used or None)``. Raises :class:`UsageError`
-    for names that are not (yet) optimizers in :mod:`fnopt`, or for ``lr`` given to
-    an optimizer without a learning rate.
+    for names that are not (yet) optimizers in :mod:`fnopt`, for ``lr`` given to
+    an optimizer without a learning rate, or for options the factory does not take
+    or refuses.
 
     >>> opt, lr = make_optimizer("sgd", "rosenbrock")
     >>> lr
@@ -155,7 +271,13 @@ def make_optimizer(name: str, task_name: str, lr: float | None = None,
         )
     factory = getattr(fnopt, name)
     sig = inspect.signature(factory)
-    kwargs: dict[str, Any] = {}
+    options = dict(options or {})
+    if "learning_rate" in options:
+        if lr is not None:
+            raise UsageError("--opt learning_rate=...: give the learning rate once (--lr)")
+        lr = options.pop("learning_rate")
+    _check_options(name, sig, options)
+    kwargs: dict[str, Any] = dict(options)
     used: float | None = None
     if "learning_rate" in sig.parameters:
         p = sig.parameters["learning_rate"]
@@ -184,8 +306,56 @@ def make_optimizer(name: str, task_name: str, lr: float | None = None,
             )
     try:
         return factory(**kwargs), used
-    except (TypeError, ValueError) as exc:
-        raise UsageError(f"optimizer {name!r}: {exc}") from exc
+    except Exception as exc:  # the factory refuses these arguments
+        raise UsageError(f"optimizer {name!r}: {_one_line(exc)}") from None
+
+
+def _check_options(name: str, sig: inspect.Signature, options: dict[str, Any]) -> None:
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())
+    named = [p for p, v in sig.parameters.items()
+             if v.kind in (v.POSITIONAL_OR_KEYWORD, v.KEYWORD_ONLY)]
+    for key in options:
+        if key not in named and not takes_any:
+            raise UsageError(f"--opt: optimizer {name!r} has no option {key!r}; its "
+                             f"options: {', '.join(named) or 'none'}")
+
+
+def _parse_options(items: Sequence[str] | None) -> dict[str, Any]:
+    """``["b1=0.8", "nesterov=True"]`` as ``{"b1": 0.8, "nesterov": True}`` (values
+    read as Python literals, else kept as strings)."""
+    out: dict[str, Any] = {}
+    for item in items or ():
+        key, eq, text = item.partition("=")
+        key = key.strip()
+        if not eq or not key.isidentifier():
+            raise UsageError(f"--opt: expected KEY=VALUE (e.g. b1=0.8), got {item!r}")
+        if key in out:
+            raise UsageError(f"--opt: {key!r} given twice")
+        try:
+            out[key] = ast.literal_eval(text.strip())
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            out[key] = text.strip()
+    return out
+
+
+def _check_pair(name: str, opt: Any, ct: CliTask) -> None:
+    """One trial step from the start: an optimizer that cannot run on this task (muon
+    on a vector, a least-squares method on a scalar loss) is a usage error."""
+    from fnopt import StepFailed
+
+    try:
+        opt.step(ct.start, ct.task.grad_fn, opt.init(ct.start))
+    except StepFailed:  # it ran, and stopped: the run will say why
+        pass
+    except Exception as exc:
+        import fnopt
+
+        hint = ""
+        if getattr(getattr(fnopt, name, None), "__module__", "") == "fnopt.optimizers.lsq":
+            hint = (" (a least-squares method steps on residuals and their Jacobian; the "
+                    "task is a scalar loss: use fnopt.least_squares from Python)")
+        raise UsageError(f"optimizer {name!r} cannot run on task {ct.task.name!r}: "
+                         f"{_one_line(exc)}{hint}") from None
 
 
 # -- running ---------------------------------------------------------------------------
@@ -223,7 +393,8 @@ def _progress(quiet: bool, label: str = "") -> Callable[[Any], None]:
 
 def _warm_up(ct: CliTask) -> None:
     """Call ``grad_fn`` once before timing: torch.func's first call in a process pays a
-    one-time set-up cost (about 2 s here) that would otherwise land in the first run."""
+    one-time set-up cost (about 2 s here) that would otherwise land in the first run
+    (the trial step of :func:`_check_pair` has usually paid it already)."""
     t0 = time.perf_counter()
     ct.task.grad_fn(ct.start)
     secs = time.perf_counter() - t0
@@ -246,9 +417,11 @@ def _fmt_params(params: Any) -> str | None:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    ct = make_task(args.task, args.backend, args.dtype, args.seed, args.dim)
-    opt, lr = make_optimizer(args.optimizer, args.task, args.lr, ct.task.hessian)
+    ct = make_task(args.task, args.backend, args.dtype, args.seed, args.dim, args.x0)
+    opt, lr = make_optimizer(args.optimizer, args.task, args.lr,
+                             getattr(ct.task, "hessian", None), _parse_options(args.opt))
     rule = _stop(args)
+    _check_pair(args.optimizer, opt, ct)
     lr_txt = "" if lr is None else f", learning_rate={lr:g}"
     print(f"fnopt run: {ct.task.name} ({args.backend}, {args.dtype}) with "
           f"{args.optimizer}{lr_txt}; stop when {rule!r}", flush=True)
@@ -276,9 +449,15 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         raise UsageError("--optimizers: give at least one name, e.g. sgd,adam")
     if len(set(names)) != len(names):
         raise UsageError(f"--optimizers: names repeat in {args.optimizers!r}")
-    ct = make_task(args.task, args.backend, args.dtype, args.seed, args.dim)
-    opts = [(n, *make_optimizer(n, args.task, args.lr, ct.task.hessian)) for n in names]
+    ct = make_task(args.task, args.backend, args.dtype, args.seed, args.dim, args.x0)
+    options = _parse_options(args.opt)
+    opts = [(n, *make_optimizer(n, args.task, args.lr, getattr(ct.task, "hessian", None),
+                                options)) for n in names]
     rule = _stop(args)
+    if not args.no_plots:
+        _check_out_dir(args.out)
+    for name, opt, _ in opts:
+        _check_pair(name, opt, ct)
     print(f"fnopt compare: {ct.task.name} ({args.backend}, {args.dtype}); "
           f"stop when {rule!r}", flush=True)
     _warm_up(ct)
@@ -315,7 +494,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
                                    title=f"{ct.task.name}: loss against iteration")]
         if paths:
             # draw the contours from the NumPy twin of the task (the same function)
-            loss = make_task(args.task, "numpy", "float64", args.seed, args.dim).task.loss
+            loss = make_task(args.task, "numpy", "float64", args.seed, args.dim,
+                             args.x0).task.loss
 
             def loss_np(p: np.ndarray) -> float:
                 return float(loss(p))
@@ -328,6 +508,19 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         for f in files:
             print(f"saved {f}")
     return 1 if failed else 0
+
+
+def _check_out_dir(folder: str) -> None:
+    """``--out`` must be a folder this process can create and write in (checked before
+    any run, so a run's results are not lost at the end)."""
+    path = Path(folder)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".fnopt-write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise UsageError(f"--out: cannot write into {folder!r} ({_one_line(exc)})") from None
 
 
 def _np_or_none(x: Any) -> np.ndarray | None:
@@ -373,6 +566,7 @@ def _cmd_tour(args: argparse.Namespace) -> int:
     if not demos:
         raise UsageError(f"no demos found in {folder}")
     out = Path(args.out)
+    _check_out_dir(args.out)
     print(f"fnopt tour: {len(demos)} demo(s) from {folder} -> {out}"
           f"{' (fast)' if args.fast else ''}", flush=True)
     summary = []
@@ -411,34 +605,75 @@ def _cmd_tour(args: argparse.Namespace) -> int:
 # -- argument parsing --------------------------------------------------------------------
 
 
-def _number(kind: type, low: float, *, strict: bool = False) -> Callable[[str], Any]:
+def _number(kind: type, low: float, *, strict: bool = False,
+            high: float = math.inf) -> Callable[[str], Any]:
     """An argparse ``type`` that parses ``kind`` (float or int) and requires a finite value
-    ``> low`` (``strict``) or ``>= low``."""
+    ``> low`` (``strict``) or ``>= low``, and ``<= high``."""
     noun = "a number" if kind is float else "an integer"
     bounded = ("a finite number" if kind is float else "an integer") + (
         f" {'>' if strict else '>='} {low:g}"
-    )
+    ) + ("" if math.isinf(high) else f" and <= {high:g}")
 
     def parse(text: str) -> Any:
         try:
             v = kind(text)
-        except ValueError:
+        except (ValueError, OverflowError):
             raise argparse.ArgumentTypeError(f"expected {noun}, got {text!r}") from None
-        if not (math.isfinite(v) and (v > low if strict else v >= low)):
+        if not (math.isfinite(v) and (v > low if strict else v >= low) and v <= high):
             raise argparse.ArgumentTypeError(f"expected {bounded}, got {text!r}")
         return v
 
     return parse
 
 
+def _finite_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(v):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return v
+
+
+def _vector(text: str) -> list[float]:
+    """``"1,2.5,-3"`` as finite floats (``--x0``)."""
+    try:
+        values = [float(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers such as 1,2, got "
+                                         f"{text!r}") from None
+    if not values or not all(math.isfinite(v) for v in values):
+        raise argparse.ArgumentTypeError(f"expected finite comma-separated numbers, got "
+                                         f"{text!r}")
+    return values
+
+
+def _task_name(text: str) -> str:
+    if text in TASKS or (":" in text and text.rpartition(":")[2].isidentifier()):
+        return text
+    raise argparse.ArgumentTypeError(
+        f"invalid choice: {text!r} (choose from {', '.join(TASKS)}, or MODULE:FUNCTION for "
+        "your own loss)"
+    )
+
+
 _positive_float = _number(float, 0.0, strict=True)
 _nonneg_float = _number(float, 0.0)
 _nonneg_int = _number(int, 0)
-_dim = _number(int, 2)
+_dim = _number(int, 2, high=_MAX_DIM)
 
 
 def _add_problem_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("task", choices=TASKS, help="the problem to solve")
+    p.add_argument("task", type=_task_name, metavar="task",
+                   help=f"the problem to solve: {', '.join(TASKS)}, or MODULE:FUNCTION "
+                   "(or FILE.py:FUNCTION), your own loss f(x) started from --x0")
+    p.add_argument("--x0", type=_vector, default=None, metavar="X",
+                   help="start point as comma-separated numbers, e.g. 1,2 (required for "
+                   "MODULE:FUNCTION)")
+    p.add_argument("--opt", action="append", default=None, metavar="KEY=VALUE",
+                   help="another argument of the optimizer factory, e.g. --opt b1=0.8 "
+                   "(repeatable; VALUE is read as a Python literal)")
     p.add_argument("--backend", choices=("numpy", "torch"), default="numpy",
                    help="array library (default: numpy)")
     p.add_argument("--dtype", choices=("float64", "float32"), default="float64",
@@ -448,7 +683,7 @@ def _add_problem_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tol", type=_nonneg_float, default=1e-6,
                    help="stop when the gradient norm is <= TOL, like scipy's gtol "
                    "(default: 1e-6; 0 turns it off)")
-    p.add_argument("--loss-below", type=float, default=None, metavar="VALUE",
+    p.add_argument("--loss-below", type=_finite_float, default=None, metavar="VALUE",
                    help="stop when the loss is <= VALUE")
     p.add_argument("--max-iters", type=_nonneg_int, default=10_000, metavar="N",
                    help="stop after N steps (default: 10000)")
@@ -457,7 +692,14 @@ def _add_problem_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=_nonneg_int, default=None,
                    help="start from task.init(SEED) instead of the standard start")
     p.add_argument("--dim", type=_dim, default=2,
-                   help="number of variables for rosenbrock (default: 2)")
+                   help=f"number of variables for rosenbrock (default: 2, at most "
+                   f"{_MAX_DIM:,})")
+
+
+def _version() -> str:
+    import fnopt
+
+    return str(fnopt.__version__)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -467,6 +709,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Pure-function optimizers for NumPy and PyTorch, from the command line.",
         epilog="Run 'fnopt COMMAND --help' for the options of a command.",
     )
+    parser.add_argument("--version", action="version", version=f"fnopt {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     run = sub.add_parser(
@@ -527,9 +770,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help (0) or a bad argument (2), already printed
         return exc.code if isinstance(exc.code, int) else 2
+    sub = f"fnopt {args.command}"
     try:
         return int(args.func(args))
     except UsageError as exc:
-        sub = f"fnopt {args.command}"
         print(f"{sub}: error: {exc}\n(see '{sub} --help')", file=sys.stderr)
         return 2
+    except Exception as exc:  # the run itself failed: one line, not a traceback
+        print(f"{sub}: the run failed: {_one_line(exc)}", file=sys.stderr)
+        return 1

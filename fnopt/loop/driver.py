@@ -80,6 +80,7 @@ from typing import Any, Literal
 import numpy as np
 
 from fnopt import backend as _backend
+from fnopt import distributed as _distributed
 from fnopt import tree as _tree
 from fnopt._base import (
     Descent,
@@ -267,7 +268,8 @@ class _Run:
         self.epoch_seen: int | None = None
         self.on_failure = on_failure
         self.grads = Counter(grad_fn)
-        self.batches = Batches(data)
+        # uneven data-parallel shards: every rank stops after the shortest together
+        self.batches = Batches(_distributed.loop_data(data, grad_fn))
         self.ckpt = Checkpointer(checkpoint_path, checkpoint_every, start_iteration)
         self.losses: list[float] = []
         self.norms: list[float] = []
