@@ -2,36 +2,53 @@
 
 Replacing ``scipy.optimize.minimize`` by ``fnopt.minimize`` in typical scipy code runs
 and finds the same minimiser: the same arguments (``fun, x0, args, method, jac, hess,
-hessp, bounds, tol, callback, options``), scipy's option names and defaults (but for
-the method: fnopt's default is L-BFGS(-B); ``method=None`` picks scipy's), and an
-:class:`OptimizeResult` with scipy's fields. Beyond scipy, ``x0`` may be any pytree of
-NumPy arrays or torch tensors (``x`` comes back in the same form), ``jac=None`` on torch
-inputs differentiates ``fun`` with ``torch.func``, and ``bounds`` may be a
-:func:`fnopt.projections.box`.
+hessp, bounds, constraints, tol, callback, options``), scipy's option names and
+defaults, scipy's default method (``method=None``: SLSQP with constraints, L-BFGS-B
+with bounds, BFGS otherwise), and an :class:`OptimizeResult` with scipy's fields. The
+user's functions receive a copy of ``x`` on every call (writing into it cannot corrupt
+a run); a 1-element array is accepted as the loss; ``None`` or a complex loss is a
+``TypeError`` naming ``fun``. Beyond scipy, ``x0`` may be a pytree of NumPy arrays or
+torch tensors (``x`` comes back in the same form; a multi-dimensional plain NumPy
+``x0`` is refused as scipy does), ``jac=None`` on torch inputs differentiates ``fun``
+with ``torch.func``, and ``bounds`` may be a :func:`fnopt.projections.box`.
 
 Methods (case-insensitive):
 
-* ``"L-BFGS-B"`` (also ``"lbfgs"``, the default, and ``"lbfgsb"``): :func:`fnopt.lbfgsb`.
-  Options ``maxcor`` (10), ``ftol`` (2.2e-9), ``gtol``
+* ``"L-BFGS-B"`` (also ``"lbfgs"`` and ``"lbfgsb"``, fnopt's preference):
+  :func:`fnopt.lbfgsb`. Options ``maxcor`` (10), ``ftol`` (2.2e-9), ``gtol``
   (1e-5, on the projected gradient's max-norm), ``maxiter`` (15000), ``maxfun``
-  (15000), ``maxls`` (20), ``eps`` (finite-difference step).
-* ``"BFGS"``: :func:`fnopt.bfgs` with :math:`H_0 = I` as in scipy (scipy's default
-  without bounds: ``method=None``).
-  Options ``gtol`` (1e-5, max-norm of the gradient), ``maxiter`` (200 n),
-  ``c1``, ``c2``, ``eps``.
+  (15000), ``maxls`` (20), ``eps``, ``finite_diff_rel_step``. ``hess_inv`` is a
+  :class:`LbfgsInvHessProduct`.
+* ``"BFGS"``: :func:`fnopt.bfgs` with :math:`H_0 = I` as in scipy. Options ``gtol``
+  (1e-5), ``norm`` (inf), ``maxiter`` (200 n), ``c1``, ``c2``, ``xrtol``, ``eps``
+  (scalar or one per variable), ``finite_diff_rel_step``. ``hess_inv`` is the matrix.
 * ``"CG"``: :func:`fnopt.nonlinear_cg` (Polak-Ribière+), strong Wolfe with
-  ``c2=0.4`` as in scipy. Options as BFGS.
-* ``"Newton-CG"``: :func:`fnopt.newton_cg` with ``hess`` (a matrix), ``hessp``
-  (products) or, without either, Hessian-vector products from ``torch.func`` (torch)
-  or finite differences of the gradient (NumPy). Options ``xtol`` (1e-5: stop when
-  the mean absolute step is below it), ``maxiter`` (200 n).
+  ``c2=0.4`` as in scipy. Options as BFGS (no ``xrtol``).
+* ``"Newton-CG"``: :func:`fnopt.newton_cg` with ``hess`` (a matrix, ``"2-point"``,
+  ``"3-point"`` or a quasi-Newton strategy such as ``scipy.optimize.BFGS()``),
+  ``hessp`` (products) or, without either, Hessian-vector products from
+  ``torch.func`` (torch) or finite differences of the gradient (NumPy). Options
+  ``xtol`` (1e-5: stop when the mean absolute step is below it), ``maxiter`` (200 n).
+* ``"trust-ncg"`` (Steihaug CG), ``"trust-krylov"`` (Lanczos/GLTR),
+  ``"trust-exact"`` (Moré–Sorensen): :mod:`fnopt.optimizers._trust_region`, NumPy
+  inputs, ``jac`` required, ``hess`` (any form above) or ``hessp``. Options
+  ``initial_trust_radius`` (1), ``max_trust_radius`` (1000), ``eta`` (0.15),
+  ``gtol`` (1e-4, on the gradient's 2-norm), ``maxiter`` (200 n).
+* ``"SLSQP"``: fnopt's SQP (:mod:`fnopt.optimizers._sqp`: damped BFGS, an
+  interior-point QP, the :math:`\ell_1` merit line search) with bounds and
+  ``constraints`` as dicts ``{'type': 'eq'|'ineq', 'fun', 'jac', 'args'}``,
+  ``LinearConstraint`` or ``NonlinearConstraint``. Options ``ftol`` (1e-6),
+  ``maxiter`` (100), ``eps``.
 
-``tol`` sets ``ftol`` and ``gtol`` (L-BFGS-B), ``gtol`` (BFGS, CG) or ``xtol``
-(Newton-CG), as in scipy. ``jac``: a callable ``jac(x, *args)``; ``True`` when
-``fun`` returns ``(value, gradient)``; ``None`` (or ``"2-point"``/``"3-point"``) for
-``torch.func`` on torch inputs and central differences on NumPy inputs (scipy uses
-forward differences, so its ``nfev`` differs there). ``nfev`` counts calls of ``fun``
-(the finite-difference ones included), ``njev`` gradient evaluations.
+``tol`` sets ``ftol`` and ``gtol`` (L-BFGS-B), ``gtol`` (BFGS, CG, trust methods),
+``xtol`` (Newton-CG) or ``ftol`` (SLSQP), as in scipy. ``jac``: a callable
+``jac(x, *args)``; ``True`` when ``fun`` returns ``(value, gradient)``; ``None`` (or
+``"2-point"``/``"3-point"``) for scipy's forward (central) differences on NumPy inputs,
+steps kept inside the bounds and fixed variables (``lb == ub``) never stepped, and
+``torch.func`` on torch inputs. ``nfev`` counts calls of ``fun`` (the
+finite-difference ones included), ``njev`` gradient evaluations. Unknown options warn
+with :class:`OptimizeWarning` (``Unknown solver options: ...``), as do scipy options
+fnopt does not implement (``return_all``, ``iprint``, ``workers``, ``hess_inv0``).
 
 >>> import numpy as np, fnopt
 >>> from scipy.optimize import rosen, rosen_der
@@ -62,6 +79,7 @@ from fnopt import grad as _grad
 from fnopt import stop as _stop
 from fnopt import tree
 from fnopt._base import Optimizer, Params, check_callable
+from fnopt._scipy_constraints import normalize_constraints
 from fnopt._scipy_hessians import FlatHessian, is_strategy
 from fnopt._scipy_objective import (
     FD_SCHEMES,
@@ -73,6 +91,7 @@ from fnopt._scipy_objective import (
     unflat,
 )
 from fnopt.loop import OptimizationError, Result, fixed_point
+from fnopt.optimizers._sqp import sqp
 from fnopt.optimizers._trust_region import (
     TrustResult,
     lanczos_trust,
@@ -89,7 +108,7 @@ __all__ = ["minimize", "OptimizeResult", "OptimizeWarning", "LbfgsInvHessProduct
 
 _LBFGSB = ("l-bfgs-b", "lbfgs", "lbfgsb")
 _TRUST = ("trust-ncg", "trust-krylov", "trust-exact")
-_METHODS = (*_LBFGSB, "bfgs", "cg", "newton-cg", *_TRUST)
+_METHODS = (*_LBFGSB, "bfgs", "cg", "newton-cg", *_TRUST, "slsqp")
 _TRUST_OPTS = {"initial_trust_radius", "max_trust_radius", "eta", "gtol", "maxiter",
                "disp", "return_all"}
 _OPTIONS = {
@@ -103,6 +122,7 @@ _OPTIONS = {
     "trust-ncg": _TRUST_OPTS,
     "trust-krylov": _TRUST_OPTS | {"inexact"},
     "trust-exact": _TRUST_OPTS,
+    "slsqp": {"maxiter", "ftol", "iprint", "disp", "eps", "finite_diff_rel_step", "workers"},
 }
 
 
@@ -408,6 +428,8 @@ def _options(method: str, options: dict[str, Any] | None, tol: float | None,
             d.update(ftol=tol, gtol=tol)
     elif key == "newton-cg":
         d = {"xtol": 1e-5 if tol is None else tol, "maxiter": 200 * n, "c1": 1e-4, "c2": 0.9}
+    elif key == "slsqp":
+        d = {"maxiter": 100, "ftol": 1e-6 if tol is None else tol}
     elif key in _TRUST:
         d = {"gtol": 1e-4 if tol is None else tol, "maxiter": 200 * n,
              "initial_trust_radius": 1.0, "max_trust_radius": 1000.0, "eta": 0.15}
@@ -525,6 +547,7 @@ class _Problem:
     hessp: Any
     args: tuple[Any, ...]
     callback: Callable[[Any, Any], bool] | None
+    cons: Callable[..., Any] | None = None
 
 
 def _result(p: _Problem, x: Params, f: Any, g: Any, nit: int, status: int, message: str,
@@ -691,6 +714,29 @@ def _trust_method(p: _Problem) -> OptimizeResult:
                    tr.message)
 
 
+def _slsqp(p: _Problem) -> OptimizeResult:
+    """SLSQP: fnopt's SQP (:mod:`fnopt.optimizers._sqp`) on the flat vector."""
+    like, obj, o = p.x, p.obj, p.o
+    n = flat(like).size
+    lb = obj.lb if obj.lb is not None else np.full(n, -np.inf)
+    ub = obj.ub if obj.ub is not None else np.full(n, np.inf)
+    if _backend.of(like).has_autodiff:
+        raise TypeError("x0: SLSQP takes NumPy inputs")
+
+    def value(v: np.ndarray) -> float:
+        return float(_backend.to_numpy(obj.value(unflat(v, like))))
+
+    def gradient(v: np.ndarray, f: float) -> np.ndarray:
+        return flat(obj.gradient_at(unflat(v, like), f))
+
+    cb = p.callback
+    cons = p.cons if p.cons is not None else normalize_constraints((), lb, ub)
+    r = sqp(value, gradient, cons, flat(like), lb, ub, maxiter=o["maxiter"], ftol=o["ftol"],
+            callback=None if cb is None else (lambda v, f: cb(unflat(v, like), f)))
+    return _result(p, unflat(r.x, like), r.fun, unflat(r.jac, like), r.nit, r.status,
+                   r.message)
+
+
 def minimize(
     fun: Callable[..., Any],
     x0: Any,
@@ -721,9 +767,11 @@ def minimize(
         extension — a pytree of NumPy arrays or torch tensors (float32/float64);
         projected onto the bounds first.
       args: extra positional arguments for ``fun``, ``jac``, ``hess``, ``hessp``.
-      method: ``None`` (scipy's choice: L-BFGS-B with bounds, BFGS without),
+      method: ``None`` (scipy's choice: SLSQP with constraints, L-BFGS-B with bounds,
+        BFGS otherwise),
         ``"L-BFGS-B"`` (also ``"lbfgs"``, fnopt's preference), ``"BFGS"``, ``"CG"``,
-        ``"Newton-CG"``, ``"trust-ncg"``, ``"trust-krylov"``, ``"trust-exact"``.
+        ``"Newton-CG"``, ``"trust-ncg"``, ``"trust-krylov"``, ``"trust-exact"``,
+        ``"SLSQP"``.
       jac: ``jac(x, *args)``, ``True`` (``fun`` returns ``(f, g)``), ``None``,
         ``"2-point"`` or ``"3-point"`` (scipy's finite differences on NumPy inputs,
         ``torch.func`` on torch inputs).
@@ -734,7 +782,9 @@ def minimize(
         ``scipy.optimize.Bounds``, :func:`fnopt.projections.box` or a
         ``(lower, upper)`` pair of numbers or pytrees like ``x0``; L-BFGS-B only
         (other methods warn and ignore them, as scipy).
-      constraints: not supported; must be empty.
+      constraints: SLSQP's constraints: a dict ``{'type': 'eq'|'ineq', 'fun', 'jac',
+        'args'}``, a ``LinearConstraint``, a ``NonlinearConstraint``, or a sequence of
+        them (other methods warn and ignore them, as scipy).
       tol: the tolerance for the method's main test (see the module docstring).
       callback: ``callback(xk)`` or ``callback(intermediate_result)`` after each
         iteration; raising ``StopIteration`` stops (status 99).
@@ -759,6 +809,8 @@ def minimize(
                  callback, options)
     if p.method in _TRUST:
         return _trust_method(p)
+    if p.method == "slsqp":
+        return _slsqp(p)
     return _line_search_method(p)
 
 
@@ -769,10 +821,13 @@ def _problem(fun: Any, x0: Any, args: Any, method: Any, jac: Any, hess: Any, hes
     check_callable(fun, "fun")
     if not isinstance(args, tuple):
         args = (args,)
-    if constraints not in ((), [], None):
-        raise ValueError("constraints: not supported by fnopt.minimize (bounds only)")
     x = _as_params(x0)
-    method = _method_name(method, bounds)
+    has_cons = not (constraints is None or (isinstance(constraints, (list, tuple))
+                                            and len(constraints) == 0))
+    method = _method_name(method, bounds, has_cons)
+    if has_cons and method != "slsqp":
+        warnings.warn(f"Method {method} cannot handle constraints.", RuntimeWarning,
+                      stacklevel=3)
     if tol is not None and (isinstance(tol, bool) or not isinstance(tol, numbers.Real)
                             or not float(tol) >= 0):
         raise ValueError(f"tol: expected a number >= 0, got {tol!r}")
@@ -781,7 +836,7 @@ def _problem(fun: Any, x0: Any, args: Any, method: Any, jac: Any, hess: Any, hes
     o = _options(method, options, tol, n)
     _check_derivatives(method, jac, hess, hessp, x)
     box_ = None
-    if method in _LBFGSB:
+    if method in (*_LBFGSB, "slsqp"):
         box_ = _box_from(bounds, x)
     elif bounds is not None:
         warnings.warn(f"Method {method} cannot handle bounds.", RuntimeWarning, stacklevel=3)
@@ -791,7 +846,9 @@ def _problem(fun: Any, x0: Any, args: Any, method: Any, jac: Any, hess: Any, hes
                   for b in _flat_box(box_, x))
     obj = Objective(fun, jac, args, x, lb, ub, o.get("eps") if jac is None or isinstance(
         jac, str) else None, o.get("finite_diff_rel_step"))
-    return _Problem(method, obj, x, o, box_, hess, hessp, args, _callback(callback))
+    cons = normalize_constraints(constraints, lb, ub) if has_cons and method == "slsqp" \
+        else None
+    return _Problem(method, obj, x, o, box_, hess, hessp, args, _callback(callback), cons)
 
 
 def _check_derivatives(method: str, jac: Any, hess: Any, hessp: Any, x: Params) -> None:
@@ -851,14 +908,14 @@ def _as_params(x0: Any) -> Params:
     return arr
 
 
-def _method_name(method: Any, bounds: Any) -> str:
-    """``method`` lower-cased, checked; ``None``: scipy's choice (L-BFGS-B with bounds,
-    BFGS without)."""
+def _method_name(method: Any, bounds: Any, has_constraints: bool = False) -> str:
+    """``method`` lower-cased, checked; ``None``: scipy's choice (SLSQP with
+    constraints, L-BFGS-B with bounds, BFGS without)."""
     if method is None:
-        method = "l-bfgs-b" if bounds is not None else "bfgs"
+        method = "slsqp" if has_constraints else "l-bfgs-b" if bounds is not None else "bfgs"
     if not isinstance(method, str) or method.lower() not in _METHODS:
         raise ValueError(
             f"method: expected one of 'L-BFGS-B', 'BFGS', 'CG', 'Newton-CG', 'trust-ncg', "
-            f"'trust-krylov', 'trust-exact', 'lbfgs' (or None); got {method!r}"
+            f"'trust-krylov', 'trust-exact', 'SLSQP', 'lbfgs' (or None); got {method!r}"
         )
     return method.lower()

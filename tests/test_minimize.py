@@ -196,7 +196,7 @@ def test_bad_inputs_name_the_argument():
     with pytest.raises(ValueError, match="method"):
         fnopt.minimize(rosen, X0, method="Nelder-Mead")
     with pytest.raises(ValueError, match="constraints"):
-        fnopt.minimize(rosen, X0, constraints=[{"type": "eq", "fun": rosen}])
+        fnopt.minimize(rosen, X0, constraints=[{"type": "equal", "fun": rosen}])
     with pytest.raises(TypeError, match="x0"):
         fnopt.minimize(rosen, "abc")
     with pytest.raises(ValueError, match="jac"):

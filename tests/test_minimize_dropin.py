@@ -145,3 +145,58 @@ def test_vector_eps_and_xrtol():
     res = fnopt.minimize(rosen, x0, method="BFGS", options={"xrtol": 1e-3})
     ref = fnopt.minimize(rosen, x0, method="BFGS")
     assert res.success and res.nit < ref.nit
+
+
+def _hs071():
+    return dict(fun=lambda x: x[0] * x[3] * (x[0] + x[1] + x[2]) + x[2], x0=[1, 5, 5, 1],
+                bounds=[(1, 5)] * 4,
+                constraints=[{"type": "ineq", "fun": lambda x: x[0] * x[1] * x[2] * x[3] - 25},
+                             {"type": "eq", "fun": lambda x: (x ** 2).sum() - 40}])
+
+
+@pytest.mark.parametrize("form", ["dicts", "objects"])
+def test_slsqp_hs071_matches_scipy_in_no_more_evaluations(form):
+    kw = _hs071()
+    if form == "objects":
+        kw["bounds"] = so.Bounds([1] * 4, [5] * 4)
+        kw["constraints"] = [so.NonlinearConstraint(lambda x: x[0] * x[1] * x[2] * x[3], 25,
+                                                    np.inf),
+                             so.NonlinearConstraint(lambda x: (x ** 2).sum(), 40, 40)]
+    ref = so.minimize(method="SLSQP", **kw)
+    res = fnopt.minimize(method="SLSQP", **kw)
+    assert res.success, res.message
+    np.testing.assert_allclose(res.x, ref.x, atol=1e-6)
+    assert res.nfev <= ref.nfev and res.njev <= ref.njev
+
+
+def test_slsqp_linear_constraints_and_default_method():
+    kw = dict(fun=lambda x: (x[0] - 1) ** 2 + (x[1] - 2.5) ** 2, x0=[2, 0],
+              bounds=[(0, None)] * 2,
+              constraints=[so.LinearConstraint([[1, -2], [-1, -2], [-1, 2]], [-2, -6, -2],
+                                               np.inf)])
+    ref = so.minimize(**kw)
+    res = fnopt.minimize(**kw)  # method=None with constraints: SLSQP, as scipy
+    np.testing.assert_allclose(res.x, [1.4, 1.7], atol=1e-6)
+    assert res.success and res.nfev <= ref.nfev
+
+
+def test_slsqp_never_evaluates_outside_the_bounds():
+    def c(x):
+        assert 0 <= x[0] <= 1 and 0 <= x[1] <= 1, x
+        return x[0] ** 0.5 + x[1]
+
+    def f(x):
+        assert 0 <= x[0] <= 1 and 0 <= x[1] <= 1, x
+        return -x[0] ** 2 + x[1] ** 2
+
+    res = fnopt.minimize(f, [0.9, 0.5], method="SLSQP", bounds=so.Bounds([0, 0], [1, 1]),
+                         constraints=[so.NonlinearConstraint(c, 0, 1.5)])
+    np.testing.assert_allclose(res.x, [1.0, 0.0], atol=1e-8)
+
+
+def test_constraints_with_another_method_warn_as_scipy():
+    with pytest.warns(RuntimeWarning, match="cannot handle constraints"):
+        fnopt.minimize(rosen, [0.0, 0.0], method="BFGS",
+                       constraints={"type": "eq", "fun": lambda x: x[0]})
+    with pytest.raises(ValueError, match=r"constraints\[0\]\['type'\]"):
+        fnopt.minimize(rosen, [0.0, 0.0], constraints={"type": "equal", "fun": lambda x: x[0]})
