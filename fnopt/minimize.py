@@ -1,4 +1,4 @@
-"""``fnopt.minimize``: the interface of ``scipy.optimize.minimize`` on fnopt's optimizers.
+r"""``fnopt.minimize``: the interface of ``scipy.optimize.minimize`` on fnopt's optimizers.
 
 Replacing ``scipy.optimize.minimize`` by ``fnopt.minimize`` in typical scipy code runs
 and finds the same minimiser: the same arguments (``fun, x0, args, method, jac, hess,
