@@ -516,7 +516,9 @@ def _callback(callback: Any) -> Callable[[Any, Any], bool] | None:
     def cb(x: Any, f: Any) -> bool:
         try:
             if new_style:
-                callback(intermediate_result=_Intermediate(copy_params(x), float(f)))
+                callback(intermediate_result=OptimizeResult(
+                    x=copy_params(x), fun=float(f), jac=None, nit=0, nfev=0, njev=0, nhev=0,
+                    success=False, status=0, message=""))
             else:
                 callback(copy_params(x))
         except StopIteration:
@@ -524,14 +526,6 @@ def _callback(callback: Any) -> Callable[[Any, Any], bool] | None:
         return False
 
     return cb
-
-
-@attrs.frozen(slots=True)
-class _Intermediate:
-    """What a new-style scipy callback receives: ``x`` and ``fun``."""
-
-    x: Any
-    fun: float
 
 
 @attrs.frozen
@@ -554,6 +548,12 @@ def _result(p: _Problem, x: Params, f: Any, g: Any, nit: int, status: int, messa
             r: Result | None = None, hess_inv: Any = None) -> OptimizeResult:
     if status not in (0,) and p.o.get("disp"):
         warnings.warn(message, OptimizeWarning, stacklevel=3)
+    lb, ub = p.obj.lb, p.obj.ub
+    if lb is not None and ub is not None and np.any(lb == ub) and not (
+            p.obj.jac is True or callable(p.obj.jac)) and isinstance(p.x, np.ndarray):
+        g = np.array(flat(g))
+        g[lb == ub] = np.nan  # not evaluated there (as scipy reports it)
+        g = unflat(g, p.x)
     c = p.obj.counts
     return OptimizeResult(
         x=x, fun=float(_backend.to_numpy(f)) if not isinstance(f, float) else f, jac=g,
@@ -714,6 +714,26 @@ def _trust_method(p: _Problem) -> OptimizeResult:
                    tr.message)
 
 
+def _all_fixed(p: _Problem) -> OptimizeResult:
+    """Every variable fixed by its bounds: one call of ``fun`` there (as scipy)."""
+    assert p.obj.lb is not None
+    x = unflat(p.obj.lb, p.x)
+    f = p.obj.value(x)
+    status, message = 0, "All independent variables were fixed by bounds."
+    if p.cons is not None:
+        viol = p.cons(flat(x), False)
+        worst = max(float(np.abs(viol.c_eq).max(initial=0)),
+                    float(np.maximum(-viol.c_in, 0).max(initial=0)))
+        message = ("All independent variables were fixed by bounds at values that satisfy "
+                   "the constraints.")
+        if worst > 0:
+            status = 4
+            message = (f"All independent variables were fixed by bounds, but the "
+                       f"independent variables do not satisfy the constraints exactly. "
+                       f"(Maximum violation: {worst}).")
+    return _result(p, x, f, unflat(np.full(flat(x).size, np.nan), p.x), 0, status, message)
+
+
 def _slsqp(p: _Problem) -> OptimizeResult:
     """SLSQP: fnopt's SQP (:mod:`fnopt.optimizers._sqp`) on the flat vector."""
     like, obj, o = p.x, p.obj, p.o
@@ -805,8 +825,14 @@ def minimize(
     >>> res.x, res.status, res["nit"]
     (array([1., 1., 1.]), 0, 2)
     """
+    if callable(method):  # a custom minimiser, called as scipy calls it
+        return method(fun, np.atleast_1d(np.asarray(x0)), args=args if isinstance(
+            args, tuple) else (args,), jac=jac, hess=hess, hessp=hessp, bounds=bounds,
+            constraints=constraints, callback=callback, **(options or {}))
     p = _problem(fun, x0, args, method, jac, hess, hessp, bounds, constraints, tol,
                  callback, options)
+    if p.obj.lb is not None and p.obj.ub is not None and np.array_equal(p.obj.lb, p.obj.ub):
+        return _all_fixed(p)
     if p.method in _TRUST:
         return _trust_method(p)
     if p.method == "slsqp":
