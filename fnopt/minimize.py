@@ -48,7 +48,8 @@ steps kept inside the bounds and fixed variables (``lb == ub``) never stepped, a
 ``torch.func`` on torch inputs. ``nfev`` counts calls of ``fun`` (the
 finite-difference ones included), ``njev`` gradient evaluations. Unknown options warn
 with :class:`OptimizeWarning` (``Unknown solver options: ...``), as do scipy options
-fnopt does not implement (``return_all``, ``iprint``, ``workers``, ``hess_inv0``).
+fnopt does not implement (``iprint``, ``workers``, ``hess_inv0``); ``return_all`` gives
+``allvecs``.
 
 >>> import numpy as np, fnopt
 >>> from scipy.optimize import rosen, rosen_der
@@ -153,6 +154,7 @@ class OptimizeResult:
       hess_inv: BFGS: the inverse-Hessian approximation (an ``n x n`` array);
         L-BFGS-B: a :class:`LbfgsInvHessProduct`; other methods: ``None`` (absent:
         ``res["hess_inv"]`` raises ``KeyError`` as for scipy's result).
+      allvecs: with ``options={"return_all": True}``: the iterates, ``x0`` first.
       result: the :class:`fnopt.Result` of the underlying :func:`fnopt.fixed_point` run
         (``None`` for the trust-region methods, which run their own loop).
     """
@@ -169,6 +171,7 @@ class OptimizeResult:
     message: str
     result: Result | None = attrs.field(repr=False, default=None)
     hess_inv: Any = attrs.field(repr=False, default=None)
+    allvecs: list[Any] | None = attrs.field(repr=False, default=None)
 
     def __getitem__(self, key: str) -> Any:
         if key not in self.keys():
@@ -179,9 +182,10 @@ class OptimizeResult:
         return key in self.keys()
 
     def keys(self) -> list[str]:
-        """The field names, as a mapping's keys (``hess_inv`` only where set)."""
+        """The field names, as a mapping's keys (``hess_inv``, ``allvecs`` only where
+        set)."""
         return [k for k in attrs.fields_dict(OptimizeResult)
-                if not (k == "hess_inv" and self.hess_inv is None)]
+                if not (k in ("hess_inv", "allvecs") and getattr(self, k) is None)]
 
 
 class LbfgsInvHessProduct:
@@ -454,7 +458,6 @@ def _options(method: str, options: dict[str, Any] | None, tol: float | None,
 def _ignored(o: dict[str, Any]) -> None:
     """Options scipy has that fnopt does not implement: a warning, never silence."""
     ignored = [name for name, on in (
-        ("return_all", bool(o.get("return_all"))),
         ("iprint", o.get("iprint") not in (None, -1, 0)),
         ("workers", o.get("workers") not in (None, 1)),
         ("hess_inv0", o.get("hess_inv0") is not None),
@@ -542,6 +545,7 @@ class _Problem:
     args: tuple[Any, ...]
     callback: Callable[[Any, Any], bool] | None
     cons: Callable[..., Any] | None = None
+    allvecs: list[Any] | None = None
 
 
 def _result(p: _Problem, x: Params, f: Any, g: Any, nit: int, status: int, message: str,
@@ -558,7 +562,8 @@ def _result(p: _Problem, x: Params, f: Any, g: Any, nit: int, status: int, messa
     return OptimizeResult(
         x=x, fun=float(_backend.to_numpy(f)) if not isinstance(f, float) else f, jac=g,
         nit=nit, nfev=c.nfev, njev=c.njev, nhev=c.nhev, success=status == 0, status=status,
-        message=message, result=r, hess_inv=hess_inv)
+        message=message, result=r, hess_inv=hess_inv,
+        allvecs=None if p.allvecs is None else [p.x, *p.allvecs])
 
 
 def _run_fixed_point(p: _Problem, opt: Optimizer, crit: _stop.Criterion) -> Result:
@@ -695,10 +700,10 @@ def _trust_method(p: _Problem) -> OptimizeResult:
 
     if m == "trust-exact":
         def solve(v: np.ndarray, g: np.ndarray, radius: float) -> tuple[np.ndarray, bool]:
-            return more_sorensen(g, fh.matrix(v), radius)
+            return more_sorensen(g, fh.matrix(v), radius)[:2]
     elif m == "trust-krylov":
         def solve(v: np.ndarray, g: np.ndarray, radius: float) -> tuple[np.ndarray, bool]:
-            return lanczos_trust(g, lambda d: fh.product(v, d), radius)
+            return lanczos_trust(g, lambda d: fh.product(v, d), radius)[:2]
     else:
         def solve(v: np.ndarray, g: np.ndarray, radius: float) -> tuple[np.ndarray, bool]:
             return steihaug_cg(g, lambda d: fh.product(v, d), radius)
@@ -874,7 +879,15 @@ def _problem(fun: Any, x0: Any, args: Any, method: Any, jac: Any, hess: Any, hes
         jac, str) else None, o.get("finite_diff_rel_step"))
     cons = normalize_constraints(constraints, lb, ub) if has_cons and method == "slsqp" \
         else None
-    return _Problem(method, obj, x, o, box_, hess, hessp, args, _callback(callback), cons)
+    cb = _callback(callback)
+    allvecs: list[Any] | None = None
+    if o.get("return_all"):
+        allvecs, user_cb = [], cb
+
+        def cb(xk: Any, f: Any) -> bool:
+            allvecs.append(copy_params(xk))
+            return False if user_cb is None else user_cb(xk, f)
+    return _Problem(method, obj, x, o, box_, hess, hessp, args, cb, cons, allvecs)
 
 
 def _check_derivatives(method: str, jac: Any, hess: Any, hessp: Any, x: Params) -> None:

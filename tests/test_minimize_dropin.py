@@ -104,8 +104,10 @@ def test_bad_outputs_and_options_name_the_argument():
 def test_unknown_and_ignored_options_warn():
     with pytest.warns(fnopt.OptimizeWarning, match="Unknown solver options: foo"):
         fnopt.minimize(rosen, [0.0, 0.0], options={"foo": 1})
-    with pytest.warns(fnopt.OptimizeWarning, match="return_all"):
-        fnopt.minimize(rosen, [0.0, 0.0], options={"return_all": True})
+    with pytest.warns(fnopt.OptimizeWarning, match="workers"):
+        fnopt.minimize(rosen, [0.0, 0.0], options={"workers": 2})
+    res = fnopt.minimize(rosen, [0.0, 0.0], options={"return_all": True})
+    assert len(res.allvecs) == res.nit + 1 and np.array_equal(res.allvecs[-1], res.x)
     assert issubclass(fnopt.OptimizeWarning, UserWarning)
 
 

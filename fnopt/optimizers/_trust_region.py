@@ -78,11 +78,12 @@ def steihaug_cg(g: Vec, hessp: Callable[[Vec], Vec], radius: float,
 
 
 def more_sorensen(g: Vec, h: Vec, radius: float, *, rtol: float = 1e-10,
-                  maxiter: int = 100) -> tuple[Vec, bool]:
+                  maxiter: int = 100) -> tuple[Vec, bool, float]:
     """The nearly exact trust-region step (Moré–Sorensen) for a dense symmetric
-    ``h``, in its eigenbasis. Returns ``(p, hits_boundary)``.
+    ``h``, in its eigenbasis. Returns ``(p, hits_boundary, lam)`` with
+    :math:`(H + \lambda I) p = -g`, :math:`\lambda \ge 0`.
 
-    >>> p, hit = more_sorensen(np.array([1.0, 1.0]), np.diag([1.0, -1.0]), 1.0)
+    >>> p, hit, lam = more_sorensen(np.array([1.0, 1.0]), np.diag([1.0, -1.0]), 1.0)
     >>> bool(hit), round(float(np.linalg.norm(p)), 12)
     (True, 1.0)
     """
@@ -93,7 +94,7 @@ def more_sorensen(g: Vec, h: Vec, radius: float, *, rtol: float = 1e-10,
     if lam_min > 0:
         p = -(q @ (gq / lam_all))
         if np.linalg.norm(p) <= radius:
-            return p, False
+            return p, False, 0.0
 
     def norm_at(lam: float) -> float:
         return float(np.linalg.norm(gq / (lam_all + lam)))
@@ -107,7 +108,7 @@ def more_sorensen(g: Vec, h: Vec, radius: float, *, rtol: float = 1e-10,
         p = -(q[:, rest] @ (gq[rest] / (lam_all[rest] - lam_min))) if rest.any() else \
             np.zeros_like(g)
         if np.linalg.norm(p) <= radius:
-            return p + _to_boundary(p, q[:, 0], radius) * q[:, 0], True
+            return p + _to_boundary(p, q[:, 0], radius) * q[:, 0], True, -lam_min
     lam = low + max(low_gap, 1e-8 * scale)
     while norm_at(lam) > radius:  # bracket: from the pole upwards
         lam = low + 2 * (lam - low)
@@ -119,22 +120,23 @@ def more_sorensen(g: Vec, h: Vec, radius: float, *, rtol: float = 1e-10,
         dpn = -float((w * w / (lam_all + lam)).sum()) / pn  # d||p||/dlam
         step = -((1 / pn - 1 / radius) / (-dpn / pn ** 2))
         lam = max(lam + step, low + 0.5 * (lam - low))
-    return -(q @ (gq / (lam_all + lam))), True
+    return -(q @ (gq / (lam_all + lam))), True, lam
 
 
 def lanczos_trust(g: Vec, hessp: Callable[[Vec], Vec], radius: float, *,
-                  rtol: float = 1e-8, maxiter: int | None = None) -> tuple[Vec, bool]:
+                  rtol: float = 1e-8, maxiter: int | None = None) -> tuple[Vec, bool, float]:
     """The trust-region step in a growing Krylov (Lanczos) subspace, solved exactly
-    there (GLTR's idea, full reorthogonalisation). Returns ``(p, hits_boundary)``.
+    there (GLTR's idea, full reorthogonalisation). Returns ``(p, hits_boundary, lam)``
+    (``lam`` the multiplier of the subspace problem).
 
-    >>> p, hit = lanczos_trust(np.array([1.0, 0.0]), lambda v: 2 * v, 10.0)
+    >>> p, hit, lam = lanczos_trust(np.array([1.0, 0.0]), lambda v: 2 * v, 10.0)
     >>> np.round(p, 12), hit
     (array([-0.5,  0. ]), False)
     """
     n = g.size
     gnorm = float(np.linalg.norm(g))
     if gnorm == 0:
-        return np.zeros_like(g), False
+        return np.zeros_like(g), False, 0.0
     basis = [g / gnorm]
     alphas: list[float] = []
     betas: list[float] = []
@@ -149,12 +151,12 @@ def lanczos_trust(g: Vec, hessp: Callable[[Vec], Vec], radius: float, *,
         t = np.diag(alphas) + np.diag(betas, 1) + np.diag(betas, -1)
         e1 = np.zeros(k + 1)
         e1[0] = gnorm
-        h, hit = more_sorensen(e1, t, radius)
+        h, hit, lam = more_sorensen(e1, t, radius)
         if beta * abs(h[-1]) <= tol or k + 1 == n or beta <= 1e-14 * max(1.0, abs(alphas[-1])):
-            return qmat.T @ h, bool(hit)
+            return qmat.T @ h, bool(hit), lam
         betas.append(beta)
         basis.append(w / beta)
-    return np.array(basis[:len(alphas)]).T @ h, bool(hit)
+    return np.array(basis[:len(alphas)]).T @ h, bool(hit), lam
 
 
 @attrs.frozen
