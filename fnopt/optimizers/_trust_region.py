@@ -81,7 +81,7 @@ def more_sorensen(g: Vec, h: Vec, radius: float, *, rtol: float = 1e-10,
                   maxiter: int = 100) -> tuple[Vec, bool, float]:
     """The nearly exact trust-region step (Moré–Sorensen) for a dense symmetric
     ``h``, in its eigenbasis. Returns ``(p, hits_boundary, lam)`` with
-    :math:`(H + \lambda I) p = -g`, :math:`\lambda \ge 0`.
+    :math:`(H + \\lambda I) p = -g`, :math:`\\lambda \\ge 0`.
 
     >>> p, hit, lam = more_sorensen(np.array([1.0, 1.0]), np.diag([1.0, -1.0]), 1.0)
     >>> bool(hit), round(float(np.linalg.norm(p)), 12)
