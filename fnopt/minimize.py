@@ -101,8 +101,8 @@ from fnopt.optimizers._trust_region import (
     steihaug_cg,
 )
 from fnopt.optimizers.lbfgsb import lbfgsb
-from fnopt.optimizers.linesearch import strong_wolfe
-from fnopt.optimizers.second_order import bfgs, newton_cg, nonlinear_cg
+from fnopt.optimizers.linesearch import line_search, strong_wolfe
+from fnopt.optimizers.second_order import newton_cg, scale_by_bfgs, scale_by_nonlinear_cg
 from fnopt.transforms.projections import Projection, _flat_box, box
 
 __all__ = ["minimize", "OptimizeResult", "OptimizeWarning", "LbfgsInvHessProduct"]
@@ -415,6 +415,9 @@ def _count(name: str, v: Any, minimum: int | None = 0) -> int:
     return max(int(v), 0) if not math.isinf(v) else sys.maxsize
 
 
+_SQRT_EPS = 1.4901161193847656e-08  # scipy's default absolute finite-difference step
+
+
 def _options(method: str, options: dict[str, Any] | None, tol: float | None,
              n: int) -> dict[str, Any]:
     key = "lbfgsb" if method in _LBFGSB else method
@@ -427,20 +430,27 @@ def _options(method: str, options: dict[str, Any] | None, tol: float | None,
                       stacklevel=3)
     if key == "lbfgsb":
         d: dict[str, Any] = {"maxcor": 10, "ftol": 2.220446049250313e-09, "gtol": 1e-5,
-                             "maxiter": 15000, "maxfun": 15000, "maxls": 20}
+                             "maxiter": 15000, "maxfun": 15000, "maxls": 20, "eps": 1e-8}
         if tol is not None:
             d.update(ftol=tol, gtol=tol)
     elif key == "newton-cg":
-        d = {"xtol": 1e-5 if tol is None else tol, "maxiter": 200 * n, "c1": 1e-4, "c2": 0.9}
+        d = {"xtol": 1e-5 if tol is None else tol, "maxiter": 200 * n, "c1": 1e-4, "c2": 0.9,
+             "eps": _SQRT_EPS}
     elif key == "slsqp":
-        d = {"maxiter": 100, "ftol": 1e-6 if tol is None else tol}
+        d = {"maxiter": 100, "ftol": 1e-6 if tol is None else tol, "eps": _SQRT_EPS}
     elif key in _TRUST:
         d = {"gtol": 1e-4 if tol is None else tol, "maxiter": 200 * n,
              "initial_trust_radius": 1.0, "max_trust_radius": 1000.0, "eta": 0.15}
     else:
         d = {"gtol": 1e-5 if tol is None else tol, "maxiter": 200 * n, "norm": math.inf,
-             "c1": 1e-4, "c2": 0.9 if key == "bfgs" else 0.4, "xrtol": 0.0}
+             "c1": 1e-4, "c2": 0.9 if key == "bfgs" else 0.4, "xrtol": 0.0, "eps": _SQRT_EPS}
     o = {**d, **{k: v for k, v in opts.items() if v is not None or k not in d}}
+    if "c1" in o:
+        c1, c2 = o["c1"], o["c2"]
+        if not all(isinstance(c, numbers.Real) and not isinstance(c, bool) for c in (c1, c2)) \
+                or not 0 < c1 < c2 < 1:
+            raise ValueError(f"options: 'c1' and 'c2' do not satisfy 0 < c1 < c2 < 1 "
+                             f"(c1={c1!r}, c2={c2!r})")
     for name in ("gtol", "ftol", "xtol", "xrtol", "eta"):
         if name in o:
             o[name] = _number(name, o[name])
@@ -448,9 +458,6 @@ def _options(method: str, options: dict[str, Any] | None, tol: float | None,
     for name, low in (("maxfun", None), ("maxcor", 1), ("maxls", 1)):
         if name in o:
             o[name] = _count(name, o[name], low)
-    if "c1" in o and not 0 < _number("c1", o["c1"]) < _number("c2", o["c2"]) < 1:
-        raise ValueError(f"options: 'c1' and 'c2' do not satisfy 0 < c1 < c2 < 1 "
-                         f"(c1={o['c1']}, c2={o['c2']})")
     _ignored(o)
     return o
 
@@ -597,6 +604,8 @@ def _line_search_method(p: _Problem) -> OptimizeResult:
     f = r.value
     if status == 3 or r.reason is _stop.Reason.NON_FINITE:
         f = math.nan
+    elif r.iterations == 0:  # no step taken: the start's value, as evaluated
+        f = f0
     return _result(p, r.params, f if isinstance(f, float) else float(_backend.to_numpy(f)),
                    r.state.grads, r.iterations, status, _message(m, r, status), r,
                    _hess_inv(m, r))
@@ -638,8 +647,11 @@ def _optimizer(p: _Problem) -> tuple[Optimizer, _stop.Criterion]:
                      | _MaxEvals(p.obj.counts, o.get("maxfun", 15000)))
     if m in ("bfgs", "cg"):
         search = strong_wolfe(float(o["c1"]), float(o["c2"]))
-        opt = bfgs(scale_init=False, search=search) if m == "bfgs" else \
-            nonlinear_cg(search=search)
+        direction = scale_by_bfgs(scale_init=False) if m == "bfgs" else \
+            scale_by_nonlinear_cg()
+        # scipy's first trials: 1.01/|g| on the first step, then min(1, 2.02 df/slope)
+        opt = line_search(direction, search, initial_step="quadratic", scale_first=True,
+                          first_scale=1.01)
         crit = _grad_norm_below(o["gtol"], float(o["norm"]))
         if m == "bfgs" and o["xrtol"] > 0:
             crit = crit | _XRelBelow(o["xrtol"])
@@ -875,8 +887,10 @@ def _problem(fun: Any, x0: Any, args: Any, method: Any, jac: Any, hess: Any, hes
     if box_ is not None:
         lb, ub = (np.asarray(_backend.to_numpy(b), dtype=np.float64).reshape(-1)
                   for b in _flat_box(box_, x))
-    obj = Objective(fun, jac, args, x, lb, ub, o.get("eps") if jac is None or isinstance(
-        jac, str) else None, o.get("finite_diff_rel_step"))
+    fd_named = isinstance(jac, str)  # jac='2-point'/'3-point': scipy's relative steps
+    eps = None if fd_named or o.get("finite_diff_rel_step") is not None or not (
+        jac is None or jac is False) else o.get("eps")
+    obj = Objective(fun, jac, args, x, lb, ub, eps, o.get("finite_diff_rel_step"))
     cons = normalize_constraints(constraints, lb, ub) if has_cons and method == "slsqp" \
         else None
     cb = _callback(callback)

@@ -1,0 +1,755 @@
+"""scipy.optimize's own tests of ``minimize`` (scipy 1.17: ``test_optimize.py``,
+``test_lbfgsb_hessinv.py``, ``test_trustregion.py``, ``test_trustregion_exact.py``,
+``test_trustregion_krylov.py``, ``test_slsqp.py``), ported to :func:`fnopt.minimize`.
+
+Problems, starts, options and tolerances are scipy's, unchanged; ``optimize.minimize``
+became ``fnopt.minimize`` (the test problems ``rosen``/``rosen_der``/... and the input
+types ``Bounds``, ``NonlinearConstraint``, ``BFGS`` still come from scipy: they are the
+specification, not the code under test). Only the methods fnopt has are run
+(L-BFGS-B, BFGS, CG, Newton-CG, trust-ncg, trust-krylov, trust-exact, SLSQP); the
+methods it does not have are asserted to be refused with a ``ValueError`` naming
+``method``. The subproblem tests of ``test_trustregion_exact.py`` and
+``test_trustregion_krylov.py`` (scipy's private ``IterativeSubproblem`` and
+``KrylovQP`` classes) run on fnopt's solvers of the same subproblem
+(``more_sorensen`` and ``lanczos_trust``), with scipy's matrices and expected steps.
+
+Cases fnopt does not pass are marked ``xfail(strict=True)`` with the reason (so a fix
+shows up as an XPASS failure). What is not ported at all (the ``fmin_*`` legacy
+functions, Nelder-Mead, Powell, TNC, COBYLA, COBYQA, dogleg, trust-constr, scipy's
+private helpers) is listed in ``docs/migration/scipy-minimize-table.md``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import itertools
+import threading
+import warnings
+
+import numpy as np
+import pytest
+import scipy.linalg
+from numpy.testing import (
+    assert_,
+    assert_allclose,
+    assert_almost_equal,
+    assert_array_almost_equal,
+    assert_equal,
+)
+from scipy.optimize import (
+    BFGS,
+    Bounds,
+    NonlinearConstraint,
+    rosen,
+    rosen_der,
+    rosen_hess,
+    rosen_hess_prod,
+)
+from scipy.optimize._differentiable_functions import ScalarFunction
+from scipy.sparse import coo_array, coo_matrix, csc_array, csc_matrix, csr_array, csr_matrix
+
+import fnopt
+from fnopt.optimizers._trust_region import lanczos_trust, more_sorensen
+
+SUPPORTED = ["cg", "bfgs", "newton-cg", "l-bfgs-b", "slsqp", "trust-ncg", "trust-exact",
+             "trust-krylov"]
+NOT_SUPPORTED = ["nelder-mead", "powell", "tnc", "cobyla", "cobyqa", "trust-constr", "dogleg"]
+FD_METHODS = ("2-point", "3-point", "cs")
+
+pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
+
+
+@pytest.mark.parametrize("method", NOT_SUPPORTED)
+def test_unsupported_methods_are_refused_naming_method(method):
+    with pytest.raises(ValueError, match="method"):
+        fnopt.minimize(rosen, [1.0, 2.0], method=method)
+
+
+# -- test_optimize.py: CheckOptimize (the maximum-entropy problem) ------------------------
+
+
+class CheckOptimize:
+    def setup_method(self):
+        self.F = np.array([[1, 1, 1], [1, 1, 0], [1, 0, 1], [1, 0, 0], [1, 0, 0]])
+        self.K = np.array([1., 0.3, 0.5])
+        self.startparams = np.zeros(3, np.float64)
+        self.solution = np.array([0., -0.524869316, 0.487525860])
+        self.maxiter = 1000
+        self.funccalls = threading.local()
+        self.gradcalls = threading.local()
+        self.trace = threading.local()
+
+    def func(self, x):
+        if not hasattr(self.funccalls, "c"):
+            self.funccalls.c = 0
+        if not hasattr(self.gradcalls, "c"):
+            self.gradcalls.c = 0
+        self.funccalls.c += 1
+        if self.funccalls.c > 6000:
+            raise RuntimeError("too many iterations in optimization routine")
+        log_pdot = np.dot(self.F, x)
+        logZ = np.log(sum(np.exp(log_pdot)))
+        f = logZ - np.dot(self.K, x)
+        if not hasattr(self.trace, "t"):
+            self.trace.t = []
+        self.trace.t.append(np.copy(x))
+        return f
+
+    def grad(self, x):
+        if not hasattr(self.gradcalls, "c"):
+            self.gradcalls.c = 0
+        self.gradcalls.c += 1
+        log_pdot = np.dot(self.F, x)
+        logZ = np.log(sum(np.exp(log_pdot)))
+        p = np.exp(log_pdot - logZ)
+        return np.dot(self.F.transpose(), p) - self.K
+
+    def hess(self, x):
+        log_pdot = np.dot(self.F, x)
+        logZ = np.log(sum(np.exp(log_pdot)))
+        p = np.exp(log_pdot - logZ)
+        return np.dot(self.F.T, np.dot(np.diag(p), self.F - np.dot(self.F.T, p)))
+
+    def hessp(self, x, p):
+        return np.dot(self.hess(x), p)
+
+
+_COUNTS = ("scipy's exact call counts and trace come from its MINPACK (dcsrch) line "
+           "search; fnopt's strong-Wolfe search takes other trial steps")
+
+
+class TestCheckOptimizeWrapper(CheckOptimize):
+    disp = False
+
+    def test_cg(self):
+        opts = {"maxiter": self.maxiter, "disp": self.disp, "return_all": False}
+        res = fnopt.minimize(self.func, self.startparams, args=(), method="CG",
+                             jac=self.grad, options=opts)
+        params = res["x"]
+        assert_allclose(self.func(params), self.func(self.solution), atol=1e-6)
+        assert self.funccalls.c == 9, self.funccalls.c
+        assert self.gradcalls.c == 7, self.gradcalls.c
+        assert_allclose(self.trace.t[2:4], [[0, -0.5, 0.5], [0, -5.05700028e-01, 4.95985862e-01]],
+                        atol=1e-14, rtol=1e-7)
+
+    def test_cg_cornercase(self):
+        def f(r):
+            return 2.5 * (1 - np.exp(-1.5 * (r - 0.5))) ** 2
+
+        for x0 in np.linspace(-0.75, 3, 71):
+            sol = fnopt.minimize(f, [x0], method="CG")
+            assert sol.success
+            assert_allclose(sol.x, [0.5], rtol=1e-5)
+
+    def test_bfgs(self):
+        opts = {"maxiter": self.maxiter, "disp": self.disp, "return_all": False}
+        res = fnopt.minimize(self.func, self.startparams, jac=self.grad, method="BFGS",
+                             args=(), options=opts)
+        params = res["x"]
+        assert_allclose(self.func(params), self.func(self.solution), atol=1e-6)
+        assert self.funccalls.c == 10, self.funccalls.c
+        assert self.gradcalls.c == 8, self.gradcalls.c
+        assert_allclose(self.trace.t[6:8], [[0, -5.25060743e-01, 4.87748473e-01],
+                                            [0, -5.24885582e-01, 4.87530347e-01]],
+                        atol=1e-14, rtol=1e-7)
+
+    def test_bfgs_hess_inv0_neg(self):
+        with pytest.raises(ValueError, match="'hess_inv0' matrix isn't positive definite."):
+            x0 = np.array([1.3, 0.7, 0.8, 1.9, 1.2])
+            opts = {"disp": self.disp, "hess_inv0": -np.eye(5)}
+            fnopt.minimize(rosen, x0=x0, method="BFGS", args=(), options=opts)
+
+    def test_bfgs_hess_inv0_semipos(self):
+        with pytest.raises(ValueError, match="'hess_inv0' matrix isn't positive definite."):
+            x0 = np.array([1.3, 0.7, 0.8, 1.9, 1.2])
+            hess_inv0 = np.eye(5)
+            hess_inv0[0, 0] = 0
+            opts = {"disp": self.disp, "hess_inv0": hess_inv0}
+            fnopt.minimize(rosen, x0=x0, method="BFGS", args=(), options=opts)
+
+    @pytest.mark.filterwarnings("ignore::fnopt.OptimizeWarning")  # hess_inv0: not used
+    def test_bfgs_hess_inv0_sanity(self):
+        fun = rosen
+        x0 = np.array([1.3, 0.7, 0.8, 1.9, 1.2])
+        opts = {"disp": self.disp, "hess_inv0": 1e-2 * np.eye(5)}
+        res = fnopt.minimize(fun, x0=x0, method="BFGS", args=(), options=opts)
+        res_true = fnopt.minimize(fun, x0=x0, method="BFGS", args=(), options={"disp": self.disp})
+        assert_allclose(res.fun, res_true.fun, atol=1e-6)
+
+    @pytest.mark.xfail(strict=True, reason="fnopt's line search treats a trial with loss "
+                       "-inf as non-finite and stops at the start (status 2, fun -1); scipy "
+                       "steps to x = -1024 where the loss is -inf")
+    @pytest.mark.filterwarnings("ignore::UserWarning")
+    def test_bfgs_infinite(self):
+        def func(x):
+            return -np.e ** (-x)
+
+        def fprime(x):
+            return -func(x)
+
+        x0 = [0]
+        with np.errstate(over="ignore"):
+            x = fnopt.minimize(func, x0, jac=fprime, method="BFGS", args=(),
+                               options={"disp": self.disp})["x"]
+            assert not np.isfinite(func(x))
+
+    def test_bfgs_xrtol(self):
+        x0 = [1.3, 0.7, 0.8, 1.9, 1.2]
+        res = fnopt.minimize(rosen, x0, method="bfgs", options={"xrtol": 1e-3})
+        ref = fnopt.minimize(rosen, x0, method="bfgs", options={"gtol": 1e-3})
+        assert res.nit != ref.nit
+
+    def test_bfgs_c1(self):
+        x0 = [10.3, 20.7, 10.8, 1.9, -1.2]
+        res_c1_small = fnopt.minimize(rosen, x0, method="bfgs", options={"c1": 1e-8})
+        res_c1_big = fnopt.minimize(rosen, x0, method="bfgs", options={"c1": 1e-1})
+        assert res_c1_small.nfev > res_c1_big.nfev
+
+    def test_bfgs_c2(self):
+        x0 = [1.3, 0.7, 0.8, 1.9, 1.2]
+        res_default = fnopt.minimize(rosen, x0, method="bfgs", options={"c2": .9})
+        res_mod = fnopt.minimize(rosen, x0, method="bfgs", options={"c2": 1e-2})
+        assert res_default.nit > res_mod.nit
+
+    @pytest.mark.parametrize(["c1", "c2"], [[0.5, 2], [-0.1, 0.1], [0.2, 0.1]])
+    def test_invalid_c1_c2(self, c1, c2):
+        with pytest.raises(ValueError, match="'c1' and 'c2'"):
+            x0 = [10.3, 20.7, 10.8, 1.9, -1.2]
+            fnopt.minimize(rosen, x0, method="cg", options={"c1": c1, "c2": c2})
+
+    def test_ncg_negative_maxiter(self):
+        opts = {"maxiter": -1}
+        result = fnopt.minimize(self.func, self.startparams, method="Newton-CG",
+                                jac=self.grad, args=(), options=opts)
+        assert result.status == 1
+
+    def test_ncg_zero_xtol(self):
+        def cosine(x):
+            return np.cos(x[0])
+
+        def jac(x):
+            return -np.sin(x[0])
+
+        result = fnopt.minimize(cosine, x0=[0.1], jac=jac, method="newton-cg",
+                                options=dict(xtol=0))
+        assert result.status == 0
+        assert_almost_equal(result.x[0], np.pi)
+
+    def _ncg(self, **kw):
+        opts = {"maxiter": self.maxiter, "disp": self.disp, "return_all": False}
+        return fnopt.minimize(self.func, self.startparams, method="Newton-CG",
+                              jac=self.grad, args=(), options=opts, **kw)["x"]
+
+    @pytest.mark.xfail(strict=True, reason=_COUNTS + " (and its Newton-CG inner loop)")
+    def test_ncg(self):
+        params = self._ncg()
+        assert_allclose(self.func(params), self.func(self.solution), atol=1e-6)
+        assert self.funccalls.c == 7, self.funccalls.c
+        assert self.gradcalls.c <= 22, self.gradcalls.c
+        assert_allclose(self.trace.t[3:5], [[-4.35700753e-07, -5.24869435e-01, 4.87527480e-01],
+                                            [-4.35700753e-07, -5.24869401e-01, 4.87527774e-01]],
+                        atol=1e-6, rtol=1e-7)
+
+    def test_ncg_hess(self):
+        params = self._ncg(hess=self.hess)
+        assert_allclose(self.func(params), self.func(self.solution), atol=1e-6)
+        assert self.funccalls.c <= 7, self.funccalls.c
+        assert self.gradcalls.c <= 18, self.gradcalls.c
+        assert_allclose(self.trace.t[3:5], [[-4.35700753e-07, -5.24869435e-01, 4.87527480e-01],
+                                            [-4.35700753e-07, -5.24869401e-01, 4.87527774e-01]],
+                        atol=1e-6, rtol=1e-7)
+
+    def test_ncg_hessp(self):
+        params = self._ncg(hessp=self.hessp)
+        assert_allclose(self.func(params), self.func(self.solution), atol=1e-6)
+        assert self.funccalls.c <= 7, self.funccalls.c
+        assert self.gradcalls.c <= 18, self.gradcalls.c
+        assert_allclose(self.trace.t[3:5], [[-4.35700753e-07, -5.24869435e-01, 4.87527480e-01],
+                                            [-4.35700753e-07, -5.24869401e-01, 4.87527774e-01]],
+                        atol=1e-6, rtol=1e-7)
+
+
+# -- test_optimize.py: TestOptimizeSimple ---------------------------------------------------
+
+
+class TestOptimizeSimple(CheckOptimize):
+
+    def test_bfgs_nan_return(self):
+        def func(x):
+            return np.nan
+
+        with np.errstate(invalid="ignore"):
+            result = fnopt.minimize(func, 0)
+        assert np.isnan(result["fun"])
+        assert result["success"] is False
+
+        def func(x):  # noqa: F811
+            return 0 if x == 0 else np.nan
+
+        def fprime(x):
+            return np.ones_like(x)
+
+        with np.errstate(invalid="ignore"):
+            result = fnopt.minimize(func, 0, jac=fprime)
+        assert np.isnan(result["fun"])
+        assert result["success"] is False
+
+    def test_finite_differences_jac(self):
+        methods = ["BFGS", "CG"]  # scipy also runs TNC (not in fnopt)
+        jacs = ["2-point", "3-point", None]
+        for method, jac in itertools.product(methods, jacs):
+            result = fnopt.minimize(self.func, self.startparams, method=method, jac=jac)
+            assert_allclose(self.func(result.x), self.func(self.solution), atol=1e-6)
+
+    def test_finite_differences_hess(self):
+        methods = ["Newton-CG", "trust-ncg", "trust-krylov"]  # and trust-constr (not in fnopt)
+        hesses = ("2-point", "3-point", BFGS)  # 'cs' (complex step): refused, see below
+        for method, hess in itertools.product(methods, hesses):
+            if hess is BFGS:
+                hess = hess()
+            result = fnopt.minimize(self.func, self.startparams, method=method,
+                                    jac=self.grad, hess=hess)
+            assert result.success
+        for method in ["trust-ncg", "trust-krylov", "dogleg", "trust-exact"]:
+            with pytest.raises(ValueError):
+                fnopt.minimize(self.func, self.startparams, method=method, jac=self.grad,
+                               hess=None)
+
+    def test_hess_cs_is_refused(self):  # fnopt: no complex-step derivatives
+        with pytest.raises(ValueError, match="hess"):
+            fnopt.minimize(self.func, self.startparams, method="Newton-CG", jac=self.grad,
+                           hess="cs")
+
+    def test_bfgs_double_evaluations(self):
+        def f(x):
+            xp = x[0]
+            assert xp not in seen
+            seen.add(xp)
+            return 10 * x ** 2, 20 * x
+
+        seen = set()
+        fnopt.minimize(f, -100, method="bfgs", jac=True, tol=1e-7)
+
+    def test_l_bfgs_b_maxiter(self):
+        class Callback:
+            def __init__(self):
+                self.nit = 0
+                self.fun = None
+                self.x = None
+
+            def __call__(self, x):
+                self.x = x
+                self.fun = rosen(x)
+                self.nit += 1
+
+        c = Callback()
+        res = fnopt.minimize(rosen, [0., 0.], method="l-bfgs-b", callback=c,
+                             options={"maxiter": 5})
+        assert_equal(res.nit, 5)
+        assert_almost_equal(res.x, c.x)
+        assert_almost_equal(res.fun, c.fun)
+        assert_equal(res.status, 1)
+        assert res.success is False
+        assert_equal(res.message, "STOP: TOTAL NO. OF ITERATIONS REACHED LIMIT")
+
+    def test_minimize_l_bfgs_b(self):
+        opts = {"maxiter": self.maxiter}
+        r = fnopt.minimize(self.func, self.startparams, method="L-BFGS-B", jac=self.grad,
+                           options=opts)
+        assert_allclose(self.func(r.x), self.func(self.solution), atol=1e-6)
+        assert self.gradcalls.c == r.njev
+        self.funccalls.c = self.gradcalls.c = 0
+        ra = fnopt.minimize(self.func, self.startparams, method="L-BFGS-B", options=opts)
+        assert self.funccalls.c == ra.nfev
+        assert_allclose(self.func(ra.x), self.func(self.solution), atol=1e-6)
+        self.funccalls.c = self.gradcalls.c = 0
+        ra = fnopt.minimize(self.func, self.startparams, jac="3-point", method="L-BFGS-B",
+                            options=opts)
+        assert self.funccalls.c == ra.nfev
+        assert_allclose(self.func(ra.x), self.func(self.solution), atol=1e-6)
+
+    def test_minimize_l_bfgs_b_ftol(self):
+        v0 = None
+        for tol in [1e-1, 1e-4, 1e-7, 1e-10]:
+            opts = {"maxiter": self.maxiter, "ftol": tol}
+            sol = fnopt.minimize(self.func, self.startparams, method="L-BFGS-B",
+                                 jac=self.grad, options=opts)
+            v = self.func(sol.x)
+            if v0 is None:
+                v0 = v
+            else:
+                assert v < v0
+            assert_allclose(v, self.func(self.solution), rtol=tol)
+
+    def test_minimize_l_bfgs_maxls(self):
+        sol = fnopt.minimize(rosen, np.array([-1.2, 1.0]), method="L-BFGS-B", jac=rosen_der,
+                             options={"maxls": 1})
+        assert not sol.success
+
+    def test_custom(self):
+        def custmin(fun, x0, args=(), maxfev=None, stepsize=0.1, maxiter=100, callback=None,
+                    **options):
+            bestx = x0
+            besty = fun(x0)
+            funcalls = 1
+            niter = 0
+            improved = True
+            stop = False
+            while improved and not stop and niter < maxiter:
+                improved = False
+                niter += 1
+                for dim in range(np.size(x0)):
+                    for s in [bestx[dim] - stepsize, bestx[dim] + stepsize]:
+                        testx = np.copy(bestx)
+                        testx[dim] = s
+                        testy = fun(testx, *args)
+                        funcalls += 1
+                        if testy < besty:
+                            besty = testy
+                            bestx = testx
+                            improved = True
+                    if callback is not None:
+                        callback(bestx)
+                    if maxfev is not None and funcalls >= maxfev:
+                        stop = True
+                        break
+            return fnopt.OptimizeResult(fun=besty, x=bestx, nit=niter, nfev=funcalls,
+                                        success=(niter > 1), jac=None, njev=0, nhev=0,
+                                        status=0, message="")
+
+        x0 = [1.35, 0.9, 0.8, 1.1, 1.2]
+        res = fnopt.minimize(rosen, x0, method=custmin, options=dict(stepsize=0.05))
+        assert_allclose(res.x, 1.0, rtol=1e-4, atol=1e-4)
+
+    def test_gh10771(self):
+        bounds = [(-2, 2), (0, 3)]
+        constraints = "constraints"
+
+        def custmin(fun, x0, **options):
+            assert options["bounds"] is bounds
+            assert options["constraints"] is constraints
+            return None
+
+        fnopt.minimize(rosen, [1, 1], method=custmin, bounds=bounds, constraints=constraints)
+
+    def test_minimize_tol_parameter(self):
+        def func(z):
+            x, y = z
+            return x ** 2 * y ** 2 + x ** 4 + 1
+
+        def dfunc(z):
+            x, y = z
+            return np.array([2 * x * y ** 2 + 4 * x ** 3, 2 * x ** 2 * y])
+
+        for method in ["cg", "bfgs", "newton-cg", "l-bfgs-b", "slsqp"]:
+            sol1 = fnopt.minimize(func, [2, 2], jac=dfunc, tol=1e-10, method=method)
+            sol2 = fnopt.minimize(func, [2, 2], jac=dfunc, tol=1.0, method=method)
+            assert func(sol1.x) < func(sol2.x), f"{method}: {func(sol1.x)} vs. {func(sol2.x)}"
+
+    @pytest.mark.parametrize("method", SUPPORTED)
+    def test_minimize_callback_copies_array(self, method):
+        func, jac, hess = rosen, rosen_der, rosen_hess
+        x0 = np.zeros(10)
+        kwargs = {"options": dict(maxiter=5)}
+        if method == "newton-cg":
+            kwargs["jac"] = jac
+        elif method in ("trust-krylov", "trust-exact", "trust-ncg"):
+            kwargs["jac"] = jac
+            kwargs["hess"] = hess
+        results = []
+
+        def callback(x, *args, **kwargs):
+            assert not isinstance(x, fnopt.OptimizeResult)
+            results.append((x, np.copy(x)))
+
+        fnopt.minimize(func, x0, callback=callback, method=method, **kwargs)
+        assert len(results) > 2
+        assert all(np.all(x == y) for x, y in results)
+        combinations = itertools.combinations(results, 2)
+        assert not any(np.may_share_memory(x[0], y[0]) for x, y in combinations)
+
+    @pytest.mark.parametrize("method", ["cg", "bfgs", "newton-cg", "l-bfgs-b", "slsqp"])
+    def test_no_increase(self, method):
+        def func(x):
+            return (x - 1) ** 2
+
+        def bad_grad(x):
+            return 2 * (x - 1) * (-1) - 2
+
+        x0 = np.array([2.0])
+        f0 = func(x0)
+        sol = fnopt.minimize(func, x0, jac=bad_grad, method=method, options=dict(maxiter=20))
+        assert_equal(func(sol.x), sol.fun)
+        if method == "slsqp":
+            pytest.xfail("SLSQP returns slightly worse")  # as in scipy's test
+        assert func(sol.x) <= f0
+
+    def test_slsqp_respect_bounds(self):
+        def f(x):
+            return sum((x - np.array([1., 2., 3., 4.])) ** 2)
+
+        def cons(x):
+            a = np.array([[-1, -1, -1, -1], [-3, -3, -2, -1]])
+            return np.concatenate([np.dot(a, x) + np.array([5, 10]), x])
+
+        x0 = np.array([0.5, 1., 1.5, 2.])
+        res = fnopt.minimize(f, x0, method="slsqp", constraints={"type": "ineq", "fun": cons})
+        assert_allclose(res.x, np.array([0., 2, 5, 8]) / 3, atol=1e-12)
+
+    @pytest.mark.parametrize("method", ["CG", "BFGS", "Newton-CG", "L-BFGS-B", "SLSQP",
+                                        "trust-ncg", "trust-exact", "trust-krylov"])
+    def test_respect_maxiter(self, method):
+        MAXITER = 4
+        x0 = np.zeros(10)
+        sf = ScalarFunction(rosen, x0, (), rosen_der, rosen_hess, None, None)
+        kwargs = {"method": method, "options": dict(maxiter=MAXITER)}
+        if method in ("Newton-CG",):
+            kwargs["jac"] = sf.grad
+        elif method in ("trust-krylov", "trust-exact", "trust-ncg"):
+            kwargs["jac"] = sf.grad
+            kwargs["hess"] = sf.hess
+        sol = fnopt.minimize(sf.fun, x0, **kwargs)
+        assert sol.nit == MAXITER
+        assert sol.nfev >= sf.nfev
+        if hasattr(sol, "njev"):
+            assert sol.njev >= sf.ngev
+        if method == "SLSQP":
+            assert sol.status == 9
+
+    def test_minimize_automethod(self):
+        def f(x):
+            return x ** 2
+
+        def cons(x):
+            return x - 2
+
+        x0 = np.array([10.])
+        sol_0 = fnopt.minimize(f, x0)
+        sol_1 = fnopt.minimize(f, x0, constraints=[{"type": "ineq", "fun": cons}])
+        sol_2 = fnopt.minimize(f, x0, bounds=[(5, 10)])
+        sol_3 = fnopt.minimize(f, x0, constraints=[{"type": "ineq", "fun": cons}],
+                               bounds=[(5, 10)])
+        sol_4 = fnopt.minimize(f, x0, constraints=[{"type": "ineq", "fun": cons}],
+                               bounds=[(1, 10)])
+        for sol in [sol_0, sol_1, sol_2, sol_3, sol_4]:
+            assert sol.success
+        assert_allclose(sol_0.x, 0, atol=1e-7)
+        assert_allclose(sol_1.x, 2, atol=1e-7)
+        assert_allclose(sol_2.x, 5, atol=1e-7)
+        assert_allclose(sol_3.x, 5, atol=1e-7)
+        assert_allclose(sol_4.x, 2, atol=1e-7)
+
+    def test_minimize_coerce_args_param(self):
+        def Y(x, c):
+            return np.sum((x - c) ** 2)
+
+        def dY_dx(x, c=None):
+            return 2 * (x - c)
+
+        c = np.array([3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5])
+        rng = np.random.default_rng(1234)
+        xinit = rng.standard_normal(len(c))
+        fnopt.minimize(Y, xinit, jac=dY_dx, args=(c), method="BFGS")
+
+    def test_initial_step_scaling(self):
+        scales = [1e-50, 1, 1e50]
+        methods = ["CG", "BFGS", "L-BFGS-B", "Newton-CG"]
+
+        def f(x):
+            if first_step_size[0] is None and x[0] != x0[0]:
+                first_step_size[0] = abs(x[0] - x0[0])
+            if abs(x).max() > 1e4:
+                raise AssertionError("Optimization stepped far away!")
+            return scale * (x[0] - 1) ** 2
+
+        def g(x):
+            return np.array([scale * (x[0] - 1)])
+
+        for scale, method in itertools.product(scales, methods):
+            options = dict(gtol=scale * 1e-8) if method in ("CG", "BFGS") else dict()
+            if scale < 1e-10 and method in ("L-BFGS-B", "Newton-CG"):
+                continue
+            x0 = [-1.0]
+            first_step_size = [None]
+            res = fnopt.minimize(f, x0, jac=g, method=method, options=options)
+            err_msg = f"{method} {scale}: {first_step_size}: {res}"
+            assert res.success, err_msg
+            assert_allclose(res.x, [1.0], err_msg=err_msg)
+            assert res.nit <= 3, err_msg
+            if scale > 1e-10:
+                if method in ("CG", "BFGS"):
+                    assert_allclose(first_step_size[0], 1.01, err_msg=err_msg)
+                else:
+                    assert first_step_size[0] > 0.5 and first_step_size[0] < 3, err_msg
+
+    @pytest.mark.parametrize("method", SUPPORTED)
+    def test_nan_values(self, method):
+        rng = np.random.default_rng(123122)
+        count = [0]
+
+        def func(x):
+            return np.nan
+
+        def func2(x):
+            count[0] += 1
+            if count[0] > 2:
+                return np.nan
+            else:
+                return rng.random()
+
+        def grad(x):
+            return np.array([1.0])
+
+        def hess(x):
+            return np.array([[1.0]])
+
+        x0 = np.array([1.0])
+        needs_grad = method in ("newton-cg", "trust-krylov", "trust-exact", "trust-ncg")
+        needs_hess = method in ("trust-krylov", "trust-exact", "trust-ncg")
+        funcs = [func, func2]
+        grads = [grad] if needs_grad else [grad, None]
+        hesss = [hess] if needs_hess else [hess, None]
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", ".*does not use Hessian.*", RuntimeWarning)
+            for f, g, h in itertools.product(funcs, grads, hesss):
+                count = [0]
+                sol = fnopt.minimize(f, x0, jac=g, hess=h, method=method,
+                                     options=dict(maxiter=20))
+                assert_equal(sol.success, False)
+
+    @pytest.mark.parametrize("method", ["cg", "bfgs", "l-bfgs-b", "slsqp", "trust-ncg",
+                                        "trust-exact", "trust-krylov"])
+    def test_duplicate_evaluations(self, method):
+        jac = hess = None
+        if method in ("newton-cg", "trust-krylov", "trust-exact", "trust-ncg"):
+            jac = self.grad
+        if method in ("trust-krylov", "trust-exact", "trust-ncg"):
+            hess = self.hess
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            fnopt.minimize(self.func, self.startparams, method=method, jac=jac, hess=hess)
+        for i in range(1, len(self.trace.t)):
+            if np.array_equal(self.trace.t[i - 1], self.trace.t[i]):
+                raise RuntimeError(f"Duplicate evaluations made by {method}")
+
+    @pytest.mark.parametrize("method", SUPPORTED)
+    @pytest.mark.parametrize("new_cb_interface", [0, 1, 2])
+    def test_callback_stopiteration(self, method, new_cb_interface):
+        def f(x):
+            f.flag = False
+            return rosen(x)
+        f.flag = False
+
+        def g(x):
+            f.flag = False
+            return rosen_der(x)
+
+        def h(x):
+            f.flag = False
+            return rosen_hess(x)
+
+        maxiter = 5
+        if new_cb_interface == 1:
+            def callback_interface(*, intermediate_result):
+                assert intermediate_result.fun == f(intermediate_result.x)
+                callback()
+        elif new_cb_interface == 2:
+            class Callback:
+                def __call__(self, intermediate_result: fnopt.OptimizeResult):
+                    assert intermediate_result.fun == f(intermediate_result.x)
+                    callback()
+            callback_interface = Callback()
+        else:
+            def callback_interface(xk, *args):
+                callback()
+
+        def callback():
+            callback.i += 1
+            callback.flag = False
+            if callback.i == maxiter:
+                callback.flag = True
+                raise StopIteration()
+        callback.i = 0
+        callback.flag = False
+
+        kwargs = {"x0": [1.1] * 5, "method": method, "fun": f, "jac": g, "hess": h}
+        res = fnopt.minimize(**kwargs, callback=callback_interface)
+        ref = fnopt.minimize(**kwargs, options={"maxiter": maxiter})
+        assert res.message.startswith("`callback` raised `StopIteration`")
+        assert res.nit == ref.nit == maxiter
+        if method != "slsqp":
+            assert res.fun == ref.fun
+            assert_equal(res.x, ref.x)
+        assert res.status == 99
+        assert not res.success
+
+    def test_ndim_error(self):
+        msg = "'x0' must only have one dimension."
+        with pytest.raises(ValueError, match=msg):
+            fnopt.minimize(lambda x: x, np.ones((2, 1)))
+
+    @pytest.mark.parametrize("method", ("l-bfgs-b",))  # and others fnopt does not have
+    def test_minimize_invalid_bounds(self, method):
+        def f(x):
+            return np.sum(x ** 2)
+
+        bounds = Bounds([1, 2], [3, 4])
+        msg = "The number of bounds is not compatible with the length of `x0`."
+        with pytest.raises(ValueError, match=msg):
+            fnopt.minimize(f, x0=[1, 2, 3], method=method, bounds=bounds)
+        bounds = Bounds([1, 6, 1], [3, 4, 2])
+        msg = "An upper bound is less than the corresponding lower bound."
+        with pytest.raises(ValueError, match=msg):
+            fnopt.minimize(f, x0=[1, 2, 3], method=method, bounds=bounds)
+
+    @pytest.mark.parametrize("method", ["bfgs", "cg", "newton-cg"])
+    def test_minimize_warnings_gh1953(self, method):
+        options = {"disp": True, "maxiter": 10}
+        with pytest.warns(fnopt.OptimizeWarning, match="Maximum number"):
+            fnopt.minimize(lambda x: rosen(x), [0, 0], method=method, options=options,
+                           jac=rosen_der)
+        options["disp"] = False
+        fnopt.minimize(lambda x: rosen(x), [0, 0], method=method, options=options,
+                       jac=rosen_der)
+
+
+@pytest.mark.parametrize("method", ["l-bfgs-b"])  # scipy also: tnc, Powell, Nelder-Mead, cobyqa
+def test_minimize_with_scalar(method):
+    def f(x):
+        return np.sum(x ** 2)
+
+    res = fnopt.minimize(f, 17, bounds=[(-100, 100)], method=method)
+    assert res.success
+    assert_allclose(res.x, [0.0], atol=1e-5)
+
+
+class TestLBFGSBBounds:
+    def setup_method(self):
+        self.bounds = ((1, None), (None, None))
+        self.solution = (1, 0)
+
+    def fun(self, x, p=2.0):
+        return 1.0 / p * (x[0] ** p + x[1] ** p)
+
+    def jac(self, x, p=2.0):
+        return x ** (p - 1)
+
+    def test_minimize_l_bfgs_b_bounds(self):
+        res = fnopt.minimize(self.fun, [0, -1], method="L-BFGS-B", jac=self.jac,
+                             bounds=self.bounds)
+        assert res["success"], res["message"]
+        assert_allclose(res.x, self.solution, atol=1e-6)
+
+    @pytest.mark.parametrize("bounds", [([(10, 1), (1, 10)]), ([(1, 10), (10, 1)]),
+                                        ([(10, 1), (10, 1)])])
+    def test_minimize_l_bfgs_b_incorrect_bounds(self, bounds):
+        with pytest.raises(ValueError, match=".*bound.*"):
+            fnopt.minimize(self.fun, [0, -1], method="L-BFGS-B", jac=self.jac, bounds=bounds)
+
+    def test_minimize_l_bfgs_b_bounds_FD(self):
+        jacs = ["2-point", "3-point", None]
+        argss = [(2.,), ()]
+        for jac, args in itertools.product(jacs, argss):
+            res = fnopt.minimize(self.fun, [0, -1], args=args, method="L-BFGS-B", jac=jac,
+                                 bounds=self.bounds, options={"finite_diff_rel_step": None})
+            assert res["success"], res["message"]
+            assert_allclose(res.x, self.solution, atol=1e-6)
