@@ -21,35 +21,27 @@ private helpers) is listed in ``docs/migration/scipy-minimize-table.md``.
 
 from __future__ import annotations
 
-import inspect
 import itertools
 import threading
 import warnings
 
 import numpy as np
 import pytest
-import scipy.linalg
 from numpy.testing import (
-    assert_,
     assert_allclose,
     assert_almost_equal,
-    assert_array_almost_equal,
     assert_equal,
 )
 from scipy.optimize import (
     BFGS,
     Bounds,
-    NonlinearConstraint,
     rosen,
     rosen_der,
     rosen_hess,
-    rosen_hess_prod,
 )
 from scipy.optimize._differentiable_functions import ScalarFunction
-from scipy.sparse import coo_array, coo_matrix, csc_array, csc_matrix, csr_array, csr_matrix
 
 import fnopt
-from fnopt.optimizers._trust_region import lanczos_trust, more_sorensen
 
 SUPPORTED = ["cg", "bfgs", "newton-cg", "l-bfgs-b", "slsqp", "trust-ncg", "trust-exact",
              "trust-krylov"]
@@ -154,13 +146,13 @@ class TestCheckOptimizeWrapper(CheckOptimize):
                         atol=1e-14, rtol=1e-7)
 
     def test_bfgs_hess_inv0_neg(self):
-        with pytest.raises(ValueError, match="'hess_inv0' matrix isn't positive definite."):
+        with pytest.raises(ValueError, match=r"'hess_inv0' matrix isn't positive definite."):
             x0 = np.array([1.3, 0.7, 0.8, 1.9, 1.2])
             opts = {"disp": self.disp, "hess_inv0": -np.eye(5)}
             fnopt.minimize(rosen, x0=x0, method="BFGS", args=(), options=opts)
 
     def test_bfgs_hess_inv0_semipos(self):
-        with pytest.raises(ValueError, match="'hess_inv0' matrix isn't positive definite."):
+        with pytest.raises(ValueError, match=r"'hess_inv0' matrix isn't positive definite."):
             x0 = np.array([1.3, 0.7, 0.8, 1.9, 1.2])
             hess_inv0 = np.eye(5)
             hess_inv0[0, 0] = 0
@@ -283,7 +275,7 @@ class TestOptimizeSimple(CheckOptimize):
         assert np.isnan(result["fun"])
         assert result["success"] is False
 
-        def func(x):  # noqa: F811
+        def func(x):
             return 0 if x == 0 else np.nan
 
         def fprime(x):
@@ -742,7 +734,7 @@ class TestLBFGSBBounds:
     @pytest.mark.parametrize("bounds", [([(10, 1), (1, 10)]), ([(1, 10), (10, 1)]),
                                         ([(10, 1), (10, 1)])])
     def test_minimize_l_bfgs_b_incorrect_bounds(self, bounds):
-        with pytest.raises(ValueError, match=".*bound.*"):
+        with pytest.raises(ValueError, match=r".*bound.*"):
             fnopt.minimize(self.fun, [0, -1], method="L-BFGS-B", jac=self.jac, bounds=bounds)
 
     def test_minimize_l_bfgs_b_bounds_FD(self):
