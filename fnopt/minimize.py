@@ -601,14 +601,18 @@ def _line_search_method(p: _Problem) -> OptimizeResult:
     opt, crit = _optimizer(p)
     r = _run_fixed_point(p, opt, crit)
     status = 0 if r.converged else _STATUS.get(r.reason, 2)
-    f = r.value
-    if status == 3 or r.reason is _stop.Reason.NON_FINITE:
-        f = math.nan
+    f, x_end, g_end = r.value, r.params, r.state.grads
+    if status == 3 or r.reason is _stop.Reason.NON_FINITE or (
+            status == 2 and "non_finite" in r.message):
+        f = math.nan  # a NaN/inf on the way: reported as scipy does
     elif r.iterations == 0:  # no step taken: the start's value, as evaluated
         f = f0
-    return _result(p, r.params, f if isinstance(f, float) else float(_backend.to_numpy(f)),
-                   r.state.grads, r.iterations, status, _message(m, r, status), r,
-                   _hess_inv(m, r))
+    f_end = float(_backend.to_numpy(f)) if not isinstance(f, float) else f
+    f_start = float(_backend.to_numpy(f0))
+    if math.isfinite(f_start) and math.isfinite(f_end) and f_end > f_start:
+        x_end, f, g_end = x, f0, g0  # never worse than the start (as scipy)
+    return _result(p, x_end, f if isinstance(f, float) else float(_backend.to_numpy(f)),
+                   g_end, r.iterations, status, _message(m, r, status), r, _hess_inv(m, r))
 
 
 def _identity_hess_inv(method: str, x: Params) -> Any:

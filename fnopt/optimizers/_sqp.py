@@ -65,6 +65,25 @@ def _newton_direction(h: Vec, a_eq: Vec, c_in: Vec, s: Vec, z: Vec,
     return dd, -neg_dy, ds, dz
 
 
+def _polish(b: Vec, g: Vec, a_eq: Vec, b_eq: Vec, c_in: Vec, e_in: Vec, d: Vec, y: Vec,
+            z: Vec, s: Vec) -> tuple[Vec, Vec, Vec]:
+    """The interior-point answer made exact on its active set: the equality-constrained
+    QP with the active inequalities (``z > s``) as equalities, kept when it is feasible
+    with non-negative multipliers (else the interior-point answer)."""
+    active = z > s
+    a = np.vstack([a_eq, c_in[active]])
+    d2, lam = _kkt_solve(b, a, -g, np.concatenate([b_eq, e_in[active]]))
+    lam = -lam
+    y2, z_act = lam[:a_eq.shape[0]], lam[a_eq.shape[0]:]
+    slack = c_in @ d2 - e_in
+    tol = 1e-9 * (1.0 + float(np.abs(e_in).max(initial=0)))
+    if np.all(np.isfinite(d2)) and np.all(z_act >= -tol) and np.all(slack >= -tol):
+        z2 = np.zeros_like(z)
+        z2[active] = np.maximum(z_act, 0.0)
+        return d2, y2, z2
+    return d, y, z
+
+
 def solve_qp(b: Vec, g: Vec, a_eq: Vec, b_eq: Vec, c_in: Vec, e_in: Vec, *,
              tol: float = 1e-11, maxiter: int = 60) -> tuple[Vec, Vec, Vec, bool]:
     """:math:`\\min \\tfrac12 d^TBd + g^Td` s.t. ``a_eq d = b_eq``, ``c_in d >= e_in``
@@ -91,7 +110,7 @@ def solve_qp(b: Vec, g: Vec, a_eq: Vec, b_eq: Vec, c_in: Vec, e_in: Vec, *,
         res = max(float(np.abs(r_d).max(initial=0)), float(np.abs(r_e).max(initial=0)),
                   float(np.abs(r_i).max(initial=0)))
         if res <= tol * scale and mu <= tol * scale:
-            return d, y, z, True
+            return (*_polish(b, g, a_eq, b_eq, c_in, e_in, d, y, z, s), True)
         h = b + c_in.T @ ((z / s)[:, None] * c_in)
         res_ = (r_d, r_e, r_i)
         dd, dy, ds, dz = _newton_direction(h, a_eq, c_in, s, z, res_, s * z)
