@@ -147,6 +147,16 @@ class Objective:
         self._memo[:] = [copy_params(p), v, g]
         return v, g
 
+    def gradient_only(self, p: Params) -> Any:
+        """The gradient at ``p`` without the loss where ``jac`` is a callable (for
+        finite-difference Hessian products, as scipy: no calls of ``fun``)."""
+        if callable(self.jac) and self.jac is not True:
+            if self._memo and _same(self._memo[0], p):
+                return self._memo[2]
+            self.counts.njev += 1
+            return grad_like(self.jac(copy_params(p), *self.args), p, "jac")
+        return self(p)[1]
+
     def gradient_at(self, p: Params, v: Any) -> Any:
         """The gradient at ``p`` where the loss ``v`` is already known (finite
         differences reuse it; ``jac=True`` evaluates both)."""

@@ -692,7 +692,8 @@ def _newton_hvp(p: _Problem) -> Callable[..., Any]:
         return hvp
     if _backend.of(p.x).has_autodiff and p.hess is None:
         return counted(_grad.hvp_torch(lambda q: p.obj.fun(q, *args)))
-    return counted(_grad.hvp_finite_differences(p.obj))
+    return counted(_grad.hvp_finite_differences(
+        lambda q: (np.zeros(()), p.obj.gradient_only(q))))
 
 
 def _trust_method(p: _Problem) -> OptimizeResult:
@@ -703,7 +704,7 @@ def _trust_method(p: _Problem) -> OptimizeResult:
         return float(_backend.to_numpy(obj.value(unflat(v, like))))
 
     def gradient(v: np.ndarray) -> np.ndarray:
-        return flat(obj(unflat(v, like))[1])
+        return flat(obj.gradient_only(unflat(v, like)))
 
     fh = FlatHessian(p.hess, p.hessp, p.args, gradient, obj.counts)
     n = flat(like).size
