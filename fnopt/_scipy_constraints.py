@@ -16,7 +16,7 @@ import numpy as np
 from fnopt._scipy_objective import fd_gradient
 from fnopt.optimizers._sqp import Constraints
 
-__all__ = ["normalize_constraints"]
+__all__ = ["normalize_constraints", "uses_finite_differences"]
 
 Vec = np.ndarray
 # a piece: values (equalities first), their Jacobian, how many leading rows are equalities
@@ -169,3 +169,16 @@ def normalize_constraints(constraints: Any, lb: Vec | None,
                            np.vstack(ji) if ji else np.zeros((0, n)))
 
     return at
+
+
+def uses_finite_differences(constraints: Any) -> bool:
+    """Whether some constraint has no ``jac`` (its Jacobian by finite differences)."""
+    cons = [constraints] if isinstance(constraints, dict) or not isinstance(
+        constraints, (list, tuple)) else list(constraints)
+    for con in cons:
+        if isinstance(con, dict):
+            if not callable(con.get("jac")):
+                return True
+        elif not hasattr(con, "A") and not callable(getattr(con, "jac", None)):
+            return True
+    return False

@@ -247,18 +247,27 @@ def fd_gradient(f: Callable[[np.ndarray], float], x: np.ndarray, f0: float, sche
             continue
         up, down = hi[i] - x[i], x[i] - lo[i]
         if scheme == "3-point" and up >= abs(h[i]) and down >= abs(h[i]):
-            g[i] = (_at(f, x, i, abs(h[i])) - _at(f, x, i, -abs(h[i]))) / (2 * abs(h[i]))
+            hp, hm = _taken(x[i], abs(h[i])), _taken(x[i], -abs(h[i]))
+            g[i] = (_at(f, x, i, hp) - _at(f, x, i, hm)) / (hp - hm)
             continue
         hi_ = h[i]
         if not lo[i] <= x[i] + hi_ <= hi[i]:
             hi_ = -hi_ if abs(hi_) <= max(up, down) else (up if up >= down else -down)
         if scheme == "3-point":  # one-sided three-point at a bound
             hi_ = math.copysign(min(abs(h[i]), 0.5 * max(up, down)), 1.0 if up >= down else -1.0)
+            hi_ = _taken(x[i], hi_)
             f1, f2 = _at(f, x, i, hi_), _at(f, x, i, 2 * hi_)
             g[i] = (-3.0 * f0 + 4.0 * f1 - f2) / (2.0 * hi_)
             continue
+        hi_ = _taken(x[i], hi_)
         g[i] = (_at(f, x, i, hi_) - f0) / hi_
     return g
+
+
+def _taken(xi: float, h: float) -> float:
+    """The step actually taken: :math:`(x + h) - x` as rounded (dividing by it makes
+    the difference of a linear function exact, as scipy's ``approx_derivative``)."""
+    return float((xi + h) - xi)
 
 
 def _at(f: Callable[[np.ndarray], float], x: np.ndarray, i: int, h: float) -> float:

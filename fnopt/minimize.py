@@ -80,7 +80,7 @@ from fnopt import grad as _grad
 from fnopt import stop as _stop
 from fnopt import tree
 from fnopt._base import Optimizer, Params, check_callable
-from fnopt._scipy_constraints import normalize_constraints
+from fnopt._scipy_constraints import normalize_constraints, uses_finite_differences
 from fnopt._scipy_hessians import FlatHessian, is_strategy
 from fnopt._scipy_objective import (
     FD_SCHEMES,
@@ -553,6 +553,7 @@ class _Problem:
     callback: Callable[[Any, Any], bool] | None
     cons: Callable[..., Any] | None = None
     allvecs: list[Any] | None = None
+    cons_fd: bool = False
 
 
 def _result(p: _Problem, x: Params, f: Any, g: Any, nit: int, status: int, message: str,
@@ -560,8 +561,9 @@ def _result(p: _Problem, x: Params, f: Any, g: Any, nit: int, status: int, messa
     if status not in (0,) and p.o.get("disp"):
         warnings.warn(message, OptimizeWarning, stacklevel=3)
     lb, ub = p.obj.lb, p.obj.ub
-    if lb is not None and ub is not None and np.any(lb == ub) and not (
-            p.obj.jac is True or callable(p.obj.jac)) and isinstance(p.x, np.ndarray):
+    fd = not (p.obj.jac is True or callable(p.obj.jac)) or p.cons_fd
+    if lb is not None and ub is not None and np.any(lb == ub) and fd and \
+            isinstance(p.x, np.ndarray):
         g = np.array(flat(g))
         g[lb == ub] = np.nan  # not evaluated there (as scipy reports it)
         g = unflat(g, p.x)
@@ -664,6 +666,11 @@ def _optimizer(p: _Problem) -> tuple[Optimizer, _stop.Criterion]:
     return newton_cg(_newton_hvp(p)), _StepBelow(o["xtol"] * n)
 
 
+def _as_dense(h: Any) -> Any:
+    """A sparse Hessian (``toarray``) as a dense array; anything else as it is."""
+    return h.toarray() if callable(getattr(h, "toarray", None)) else h
+
+
 def _newton_hvp(p: _Problem) -> Callable[..., Any]:
     """Newton-CG's Hessian-vector products from ``hess``/``hessp``, torch, a strategy or
     finite differences of the gradient."""
@@ -680,7 +687,7 @@ def _newton_hvp(p: _Problem) -> Callable[..., Any]:
                                               q, "hessp"))
     if callable(p.hess):
         return counted(_grad.hvp_from_hessian(_grad.hessian_from_function(
-            lambda q: p.hess(copy_params(q), *args))))
+            lambda q: _as_dense(p.hess(copy_params(q), *args)))))
     if is_strategy(p.hess):
         fh = FlatHessian(p.hess, None, args, lambda v: flat(p.obj(unflat(v, p.x))[1]), counts)
         fh.start(flat(p.x).size)
@@ -906,7 +913,8 @@ def _problem(fun: Any, x0: Any, args: Any, method: Any, jac: Any, hess: Any, hes
         def cb(xk: Any, f: Any) -> bool:
             allvecs.append(copy_params(xk))
             return False if user_cb is None else user_cb(xk, f)
-    return _Problem(method, obj, x, o, box_, hess, hessp, args, cb, cons, allvecs)
+    return _Problem(method, obj, x, o, box_, hess, hessp, args, cb, cons, allvecs,
+                    cons is not None and uses_finite_differences(constraints))
 
 
 def _check_derivatives(method: str, jac: Any, hess: Any, hessp: Any, x: Params) -> None:
