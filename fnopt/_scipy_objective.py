@@ -70,6 +70,11 @@ def scalar_of(v: Any, like: Params, what: str) -> Any:
     if v is None:
         raise TypeError(f"{what}: returned None; expected a real scalar (a float or a "
                         f"0-d/1-element array)")
+    if isinstance(v, (list, tuple)):  # scipy accepts [f]; several values: a ValueError
+        try:
+            v = np.asarray(v)
+        except (TypeError, ValueError):
+            raise TypeError(f"{what}: expected a real scalar, got {type(v).__name__}") from None
     if isinstance(v, complex) or (isinstance(v, np.ndarray) and np.iscomplexobj(v)):
         raise TypeError(f"{what}: returned a complex value {v!r}; expected a real scalar "
                         f"(minimize does not drop an imaginary part)")

@@ -175,6 +175,32 @@ def _bound_rows(x: Vec, lb: Vec, ub: Vec) -> tuple[Vec, Vec]:
             np.concatenate([lb[lo] - x[lo], x[hi] - ub[hi]]))
 
 
+def _sqp_direction(b: Vec, g: Vec, c: Constraints, x: Vec, lb: Vec,
+                   ub: Vec) -> tuple[Vec, Vec, Vec]:
+    """The QP step and multipliers; when the linearised constraints are inconsistent,
+    the step of the relaxed QP (Kraft's augmentation: the violated constraints scaled
+    by :math:`1 - \\delta`, :math:`0 \\le \\delta \\le 1`, :math:`\\delta^2` penalised),
+    which always has a feasible point."""
+    n = x.size
+    cb_rows, eb = _bound_rows(x, lb, ub)
+    c_rows, e_rows = np.vstack([c.j_in, cb_rows]), np.concatenate([-c.c_in, eb])
+    d, y_eq, z_all, ok = solve_qp(b, g, c.j_eq, -c.c_eq, c_rows, e_rows)
+    if ok:
+        return d, y_eq, z_all[:c.c_in.size]
+    rho = 1e6 * max(1.0, float(np.abs(np.diag(b)).max()))
+    b2 = np.zeros((n + 1, n + 1))
+    b2[:n, :n], b2[n, n] = b, rho
+    g2 = np.concatenate([g, [0.0]])
+    a_eq = np.hstack([c.j_eq, -c.c_eq[:, None]])
+    viol_in = np.where(c.c_in < 0, c.c_in, 0.0)
+    c_in2 = np.vstack([np.hstack([c.j_in, -viol_in[:, None]]),
+                       np.hstack([cb_rows, np.zeros((cb_rows.shape[0], 1))]),
+                       np.eye(1, n + 1, n), -np.eye(1, n + 1, n)])
+    e_in2 = np.concatenate([-c.c_in, eb, [0.0], [-1.0]])
+    d2, y_eq, z_all, _ = solve_qp(b2, g2, a_eq, -c.c_eq, c_in2, e_in2)
+    return d2[:n], y_eq, z_all[:c.c_in.size]
+
+
 def _penalty(c: Constraints, mu: Vec) -> float:
     r""":math:`\sum_j \mu_j |c_j|` (equalities) :math:`+ \sum_j \mu_j \max(-c_j, 0)`
     (inequalities): the :math:`\ell_1` penalty with one weight per constraint."""
@@ -226,10 +252,7 @@ def sqp(value: Callable[[Vec], float], gradient: Callable[[Vec, float], Vec],
     status, k = 9, 0
     y_eq, z_in = np.zeros(c.c_eq.size), np.zeros(c.c_in.size)
     while k < maxiter:
-        cb_rows, eb = _bound_rows(x, lb, ub)
-        d, y_eq, z_all, _ = solve_qp(b, g, c.j_eq, -c.c_eq, np.vstack([c.j_in, cb_rows]),
-                                      np.concatenate([-c.c_in, eb]))
-        z_in = z_all[:c.c_in.size]
+        d, y_eq, z_in = _sqp_direction(b, g, c, x, lb, ub)
         if not np.all(np.isfinite(d)):
             status = 4
             break
@@ -238,6 +261,8 @@ def sqp(value: Callable[[Vec], float], gradient: Callable[[Vec, float], Vec],
         kkt = abs(float(g @ d)) + float(np.abs(y_eq * c.c_eq).sum() + np.abs(z_in * c.c_in).sum())
         if kkt < ftol and viol < ftol:
             status = 0
+            if callback is not None:  # this iteration counts (nit), as scipy's
+                callback(x, f)
             break
         lam = np.abs(np.concatenate([y_eq, z_in]))
         mu = lam if mu is None else np.maximum(lam, 0.5 * (mu + lam))

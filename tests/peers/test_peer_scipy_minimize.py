@@ -29,8 +29,10 @@ import numpy as np
 import pytest
 import scipy.linalg
 from numpy.testing import (
+    assert_,
     assert_allclose,
     assert_almost_equal,
+    assert_array_almost_equal,
     assert_equal,
 )
 from scipy.optimize import (
@@ -46,6 +48,7 @@ from scipy.optimize._differentiable_functions import ScalarFunction
 from scipy.sparse import coo_array, coo_matrix, csc_array, csc_matrix, csr_array, csr_matrix
 
 import fnopt
+from fnopt.optimizers._trust_region import lanczos_trust, more_sorensen
 
 SUPPORTED = ["cg", "bfgs", "newton-cg", "l-bfgs-b", "slsqp", "trust-ncg", "trust-exact",
              "trust-krylov"]
@@ -1158,3 +1161,524 @@ def test_lbfgsb_hessinv_3():
 
     result1 = fnopt.minimize(fun=f, method="L-BFGS-B", x0=[10, 20])
     assert_allclose(result1.hess_inv.todense(), todense_old_impl(result1.hess_inv))
+
+
+# -- test_trustregion.py ------------------------------------------------------------------------
+
+
+class TestTrustRegionSolvers:
+    """scipy's TestTrustRegionSolvers without its dogleg cases (fnopt has no dogleg)."""
+
+    def setup_method(self):
+        self.x_opt = [1.0, 1.0]
+        self.easy_guess = [2.0, 2.0]
+        self.hard_guess = [-1.2, 1.0]
+
+    def test_solver_concordance(self):
+        f, g, h = rosen, rosen_der, rosen_hess
+        for x0 in (self.easy_guess, self.hard_guess):
+            r_trust_ncg = fnopt.minimize(f, x0, jac=g, hess=h, tol=1e-8, method="trust-ncg",
+                                         options={"return_all": True})
+            r_trust_krylov = fnopt.minimize(f, x0, jac=g, hess=h, tol=1e-8,
+                                            method="trust-krylov", options={"return_all": True})
+            r_ncg = fnopt.minimize(f, x0, jac=g, hess=h, tol=1e-8, method="newton-cg",
+                                   options={"return_all": True})
+            r_iterative = fnopt.minimize(f, x0, jac=g, hess=h, tol=1e-8, method="trust-exact",
+                                         options={"return_all": True})
+            assert_allclose(self.x_opt, r_trust_ncg["x"])
+            assert_allclose(self.x_opt, r_trust_krylov["x"])
+            assert_allclose(self.x_opt, r_ncg["x"])
+            assert_allclose(self.x_opt, r_iterative["x"])
+
+    def test_trust_ncg_hessp(self):
+        for x0 in (self.easy_guess, self.hard_guess, self.x_opt):
+            r = fnopt.minimize(rosen, x0, jac=rosen_der, hessp=rosen_hess_prod, tol=1e-8,
+                               method="trust-ncg")
+            assert_allclose(self.x_opt, r["x"])
+
+    @pytest.mark.parametrize("method", ["trust-ncg", "trust-krylov", "trust-exact"])
+    def test_start_in_optimum(self, method):
+        r = fnopt.minimize(rosen, x0=self.x_opt, jac=rosen_der, hess=rosen_hess, tol=1e-8,
+                           method=method)
+        assert_allclose(self.x_opt, r["x"])
+
+    @pytest.mark.parametrize("method", ["trust-ncg", "trust-krylov", "trust-exact"])
+    def test_callback_and_allvecs(self, method):  # scipy's test_dogleg_callback, on these
+        accumulator = Accumulator()
+        maxiter = 5
+        r = fnopt.minimize(rosen, self.hard_guess, jac=rosen_der, hess=rosen_hess,
+                           callback=accumulator, method=method,
+                           options={"return_all": True, "maxiter": maxiter})
+        assert_equal(accumulator.count, maxiter)
+        assert_equal(len(r["allvecs"]), maxiter + 1)
+        assert_allclose(r["x"], r["allvecs"][-1])
+        assert_allclose(sum(r["allvecs"][1:]), accumulator.accum)
+
+    @pytest.mark.parametrize("method", ["trust-ncg", "trust-krylov", "trust-exact"])
+    def test_user_warning(self, method):  # scipy's test_dogleg_user_warning, on these
+        with pytest.warns(fnopt.OptimizeWarning, match=r"Maximum number of iterations"):
+            fnopt.minimize(rosen, self.hard_guess, jac=rosen_der, hess=rosen_hess,
+                           method=method, options={"disp": True, "maxiter": 1})
+
+
+class Accumulator:
+    def __init__(self):
+        self.count = 0
+        self.accum = None
+
+    def __call__(self, x):
+        self.count += 1
+        if self.accum is None:
+            self.accum = np.array(x)
+        else:
+            self.accum += x
+
+
+# -- test_trustregion_exact.py / test_trustregion_krylov.py: the subproblems ----------------
+# scipy's IterativeSubproblem(...).solve(radius) and KrylovQP(...).solve(radius) are private;
+# fnopt's more_sorensen(g, H, radius) and lanczos_trust(g, hessp, radius) solve the same
+# subproblem. The matrices, gradients, radii and expected steps are scipy's.
+
+_H4 = [[10, 2, 3, 4], [2, 1, 7, 1], [3, 7, 1, 7], [4, 1, 7, 2]]
+_H5 = [[1.812159, 0.82687265, 0.21838879, -0.52487006, 0.25436988],
+       [0.82687265, 2.66380283, 0.31508988, -0.40144163, 0.08811588],
+       [0.21838879, 0.31508988, 2.38020726, -0.3166346, 0.27363867],
+       [-0.52487006, -0.40144163, -0.3166346, 1.61927182, -0.42140166],
+       [0.25436988, 0.08811588, 0.27363867, -0.42140166, 1.33243101]]
+_G5 = [0.75798952, 0.01421945, 0.33847612, 0.83725004, -0.47909534]
+_H5_INDEF = [[0.88547534, 2.90692271, 0.98440885, -0.78911503, -0.28035809],
+             [2.90692271, -0.04618819, 0.32867263, -0.83737945, 0.17116396],
+             [0.98440885, 0.32867263, -0.87355957, -0.06521957, -1.43030957],
+             [-0.78911503, -0.83737945, -0.06521957, -1.645709, -0.33887298],
+             [-0.28035809, 0.17116396, -1.43030957, -0.33887298, -1.68586978]]
+_P5_INDEF = [0.06910534, -0.01432721, -0.65311947, -0.23815972, -0.84954934]
+
+
+class TestIterativeSubproblem:
+    def test_for_the_easy_case(self):
+        p, hits_boundary, _ = more_sorensen(np.array([1., 1, 1, 1]), np.array(_H4, float), 1)
+        assert_array_almost_equal(p, [0.00393332, -0.55260862, 0.67065477, -0.49480341])
+        assert_array_almost_equal(hits_boundary, True)
+
+    def test_for_the_hard_case(self):
+        g = np.array([6.4852641521327437, 1, 1, 1])
+        s = -8.2151519874416614
+        _p, _hit, lam = more_sorensen(g, np.array(_H4, float), 1)
+        assert_array_almost_equal(-s, lam)
+
+    def test_for_interior_convergence(self):
+        p, hits_boundary, lam = more_sorensen(np.array(_G5), np.array(_H5), 1.1)
+        assert_array_almost_equal(p, [-0.68585435, 0.1222621, -0.22090999, -0.67005053,
+                                      0.31586769])
+        assert_array_almost_equal(hits_boundary, False)
+        assert_array_almost_equal(lam, 0)
+
+    def test_for_jac_equal_zero(self):
+        p, hits_boundary, _ = more_sorensen(np.zeros(5), np.array(_H5_INDEF), 1.1)
+        assert_array_almost_equal(p, _P5_INDEF)
+        assert_array_almost_equal(hits_boundary, True)
+
+    def test_for_jac_very_close_to_zero(self):
+        p, hits_boundary, _ = more_sorensen(np.array([0, 0, 0, 0, 1e-15]),
+                                            np.array(_H5_INDEF), 1.1)
+        assert_array_almost_equal(p, _P5_INDEF)
+        assert_array_almost_equal(hits_boundary, True)
+
+
+class TestKrylovQuadraticSubproblem:
+    H3 = np.array([[1.0, 0.0, 4.0], [0.0, 2.0, 0.0], [4.0, 0.0, 3.0]])
+
+    def _kkt(self, H, g, p, lam):
+        assert_almost_equal(np.linalg.norm(H.dot(p) + lam * p + g), 0.0)
+
+    def test_for_the_easy_case(self):
+        H, g = self.H3, np.array([5.0, 0.0, 4.0])
+        p, hits_boundary, lam = lanczos_trust(g, H.dot, 1.0)
+        assert_array_almost_equal(p, np.array([-1.0, 0.0, 0.0]))
+        assert_equal(hits_boundary, True)
+        self._kkt(H, g, p, lam)
+        assert_almost_equal(np.linalg.norm(p), 1.0)
+        p, hits_boundary, lam = lanczos_trust(g, H.dot, 0.5)
+        assert_array_almost_equal(p, np.array([-0.46125446, 0., -0.19298788]))
+        assert_equal(hits_boundary, True)
+        self._kkt(H, g, p, lam)
+        assert_almost_equal(np.linalg.norm(p), 0.5)
+
+    def test_for_the_hard_case(self):
+        H, g = self.H3, np.array([0.0, 2.0, 0.0])
+        p, hits_boundary, lam = lanczos_trust(g, H.dot, 1.0)
+        assert_array_almost_equal(p, np.array([0.0, -1.0, 0.0]))
+        self._kkt(H, g, p, lam)
+        assert_almost_equal(np.linalg.norm(p), 1.0)
+        p, _hit, lam = lanczos_trust(g, H.dot, 0.5)
+        assert_array_almost_equal(p, np.array([0.0, -0.5, 0.0]))
+        self._kkt(H, g, p, lam)
+        assert_almost_equal(np.linalg.norm(p), 0.5)
+
+    def test_for_interior_convergence(self):
+        H, g = np.array(_H5), np.array(_G5)
+        p, hits_boundary, lam = lanczos_trust(g, H.dot, 1.1)
+        self._kkt(H, g, p, lam)
+        assert_array_almost_equal(p, [-0.68585435, 0.1222621, -0.22090999, -0.67005053,
+                                      0.31586769])
+        assert_array_almost_equal(hits_boundary, False)
+
+    def test_for_very_close_to_zero(self):
+        H, g = np.array(_H5_INDEF), np.array([0, 0, 0, 0, 1e-6])
+        p, hits_boundary, lam = lanczos_trust(g, H.dot, 1.1)
+        self._kkt(H, g, p, lam)
+        assert_almost_equal(np.linalg.norm(p), 1.1)
+        assert_array_almost_equal(p, _P5_INDEF)
+        assert_array_almost_equal(hits_boundary, True)
+
+
+# -- test_slsqp.py --------------------------------------------------------------------------------
+
+
+class MyCallBack:
+    def __init__(self):
+        self.been_called = False
+        self.ncalls = 0
+
+    def __call__(self, x):
+        assert not isinstance(x, fnopt.OptimizeResult)
+        self.been_called = True
+        self.ncalls += 1
+
+    def callback2(self, intermediate_result):
+        assert isinstance(intermediate_result, fnopt.OptimizeResult)
+        self.been_called = True
+        self.ncalls += 1
+
+    def callback3(self, intermediate_result):
+        assert isinstance(intermediate_result, fnopt.OptimizeResult)
+        raise StopIteration
+
+
+class TestSLSQP:
+    """scipy's TestSLSQP (Chapra & Canale's example 14.4), the ``minimize`` cases; the
+    ``fmin_slsqp`` cases are not ported (fnopt has no ``fmin_slsqp``)."""
+
+    def setup_method(self):
+        self.opts = {"disp": False}
+
+    def fun(self, d, sign=1.0):
+        x = d[0]
+        y = d[1]
+        return sign * (2 * x * y + 2 * x - x ** 2 - 2 * y ** 2)
+
+    def jac(self, d, sign=1.0):
+        x = d[0]
+        y = d[1]
+        dfdx = sign * (-2 * x + 2 * y + 2)
+        dfdy = sign * (2 * x - 4 * y)
+        return np.array([dfdx, dfdy], float)
+
+    def fun_and_jac(self, d, sign=1.0):
+        return self.fun(d, sign), self.jac(d, sign)
+
+    def f_eqcon(self, x, sign=1.0):
+        return np.array([x[0] - x[1]])
+
+    def fprime_eqcon(self, x, sign=1.0):
+        return np.array([[1, -1]])
+
+    def f_eqcon_scalar(self, x, sign=1.0):
+        return self.f_eqcon(x, sign)[0]
+
+    def fprime_eqcon_scalar(self, x, sign=1.0):
+        return self.fprime_eqcon(x, sign)[0].tolist()
+
+    def f_ieqcon(self, x, sign=1.0):
+        return np.array([x[0] - x[1] - 1.0])
+
+    def fprime_ieqcon(self, x, sign=1.0):
+        return np.array([[1, -1]])
+
+    def f_ieqcon2(self, x):
+        return np.asarray(x)
+
+    def fprime_ieqcon2(self, x):
+        return np.identity(x.shape[0])
+
+    def test_minimize_unbounded_approximated(self):
+        for jac in [None, False, "2-point", "3-point"]:
+            res = fnopt.minimize(self.fun, [-1.0, 1.0], args=(-1.0,), jac=jac, method="SLSQP",
+                                 options=self.opts)
+            assert_(res["success"], res["message"])
+            assert_allclose(res.x, [2, 1])
+
+    def test_minimize_unbounded_given(self):
+        res = fnopt.minimize(self.fun, [-1.0, 1.0], args=(-1.0,), jac=self.jac, method="SLSQP",
+                             options=self.opts)
+        assert_(res["success"], res["message"])
+        assert_allclose(res.x, [2, 1])
+
+    def test_minimize_bounded_approximated(self):
+        for jac in [None, False, "2-point", "3-point"]:
+            with np.errstate(invalid="ignore"):
+                res = fnopt.minimize(self.fun, [-1.0, 1.0], args=(-1.0,), jac=jac,
+                                     bounds=((2.5, None), (None, 0.5)), method="SLSQP",
+                                     options=self.opts)
+            assert_(res["success"], res["message"])
+            assert_allclose(res.x, [2.5, 0.5])
+            assert_(2.5 <= res.x[0])  # noqa: SIM300 (scipy's line)
+            assert_(res.x[1] <= 0.5)
+
+    def test_minimize_unbounded_combined(self):
+        res = fnopt.minimize(self.fun_and_jac, [-1.0, 1.0], args=(-1.0,), jac=True,
+                             method="SLSQP", options=self.opts)
+        assert_(res["success"], res["message"])
+        assert_allclose(res.x, [2, 1])
+
+    def test_minimize_equality_approximated(self):
+        for jac in [None, False, "2-point", "3-point"]:
+            res = fnopt.minimize(self.fun, [-1.0, 1.0], args=(-1.0,), jac=jac,
+                                 constraints={"type": "eq", "fun": self.f_eqcon, "args": (-1.0,)},
+                                 method="SLSQP", options=self.opts)
+            assert_(res["success"], res["message"])
+            assert_allclose(res.x, [1, 1])
+
+    def test_minimize_equality_given(self):
+        res = fnopt.minimize(self.fun, [-1.0, 1.0], jac=self.jac, method="SLSQP", args=(-1.0,),
+                             constraints={"type": "eq", "fun": self.f_eqcon, "args": (-1.0,)},
+                             options=self.opts)
+        assert_(res["success"], res["message"])
+        assert_allclose(res.x, [1, 1])
+
+    def test_minimize_equality_given2(self):
+        res = fnopt.minimize(self.fun, [-1.0, 1.0], method="SLSQP", jac=self.jac, args=(-1.0,),
+                             constraints={"type": "eq", "fun": self.f_eqcon, "args": (-1.0,),
+                                          "jac": self.fprime_eqcon},
+                             options=self.opts)
+        assert_(res["success"], res["message"])
+        assert_allclose(res.x, [1, 1])
+
+    def test_minimize_equality_given_cons_scalar(self):
+        res = fnopt.minimize(self.fun, [-1.0, 1.0], method="SLSQP", jac=self.jac, args=(-1.0,),
+                             constraints={"type": "eq", "fun": self.f_eqcon_scalar,
+                                          "args": (-1.0,), "jac": self.fprime_eqcon_scalar},
+                             options=self.opts)
+        assert_(res["success"], res["message"])
+        assert_allclose(res.x, [1, 1])
+
+    def test_minimize_inequality_given(self):
+        res = fnopt.minimize(self.fun, [-1.0, 1.0], method="SLSQP", jac=self.jac, args=(-1.0,),
+                             constraints={"type": "ineq", "fun": self.f_ieqcon, "args": (-1.0,)},
+                             options=self.opts)
+        assert_(res["success"], res["message"])
+        assert_allclose(res.x, [2, 1], atol=1e-3)
+
+    def test_minimize_inequality_given_vector_constraints(self):
+        res = fnopt.minimize(self.fun, [-1.0, 1.0], jac=self.jac, method="SLSQP", args=(-1.0,),
+                             constraints={"type": "ineq", "fun": self.f_ieqcon2,
+                                          "jac": self.fprime_ieqcon2},
+                             options=self.opts)
+        assert_(res["success"], res["message"])
+        assert_allclose(res.x, [2, 1])
+
+    def test_minimize_bounded_constraint(self):
+        def c(x):
+            assert 0 <= x[0] <= 1 and 0 <= x[1] <= 1, x
+            return x[0] ** 0.5 + x[1]
+
+        def f(x):
+            assert 0 <= x[0] <= 1 and 0 <= x[1] <= 1, x
+            return -x[0] ** 2 + x[1] ** 2
+
+        cns = [NonlinearConstraint(c, 0, 1.5)]
+        x0 = np.asarray([0.9, 0.5])
+        bnd = Bounds([0., 0.], [1.0, 1.0])
+        fnopt.minimize(f, x0, method="SLSQP", bounds=bnd, constraints=cns)
+
+    def test_minimize_bound_equality_given2(self):
+        res = fnopt.minimize(self.fun, [-1.0, 1.0], method="SLSQP", jac=self.jac, args=(-1.0,),
+                             bounds=[(-0.8, 1.), (-1, 0.8)],
+                             constraints={"type": "eq", "fun": self.f_eqcon, "args": (-1.0,),
+                                          "jac": self.fprime_eqcon},
+                             options=self.opts)
+        assert_(res["success"], res["message"])
+        assert_allclose(res.x, [0.8, 0.8], atol=1e-3)
+        assert_(-0.8 <= res.x[0] <= 1)
+        assert_(-1 <= res.x[1] <= 0.8)
+
+    def test_callback(self):
+        callback = MyCallBack()
+        res = fnopt.minimize(self.fun, [-1.0, 1.0], args=(-1.0,), method="SLSQP",
+                             callback=callback, options=self.opts)
+        assert res.success
+        assert res.message
+        assert callback.been_called
+        assert_equal(callback.ncalls, res["nit"])
+        res = fnopt.minimize(self.fun, [-1.0, 1.0], args=(-1.0,), method="SLSQP",
+                             callback=callback.callback2, options=self.opts)
+        assert res.success
+        assert callback.been_called
+        res = fnopt.minimize(self.fun, [-1.0, 1.0], args=(-1.0,), method="SLSQP",
+                             callback=callback.callback3, options=self.opts)
+        assert not res.success
+        assert res.message.startswith("`callback` raised `StopIteration`")
+
+    def test_inconsistent_linearization(self):
+        x = [0, 1]
+
+        def f1(x):
+            return x[0] + x[1] - 2
+
+        def f2(x):
+            return x[0] ** 2 - 1
+
+        sol = fnopt.minimize(lambda x: x[0] ** 2 + x[1] ** 2, x,
+                             constraints=({"type": "eq", "fun": f1},
+                                          {"type": "ineq", "fun": f2}),
+                             bounds=((0, None), (0, None)), method="SLSQP")
+        x = sol.x
+        assert_allclose(f1(x), 0, atol=1e-8)
+        assert_(f2(x) >= -1e-8)
+        assert_(sol.success, sol)
+
+    def test_regression_5743(self):
+        x = [1, 2]
+        sol = fnopt.minimize(lambda x: x[0] ** 2 + x[1] ** 2, x,
+                             constraints=({"type": "eq", "fun": lambda x: x[0] + x[1] - 1},
+                                          {"type": "ineq", "fun": lambda x: x[0] - 2}),
+                             bounds=((0, None), (0, None)), method="SLSQP")
+        assert_(not sol.success, sol)
+
+    def test_gh_6676(self):
+        def func(x):
+            return (x[0] - 1) ** 2 + 2 * (x[1] - 1) ** 2 + 0.5 * (x[2] - 1) ** 2
+
+        sol = fnopt.minimize(func, [0, 0, 0], method="SLSQP")
+        assert_(sol.jac.shape == (3,))
+
+    def test_invalid_bounds(self):
+        bounds_list = [((1, 2), (2, 1)), ((2, 1), (1, 2)), ((2, 1), (2, 1)),
+                       ((np.inf, 0), (np.inf, 0)), ((1, -np.inf), (0, 1))]
+        for bounds in bounds_list:
+            with pytest.raises(ValueError):
+                fnopt.minimize(self.fun, [-1.0, 1.0], bounds=bounds, method="SLSQP")
+
+    def test_bounds_clipping(self):
+        def f(x):
+            return (x[0] - 1) ** 2
+
+        for x0, bounds, expected in [([10], [(None, 0)], 0), ([-10], [(2, None)], 2),
+                                     ([-10], [(None, 0)], 0), ([10], [(2, None)], 2),
+                                     ([-0.5], [(-1, 0)], 0), ([10], [(-1, 0)], 0)]:
+            sol = fnopt.minimize(f, x0, method="slsqp", bounds=bounds)
+            assert_(sol.success)
+            assert_allclose(sol.x, expected, atol=1e-10)
+
+    def test_infeasible_initial(self):
+        def f(x):
+            x, = x
+            return x * x - 2 * x + 1
+
+        cons_u = [{"type": "ineq", "fun": lambda x: 0 - x}]
+        cons_l = [{"type": "ineq", "fun": lambda x: x - 2}]
+        cons_ul = [{"type": "ineq", "fun": lambda x: 0 - x},
+                   {"type": "ineq", "fun": lambda x: x + 1}]
+        for x0, cons, expected in [([10], cons_u, 0), ([-10], cons_l, 2), ([-10], cons_u, 0),
+                                   ([10], cons_l, 2), ([-0.5], cons_ul, 0), ([10], cons_ul, 0)]:
+            sol = fnopt.minimize(f, x0, method="slsqp", constraints=cons)
+            assert_(sol.success)
+            assert_allclose(sol.x, expected, atol=1e-10)
+
+    def test_inconsistent_inequalities(self):
+        def cost(x):
+            return -1 * x[0] + 4 * x[1]
+
+        def ineqcons1(x):
+            return x[1] - x[0] - 1
+
+        def ineqcons2(x):
+            return x[0] - x[1]
+
+        x0 = (1, 5)
+        bounds = ((-5, 5), (-5, 5))
+        cons = (dict(type="ineq", fun=ineqcons1), dict(type="ineq", fun=ineqcons2))
+        res = fnopt.minimize(cost, x0, method="SLSQP", bounds=bounds, constraints=cons)
+        assert_(not res.success)
+
+    def test_new_bounds_type(self):
+        def f(x):
+            return x[0] ** 2 + x[1] ** 2
+
+        bounds = Bounds([1, 0], [np.inf, np.inf])
+        sol = fnopt.minimize(f, [0, 0], method="slsqp", bounds=bounds)
+        assert_(sol.success)
+        assert_allclose(sol.x, [1, 0])
+
+    def test_nested_minimization(self):
+        class NestedProblem:
+            def __init__(self):
+                self.F_outer_count = 0
+
+            def F_outer(self, x):
+                self.F_outer_count += 1
+                if self.F_outer_count > 1000:
+                    raise Exception("Nested minimization failed to terminate.")
+                inner_res = fnopt.minimize(self.F_inner, (3, 4), method="SLSQP")
+                assert_(inner_res.success)
+                assert_allclose(inner_res.x, [1, 1])
+                return x[0] ** 2 + x[1] ** 2 + x[2] ** 2
+
+            def F_inner(self, x):
+                return (x[0] - 1) ** 2 + (x[1] - 1) ** 2
+
+            def solve(self):
+                outer_res = fnopt.minimize(self.F_outer, (5, 5, 5), method="SLSQP")
+                assert_(outer_res.success)
+                assert_allclose(outer_res.x, [0, 0, 0])
+
+        NestedProblem().solve()
+
+    def test_gh1758(self):
+        def fun(x):
+            return np.sqrt(x[1])
+
+        def f_eqcon(x):
+            return x[1] - (2 * x[0]) ** 3
+
+        def f_eqcon2(x):
+            return x[1] - (-x[0] + 1) ** 3
+
+        c1 = {"type": "eq", "fun": f_eqcon}
+        c2 = {"type": "eq", "fun": f_eqcon2}
+        res = fnopt.minimize(fun, [8, 0.25], method="SLSQP", constraints=[c1, c2],
+                             bounds=[(-0.5, 1), (0, 8)])
+        np.testing.assert_allclose(res.fun, 0.5443310539518)
+        np.testing.assert_allclose(res.x, [0.33333333, 0.2962963])
+        assert res.success
+
+    def test_gh9640(self):
+        cons = ({"type": "ineq", "fun": lambda x: -x[0] - x[1] - 3},
+                {"type": "ineq", "fun": lambda x: x[1] + x[2] - 2})
+        bnds = ((-2, 2), (-2, 2), (-2, 2))
+
+        def target(x):
+            return 1
+
+        x0 = [-1.8869783504471584, -0.640096352696244, -0.8174212253407696]
+        res = fnopt.minimize(target, x0, method="SLSQP", bounds=bnds, constraints=cons,
+                             options={"disp": False, "maxiter": 10000})
+        assert not res.success
+
+    def test_parameters_stay_within_bounds(self):
+        bounds = Bounds(np.array([0.1]), np.array([1.0]))
+        x0 = np.array(bounds.lb + (bounds.ub - bounds.lb) * 0.417022004702574)
+
+        def f(x):
+            assert (x >= bounds.lb).all()
+            return np.linalg.norm(x)
+
+        res = fnopt.minimize(f, x0, method="SLSQP", bounds=bounds)
+        assert res.success
+
+    def test_obj_must_return_scalar(self):  # scipy's runs through fmin_slsqp
+        with pytest.raises(ValueError):
+            fnopt.minimize(lambda x: [0, 1], [1, 2, 3], method="SLSQP")
+
+    def test_obj_returns_scalar_in_list(self):  # scipy's runs through fmin_slsqp
+        fnopt.minimize(lambda x: [0], [1, 2, 3], method="SLSQP")
