@@ -1306,7 +1306,7 @@ class TestKrylovQuadraticSubproblem:
 
     def test_for_the_hard_case(self):
         H, g = self.H3, np.array([0.0, 2.0, 0.0])
-        p, hits_boundary, lam = lanczos_trust(g, H.dot, 1.0)
+        p, _hit, lam = lanczos_trust(g, H.dot, 1.0)
         assert_array_almost_equal(p, np.array([0.0, -1.0, 0.0]))
         self._kkt(H, g, p, lam)
         assert_almost_equal(np.linalg.norm(p), 1.0)
