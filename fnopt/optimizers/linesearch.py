@@ -719,8 +719,9 @@ def line_search(
         raise ValueError(f"initial_step: expected 'unit' or 'quadratic', got {initial_step!r}")
     if not isinstance(scale_first, bool):
         raise TypeError(f"scale_first: expected a bool, got {type(scale_first).__name__}")
-    if isinstance(first_scale, bool) or not isinstance(first_scale, (int, float)) or \
-            not (math.isfinite(first_scale) and first_scale > 0):
+    if isinstance(first_scale, bool) or not isinstance(first_scale, (int, float)):
+        raise TypeError(f"first_scale: expected a number, got {type(first_scale).__name__}")
+    if not (math.isfinite(first_scale) and first_scale > 0):
         raise ValueError(f"first_scale: expected a finite number > 0, got {first_scale!r}")
     searcher = _Searcher(direction, search, initial_step, scale_first, float(first_scale))
     return Optimizer(searcher.init, searcher.step, "output")
