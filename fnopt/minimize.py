@@ -403,6 +403,20 @@ def _number(name: str, v: Any, minimum: float = 0.0) -> float:
     return float(v)
 
 
+def _steps(name: str, v: Any, n: int) -> Any:
+    """A finite-difference step option: a number or one per variable, finite, > 0."""
+    try:
+        arr = np.asarray(v, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"options['{name}']: expected a number or {n} numbers, got "
+                        f"{type(v).__name__}") from None
+    if arr.ndim > 1 or arr.size not in (1, n) or not np.all(np.isfinite(arr)) or \
+            not np.all(arr > 0):
+        raise ValueError(f"options['{name}']: expected a finite number > 0 or {n} of them, "
+                         f"got {v!r}")
+    return float(arr) if arr.ndim == 0 else arr
+
+
 def _count(name: str, v: Any, minimum: int | None = 0) -> int:
     """An iteration/evaluation limit: any real (scipy accepts ``100.1``); below
     ``minimum`` it is refused naming ``name`` (``None``: clipped at 0, as scipy
@@ -451,9 +465,13 @@ def _options(method: str, options: dict[str, Any] | None, tol: float | None,
                 or not 0 < c1 < c2 < 1:
             raise ValueError(f"options: 'c1' and 'c2' do not satisfy 0 < c1 < c2 < 1 "
                              f"(c1={c1!r}, c2={c2!r})")
-    for name in ("gtol", "ftol", "xtol", "xrtol", "eta"):
+    for name in ("gtol", "ftol", "xtol", "xrtol", "eta", "initial_trust_radius",
+                 "max_trust_radius", "norm"):
         if name in o:
-            o[name] = _number(name, o[name])
+            o[name] = _number(name, o[name], -math.inf if name == "norm" else 0.0)
+    for name in ("eps", "finite_diff_rel_step"):
+        if o.get(name) is not None:
+            o[name] = _steps(name, o[name], n)
     o["maxiter"] = _count("maxiter", o["maxiter"], None)
     for name, low in (("maxfun", None), ("maxcor", 1), ("maxls", 1)):
         if name in o:

@@ -204,3 +204,20 @@ def test_constraints_with_another_method_warn_as_scipy():
                        constraints={"type": "eq", "fun": lambda x: x[0]})
     with pytest.raises(ValueError, match=r"constraints\[0\]\['type'\]"):
         fnopt.minimize(rosen, [0.0, 0.0], constraints={"type": "equal", "fun": lambda x: x[0]})
+
+
+@pytest.mark.parametrize("method, name, bad, exc", [
+    ("BFGS", "eps", "small", TypeError), ("BFGS", "eps", -1e-8, ValueError),
+    ("BFGS", "eps", [1e-8, 1e-8, 1e-8], ValueError), ("BFGS", "norm", "inf", TypeError),
+    ("L-BFGS-B", "maxcor", 0, ValueError), ("L-BFGS-B", "maxls", "x", TypeError),
+    ("trust-ncg", "initial_trust_radius", "1", TypeError), ("trust-ncg", "eta", -0.1, ValueError),
+    ("SLSQP", "ftol", None, None), ("BFGS", "gtol", -1.0, ValueError),
+    ("BFGS", "finite_diff_rel_step", 0.0, ValueError),
+])
+def test_every_option_error_names_the_option(method, name, bad, exc):
+    kw = {"jac": rosen_der, "hess": rosen_hess} if method.startswith("trust") else {}
+    if exc is None:  # None means the default, as scipy
+        assert fnopt.minimize(rosen, [0.5, 0.5], method=method, options={name: bad}).success
+        return
+    with pytest.raises(exc, match=rf"options\['{name}'\]"):
+        fnopt.minimize(rosen, [0.5, 0.5], method=method, options={name: bad}, **kw)
