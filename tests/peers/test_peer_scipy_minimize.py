@@ -1285,6 +1285,50 @@ class TestIterativeSubproblem:
         assert_array_almost_equal(hits_boundary, True)
 
 
+def random_entry(n, min_eig, max_eig, case, rng=None):
+    rng = np.random.default_rng(rng)
+    rand = rng.uniform(low=-1, high=1, size=(n, n))
+    Q, _, _ = scipy.linalg.qr(rand, pivoting="True")
+    eigvalues = rng.uniform(low=min_eig, high=max_eig, size=n)
+    eigvalues = np.sort(eigvalues)[::-1]
+    Qaux = np.multiply(eigvalues, Q)
+    A = np.dot(Qaux, Q.T)
+    if case == "hard":
+        g = np.zeros(n)
+        g[:-1] = rng.uniform(low=-1, high=1, size=n - 1)
+        g = np.dot(Q, g)
+    elif case == "jac_equal_zero":
+        g = np.zeros(n)
+    else:
+        g = rng.uniform(low=-1, high=1, size=n)
+    return A, g
+
+
+def test_subproblem_for_random_entries():
+    """scipy's ``test_for_random_entries``: its ``k_easy`` (the boundary accuracy) is
+    ``more_sorensen``'s ``rtol``; fnopt has no separate ``k_hard``."""
+    rng = np.random.default_rng(1)
+    n = 5
+    for case in ("easy", "hard", "jac_equal_zero"):
+        eig_limits = [(-20, -15), (-10, -5), (-10, 0), (-5, 5), (-10, 10), (0, 10), (5, 10),
+                      (15, 20)]
+        for min_eig, max_eig in eig_limits:
+            H, g = random_entry(n, min_eig, max_eig, case, rng=rng)
+            for trust_radius in [0.1, 0.3, 0.6, 0.8, 1, 1.2, 3.3, 5.5, 10]:
+                p_ac, _, _ = more_sorensen(g, H, trust_radius, rtol=1e-10)
+                J_ac = 1 / 2 * np.dot(p_ac, np.dot(H, p_ac)) + np.dot(g, p_ac)
+                for k_opt, k_trf in [(0.1, 2), (0.5, 1.1), (0.9, 1.01)]:
+                    k_easy = min(k_trf - 1, 1 - np.sqrt(k_opt))
+                    p, hits_boundary, _ = more_sorensen(g, H, trust_radius, rtol=k_easy)
+                    J = 1 / 2 * np.dot(p, np.dot(H, p)) + np.dot(g, p)
+                    if hits_boundary:
+                        assert_equal(np.abs(np.linalg.norm(p) - trust_radius) <=
+                                     (k_trf - 1) * trust_radius, True)
+                    else:
+                        assert_equal(np.linalg.norm(p) <= trust_radius, True)
+                    assert_equal(J <= k_opt * J_ac, True)
+
+
 class TestKrylovQuadraticSubproblem:
     H3 = np.array([[1.0, 0.0, 4.0], [0.0, 2.0, 0.0], [4.0, 0.0, 3.0]])
 
