@@ -37,7 +37,9 @@ from fnopt.loop import OptimizationError as OptimizationError
 from fnopt.loop import Result as Result
 from fnopt.loop import StepFailed as StepFailed
 from fnopt.loop import fixed_point as fixed_point
+from fnopt.minimize import LbfgsInvHessProduct as LbfgsInvHessProduct
 from fnopt.minimize import OptimizeResult as OptimizeResult
+from fnopt.minimize import OptimizeWarning as OptimizeWarning
 from fnopt.minimize import minimize as minimize
 from fnopt.objectives import problems as problems
 from fnopt.objectives import tasks as tasks
@@ -210,6 +212,8 @@ __all__ = [
     "lbfgsb",
     "minimize",
     "OptimizeResult",
+    "OptimizeWarning",
+    "LbfgsInvHessProduct",
 ]
 
 # the optimizers people moved to after Adam, and the small optax transforms

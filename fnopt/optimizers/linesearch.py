@@ -657,6 +657,7 @@ def line_search(
     *,
     initial_step: InitialStep = "unit",
     scale_first: bool = False,
+    first_scale: float = 1.0,
 ) -> Optimizer:
     """Lift a direction :class:`fnopt.Transform` to an optimizer that searches along it.
 
@@ -690,9 +691,10 @@ def line_search(
         ``"quadratic"`` — :math:`\\min(1, 2.02 (f_k - f_{k-1}) / \\phi'(0))`
         (Nocedal & Wright eq. 3.60, as in scipy; for gradient and CG directions,
         whose length carries no step information).
-      scale_first: start the very first search at :math:`\\min(1, 1/\\|d_0\\|)`
+      scale_first: start the very first search at :math:`\\min(1, s/\\|d_0\\|)`
         instead of 1 (for directions whose first step is :math:`-g_0`, as in
-        quasi-Newton methods).
+        quasi-Newton methods), :math:`s` = ``first_scale``.
+      first_scale: :math:`s` above (1; scipy's BFGS and CG use 1.01).
 
     Returns:
       An :class:`fnopt.Optimizer` with ``value_at="output"``.
@@ -717,7 +719,11 @@ def line_search(
         raise ValueError(f"initial_step: expected 'unit' or 'quadratic', got {initial_step!r}")
     if not isinstance(scale_first, bool):
         raise TypeError(f"scale_first: expected a bool, got {type(scale_first).__name__}")
-    searcher = _Searcher(direction, search, initial_step, scale_first)
+    if isinstance(first_scale, bool) or not isinstance(first_scale, (int, float)):
+        raise TypeError(f"first_scale: expected a number, got {type(first_scale).__name__}")
+    if not (math.isfinite(first_scale) and first_scale > 0):
+        raise ValueError(f"first_scale: expected a finite number > 0, got {first_scale!r}")
+    searcher = _Searcher(direction, search, initial_step, scale_first, float(first_scale))
     return Optimizer(searcher.init, searcher.step, "output")
 
 
@@ -730,6 +736,7 @@ class _Searcher:
     search: LineSearch
     initial_step: InitialStep
     scale_first: bool
+    first_scale: float = 1.0
 
     def init(self, params: Params) -> LineSearchState:
         be = check_params(params)  # float32/64, one backend, non-empty: named errors
@@ -796,7 +803,7 @@ class _Searcher:
         a0 = 1.0
         if state.count == 0 or not math.isfinite(to_float(state.prev_value)):
             if self.scale_first:
-                a0 = min(1.0, 1.0 / max(to_float(tree.global_norm(d)), 1e-300))
+                a0 = min(1.0, self.first_scale / max(to_float(tree.global_norm(d)), 1e-300))
         elif self.initial_step == "quadratic":
             df = f0 - to_float(state.prev_value)
             if slope0 < 0 and df < 0:

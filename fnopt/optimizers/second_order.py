@@ -314,7 +314,9 @@ def scale_by_bfgs(*, scale_init: bool = True) -> Transform:
         \\quad \\rho = 1 / y^T s,
 
     with :math:`H_0 = (y^T s / y^T y) I` set at the first pair (Nocedal & Wright
-    eq. 6.20; :math:`H_0 = I` with ``scale_init=False``, as scipy does); pairs without
+    eq. 6.20; :math:`H_0 = I` with ``scale_init=False``, as scipy does, unless
+    :math:`y^T s / y^T y` is outside :math:`[10^{-8}, 10^8]`, where the update from
+    :math:`I` would cancel to round-off: a badly scaled loss); pairs without
     positive curvature are skipped. The first direction is :math:`-g_0`. Memory is
     :math:`O(n^2)` in the number of parameters.
 
@@ -344,7 +346,9 @@ def scale_by_bfgs(*, scale_init: bool = True) -> Transform:
             if _curvature_ok(_f(sy), _f(s @ s), _f(yy)):
                 if n_pairs == 0:  # the first pair sets H_0
                     h = be.eye(s.shape[0], s)
-                    if scale_init:
+                    ratio = _f(sy) / _f(yy)
+                    if scale_init or not 1e-8 <= ratio <= 1e8:
+                        # (H_0 = I off the pair's scale by > 1e8 would cancel in the update)
                         h = h * (sy / yy)
                 hy = h @ y
                 rho = 1.0 / sy
