@@ -1045,7 +1045,7 @@ def prodigy(
 
     Args:
       learning_rate, b1, b2, beta3, eps, weight_decay, decouple, use_bias_correction,
-      safeguard_warmup, d0, d_coef, growth_rate: see :func:`scale_by_prodigy`.
+        safeguard_warmup, d0, d_coef, growth_rate: see :func:`scale_by_prodigy`.
       maximize: maximise the objective (an fnopt extra; the reference has none).
 
     Returns:
@@ -1222,7 +1222,7 @@ def dadapt_adam(
 
     Args:
       learning_rate, b1, b2, eps, weight_decay, decouple, use_bias_correction, d0,
-      growth_rate: see :func:`scale_by_dadapt_adam`.
+        growth_rate: see :func:`scale_by_dadapt_adam`.
       maximize: maximise the objective (an fnopt extra; the reference has none).
 
     Returns:
