@@ -11,15 +11,16 @@ sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE / "_ext"))
 os.environ.setdefault("MPLBACKEND", "Agg")
 
-import fnopt  # noqa: E402
 import fnopt_reference  # noqa: E402
+
+import fnopt  # noqa: E402
 
 # The per-group reference pages, written from the package's __all__ on every build.
 fnopt_reference.write_pages(HERE / "api")
 
 project = "fnopt"
 author = "the fnopt authors"
-copyright = "2026, the fnopt authors"
+copyright = "2026, the fnopt authors"  # noqa: A001 (Sphinx reads this name)
 release = fnopt.__version__
 version = release
 
@@ -35,7 +36,7 @@ extensions = [
 source_suffix = {".rst": "restructuredtext", ".md": "myst-nb"}
 root_doc = "index"
 exclude_patterns = ["_build", "**.ipynb_checkpoints", "migration/*-table.md",
-                    "benchmarks/_results.md"]
+                    "benchmarks/results.md"]
 templates_path = ["_templates"]
 
 # Reference: one page per public name, from its docstring.

@@ -24,10 +24,9 @@ from pathlib import Path
 # Old import paths that the lead is deleting; never documented.
 SHIMS = frozenset(
     f"fnopt.{m}"
-    for m in (
-        "transform transforms_extra plateau projections linesearch second_order lsq "
-        "residuals lbfgsb tasks problems lsq_problems"
-    ).split()
+    for m in ["transform", "transforms_extra", "plateau", "projections", "linesearch",
+              "second_order", "lsq", "residuals", "lbfgsb", "tasks", "problems",
+              "lsq_problems"]
 )
 
 # (slug, title, one-paragraph introduction), in the order of the reference's contents.
@@ -188,7 +187,8 @@ def group_of(qualname: str, obj: object) -> str:
     home = _defining_module(qualname, obj)
     best = ""
     for prefix in RULES:
-        if (home == prefix or home.startswith(prefix + ".")) and len(prefix) > len(best):
+        nested = prefix != "fnopt" and home.startswith(prefix + ".")  # "fnopt": exact only
+        if (home == prefix or nested) and len(prefix) > len(best):
             best = prefix
     return RULES[best] if best else DEFAULT_GROUP
 
