@@ -92,11 +92,17 @@ def _canonical(
             return _documented_module(obj.__name__)
         if id(obj) in _BY_ID:
             return _BY_ID[id(obj)]
-        owner = path.rpartition(".")[0]  # a method or attribute: link its class
+    for path in candidates:  # a method or attribute, perhaps set in __init__: its class
+        if not path.startswith("fnopt") or "." not in path:
+            continue
+        owner, _, attr = path.rpartition(".")
         owner_obj = _lookup(owner)
-        if owner_obj is not None and id(owner_obj) in _BY_ID:
+        known = hasattr(owner_obj, attr) or f"{attr}:" in (getattr(owner_obj, "__doc__", "") or "")
+        if isinstance(owner_obj, type) and id(owner_obj) in _BY_ID and known:
             return _BY_ID[id(owner_obj)]
-        return ""  # exists, but is not public: shown as text, not linked
+    for path in candidates:
+        if path.startswith("fnopt") and _lookup(path) is not None:
+            return ""  # exists, but is not public: shown as text, not linked
     tail = target.rpartition(".")[2]
     for key in (target, tail):
         if key in _BY_TAIL and (key == target or target.startswith("fnopt.")):
@@ -120,6 +126,15 @@ def _resolve(app: Sphinx, env: Any, node: Any, contnode: nodes.Element) -> Any:
     return domain.resolve_xref(env, node["refdoc"], app.builder, typ, name, node, contnode)
 
 
+def _summary_safe(app: Sphinx, what: str, name: str, obj: Any, options: Any,
+                  lines: list[str]) -> None:
+    # autosummary ends a summary at the first "...": inside a literal on the first line
+    # (``a -> ... -> b``) that would cut the literal in two
+    if lines and "``" in lines[0] and "..." in lines[0]:
+        lines[0] = lines[0].replace("...", "\u2026")
+
+
 def setup(app: Sphinx) -> dict[str, Any]:
     app.connect("missing-reference", _resolve)
+    app.connect("autodoc-process-docstring", _summary_safe)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -56,7 +56,7 @@ def main(argv: list[str]) -> None:
         cmd = [sys.executable, str(ROOT / "benchmarks" / script)] + (["--quick"] if quick else [])
         done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True,
                               check=True)
-        parts += [f"### {title} (`benchmarks/{script}`)", "", done.stdout.strip(), ""]
+        parts += [f"## {title} (`benchmarks/{script}`)", "", done.stdout.strip(), ""]
     OUT.write_text("\n".join(parts) + "\n")
     print(f"wrote {OUT}")
 
