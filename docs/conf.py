@@ -78,4 +78,5 @@ myst_heading_anchors = 3
 html_theme = "furo"
 html_title = f"fnopt {release}"
 html_static_path: list[str] = []
+html_copy_source = False  # no _sources/ copies: a faster build, nothing a reader needs
 html_theme_options = {"navigation_with_keys": True}

@@ -199,6 +199,8 @@ def optax_table() -> str:
     names = sorted(n for n in getattr(optax, "__all__", dir(optax)) if not n.startswith("_"))
     ours = {n: n for n in names if n in fnopt.__all__}
     ours.update({n: f"schedules.{n}" for n in names if n in fnopt.schedules.__all__})
+    ours.update({n: f"transforms.{n}" for n in names
+                 if n in fnopt.transforms.__all__ and n not in ours})
     head = (f"<!-- started by docs/migration/make_tables.py from optax {_version('optax')}: "
             "every optax name, with fnopt's name where it has the same one; the rest "
             "await their row -->\n\n")
