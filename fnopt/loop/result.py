@@ -76,7 +76,8 @@ class Result:
       best_value: that loss.
       elapsed: seconds spent in the loop.
       stop_state: the stop criterion's state at the end (e.g. what
-        :func:`fnopt.stop.no_improvement` recorded: ``stop.best(result.stop_state)``).
+        :func:`fnopt.stop.no_improvement` recorded; with that criterion alone, its
+        :class:`fnopt.stop.NoImprovementState`, whose ``best_params`` the loop restored).
     """
 
     params: Any

@@ -1044,8 +1044,9 @@ def prodigy(
     size). ``learning_rate`` multiplies the estimate (keep 1.0 unless scheduling).
 
     Args:
-      learning_rate, b1, b2, beta3, eps, weight_decay, decouple, use_bias_correction,
-      safeguard_warmup, d0, d_coef, growth_rate: see :func:`scale_by_prodigy`.
+      learning_rate: multiplies the estimate; ``b1``, ``b2``, ``beta3``, ``eps``,
+        ``weight_decay``, ``decouple``, ``use_bias_correction``, ``safeguard_warmup``,
+        ``d0``, ``d_coef``, ``growth_rate``: see :func:`scale_by_prodigy`.
       maximize: maximise the objective (an fnopt extra; the reference has none).
 
     Returns:
@@ -1221,8 +1222,9 @@ def dadapt_adam(
     the estimate (keep 1.0 unless scheduling).
 
     Args:
-      learning_rate, b1, b2, eps, weight_decay, decouple, use_bias_correction, d0,
-      growth_rate: see :func:`scale_by_dadapt_adam`.
+      learning_rate: multiplies the estimate; ``b1``, ``b2``, ``eps``, ``weight_decay``,
+        ``decouple``, ``use_bias_correction``, ``d0``, ``growth_rate``: see
+        :func:`scale_by_dadapt_adam`.
       maximize: maximise the objective (an fnopt extra; the reference has none).
 
     Returns:

@@ -56,10 +56,11 @@ def apply_if_finite(transform: Transform, max_consecutive_errors: int | None = N
         is applied anyway (so a diverged run shows up); ``None`` never gives up.
 
     Returns:
-      A :class:`fnopt.Transform` with state :class:`ApplyIfFiniteState`. (The state
-      of :func:`fnopt.descent` still records the non-finite gradient norm, so
-      :func:`fnopt.fixed_point` stops with reason ``non_finite`` at such a step; the
-      skip matters when steps are driven by hand.)
+      A :class:`fnopt.Transform` with state :class:`ApplyIfFiniteState`. Inside
+      :func:`fnopt.fixed_point` a skipped step does not stop the run: the params stay
+      where they were and the loop goes on (it stops with ``non_finite`` only when the
+      *loss* is not finite, or when ``max_consecutive_errors`` lets a non-finite
+      update through).
 
     >>> import numpy as np, fnopt
     >>> t = fnopt.apply_if_finite(fnopt.scale_by_adam())
