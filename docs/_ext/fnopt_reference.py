@@ -21,14 +21,6 @@ import types
 from dataclasses import dataclass
 from pathlib import Path
 
-# Old import paths that the lead is deleting; never documented.
-SHIMS = frozenset(
-    f"fnopt.{m}"
-    for m in ["transform", "transforms_extra", "plateau", "projections", "linesearch",
-              "second_order", "lsq", "residuals", "lbfgsb", "tasks", "problems",
-              "lsq_problems"]
-)
-
 # (slug, title, one-paragraph introduction), in the order of the reference's contents.
 GROUPS: list[tuple[str, str, str]] = [
     ("core", "Core types",
@@ -137,15 +129,12 @@ def _private(modname: str) -> bool:
 
 
 def public_modules() -> list[str]:
-    """``fnopt`` and every submodule that is neither private (a ``_`` component) nor an
-    old import path."""
+    """``fnopt`` and every submodule that is not private (no ``_`` component)."""
     import fnopt
 
     names = ["fnopt"]
     for info in pkgutil.walk_packages(fnopt.__path__, "fnopt."):
-        if _private(info.name) or info.name in SHIMS:
-            continue
-        if any(info.name.startswith(s + ".") for s in SHIMS):
+        if _private(info.name):
             continue
         names.append(info.name)
     return sorted(names)
