@@ -467,7 +467,8 @@ def least_squares(
       A :class:`LeastSquaresResult`; ``.covariance()`` gives the parameter covariance.
 
     Raises:
-      ValueError/TypeError: naming the argument at fault, where scipy refuses.
+      ValueError: naming the argument at fault, where scipy refuses a value.
+      TypeError: naming the argument at fault, for an argument of the wrong type.
 
     >>> import numpy as np, fnopt
     >>> def fun(x):
