@@ -110,12 +110,16 @@ class Checkpoint(NamedTuple):
       state: the optimizer state, NamedTuple/attrs types restored exactly.
       iteration: the iteration number saved with them (``None`` if none was given).
       metadata: the JSON metadata saved with them (``{}`` if none).
+      stop_state: the stop criterion's state saved with them (early stopping's best
+        value, best params and counter: ``fixed_point(..., stop_state=ck.stop_state)``
+        resumes it); ``None`` if none was saved.
     """
 
     params: Params
     state: State
     iteration: int | None
     metadata: dict[str, Any]
+    stop_state: Any = None
 
 
 def _show(x: Any, limit: int = 60) -> str:
@@ -454,6 +458,7 @@ def save(
     *,
     iteration: int | None = None,
     metadata: dict[str, Any] | None = None,
+    stop_state: Any = None,
 ) -> pathlib.Path:
     """Write ``params`` and ``state`` to ``path`` atomically (format: module docstring).
 
@@ -471,6 +476,9 @@ def save(
       iteration: the iteration number of ``params``, an int in ``[0, 2**63)``
         (returned by :func:`load`).
       metadata: a JSON-serialisable dict stored alongside (at most 100 levels deep).
+      stop_state: a stop criterion's state (:attr:`fnopt.Result.stop_state`, e.g.
+        early stopping's), saved like ``state`` and returned by :func:`load` as
+        ``Checkpoint.stop_state``; ``None``: none is saved.
 
     Returns:
       The path written, as a :class:`pathlib.Path`.
@@ -511,6 +519,8 @@ def save(
         "state": enc.node(state, "state", ""),
         "arrays": enc.records,
     }
+    if stop_state is not None:  # an optional member: files without it read as before
+        header["stop_state"] = enc.node(stop_state, "stop_state", "")
     path = pathlib.Path(path)
     _atomic_write(path, header, enc.arrays)
     return path
@@ -762,6 +772,7 @@ def load(
     dec = _Decoder(arrays, allowed, where)
     params = dec.tree(header["params"], "params")
     state = dec.tree(header["state"], "state")
+    stop_state = dec.tree(header["stop_state"], "stop_state") if "stop_state" in header else None
     dec.check_all_used()
     if params_like is not None:
         _check_like(params, params_like, "params", where)
@@ -769,7 +780,7 @@ def load(
         why = _state_mismatch(state, state_like, "")
         if why is not None:
             raise CheckpointError(f"{where}: the saved state does not match state_like: {why}")
-    return Checkpoint(params, state, header["iteration"], header["metadata"])
+    return Checkpoint(params, state, header["iteration"], header["metadata"], stop_state)
 
 
 def _check_device(device: Any) -> Any:
