@@ -558,7 +558,7 @@ def check_saveable(params: Params, state: State = None) -> None:
 
 
 def _check_backends(params: Params, state: State) -> _backend.Backend:
-    be = check_params(params)
+    be = check_params(params, low_precision=True)
     state_arrays = [x for x in optree.tree_leaves(state) if _backend.is_leaf(x)]
     if state_arrays:
         st_be = _backend.of_leaves(

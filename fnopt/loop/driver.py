@@ -241,7 +241,7 @@ class _Run:
                  start_iteration: int | None, stop_state: Any = None) -> None:
         if isinstance(opt, Transform) and not is_optimizer(opt):
             opt = Descent(opt)  # a hand-built chain: lifted as fnopt.descent does
-        be = check_params(params)
+        be = check_params(params, low_precision=isinstance(opt, Descent))
         fresh = state is None
         checks.check_checkpoint_args(checkpoint_every, checkpoint_path, start_iteration)
         if is_optimizer(opt):
