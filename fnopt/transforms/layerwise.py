@@ -224,7 +224,7 @@ def _newton_schulz_low(x: Any, be: _backend.Backend, coeffs: tuple[float, float,
 
     a, b, c = coeffs
     tall = x.shape[0] > x.shape[1]
-    m = rnd(be.cast([x.T if tall else x], wide)[0])
+    m = be.cast(be.cast([x.T if tall else x], dtype), wide)[0]  # one rounding, as torch
     m = rnd(m / rnd(be.norms([m])[0]).clip(min=eps))
     for _ in range(steps):
         gram = rnd(m @ m.T)
