@@ -403,7 +403,9 @@ def _descent_fns(
     the state is a :class:`DescentState` wrapping the inner state."""
 
     def init(params: Params) -> DescentState:
-        be = check_params(params)  # float32/64, one backend, non-empty: named errors
+        # float32/64 (bfloat16/float16: torch.optim's arithmetic in the params' dtype),
+        # one backend, non-empty: named errors
+        be = check_params(params, low_precision=True)
         nan = be.scalar(float("nan"), _tree.leaves(params)[0])
         return DescentState(0, nan, nan, inner.init(params))
 
@@ -440,19 +442,24 @@ def is_optimizer(x: Any) -> TypeGuard[Optimizer | Descent]:
 # -- validation ----------------------------------------------------------------------
 
 _ALLOWED = ("float32", "float64")
+# taken where torch.optim takes them: by the first-order optimizers (their arithmetic in
+# the params' dtype, as torch.optim's foreach steps), the loop and checkpoints
+_LOW_PRECISION = ("bfloat16", "float16")
 
 
 def _dtype_name(x: Any) -> str:
     return _backend.dtype_name(x.dtype)
 
 
-def check_params(params: Params, *, what: str = "params") -> _backend.Backend:
+def check_params(params: Params, *, what: str = "params",
+                 low_precision: bool = False) -> _backend.Backend:
     """Validate a params pytree; return its backend.
 
     Rejects empty trees, leaves that are not arrays (a Python or NumPy scalar leaf gets
     a message saying to pass a 0-d array), mixed backends, torch tensors on the
-    ``meta`` device (no data), non-float32/64 dtypes and zero-size leaves, naming the
-    leaf path.
+    ``meta`` device (no data), non-float32/64 dtypes (bfloat16 and float16 too, unless
+    ``low_precision``: the first-order optimizers take them) and zero-size leaves,
+    naming the leaf path and the dtype.
     """
     leaves = optree.tree_leaves(params)
     if not leaves:
@@ -470,8 +477,8 @@ def check_params(params: Params, *, what: str = "params") -> _backend.Backend:
         name = _dtype_name(leaf)
         bad: str | None = None
         error: type[Exception] = ValueError
-        if name not in _ALLOWED:
-            bad, error = f"has dtype {name}; expected float32 or float64", TypeError
+        if name not in _ALLOWED and not (low_precision and name in _LOW_PRECISION):
+            bad, error = _dtype_problem(name, low_precision), TypeError
         elif (layout := be.layout_problem(leaf)) is not None:
             bad, error = layout, TypeError
         elif be.size(leaf) == 0:
@@ -486,6 +493,21 @@ def check_params(params: Params, *, what: str = "params") -> _backend.Backend:
             paths = paths or [_fmt(p) for p in optree.tree_paths(params)]
             raise error(f"{what}: leaf {paths[i]} {bad}")
     return be
+
+
+def _dtype_problem(name: str, low_precision: bool) -> str:
+    """Why a leaf of dtype ``name`` is refused."""
+    if name in _LOW_PRECISION:
+        return (f"has dtype {name}; this method needs float32 or float64 (its line search, "
+                "solver or differences are not meaningful in low precision); bfloat16 and "
+                "float16 params are taken by the first-order optimizers (fnopt.sgd, "
+                "fnopt.adam, ... and chains of transforms)")
+    if name.startswith("complex"):
+        return (f"has dtype {name}; complex params are not supported: optimize the real "
+                "and imaginary parts as real leaves (torch.view_as_real(x), or a "
+                "{'re': x.real, 'im': x.imag} pytree), as torch.optim does internally")
+    allowed = "float32, float64, bfloat16 or float16" if low_precision else "float32 or float64"
+    return f"has dtype {name}; expected {allowed}"
 
 
 def _not_array_hint(leaf: Any) -> str:

@@ -117,12 +117,16 @@ class Checkpoint(NamedTuple):
       state: the optimizer state, NamedTuple/attrs types restored exactly.
       iteration: the iteration number saved with them (``None`` if none was given).
       metadata: the JSON metadata saved with them (``{}`` if none).
+      stop_state: the stop criterion's state saved with them (early stopping's best
+        value, best params and counter: ``fixed_point(..., stop_state=ck.stop_state)``
+        resumes it); ``None`` if none was saved.
     """
 
     params: Params
     state: State
     iteration: int | None
     metadata: dict[str, Any]
+    stop_state: Any = None
 
 
 def _show(x: Any, limit: int = 60) -> str:
@@ -462,6 +466,7 @@ def save(
     *,
     iteration: int | None = None,
     metadata: dict[str, Any] | None = None,
+    stop_state: Any = None,
 ) -> pathlib.Path:
     """Write ``params`` and ``state`` to ``path`` atomically (format: module docstring).
 
@@ -482,6 +487,9 @@ def save(
         exactly as given: ``str`` keys only, lists not tuples (a key ``1``, ``True``
         or ``None`` would come back as a string and a tuple as a list, so save refuses
         them with a ``ValueError`` naming the key path), at most 100 levels deep.
+      stop_state: a stop criterion's state (:attr:`fnopt.Result.stop_state`, e.g.
+        early stopping's), saved like ``state`` and returned by :func:`load` as
+        ``Checkpoint.stop_state``; ``None``: none is saved.
 
     Returns:
       The path written, as a :class:`pathlib.Path`.
@@ -530,6 +538,8 @@ def save(
         "state": enc.node(state, "state", ""),
         "arrays": enc.records,
     }
+    if stop_state is not None:  # an optional member: files without it read as before
+        header["stop_state"] = enc.node(stop_state, "stop_state", "")
     path = pathlib.Path(path)
     _atomic_write(path, header, enc.arrays)
     return path
@@ -567,7 +577,7 @@ def check_saveable(params: Params, state: State = None) -> None:
 
 
 def _check_backends(params: Params, state: State) -> _backend.Backend:
-    be = check_params(params)
+    be = check_params(params, low_precision=True)
     state_arrays = [x for x in optree.tree_leaves(state) if _backend.is_leaf(x)]
     if state_arrays:
         st_be = _backend.of_leaves(
@@ -814,7 +824,7 @@ def load(
     where = str(path)
     header, stored = _read(path, where)
     try:
-        params, state = _decode(header, stored, allowed, target, where)
+        params, state, stop_state = _decode(header, stored, allowed, target, where)
     except CheckpointError:
         raise
     except Exception as exc:  # whatever else a crafted header provokes is the file's fault
@@ -825,20 +835,23 @@ def load(
         why = _state_mismatch(state, state_like, "")
         if why is not None:
             raise CheckpointError(f"{where}: the saved state does not match state_like: {why}")
-    return Checkpoint(params, state, header["iteration"], header["metadata"])
+    return Checkpoint(params, state, header["iteration"], header["metadata"], stop_state)
 
 
 def _decode(header: dict[str, Any], stored: list[np.ndarray],
-            allowed: dict[tuple[str, str], type], target: Any, where: str) -> tuple[Any, Any]:
-    """The params and state the checked ``header`` describes, built from ``stored``."""
+            allowed: dict[tuple[str, str], type], target: Any, where: str,
+            ) -> tuple[Any, Any, Any]:
+    """The params, state and stop-criterion state (``None`` when the file has none) the
+    checked ``header`` describes, built from ``stored``."""
     arrays = [_restore_array(a, rec, i, where, target)
               for i, (a, rec) in enumerate(zip(stored, header["arrays"]))]
     stored.clear()
     dec = _Decoder(arrays, allowed, where)
     params = dec.tree(header["params"], "params")
     state = dec.tree(header["state"], "state")
+    stop_state = dec.tree(header["stop_state"], "stop_state") if "stop_state" in header else None
     dec.check_all_used()
-    return params, state
+    return params, state, stop_state
 
 
 def _check_device(device: Any) -> Any:

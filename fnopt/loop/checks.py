@@ -59,6 +59,30 @@ def check_state(state: Any, template: Any, where: str = "") -> None:
             fail(f"dtype {state.dtype} does not match {template.dtype}")
 
 
+def check_stop_state(stop_state: Any, template: Any, where: str = "") -> None:
+    """``stop_state`` must be a state of the stop criterion (``template`` =
+    ``stop.init()``): the same NamedTuple classes and, for the pairs ``a | b`` and
+    ``a & b`` make, the same tuple lengths; the values inside may be anything the
+    criterion's later states hold."""
+    here = where or "<root>"
+    if optree.is_namedtuple_instance(template):
+        if type(stop_state) is not type(template):
+            raise ValueError(
+                f"stop_state: expected a {type(template).__name__} at {here}, got "
+                f"{type(stop_state).__name__}; pass the Result.stop_state or "
+                "Checkpoint.stop_state of a run with the same stop criterion"
+            )
+    elif type(template) is tuple and template:
+        if type(stop_state) is not tuple or len(stop_state) != len(template):
+            raise ValueError(
+                f"stop_state: expected a tuple of {len(template)} items at {here}, got "
+                f"{type(stop_state).__name__}; pass the Result.stop_state or "
+                "Checkpoint.stop_state of a run with the same stop criterion"
+            )
+        for i, (a, b) in enumerate(zip(stop_state, template)):
+            check_stop_state(a, b, f"{where}[{i}]")
+
+
 def check_step_count(state: Any, start_iteration: int) -> None:
     """A given ``state`` that records its step count (``state.count``, as every fnopt
     optimizer's does) must be the state of iteration ``start_iteration``: params,

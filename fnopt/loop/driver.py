@@ -54,18 +54,20 @@ given:
 
 **Checkpoints and resuming.** With ``checkpoint_every``, the iterate (params, state,
 iteration) is saved to ``checkpoint_path`` with :func:`fnopt.save` at every iteration
-that is a multiple of it; the final iterate is saved too, whatever the reason the run
+that is a multiple of it, with the stop criterion's state (early stopping's best
+value, best params and counter); the final iterate is saved too, whatever the reason the run
 stops (errors of ``grad_fn``, ``data`` or a callback, ``SystemExit`` and any
 other ``BaseException``, ``non_finite`` and Ctrl-C included: see "How a run ends"),
 always params with the state that belongs to them. Writes are atomic.
 ``checkpoint_path`` given alone saves only the final iterate. Params and state that
 cannot be saved fail at the start of the run (:func:`fnopt.checkpoint.check_saveable`),
 not at the first save. To resume, ``ck = fnopt.load(path)`` and pass ``ck.params, grad_fn, ck.state,
-start_iteration=ck.iteration``: the trajectory continues bitwise identically to an
-uninterrupted run (a state whose step count is not ``start_iteration`` is refused;
-criteria that look back, such as ``param_change_below``, start
-afresh; with ``data``, pass the batches from number ``ck.iteration`` on: one batch per
-iteration).
+start_iteration=ck.iteration, stop_state=ck.stop_state``: the trajectory continues
+bitwise identically to an uninterrupted run, and early stopping
+(:func:`fnopt.stop.no_improvement`) stops at the same iteration with the same restored
+params (a state whose step count is not ``start_iteration`` is refused; without
+``stop_state`` the criteria start afresh; with ``data``, pass the batches from number
+``ck.iteration`` on: one batch per iteration).
 """
 
 from __future__ import annotations
@@ -129,6 +131,7 @@ def fixed_point(
     start_iteration: int | None = None,
     epochs: int | None = None,
     on_epoch: Callable[[Info], Any] | None = None,
+    stop_state: Any = None,
 ) -> Result:
     """Run an optimizer (or a bare step function) until ``stop`` holds.
 
@@ -192,6 +195,8 @@ def fixed_point(
         ``start_iteration=ck.iteration``. Given with a ``state`` of an optimizer, the
         state's step count (``state.count``) must equal it (``ValueError``: a
         mismatched ``(params, state, start_iteration)`` is refused).
+      stop_state: the state of ``stop`` to start from (default ``stop.init()``), e.g.
+        ``ck.stop_state``: early stopping resumes with its best params and counter.
 
     Returns:
       A :class:`Result`.
@@ -203,12 +208,12 @@ def fixed_point(
     >>> r.iterations, r.reason, np.round(r.params, 4)
     (5771, <Reason.LOSS_BELOW: 'loss_below'>, array([0.9684, 0.9377]))
     """
-    if epochs is not None:
-        data = _epochs_of(data, epochs)
+    data = data if epochs is None else _epochs_of(data, epochs)
     return _Run(opt_or_step, params, grad_fn, state, stop=stop, data=data, callback=callback,
                 on_epoch=on_epoch, record=record, on_failure=on_failure,
                 differentiable=differentiable, checkpoint_every=checkpoint_every,
-                checkpoint_path=checkpoint_path, start_iteration=start_iteration).drive()
+                checkpoint_path=checkpoint_path, start_iteration=start_iteration,
+                stop_state=stop_state).drive()
 
 
 def _epochs_of(data: Iterable[Any] | None, epochs: int) -> Iterable[Any]:
@@ -234,10 +239,10 @@ class _Run:
                  on_epoch: Callable[[Info], Any] | None, record: bool, on_failure: str,
                  differentiable: bool, checkpoint_every: int | None,
                  checkpoint_path: str | os.PathLike[str] | None,
-                 start_iteration: int | None) -> None:
+                 start_iteration: int | None, stop_state: Any = None) -> None:
         if isinstance(opt, Transform) and not is_optimizer(opt):
             opt = Descent(opt)  # a hand-built chain: lifted as fnopt.descent does
-        be = check_params(params)
+        be = check_params(params, low_precision=isinstance(opt, Descent))
         fresh = state is None
         checks.check_checkpoint_args(checkpoint_every, checkpoint_path, start_iteration)
         if is_optimizer(opt):
@@ -292,6 +297,12 @@ class _Run:
         start = Iterate(self.runner.x, state, math.nan, math.nan, start_iteration)
         self.tracker = Tracker(start)
         self.crit_state = stop.init()
+        if stop_state is not None:
+            checks.check_stop_state(stop_state, self.crit_state)
+            self.crit_state = stop_state
+        # the criteria's state before they saw the last iterate checked: what a checkpoint
+        # of that iterate saves, so that a run resumed from it checks it exactly once
+        self.crit_before, self.checked_at = self.crit_state, -1
         self.guard = InterruptGuard(active=True)
         self.finishing = False  # set once the run's Result is being made
         self.t0 = time.perf_counter()
@@ -356,7 +367,7 @@ class _Run:
         """Checkpoint, record, callback and criteria at an accepted iterate; the Result
         when the run stops there."""
         if self.ckpt.due(cur.iteration):
-            self.ckpt.save(cur, self.grads.n, self.batches.epoch)
+            self.ckpt.save(cur, self.grads.n, self.batches.epoch, self.crit_state)
         if self.record:
             self.losses.append(cur.value)
             self.norms.append(cur.grad_norm)
@@ -380,6 +391,7 @@ class _Run:
     def criteria(self, info: Info, cur: Iterate) -> Result | None:
         """Ask ``stop`` about ``cur``; the Result when it holds. A criterion that keeps
         the best params it saw (early stopping) has them restored."""
+        self.crit_before, self.checked_at = self.crit_state, info.iteration
         fired, self.crit_state = self.stop.check(info, self.crit_state)
         if not fired:
             return None
@@ -436,7 +448,8 @@ class _Run:
             it = it._replace(state=runner.paired_state(it))
         if math.isnan(it.grad_norm) and it.params is runner.x:
             it = it._replace(grad_norm=runner.grad_norm_now())
-        self.ckpt.save(it, self.grads.n, self.batches.epoch)
+        crit = self.crit_before if it.iteration == self.checked_at else self.crit_state
+        self.ckpt.save(it, self.grads.n, self.batches.epoch, crit)
         params_out = it.params
         if params_out is self.x0:  # never hand the caller's own arrays back
             params_out = _tree.clone(params_out)

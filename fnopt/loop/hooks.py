@@ -65,16 +65,24 @@ class Checkpointer:
             iteration != self.start
         )
 
-    def save(self, it: Iterate, n_evals: int, epoch: int | None = None) -> None:
+    def save(self, it: Iterate, n_evals: int, epoch: int | None = None,
+             stop_state: Any = None) -> None:
+        """Save ``it`` with the stop criterion's state at it (``stop_state``, so early
+        stopping resumes where it was; left out when it holds what a file cannot)."""
         if self.path is None or it.iteration == self.saved_at:
             return
-        from fnopt.checkpoint import save
+        from fnopt.checkpoint import check_saveable, save
 
         meta: dict[str, Any] = {"value": it.value, "grad_norm": it.grad_norm, "n_evals": n_evals}
         if epoch is not None:
             meta["epoch"] = epoch
         try:
-            save(self.path, it.params, it.state, iteration=it.iteration, metadata=meta)
+            check_saveable(it.params, stop_state)
+        except (TypeError, ValueError):  # e.g. a user criterion keeping a callable
+            stop_state = None
+        try:
+            save(self.path, it.params, it.state, iteration=it.iteration, metadata=meta,
+                 stop_state=stop_state)
         except OSError as exc:  # a full disk must not cost the run: warn, go on
             warnings.warn(
                 f"checkpoint_path: could not save iteration {it.iteration} ({exc}); "

@@ -876,6 +876,7 @@ def muon(
     ns_steps: int = 5,
     adjust_lr_fn: str | None = None,
     maximize: bool = False,
+    ns_dtype: Any = None,
 ) -> Descent:
     """Muon, momentum orthogonalised by Newton-Schulz (torch.optim.Muon), for params
     whose leaves are all matrices.
@@ -884,8 +885,9 @@ def muon(
     momentum direction :math:`d_t`, the orthogonalisation NS and the shape factor
     :math:`s` of :func:`fnopt.scale_by_muon`; :math:`\\lambda` = ``weight_decay``
     (decoupled, torch's default 0.1). torch runs the iteration in bfloat16; fnopt in
-    the params' dtype. For a network, send the matrices to Muon and the rest (biases,
-    embeddings) to AdamW with :func:`fnopt.partition`.
+    the params' dtype unless ``ns_dtype="bfloat16"`` (torch's arithmetic, matching
+    torch.optim.Muon to bfloat16's precision). For a network, send the matrices to
+    Muon and the rest (biases, embeddings) to AdamW with :func:`fnopt.partition`.
 
     Args:
       learning_rate: :math:`\\eta` >= 0 or a schedule.
@@ -898,6 +900,8 @@ def muon(
       adjust_lr_fn: ``None``/``"original"`` (:math:`s = \\sqrt{\\max(1, m/n)}`) or
         ``"match_rms_adamw"`` (:math:`s = 0.2\\sqrt{\\max(m, n)}`).
       maximize: maximise the objective.
+      ns_dtype: the Newton-Schulz iteration's dtype: ``None`` (the params') or
+        ``"bfloat16"`` as torch (torch params), ``"float16"``, ``"float32"``, ``"float64"``.
 
     Returns:
       A :class:`fnopt.Descent`: a first-order optimizer that is also a transform.
@@ -918,7 +922,8 @@ def muon(
     check_bool("nesterov", nesterov)
     return _build(
         [_t.scale_by_muon(momentum, nesterov=nesterov, ns_coefficients=ns_coefficients,
-                          ns_steps=ns_steps, eps=eps, adjust_lr_fn=adjust_lr_fn)],
+                          ns_steps=ns_steps, eps=eps, adjust_lr_fn=adjust_lr_fn,
+                          ns_dtype=ns_dtype)],
         learning_rate, weight_decay=weight_decay, decoupled=True, maximize=maximize,
     )
 

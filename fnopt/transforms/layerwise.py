@@ -196,8 +196,11 @@ class ScaleByMuonState(NamedTuple):
 
 
 def _newton_schulz(x: Any, be: _backend.Backend, coeffs: tuple[float, float, float],
-                   steps: int, eps: float) -> Any:
-    """The quintic Newton-Schulz iteration towards the orthogonal factor of ``x``."""
+                   steps: int, eps: float, dtype: str | None = None) -> Any:
+    """The quintic Newton-Schulz iteration towards the orthogonal factor of ``x``, in
+    the dtype named ``dtype`` (``None``: ``x``'s own), the result in ``x``'s dtype."""
+    if dtype is not None and _backend.dtype_name(x.dtype) != dtype:
+        return _newton_schulz_low(x, be, coeffs, steps, eps, dtype)
     a, b, c = coeffs
     tall = x.shape[0] > x.shape[1]
     m = x.T if tall else x
@@ -208,7 +211,56 @@ def _newton_schulz(x: Any, be: _backend.Backend, coeffs: tuple[float, float, flo
     return m.T if tall else m
 
 
+def _newton_schulz_low(x: Any, be: _backend.Backend, coeffs: tuple[float, float, float],
+                       steps: int, eps: float, dtype: str) -> Any:
+    """:func:`_newton_schulz` in the low precision ``dtype`` as torch.optim.Muon runs it:
+    every torch op (the norm, the division, each ``addmm``) rounds its result to
+    ``dtype`` once, its arithmetic carried in float32 (a matrix product accumulates in
+    float32); the result in ``x``'s dtype."""
+    wide = "float64" if dtype == "float64" else "float32"
+
+    def rnd(t: Any) -> Any:
+        return be.cast(be.cast([t], dtype), wide)[0]
+
+    a, b, c = coeffs
+    tall = x.shape[0] > x.shape[1]
+    m = be.cast(be.cast([x.T if tall else x], dtype), wide)[0]  # one rounding, as torch
+    m = rnd(m / rnd(be.norms([m])[0]).clip(min=eps))
+    for _ in range(steps):
+        gram = rnd(m @ m.T)
+        m = rnd(a * m + rnd(b * gram + c * (gram @ gram)) @ m)
+    return be.cast([m.T if tall else m], _backend.dtype_name(x.dtype))[0]
+
+
 _MUON_LR_ADJUST = ("original", "match_rms_adamw")
+_NS_DTYPES = ("bfloat16", "float16", "float32", "float64")
+
+
+def _check_ns_dtype(ns_dtype: Any) -> str | None:
+    """``ns_dtype`` as a dtype name (``"bfloat16"`` for ``torch.bfloat16`` too)."""
+    if ns_dtype is None:
+        return None
+    name = _backend.dtype_name(ns_dtype)
+    if name not in _NS_DTYPES:
+        raise ValueError(
+            f"ns_dtype: expected None (the params' dtype) or one of {_NS_DTYPES} (torch's "
+            f"Muon: 'bfloat16'), got {ns_dtype!r}"
+        )
+    return name
+
+
+def _check_ns_backend(leaves: list[Any], ns_dtype: str | None) -> None:
+    """The params' backend must have ``ns_dtype`` (NumPy lacks bfloat16)."""
+    if ns_dtype is None or not leaves:
+        return
+    be = _backend.of_leaves(leaves)
+    try:
+        be.cast([be.scalar(0.0, leaves[0])], ns_dtype)
+    except TypeError:
+        raise TypeError(
+            f"ns_dtype: {ns_dtype!r} needs torch params (NumPy has no {ns_dtype}); use "
+            "ns_dtype=None (the params' dtype) or 'float16' with NumPy params"
+        ) from None
 
 
 def scale_by_muon(
@@ -219,10 +271,10 @@ def scale_by_muon(
     ns_steps: int = 5,
     eps: float = 1e-7,
     adjust_lr_fn: str | None = None,
+    ns_dtype: Any = None,
 ) -> Transform:
     """Muon's direction for matrix leaves: momentum, then orthogonalisation by
-    Newton-Schulz iterations (torch.optim.Muon arithmetic, in the params' dtype where
-    torch uses bfloat16).
+    Newton-Schulz iterations (torch.optim.Muon's; in bfloat16 with ``ns_dtype``).
 
     :math:`b_t = \\mu b_{t-1} + (1-\\mu) g_t`, :math:`d_t = (1-\\mu) g_t + \\mu b_t`
     with Nesterov (else :math:`b_t`), :math:`u_t = s\\,\\text{NS}(d_t)` where NS runs
@@ -239,6 +291,8 @@ def scale_by_muon(
       ns_steps: number of iterations, 0 <= ns_steps < 100.
       eps: floor of the norm, >= 0.
       adjust_lr_fn: ``None``/``"original"`` or ``"match_rms_adamw"``.
+      ns_dtype: the iteration's dtype, ``None`` (the params') or ``"bfloat16"`` (torch's;
+        torch params), ``"float16"``, ``"float32"``, ``"float64"``; the result in the params'.
 
     Returns:
       A :class:`fnopt.Transform`; every leaf must be a matrix (use
@@ -269,6 +323,7 @@ def scale_by_muon(
             f"adjust_lr_fn: expected None or one of {_MUON_LR_ADJUST}, got {adjust_lr_fn!r}"
         )
     coeffs = (float(ns_coefficients[0]), float(ns_coefficients[1]), float(ns_coefficients[2]))
+    ns_dtype = _check_ns_dtype(ns_dtype)
 
     def ratio(shape: tuple[int, ...]) -> float:
         m, n = shape[0], shape[1]
@@ -285,6 +340,7 @@ def scale_by_muon(
                     f"params: leaf {where} has shape {tuple(x.shape)}; scale_by_muon "
                     f"needs matrices (route other leaves with fnopt.partition)"
                 )
+        _check_ns_backend(leaves, ns_dtype)
         return ScaleByMuonState(0, tree.zeros_like(params))
 
     def update(
@@ -296,7 +352,8 @@ def scale_by_muon(
         mu = be.lerp(mu, g, 1.0 - momentum, _dst(mu, inplace))
         d = be.lerp(g, mu, momentum) if nesterov else mu
         out = [
-            be.scale([_newton_schulz(x, be, coeffs, ns_steps, eps)], ratio(tuple(x.shape)))[0]
+            be.scale([_newton_schulz(x, be, coeffs, ns_steps, eps, ns_dtype)],
+                     ratio(tuple(x.shape)))[0]
             for x in d
         ]
         return spec.unflatten(out), ScaleByMuonState(state.count + 1, spec.unflatten(mu))
@@ -304,6 +361,7 @@ def scale_by_muon(
     return _builtin(
         init, update, "scale_by_muon", momentum=momentum, nesterov=nesterov,
         ns_coefficients=coeffs, ns_steps=ns_steps, eps=eps, adjust_lr_fn=adjust_lr_fn,
+        ns_dtype=ns_dtype,
     )
 
 

@@ -14,6 +14,30 @@ transform declares ``takes_value`` and :meth:`fnopt.Descent.apply` hands it over
 ...     u, s = t.update(np.ones(1), s, value=loss)
 >>> float(u[0]), s.scale, s.best
 (0.5, 0.5, 0.5)
+
+**On a validation metric** (torch's ``scheduler.step(val_loss)`` after each epoch):
+pass ``value_fn`` (e.g. the loss on a validation set) and ``every`` (the updates
+between two plateau steps: the batches of one epoch). A plateau step then reads
+:math:`v` = ``value_fn(params)`` instead of the training losses: at each call that
+follows a multiple of ``every`` calls (calls ``every + 1``, ``2 every + 1``, ...),
+``params`` being the params after those updates (the end of an epoch), the plateau
+step is taken first and its scale already multiplies that call's updates, the first
+of the next epoch, as torch's rate after ``scheduler.step(val_loss)``. In
+:func:`fnopt.fixed_point` with ``data=loader, epochs=n`` and ``every=len(loader)``
+that is once per epoch, at the params the epoch ended with (the metric of the last
+epoch is never read: no update follows it). ``value`` is then not needed (ignored).
+:func:`fnopt.learning_rate_of` at an epoch's end (``on_epoch``) gives the rate that
+epoch ran with; the rate after its metric shows from the next step on.
+
+>>> import numpy as np, fnopt
+>>> val = lambda p: float(abs(p[0] - 1.0))            # a "validation" metric
+>>> opt = fnopt.chain(fnopt.sgd(1.0), fnopt.reduce_on_plateau(
+...     0.5, patience=0, value_fn=val, every=2))
+>>> p, s = np.zeros(1), opt.init(np.zeros(1))
+>>> for _ in range(7):
+...     p, s = opt.step(p, lambda p: (float(p[0] ** 2), np.array([-1.0])), s)
+>>> fnopt.learning_rate_of(s), s.inner[-1].steps, s.inner[-1].best
+(0.25, 3, 1.0)
 """
 
 from __future__ import annotations
@@ -21,6 +45,7 @@ from __future__ import annotations
 import functools
 import math
 import numbers
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from fnopt import tree as _tree
@@ -99,6 +124,61 @@ def _plateau_step(
     return ReduceLROnPlateauState(scale, best, bad, cool, 0, 0.0, s.steps + 1)
 
 
+def _update_on_loss(
+    updates: Updates, state: ReduceLROnPlateauState, value: Any, accumulation_size: int,
+    plateau_step: Callable[..., Any],
+) -> tuple[Updates, ReduceLROnPlateauState]:
+    """``reduce_on_plateau``'s update on the training loss ``value``: the scale, then a
+    plateau step on the mean of every ``accumulation_size`` losses."""
+    if value is None:
+        raise TypeError(
+            "reduce_on_plateau: update needs the loss, update(updates, state, params, "
+            "value=loss)"
+        )
+    v = float(value)
+    out = updates if state.scale == 1.0 else _tree.scale(state.scale, updates)
+    count = state.count + 1
+    avg = state.avg_value + (v - state.avg_value) / count
+    if count < accumulation_size:
+        return out, state._replace(count=count, avg_value=avg)
+    return out, plateau_step(state, avg)
+
+
+def _update_on_metric(
+    updates: Updates, state: ReduceLROnPlateauState, params: Params | None,
+    value_fn: Callable[[Any], Any], every: int, plateau_step: Callable[..., Any],
+) -> tuple[Updates, ReduceLROnPlateauState]:
+    """``reduce_on_plateau(value_fn=, every=)``'s update: a plateau step on
+    ``value_fn(params)`` once ``every`` updates were made since the last one, then the
+    scale."""
+    if state.count >= every:  # `every` updates since the last plateau step
+        if params is None:
+            raise TypeError(
+                "reduce_on_plateau(value_fn=...): update needs the params to evaluate "
+                "value_fn on, update(updates, state, params)"
+            )
+        state = plateau_step(state, float(value_fn(params)))
+    out = updates if state.scale == 1.0 else _tree.scale(state.scale, updates)
+    return out, state._replace(count=state.count + 1)
+
+
+def _check_metric_args(value_fn: Any, every: Any, accumulation_size: int) -> None:
+    if value_fn is None:
+        if every is not None:
+            raise ValueError("every: given without value_fn; every sets how often value_fn "
+                             "is read (use accumulation_size to average training losses)")
+        return
+    if not callable(value_fn):
+        raise TypeError(f"value_fn: expected a callable, got {type(value_fn).__name__}")
+    if every is None:
+        raise ValueError("every: required with value_fn (the updates between two plateau "
+                         "steps, e.g. the batches per epoch)")
+    check_int("every", every, 1)
+    if accumulation_size != 1:
+        raise ValueError("accumulation_size: averages training losses; with value_fn the "
+                         "plateau step reads value_fn(params) every `every` updates instead")
+
+
 def reduce_on_plateau(
     factor: float = 0.1,
     *,
@@ -110,6 +190,8 @@ def reduce_on_plateau(
     mode: str = "min",
     eps: float = 1e-8,
     accumulation_size: int = 1,
+    value_fn: Callable[[Any], Any] | None = None,
+    every: int | None = None,
 ) -> Transform:
     """Multiply the updates by a scale that drops by ``factor`` when the loss plateaus.
 
@@ -133,6 +215,8 @@ def reduce_on_plateau(
     once per epoch on the epoch's mean training loss. (optax's
     ``contrib.reduce_on_plateau`` applies the new scale to the same call's updates.)
 
+    With ``value_fn`` and ``every`` it reads a validation metric (module docstring).
+
     Args:
       factor: the multiplier of the scale at a plateau, in ``(0, 1)``.
       patience: plateau steps without improvement tolerated, >= 0.
@@ -143,6 +227,10 @@ def reduce_on_plateau(
       mode: ``"min"`` (a loss) or ``"max"`` (e.g. an accuracy).
       eps: the smallest change of the scale that is applied, >= 0.
       accumulation_size: calls whose losses are averaged into one plateau step, >= 1.
+      value_fn: ``value_fn(params) -> float`` (or a 0-d array/tensor): the metric a
+        plateau step reads (e.g. the validation loss); needs ``every``.
+      every: with ``value_fn``, the calls (updates) between two plateau steps, >= 1
+        (the batches per epoch for torch's per-epoch ``scheduler.step(val_loss)``).
 
     Returns:
       A :class:`fnopt.Transform` whose ``update(updates, state, params=None, *,
@@ -169,6 +257,7 @@ def reduce_on_plateau(
     _choice("mode", mode, "'min' or 'max'")
     eps = _number("eps", eps, low=0.0)
     accumulation_size = check_int("accumulation_size", accumulation_size, 1)
+    _check_metric_args(value_fn, every, accumulation_size)
 
     def init(params: Params) -> ReduceLROnPlateauState:
         del params
@@ -183,19 +272,9 @@ def reduce_on_plateau(
     def update(
         updates: Updates, state: State, params: Params | None = None, *, value: Any = None
     ) -> tuple[Updates, ReduceLROnPlateauState]:
-        del params
-        if value is None:
-            raise TypeError(
-                "reduce_on_plateau: update needs the loss, update(updates, state, params, "
-                "value=loss)"
-            )
-        v = float(value)
-        out = updates if state.scale == 1.0 else _tree.scale(state.scale, updates)
-        count = state.count + 1
-        avg = state.avg_value + (v - state.avg_value) / count
-        if count < accumulation_size:
-            return out, state._replace(count=count, avg_value=avg)
-        return out, plateau_step(state, avg)
+        if value_fn is not None:
+            return _update_on_metric(updates, state, params, value_fn, every or 1, plateau_step)
+        return _update_on_loss(updates, state, value, accumulation_size, plateau_step)
 
     # takes_value: inside a Descent (fixed_point, opt.step) the step's loss is passed in
     return Transform(init, update, name="reduce_on_plateau", hyperparams={"takes_value": True})
