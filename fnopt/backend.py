@@ -1289,8 +1289,12 @@ def _dense_order(x: Any) -> tuple[int, ...] | None:
 
 @functools.cache
 def _fused_dtypes(torch: Any) -> frozenset[Any]:
-    """The dtypes torch's fused optimizer kernels take (real floating types)."""
-    return frozenset({torch.float16, torch.bfloat16, torch.float32, torch.float64})
+    """The dtypes for which torch's fused optimizer kernels compute what the generic path
+    computes: float32 and float64. (For bfloat16/float16, torch 2.13's CPU
+    ``_fused_sgd_`` leaves params of 64 elements unchanged, and its fused Adam/Adagrad
+    compute in float32 where the generic path, like torch.optim's default, computes in
+    the params' dtype.)"""
+    return frozenset({torch.float32, torch.float64})
 
 _requires_grad = attrgetter("requires_grad")
 _device, _layout, _dtype, _shape = map(attrgetter, ("device", "layout", "dtype", "shape"))

@@ -36,14 +36,6 @@ def identity() -> Transform:
     return _stateless(lambda updates, params: updates, "identity")
 
 
-def _low_precision(params: Params) -> bool:
-    """Whether a leaf is bfloat16/float16: torch's CPU ``_fused_sgd_`` leaves such params
-    unchanged (torch 2.13, 64 elements) and its fused Adam/Adagrad compute in float32
-    where torch.optim's default steps compute in the params' dtype, so these take the
-    generic path. (To move into the fused predicate, ``Backend.can_fuse``.)"""
-    return any(str(x.dtype).endswith("float16") for x in tree.leaves(params))
-
-
 @_lifts
 def chain(*transforms: Transform) -> Transform:
     """Apply ``transforms`` one after the other; the state is the tuple of their states.
@@ -86,9 +78,7 @@ def chain(*transforms: Transform) -> Transform:
     def update_params(
         grads: Updates, state: State, params: Params, *, out: Params | None = None
     ) -> tuple[Params, State]:
-        if fused is not None and (out is params or not fused_in_place_only) and (
-            not _low_precision(params)
-        ):
+        if fused is not None and (out is params or not fused_in_place_only):
             done = fused(grads, state, params, out)
             if done is not None:
                 return done
