@@ -507,12 +507,9 @@ def test_lbfgs_alias_next_to_memory_is_an_error():
         fnopt.lbfgs(history_size=3, memory_size=5)
 
 
+# (torch.optim.LBFGS's own arguments, lr, max_iter, ..., build torch's method instead:
+# tests/test_torch_lbfgs.py)
 FOREIGN = [
-    (fnopt.lbfgs, "lr", r"no learning rate.*search="),
-    (fnopt.lbfgs, "max_iter", r"stop=fnopt\.stop\.max_iters"),
-    (fnopt.lbfgs, "tolerance_grad", r"fnopt\.stop\.grad_norm_below"),
-    (fnopt.lbfgs, "tolerance_change", r"fnopt\.stop\.loss_change_below"),
-    (fnopt.lbfgs, "line_search_fn", r"search=fnopt\.strong_wolfe\(\)"),
     (fnopt.lbfgs, "linesearch", r"search=fnopt\.strong_wolfe"),
     (fnopt.lbfgs, "scale_init_precond", r"s'y / y'y"),
     (fnopt.bfgs, "learning_rate", r"no learning rate"),
