@@ -672,10 +672,6 @@ class _Guard:
         self.handed = handed
         self.tracked = be.versions(leaves[:1]) is not None
 
-    def at(self, params: Params) -> _Guard:
-        """The same guard for another tree of the same leaves."""
-        return _Guard(params, self.leaves, self.spec, self.be, self.handed)
-
 
 def _guard_of(params: Params) -> _Guard:
     leaves, spec = optree.tree_flatten(params)
@@ -683,8 +679,18 @@ def _guard_of(params: Params) -> _Guard:
     ro = be.read_only(leaves)
     if len(leaves) == 1 and leaves[0] is params:  # a bare array
         return _Guard(params, leaves, None, be, ro[0])
-    same = all(a is b for a, b in zip(ro, leaves))
+    same = _same_objects(ro, leaves)
     return _Guard(params, leaves, spec, be, params if same else spec.unflatten(ro))
+
+
+def _same_objects(xs: list[Any], ys: list[Any]) -> bool:
+    """Whether two lists hold the same objects (a loop: no generator per call)."""
+    if len(xs) != len(ys):
+        return False
+    for x, y in zip(xs, ys):  # noqa: SIM110 (a generator per call leaves traced memory)
+        if x is not y:
+            return False
+    return True
 
 
 def guarded_call(
@@ -812,23 +818,19 @@ class GuardedGradFn:
 
     def guard(self, params: Params) -> _Guard:
         """The guard of ``params``: a kept one if ``params`` is the same bare array, or
-        the same tree of the same leaf objects; else a new one."""
-        for g in self._guards:
-            if g.params is params and g.spec is None:
-                return g
-        leaves, spec = optree.tree_flatten(params)
-        for g in self._guards:
-            if g.spec == spec and len(g.leaves) == len(leaves) and all(
-                a is b for a, b in zip(g.leaves, leaves)
-            ):
-                return g.at(params)
+        the same container holding the same leaf objects; else a new one."""
+        if not _backend.is_array(params):
+            leaves = optree.tree_leaves(params)
+            for g in self._guards:
+                if g.params is params and _same_objects(g.leaves, leaves):
+                    return g
         g = _guard_of(params)
         self._guards = (g, *self._guards[:1])
         return g
 
     def __call__(self, params: Params, *batch: Any) -> Any:
         self.n += 1
-        for g in self._guards:  # the loop's two buffers: found by identity
+        for g in self._guards:  # the loop's two buffers (bare arrays): by identity
             if g.params is params and g.spec is None:
                 break
         else:

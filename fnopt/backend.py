@@ -833,10 +833,9 @@ class _Numpy(Backend):
     def read_only(self, xs: Sequence[Any]) -> list[Any]:
         out = []
         for x in xs:
-            if x.flags.writeable:
-                x = x.view()
-                x.flags.writeable = False
-            out.append(x)
+            v = x.view()
+            v.setflags(write=False)  # (not ``v.flags.writeable = False``: NumPy's flags
+            out.append(v)  # objects leave a few KB traced behind)
         return out
 
     def storage_record(self, x: Any) -> dict[str, Any]:
