@@ -729,7 +729,7 @@ def _call_guarded(fn: Callable[..., Any], g: _Guard, args: tuple[Any, ...], what
         raise
     if versions is not None:
         after = g.be.versions(g.leaves)
-        if after != versions:
+        if after is not None and after != versions:
             i = next(i for i, (a, b) in enumerate(zip(after, versions)) if a != b)
             path = _fmt(optree.tree_paths(g.params)[i])
             raise ParamsModifiedError(
