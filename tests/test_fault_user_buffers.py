@@ -201,7 +201,7 @@ def test_writing_into_params_in_fixed_point_raises_and_spares_the_caller(
     p = _start(backend)
     before = _as_np(p).copy()
     cb = (lambda info: False) if callback else None
-    with pytest.raises(ParamsModifiedError, match="grad_fn") as info:
+    with pytest.raises(fnopt.ParamsModifiedError, match="grad_fn") as info:
         fnopt.fixed_point(OPTIMIZERS[name](), p, _writer(backend), stop=stop.max_iters(5),
                           callback=cb)
     assert isinstance(info.value, ValueError)
