@@ -664,13 +664,15 @@ class _Guard:
     params), ``be`` (the backend), ``handed`` (read-only views on NumPy, the tree
     itself on torch) and ``tracked`` (torch: writes are found by version counters)."""
 
-    __slots__ = ("be", "handed", "leaves", "params", "spec", "tracked")
+    __slots__ = ("be", "handed", "layouts", "leaves", "params", "spec", "tracked")
 
     def __init__(self, params: Params, leaves: list[Any], spec: Any, be: _backend.Backend,
                  handed: Params) -> None:
         self.params, self.leaves, self.spec, self.be = params, leaves, spec, be
         self.handed = handed
         self.tracked = be.versions(leaves[:1]) is not None
+        # whether a leaf of this backend can have a layout fnopt refuses (torch: sparse)
+        self.layouts = type(be).layout_problem is not _backend.Backend.layout_problem
 
 
 def _guard_of(params: Params) -> _Guard:
@@ -772,7 +774,8 @@ def _grads_ok(g: _Guard, grads: Any) -> bool:
     dtypes of the guarded params (else :func:`check_grads` says what is wrong)."""
     if g.spec is None:  # a bare array
         p = g.params
-        return type(grads) is type(p) and grads.shape == p.shape and grads.dtype == p.dtype
+        return type(grads) is type(p) and grads.shape == p.shape and (
+            grads.dtype == p.dtype) and (not g.layouts or g.be.layout_problem(grads) is None)
     g_leaves, g_spec = optree.tree_flatten(grads)
     if g_spec != g.spec:
         return False
@@ -781,6 +784,7 @@ def _grads_ok(g: _Guard, grads: Any) -> bool:
             (type(x) is type(p) or _backend.same_type(p, x))
             and x.shape == p.shape
             and x.dtype == p.dtype
+            and (not g.layouts or g.be.layout_problem(x) is None)
         ):
             return False
     return True
@@ -847,7 +851,8 @@ class GuardedGradFn:
             # the common case, a bare array checked inline (a few comparisons)
             value, grads = out
             p = g.params
-            if type(grads) is type(p) and grads.shape == p.shape and grads.dtype == p.dtype:
+            if type(grads) is type(p) and grads.shape == p.shape and (
+                grads.dtype == p.dtype) and (not g.layouts or g.be.layout_problem(grads) is None):
                 if type(value) in _NP_FLOAT_SCALARS and type(p) is np.ndarray:
                     return out  # a NumPy scalar is immutable: nothing to copy
                 if type(value) is type(p) and value.ndim == 0 and value.dtype == p.dtype:
