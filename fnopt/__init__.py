@@ -22,6 +22,7 @@ from fnopt._base import Descent as Descent
 from fnopt._base import DescentState as DescentState
 from fnopt._base import GradFn as GradFn
 from fnopt._base import Optimizer as Optimizer
+from fnopt._base import ParamsModifiedError as ParamsModifiedError
 from fnopt._base import Transform as Transform
 from fnopt._base import learning_rate_of as learning_rate_of
 from fnopt.batched import BatchedResult as BatchedResult
@@ -169,6 +170,7 @@ __all__ = [
     "LineSearchStatus",
     "OptimizationError",
     "Optimizer",
+    "ParamsModifiedError",
     "Reason",
     "Result",
     "StepFailed",

@@ -319,8 +319,10 @@ class Descent(Transform):
     def step(
         self, params: Params, grad_fn: GradFn, state: State, /, *batch: Any
     ) -> tuple[Params, State]:
-        """One step: ``(f, g) = grad_fn(params, *batch)``, then :meth:`apply`."""
-        value, grads = grad_fn(params, *batch)
+        """One step: ``(f, g) = grad_fn(params, *batch)``, then :meth:`apply`.
+        ``grad_fn`` is called as :func:`call_grad_fn` says (it cannot modify
+        ``params``; its output is checked)."""
+        value, grads = call_grad_fn(grad_fn, params, batch)
         return self.apply(params, value, grads, state)
 
     def apply(
@@ -616,7 +618,15 @@ def check_loss(value: Any, *, what: str = "loss") -> Any:
         )
     if be.is_complex(arr):
         raise OutputTypeError(f"{what}: must be real, got dtype {_dtype_name(arr)}")
+    if not _dtype_name(arr).startswith(_REAL_DTYPES):
+        raise OutputTypeError(
+            f"{what}: must have a real number dtype (float or int), got dtype "
+            f"{_dtype_name(arr)}"
+        )
     return be.to_floating(arr)
+
+
+_REAL_DTYPES = ("float", "bfloat", "int", "uint")
 
 
 def check_grad_fn_output(out: Any, params: Params, *, what: str = "grad_fn") -> tuple[Any, Any]:
@@ -636,6 +646,280 @@ def check_grad_fn_output(out: Any, params: Params, *, what: str = "grad_fn") -> 
                 f"{what} value: is a {be_value.title} {be_value.noun} but the params are "
                 f"{be_params.title}"
             )
+    return value, grads
+
+
+# -- calling a user's function -------------------------------------------------------
+#
+# Every call fnopt makes to a user's function of the params (``grad_fn``, a Hessian,
+# HVP or residual provider) goes through :func:`guarded_call`, and every ``grad_fn``
+# call through :func:`call_grad_fn` (or a :class:`GuardedGradFn`, the loop's): the
+# function cannot modify the params unnoticed, its output is checked at every call,
+# and a caller that keeps the output across further calls asks for its own copy.
+
+
+class ParamsModifiedError(OutputValueError):
+    """A user function (``grad_fn``, a Hessian, HVP or residual function) wrote into
+    the params fnopt passed it.
+
+    NumPy params are passed as read-only views of the same memory, so the write itself
+    raises (NumPy's ``ValueError``, re-raised as this error naming the function; the
+    arrays are unchanged). Torch has no read-only tensors: the leaves' version counters
+    are compared around the call and a write is reported after it returns (the tensors
+    it was given have then been written: in :func:`fnopt.fixed_point` these are the
+    loop's own copies, never the caller's; with ``opt.step`` by hand, the tensors
+    passed to the step). It is an :class:`OutputValueError`, so
+    :func:`fnopt.fixed_point` lets it through unchanged."""
+
+
+def _read_only_hint(what: str) -> str:
+    return (
+        f"fnopt passes the params to {what} as read-only views, so that it cannot "
+        f"modify them; {what} must not write into its params: compute into new arrays, "
+        f"or copy a leaf first (p = p.copy()) where a library needs a writeable array"
+    )
+
+
+class _Guard:
+    """One params tree as a user's function is handed it: ``leaves``, ``spec`` (the
+    treedef; ``None`` for a bare array, whose identity alone says it is the same
+    params), ``be`` (the backend), ``handed`` (read-only views on NumPy, the tree
+    itself on torch) and ``tracked`` (torch: writes are found by version counters)."""
+
+    __slots__ = ("be", "handed", "layouts", "leaves", "params", "spec", "tracked")
+
+    def __init__(self, params: Params, leaves: list[Any], spec: Any, be: _backend.Backend,
+                 handed: Params) -> None:
+        self.params, self.leaves, self.spec, self.be = params, leaves, spec, be
+        self.handed = handed
+        self.tracked = be.versions(leaves[:1]) is not None
+        # whether a leaf of this backend can have a layout fnopt refuses (torch: sparse)
+        self.layouts = type(be).layout_problem is not _backend.Backend.layout_problem
+
+
+def _guard_of(params: Params) -> _Guard:
+    leaves, spec = optree.tree_flatten(params)
+    be = _backend.of_value(leaves[0]) if leaves else _backend.NUMPY
+    ro = be.read_only(leaves)
+    if len(leaves) == 1 and leaves[0] is params:  # a bare array
+        return _Guard(params, leaves, None, be, ro[0])
+    same = _same_objects(ro, leaves)
+    return _Guard(params, leaves, spec, be, params if same else spec.unflatten(ro))
+
+
+def _same_objects(xs: list[Any], ys: list[Any]) -> bool:
+    """Whether two lists hold the same objects (a loop: no generator per call)."""
+    if len(xs) != len(ys):
+        return False
+    for x, y in zip(xs, ys):  # noqa: SIM110 (a generator per call leaves traced memory)
+        if x is not y:
+            return False
+    return True
+
+
+def guarded_call(
+    fn: Callable[..., Any], params: Params, args: tuple[Any, ...] = (), *,
+    what: str = "grad_fn",
+) -> Any:
+    """``fn(params, *args)``, called so that ``fn`` cannot modify ``params`` unnoticed.
+
+    NumPy leaves are passed as read-only views (a write raises; it is re-raised as
+    :class:`ParamsModifiedError` naming ``what``, NumPy's message kept); torch leaves
+    as they are, their version counters compared around the call (a write raises
+    :class:`ParamsModifiedError` naming ``what`` and the leaf). The output is returned
+    unchecked. A :class:`GuardedGradFn` guards itself and is called as it is.
+
+    >>> import numpy as np
+    >>> def grad_fn(p):
+    ...     p *= 2.0  # writes into its params
+    ...     return p @ p, p
+    >>> guarded_call(grad_fn, np.ones(2))
+    Traceback (most recent call last):
+    ...
+    fnopt._base.ParamsModifiedError: grad_fn raised ValueError: output array is read-only; ...
+    """
+    if isinstance(fn, GuardedGradFn):
+        return fn(params, *args)
+    return _call_guarded(fn, _guard_of(params), args, what)
+
+
+def _call_guarded(fn: Callable[..., Any], g: _Guard, args: tuple[Any, ...], what: str) -> Any:
+    """:func:`guarded_call` with the guard of the params made."""
+    versions = g.be.versions(g.leaves) if g.tracked else None
+    try:
+        out = fn(g.handed, *args)
+    except ValueError as exc:
+        _raise_if_read_only(exc, g, what)
+        raise
+    if versions is not None:
+        after = g.be.versions(g.leaves)
+        if after is not None and after != versions:
+            i = next(i for i, (a, b) in enumerate(zip(after, versions)) if a != b)
+            path = _fmt(optree.tree_paths(g.params)[i])
+            raise ParamsModifiedError(
+                f"{what}: modified its params in place (leaf {path} was written during "
+                f"the call); {what} must not write into its params: compute new tensors "
+                f"(out-of-place operations, or p = p.clone() first)"
+            )
+    return out
+
+
+def _raise_if_read_only(exc: ValueError, g: _Guard, what: str) -> None:
+    """Raise :class:`ParamsModifiedError` for NumPy's error on a write into the
+    read-only views ``fn`` was handed (other errors: return, the caller re-raises)."""
+    if g.handed is not g.params and "read-only" in str(exc) and not isinstance(
+        exc, OutputValueError
+    ):
+        raise ParamsModifiedError(
+            f"{what} raised ValueError: {exc}; {_read_only_hint(what)}"
+        ) from exc
+
+
+_NP_FLOAT_SCALARS = (np.float64, np.float32)
+
+
+def _value_ok(value: Any, leaf0: Any, be: _backend.Backend) -> Any:
+    """``value`` as fnopt's own 0-d array when it is, cheaply, a 0-d array of the
+    params' type and dtype (or a NumPy float scalar for NumPy params); else ``None``."""
+    vt = type(value)
+    if vt is type(leaf0) or _backend.same_type(value, leaf0):
+        if value.ndim == 0 and value.dtype == leaf0.dtype:
+            return be.copy(value)
+        return None
+    if vt in _NP_FLOAT_SCALARS and type(leaf0) is np.ndarray:
+        return np.asarray(value)  # a new 0-d array (a scalar is immutable)
+    return None
+
+
+def _grads_ok(g: _Guard, grads: Any) -> bool:
+    """Whether ``grads`` has, cheaply checked, the structure, leaf types, shapes and
+    dtypes of the guarded params (else :func:`check_grads` says what is wrong)."""
+    if g.spec is None:  # a bare array
+        p = g.params
+        return type(grads) is type(p) and grads.shape == p.shape and (
+            grads.dtype == p.dtype) and (not g.layouts or g.be.layout_problem(grads) is None)
+    g_leaves, g_spec = optree.tree_flatten(grads)
+    if g_spec != g.spec:
+        return False
+    for p, x in zip(g.leaves, g_leaves):
+        if not (
+            (type(x) is type(p) or _backend.same_type(p, x))
+            and x.shape == p.shape
+            and x.dtype == p.dtype
+            and (not g.layouts or g.be.layout_problem(x) is None)
+        ):
+            return False
+    return True
+
+
+def _checked_output(out: Any, g: _Guard, what: str) -> tuple[Any, Any]:
+    """``grad_fn``'s output checked against the guarded params (every call; the
+    common case costs a few comparisons per leaf); the loss is fnopt's own copy."""
+    if type(out) is tuple and len(out) == 2 and g.leaves:
+        value = _value_ok(out[0], g.leaves[0], g.be)
+        if value is not None and _grads_ok(g, out[1]):
+            return value, out[1]
+    value, grads = check_grad_fn_output(out, g.params, what=what)
+    if _backend.is_array(value) and value is out[0]:
+        value = _backend.of_value(value).copy(value)
+    return value, grads
+
+
+class GuardedGradFn:
+    """A ``grad_fn`` as fnopt calls it: with params it cannot modify unnoticed
+    (:func:`guarded_call`), its output checked at every call (a ``(value, grads)``
+    pair: a real 0-d loss of the params' backend, gradients with the structure,
+    shapes and dtypes of the params; :class:`OutputValueError` /
+    :class:`OutputTypeError` naming the leaf otherwise) and the loss returned as
+    fnopt's own copy (every optimizer records it in its state). ``n`` counts the
+    calls. Step functions handed one call it as any ``grad_fn``
+    (:func:`call_grad_fn` does not guard it twice). The guards of the last two params
+    trees are kept, so that the loop's two ping-pong buffers are wrapped once."""
+
+    __slots__ = ("_guards", "fn", "n", "what")
+
+    def __init__(self, fn: Callable[..., Any], what: str = "grad_fn") -> None:
+        self.fn, self.what, self.n = fn, what, 0
+        self._guards: tuple[_Guard, ...] = ()
+
+    def guard(self, params: Params) -> _Guard:
+        """The guard of ``params``: a kept one if ``params`` is the same bare array, or
+        the same container holding the same leaf objects; else a new one."""
+        if not _backend.is_array(params):
+            leaves = optree.tree_leaves(params)
+            for g in self._guards:
+                if g.params is params and _same_objects(g.leaves, leaves):
+                    return g
+        g = _guard_of(params)
+        self._guards = (g, *self._guards[:1])
+        return g
+
+    def __call__(self, params: Params, *batch: Any) -> Any:
+        self.n += 1
+        for g in self._guards:  # the loop's two buffers (bare arrays): by identity
+            if g.params is params and g.spec is None:
+                break
+        else:
+            g = self.guard(params)
+        if g.tracked:
+            out = _call_guarded(self.fn, g, batch, self.what)
+        else:  # NumPy: read-only views, nothing to compare after the call
+            try:
+                out = self.fn(g.handed, *batch)
+            except ValueError as exc:
+                _raise_if_read_only(exc, g, self.what)
+                raise
+        if g.spec is None and type(out) is tuple and len(out) == 2 and self.n > 1:
+            # the common case, a bare array checked inline (a few comparisons)
+            value, grads = out
+            p = g.params
+            if type(grads) is type(p) and grads.shape == p.shape and (
+                grads.dtype == p.dtype) and (not g.layouts or g.be.layout_problem(grads) is None):
+                if type(value) in _NP_FLOAT_SCALARS and type(p) is np.ndarray:
+                    return out  # a NumPy scalar is immutable: nothing to copy
+                if type(value) is type(p) and value.ndim == 0 and value.dtype == p.dtype:
+                    return g.be.copy(value), grads
+        return self.check(out, g)
+
+    def check(self, out: Any, g: _Guard) -> Any:
+        """The output, checked (:func:`call_grad_fn`'s rules)."""
+        return _checked_output(out, g, self.what)
+
+
+def call_grad_fn(
+    grad_fn: GradFn, params: Params, batch: tuple[Any, ...] = (), *, keep: bool = False,
+    what: str = "grad_fn",
+) -> tuple[Any, Any]:
+    """``grad_fn(params, *batch)`` as every fnopt optimizer calls it: guarded
+    (:func:`guarded_call`: ``grad_fn`` cannot modify ``params`` unnoticed) and its
+    output checked at every call (see :class:`GuardedGradFn`); the loss is fnopt's
+    own copy.
+
+    Args:
+      keep: the caller keeps the gradients across further calls of ``grad_fn`` (a
+        line search's trials, a quasi-Newton pair): they are returned as fnopt's own
+        copies, so that a ``grad_fn`` that refills one buffer at every call (as
+        ``p.grad`` is refilled) cannot change them afterwards.
+
+    >>> import numpy as np
+    >>> buf = np.zeros(2)
+    >>> def grad_fn(p):  # refills one buffer at every call
+    ...     buf[:] = 2 * p
+    ...     return p @ p, buf
+    >>> v, g = call_grad_fn(grad_fn, np.ones(2), keep=True)
+    >>> _ = grad_fn(np.zeros(2))
+    >>> g
+    array([2., 2.])
+    """
+    if isinstance(grad_fn, GuardedGradFn):
+        value, grads = grad_fn(params, *batch)
+    else:
+        g = _guard_of(params)
+        value, grads = _checked_output(_call_guarded(grad_fn, g, batch, what), g, what)
+    if keep:
+        leaves, spec = optree.tree_flatten(grads)
+        if leaves:
+            grads = spec.unflatten(_backend.of_value(leaves[0]).clone(leaves))
     return value, grads
 
 

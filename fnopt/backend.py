@@ -471,6 +471,25 @@ class Backend:
         synchronisation on GPUs)."""
         return self.sq_norm(xs) ** 0.5
 
+    # -- a user's function's inputs (fnopt._base.guarded_call) ---------------------
+    def read_only(self, xs: Sequence[Any]) -> list[Any]:
+        """The leaves as a user's function may see them without being able to write
+        into them: NumPy gives read-only views (the same memory; a write raises
+        NumPy's ``ValueError``); torch has no read-only tensors and gives the leaves
+        as they are (see :meth:`versions`)."""
+        return list(xs)
+
+    def versions(self, xs: Sequence[Any]) -> tuple[int, ...] | None:
+        """The leaves' write counters (torch's ``_version``, bumped by every in-place
+        write through any alias), to compare before and after a user's call;
+        ``None`` where writes cannot happen unnoticed (NumPy: :meth:`read_only`)."""
+        return None
+
+    def copy(self, x: Any) -> Any:
+        """A copy of one leaf (a new array; torch keeps the autograd graph), for a
+        user's output that fnopt keeps while the user's function runs again."""
+        return self.clone([x])[0]
+
     # -- host storage (fnopt.checkpoint) --------------------------------------------
     def storage_record(self, x: Any) -> dict[str, Any]:
         """How :mod:`fnopt.checkpoint` describes one leaf in its JSON header: ``kind``,
@@ -807,6 +826,17 @@ class _Numpy(Backend):
         # ``math.sqrt`` is correctly rounded, so this is bitwise ``np.sqrt`` (also for
         # float32, rounded once more), at half the cost on tiny arrays
         return np.asarray(math.sqrt(sq), dtype=sq.dtype)
+
+    def copy(self, x: Any) -> Any:
+        return x.copy()
+
+    def read_only(self, xs: Sequence[Any]) -> list[Any]:
+        out = []
+        for x in xs:
+            v = x.view()
+            v.setflags(write=False)  # (not ``v.flags.writeable = False``: NumPy's flags
+            out.append(v)  # objects leave a few KB traced behind)
+        return out
 
     def storage_record(self, x: Any) -> dict[str, Any]:
         kind = "numpy_scalar" if isinstance(x, np.generic) else "numpy"
@@ -1224,6 +1254,12 @@ class _Torch(Backend):
 
     def stack(self, xs: Sequence[Any], axis: int) -> Any:
         return self._t.stack(list(xs), axis)
+
+    def versions(self, xs: Sequence[Any]) -> tuple[int, ...] | None:
+        return tuple([x._version for x in xs])
+
+    def copy(self, x: Any) -> Any:
+        return x.clone()
 
     def storage_record(self, x: Any) -> dict[str, Any]:
         t = self._t

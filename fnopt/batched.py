@@ -43,13 +43,16 @@ from fnopt._base import (
     Descent,
     GradFn,
     Optimizer,
+    OutputTypeError,
     OutputValueError,
     Params,
     State,
     Transform,
     check_grads,
     check_params,
+    guarded_call,
     is_optimizer,
+    reads_step_loss,
 )
 from fnopt.stop import Reason
 
@@ -256,6 +259,7 @@ class _BatchRun:
 
     def run(self, x: Any, s: Any) -> BatchedResult:
         prev: tuple[Any, Any, Any] | None = None  # (params, losses, grad norms) at k - 1
+        x = _tree.clone(x)  # grad_fn is never handed the caller's arrays
         while True:
             v_raw, v, g, gn = self.evaluate(x)
             dead = self.stopped(x, v, gn, prev)
@@ -281,14 +285,21 @@ class _BatchRun:
         """``grad_fn`` at the live batch: the raw losses, the losses as a NumPy ``(n,)``
         array, the gradients and (when a criterion reads them) the gradient norms."""
         n = self.idx.size
-        v_raw, g = self.grad_fn(x)
+        out = guarded_call(self.grad_fn, x, what="grad_fn")  # it cannot modify x
+        if not (isinstance(out, tuple) and len(out) == 2):
+            raise OutputTypeError(f"grad_fn: must return a (values, grads) pair, got "
+                                  f"{type(out).__name__}")
+        v_raw, g = out
         self.n_evals += 1
-        if self.n_evals == 1:  # the first output: named errors, NumPy scalars as arrays
-            g = check_grads(x, g, what="grad_fn grads")
-        v = self.be.to_numpy(v_raw).reshape(-1)
+        g = check_grads(x, g, what="grad_fn grads")  # every call: named errors
+        # a copy: kept (as the previous iterate's losses) across the next call
+        v = np.array(self.be.to_numpy(v_raw), copy=True).reshape(-1)
         if v.shape != (n,):
             raise OutputValueError(f"grad_fn: must return one loss per problem, shape ({n},); "
                              f"got {v.shape}")
+        if v.dtype.kind not in "fiu":
+            raise OutputTypeError(f"grad_fn: the losses must be real numbers, got dtype "
+                                  f"{v.dtype}")
         gn = _row_norms(self.be, g, n) if self.checker.needs_gnorm else None
         return v_raw, v, g, gn
 
@@ -376,6 +387,13 @@ def _couples_problems(opt: Optimizer, params: Params | None = None) -> str | Non
       A probe can miss a coupling that its
       scales do not trigger (e.g. a clipping threshold above 1e8), and a step that
       raises on the probe is reported as a coupling.
+    * A transform that reads the step's loss (``reduce_on_plateau``: one loss for the
+      whole batch).
+    * A decision for the whole tree on a non-finite gradient (``apply_if_finite``
+      skips every problem's step when one problem's gradient is NaN): the probe runs
+      once more with problem 2's first gradient NaN, and problem 1's steps must not
+      change. (batched itself freezes a problem whose loss turns non-finite at its
+      last finite iterate.)
 
     >>> import fnopt
     >>> _couples_problems(fnopt.adam(1e-3)) is None
@@ -392,6 +410,16 @@ def _couples_problems(opt: Optimizer, params: Params | None = None) -> str | Non
     declared = _whole_tree(opt)
     if declared is not None:
         return f"{declared} estimates one step size from sums over the whole batch"
+    if reads_step_loss(opt):
+        return ("a transform reads the step's loss (reduce_on_plateau): it would read one "
+                "loss for the whole batch and scale every problem's step by it")
+    return _probe(opt, params)
+
+
+def _probe(opt: Descent, params: Params | None) -> str | None:
+    """The probe of :func:`_couples_problems`: five steps of problem 1 in a batch
+    against five steps alone, with problem 2 far off scale, then with problem 2's
+    first gradient NaN."""
     like: Any = np.zeros((1, 3)) if params is None else params
     leaves, spec = optree.tree_flatten(like)
     be = _backend.of_leaves(leaves)
@@ -411,9 +439,21 @@ def _couples_problems(opt: Optimizer, params: Params | None = None) -> str | Non
     def first(t: Any) -> Any:
         return _tree.map(lambda x: x[0:1].reshape(tuple(x.shape[1:])), t)
 
-    moves = []  # how far the steps take the params: the batch, then problem 1 alone
+    def nan_second(t: Any) -> Any:  # problem 2's gradient NaN, problem 1's as it was
+        def f(x: Any) -> Any:
+            rows = _backend.to_numpy(x, copy=True)
+            rows[1:] = np.nan
+            return be.from_numpy(rows, x)
+
+        return _tree.map(f, t)
+
+    # how far the steps take the params: the batch, problem 1 alone, the batch whose
+    # problem 2 has a NaN gradient at the first step
+    runs = ((p2, g2s), (first(p2), [first(g) for g in g2s]),
+            (p2, [nan_second(g2s[0]), *g2s[1:]]))
+    moves = []
     try:
-        for p, gs in ((p2, g2s), (first(p2), [first(g) for g in g2s])):
+        for p, gs in runs:
             s, q = opt.init(p), p
             for g in gs:
                 q, s = opt.step(q, _Fixed(g), s)
@@ -421,11 +461,17 @@ def _couples_problems(opt: Optimizer, params: Params | None = None) -> str | Non
                           for a, b in zip(_tree.leaves(p), _tree.leaves(q))])
     except Exception as exc:  # any failure on the probe refuses opt
         return f"its step raised {type(exc).__name__} on a probe batch: {exc}"
-    for batch, alone in zip(*moves):
+    for batch, alone, nan in zip(*moves):
         scale = float(np.abs(alone).max()) if alone.size else 0.0
         if not np.allclose(batch[0], alone, rtol=1e-12, atol=1e-14 * scale, equal_nan=True):
             return ("a norm or statistic over the whole batch: problem 1's step changes "
                     "when problem 2 is added")
+        if not np.allclose(nan[0], alone, rtol=1e-12, atol=1e-14 * scale, equal_nan=True):
+            return ("a decision for the whole batch on a non-finite gradient (such as "
+                    "apply_if_finite, which skips every problem's step when one problem's "
+                    "gradient is not finite): problem 1's step changes when problem 2's "
+                    "gradient is NaN. batched already freezes a problem at its last finite "
+                    "iterate (reason non_finite); leave the wrapper out")
     return None
 
 

@@ -86,7 +86,8 @@ def _np_params() -> Any:
 
 def _adam_state(params: Any) -> Any:
     opt = fnopt.adam(1e-2)
-    q = ft.make_quadratic(params)
+    # a quadratic of the params' dtype (its gradients must have the params' dtypes)
+    q = ft.make_quadratic(params, dtype=str(next(iter(params.values())).dtype))
     p, s = params, opt.init(params)
     for _ in range(3):
         p, s = opt.step(p, q.grad_fn, s)

@@ -19,6 +19,7 @@ from fnopt import backend as _backend
 from fnopt._base import (
     GradFn,
     Params,
+    call_grad_fn,
     check_callable,
     check_hessian,
 )
@@ -159,8 +160,9 @@ def hvp_finite_differences(grad_fn: GradFn, step: float | None = None) -> HvpFn:
             h = eps ** (1.0 / 3.0) * max(1.0, x_norm) / v_norm
         else:
             h = float(step)
-        _, g_plus = grad_fn(tree.axpy(h, v, params), *batch)
-        _, g_minus = grad_fn(tree.axpy(-h, v, params), *batch)
+        # g_plus kept across the second call: fnopt's own copy
+        _, g_plus = call_grad_fn(grad_fn, tree.axpy(h, v, params), batch, keep=True)
+        _, g_minus = call_grad_fn(grad_fn, tree.axpy(-h, v, params), batch)
         return tree.scale(0.5 / h, tree.sub(g_plus, g_minus))
 
     return hvp

@@ -37,7 +37,7 @@ import numpy as np
 import optree
 
 from fnopt import backend as _backend
-from fnopt._base import Params, check_callable, check_params
+from fnopt._base import Params, check_callable, check_params, guarded_call
 
 __all__ = [
     "Linearization",
@@ -226,9 +226,17 @@ def residuals_from_functions(
     def res_fn(params: Params, *batch: Any) -> Linearization:
         x, _, _, be = _flat_params(params)
         r = ravel_residuals(residual_fn(params, *batch), x)
-        return Linearization(r, be.size(x), jacobian=lambda: jac_fn(params, *batch))
+        return Linearization(r, be.size(x), jacobian=lambda: _own_jacobian(jac_fn, params, batch))
 
     return res_fn
+
+
+def _own_jacobian(jac_fn: Callable[..., Any], params: Params, batch: tuple[Any, ...]) -> Any:
+    """``jac_fn(params, *batch)`` called guarded (:func:`fnopt._base.guarded_call`), as
+    fnopt's own copy: a Linearization keeps its Jacobian while the optimizer
+    evaluates other points (a ``jac_fn`` may refill one buffer at every call)."""
+    jac = guarded_call(jac_fn, params, batch, what="jac_fn")
+    return _backend.of_value(jac).clone([jac])[0] if _backend.is_array(jac) else jac
 
 
 def residuals_torch(

@@ -28,7 +28,7 @@ import optree
 
 from fnopt import backend as _backend
 from fnopt import tree as _tree
-from fnopt._base import Descent, GradFn, Params, State, check_grad_fn_output
+from fnopt._base import Descent, GuardedGradFn, Params, State, _checked_output
 from fnopt.grad.residuals import Linearization  # least-squares optimizers' grad_fn
 from fnopt.loop.result import Iterate, _BadGradFn
 
@@ -49,25 +49,26 @@ def clone_buffers(state: State) -> State:
     return optree.tree_map(copy, state, none_is_leaf=False)
 
 
-class Counter:
-    """``grad_fn`` counted: ``n`` calls so far. The first output is validated (a bad
-    one is re-raised as the ``ValueError``/``TypeError`` it is)."""
+class Counter(GuardedGradFn):
+    """``grad_fn`` as the loop calls it (:class:`fnopt._base.GuardedGradFn`: it cannot
+    modify the params, its output is checked at every call), counted: ``n`` calls so
+    far. A bad first output is re-raised as the ``ValueError``/``TypeError`` it is;
+    a residual provider's :class:`Linearization` is checked by the least-squares
+    optimizer that asked for it."""
 
-    __slots__ = ("grad_fn", "n")
+    __slots__ = ()
 
-    def __init__(self, grad_fn: GradFn) -> None:
-        self.grad_fn = grad_fn
-        self.n = 0
-
-    def __call__(self, params: Params, *batch: Any) -> tuple[Any, Any]:
-        self.n += 1
-        out = self.grad_fn(params, *batch)
-        if self.n == 1 and not isinstance(out, Linearization):  # residual providers
-            try:
-                return check_grad_fn_output(out, params)
-            except (TypeError, ValueError) as exc:
+    def check(self, out: Any, g: Any) -> Any:
+        if self.n > 1 and type(out) is tuple:
+            return _checked_output(out, g, self.what)
+        if isinstance(out, Linearization):  # residual providers
+            return out
+        try:
+            return _checked_output(out, g, self.what)
+        except (TypeError, ValueError) as exc:
+            if self.n == 1:
                 raise _BadGradFn(exc) from exc
-        return out
+            raise
 
 
 class FirstOrder:
@@ -115,8 +116,8 @@ class FirstOrder:
             self.x = _tree.clone(params)
             self.spare = _tree.zeros_like(self.x)
             self.s = state
-        else:
-            self.x, self.s, self.spare = params, state, None
+        else:  # a copy: grad_fn is never handed the caller's arrays
+            self.x, self.s, self.spare = _tree.clone(params), state, None
         # the state before the last update and copies of the buffers it overwrote in
         # place (``kept``: those buffers, found at the first update; ``None`` before)
         self.prev_s: Any = None
@@ -237,7 +238,7 @@ class Stepper:
         differentiable: bool,
     ) -> None:
         self.step, self.grads, self.k = step, grads, start
-        self.x, self.s = params, state
+        self.x, self.s = _tree.clone(params), state  # grad_fn never sees the caller's arrays
         self.pending: tuple[Any, Any] | None = None
         self.at_input = value_at == "input"
         self.to_float = to_float

@@ -50,6 +50,7 @@ from fnopt._base import (
     Params,
     State,
     _dtype_name,
+    call_grad_fn,
     check_int,
     check_loss,
     check_params,
@@ -266,7 +267,7 @@ def _search(
         nonlocal n
         n += 1
         xt = ctx.to_tree(np.clip(x + a * d, lo, hi))
-        v, gt = ctx.grad_fn(xt, *ctx.batch)
+        v, gt = call_grad_fn(ctx.grad_fn, xt, ctx.batch, keep=True)  # kept across trials
         f = ctx.be.to_float(v)
         slope = float(ctx.be.to_numpy(ctx.be.ravel(tree.leaves(gt))) @ d)
         aux = (xt, v, gt)
@@ -310,8 +311,7 @@ def _step(
         xp = np.clip(x, lo, hi)
         if not np.array_equal(xp, x):
             x, params = xp, to_tree(xp)
-        value, grads = grad_fn(params, *batch)
-        value = check_loss(value)
+        value, grads = call_grad_fn(grad_fn, params, batch, keep=True)  # kept in the state
     else:
         value, grads = state.value, state.grads
     g = be.to_numpy(be.ravel(tree.leaves(grads)))

@@ -52,6 +52,7 @@ from fnopt._base import (
     State,
     Transform,
     _dtype_name,
+    call_grad_fn,
     check_nonnegative,
     check_params,
     check_positive,
@@ -756,7 +757,8 @@ class _Searcher:
         leaf0 = tree.leaves(params)[0]
         eps = float(np.finfo(_dtype_name(leaf0)).eps)
         if state.count == 0:  # nothing cached yet
-            value, grads = grad_fn(params, *batch)
+            # kept in the state until the next step: fnopt's own copies
+            value, grads = call_grad_fn(grad_fn, params, batch, keep=True)
             # state.value like state.grad_norm: a 0-d array/tensor of the params' dtype
             value, grads = be.astype(value, leaf0), tree._as_arrays(grads)
             gnorm = tree.global_norm(grads)
@@ -780,7 +782,7 @@ class _Searcher:
 
         def phi(alpha: float) -> tuple[float, float, Any]:
             x = tree.axpy(alpha, d, params)
-            v, g = grad_fn(x, *batch)
+            v, g = call_grad_fn(grad_fn, x, batch, keep=True)  # kept across trials
             trials.append((alpha, to_float(v), to_float(tree.vdot(g, d))))
             return trials[-1][1], trials[-1][2], (x, v, g)
 

@@ -52,7 +52,7 @@ import numpy as np
 import optree
 
 from fnopt import backend as _backend
-from fnopt._base import Optimizer, Params, check_params
+from fnopt._base import Optimizer, Params, check_params, guarded_call
 from fnopt.grad.residuals import Linearization, ravel_residuals
 from fnopt.loop import StepFailed
 from fnopt.optimizers import _lsq_kernels as _k
@@ -183,13 +183,14 @@ def _unflatten(xh: np.ndarray, flat: _Flat) -> Params:
 
 
 def _evaluate(res_fn: Any, params: Params, batch: tuple[Any, ...], flat: _Flat) -> Linearization:
-    out = res_fn(params, *batch)
+    out = guarded_call(res_fn, params, batch, what="grad_fn")  # cannot modify params
     if isinstance(out, Linearization):
         return out
     if isinstance(out, tuple) and len(out) == 2:  # a plain (residuals, J) pair
         like = flat.leaves[0].reshape(-1)
         r = ravel_residuals(out[0], like, what="grad_fn residuals")
-        jac = out[1]
+        jac = out[1]  # kept while other points are evaluated: fnopt's own copy
+        jac = _backend.of_value(jac).clone([jac])[0] if _backend.is_array(jac) else jac
         return Linearization(r, flat.x.size, jacobian=lambda: jac)
     raise TypeError(
         "grad_fn: a least-squares optimizer needs a residual provider returning a "

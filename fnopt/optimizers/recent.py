@@ -41,6 +41,7 @@ from fnopt._base import (
     Updates,
     _as_0d,
     as_transform,
+    call_grad_fn,
     check_bool,
     check_int,
     check_nonnegative,
@@ -1563,14 +1564,15 @@ def sam(
         return SAMState(0, nan, nan, inner.init(params))
 
     def step(params: Params, grad_fn: GradFn, state: State, *batch: Any) -> tuple[Params, State]:
-        value, grads = grad_fn(params, *batch)
+        # kept across the second call: fnopt's own copies
+        value, grads = call_grad_fn(grad_fn, params, batch, keep=True)
         g, spec, be = _flat(grads)
         p = spec.flatten_up_to(params)
         scaled = be.mul(be.abs(p), g) if adaptive else g
         norm = be.sqrt([be.sq_norm(scaled)])[0]
         factor = rho / (norm + perturb_eps)
         e = be.scale(be.mul(be.mul(p, p), g) if adaptive else g, factor)
-        _, grads2 = grad_fn(spec.unflatten(be.add(p, e)), *batch)
+        _, grads2 = call_grad_fn(grad_fn, spec.unflatten(be.add(p, e)), batch)
         updates, base_state = inner.update(grads2, state.base, params)
         grad_norm = tree.global_norm(grads)
         return tree.add(params, updates), SAMState(

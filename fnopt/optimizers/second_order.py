@@ -39,6 +39,7 @@ from fnopt._base import (
     check_grads,
     check_hessian,
     check_int,
+    guarded_call,
     translate_kwargs,
 )
 from fnopt.grad.hessians import HessianFn, HvpFn
@@ -360,7 +361,9 @@ def scale_by_bfgs(*, scale_init: bool = True) -> Transform:
                 n_pairs += 1
         d = -g if n_pairs == 0 else -(h @ g)
         out = tree.structure(params).unflatten(be.unravel(d, leaves))
-        return out, BfgsState(state.count + 1, params, grads, h, n_pairs)
+        # copies: the pair is read at the next call, after grad_fn may have refilled the
+        # arrays it returned (a p.grad-style buffer) and the caller reused its params
+        return out, BfgsState(state.count + 1, tree.clone(params), tree.clone(grads), h, n_pairs)
 
     return Transform(init, update)
 
@@ -486,7 +489,8 @@ def scale_by_nonlinear_cg(
             if not _f(tree.vdot(grads, d)) < 0:
                 d = steepest
                 restarts += 1
-        return d, NonlinearCGState(state.count + 1, grads, d, restarts)
+        # a copy: read at the next call, after grad_fn may have refilled its buffer
+        return d, NonlinearCGState(state.count + 1, tree.clone(grads), d, restarts)
 
     return Transform(init, update)
 
@@ -551,6 +555,11 @@ class NewtonState(NamedTuple):
     shift: float
 
 
+def _hvp_of(pv: tuple[Params, Params], hvp: HvpFn) -> Params:
+    """``hvp(params, v)`` from the pair guarded together (:func:`fnopt._base.guarded_call`)."""
+    return hvp(pv[0], pv[1])
+
+
 def _newton_init(params: Params) -> NewtonState:
     del params
     return NewtonState(0, 0, 0.0)
@@ -576,7 +585,8 @@ def scale_by_newton(hessian: HessianFn, *, min_shift: float = 1e-3) -> Transform
         grads: Updates, state: State, params: Params | None = None
     ) -> tuple[Updates, State]:
         leaves, be, g = _flat_direction_inputs("scale_by_newton", grads, params)
-        h = check_hessian(hessian(params), params, what="hessian")  # (n, n), params dtype
+        h = check_hessian(guarded_call(hessian, params, what="hessian"), params,
+                          what="hessian")  # (n, n), params dtype; read at once, not kept
         d = be.cholesky_solve(h, -g)
         tau = 0.0
         if d is None:
@@ -683,7 +693,9 @@ def scale_by_newton_cg(
         n_hess = state.n_hess
         j = 0
         for j in range(iters):
-            bp = check_grads(params, hvp(params, p), what="hvp")  # shaped like params
+            # shaped like params; hvp may write into neither params nor p
+            bp = check_grads(params, guarded_call(_hvp_of, (params, p), (hvp,), what="hvp"),
+                             what="hvp")
             n_hess += 1
             curv = _f(tree.vdot(p, bp))
             if curv <= 0:
