@@ -120,3 +120,19 @@ def test_names_the_hand_written_pages_refer_to_exist() -> None:
             if target.startswith("fnopt") and _resolve(target) is None:
                 broken.append(f"{page.relative_to(DOCS)}: {target}")
     assert not broken, broken
+
+
+def test_every_guarantee_names_tests_that_exist() -> None:
+    """docs/guarantees.md: each ``tests/<file>.py[::test]`` it cites exists."""
+    root = Path(__file__).resolve().parent.parent
+    text = (root / "docs" / "guarantees.md").read_text(encoding="utf-8")
+    cited = re.findall(r"`(tests/[\w/]+\.py)(?:::(\w+))?`", text)
+    assert len(cited) > 20
+    missing = []
+    for path, name in cited:
+        source = root / path
+        if not source.exists():
+            missing.append(path)
+        elif name and f"def {name}(" not in source.read_text(encoding="utf-8"):
+            missing.append(f"{path}::{name}")
+    assert not missing, f"docs/guarantees.md cites tests that do not exist: {missing}"
