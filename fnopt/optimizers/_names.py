@@ -44,7 +44,8 @@ def torch_spellings(extra: dict[str, str] | None = None) -> Callable[[F], F]:
                 raise TypeError(
                     f"{factory.__name__}: options after {params[0]!r} are keyword-only "
                     f"(one rule across fnopt: e.g. {factory.__name__}({args[0]!r}, "
-                    f"{params[1]}=...)); got {len(args)} positional arguments")
+                    f"{params[1] if len(params) > 1 else 'option'}=...)); got {len(args)} "
+                    "positional arguments")
             for old, new in renames.items():
                 if old in kwargs:
                     if new in kwargs or (new == params[0] and args):

@@ -152,3 +152,26 @@ __all__ = [
     *_extra.__all__,
     *_plateau.__all__,
 ]
+
+# optax's transforms (fnopt/transforms/{scaling,layerwise,clipping,stepsize,adam_optax}.py)
+from fnopt.transforms.adam_optax import ScaleByAmsgradState as ScaleByAmsgradState
+from fnopt.transforms.adam_optax import scale_by_amsgrad as scale_by_amsgrad
+from fnopt.transforms.clipping import clip_by_block_rms as clip_by_block_rms
+from fnopt.transforms.layerwise import ScaleBySM3State as ScaleBySM3State
+from fnopt.transforms.layerwise import scale_by_sm3 as scale_by_sm3
+from fnopt.transforms.scaling import EmaState as EmaState
+from fnopt.transforms.scaling import (
+    ScaleByOptimisticGradientState as ScaleByOptimisticGradientState,
+)
+from fnopt.transforms.scaling import ema as ema
+from fnopt.transforms.scaling import (
+    scale_by_optimistic_gradient as scale_by_optimistic_gradient,
+)
+from fnopt.transforms.scaling import scale_by_sign as scale_by_sign
+from fnopt.transforms.stepsize import scale_by_polyak as scale_by_polyak
+
+__all__ += [
+    "ScaleByAmsgradState", "scale_by_amsgrad", "clip_by_block_rms", "ScaleBySM3State",
+    "scale_by_sm3", "EmaState", "ScaleByOptimisticGradientState", "ema",
+    "scale_by_optimistic_gradient", "scale_by_sign", "scale_by_polyak",
+]

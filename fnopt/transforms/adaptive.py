@@ -40,6 +40,17 @@ class ScaleByAdamState(NamedTuple):
     nu_max: Any
 
 
+def _optax_form(amsgrad: bool, eps_root: float, nesterov: bool) -> bool:
+    """Whether :func:`scale_by_adam` takes optax's form (``eps_root`` or ``nesterov``)."""
+    check_bool("amsgrad", amsgrad)
+    check_bool("nesterov", nesterov)
+    check_nonnegative("eps_root", eps_root)
+    if (nesterov or eps_root) and amsgrad:
+        raise ValueError("amsgrad: not combined with nesterov or eps_root; use "
+                         "fnopt.scale_by_amsgrad(eps_root=...) for optax's AMSGrad")
+    return bool(nesterov or eps_root)
+
+
 def scale_by_adam(
     b1: float = 0.9,
     b2: float = 0.999,
@@ -47,6 +58,8 @@ def scale_by_adam(
     *,
     amsgrad: bool = False,
     mu_dtype: Any = None,
+    eps_root: float = 0.0,
+    nesterov: bool = False,
 ) -> Transform:
     """Rescale updates by Adam's moment estimates (torch.optim.Adam arithmetic).
 
@@ -68,6 +81,9 @@ def scale_by_adam(
         ``"float32"`` to keep it in float32 for bfloat16 params; ``None`` (default):
         the params' dtype. A name or a NumPy/torch dtype. The update has the
         gradient's dtype.
+      eps_root, nesterov: optax's options (:math:`\\sqrt{\\hat v_t + \\epsilon_r}`;
+        optax's NAdam): the transform is then
+        :func:`fnopt.transforms.adam_optax.optax_adam` (without ``amsgrad``).
 
     Returns:
       A :class:`fnopt.Transform` with state :class:`ScaleByAdamState`.
@@ -81,7 +97,9 @@ def scale_by_adam(
     Kingma and Ba, "Adam: A Method for Stochastic Optimization", ICLR 2015;
     Reddi et al., "On the Convergence of Adam and Beyond", ICLR 2018 (AMSGrad).
     """
-    check_bool("amsgrad", amsgrad)
+    if _optax_form(amsgrad, eps_root, nesterov):
+        from fnopt.transforms.adam_optax import optax_adam
+        return optax_adam(b1, b2, eps, eps_root, mu_dtype, nesterov=nesterov)
     check_unit_interval("b1", b1)
     check_unit_interval("b2", b2)
     check_nonnegative("eps", eps)
@@ -566,15 +584,28 @@ class ScaleByLionState(NamedTuple):
     mu: Any
 
 
-def scale_by_lion(b1: float = 0.9, b2: float = 0.99) -> Transform:
+def scale_by_lion(
+    b1: float = 0.9,
+    b2: float = 0.99,
+    mu_dtype: Any = None,
+    *,
+    mode: str = "hard",
+    smooth_beta: float = 1.0,
+) -> Transform:
     """The sign update of Lion (EvoLved Sign Momentum).
 
-    :math:`u_t = \\operatorname{sign}(\\beta_1 m_{t-1} + (1-\\beta_1) g_t)`, then
-    :math:`m_t = \\beta_2 m_{t-1} + (1-\\beta_2) g_t` (:math:`m_0 = 0`).
+    :math:`u_t = \\operatorname{sign}(c_t)` with :math:`c_t = \\beta_1 m_{t-1} +
+    (1-\\beta_1) g_t`, then :math:`m_t = \\beta_2 m_{t-1} + (1-\\beta_2) g_t`
+    (:math:`m_0 = 0`). optax's variants: ``mode="smooth"`` takes
+    :math:`\\tanh(\\beta_s c_t)` (:math:`\\beta_s` = ``smooth_beta``), ``"refined"``
+    keeps :math:`c_t` where :math:`|c_t| < 1` and its sign elsewhere.
 
     Args:
       b1: interpolation factor of the update, in [0, 1).
       b2: decay of the momentum, in [0, 1).
+      mu_dtype: the dtype of the momentum (``None``: the params').
+      mode: ``"hard"`` (the paper's sign), ``"smooth"`` or ``"refined"``.
+      smooth_beta: the slope of ``"smooth"``, > 0.
 
     Returns:
       A :class:`fnopt.Transform`.
@@ -589,9 +620,13 @@ def scale_by_lion(b1: float = 0.9, b2: float = 0.99) -> Transform:
     """
     check_unit_interval("b1", b1)
     check_unit_interval("b2", b2)
+    if mode not in ("hard", "smooth", "refined"):
+        raise ValueError(f"mode: expected 'hard', 'smooth' or 'refined', got {mode!r}")
+    check_nonnegative("smooth_beta", smooth_beta)
+    dtype = _dtype_name("mu_dtype", mu_dtype)
 
     def init(params: Params) -> ScaleByLionState:
-        return ScaleByLionState(0, tree.zeros_like(params))
+        return ScaleByLionState(0, tree.zeros_like(params, dtype=dtype))
 
     def update(
         updates: Updates, state: State, params: Params | None = None, *, inplace: bool = False
@@ -599,15 +634,28 @@ def scale_by_lion(b1: float = 0.9, b2: float = 0.99) -> Transform:
         del params
         g, spec, be = _flat(updates)
         m = spec.flatten_up_to(state.mu)
+        if dtype is not None:
+            m, inplace = _as_dtype(be, m, g), False
         out = be.scale(g, 1.0 - b1)
-        out = be.sign(be.axpy(b1, m, out, out), out)
+        out = be.axpy(b1, m, out, out)
+        if mode == "hard":
+            out = be.sign(out, out)
+        elif mode == "smooth":
+            out = [be.xp.tanh(smooth_beta * x) for x in out]
+        else:
+            out = [be.xp.where(abs(x) < 1.0, x, be.xp.sign(x)) for x in out]
         mu = be.scale(g, 1.0 - b2)  # b2 m + (1 - b2) g, then into m's buffer
         mu = be.axpy(b2, m, mu, mu)
         if inplace:
             mu = be.clone(mu, m)
+        if dtype is not None:
+            mu = be.cast(mu, dtype)
         return spec.unflatten(out), ScaleByLionState(state.count + 1, spec.unflatten(mu))
 
-    return _builtin(init, update, "scale_by_lion", b1=b1, b2=b2)
+    hp: dict[str, Any] = {"b1": b1, "b2": b2}
+    if dtype is not None or mode != "hard":
+        hp.update(mu_dtype=dtype, mode=mode, smooth_beta=smooth_beta)
+    return _builtin(init, update, "scale_by_lion", **hp)
 
 
 class ScaleByRpropState(NamedTuple):

@@ -1,0 +1,148 @@
+"""fnopt's optax-named optimizers against optax's own functions, step by step.
+
+The same float64 problem (a pytree of a matrix and a vector, a convex quadratic with a
+linear term) is stepped by fnopt on NumPy and by optax on JAX (CPU, x64); the params
+must agree after every step to round-off."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+
+import fnopt
+
+optax = pytest.importorskip("optax")
+jax = pytest.importorskip("jax")
+jax.config.update("jax_enable_x64", True)
+jnp = jax.numpy
+
+RNG = np.random.default_rng(0)
+P0 = {"w": RNG.normal(size=(3, 2)), "b": RNG.normal(size=2)}
+C = {"w": RNG.uniform(0.5, 2.0, size=(3, 2)), "b": RNG.uniform(0.5, 2.0, size=2)}
+D = {"w": RNG.normal(size=(3, 2)), "b": RNG.normal(size=2)}
+STEPS = 12
+
+
+def value_and_grad(p: dict[str, Any]) -> tuple[float, dict[str, Any]]:
+    """f(p) = sum(0.5 c p^2 + d p) + 3 (positive at the start, for the Polyak step)."""
+    f = sum(float(np.sum(0.5 * C[k] * np.asarray(p[k]) ** 2 + D[k] * np.asarray(p[k])))
+            for k in p) + 3.0
+    return f, {k: C[k] * np.asarray(p[k]) + D[k] for k in p}
+
+
+def run_fnopt(opt: Any) -> list[dict[str, np.ndarray]]:
+    p = {k: v.copy() for k, v in P0.items()}
+    s = opt.init(p)
+    out = []
+    for _ in range(STEPS):
+        p, s = opt.step(p, value_and_grad, s)
+        out.append(p)
+    return out
+
+
+def run_optax(opt: Any) -> list[dict[str, np.ndarray]]:
+    p = {k: jnp.asarray(v) for k, v in P0.items()}
+    s = opt.init(p)
+    out = []
+    for _ in range(STEPS):
+        f, g = value_and_grad(p)
+        u, s = opt.update({k: jnp.asarray(v) for k, v in g.items()}, s, p, value=f)
+        p = optax.apply_updates(p, u)
+        out.append({k: np.asarray(v) for k, v in p.items()})
+    return out
+
+
+def sched(count: Any) -> Any:
+    return 0.05 / (1.0 + 0.1 * count)
+
+
+CASES: dict[str, tuple[Callable[[], Any], Callable[[], Any]]] = {
+    "adamaxw": (lambda: fnopt.adamaxw(0.05, weight_decay=0.1),
+                lambda: optax.adamaxw(0.05, weight_decay=0.1)),
+    "adamaxw_mask": (
+        lambda: fnopt.adamaxw(0.05, weight_decay=0.1, mask={"w": True, "b": False}),
+        lambda: optax.adamaxw(0.05, weight_decay=0.1, mask={"w": True, "b": False})),
+    "amsgrad": (lambda: fnopt.amsgrad(0.05), lambda: optax.amsgrad(0.05)),
+    "amsgrad_eps_root": (lambda: fnopt.amsgrad(0.05, eps_root=1e-3, b2=0.9),
+                         lambda: optax.amsgrad(0.05, eps_root=1e-3, b2=0.9)),
+    "nadamw": (lambda: fnopt.nadamw(0.05, weight_decay=0.1),
+               lambda: optax.nadamw(0.05, weight_decay=0.1)),
+    "nadamw_schedule": (lambda: fnopt.nadamw(sched), lambda: optax.nadamw(sched)),
+    "fromage": (lambda: fnopt.fromage(0.1), lambda: optax.fromage(0.1)),
+    "fromage_schedule": (lambda: fnopt.fromage(sched), lambda: optax.fromage(sched)),
+    "noisy_sgd_no_noise": (lambda: fnopt.noisy_sgd(0.05, eta=0.0),
+                           lambda: optax.noisy_sgd(0.05, eta=0.0, key=0)),
+    "optimistic_gradient_descent": (
+        lambda: fnopt.optimistic_gradient_descent(0.05, alpha=0.7, beta=0.4),
+        lambda: optax.optimistic_gradient_descent(0.05, alpha=0.7, beta=0.4)),
+    "optimistic_adam": (lambda: fnopt.optimistic_adam(0.05, optimism=0.02),
+                        lambda: optax.optimistic_adam(0.05, optimism=0.02)),
+    "polyak_sgd": (lambda: fnopt.polyak_sgd(max_learning_rate=0.5, f_min=-5.0),
+                   lambda: optax.polyak_sgd(max_learning_rate=0.5, f_min=-5.0)),
+    "polyak_sgd_plus": (
+        lambda: fnopt.polyak_sgd(max_learning_rate=0.5, scaling=0.5, variant="sps+"),
+        lambda: optax.polyak_sgd(max_learning_rate=0.5, scaling=0.5, variant="sps+")),
+    "sign_sgd": (lambda: fnopt.sign_sgd(0.05), lambda: optax.sign_sgd(0.05)),
+    "signum": (lambda: fnopt.signum(0.05, beta=0.8), lambda: optax.signum(0.05, beta=0.8)),
+    "sm3": (lambda: fnopt.sm3(0.1), lambda: optax.sm3(0.1)),
+    "sm3_no_momentum": (lambda: fnopt.sm3(0.1, momentum=0.0),
+                        lambda: optax.sm3(0.1, momentum=0.0)),
+    "adamw_mask": (
+        lambda: fnopt.adamw(0.05, weight_decay=0.1, mask={"w": True, "b": False}),
+        lambda: optax.adamw(0.05, weight_decay=0.1, mask={"w": True, "b": False})),
+    "lion_smooth": (
+        lambda: fnopt.descent(fnopt.chain(fnopt.scale_by_lion(mode="smooth", smooth_beta=2.0),
+                                          fnopt.scale_by_learning_rate(0.05))),
+        lambda: optax.chain(optax.scale_by_lion(mode="smooth", smooth_beta=2.0),
+                            optax.scale_by_learning_rate(0.05))),
+    "lion_refined": (
+        lambda: fnopt.descent(fnopt.chain(fnopt.scale_by_lion(mode="refined"),
+                                          fnopt.scale_by_learning_rate(0.05))),
+        lambda: optax.chain(optax.scale_by_lion(mode="refined"),
+                            optax.scale_by_learning_rate(0.05))),
+    "adam_eps_root": (
+        lambda: fnopt.descent(fnopt.chain(fnopt.scale_by_adam(eps_root=1e-4),
+                                          fnopt.scale_by_learning_rate(0.05))),
+        lambda: optax.chain(optax.scale_by_adam(eps_root=1e-4),
+                            optax.scale_by_learning_rate(0.05))),
+    "ema_debiased": (
+        lambda: fnopt.descent(fnopt.chain(fnopt.ema(0.7), fnopt.scale_by_learning_rate(0.1))),
+        lambda: optax.chain(optax.ema(0.7), optax.scale_by_learning_rate(0.1))),
+    "clip_by_global_norm": (
+        lambda: fnopt.descent(fnopt.chain(fnopt.clip_by_global_norm(0.5),
+                                          fnopt.scale_by_learning_rate(0.1))),
+        lambda: optax.chain(optax.clip_by_global_norm(0.5),
+                            optax.scale_by_learning_rate(0.1))),
+    "clip_by_block_rms": (
+        lambda: fnopt.descent(fnopt.chain(fnopt.clip_by_block_rms(0.3),
+                                          fnopt.scale_by_learning_rate(0.1))),
+        lambda: optax.chain(optax.clip_by_block_rms(0.3), optax.scale_by_learning_rate(0.1))),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_matches_optax_step_by_step(name: str) -> None:
+    make_fnopt, make_optax = CASES[name]
+    ours, theirs = run_fnopt(make_fnopt()), run_optax(make_optax())
+    moved = 0.0
+    for t, (a, b) in enumerate(zip(ours, theirs)):
+        for k in P0:
+            np.testing.assert_allclose(a[k], b[k], rtol=1e-9, atol=1e-12,
+                                       err_msg=f"{name}, step {t + 1}, leaf {k}")
+            moved = max(moved, float(np.abs(a[k] - P0[k]).max()))
+    assert moved > 1e-3  # the comparison is not between two unmoved starts
+
+
+def test_noisy_sgd_noise_has_optax_scale() -> None:
+    """The draws differ from JAX's; their scale is optax's: the update's deviation from
+    plain SGD has variance lr^2 eta / (1 + t)^gamma."""
+    p = np.zeros(20000)
+    opt = fnopt.noisy_sgd(1.0, eta=0.04, gamma=0.55, seed=3)
+    s = opt.init(p)
+    for t in range(3):
+        q, s = opt.step(p, lambda x: (0.0, np.zeros_like(x)), s)
+        std = float(np.std(q))
+        assert abs(std - (0.04 / (1 + t) ** 0.55) ** 0.5) < 0.01 * std + 1e-3
