@@ -6,8 +6,10 @@
 
 from __future__ import annotations
 
+import numbers
 from typing import Any, NamedTuple
 
+from fnopt import backend as _backend
 from fnopt import tree
 from fnopt._base import (
     Params,
@@ -88,11 +90,12 @@ def scale_by_learning_rate(learning_rate: ScalarOrSchedule, *, flip_sign: bool =
 
     def init(params: Params) -> ScaleByLearningRateState:
         del params
-        lr0 = learning_rate(0) if callable(learning_rate) else learning_rate
+        lr0 = scheduled_value(learning_rate, 0) if callable(learning_rate) else learning_rate
         return ScaleByLearningRateState(0, lr0)
 
     def rate(state: State) -> tuple[Any, ScaleByLearningRateState]:
-        lr = learning_rate(state.count) if callable(learning_rate) else learning_rate
+        lr = (scheduled_value(learning_rate, state.count) if callable(learning_rate)
+              else learning_rate)
         return sign * lr, _new(ScaleByLearningRateState, (state.count + 1, lr))
 
     def update(
@@ -122,6 +125,25 @@ def scale_by_learning_rate(learning_rate: ScalarOrSchedule, *, flip_sign: bool =
         hyperparams={"learning_rate": learning_rate, "flip_sign": flip_sign},
         update_params=update_params, apply_direction=apply_direction,
     )
+
+
+def scheduled_value(schedule: Any, count: int, name: str = "learning_rate") -> Any:
+    """``schedule(count)``, checked to be one real number (a Python or NumPy number, or
+    a 0-d floating array or tensor): anything else (``None``, a string, a vector) is a
+    ``TypeError`` naming the argument and the count, before it reaches the arithmetic."""
+    value = schedule(count)
+    be = _backend.of_leaf(value)
+    if be is not None:
+        if value.ndim == 0 and be.is_floating(value):
+            return value
+        raise TypeError(
+            f"{name}: the schedule returned an array of shape {tuple(value.shape)} and dtype "
+            f"{value.dtype} at count {count}; expected one real number")
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(
+            f"{name}: the schedule returned {type(value).__name__} ({value!r:.40}) at count "
+            f"{count}; expected a real number")
+    return value
 
 
 class TraceState(NamedTuple):
