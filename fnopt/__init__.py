@@ -302,8 +302,14 @@ from fnopt.optimizers import polyak_sgd as polyak_sgd  # noqa: E402
 from fnopt.optimizers import sign_sgd as sign_sgd  # noqa: E402
 from fnopt.optimizers import signum as signum  # noqa: E402
 from fnopt.optimizers import sm3 as sm3  # noqa: E402
+from fnopt.transforms import MultiSteps as MultiSteps  # noqa: E402
+from fnopt.transforms import MultiStepsState as MultiStepsState  # noqa: E402
+from fnopt.transforms import apply_updates as apply_updates  # noqa: E402
 from fnopt.transforms import clip_by_block_rms as clip_by_block_rms  # noqa: E402
 from fnopt.transforms import ema as ema  # noqa: E402
+from fnopt.transforms import incremental_update as incremental_update  # noqa: E402
+from fnopt.transforms import named_chain as named_chain  # noqa: E402
+from fnopt.transforms import periodic_update as periodic_update  # noqa: E402
 from fnopt.transforms import scale_by_amsgrad as scale_by_amsgrad  # noqa: E402
 from fnopt.transforms import (  # noqa: E402
     scale_by_optimistic_gradient as scale_by_optimistic_gradient,
@@ -311,10 +317,13 @@ from fnopt.transforms import (  # noqa: E402
 from fnopt.transforms import scale_by_polyak as scale_by_polyak  # noqa: E402
 from fnopt.transforms import scale_by_sign as scale_by_sign  # noqa: E402
 from fnopt.transforms import scale_by_sm3 as scale_by_sm3  # noqa: E402
+from fnopt.transforms import skip_not_finite as skip_not_finite  # noqa: E402
 
 __all__ += [
     "adamaxw", "amsgrad", "fromage", "nadamw", "noisy_sgd", "optimistic_adam",
     "optimistic_gradient_descent", "polyak_sgd", "sign_sgd", "signum", "sm3",
     "clip_by_block_rms", "ema", "scale_by_amsgrad", "scale_by_optimistic_gradient",
-    "scale_by_polyak", "scale_by_sign", "scale_by_sm3",
+    "scale_by_polyak", "scale_by_sign", "scale_by_sm3", "MultiSteps", "MultiStepsState",
+    "apply_updates", "incremental_update", "named_chain", "periodic_update",
+    "skip_not_finite",
 ]

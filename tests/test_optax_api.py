@@ -29,3 +29,81 @@ def test_a_schedule_returning_a_non_number_is_named(bad: Any, count: int, what: 
         s = opt.init(p)
         for _ in range(3):
             p, s = opt.step(p, quad, s)
+
+
+def test_apply_updates_is_pure_and_keeps_dtypes() -> None:
+    p = {"w": np.ones(2, np.float32), "b": None}
+    u = {"w": np.full(2, 0.5), "b": None}
+    out = fnopt.apply_updates(p, u)
+    assert out["w"].dtype == np.float32 and out["b"] is None
+    np.testing.assert_array_equal(out["w"], [1.5, 1.5])
+    np.testing.assert_array_equal(p["w"], [1.0, 1.0])
+
+
+def test_named_chain_state_is_a_dict_and_steps_like_chain() -> None:
+    named = fnopt.named_chain(("adam", fnopt.scale_by_adam()),
+                              ("lr", fnopt.scale_by_learning_rate(0.1)))
+    plain = fnopt.chain(fnopt.scale_by_adam(), fnopt.scale_by_learning_rate(0.1))
+    p = np.array([1.0, -2.0])
+    sn, sp = named.init(p), plain.init(p)
+    assert set(sn) == {"adam", "lr"}
+    for _ in range(3):
+        un, sn = named.update(2 * p, sn, p)
+        up, sp = plain.update(2 * p, sp, p)
+        np.testing.assert_array_equal(un, up)
+        p = p + un
+    assert sn["adam"].count == 3
+    with pytest.raises(ValueError, match="used twice"):
+        fnopt.named_chain(("a", fnopt.clip(1.0)), ("a", fnopt.clip(1.0)))
+    assert isinstance(fnopt.named_chain(("opt", fnopt.adam(0.1))), fnopt.Descent)
+
+
+def test_update_takes_value_for_the_loss_readers_inside_a_chain() -> None:
+    t = fnopt.chain(fnopt.scale_by_learning_rate(1.0), fnopt.reduce_on_plateau(
+        patience=0, factor=0.5))
+    s = t.init(np.zeros(1))
+    scales = []
+    for _ in range(3):  # the same loss three times: a plateau
+        u, s = t.update(np.array([1.0]), s, np.zeros(1), value=1.0, unused_extra=3)
+        scales.append(float(-u[0]))
+    assert scales == [1.0, 1.0, 0.5]
+    with pytest.raises(ValueError, match="value="):
+        fnopt.scale_by_polyak().update(np.ones(1), fnopt.transforms.EmptyState())
+
+
+def test_accumulate_takes_optax_order() -> None:
+    a = fnopt.accumulate(2, fnopt.scale_by_learning_rate(1.0))
+    b = fnopt.accumulate(fnopt.scale_by_learning_rate(1.0), 2)
+    sa, sb = a.init(np.zeros(1)), b.init(np.zeros(1))
+    for g in (1.0, 3.0):
+        ua, sa = a.update(np.array([g]), sa)
+        ub, sb = b.update(np.array([g]), sb)
+        np.testing.assert_array_equal(ua, ub)
+    np.testing.assert_array_equal(ub, [-2.0])
+    assert isinstance(fnopt.accumulate(fnopt.adam(0.1), 4), fnopt.Descent)
+
+
+def test_lookahead_takes_optax_names() -> None:
+    fast = fnopt.scale_by_learning_rate(1.0)
+    t = fnopt.lookahead(fast, sync_period=2, slow_step_size=0.5)
+    ref = fnopt.lookahead(fast, sync_period=2, alpha=0.5)
+    p = q = np.array([0.0])
+    s, r = t.init(p), ref.init(q)
+    for _ in range(4):
+        u, s = t.update(np.array([-1.0]), s, p)
+        v, r = ref.update(np.array([-1.0]), r, q)
+        p, q = p + u, q + v
+    np.testing.assert_array_equal(p, q)
+    with pytest.raises(TypeError, match="slow_step_size"):
+        fnopt.lookahead(fast, alpha=0.5, slow_step_size=0.5)
+
+
+def test_lookahead_reset_state_restarts_the_fast_optimizer() -> None:
+    t = fnopt.lookahead(fnopt.sgd(0.1, momentum=0.9).inner, sync_period=2, reset_state=True)
+    p = np.array([1.0])
+    s = t.init(p)
+    for _ in range(2):
+        u, s = t.update(2 * p, s, p)
+        p = p + u
+    trace_state = s.inner[0]
+    assert trace_state.count == 0  # re-initialised at the synchronisation

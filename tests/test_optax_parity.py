@@ -146,3 +146,61 @@ def test_noisy_sgd_noise_has_optax_scale() -> None:
         q, s = opt.step(p, lambda x: (0.0, np.zeros_like(x)), s)
         std = float(np.std(q))
         assert abs(std - (0.04 / (1 + t) ** 0.55) ** 0.5) < 0.01 * std + 1e-3
+
+
+def run_transform_fnopt(t: Any, steps: int = STEPS) -> list[dict[str, np.ndarray]]:
+    """Drive a transform by hand, optax's way: ``update`` then ``apply_updates``."""
+    p = {k: v.copy() for k, v in P0.items()}
+    s = t.init(p)
+    out = []
+    for _ in range(steps):
+        f, g = value_and_grad(p)
+        u, s = t.update(g, s, p, value=f)
+        p = fnopt.apply_updates(p, u)
+        out.append(p)
+    return out
+
+
+MULTI = {
+    "every_3_mean": (lambda: fnopt.MultiSteps(fnopt.adam(0.05), every_k_schedule=3),
+                     lambda: optax.MultiSteps(optax.adam(0.05), every_k_schedule=3,
+                                              accumulator_dtype=jnp.float64)),
+    "schedule_sum": (
+        lambda: fnopt.MultiSteps(fnopt.sgd(0.05), lambda step: 1 + step % 3,
+                                 use_grad_mean=False),
+        lambda: optax.MultiSteps(optax.sgd(0.05), lambda step: 1 + step % 3,
+                                 use_grad_mean=False, accumulator_dtype=jnp.float64)),
+    "polyak_in_chain_by_value": (
+        lambda: fnopt.chain(fnopt.clip(2.0), fnopt.scale_by_polyak(max_learning_rate=0.3)),
+        lambda: optax.chain(optax.clip(2.0), optax.scale_by_polyak(max_learning_rate=0.3))),
+    "named_chain": (
+        lambda: fnopt.named_chain(("clip", fnopt.clip_by_global_norm(0.5)),
+                                  ("adam", fnopt.scale_by_adam()),
+                                  ("lr", fnopt.scale_by_learning_rate(0.05))),
+        lambda: optax.named_chain(("clip", optax.clip_by_global_norm(0.5)),
+                                  ("adam", optax.scale_by_adam()),
+                                  ("lr", optax.scale_by_learning_rate(0.05)))),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MULTI))
+def test_wrappers_match_optax_driven_by_update(name: str) -> None:
+    make_fnopt, make_optax = MULTI[name]
+    ours, theirs = run_transform_fnopt(make_fnopt()), run_optax(make_optax())
+    for t, (a, b) in enumerate(zip(ours, theirs)):
+        for k in P0:
+            np.testing.assert_allclose(a[k], b[k], rtol=1e-9, atol=1e-12,
+                                       err_msg=f"{name}, step {t + 1}, leaf {k}")
+    assert max(float(np.abs(ours[-1][k] - P0[k]).max()) for k in P0) > 1e-3
+
+
+def test_multi_steps_in_fixed_point_matches_optax() -> None:
+    opt = fnopt.MultiSteps(fnopt.adam(0.05), every_k_schedule=3)
+    r = fnopt.fixed_point(opt, {k: v.copy() for k, v in P0.items()}, value_and_grad,
+                          stop=fnopt.stop.max_iters(STEPS))
+    theirs = run_optax(optax.MultiSteps(optax.adam(0.05), every_k_schedule=3,
+                                        accumulator_dtype=jnp.float64))[-1]
+    assert r.iterations == STEPS
+    for k in P0:
+        np.testing.assert_allclose(r.params[k], theirs[k], rtol=1e-9, atol=1e-12)
+    assert opt.has_updated(r.state) == (STEPS % 3 == 0)

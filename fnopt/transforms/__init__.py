@@ -157,8 +157,12 @@ __all__ = [
 from fnopt.transforms.adam_optax import ScaleByAmsgradState as ScaleByAmsgradState
 from fnopt.transforms.adam_optax import scale_by_amsgrad as scale_by_amsgrad
 from fnopt.transforms.clipping import clip_by_block_rms as clip_by_block_rms
+from fnopt.transforms.combine import named_chain as named_chain
 from fnopt.transforms.layerwise import ScaleBySM3State as ScaleBySM3State
 from fnopt.transforms.layerwise import scale_by_sm3 as scale_by_sm3
+from fnopt.transforms.multi_steps import MultiSteps as MultiSteps
+from fnopt.transforms.multi_steps import MultiStepsState as MultiStepsState
+from fnopt.transforms.multi_steps import skip_not_finite as skip_not_finite
 from fnopt.transforms.scaling import EmaState as EmaState
 from fnopt.transforms.scaling import (
     ScaleByOptimisticGradientState as ScaleByOptimisticGradientState,
@@ -169,9 +173,14 @@ from fnopt.transforms.scaling import (
 )
 from fnopt.transforms.scaling import scale_by_sign as scale_by_sign
 from fnopt.transforms.stepsize import scale_by_polyak as scale_by_polyak
+from fnopt.transforms.updates import apply_updates as apply_updates
+from fnopt.transforms.updates import incremental_update as incremental_update
+from fnopt.transforms.updates import periodic_update as periodic_update
 
 __all__ += [
     "ScaleByAmsgradState", "scale_by_amsgrad", "clip_by_block_rms", "ScaleBySM3State",
     "scale_by_sm3", "EmaState", "ScaleByOptimisticGradientState", "ema",
-    "scale_by_optimistic_gradient", "scale_by_sign", "scale_by_polyak",
+    "scale_by_optimistic_gradient", "scale_by_sign", "scale_by_polyak", "named_chain",
+    "MultiSteps", "MultiStepsState", "skip_not_finite", "apply_updates",
+    "incremental_update", "periodic_update",
 ]

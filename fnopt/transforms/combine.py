@@ -1,4 +1,5 @@
-"""Composition: :func:`identity`, :func:`chain`, :func:`masked` and :func:`partition`.
+"""Composition: :func:`identity`, :func:`chain`, :func:`named_chain`, :func:`masked` and
+:func:`partition`.
 
 Each combinator also takes first-order optimizers (``fnopt.adam(1e-3)``) where it takes
 transforms, and then returns an optimizer (see ``_lifts``)."""
@@ -13,11 +14,14 @@ import optree
 
 from fnopt import tree
 from fnopt._base import (
+    Descent,
     Params,
     State,
     Transform,
     Updates,
+    as_transform,
     call_update,
+    passes_extra_args,
     update_params_fn,
 )
 from fnopt.transforms._common import (
@@ -103,7 +107,8 @@ def chain(*transforms: Transform) -> Transform:
         new_params, last = last_update_params(updates, state[-1], params, out=out)
         return new_params, (*head, last)
 
-    return _builtin(init, update, "chain", update_params, transforms=transforms)
+    return _builtin(init, passes_extra_args(update), "chain", update_params,
+                    transforms=transforms)
 
 
 # -- wrappers ---------------------------------------------------------------------------
@@ -171,7 +176,7 @@ def masked(transform: Transform, mask: Any) -> Transform:
             out[i] = v
         return spec.unflatten(out), MaskedState(inner)
 
-    return _builtin(init, update, "masked", transform=transform, mask=mask)
+    return _builtin(init, passes_extra_args(update), "masked", transform=transform, mask=mask)
 
 
 class PartitionState(NamedTuple):
@@ -240,6 +245,62 @@ def partition(transforms: Mapping[Hashable, Transform], labels: Any) -> Transfor
                 out[i] = v
         return spec.unflatten(out), PartitionState(new_inner)
 
-    return _builtin(init, update, "partition", transforms=transforms, labels=labels)
+    return _builtin(init, passes_extra_args(update), "partition", transforms=transforms,
+                    labels=labels)
 
 
+
+
+def named_chain(*transforms: tuple[str, Transform]) -> Transform:
+    """:func:`chain` whose state is a dict ``name -> state`` (optax.named_chain).
+
+    Args:
+      transforms: ``(name, transform)`` pairs, names distinct strings; a first-order
+        optimizer (``fnopt.adam(...)``) may stand for a transform, and the result is
+        then an optimizer too.
+
+    Returns:
+      A :class:`fnopt.Transform` (a :class:`fnopt.Descent` when a pair held one).
+
+    >>> import numpy as np, fnopt
+    >>> t = fnopt.named_chain(("clip", fnopt.clip(1.0)), ("sgd", fnopt.scale(-0.1)))
+    >>> s = t.init(np.zeros(1))
+    >>> sorted(s)
+    ['clip', 'sgd']
+    >>> t.update(np.array([5.0]), s)[0]
+    array([-0.1])
+    """
+    names: list[str] = []
+    parts: list[Any] = []
+    for i, pair in enumerate(transforms):
+        if not (isinstance(pair, tuple) and len(pair) == 2 and isinstance(pair[0], str)):
+            raise TypeError(f"named_chain: argument {i} must be a pair (name, transform), "
+                            f"got {type(pair).__name__}")
+        if pair[0] in names:
+            raise ValueError(f"named_chain: the name {pair[0]!r} is used twice")
+        names.append(pair[0])
+        parts.append(pair[1])
+    inner = chain(*parts)
+    lifted = isinstance(inner, Descent)
+    t = as_transform(inner)
+    inner_update_params = update_params_fn(t)
+
+    def init(params: Params) -> dict[str, Any]:
+        return dict(zip(names, t.init(params)))
+
+    def update(
+        updates: Updates, state: State, params: Params | None = None, *, inplace: bool = False
+    ) -> tuple[Updates, State]:
+        out, new = call_update(t, updates, tuple(state[n] for n in names), params, inplace)
+        return out, dict(zip(names, new))
+
+    def update_params(
+        grads: Updates, state: State, params: Params, *, out: Params | None = None
+    ) -> tuple[Params, State]:
+        new_params, new = inner_update_params(grads, tuple(state[n] for n in names), params,
+                                              out=out)
+        return new_params, dict(zip(names, new))
+
+    named = _builtin(init, passes_extra_args(update), "named_chain", update_params,
+                     transforms=tuple(zip(names, t.hyperparams["transforms"])))
+    return Descent(named) if lifted else named

@@ -313,12 +313,14 @@ def scale_by_trust_ratio(
     """Scale each leaf's update by the trust ratio :math:`\\|p\\| / \\|u\\|` (LARS, LAMB).
 
     :math:`u \\leftarrow u \\cdot c\\,\\|p\\| / (\\|u\\| + \\epsilon)` leaf by leaf, with
-    :math:`c` = ``trust_coefficient``; each norm is floored at ``min_norm``, and a
-    leaf whose params or update norm is then 0 is left unscaled (optax's semantics).
-    The norms are read on the host (one synchronisation per leaf on a GPU).
+    :math:`c` = ``trust_coefficient``; a leaf whose params or update norm is
+    ``<= min_norm`` is left unscaled (optax's semantics for ``min_norm=0``; with
+    ``min_norm > 0`` optax floors the norms at ``min_norm`` instead, which differs only
+    for such leaves). The norms are read on the host (one synchronisation per leaf on
+    a GPU).
 
     Args:
-      min_norm: the floor of both norms, >= 0.
+      min_norm: the norm at or below which a leaf is not scaled, >= 0.
       trust_coefficient: :math:`c` >= 0.
       eps: added to the update norm, >= 0.
 
@@ -338,9 +340,9 @@ def scale_by_trust_ratio(
 
     def fn(u: list[Any], p: list[Any], be: _backend.Backend) -> list[Any]:
         ratios = []
-        for pn, un in zip(be.norms(p), be.norms(u)):  # optax's safe_norm: max(n, min_norm)
-            pf, uf = max(be.to_float(pn), min_norm), max(be.to_float(un), min_norm)
-            ok = pf > 0 and uf > 0
+        for pn, un in zip(be.norms(p), be.norms(u)):
+            pf, uf = be.to_float(pn), be.to_float(un)
+            ok = pf > min_norm and uf > min_norm
             ratios.append(trust_coefficient * pf / (uf + eps) if ok else 1.0)
         return [be.scale([x], r)[0] for x, r in zip(u, ratios)]
 

@@ -25,6 +25,7 @@ from fnopt._base import (
     check_callable,
     check_int,
     check_unit_interval,
+    passes_extra_args,
 )
 from fnopt.transforms._common import (
     _builtin,
@@ -96,7 +97,7 @@ def apply_if_finite(transform: Transform, max_consecutive_errors: int | None = N
         )
 
     return _builtin(
-        init, update, "apply_if_finite", transform=transform,
+        init, passes_extra_args(update), "apply_if_finite", transform=transform,
         max_consecutive_errors=max_consecutive_errors,
     )
 
@@ -111,7 +112,7 @@ class AccumulateState(NamedTuple):
 
 
 @_lifts
-def accumulate(k: int, transform: Transform | None = None, *, average: bool = True) -> Transform:
+def accumulate(k: Any, transform: Any = None, *, average: bool = True) -> Transform:
     """Gradient accumulation: every ``k``-th call applies ``transform`` to the mean
     (or sum) of the last ``k`` gradients; the other calls return zero updates and leave
     the inner state as it is.
@@ -122,7 +123,9 @@ def accumulate(k: int, transform: Transform | None = None, *, average: bool = Tr
 
     Args:
       k: number of calls per step, >= 1.
-      transform: applied on every ``k``-th call (default: :func:`identity`).
+      transform: applied on every ``k``-th call (default: :func:`identity`). The
+        order ``accumulate(transform, k)`` (optax's ``MultiSteps(opt, k)``) is accepted
+        too. (:class:`fnopt.MultiSteps` is optax's wrapper itself.)
       average: apply ``transform`` to the mean (default) or the sum of the gradients.
 
     Returns:
@@ -137,6 +140,11 @@ def accumulate(k: int, transform: Transform | None = None, *, average: bool = Tr
     (array([0.]), array([2.]))
     """
     check_bool("average", average)
+    if isinstance(k, Transform) and not isinstance(transform, Transform):
+        k, transform = transform, k  # optax's order: (optimizer, k)
+        if k is None:
+            raise TypeError("accumulate: got a transform but no k; call accumulate(k, "
+                            "transform) or accumulate(transform, k)")
     check_int("k", k, 1)
     inner_t = identity() if transform is None else transform
     _check_transform(inner_t, "transform")
@@ -157,7 +165,7 @@ def accumulate(k: int, transform: Transform | None = None, *, average: bool = Tr
         return out, AccumulateState(state.count + 1, zero, inner)
 
     return _builtin(
-        init, update, "accumulate", k=k, transform=inner_t, average=average
+        init, passes_extra_args(update), "accumulate", k=k, transform=inner_t, average=average
     )
 
 
@@ -170,7 +178,14 @@ class LookaheadState(NamedTuple):
 
 
 @_lifts
-def lookahead(transform: Transform, sync_period: int = 5, alpha: float = 0.5) -> Transform:
+def lookahead(
+    transform: Transform,
+    sync_period: int = 5,
+    alpha: float | None = None,
+    *,
+    slow_step_size: float | None = None,
+    reset_state: bool = False,
+) -> Transform:
     """Lookahead: the params are the fast weights, updated by ``transform``; every
     ``sync_period`` steps the slow weights move towards them and the fast weights are
     reset to the slow ones.
@@ -183,7 +198,10 @@ def lookahead(transform: Transform, sync_period: int = 5, alpha: float = 0.5) ->
     Args:
       transform: the inner ("fast") transform.
       sync_period: :math:`k` >= 1.
-      alpha: the slow step size in [0, 1].
+      alpha: the slow step size in [0, 1] (default 0.5); ``slow_step_size`` is
+        optax's name for it (give one of the two).
+      reset_state: re-initialise the inner transform's state at each
+        synchronisation (optax's ``reset_state``).
 
     Returns:
       A :class:`fnopt.Transform` with state :class:`LookaheadState`; its ``update``
@@ -202,7 +220,17 @@ def lookahead(transform: Transform, sync_period: int = 5, alpha: float = 0.5) ->
     """
     _check_transform(transform, "transform")
     check_int("sync_period", sync_period, 1)
+    check_bool("reset_state", reset_state)
+    if alpha is not None and slow_step_size is not None:
+        raise TypeError("lookahead: got both alpha and slow_step_size (optax's name); "
+                        "pass one")
+    if slow_step_size is not None:
+        check_unit_interval("slow_step_size", slow_step_size, closed=True)
+        alpha = slow_step_size
+    elif alpha is None:
+        alpha = 0.5
     check_unit_interval("alpha", alpha, closed=True)
+    step_size = float(alpha)
 
     def init(params: Params) -> LookaheadState:
         return LookaheadState(0, tree.clone(params), transform.init(params))
@@ -218,12 +246,15 @@ def lookahead(transform: Transform, sync_period: int = 5, alpha: float = 0.5) ->
         if count % sync_period == 0:  # slow <- slow + alpha (fast - slow)
             fast = tree.add(params, out)
             step = tree.sub(fast, slow, out=fast)
-            slow = tree.axpy(alpha, step, slow, out=slow if inplace else None)
+            slow = tree.axpy(step_size, step, slow, out=slow if inplace else None)
             out = tree.sub(slow, params)
+            if reset_state:
+                inner = transform.init(slow)
         return out, LookaheadState(count, slow, inner)
 
     return _builtin(
-        init, update, "lookahead", transform=transform, sync_period=sync_period, alpha=alpha
+        init, passes_extra_args(update), "lookahead", transform=transform,
+        sync_period=sync_period, alpha=step_size, reset_state=reset_state
     )
 
 
@@ -378,7 +409,7 @@ def _injected_transform(
         return new_params, InjectHyperparamsState(state.count + 1, hp, inner)
 
     return Transform(
-        init, update, inplace=True, name="inject_hyperparams",
+        init, passes_extra_args(update), inplace=True, name="inject_hyperparams",
         hyperparams={"factory": factory, **named}, update_params=update_params,
     )
 
@@ -439,6 +470,6 @@ def _injected_descent(
             state.count + 1, state.value, state.grad_norm, hp, inner
         )
 
-    return Descent(view, init, update, update_params)
+    return Descent(view, init, passes_extra_args(update), update_params)
 
 
