@@ -107,3 +107,31 @@ def test_lookahead_reset_state_restarts_the_fast_optimizer() -> None:
         p = p + u
     trace_state = s.inner[0]
     assert trace_state.count == 0  # re-initialised at the synchronisation
+
+
+def _two_leaf_loss(p: Any) -> tuple[Any, Any]:
+    return float(p["w"] @ p["w"] + p["b"] @ p["b"]) * 2, {"w": 4 * p["w"], "b": 4 * p["b"]}
+
+
+def test_masked_optimizer_freezes_the_leaves_outside_the_mask_in_fixed_point() -> None:
+    p = {"w": np.array([1.0]), "b": np.array([1.0])}
+    r = fnopt.fixed_point(fnopt.masked(fnopt.adam(0.1), {"w": True, "b": False}), p,
+                          _two_leaf_loss, stop=fnopt.stop.max_iters(20))
+    np.testing.assert_array_equal(r.params["b"], [1.0])  # frozen, never moved uphill
+    assert abs(float(r.params["w"][0])) < 0.5 and float(r.value) < 4.0
+    np.testing.assert_array_equal(p["b"], [1.0])
+
+
+def test_masked_transform_keeps_optax_pass_through_and_refuses_to_be_a_step() -> None:
+    mask = {"w": True, "b": False}
+    t = fnopt.masked(fnopt.scale(-0.5), mask)
+    p = {"w": np.array([1.0]), "b": np.array([1.0])}
+    u, _ = t.update({"w": np.array([2.0]), "b": np.array([2.0])}, t.init(p), p)
+    np.testing.assert_array_equal(u["b"], [2.0])  # optax: passed through
+    with pytest.raises(ValueError, match="mask an optimizer instead"):
+        fnopt.descent(fnopt.masked(fnopt.scale_by_adam(), mask))
+    # the optax pattern, a learning rate after masked, is a descent on every leaf
+    opt = fnopt.descent(fnopt.chain(fnopt.masked(fnopt.scale_by_adam(), mask),
+                                    fnopt.scale_by_learning_rate(0.1)))
+    q, _ = opt.step(p, _two_leaf_loss, opt.init(p))
+    assert float(q["b"][0]) < 1.0 and float(q["w"][0]) < 1.0

@@ -78,6 +78,12 @@ def descent(transform: Transform) -> Descent:
         return transform
     if not isinstance(transform, Transform):
         raise TypeError(f"transform: expected a Transform, got {type(transform).__name__}")
+    if transform.name == "masked" and not transform.hyperparams.get("frozen", True):
+        raise ValueError(
+            "transform: a masked transform passes the gradient of the leaves outside the "
+            "mask through unchanged, and a step would add it to them (climbing the loss); "
+            "mask an optimizer instead (fnopt.masked(fnopt.adam(1e-3), mask) freezes those "
+            "leaves) or chain a learning rate after masked")
     return Descent(transform)
 
 

@@ -132,19 +132,32 @@ def _leaf_labels(labels: Any, params: Params, name: str) -> list[Any]:
     return optree.tree_structure(params).flatten_up_to(full)
 
 
-@_lifts
 def masked(transform: Transform, mask: Any) -> Transform:
-    """Apply ``transform`` only to the leaves where ``mask`` is true; the others pass
-    through unchanged.
+    """Apply ``transform`` only to the leaves where ``mask`` is true.
+
+    What the other leaves get depends on what is masked:
+
+    * a transform (``masked(add_decayed_weights(1e-4), mask)``, optax's use inside a
+      chain): they pass through unchanged (optax's rule), and the transforms after it
+      in the chain treat them as any gradient;
+    * a first-order optimizer (``masked(fnopt.adam(0.1), mask)``, a
+      :class:`fnopt.Descent`): the result is an optimizer whose step leaves them where
+      they are (frozen: their update is zero), since passing their raw gradient
+      through would be added to the params and climb the loss.
+
+    :func:`fnopt.descent` of a pass-through ``masked`` (a transform masked, nothing
+    after it) is refused with a ValueError for the same reason: mask an optimizer, or
+    chain a learning rate after ``masked``.
 
     Args:
-      transform: the transform to apply to the selected leaves. It sees them as a
-        list (in leaf order), with the matching params.
+      transform: the transform or first-order optimizer to apply to the selected
+        leaves. It sees them as a list (in leaf order), with the matching params.
       mask: a pytree of bools with the structure of params (or a prefix of it: a bool
         for a whole subtree), or a function ``params -> mask``.
 
     Returns:
-      A :class:`fnopt.Transform` with state :class:`MaskedState`.
+      A :class:`fnopt.Transform` with state :class:`MaskedState` (a
+      :class:`fnopt.Descent` around it when ``transform`` is an optimizer).
 
     >>> import numpy as np, fnopt
     >>> p = {"w": np.ones(2), "b": np.ones(1)}
@@ -152,7 +165,13 @@ def masked(transform: Transform, mask: Any) -> Transform:
     >>> u, _ = t.update(fnopt.tree.zeros_like(p), t.init(p), p)
     >>> u["w"], u["b"]
     (array([0.1, 0.1]), array([0.]))
+    >>> opt = fnopt.masked(fnopt.sgd(0.5), {"w": True, "b": False})
+    >>> q, _ = opt.step(p, lambda p: (0.0, {"w": np.ones(2), "b": np.ones(1)}), opt.init(p))
+    >>> q["w"], q["b"]  # b is frozen
+    (array([0.5, 0.5]), array([1.]))
     """
+    frozen = isinstance(transform, Descent)
+    transform = as_transform(transform)
     _check_transform(transform, "transform")
     if not callable(mask):
         optree.tree_leaves(mask)  # fail early on something that is not a pytree
@@ -171,12 +190,14 @@ def masked(transform: Transform, mask: Any) -> Transform:
         idx = select(updates if params is None else params)
         p_sel = None if params is None else [spec.flatten_up_to(params)[i] for i in idx]
         sub, inner = call_update(transform, [u[i] for i in idx], state.inner, p_sel, inplace)
-        out = list(u)
+        out = tree.zeros_like(u) if frozen else list(u)
         for i, v in zip(idx, sub):
             out[i] = v
         return spec.unflatten(out), MaskedState(inner)
 
-    return _builtin(init, passes_extra_args(update), "masked", transform=transform, mask=mask)
+    t = _builtin(init, passes_extra_args(update), "masked", transform=transform, mask=mask,
+                 frozen=frozen)
+    return Descent(t) if frozen else t
 
 
 class PartitionState(NamedTuple):
