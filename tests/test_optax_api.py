@@ -135,3 +135,31 @@ def test_masked_transform_keeps_optax_pass_through_and_refuses_to_be_a_step() ->
                                     fnopt.scale_by_learning_rate(0.1)))
     q, _ = opt.step(p, _two_leaf_loss, opt.init(p))
     assert float(q["b"][0]) < 1.0 and float(q["w"][0]) < 1.0
+
+
+@pytest.mark.parametrize("container", [dict, list, tuple])
+def test_partition_accepts_empty_containers(container: Any) -> None:
+    t = fnopt.partition({0: fnopt.sgd(1.0)}, lambda _: 0)
+    updates, _ = t.update(container(), t.init(container()))
+    assert updates == container()
+    with pytest.raises(ValueError, match="empty pytree"):  # nothing to optimize
+        fnopt.fixed_point(fnopt.sgd(1.0), container(), lambda p: (0.0, p),
+                          stop=fnopt.stop.max_iters(1))
+
+
+def test_inject_hyperparams_records_defaults_static_args_and_dtype() -> None:
+    opt = fnopt.inject_hyperparams(fnopt.adam, static_args="eps",
+                                   hyperparam_dtype="float32")(learning_rate=0.1)
+    p = np.array([1.0, -2.0])
+    s = opt.init(p)
+    hp = s.hyperparams
+    assert "eps" not in hp  # static
+    assert hp["b1"] == np.float32(0.9) and isinstance(hp["b2"], np.float32)  # defaults
+    assert isinstance(hp["learning_rate"], np.float32)
+    q, s = opt.step(p, quad, s)
+    ref = fnopt.adam(float(np.float32(0.1)), b1=float(np.float32(0.9)),
+                     b2=float(np.float32(0.999)))
+    r, _ = ref.step(p, quad, ref.init(p))
+    np.testing.assert_allclose(q, r, rtol=1e-6)  # float32 hyperparameter arithmetic
+    with pytest.raises(ValueError, match="static_args"):
+        fnopt.inject_hyperparams(fnopt.adam, static_args=("nope",))(learning_rate=0.1)

@@ -447,7 +447,9 @@ def test_inject_hyperparams_same_trajectory_when_unchanged() -> None:
         p, sp = plain.step(p, grad_fn, sp)
         q, sq = inj.step(q, grad_fn, sq)
     np.testing.assert_array_equal(p, q)
-    assert sq.hyperparams == {"learning_rate": 0.05, "b1": 0.8}
+    assert {k: sq.hyperparams[k] for k in ("learning_rate", "b1")} == {
+        "learning_rate": 0.05, "b1": 0.8}
+    assert sq.hyperparams["b2"] == 0.999  # the defaults are recorded too (optax)
     assert sq.count == 5 and float(sq.value) == float(sp.value)
 
 

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import inspect
 import numbers
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
+
+import numpy as np
 
 from fnopt import tree
 from fnopt._base import (
@@ -30,6 +32,7 @@ from fnopt._base import (
 from fnopt.transforms._common import (
     _builtin,
     _check_transform,
+    _dtype_name,
     _lifts,
 )
 from fnopt.transforms.combine import identity
@@ -289,6 +292,8 @@ def _is_hyperparam(v: Any) -> bool:
 
 def inject_hyperparams(
     factory: Callable[..., Transform | Optimizer],
+    static_args: str | Iterable[str] = (),
+    hyperparam_dtype: Any = None,
 ) -> Callable[..., Transform | Optimizer]:
     """Wrap a factory so its numeric hyperparameters live in the state.
 
@@ -298,10 +303,16 @@ def inject_hyperparams(
     be read and changed between steps (``state._replace(hyperparams=...)``) without
     rebuilding anything; the inner state carries over. A hyperparameter given as a
     schedule ``count -> value`` is evaluated at the step count each step and its value
-    written into ``hyperparams``. Other arguments (flags, transforms) are fixed.
+    written into ``hyperparams``. Other arguments (flags, transforms) are fixed. The
+    factory's numeric defaults are recorded too (``hyperparams`` holds every numeric
+    argument, passed or not, as optax's state does).
 
     Args:
       factory: e.g. :func:`fnopt.adam`, :func:`scale_by_adam` or a user function.
+      static_args: names of numeric arguments to keep fixed rather than inject
+        (optax's ``static_args``).
+      hyperparam_dtype: the dtype of the injected float hyperparameters (e.g.
+        ``"float32"``; optax's ``hyperparam_dtype``); ``None``: Python floats.
 
     Returns:
       A function taking the factory's arguments.
@@ -316,6 +327,8 @@ def inject_hyperparams(
     (array([0.4]), 0.25)
     """
     check_callable(factory, "factory")
+    static_names = {static_args} if isinstance(static_args, str) else set(static_args)
+    cast = _hyperparam_cast(hyperparam_dtype)
     try:
         sig: inspect.Signature | None = inspect.signature(factory)
     except (TypeError, ValueError):
@@ -323,7 +336,12 @@ def inject_hyperparams(
 
     def wrapped(*args: Any, **kwargs: Any) -> Transform | Optimizer:
         named = _named_arguments(sig, args, kwargs)
-        hyper = {k: v for k, v in named.items() if _is_hyperparam(v)}
+        unknown = static_names - set(named)
+        if unknown and sig is not None and not any(
+                p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.parameters.values()):
+            raise ValueError(f"static_args: {sorted(unknown)} are not arguments of the factory")
+        hyper = {k: cast(v) for k, v in named.items()
+                 if _is_hyperparam(v) and k not in static_names}
         static = {k: v for k, v in named.items() if k not in hyper}
         schedules = {k: v for k, v in hyper.items() if callable(v)}
 
@@ -353,6 +371,23 @@ def inject_hyperparams(
 
 
 
+def _hyperparam_cast(dtype: Any) -> Callable[[Any], Any]:
+    """``value -> value`` in ``dtype`` (a NumPy scalar) for Python/NumPy floats; other
+    values (ints, schedules) as they are; the identity for ``dtype=None``."""
+    if dtype is None:
+        return lambda v: v
+    name = _dtype_name("hyperparam_dtype", dtype)
+    if name == "bfloat16":
+        raise ValueError("hyperparam_dtype: bfloat16 has no NumPy scalar; use float32")
+    scalar = np.dtype(name).type
+
+    def cast(v: Any) -> Any:
+        is_float = isinstance(v, (float, np.floating)) and not isinstance(v, bool)
+        return scalar(v) if is_float else v
+
+    return cast
+
+
 def _named_arguments(
     sig: inspect.Signature | None, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> dict[str, Any]:
@@ -363,6 +398,7 @@ def _named_arguments(
             raise TypeError("inject_hyperparams: pass the arguments by keyword")
         return dict(kwargs)
     bound = sig.bind(*args, **kwargs)
+    bound.apply_defaults()  # the defaults are recorded too (optax's state holds them)
     if any(
         sig.parameters[n].kind is inspect.Parameter.VAR_POSITIONAL for n in bound.arguments
     ):
