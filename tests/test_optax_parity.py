@@ -204,3 +204,15 @@ def test_multi_steps_in_fixed_point_matches_optax() -> None:
     for k in P0:
         np.testing.assert_allclose(r.params[k], theirs[k], rtol=1e-9, atol=1e-12)
     assert opt.has_updated(r.state) == (STEPS % 3 == 0)
+
+
+@pytest.mark.parametrize("shape", [(5,), (4, 3), (3, 4, 2), (2, 3, 2, 4), (2, 2, 3, 2, 3)])
+def test_adaptive_grad_clip_matches_optax_on_every_rank(shape: tuple[int, ...]) -> None:
+    rng = np.random.default_rng(len(shape))
+    g, p = rng.normal(size=shape), 0.3 * rng.normal(size=shape)
+    ours = fnopt.adaptive_grad_clip(0.2)
+    theirs = optax.adaptive_grad_clip(0.2)
+    u, _ = ours.update(g, ours.init(p), p)
+    v, _ = theirs.update(jnp.asarray(g), theirs.init(jnp.asarray(p)), jnp.asarray(p))
+    np.testing.assert_allclose(u, np.asarray(v), rtol=1e-12)
+    assert not np.allclose(u, g)  # some unit was clipped
