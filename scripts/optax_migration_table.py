@@ -32,8 +32,9 @@ ROWS: dict[str, tuple[str, str]] = {
     "amsgrad": ("amsgrad", "optax's arithmetic (maximum of the bias-corrected second moment); "
                 "torch's Adam(amsgrad=True) is fnopt.adam(amsgrad=True)"),
     "lion": ("lion", "default weight_decay 0 where optax has 1e-3; mu_dtype=, mask= as optax"),
-    "rmsprop": ("rmsprop", "torch.optim.RMSprop: eps outside the square root; optax's default "
-                "puts it inside (eps_in_sqrt=True)"),
+    "rmsprop": ("rmsprop", "torch.optim.RMSprop by default (decay 0.99, eps outside the "
+                "root); optax's is rmsprop(decay=0.9, eps_in_sqrt=True); initial_scale=, "
+                "bias_correction= as optax"),
     "adagrad": ("adagrad", "torch.optim.Adagrad (initial_accumulator_value 0, eps 1e-10 "
                 "outside the root); optax: 0.1 and 1e-7"),
     "adafactor": ("adafactor", "torch.optim.Adafactor's algorithm and arguments "
@@ -59,8 +60,8 @@ ROWS: dict[str, tuple[str, str]] = {
                             "torch's clip_grad_norm_"),
     "scale_by_adam": ("scale_by_adam", "torch's arithmetic, the same numbers; eps_root=, "
                       "nesterov= use optax's"),
-    "scale_by_rms": ("scale_by_rms", "torch's RMSprop: eps outside the root, no "
-                     "initial_scale/bias_correction"),
+    "scale_by_rms": ("scale_by_rms", "torch's RMSprop by default (eps outside the root); "
+                     "eps_in_sqrt=True, initial_scale=, bias_correction= as optax"),
     "scale_by_stddev": ("scale_by_stddev", "torch's centered RMSprop"),
     "scale_by_adagrad": ("scale_by_adagrad", "torch's Adagrad (eps outside the root)"),
     "scale_by_schedule": ("scale_by_schedule", ""),

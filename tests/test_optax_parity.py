@@ -103,6 +103,13 @@ CASES: dict[str, tuple[Callable[[], Any], Callable[[], Any]]] = {
                                           fnopt.scale_by_learning_rate(0.05))),
         lambda: optax.chain(optax.scale_by_lion(mode="refined"),
                             optax.scale_by_learning_rate(0.05))),
+    "rmsprop_eps_in_sqrt": (
+        lambda: fnopt.rmsprop(0.01, decay=0.9, eps_in_sqrt=True, initial_scale=0.1),
+        lambda: optax.rmsprop(0.01, decay=0.9, initial_scale=0.1)),
+    "rmsprop_bias_correction": (
+        lambda: fnopt.rmsprop(0.01, decay=0.9, eps=1e-3, bias_correction=True,
+                              eps_in_sqrt=True),
+        lambda: optax.rmsprop(0.01, decay=0.9, eps=1e-3, bias_correction=True)),
     "adam_eps_root": (
         lambda: fnopt.descent(fnopt.chain(fnopt.scale_by_adam(eps_root=1e-4),
                                           fnopt.scale_by_learning_rate(0.05))),

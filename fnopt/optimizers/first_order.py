@@ -478,6 +478,9 @@ def rmsprop(
     momentum: float = 0.0,
     centered: bool = False,
     maximize: bool = False,
+    initial_scale: float = 0.0,
+    eps_in_sqrt: bool = False,
+    bias_correction: bool = False,
 ) -> Descent:
     """RMSprop (torch.optim.RMSprop; ``decay`` is torch's ``alpha``).
 
@@ -496,6 +499,8 @@ def rmsprop(
       momentum: :math:`\\mu` in [0, 1].
       centered: normalise by the estimated standard deviation.
       maximize: maximise the objective.
+      initial_scale, eps_in_sqrt, bias_correction: optax's options, see
+        :func:`fnopt.scale_by_rms` (``eps_in_sqrt=True, decay=0.9`` is optax's rmsprop).
 
     Returns:
       A :class:`fnopt.Descent`: a first-order optimizer that is also a transform.
@@ -516,7 +521,8 @@ def rmsprop(
     """
     check_bool("centered", centered)
     check_unit_interval("momentum", momentum, closed=True)
-    scaling = [_t.scale_by_rms(decay, eps, centered=centered)]
+    scaling = [_t.scale_by_rms(decay, eps, centered=centered, initial_scale=initial_scale,
+                               eps_in_sqrt=eps_in_sqrt, bias_correction=bias_correction)]
     if momentum:
         scaling.append(_t.trace(momentum))
     return _build(scaling, learning_rate, weight_decay=weight_decay, maximize=maximize)

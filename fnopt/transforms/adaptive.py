@@ -371,18 +371,32 @@ class ScaleByStddevState(NamedTuple):
     nu: Any
 
 
-def scale_by_rms(decay: float = 0.99, eps: float = 1e-8, *, centered: bool = False) -> Transform:
+def scale_by_rms(
+    decay: float = 0.99,
+    eps: float = 1e-8,
+    *,
+    centered: bool = False,
+    initial_scale: float = 0.0,
+    eps_in_sqrt: bool = False,
+    bias_correction: bool = False,
+) -> Transform:
     """Rescale updates by the root mean square of past gradients (RMSprop).
 
     :math:`v_t = \\alpha v_{t-1} + (1-\\alpha) g_t^2`,
     :math:`u_t = g_t / (\\sqrt{v_t} + \\epsilon)`, with :math:`\\alpha` = ``decay``
     (torch's ``alpha``), ``eps`` outside the root, :math:`v_0 = 0` (torch's
-    conventions). ``centered=True`` is :func:`scale_by_stddev`.
+    conventions). ``centered=True`` is :func:`scale_by_stddev`. optax's options:
+    ``initial_scale`` (:math:`v_0`), ``eps_in_sqrt`` (:math:`g_t/\\sqrt{v_t +
+    \\epsilon}`, optax's default) and ``bias_correction`` (:math:`v_t / (1 -
+    \\alpha^t)`).
 
     Args:
       decay: smoothing constant in [0, 1].
-      eps: added outside the square root, >= 0.
+      eps: added outside the square root (inside with ``eps_in_sqrt``), >= 0.
       centered: divide by the estimated standard deviation instead.
+      initial_scale: :math:`v_0` >= 0.
+      eps_in_sqrt: put ``eps`` inside the square root (optax's default).
+      bias_correction: divide :math:`v_t` by :math:`1-\\alpha^t`.
 
     Returns:
       A :class:`fnopt.Transform`.
@@ -396,13 +410,21 @@ def scale_by_rms(decay: float = 0.99, eps: float = 1e-8, *, centered: bool = Fal
     Learning, 2012.
     """
     check_bool("centered", centered)
+    check_bool("eps_in_sqrt", eps_in_sqrt)
+    check_bool("bias_correction", bias_correction)
+    check_nonnegative("initial_scale", initial_scale)
+    optax_form = bool(initial_scale or eps_in_sqrt or bias_correction)
     if centered:
+        if optax_form:
+            raise ValueError("centered: not combined with initial_scale, eps_in_sqrt or "
+                             "bias_correction")
         return scale_by_stddev(decay, eps)
     check_unit_interval("decay", decay, closed=True)
     check_nonnegative("eps", eps)
 
     def init(params: Params) -> ScaleByRmsState:
-        return ScaleByRmsState(0, tree.zeros_like(params))
+        nu = tree.zeros_like(params)
+        return ScaleByRmsState(0, tree.full_like(nu, initial_scale) if initial_scale else nu)
 
     def direction(
         updates: Updates, state: State, params: Params | None, *, inplace: bool
@@ -412,11 +434,21 @@ def scale_by_rms(decay: float = 0.99, eps: float = 1e-8, *, centered: bool = Fal
         nu = spec.flatten_up_to(state.nu)
         nu = be.scale(nu, decay, _dst(nu, inplace))
         nu = be.addcmul(nu, g, g, 1.0 - decay, nu)
-        denom = be.sqrt(nu)
-        terms = ((1.0, g, be.add_scalar(denom, eps, denom)),)
-        return Direction(terms, spec, be), ScaleByRmsState(state.count + 1, spec.unflatten(nu))
+        t = state.count + 1
+        if optax_form:
+            v = be.scale(nu, 1.0 / (1.0 - decay**t)) if bias_correction and decay != 1 else nu
+            denom = be.sqrt(be.add_scalar(v, eps)) if eps_in_sqrt else be.add_scalar(
+                be.sqrt(v), eps)
+        else:
+            denom = be.sqrt(nu)
+            denom = be.add_scalar(denom, eps, denom)
+        return Direction(((1.0, g, denom),), spec, be), ScaleByRmsState(t, spec.unflatten(nu))
 
-    return _scaling(init, direction, "scale_by_rms", decay=decay, eps=eps)
+    hp: dict[str, Any] = {"decay": decay, "eps": eps}
+    if optax_form:
+        hp.update(initial_scale=initial_scale, eps_in_sqrt=eps_in_sqrt,
+                  bias_correction=bias_correction)
+    return _scaling(init, direction, "scale_by_rms", **hp)
 
 
 def scale_by_stddev(decay: float = 0.99, eps: float = 1e-8) -> Transform:
