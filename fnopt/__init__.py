@@ -295,6 +295,7 @@ from fnopt.optimizers import fromage as fromage  # noqa: E402
 from fnopt.optimizers import nadamw as nadamw  # noqa: E402
 from fnopt.optimizers import noisy_sgd as noisy_sgd  # noqa: E402
 from fnopt.optimizers import optimistic_adam as optimistic_adam  # noqa: E402
+from fnopt.optimizers import optimistic_adam_v2 as optimistic_adam_v2  # noqa: E402
 from fnopt.optimizers import (  # noqa: E402
     optimistic_gradient_descent as optimistic_gradient_descent,
 )
@@ -320,7 +321,7 @@ from fnopt.transforms import scale_by_sm3 as scale_by_sm3  # noqa: E402
 from fnopt.transforms import skip_not_finite as skip_not_finite  # noqa: E402
 
 __all__ += [
-    "adamaxw", "amsgrad", "fromage", "nadamw", "noisy_sgd", "optimistic_adam",
+    "adamaxw", "amsgrad", "fromage", "nadamw", "noisy_sgd", "optimistic_adam", "optimistic_adam_v2",
     "optimistic_gradient_descent", "polyak_sgd", "sign_sgd", "signum", "sm3",
     "clip_by_block_rms", "ema", "scale_by_amsgrad", "scale_by_optimistic_gradient",
     "scale_by_polyak", "scale_by_sign", "scale_by_sm3", "MultiSteps", "MultiStepsState",

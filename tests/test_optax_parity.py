@@ -80,6 +80,8 @@ CASES: dict[str, tuple[Callable[[], Any], Callable[[], Any]]] = {
         lambda: optax.optimistic_gradient_descent(0.05, alpha=0.7, beta=0.4)),
     "optimistic_adam": (lambda: fnopt.optimistic_adam(0.05, optimism=0.02),
                         lambda: optax.optimistic_adam(0.05, optimism=0.02)),
+    "optimistic_adam_v2": (lambda: fnopt.optimistic_adam_v2(0.05, alpha=0.8, beta=0.3),
+                           lambda: optax.optimistic_adam_v2(0.05, alpha=0.8, beta=0.3)),
     "polyak_sgd": (lambda: fnopt.polyak_sgd(max_learning_rate=0.5, f_min=-5.0),
                    lambda: optax.polyak_sgd(max_learning_rate=0.5, f_min=-5.0)),
     "polyak_sgd_plus": (

@@ -50,6 +50,7 @@ from fnopt.optimizers.optax_family import fromage as fromage  # noqa: E402
 from fnopt.optimizers.optax_family import nadamw as nadamw  # noqa: E402
 from fnopt.optimizers.optax_family import noisy_sgd as noisy_sgd  # noqa: E402
 from fnopt.optimizers.optax_family import optimistic_adam as optimistic_adam  # noqa: E402
+from fnopt.optimizers.optax_family import optimistic_adam_v2 as optimistic_adam_v2  # noqa: E402
 from fnopt.optimizers.optax_family import (  # noqa: E402
     optimistic_gradient_descent as optimistic_gradient_descent,
 )
@@ -59,6 +60,6 @@ from fnopt.optimizers.optax_family import signum as signum  # noqa: E402
 from fnopt.optimizers.optax_family import sm3 as sm3  # noqa: E402
 
 __all__ += [
-    "adamaxw", "amsgrad", "fromage", "nadamw", "noisy_sgd", "optimistic_adam",
+    "adamaxw", "amsgrad", "fromage", "nadamw", "noisy_sgd", "optimistic_adam", "optimistic_adam_v2",
     "optimistic_gradient_descent", "polyak_sgd", "sign_sgd", "signum", "sm3",
 ]

@@ -31,7 +31,7 @@ from fnopt.optimizers.first_order import descent
 
 __all__ = [
     "adamaxw", "amsgrad", "nadamw", "fromage", "noisy_sgd", "optimistic_adam",
-    "optimistic_gradient_descent", "polyak_sgd", "sign_sgd", "signum", "sm3",
+    "optimistic_adam_v2", "optimistic_gradient_descent", "polyak_sgd", "sign_sgd", "signum", "sm3",
 ]
 
 
@@ -362,6 +362,47 @@ def optimistic_adam(
         maximize,
         _t.scale_by_adam(b1, b2, eps, eps_root=eps_root, mu_dtype=mu_dtype, nesterov=nesterov),
         _t.scale_by_optimistic_gradient(1.0, beta), _t.scale_by_learning_rate(learning_rate))
+
+
+@torch_spellings()
+def optimistic_adam_v2(
+    learning_rate: ScalarOrSchedule = 1e-3,
+    *,
+    alpha: float = 1.0,
+    beta: float = 1.0,
+    b1: float = 0.9,
+    b2: float = 0.999,
+    eps: float = 1e-8,
+    eps_root: float = 0.0,
+    mu_dtype: Any = None,
+    nesterov: bool = True,
+    maximize: bool = False,
+) -> Descent:
+    """Optimistic Adam, optax's second form (optax.optimistic_adam_v2):
+    :math:`p_{t+1} = p_t - \\eta((\\alpha + \\beta) d_t - \\beta d_{t-1})` with Adam's
+    direction :math:`d_t` (:func:`fnopt.scale_by_optimistic_gradient`).
+
+    Args:
+      learning_rate: :math:`\\eta` >= 0 or a schedule.
+      alpha, beta: the optimistic weights, >= 0.
+      b1, b2, eps, eps_root, mu_dtype, nesterov: Adam's, see :func:`fnopt.scale_by_adam`.
+      maximize: maximise the objective (the gradient is negated first).
+
+    Returns:
+      A :class:`fnopt.Descent`.
+
+    >>> import numpy as np, fnopt
+    >>> opt = fnopt.optimistic_adam_v2(0.1, nesterov=False)
+    >>> p, s = opt.step(np.array([1.0]), lambda p: (p @ p, 2 * p), opt.init(np.array([1.0])))
+    >>> np.round(p, 6)
+    array([0.9])
+
+    Daskalakis et al., "Training GANs with Optimism", ICLR 2018.
+    """
+    return _lift(
+        maximize,
+        _t.scale_by_adam(b1, b2, eps, eps_root=eps_root, mu_dtype=mu_dtype, nesterov=nesterov),
+        _t.scale_by_optimistic_gradient(alpha, beta), _t.scale_by_learning_rate(learning_rate))
 
 
 @torch_spellings()
