@@ -75,6 +75,8 @@ ROWS: dict[str, tuple[str, str]] = {
     # names fnopt spells differently
     "multi_transform": ("partition", "optax's older name for partition"),
     "global_norm": ("tree.global_norm", ""),
+    "tree": ("tree", "fnopt.tree: the pytree arithmetic; map_params(params, f, state) takes "
+             "the params where optax takes the optimizer"),
     "safe_norm": ("", "not supported: fnopt's norms need no gradient-safe variant "
                   "(no autodiff through the update)"),
     "scale_by_rss": ("scale_by_adagrad", "torch's Adagrad denominator sqrt(s) + eps; "

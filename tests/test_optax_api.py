@@ -163,3 +163,14 @@ def test_inject_hyperparams_records_defaults_static_args_and_dtype() -> None:
     np.testing.assert_allclose(q, r, rtol=1e-6)  # float32 hyperparameter arithmetic
     with pytest.raises(ValueError, match="static_args"):
         fnopt.inject_hyperparams(fnopt.adam, static_args=("nope",))(learning_rate=0.1)
+
+
+def test_tree_map_params_maps_the_params_shaped_parts_of_a_state() -> None:
+    p = {"w": np.zeros(2), "b": np.zeros(3)}
+    s = fnopt.chain(fnopt.clip(1.0), fnopt.adam(0.1)).init(p)
+    s2 = fnopt.tree.map_params(p, lambda x: x + 1.0, s, transform_non_params=lambda x: x)
+    adam_state = s2.inner[1][0]
+    np.testing.assert_array_equal(adam_state.mu["b"], np.ones(3))
+    np.testing.assert_array_equal(adam_state.nu["w"], np.ones(2))
+    assert adam_state.count == 0 and s2.count == 0
+    np.testing.assert_array_equal(s.inner[1][0].mu["b"], np.zeros(3))  # input untouched
