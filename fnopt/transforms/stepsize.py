@@ -83,7 +83,7 @@ def scale_by_polyak(
         if value is None:
             value = _STEP_LOSS.get()
         if value is None:
-            raise ValueError(
+            raise TypeError(
                 "scale_by_polyak: update needs value= (the loss at params); pass "
                 "update(grads, state, params, value=loss) or step it with fnopt.descent")
         u, spec, be = _flat(updates)
