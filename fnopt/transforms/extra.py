@@ -200,7 +200,10 @@ def add_noise(eta: float, gamma: float, seed: int) -> Transform:
         ]
         return spec.unflatten(be.axpy(std, noise, g)), AddNoiseState(state.count + 1, state.seed)
 
-    return Transform(init, update)
+    # the draws depend on each leaf's whole shape: a batch of stacked problems gets other
+    # noise than each problem alone (fnopt.batched refuses it)
+    return Transform(init, update, name="add_noise",
+                     hyperparams={"eta": eta, "gamma": gamma, "seed": seed, "whole_tree": True})
 
 
 def centralize() -> Transform:

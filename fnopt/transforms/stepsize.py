@@ -97,5 +97,7 @@ def scale_by_polyak(
     return Transform(
         init, update, name="scale_by_polyak",
         hyperparams={"f_min": f_min, "max_learning_rate": max_learning_rate, "eps": eps,
-                     "variant": variant, "maximize": maximize, "takes_value": True},
+                     "variant": variant, "maximize": maximize, "takes_value": True,
+                     # one step size from the norm of the whole tree (fnopt.batched refuses)
+                     "whole_tree": True},
     )
