@@ -422,9 +422,7 @@ def _descent_fns(
     the state is a :class:`DescentState` wrapping the inner state."""
 
     def init(params: Params) -> DescentState:
-        if not _tree.leaves(params):  # an empty container, which optax's transforms take
-            return DescentState(0, math.nan, math.nan, inner.init(params))
-        be = check_params(params)  # float32/64, one backend: named errors
+        be = check_params(params)  # float32/64, one backend, non-empty: named errors
         nan = be.scalar(float("nan"), _tree.leaves(params)[0])
         return DescentState(0, nan, nan, inner.init(params))
 

@@ -405,7 +405,7 @@ def optimistic_adam_v2(
         _t.scale_by_optimistic_gradient(alpha, beta), _t.scale_by_learning_rate(learning_rate))
 
 
-@torch_spellings()
+@torch_spellings({"learning_rate": "scaling", "lr": "scaling"})
 def polyak_sgd(
     max_learning_rate: float = 1.0,
     *,
@@ -424,7 +424,9 @@ def polyak_sgd(
 
     Args:
       max_learning_rate: :math:`\\eta_{\\max}` >= 0.
-      scaling: :math:`s` >= 0, or a schedule.
+      scaling: :math:`s` >= 0, or a schedule (the rate of optax's inner ``sgd``;
+        ``learning_rate=`` is accepted for it, and the state records it as the
+        learning rate).
       f_min: :math:`f^*`, a lower bound on the loss.
       eps: >= 0, added to the squared norm.
       variant: ``"sps"`` or ``"sps+"`` (the gap clipped at 0).
