@@ -178,3 +178,9 @@ def test_tree_map_params_maps_the_params_shaped_parts_of_a_state() -> None:
     np.testing.assert_array_equal(adam_state.nu["w"], np.ones(2))
     assert adam_state.count == 0 and s2.count == 0
     np.testing.assert_array_equal(s.inner[1][0].mu["b"], np.zeros(3))  # input untouched
+
+
+def test_scale_by_schedule_names_a_bad_schedule() -> None:
+    t = fnopt.scale_by_schedule(lambda count: "fast")
+    with pytest.raises(TypeError, match=r"step_size_fn: the schedule returned str"):
+        t.update(np.ones(1), t.init(np.ones(1)))

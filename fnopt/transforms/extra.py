@@ -18,6 +18,7 @@ from fnopt import backend as _backend
 from fnopt import tree
 from fnopt._base import Params, State, Transform, Updates, check_int, check_nonnegative
 from fnopt.transforms._common import _flat, _stateless, _stateless_on_params
+from fnopt.transforms.scaling import scheduled_value
 
 __all__ = [
     "set_to_zero",
@@ -265,7 +266,8 @@ def scale_by_schedule(step_size_fn: Callable[[int], Any]) -> Transform:
 
     def update(updates: Updates, state: State, params: Params | None = None) -> Any:
         del params
-        return tree.scale(step_size_fn(state.count), updates), ScaleByScheduleState(
+        step = scheduled_value(step_size_fn, state.count, "step_size_fn")
+        return tree.scale(step, updates), ScaleByScheduleState(
             state.count + 1)
 
     return Transform(init, update)
