@@ -298,6 +298,48 @@ from fnopt.optimizers import lsq as lsq  # noqa: E402
 
 __all__ += ["lsq", "lsq_problems"]
 
+# optax's names (issue 21): the optax-only optimizers and transforms
+from fnopt.optimizers import adamaxw as adamaxw  # noqa: E402
+from fnopt.optimizers import amsgrad as amsgrad  # noqa: E402
+from fnopt.optimizers import fromage as fromage  # noqa: E402
+from fnopt.optimizers import nadamw as nadamw  # noqa: E402
+from fnopt.optimizers import noisy_sgd as noisy_sgd  # noqa: E402
+from fnopt.optimizers import optimistic_adam as optimistic_adam  # noqa: E402
+from fnopt.optimizers import optimistic_adam_v2 as optimistic_adam_v2  # noqa: E402
+from fnopt.optimizers import (  # noqa: E402
+    optimistic_gradient_descent as optimistic_gradient_descent,
+)
+from fnopt.optimizers import polyak_sgd as polyak_sgd  # noqa: E402
+from fnopt.optimizers import sign_sgd as sign_sgd  # noqa: E402
+from fnopt.optimizers import signum as signum  # noqa: E402
+from fnopt.optimizers import sm3 as sm3  # noqa: E402
+from fnopt.transforms import MultiSteps as MultiSteps  # noqa: E402
+from fnopt.transforms import MultiStepsState as MultiStepsState  # noqa: E402
+from fnopt.transforms import apply_updates as apply_updates  # noqa: E402
+from fnopt.transforms import clip_by_block_rms as clip_by_block_rms  # noqa: E402
+from fnopt.transforms import ema as ema  # noqa: E402
+from fnopt.transforms import incremental_update as incremental_update  # noqa: E402
+from fnopt.transforms import named_chain as named_chain  # noqa: E402
+from fnopt.transforms import periodic_update as periodic_update  # noqa: E402
+from fnopt.transforms import scale_by_amsgrad as scale_by_amsgrad  # noqa: E402
+from fnopt.transforms import (  # noqa: E402
+    scale_by_optimistic_gradient as scale_by_optimistic_gradient,
+)
+from fnopt.transforms import scale_by_polyak as scale_by_polyak  # noqa: E402
+from fnopt.transforms import scale_by_sign as scale_by_sign  # noqa: E402
+from fnopt.transforms import scale_by_sm3 as scale_by_sm3  # noqa: E402
+from fnopt.transforms import skip_not_finite as skip_not_finite  # noqa: E402
+
+__all__ += [
+    "adamaxw", "amsgrad", "fromage", "nadamw", "noisy_sgd", "optimistic_adam",
+    "optimistic_adam_v2",
+    "optimistic_gradient_descent", "polyak_sgd", "sign_sgd", "signum", "sm3",
+    "clip_by_block_rms", "ema", "scale_by_amsgrad", "scale_by_optimistic_gradient",
+    "scale_by_polyak", "scale_by_sign", "scale_by_sm3", "MultiSteps", "MultiStepsState",
+    "apply_updates", "incremental_update", "named_chain", "periodic_update",
+    "skip_not_finite",
+]
+
 # Public namespaces defined elsewhere in the package are importable under their public
 # name too (``import fnopt.tasks``), always as the same module object.
 for _name in ("tasks", "problems", "lsq_problems", "lsq", "residuals", "projections"):

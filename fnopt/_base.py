@@ -17,6 +17,7 @@ Conventions every optimizer follows:
 from __future__ import annotations
 
 import contextvars
+import functools
 import math
 import numbers
 from collections.abc import Callable, Mapping
@@ -215,6 +216,28 @@ def call_update(
     return t.update(updates, state, params)
 
 
+def passes_extra_args(update: Callable[..., Any]) -> Callable[..., Any]:
+    """A combinator's ``update`` that also takes optax's extra arguments
+    (``update(grads, state, params, value=loss)``): ``value`` is handed to every
+    transform inside that reads the loss (``reduce_on_plateau``, ``scale_by_polyak``:
+    they declare ``takes_value``); other extra arguments are accepted and unused, as
+    optax's ``chain`` does for transforms that take none."""
+
+    @functools.wraps(update)
+    def wrapped(updates: Updates, state: State, params: Params | None = None, *,
+                inplace: bool = False, **extra_args: Any) -> tuple[Updates, State]:
+        value = extra_args.get("value")
+        if value is None:
+            return update(updates, state, params, inplace=inplace)
+        token = _STEP_LOSS.set(value)
+        try:
+            return update(updates, state, params, inplace=inplace)
+        finally:
+            _STEP_LOSS.reset(token)
+
+    return wrapped
+
+
 def reads_step_loss(t: Any) -> bool:
     """Whether ``t`` or a transform composed inside it (a :class:`Descent`'s ``inner``,
     or one a combinator declares in its hyperparams, as fnopt's combinators do) declares
@@ -411,6 +434,7 @@ def _descent_fns(
         nan = be.scalar(float("nan"), _tree.leaves(params)[0])
         return DescentState(0, nan, nan, inner.init(params))
 
+    @passes_extra_args
     def update(
         updates: Updates, state: State, params: Params | None = None, *, inplace: bool = False
     ) -> tuple[Updates, DescentState]:

@@ -15,11 +15,14 @@ names the ``torch.optim.lr_scheduler`` it reproduces.
 from __future__ import annotations
 
 import bisect
+import functools
 import itertools
 import math
 import numbers
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
+
+import numpy as np
 
 __all__ = [
     "Schedule",
@@ -52,11 +55,33 @@ def _steps(name: str, value: Any, *, positive: bool = False) -> int:
     return int(value)
 
 
+def _int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name}: expected an int, got {type(value).__name__}")
+    return int(value)
+
+
 def _count(count: Any) -> int:
     c = int(count)
     if c < 0:
         raise ValueError(f"count: expected an int >= 0, got {count}")
     return c
+
+
+def _on_arrays(schedule: Callable[[int], Any]) -> Schedule:
+    """``schedule`` that also takes an array of counts (a NumPy array, list or tuple,
+    or anything with ``ndim > 0``) and returns a float64 NumPy array of the values,
+    element by element; a single count gives the value as before."""
+
+    @functools.wraps(schedule)
+    def evaluated(count: Any) -> Any:
+        if isinstance(count, (list, tuple)) or getattr(count, "ndim", 0) > 0:
+            counts = np.asarray(count)
+            flat = [float(schedule(int(c))) for c in counts.reshape(-1)]
+            return np.asarray(flat, dtype=np.float64).reshape(counts.shape)
+        return schedule(count)
+
+    return evaluated
 
 
 def constant(value: float) -> Schedule:
@@ -71,7 +96,7 @@ def constant(value: float) -> Schedule:
         _count(count)
         return v
 
-    return schedule
+    return _on_arrays(schedule)
 
 
 def polynomial(
@@ -87,20 +112,24 @@ def polynomial(
     :math:`\\eta_t = (\\eta_0 - \\eta_T)(1 - k/T)^{p} + \\eta_T`, where :math:`T` =
     ``transition_steps``, :math:`t_b` = ``transition_begin``, :math:`p` = ``power``.
     ``torch.optim.lr_scheduler.PolynomialLR(total_iters=T, power=p)`` is
-    ``polynomial(lr, 0.0, p, T)``.
+    ``polynomial(lr, 0.0, p, T)``. As optax, :math:`T \\le 0` gives the constant
+    ``init_value`` and a negative :math:`t_b` counts as 0. A NumPy array of counts
+    gives an array of values (so does every schedule here).
 
     >>> [polynomial(1.0, 0.0, 2.0, 4)(t) for t in range(6)]
     [1.0, 0.5625, 0.25, 0.0625, 0.0, 0.0]
     """
     a, b, p = _real("init_value", init_value), _real("end_value", end_value), _real("power", power)
-    n = _steps("transition_steps", transition_steps, positive=True)
-    t_b = _steps("transition_begin", transition_begin)
+    n = _int("transition_steps", transition_steps)
+    t_b = max(_int("transition_begin", transition_begin), 0)  # optax: < 0 counts as 0
+    if n <= 0:  # optax: a constant schedule at init_value
+        return constant(a)
 
     def schedule(count: int) -> float:
         k = min(max(_count(count) - t_b, 0), n)
         return (a - b) * (1.0 - k / n) ** p + b
 
-    return schedule
+    return _on_arrays(schedule)
 
 
 def linear(
@@ -132,7 +161,9 @@ def exponential_decay(
 
     :math:`r` = ``decay_rate``, :math:`T` = ``transition_steps``, :math:`t_b` =
     ``transition_begin``. ``end_value`` bounds the value (from below when
-    :math:`r < 1`, from above when :math:`r > 1`). ``ExponentialLR(gamma)`` is
+    :math:`r < 1`, from above when :math:`r > 1`), before :math:`t_b` too. As optax,
+    :math:`T \\le 0` or :math:`r = 0` give the constant ``init_value`` and a negative
+    :math:`t_b` counts as 0. ``ExponentialLR(gamma)`` is
     ``exponential_decay(lr, 1, gamma)``; ``StepLR(step_size, gamma)`` is
     ``exponential_decay(lr, step_size, gamma, staircase=True)``.
 
@@ -140,24 +171,23 @@ def exponential_decay(
     [1.0, 1.0, 0.5, 0.5, 0.25]
     """
     a = _real("init_value", init_value)
-    n = _steps("transition_steps", transition_steps, positive=True)
+    n = _int("transition_steps", transition_steps)
     r = _real("decay_rate", decay_rate)
-    if r <= 0:
-        raise ValueError(f"decay_rate: expected a number > 0, got {decay_rate}")
-    t_b = _steps("transition_begin", transition_begin)
+    if r < 0:
+        raise ValueError(f"decay_rate: expected a number >= 0, got {decay_rate}")
+    t_b = max(_int("transition_begin", transition_begin), 0)  # optax: < 0 counts as 0
     end = None if end_value is None else _real("end_value", end_value)
+    if n <= 0 or r == 0:  # optax: a constant schedule at init_value
+        return constant(a)
 
     def schedule(count: int) -> float:
         k = _count(count) - t_b
-        if k <= 0:
-            return a
-        e = k // n if staircase else k / n
-        v = a * r**e
-        if end is not None:
+        v = a if k <= 0 else a * r ** (k // n if staircase else k / n)
+        if end is not None:  # the bound holds before transition_begin too (optax)
             v = max(v, end) if r < 1 else min(v, end)
         return v
 
-    return schedule
+    return _on_arrays(schedule)
 
 
 def cosine_decay(
@@ -186,7 +216,7 @@ def cosine_decay(
         c = 0.5 * (1.0 + math.cos(math.pi * k / n))
         return a * ((1.0 - al) * c**e + al)
 
-    return schedule
+    return _on_arrays(schedule)
 
 
 def warmup_cosine_decay(
@@ -203,7 +233,7 @@ def warmup_cosine_decay(
 
     :math:`\\eta_t = \\eta_0 + (\\eta_p - \\eta_0) t / W` for :math:`t < W`, then
     :func:`cosine_decay` from :math:`\\eta_p` with :math:`\\alpha = \\eta_{end}/\\eta_p`
-    over :math:`T - W` steps.
+    over :math:`T - W` steps (:math:`\\alpha = 0` when :math:`\\eta_p = 0`, as optax).
 
     >>> s = warmup_cosine_decay(0.0, 1.0, warmup_steps=2, decay_steps=4, end_value=0.5)
     >>> [s(t) for t in range(5)]
@@ -217,8 +247,6 @@ def warmup_cosine_decay(
             f"decay_steps: must exceed warmup_steps ({w}) (it counts the warm-up), got {n}"
         )
     end = _real("end_value", end_value)
-    if peak == 0 and end != 0:
-        raise ValueError("end_value: must be 0 when peak_value is 0")
     decay = cosine_decay(peak, n - w, alpha=end / peak if peak else 0.0, exponent=exponent)
     if w == 0:
         return decay
@@ -247,7 +275,8 @@ def piecewise_constant(
     items = sorted((boundaries_and_scales or {}).items())
     for b, s in items:
         _steps("boundaries_and_scales key", b)
-        _real(f"boundaries_and_scales[{b}]", s)
+        if _real(f"boundaries_and_scales[{b}]", s) < 0:
+            raise ValueError(f"boundaries_and_scales[{b}]: expected a scale >= 0, got {s}")
 
     def schedule(count: int) -> float:
         c = _count(count)
@@ -257,7 +286,7 @@ def piecewise_constant(
                 v *= s
         return v
 
-    return schedule
+    return _on_arrays(schedule)
 
 
 def join_schedules(schedules: Sequence[Schedule], boundaries: Sequence[int]) -> Schedule:
@@ -295,7 +324,7 @@ def join_schedules(schedules: Sequence[Schedule], boundaries: Sequence[int]) -> 
         i = bisect.bisect_right(bounds, c)
         return scheds[i](c - (bounds[i - 1] if i else 0))
 
-    return schedule
+    return _on_arrays(schedule)
 
 
 # -- optax's names ------------------------------------------------------------------------
@@ -379,7 +408,7 @@ def cosine_onecycle_schedule(
                     math.cos(math.pi * rho) + 1.0)
         return values[2]
 
-    return schedule
+    return _on_arrays(schedule)
 
 
 def per_epoch(schedule: Schedule, steps_per_epoch: int) -> Schedule:
@@ -411,7 +440,169 @@ def per_epoch(schedule: Schedule, steps_per_epoch: int) -> Schedule:
     def stepped(count: int) -> Any:
         return schedule(_count(count) // n)
 
-    return stepped
+    return _on_arrays(stepped)
 
 
 __all__ += ["per_epoch"]
+
+
+# -- the rest of optax's schedules ---------------------------------------------------------
+
+constant_schedule = constant
+
+
+def warmup_constant_schedule(init_value: float, peak_value: float, warmup_steps: int) -> Schedule:
+    """Linear warm-up from ``init_value`` to ``peak_value`` over ``warmup_steps``, then
+    ``peak_value`` (optax.warmup_constant_schedule; :func:`linear`).
+
+    >>> [warmup_constant_schedule(0.0, 1.0, 2)(t) for t in range(4)]
+    [0.0, 0.5, 1.0, 1.0]
+    """
+    return linear(init_value, peak_value, warmup_steps)
+
+
+def warmup_exponential_decay_schedule(
+    init_value: float,
+    peak_value: float,
+    warmup_steps: int,
+    transition_steps: int,
+    decay_rate: float,
+    transition_begin: int = 0,
+    staircase: bool = False,
+    end_value: float | None = None,
+) -> Schedule:
+    """Linear warm-up to ``peak_value`` over ``warmup_steps``, then
+    :func:`exponential_decay` from it (restarted at count 0), as
+    optax.warmup_exponential_decay_schedule.
+
+    >>> s = warmup_exponential_decay_schedule(0.0, 1.0, 2, 1, 0.5)
+    >>> [s(t) for t in range(5)]
+    [0.0, 0.5, 1.0, 0.5, 0.25]
+    """
+    decay = exponential_decay(peak_value, transition_steps, decay_rate, transition_begin,
+                              staircase=staircase, end_value=end_value)
+    w = _int("warmup_steps", warmup_steps)
+    if w <= 0:
+        return decay
+    return join_schedules([linear(init_value, peak_value, w), decay], [w])
+
+
+def piecewise_interpolate_schedule(
+    interpolate_type: str,
+    init_value: float,
+    boundaries_and_scales: Mapping[int, float] | None = None,
+) -> Schedule:
+    """Interpolate between the values :math:`v_0 = \\eta_0`,
+    :math:`v_i = v_{i-1} s_i` reached at the boundaries :math:`b_i` (the items
+    ``{b_i: s_i}``, sorted), linearly or along a half cosine
+    (optax.piecewise_interpolate_schedule); :math:`v_n` after the last boundary.
+
+    Args:
+      interpolate_type: ``"linear"`` or ``"cosine"``.
+      init_value: :math:`\\eta_0`, the value at count 0.
+      boundaries_and_scales: ``{step: scale}`` with scales >= 0.
+
+    Returns:
+      A schedule.
+
+    >>> s = piecewise_interpolate_schedule("linear", 1.0, {2: 3.0, 4: 0.5})
+    >>> [s(t) for t in range(6)]
+    [1.0, 2.0, 3.0, 2.25, 1.5, 1.5]
+    """
+    if interpolate_type not in ("linear", "cosine"):
+        raise ValueError(
+            f"interpolate_type: expected 'linear' or 'cosine', got {interpolate_type!r}")
+    a = _real("init_value", init_value)
+    if boundaries_and_scales is not None and not isinstance(boundaries_and_scales, Mapping):
+        raise TypeError("boundaries_and_scales: expected a mapping {step: scale} or None, "
+                        f"got {type(boundaries_and_scales).__name__}")
+    items = sorted((boundaries_and_scales or {}).items())
+    bounds, values = [0], [a]
+    for b, sc in items:
+        _steps("boundaries_and_scales key", b)
+        if _real(f"boundaries_and_scales[{b}]", sc) < 0:
+            raise ValueError(f"boundaries_and_scales[{b}]: expected a scale >= 0, got {sc}")
+        bounds.append(int(b))
+        values.append(values[-1] * float(sc))
+
+    def interpolate(v0: float, v1: float, pct: float) -> float:
+        if interpolate_type == "linear":
+            return (v1 - v0) * pct + v0
+        return v1 + (v0 - v1) / 2.0 * (math.cos(math.pi * pct) + 1.0)
+
+    def schedule(count: int) -> float:
+        c = _count(count)
+        for i in range(len(bounds) - 1):
+            lo, hi = bounds[i], bounds[i + 1]
+            if lo <= c < hi:
+                return interpolate(values[i], values[i + 1], (c - lo) / max(hi - lo, 1))
+        return values[-1]
+
+    return _on_arrays(schedule)
+
+
+def linear_onecycle_schedule(
+    transition_steps: int,
+    peak_value: float,
+    pct_start: float = 0.3,
+    pct_final: float = 0.85,
+    div_factor: float = 25.0,
+    final_div_factor: float = 1e4,
+) -> Schedule:
+    """The linear one-cycle schedule (optax.linear_onecycle_schedule): from
+    :math:`\\eta_p/d` up to :math:`\\eta_p` at :math:`p_s T`, down to :math:`\\eta_p/d`
+    at :math:`p_f T`, then to :math:`\\eta_p/(d f)` at :math:`T`
+    (:func:`piecewise_interpolate_schedule`).
+
+    >>> s = linear_onecycle_schedule(10, 1.0, pct_start=0.2, pct_final=0.6,
+    ...                              div_factor=10.0, final_div_factor=10.0)
+    >>> [round(s(t), 4) for t in (0, 1, 2, 4, 6, 8, 10)]
+    [0.1, 0.55, 1.0, 0.55, 0.1, 0.055, 0.01]
+
+    Smith and Topin, "Super-Convergence", 2017.
+    """
+    n = _int("transition_steps", transition_steps)
+    if n <= 0:
+        raise ValueError(f"transition_steps: expected an int >= 1, got {transition_steps}")
+    peak, d = _real("peak_value", peak_value), _real("div_factor", div_factor)
+    f = _real("final_div_factor", final_div_factor)
+    if d <= 0 or f <= 0:
+        raise ValueError("div_factor, final_div_factor: expected numbers > 0")
+    return piecewise_interpolate_schedule("linear", peak / d, {
+        int(_real("pct_start", pct_start) * n): d,
+        int(_real("pct_final", pct_final) * n): 1.0 / d,
+        n: 1.0 / f,
+    })
+
+
+def sgdr_schedule(cosine_kwargs: Sequence[Mapping[str, Any]]) -> Schedule:
+    """Stochastic gradient descent with warm restarts (optax.sgdr_schedule): one
+    :func:`warmup_cosine_decay` per dict of ``cosine_kwargs`` (its arguments:
+    ``init_value``, ``peak_value``, ``warmup_steps``, ``decay_steps``, ...), each run
+    for its ``decay_steps`` and restarted at count 0.
+
+    >>> s = sgdr_schedule([dict(init_value=0.0, peak_value=1.0, warmup_steps=1,
+    ...                         decay_steps=3)] * 2)
+    >>> [round(s(t), 3) for t in range(7)]
+    [0.0, 1.0, 0.5, 0.0, 1.0, 0.5, 0.0]
+
+    Loshchilov and Hutter, "SGDR: Stochastic Gradient Descent with Warm Restarts",
+    ICLR 2017.
+    """
+    scheds, bounds, step = [], [], 0
+    for i, kw in enumerate(cosine_kwargs):
+        if not isinstance(kw, Mapping) or "decay_steps" not in kw:
+            raise TypeError(f"cosine_kwargs[{i}]: expected a dict of warmup_cosine_decay "
+                            "arguments with 'decay_steps'")
+        scheds.append(warmup_cosine_decay(**kw))
+        step += int(kw["decay_steps"])
+        bounds.append(step)
+    if not scheds:
+        raise ValueError("cosine_kwargs: expected at least one dict")
+    return join_schedules(scheds, bounds[:-1])
+
+
+__all__ += [
+    "constant_schedule", "warmup_constant_schedule", "warmup_exponential_decay_schedule",
+    "piecewise_interpolate_schedule", "linear_onecycle_schedule", "sgdr_schedule",
+]

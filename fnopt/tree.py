@@ -54,6 +54,7 @@ __all__ = [
     "clone",
     "all_finite",
     "astype_like",
+    "map_params",
 ]
 
 PyTree = Any
@@ -303,3 +304,52 @@ def astype_like(tree: PyTree, like: PyTree) -> PyTree:
     lx, ll, spec = _flat2(tree, like)
     out = [_backend.of_value(x).cast_like(x, y) for x, y in builtins.zip(lx, ll)]
     return spec.unflatten(out)
+
+
+def _params_like(node: Any, spec: Any, shapes: list[tuple[int, ...]]) -> bool:
+    """Whether ``node`` is a tree of arrays with the structure and shapes of the params
+    (``spec``, ``shapes``)."""
+    if node is None or _backend.is_leaf(node):
+        return False
+    lx, s = optree.tree_flatten(node)
+    return s == spec and len(lx) == len(shapes) and all(
+        _backend.is_array(x) and tuple(x.shape) == sh for x, sh in zip(lx, shapes))
+
+
+def map_params(
+    params: PyTree,
+    f: Callable[[Any], Any],
+    state: PyTree,
+    *,
+    transform_non_params: Callable[[Any], Any] | None = None,
+) -> PyTree:
+    """Apply ``f`` to every leaf of ``state`` that belongs to a params-shaped subtree
+    (a moment, a momentum buffer, an accumulator: same structure and shapes as
+    ``params``), and ``transform_non_params`` (default: keep) to the other leaves;
+    optax.tree.map_params's job. fnopt takes the params (or any tree with their
+    structure and shapes) where optax takes the optimizer: fnopt's ``init`` needs real
+    arrays.
+
+    >>> import numpy as np, fnopt
+    >>> p = {"w": np.zeros(2)}
+    >>> s = fnopt.adam(0.1).init(p)
+    >>> s32 = map_params(p, lambda x: x.astype(np.float32), s)
+    >>> s32.inner[0].mu["w"].dtype, s32.inner[0].count
+    (dtype('float32'), 0)
+    """
+    spec = optree.tree_structure(params)
+    shapes = [tuple(x.shape) for x in optree.tree_leaves(params)]
+    other = transform_non_params if transform_non_params is not None else (lambda x: x)
+
+    def walk(node: Any) -> Any:
+        if _params_like(node, spec, shapes):
+            return optree.tree_map(f, node)
+        if node is None:
+            return node
+        try:
+            children, meta, _, unflatten = optree.tree_flatten_one_level(node)
+        except ValueError:  # a leaf (an array, a count)
+            return other(node)
+        return unflatten(meta, [walk(c) for c in children])
+
+    return walk(state)

@@ -188,7 +188,10 @@ COUPLED = {"lamb", "lars", "muon", "adafactor", "lbfgs", "bfgs", "nonlinear_cg",
            "newton_cg", "line_search", "lbfgsb", "sam", "gauss_newton", "levenberg_marquardt",
            "levenberg_marquardt_cg", "trust_region_reflective", "dogbox",
            # whole-pytree step-size estimates (as the references sum over all groups)
-           "prodigy", "dadapt_adam", "novograd"}
+           "prodigy", "dadapt_adam", "novograd",
+           # optax's: per-leaf trust ratio, per-axis maxima, the Polyak step from the
+           # whole gradient's norm, noise drawn for the whole stacked shape
+           "fromage", "sm3", "polyak_sgd", "noisy_sgd"}
 
 
 def test_the_public_optimizers_are_discovered():

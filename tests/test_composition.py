@@ -109,7 +109,8 @@ def test_hand_built_chain_runs_in_fixed_point_and_descent_is_idempotent():
 def test_chain_clip_adam_matches_torch_clip_grad_norm_and_adam(max_norm):
     torch = pytest.importorskip("torch")
     p0 = params_for("numpy")
-    opt = fnopt.chain(fnopt.clip_by_global_norm(max_norm), fnopt.adam(1e-2))
+    # eps=1e-6: torch's clip_grad_norm_ rule
+    opt = fnopt.chain(fnopt.clip_by_global_norm(max_norm, eps=1e-6), fnopt.adam(1e-2))
     p, s = fnopt.to_torch(p0), None
     s = opt.init(p)
     tp = {k: torch.tensor(v, requires_grad=True) for k, v in p0.items()}

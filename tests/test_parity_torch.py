@@ -258,7 +258,8 @@ def test_clip_by_global_norm_then_adam_matches_clip_grad_norm(backend: str, dtyp
     ref, _, _ = torch_run(lambda ps: torch.optim.Adam(ps, lr=lr), dtype, 1.0, clip=c)
     opt = fnopt.descent(
         fnopt.chain(
-            fnopt.clip_by_global_norm(c), fnopt.scale_by_adam(), fnopt.scale_by_learning_rate(lr)
+            fnopt.clip_by_global_norm(c, eps=1e-6),  # torch.nn.utils.clip_grad_norm_'s rule
+            fnopt.scale_by_adam(), fnopt.scale_by_learning_rate(lr),
         )
     )
     ours, _, _ = fnopt_run(opt, backend, dtype, 1.0)

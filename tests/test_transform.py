@@ -53,7 +53,9 @@ FIRST_STEP = [
     ("scale_by_rprop", T.scale_by_rprop(0.1), -0.1 * np.sign(G)),
     ("clip", T.clip(1.0), np.clip(G, -1.0, 1.0)),
     ("clip_by_global_norm-inactive", T.clip_by_global_norm(10.0), G),
-    ("clip_by_global_norm", T.clip_by_global_norm(1.0), G / (np.linalg.norm(G) + 1e-6)),
+    ("clip_by_global_norm", T.clip_by_global_norm(1.0), G / np.linalg.norm(G)),  # optax's
+    ("clip_by_global_norm-torch", T.clip_by_global_norm(1.0, eps=1e-6),
+     G / (np.linalg.norm(G) + 1e-6)),
     ("polyak_average", T.polyak_average(), G),
     # AdaBelief's first step: m_1 = 0.1 g, s_1 = 0.001 (0.9 g)^2 -> g / (0.9 |g|)
     ("scale_by_belief", T.scale_by_belief(eps=0.0), np.sign(G) / 0.9),
@@ -445,7 +447,9 @@ def test_inject_hyperparams_same_trajectory_when_unchanged() -> None:
         p, sp = plain.step(p, grad_fn, sp)
         q, sq = inj.step(q, grad_fn, sq)
     np.testing.assert_array_equal(p, q)
-    assert sq.hyperparams == {"learning_rate": 0.05, "b1": 0.8}
+    assert {k: sq.hyperparams[k] for k in ("learning_rate", "b1")} == {
+        "learning_rate": 0.05, "b1": 0.8}
+    assert sq.hyperparams["b2"] == 0.999  # the defaults are recorded too (optax)
     assert sq.count == 5 and float(sq.value) == float(sp.value)
 
 

@@ -40,15 +40,15 @@ def sample(seed: int = 0) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]
 
 
 def agc_formula(g: np.ndarray, p: np.ndarray, clipping: float, eps: float) -> np.ndarray:
-    """optax.adaptive_grad_clip: unitwise_norm over all axes (squeezed ndim <= 1), all
-    but the last (ndim 2, 3) or (0, 1, 2) (ndim 4); max_norm = clipping * max(p_norm,
-    eps); where(g_norm < max_norm, g, g * max_norm / max(g_norm, 1e-6))."""
+    """optax.adaptive_grad_clip: unitwise_norm over all axes (squeezed ndim <= 1), axis
+    0 (ndim 2, 3), (0, 1, 2) (ndim 4) or (0, 1, 2, 3) (ndim 5); max_norm = clipping *
+    max(p_norm, eps); where(g_norm < max_norm, g, g * max_norm / max(g_norm, 1e-6))."""
     if np.squeeze(g).ndim <= 1:
         axes: Any = None
     elif g.ndim in (2, 3):
-        axes = tuple(range(g.ndim - 1))
+        axes = (0,)
     else:
-        axes = (0, 1, 2)
+        axes = tuple(range(g.ndim - 1))
 
     def unorm(x: np.ndarray) -> np.ndarray:
         return np.sqrt(np.sum(x * x, axis=axes, keepdims=True))
@@ -101,11 +101,17 @@ def test_adaptive_grad_clip(backend: str, clipping: float) -> None:
         t.update(g, t.init(p))
 
 
-def test_adaptive_grad_clip_rejects_5d_leaves() -> None:
+def test_adaptive_grad_clip_5d_leaves_and_axis() -> None:
+    rng = np.random.default_rng(1)
+    g, p = rng.normal(size=(2, 3, 2, 2, 4)), rng.normal(size=(2, 3, 2, 2, 4))
     t = fnopt.adaptive_grad_clip(0.1)
-    x = np.ones((2, 2, 2, 2, 2))
-    with pytest.raises(ValueError, match="shape"):
+    np.testing.assert_allclose(t.update(g, t.init(p), p)[0], agc_formula(g, p, 0.1, 1e-3),
+                               rtol=1e-12)
+    x = np.ones((2, 2, 2, 2, 2, 2))
+    with pytest.raises(ValueError, match="axis="):
         t.update(x, t.init(x), x)
+    u, _ = fnopt.adaptive_grad_clip(0.1, axis=(0, 1)).update(x, t.init(x), 3 * x)
+    np.testing.assert_allclose(u, np.full(x.shape, 0.3))  # 1 * (0.1 * 6) / 2, units of 4
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -42,3 +42,24 @@ __all__ += [
     "adan", "adopt", "ademamix", "dadapt_adam", "novograd", "prodigy",
     "schedule_free_adamw", "schedule_free_sgd", "yogi",
 ]
+
+# the optax optimizers torch.optim has no counterpart of (fnopt/optimizers/optax_family.py)
+from fnopt.optimizers.optax_family import adamaxw as adamaxw  # noqa: E402
+from fnopt.optimizers.optax_family import amsgrad as amsgrad  # noqa: E402
+from fnopt.optimizers.optax_family import fromage as fromage  # noqa: E402
+from fnopt.optimizers.optax_family import nadamw as nadamw  # noqa: E402
+from fnopt.optimizers.optax_family import noisy_sgd as noisy_sgd  # noqa: E402
+from fnopt.optimizers.optax_family import optimistic_adam as optimistic_adam  # noqa: E402
+from fnopt.optimizers.optax_family import optimistic_adam_v2 as optimistic_adam_v2  # noqa: E402
+from fnopt.optimizers.optax_family import (  # noqa: E402
+    optimistic_gradient_descent as optimistic_gradient_descent,
+)
+from fnopt.optimizers.optax_family import polyak_sgd as polyak_sgd  # noqa: E402
+from fnopt.optimizers.optax_family import sign_sgd as sign_sgd  # noqa: E402
+from fnopt.optimizers.optax_family import signum as signum  # noqa: E402
+from fnopt.optimizers.optax_family import sm3 as sm3  # noqa: E402
+
+__all__ += [
+    "adamaxw", "amsgrad", "fromage", "nadamw", "noisy_sgd", "optimistic_adam", "optimistic_adam_v2",
+    "optimistic_gradient_descent", "polyak_sgd", "sign_sgd", "signum", "sm3",
+]

@@ -78,7 +78,8 @@ def torch_spellings(extra: dict[str, str] | None = None) -> Callable[[F], F]:
                 raise TypeError(
                     f"{factory.__name__}: options after {params[0]!r} are keyword-only "
                     f"(one rule across fnopt: e.g. {factory.__name__}({args[0]!r}, "
-                    f"{params[1]}=...)); got {len(args)} positional arguments")
+                    f"{params[1] if len(params) > 1 else 'option'}=...)); got {len(args)} "
+                    "positional arguments")
             first = kwargs.pop("params") if "params" in kwargs and "params" not in params \
                 else args[0] if args else None
             if first is not None and _is_torch_params(first):

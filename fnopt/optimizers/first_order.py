@@ -78,6 +78,12 @@ def descent(transform: Transform) -> Descent:
         return transform
     if not isinstance(transform, Transform):
         raise TypeError(f"transform: expected a Transform, got {type(transform).__name__}")
+    if transform.name == "masked" and not transform.hyperparams.get("frozen", True):
+        raise ValueError(
+            "transform: a masked transform passes the gradient of the leaves outside the "
+            "mask through unchanged, and a step would add it to them (climbing the loss); "
+            "mask an optimizer instead (fnopt.masked(fnopt.adam(1e-3), mask) freezes those "
+            "leaves) or chain a learning rate after masked")
     return Descent(transform)
 
 
@@ -95,12 +101,13 @@ def _build(
     weight_decay: float = 0.0,
     decoupled: bool = False,
     maximize: bool = False,
+    mask: Any = None,
 ) -> Descent:
     """:func:`descent` of :func:`_chain`."""
     return descent(
         _chain(
             scaling, learning_rate,
-            weight_decay=weight_decay, decoupled=decoupled, maximize=maximize,
+            weight_decay=weight_decay, decoupled=decoupled, maximize=maximize, mask=mask,
         )
     )
 
@@ -112,11 +119,14 @@ def _chain(
     weight_decay: float = 0.0,
     decoupled: bool = False,
     maximize: bool = False,
+    mask: Any = None,
 ) -> Transform:
     """``[negate] [+wd p] scaling [+wd p] -lr`` in torch.optim's order: ``maximize``
     negates the gradient first; coupled weight decay is added to the gradient before
-    the scaling, decoupled weight decay to the direction after it. The arguments every
-    alias shares are validated here, under the aliases' names."""
+    the scaling, decoupled weight decay to the direction after it; with ``mask``
+    (optax's: a pytree of bools or ``params -> mask``) only the leaves it selects are
+    decayed. The arguments every alias shares are validated here, under the aliases'
+    names."""
     _check_lr(learning_rate)
     check_nonnegative("weight_decay", weight_decay)
     check_bool("decoupled_weight_decay", decoupled)
@@ -124,11 +134,14 @@ def _chain(
     blocks: list[Transform] = []
     if maximize:
         blocks.append(_t.scale(-1.0))
+    decay = _t.add_decayed_weights(weight_decay)
+    if mask is not None:
+        decay = _t.masked(decay, mask)
     if weight_decay and not decoupled:
-        blocks.append(_t.add_decayed_weights(weight_decay))
+        blocks.append(decay)
     blocks.extend(scaling)
     if weight_decay and decoupled:
-        blocks.append(_t.add_decayed_weights(weight_decay))
+        blocks.append(decay)
     blocks.append(_t.scale_by_learning_rate(learning_rate))
     return _t.chain(*blocks)
 
@@ -199,6 +212,9 @@ def adam(
     decoupled_weight_decay: bool = False,
     maximize: bool = False,
     mu_dtype: Any = None,
+    eps_root: float = 0.0,
+    nesterov: bool = False,
+    mask: Any = None,
 ) -> Descent:
     """Adam with torch.optim.Adam semantics.
 
@@ -226,6 +242,10 @@ def adam(
       maximize: maximise the objective.
       mu_dtype: the dtype of the first moment (optax's option; ``None``: the params'
         dtype), see :func:`fnopt.scale_by_adam`.
+      eps_root, nesterov: optax's options, see :func:`fnopt.scale_by_adam`
+        (``nesterov=True`` is optax's NAdam).
+      mask: the leaves to decay (optax's ``mask``: a pytree of bools or
+        ``params -> mask``); ``None``: all.
 
     Returns:
       A :class:`fnopt.Descent`: a first-order optimizer that is also a transform.
@@ -240,11 +260,13 @@ def adam(
     """
     check_bool("amsgrad", amsgrad)
     return _build(
-        [_t.scale_by_adam(b1, b2, eps, amsgrad=amsgrad, mu_dtype=mu_dtype)],
+        [_t.scale_by_adam(b1, b2, eps, amsgrad=amsgrad, mu_dtype=mu_dtype,
+                          eps_root=eps_root, nesterov=nesterov)],
         learning_rate,
         weight_decay=weight_decay,
         decoupled=decoupled_weight_decay,
         maximize=maximize,
+        mask=mask,
     )
 
 
@@ -259,6 +281,9 @@ def adamw(
     amsgrad: bool = False,
     maximize: bool = False,
     mu_dtype: Any = None,
+    eps_root: float = 0.0,
+    nesterov: bool = False,
+    mask: Any = None,
 ) -> Descent:
     """Adam with decoupled weight decay (torch.optim.AdamW).
 
@@ -274,6 +299,10 @@ def adamw(
       amsgrad: the AMSGrad variant.
       maximize: maximise the objective.
       mu_dtype: the dtype of the first moment, see :func:`fnopt.scale_by_adam`.
+      eps_root, nesterov: optax's options, see :func:`fnopt.scale_by_adam`
+        (``nesterov=True`` is optax's NAdamW, also :func:`fnopt.nadamw`).
+      mask: the leaves to decay (optax's ``mask``: a pytree of bools or
+        ``params -> mask``, e.g. no decay on biases); ``None``: all.
 
     Returns:
       A :class:`fnopt.Descent`: a first-order optimizer that is also a transform.
@@ -291,6 +320,7 @@ def adamw(
     return adam(
         learning_rate, b1=b1, b2=b2, eps=eps, weight_decay=weight_decay,
         amsgrad=amsgrad, decoupled_weight_decay=True, maximize=maximize, mu_dtype=mu_dtype,
+        eps_root=eps_root, nesterov=nesterov, mask=mask,
     )
 
 
@@ -448,6 +478,9 @@ def rmsprop(
     momentum: float = 0.0,
     centered: bool = False,
     maximize: bool = False,
+    initial_scale: float = 0.0,
+    eps_in_sqrt: bool = False,
+    bias_correction: bool = False,
 ) -> Descent:
     """RMSprop (torch.optim.RMSprop; ``decay`` is torch's ``alpha``).
 
@@ -466,6 +499,8 @@ def rmsprop(
       momentum: :math:`\\mu` in [0, 1].
       centered: normalise by the estimated standard deviation.
       maximize: maximise the objective.
+      initial_scale, eps_in_sqrt, bias_correction: optax's options, see
+        :func:`fnopt.scale_by_rms` (``eps_in_sqrt=True, decay=0.9`` is optax's rmsprop).
 
     Returns:
       A :class:`fnopt.Descent`: a first-order optimizer that is also a transform.
@@ -486,7 +521,8 @@ def rmsprop(
     """
     check_bool("centered", centered)
     check_unit_interval("momentum", momentum, closed=True)
-    scaling = [_t.scale_by_rms(decay, eps, centered=centered)]
+    scaling = [_t.scale_by_rms(decay, eps, centered=centered, initial_scale=initial_scale,
+                               eps_in_sqrt=eps_in_sqrt, bias_correction=bias_correction)]
     if momentum:
         scaling.append(_t.trace(momentum))
     return _build(scaling, learning_rate, weight_decay=weight_decay, maximize=maximize)
@@ -728,6 +764,8 @@ def lion(
     b2: float = 0.99,
     weight_decay: float = 0.0,
     maximize: bool = False,
+    mu_dtype: Any = None,
+    mask: Any = None,
 ) -> Descent:
     """Lion, evolved sign momentum (not in torch.optim; follows the paper).
 
@@ -746,6 +784,8 @@ def lion(
       b2: decay of the momentum in [0, 1) (default 0.99).
       weight_decay: decoupled decay :math:`\\lambda` >= 0.
       maximize: maximise the objective.
+      mu_dtype: the dtype of the momentum (optax's option).
+      mask: the leaves to decay (optax's ``mask``); ``None``: all.
 
     Returns:
       A :class:`fnopt.Descent`: a first-order optimizer that is also a transform.
@@ -760,8 +800,8 @@ def lion(
     Chen et al., "Symbolic Discovery of Optimization Algorithms", NeurIPS 2023.
     """
     return _build(
-        [_t.scale_by_lion(b1, b2)], learning_rate,
-        weight_decay=weight_decay, decoupled=True, maximize=maximize,
+        [_t.scale_by_lion(b1, b2, mu_dtype)], learning_rate,
+        weight_decay=weight_decay, decoupled=True, maximize=maximize, mask=mask,
     )
 
 

@@ -152,3 +152,35 @@ __all__ = [
     *_extra.__all__,
     *_plateau.__all__,
 ]
+
+# optax's transforms (fnopt/transforms/{scaling,layerwise,clipping,stepsize,adam_optax}.py)
+from fnopt.transforms.adam_optax import ScaleByAmsgradState as ScaleByAmsgradState
+from fnopt.transforms.adam_optax import scale_by_amsgrad as scale_by_amsgrad
+from fnopt.transforms.clipping import clip_by_block_rms as clip_by_block_rms
+from fnopt.transforms.combine import named_chain as named_chain
+from fnopt.transforms.layerwise import ScaleBySM3State as ScaleBySM3State
+from fnopt.transforms.layerwise import scale_by_sm3 as scale_by_sm3
+from fnopt.transforms.multi_steps import MultiSteps as MultiSteps
+from fnopt.transforms.multi_steps import MultiStepsState as MultiStepsState
+from fnopt.transforms.multi_steps import skip_not_finite as skip_not_finite
+from fnopt.transforms.scaling import EmaState as EmaState
+from fnopt.transforms.scaling import (
+    ScaleByOptimisticGradientState as ScaleByOptimisticGradientState,
+)
+from fnopt.transforms.scaling import ema as ema
+from fnopt.transforms.scaling import (
+    scale_by_optimistic_gradient as scale_by_optimistic_gradient,
+)
+from fnopt.transforms.scaling import scale_by_sign as scale_by_sign
+from fnopt.transforms.stepsize import scale_by_polyak as scale_by_polyak
+from fnopt.transforms.updates import apply_updates as apply_updates
+from fnopt.transforms.updates import incremental_update as incremental_update
+from fnopt.transforms.updates import periodic_update as periodic_update
+
+__all__ += [
+    "ScaleByAmsgradState", "scale_by_amsgrad", "clip_by_block_rms", "ScaleBySM3State",
+    "scale_by_sm3", "EmaState", "ScaleByOptimisticGradientState", "ema",
+    "scale_by_optimistic_gradient", "scale_by_sign", "scale_by_polyak", "named_chain",
+    "MultiSteps", "MultiStepsState", "skip_not_finite", "apply_updates",
+    "incremental_update", "periodic_update",
+]

@@ -40,6 +40,17 @@ class ScaleByAdamState(NamedTuple):
     nu_max: Any
 
 
+def _optax_form(amsgrad: bool, eps_root: float, nesterov: bool) -> bool:
+    """Whether :func:`scale_by_adam` takes optax's form (``eps_root`` or ``nesterov``)."""
+    check_bool("amsgrad", amsgrad)
+    check_bool("nesterov", nesterov)
+    check_nonnegative("eps_root", eps_root)
+    if (nesterov or eps_root) and amsgrad:
+        raise ValueError("amsgrad: not combined with nesterov or eps_root; use "
+                         "fnopt.scale_by_amsgrad(eps_root=...) for optax's AMSGrad")
+    return bool(nesterov or eps_root)
+
+
 def scale_by_adam(
     b1: float = 0.9,
     b2: float = 0.999,
@@ -47,6 +58,8 @@ def scale_by_adam(
     *,
     amsgrad: bool = False,
     mu_dtype: Any = None,
+    eps_root: float = 0.0,
+    nesterov: bool = False,
 ) -> Transform:
     """Rescale updates by Adam's moment estimates (torch.optim.Adam arithmetic).
 
@@ -68,6 +81,9 @@ def scale_by_adam(
         ``"float32"`` to keep it in float32 for bfloat16 params; ``None`` (default):
         the params' dtype. A name or a NumPy/torch dtype. The update has the
         gradient's dtype.
+      eps_root, nesterov: optax's options (:math:`\\sqrt{\\hat v_t + \\epsilon_r}`;
+        optax's NAdam): the transform is then
+        :func:`fnopt.transforms.adam_optax.optax_adam` (without ``amsgrad``).
 
     Returns:
       A :class:`fnopt.Transform` with state :class:`ScaleByAdamState`.
@@ -81,7 +97,9 @@ def scale_by_adam(
     Kingma and Ba, "Adam: A Method for Stochastic Optimization", ICLR 2015;
     Reddi et al., "On the Convergence of Adam and Beyond", ICLR 2018 (AMSGrad).
     """
-    check_bool("amsgrad", amsgrad)
+    if _optax_form(amsgrad, eps_root, nesterov):
+        from fnopt.transforms.adam_optax import optax_adam
+        return optax_adam(b1, b2, eps, eps_root, mu_dtype, nesterov=nesterov)
     check_unit_interval("b1", b1)
     check_unit_interval("b2", b2)
     check_nonnegative("eps", eps)
@@ -353,18 +371,32 @@ class ScaleByStddevState(NamedTuple):
     nu: Any
 
 
-def scale_by_rms(decay: float = 0.99, eps: float = 1e-8, *, centered: bool = False) -> Transform:
+def scale_by_rms(
+    decay: float = 0.99,
+    eps: float = 1e-8,
+    *,
+    centered: bool = False,
+    initial_scale: float = 0.0,
+    eps_in_sqrt: bool = False,
+    bias_correction: bool = False,
+) -> Transform:
     """Rescale updates by the root mean square of past gradients (RMSprop).
 
     :math:`v_t = \\alpha v_{t-1} + (1-\\alpha) g_t^2`,
     :math:`u_t = g_t / (\\sqrt{v_t} + \\epsilon)`, with :math:`\\alpha` = ``decay``
     (torch's ``alpha``), ``eps`` outside the root, :math:`v_0 = 0` (torch's
-    conventions). ``centered=True`` is :func:`scale_by_stddev`.
+    conventions). ``centered=True`` is :func:`scale_by_stddev`. optax's options:
+    ``initial_scale`` (:math:`v_0`), ``eps_in_sqrt`` (:math:`g_t/\\sqrt{v_t +
+    \\epsilon}`, optax's default) and ``bias_correction`` (:math:`v_t / (1 -
+    \\alpha^t)`).
 
     Args:
       decay: smoothing constant in [0, 1].
-      eps: added outside the square root, >= 0.
+      eps: added outside the square root (inside with ``eps_in_sqrt``), >= 0.
       centered: divide by the estimated standard deviation instead.
+      initial_scale: :math:`v_0` >= 0.
+      eps_in_sqrt: put ``eps`` inside the square root (optax's default).
+      bias_correction: divide :math:`v_t` by :math:`1-\\alpha^t`.
 
     Returns:
       A :class:`fnopt.Transform`.
@@ -378,13 +410,21 @@ def scale_by_rms(decay: float = 0.99, eps: float = 1e-8, *, centered: bool = Fal
     Learning, 2012.
     """
     check_bool("centered", centered)
+    check_bool("eps_in_sqrt", eps_in_sqrt)
+    check_bool("bias_correction", bias_correction)
+    check_nonnegative("initial_scale", initial_scale)
+    optax_form = bool(initial_scale or eps_in_sqrt or bias_correction)
     if centered:
+        if optax_form:
+            raise ValueError("centered: not combined with initial_scale, eps_in_sqrt or "
+                             "bias_correction")
         return scale_by_stddev(decay, eps)
     check_unit_interval("decay", decay, closed=True)
     check_nonnegative("eps", eps)
 
     def init(params: Params) -> ScaleByRmsState:
-        return ScaleByRmsState(0, tree.zeros_like(params))
+        nu = tree.zeros_like(params)
+        return ScaleByRmsState(0, tree.full_like(nu, initial_scale) if initial_scale else nu)
 
     def direction(
         updates: Updates, state: State, params: Params | None, *, inplace: bool
@@ -394,11 +434,21 @@ def scale_by_rms(decay: float = 0.99, eps: float = 1e-8, *, centered: bool = Fal
         nu = spec.flatten_up_to(state.nu)
         nu = be.scale(nu, decay, _dst(nu, inplace))
         nu = be.addcmul(nu, g, g, 1.0 - decay, nu)
-        denom = be.sqrt(nu)
-        terms = ((1.0, g, be.add_scalar(denom, eps, denom)),)
-        return Direction(terms, spec, be), ScaleByRmsState(state.count + 1, spec.unflatten(nu))
+        t = state.count + 1
+        if optax_form:
+            v = be.scale(nu, 1.0 / (1.0 - decay**t)) if bias_correction and decay != 1 else nu
+            denom = be.sqrt(be.add_scalar(v, eps)) if eps_in_sqrt else be.add_scalar(
+                be.sqrt(v), eps)
+        else:
+            denom = be.sqrt(nu)
+            denom = be.add_scalar(denom, eps, denom)
+        return Direction(((1.0, g, denom),), spec, be), ScaleByRmsState(t, spec.unflatten(nu))
 
-    return _scaling(init, direction, "scale_by_rms", decay=decay, eps=eps)
+    hp: dict[str, Any] = {"decay": decay, "eps": eps}
+    if optax_form:
+        hp.update(initial_scale=initial_scale, eps_in_sqrt=eps_in_sqrt,
+                  bias_correction=bias_correction)
+    return _scaling(init, direction, "scale_by_rms", **hp)
 
 
 def scale_by_stddev(decay: float = 0.99, eps: float = 1e-8) -> Transform:
@@ -566,15 +616,28 @@ class ScaleByLionState(NamedTuple):
     mu: Any
 
 
-def scale_by_lion(b1: float = 0.9, b2: float = 0.99) -> Transform:
+def scale_by_lion(
+    b1: float = 0.9,
+    b2: float = 0.99,
+    mu_dtype: Any = None,
+    *,
+    mode: str = "hard",
+    smooth_beta: float = 1.0,
+) -> Transform:
     """The sign update of Lion (EvoLved Sign Momentum).
 
-    :math:`u_t = \\operatorname{sign}(\\beta_1 m_{t-1} + (1-\\beta_1) g_t)`, then
-    :math:`m_t = \\beta_2 m_{t-1} + (1-\\beta_2) g_t` (:math:`m_0 = 0`).
+    :math:`u_t = \\operatorname{sign}(c_t)` with :math:`c_t = \\beta_1 m_{t-1} +
+    (1-\\beta_1) g_t`, then :math:`m_t = \\beta_2 m_{t-1} + (1-\\beta_2) g_t`
+    (:math:`m_0 = 0`). optax's variants: ``mode="smooth"`` takes
+    :math:`\\tanh(\\beta_s c_t)` (:math:`\\beta_s` = ``smooth_beta``), ``"refined"``
+    keeps :math:`c_t` where :math:`|c_t| < 1` and its sign elsewhere.
 
     Args:
       b1: interpolation factor of the update, in [0, 1).
       b2: decay of the momentum, in [0, 1).
+      mu_dtype: the dtype of the momentum (``None``: the params').
+      mode: ``"hard"`` (the paper's sign), ``"smooth"`` or ``"refined"``.
+      smooth_beta: the slope of ``"smooth"``, > 0.
 
     Returns:
       A :class:`fnopt.Transform`.
@@ -589,9 +652,13 @@ def scale_by_lion(b1: float = 0.9, b2: float = 0.99) -> Transform:
     """
     check_unit_interval("b1", b1)
     check_unit_interval("b2", b2)
+    if mode not in ("hard", "smooth", "refined"):
+        raise ValueError(f"mode: expected 'hard', 'smooth' or 'refined', got {mode!r}")
+    check_nonnegative("smooth_beta", smooth_beta)
+    dtype = _dtype_name("mu_dtype", mu_dtype)
 
     def init(params: Params) -> ScaleByLionState:
-        return ScaleByLionState(0, tree.zeros_like(params))
+        return ScaleByLionState(0, tree.zeros_like(params, dtype=dtype))
 
     def update(
         updates: Updates, state: State, params: Params | None = None, *, inplace: bool = False
@@ -599,15 +666,28 @@ def scale_by_lion(b1: float = 0.9, b2: float = 0.99) -> Transform:
         del params
         g, spec, be = _flat(updates)
         m = spec.flatten_up_to(state.mu)
+        if dtype is not None:
+            m, inplace = _as_dtype(be, m, g), False
         out = be.scale(g, 1.0 - b1)
-        out = be.sign(be.axpy(b1, m, out, out), out)
+        out = be.axpy(b1, m, out, out)
+        if mode == "hard":
+            out = be.sign(out, out)
+        elif mode == "smooth":
+            out = [be.xp.tanh(smooth_beta * x) for x in out]
+        else:
+            out = [be.xp.where(abs(x) < 1.0, x, be.xp.sign(x)) for x in out]
         mu = be.scale(g, 1.0 - b2)  # b2 m + (1 - b2) g, then into m's buffer
         mu = be.axpy(b2, m, mu, mu)
         if inplace:
             mu = be.clone(mu, m)
+        if dtype is not None:
+            mu = be.cast(mu, dtype)
         return spec.unflatten(out), ScaleByLionState(state.count + 1, spec.unflatten(mu))
 
-    return _builtin(init, update, "scale_by_lion", b1=b1, b2=b2)
+    hp: dict[str, Any] = {"b1": b1, "b2": b2}
+    if dtype is not None or mode != "hard":
+        hp.update(mu_dtype=dtype, mode=mode, smooth_beta=smooth_beta)
+    return _builtin(init, update, "scale_by_lion", **hp)
 
 
 class ScaleByRpropState(NamedTuple):

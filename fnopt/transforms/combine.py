@@ -1,4 +1,5 @@
-"""Composition: :func:`identity`, :func:`chain`, :func:`masked` and :func:`partition`.
+"""Composition: :func:`identity`, :func:`chain`, :func:`named_chain`, :func:`masked` and
+:func:`partition`.
 
 Each combinator also takes first-order optimizers (``fnopt.adam(1e-3)``) where it takes
 transforms, and then returns an optimizer (see ``_lifts``)."""
@@ -13,11 +14,14 @@ import optree
 
 from fnopt import tree
 from fnopt._base import (
+    Descent,
     Params,
     State,
     Transform,
     Updates,
+    as_transform,
     call_update,
+    passes_extra_args,
     update_params_fn,
 )
 from fnopt.transforms._common import (
@@ -103,7 +107,8 @@ def chain(*transforms: Transform) -> Transform:
         new_params, last = last_update_params(updates, state[-1], params, out=out)
         return new_params, (*head, last)
 
-    return _builtin(init, update, "chain", update_params, transforms=transforms)
+    return _builtin(init, passes_extra_args(update), "chain", update_params,
+                    transforms=transforms)
 
 
 # -- wrappers ---------------------------------------------------------------------------
@@ -127,19 +132,32 @@ def _leaf_labels(labels: Any, params: Params, name: str) -> list[Any]:
     return optree.tree_structure(params).flatten_up_to(full)
 
 
-@_lifts
 def masked(transform: Transform, mask: Any) -> Transform:
-    """Apply ``transform`` only to the leaves where ``mask`` is true; the others pass
-    through unchanged.
+    """Apply ``transform`` only to the leaves where ``mask`` is true.
+
+    What the other leaves get depends on what is masked:
+
+    * a transform (``masked(add_decayed_weights(1e-4), mask)``, optax's use inside a
+      chain): they pass through unchanged (optax's rule), and the transforms after it
+      in the chain treat them as any gradient;
+    * a first-order optimizer (``masked(fnopt.adam(0.1), mask)``, a
+      :class:`fnopt.Descent`): the result is an optimizer whose step leaves them where
+      they are (frozen: their update is zero), since passing their raw gradient
+      through would be added to the params and climb the loss.
+
+    :func:`fnopt.descent` of a pass-through ``masked`` (a transform masked, nothing
+    after it) is refused with a ValueError for the same reason: mask an optimizer, or
+    chain a learning rate after ``masked``.
 
     Args:
-      transform: the transform to apply to the selected leaves. It sees them as a
-        list (in leaf order), with the matching params.
+      transform: the transform or first-order optimizer to apply to the selected
+        leaves. It sees them as a list (in leaf order), with the matching params.
       mask: a pytree of bools with the structure of params (or a prefix of it: a bool
         for a whole subtree), or a function ``params -> mask``.
 
     Returns:
-      A :class:`fnopt.Transform` with state :class:`MaskedState`.
+      A :class:`fnopt.Transform` with state :class:`MaskedState` (a
+      :class:`fnopt.Descent` around it when ``transform`` is an optimizer).
 
     >>> import numpy as np, fnopt
     >>> p = {"w": np.ones(2), "b": np.ones(1)}
@@ -147,7 +165,13 @@ def masked(transform: Transform, mask: Any) -> Transform:
     >>> u, _ = t.update(fnopt.tree.zeros_like(p), t.init(p), p)
     >>> u["w"], u["b"]
     (array([0.1, 0.1]), array([0.]))
+    >>> opt = fnopt.masked(fnopt.sgd(0.5), {"w": True, "b": False})
+    >>> q, _ = opt.step(p, lambda p: (0.0, {"w": np.ones(2), "b": np.ones(1)}), opt.init(p))
+    >>> q["w"], q["b"]  # b is frozen
+    (array([0.5, 0.5]), array([1.]))
     """
+    frozen = isinstance(transform, Descent)
+    transform = as_transform(transform)
     _check_transform(transform, "transform")
     if not callable(mask):
         optree.tree_leaves(mask)  # fail early on something that is not a pytree
@@ -166,12 +190,14 @@ def masked(transform: Transform, mask: Any) -> Transform:
         idx = select(updates if params is None else params)
         p_sel = None if params is None else [spec.flatten_up_to(params)[i] for i in idx]
         sub, inner = call_update(transform, [u[i] for i in idx], state.inner, p_sel, inplace)
-        out = list(u)
+        out = tree.zeros_like(u) if frozen else list(u)
         for i, v in zip(idx, sub):
             out[i] = v
         return spec.unflatten(out), MaskedState(inner)
 
-    return _builtin(init, update, "masked", transform=transform, mask=mask)
+    t = _builtin(init, passes_extra_args(update), "masked", transform=transform, mask=mask,
+                 frozen=frozen)
+    return Descent(t) if frozen else t
 
 
 class PartitionState(NamedTuple):
@@ -240,6 +266,62 @@ def partition(transforms: Mapping[Hashable, Transform], labels: Any) -> Transfor
                 out[i] = v
         return spec.unflatten(out), PartitionState(new_inner)
 
-    return _builtin(init, update, "partition", transforms=transforms, labels=labels)
+    return _builtin(init, passes_extra_args(update), "partition", transforms=transforms,
+                    labels=labels)
 
 
+
+
+def named_chain(*transforms: tuple[str, Transform]) -> Transform:
+    """:func:`chain` whose state is a dict ``name -> state`` (optax.named_chain).
+
+    Args:
+      transforms: ``(name, transform)`` pairs, names distinct strings; a first-order
+        optimizer (``fnopt.adam(...)``) may stand for a transform, and the result is
+        then an optimizer too.
+
+    Returns:
+      A :class:`fnopt.Transform` (a :class:`fnopt.Descent` when a pair held one).
+
+    >>> import numpy as np, fnopt
+    >>> t = fnopt.named_chain(("clip", fnopt.clip(1.0)), ("sgd", fnopt.scale(-0.1)))
+    >>> s = t.init(np.zeros(1))
+    >>> sorted(s)
+    ['clip', 'sgd']
+    >>> t.update(np.array([5.0]), s)[0]
+    array([-0.1])
+    """
+    names: list[str] = []
+    parts: list[Any] = []
+    for i, pair in enumerate(transforms):
+        if not (isinstance(pair, tuple) and len(pair) == 2 and isinstance(pair[0], str)):
+            raise TypeError(f"named_chain: argument {i} must be a pair (name, transform), "
+                            f"got {type(pair).__name__}")
+        if pair[0] in names:
+            raise ValueError(f"named_chain: the name {pair[0]!r} is used twice")
+        names.append(pair[0])
+        parts.append(pair[1])
+    inner = chain(*parts)
+    lifted = isinstance(inner, Descent)
+    t = as_transform(inner)
+    inner_update_params = update_params_fn(t)
+
+    def init(params: Params) -> dict[str, Any]:
+        return dict(zip(names, t.init(params)))
+
+    def update(
+        updates: Updates, state: State, params: Params | None = None, *, inplace: bool = False
+    ) -> tuple[Updates, State]:
+        out, new = call_update(t, updates, tuple(state[n] for n in names), params, inplace)
+        return out, dict(zip(names, new))
+
+    def update_params(
+        grads: Updates, state: State, params: Params, *, out: Params | None = None
+    ) -> tuple[Params, State]:
+        new_params, new = inner_update_params(grads, tuple(state[n] for n in names), params,
+                                              out=out)
+        return new_params, dict(zip(names, new))
+
+    named = _builtin(init, passes_extra_args(update), "named_chain", update_params,
+                     transforms=tuple(zip(names, t.hyperparams["transforms"])))
+    return Descent(named) if lifted else named

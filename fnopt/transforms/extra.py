@@ -18,6 +18,7 @@ from fnopt import backend as _backend
 from fnopt import tree
 from fnopt._base import Params, State, Transform, Updates, check_int, check_nonnegative
 from fnopt.transforms._common import _flat, _stateless, _stateless_on_params
+from fnopt.transforms.scaling import scheduled_value
 
 __all__ = [
     "set_to_zero",
@@ -80,26 +81,30 @@ def zero_nans() -> Transform:
     return Transform(init, update)
 
 
-def _unit_axes(x: Any) -> tuple[int, ...]:
-    """optax's ``unitwise_norm`` axes: all for (squeezed) ndim <= 1, all but the last
-    for ndim 2 or 3, ``(0, 1, 2)`` for ndim 4."""
+def _unit_axes(x: Any, axis: Any = None) -> tuple[int, ...]:
+    """optax's ``unitwise_norm`` axes: ``axis`` when given; else all for (squeezed)
+    ndim <= 1, ``(0,)`` for ndim 2 or 3, ``(0, 1, 2)`` for ndim 4 and
+    ``(0, 1, 2, 3)`` for ndim 5."""
     shape = tuple(x.shape)
+    if axis is not None:
+        axes = (axis,) if isinstance(axis, int) else tuple(axis)
+        return tuple(a % len(shape) for a in axes)
     if sum(1 for n in shape if n != 1) <= 1:
         return tuple(range(len(shape)))
-    if len(shape) in (2, 3):
-        return tuple(range(len(shape) - 1))
-    if len(shape) == 4:
-        return (0, 1, 2)
-    raise ValueError(f"adaptive_grad_clip: no unit-wise norm for a leaf of shape {shape}")
+    if len(shape) in (2, 3, 4, 5):
+        return tuple(range(max(1, len(shape) - 1))) if len(shape) >= 4 else (0,)
+    raise ValueError(f"adaptive_grad_clip: no unit-wise norm for a leaf of shape {shape}; "
+                     "pass axis= (the axes of one unit)")
 
 
-def adaptive_grad_clip(clipping: float, eps: float = 1e-3) -> Transform:
+def adaptive_grad_clip(clipping: float, eps: float = 1e-3, axis: Any = None) -> Transform:
     """Adaptive gradient clipping (AGC): clip each unit's gradient relative to its
     parameter's norm, as optax.adaptive_grad_clip.
 
-    With unit-wise norms :math:`\\|\\cdot\\|_u` (a whole vector; the columns' slices over
-    all axes but the last for 2-3-d leaves; axes 0-2 for 4-d leaves),
-    :math:`m = c \\max(\\|p\\|_u, \\epsilon)`:
+    With unit-wise norms :math:`\\|\\cdot\\|_u` (over ``axis``; by default a whole
+    vector, axis 0 for 2-3-d leaves (linear, multi-head), axes 0-2 for 4-d (conv
+    HWIO) and 0-3 for 5-d leaves (conv3d DHWIO)), :math:`m = c \\max(\\|p\\|_u,
+    \\epsilon)`:
 
     .. math::
         u \\leftarrow \\begin{cases} u & \\|u\\|_u < m \\\\
@@ -108,6 +113,8 @@ def adaptive_grad_clip(clipping: float, eps: float = 1e-3) -> Transform:
     Args:
       clipping: the maximum ratio :math:`c` of gradient to parameter norm, >= 0.
       eps: lower bound of the parameter norm, >= 0.
+      axis: an axis or tuple of axes of one unit, for every leaf; ``None``: the
+        defaults above (other ranks then need it).
 
     Returns:
       A :class:`fnopt.Transform` (its update needs params).
@@ -122,11 +129,14 @@ def adaptive_grad_clip(clipping: float, eps: float = 1e-3) -> Transform:
     """
     check_nonnegative("clipping", clipping)
     check_nonnegative("eps", eps)
+    if axis is not None and not (isinstance(axis, int) or (
+            isinstance(axis, tuple) and all(isinstance(a, int) for a in axis))):
+        raise TypeError(f"axis: expected None, an int or a tuple of ints, got {axis!r}")
 
     def fn(g: list[Any], p: list[Any], be: _backend.Backend) -> list[Any]:
         out = []
         for gi, pi in zip(g, p):
-            axes = _unit_axes(gi)
+            axes = _unit_axes(gi, axis)
             g_norm = be.sqrt([be.sum_axes(be.mul([gi], [gi])[0], axes)])[0]
             p_norm = be.sqrt([be.sum_axes(be.mul([pi], [pi])[0], axes)])[0]
             max_norm = be.scale(be.clip([p_norm], eps, math.inf), clipping)[0]
@@ -134,7 +144,7 @@ def adaptive_grad_clip(clipping: float, eps: float = 1e-3) -> Transform:
             out.append(be.where([g_norm < max_norm], [gi], [clipped])[0])
         return out
 
-    return _stateless_on_params(fn, "adaptive_grad_clip")
+    return _stateless_on_params(fn, "adaptive_grad_clip", axis=axis)
 
 
 class AddNoiseState(NamedTuple):
@@ -191,7 +201,10 @@ def add_noise(eta: float, gamma: float, seed: int) -> Transform:
         ]
         return spec.unflatten(be.axpy(std, noise, g)), AddNoiseState(state.count + 1, state.seed)
 
-    return Transform(init, update)
+    # the draws depend on each leaf's whole shape: a batch of stacked problems gets other
+    # noise than each problem alone (fnopt.batched refuses it)
+    return Transform(init, update, name="add_noise",
+                     hyperparams={"eta": eta, "gamma": gamma, "seed": seed, "whole_tree": True})
 
 
 def centralize() -> Transform:
@@ -253,7 +266,8 @@ def scale_by_schedule(step_size_fn: Callable[[int], Any]) -> Transform:
 
     def update(updates: Updates, state: State, params: Params | None = None) -> Any:
         del params
-        return tree.scale(step_size_fn(state.count), updates), ScaleByScheduleState(
+        step = scheduled_value(step_size_fn, state.count, "step_size_fn")
+        return tree.scale(step, updates), ScaleByScheduleState(
             state.count + 1)
 
     return Transform(init, update)

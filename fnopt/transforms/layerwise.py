@@ -1,6 +1,6 @@
 """Scalings from per-leaf (matrix or block) statistics: factored second moments
-(Adafactor), block RMS, Newton–Schulz orthogonalisation (Muon) and the layer-wise trust
-ratio (LARS/LAMB)."""
+(Adafactor), block RMS, Newton–Schulz orthogonalisation (Muon), the layer-wise trust
+ratio (LARS/LAMB) and SM3's per-axis accumulators."""
 
 
 from __future__ import annotations
@@ -372,8 +372,10 @@ def scale_by_trust_ratio(
 
     :math:`u \\leftarrow u \\cdot c\\,\\|p\\| / (\\|u\\| + \\epsilon)` leaf by leaf, with
     :math:`c` = ``trust_coefficient``; a leaf whose params or update norm is
-    ``<= min_norm`` is left unscaled (optax's semantics). The norms are read on the host
-    (one synchronisation per leaf on a GPU).
+    ``<= min_norm`` is left unscaled (optax's semantics for ``min_norm=0``; with
+    ``min_norm > 0`` optax floors the norms at ``min_norm`` instead, which differs only
+    for such leaves). The norms are read on the host (one synchronisation per leaf on
+    a GPU).
 
     Args:
       min_norm: the norm at or below which a leaf is not scaled, >= 0.
@@ -408,3 +410,88 @@ def scale_by_trust_ratio(
     )
 
 
+
+
+class ScaleBySM3State(NamedTuple):
+    """``mu``: per leaf, one accumulator per axis (the whole leaf for a vector);
+    ``nu``: the momentum of the scaled updates."""
+
+    count: int  # type: ignore[assignment]
+    mu: Any
+    nu: Any
+
+
+def _sm3_accumulate(g: Any, mu: list[Any], b2: float, xp: Any) -> Any:
+    """SM3's per-element bound :math:`c_1 g^2 + c_2 \\min_r \\mu_r`, each axis
+    accumulator broadcast along its own axis (a vector's accumulator is itself)."""
+    c1 = 1.0 if b2 == 1.0 else 1.0 - b2
+    if g.ndim < 2:
+        return c1 * g * g + b2 * mu[0].reshape(g.shape)
+    shaped = [m.reshape([1] * i + [g.shape[i]] + [1] * (g.ndim - i - 1))
+              for i, m in enumerate(mu)]
+    low = shaped[0]
+    for m in shaped[1:]:
+        low = xp.minimum(low, m)
+    return c1 * g * g + b2 * low
+
+
+def _sm3_axes(acc: Any, xp: Any) -> list[Any]:
+    """The new axis accumulators: the maximum of ``acc`` over the other axes."""
+    if acc.ndim < 2:
+        return [acc.reshape(-1)]
+    return [xp.amax(acc, tuple(j for j in range(acc.ndim) if j != i)) for i in range(acc.ndim)]
+
+
+def scale_by_sm3(b1: float = 0.9, b2: float = 1.0, eps: float = 1e-8) -> Transform:
+    """SM3's memory-efficient adaptive scaling (optax.scale_by_sm3).
+
+    For a leaf with axes :math:`r = 1..k` it keeps one accumulator :math:`\\mu_r` per
+    axis (a vector keeps a full one). At each step
+    :math:`\\nu = c_1 g^2 + \\beta_2 \\min_r \\mu_r` (element-wise, each :math:`\\mu_r`
+    broadcast along its axis; :math:`c_1 = 1` for :math:`\\beta_2 = 1`, else
+    :math:`1-\\beta_2`), :math:`\\mu_r \\leftarrow \\max_{\\text{other axes}} \\nu`, and
+    the update is the momentum :math:`m_t = \\beta_1 m_{t-1} + (1-\\beta_1)\\,g /
+    \\sqrt{\\nu + \\epsilon}` (0 where :math:`\\nu = 0`).
+
+    Args:
+      b1: momentum decay :math:`\\beta_1` in [0, 1].
+      b2: accumulator decay :math:`\\beta_2` in [0, 1] (1: SM3's sums).
+      eps: added under the square root, >= 0.
+
+    Returns:
+      A :class:`fnopt.Transform` with state :class:`ScaleBySM3State`.
+
+    >>> import numpy as np
+    >>> t = scale_by_sm3(b1=0.0)
+    >>> u, s = t.update(np.array([[3.0, 4.0]]), t.init(np.zeros((1, 2))))
+    >>> u.round(6), s.mu[0]
+    (array([[1., 1.]]), [array([16.]), array([ 9., 16.])])
+
+    Anil et al., "Memory-Efficient Adaptive Optimization", NeurIPS 2019.
+    """
+    check_unit_interval("b1", b1, closed=True)
+    check_unit_interval("b2", b2, closed=True)
+    check_nonnegative("eps", eps)
+
+    def init(params: Params) -> ScaleBySM3State:
+        leaves, _, be = _flat(params)
+        if any(be.is_complex(x) for x in leaves):
+            raise TypeError("scale_by_sm3: complex params are not supported")
+        mu = [_sm3_axes(z, be.xp) for z in be.zeros_like(leaves)]
+        return ScaleBySM3State(0, mu, tree.zeros_like(params))
+
+    def update(
+        updates: Updates, state: State, params: Params | None = None, *, inplace: bool = False
+    ) -> tuple[Updates, State]:
+        del params
+        g, spec, be = _flat(updates)
+        xp = be.xp
+        accs = [_sm3_accumulate(x, m, b2, xp) for x, m in zip(g, state.mu)]
+        scaled = [x * xp.where(a > 0, 1.0 / xp.sqrt(xp.where(a > 0, a + eps, 1.0)), 0.0)
+                  for x, a in zip(g, accs)]
+        nu = spec.flatten_up_to(state.nu)
+        nu = be.lerp(nu, scaled, 1.0 - b1, _dst(nu, inplace))
+        mu = [_sm3_axes(a, xp) for a in accs]
+        return spec.unflatten(nu), ScaleBySM3State(state.count + 1, mu, spec.unflatten(nu))
+
+    return _builtin(init, update, "scale_by_sm3", b1=b1, b2=b2, eps=eps)

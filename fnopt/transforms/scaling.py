@@ -1,12 +1,15 @@
-"""Scalings that keep no statistics of the gradient: :func:`scale`,
-:func:`scale_by_learning_rate`, :func:`trace` (momentum), :func:`add_decayed_weights`
-and :func:`polyak_average`."""
+"""Scalings that keep no statistics of the gradient's scale: :func:`scale`,
+:func:`scale_by_learning_rate`, :func:`trace` (momentum), :func:`ema`,
+:func:`add_decayed_weights`, :func:`polyak_average`, :func:`scale_by_sign` and
+:func:`scale_by_optimistic_gradient`."""
 
 
 from __future__ import annotations
 
+import numbers
 from typing import Any, NamedTuple
 
+from fnopt import backend as _backend
 from fnopt import tree
 from fnopt._base import (
     Params,
@@ -22,9 +25,11 @@ from fnopt._base import (
 )
 from fnopt.transforms._common import (
     Direction,
+    _as_dtype,
     _builtin,
     _check_real,
     _dst,
+    _dtype_name,
     _flat,
     _stateless,
     add_direction,
@@ -87,11 +92,12 @@ def scale_by_learning_rate(learning_rate: ScalarOrSchedule, *, flip_sign: bool =
 
     def init(params: Params) -> ScaleByLearningRateState:
         del params
-        lr0 = learning_rate(0) if callable(learning_rate) else learning_rate
+        lr0 = scheduled_value(learning_rate, 0) if callable(learning_rate) else learning_rate
         return ScaleByLearningRateState(0, lr0)
 
     def rate(state: State) -> tuple[Any, ScaleByLearningRateState]:
-        lr = learning_rate(state.count) if callable(learning_rate) else learning_rate
+        lr = (scheduled_value(learning_rate, state.count) if callable(learning_rate)
+              else learning_rate)
         return sign * lr, _new(ScaleByLearningRateState, (state.count + 1, lr))
 
     def update(
@@ -121,6 +127,25 @@ def scale_by_learning_rate(learning_rate: ScalarOrSchedule, *, flip_sign: bool =
         hyperparams={"learning_rate": learning_rate, "flip_sign": flip_sign},
         update_params=update_params, apply_direction=apply_direction,
     )
+
+
+def scheduled_value(schedule: Any, count: int, name: str = "learning_rate") -> Any:
+    """``schedule(count)``, checked to be one real number (a Python or NumPy number, or
+    a 0-d floating array or tensor): anything else (``None``, a string, a vector) is a
+    ``TypeError`` naming the argument and the count, before it reaches the arithmetic."""
+    value = schedule(count)
+    be = _backend.of_leaf(value)
+    if be is not None:
+        if value.ndim == 0 and be.is_floating(value):
+            return value
+        raise TypeError(
+            f"{name}: the schedule returned an array of shape {tuple(value.shape)} and dtype "
+            f"{value.dtype} at count {count}; expected one real number")
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(
+            f"{name}: the schedule returned {type(value).__name__} ({value!r:.40}) at count "
+            f"{count}; expected a real number")
+    return value
 
 
 class TraceState(NamedTuple):
@@ -282,3 +307,128 @@ def polyak_average(t0: float = 1e6) -> Transform:
     return _builtin(init, update, "polyak_average", t0=t0)
 
 
+
+
+def scale_by_sign() -> Transform:
+    """Replace each update by its sign, :math:`u \\leftarrow \\operatorname{sign}(u)`
+    (optax.scale_by_sign; signSGD's direction).
+
+    >>> import numpy as np, fnopt
+    >>> scale_by_sign().update(np.array([-3.0, 0.0, 0.5]), fnopt.transforms.EmptyState())[0]
+    array([-1.,  0.,  1.])
+
+    Bernstein et al., "signSGD: Compressed Optimisation for Non-Convex Problems", ICML 2018.
+    """
+
+    def fn(updates: Updates, params: Params | None) -> Updates:
+        del params
+        u, spec, be = _flat(updates)
+        return spec.unflatten(be.sign(u))
+
+    return _stateless(fn, "scale_by_sign")
+
+
+class EmaState(NamedTuple):
+    """``count``: steps taken; ``ema``: the moving average (optax's ``EmaState``)."""
+
+    count: int  # type: ignore[assignment]
+    ema: Any
+
+
+def ema(decay: float, debias: bool = True, accumulator_dtype: Any = None) -> Transform:
+    """Exponential moving average of the updates (optax.ema).
+
+    :math:`m_t = \\beta m_{t-1} + (1-\\beta) g_t` (:math:`m_0 = 0`, :math:`\\beta` =
+    ``decay``); the update is :math:`m_t`, or :math:`m_t / (1-\\beta^t)` with
+    ``debias=True``. (:func:`trace` is :math:`\\beta b + g`, without the
+    :math:`1-\\beta`.)
+
+    Args:
+      decay: :math:`\\beta` in [0, 1].
+      debias: divide by :math:`1-\\beta^t` (the default, as optax).
+      accumulator_dtype: the dtype of the stored average (``None``: the params');
+        a name or a NumPy/torch dtype.
+
+    Returns:
+      A :class:`fnopt.Transform` with state :class:`EmaState`.
+
+    >>> import numpy as np
+    >>> t = ema(0.5)
+    >>> u, s = t.update(np.array([2.0]), t.init(np.zeros(1)))
+    >>> u, s.ema
+    (array([2.]), array([1.]))
+    """
+    check_unit_interval("decay", decay, closed=True)
+    check_bool("debias", debias)
+    dtype = _dtype_name("accumulator_dtype", accumulator_dtype)
+
+    def init(params: Params) -> EmaState:
+        return EmaState(0, tree.zeros_like(params, dtype=dtype))
+
+    def update(
+        updates: Updates, state: State, params: Params | None = None, *, inplace: bool = False
+    ) -> tuple[Updates, State]:
+        del params
+        g, spec, be = _flat(updates)
+        m = spec.flatten_up_to(state.ema)
+        if dtype is not None:
+            m = _as_dtype(be, m, g)
+            inplace = False  # the stored average has another dtype
+        m = be.lerp(m, g, 1.0 - decay, _dst(m, inplace))  # m + (1 - b)(g - m)
+        count = state.count + 1
+        out = be.scale(m, 1.0 / (1.0 - decay**count)) if debias and decay != 1.0 else m
+        stored = be.cast(m, dtype) if dtype is not None else m
+        return spec.unflatten(out), EmaState(count, spec.unflatten(stored))
+
+    return _builtin(init, update, "ema", decay=decay, debias=debias,
+                    accumulator_dtype=dtype)
+
+
+class ScaleByOptimisticGradientState(NamedTuple):
+    """``count``: steps taken; ``previous_gradient``: the last step's gradient."""
+
+    count: int  # type: ignore[assignment]
+    previous_gradient: Any
+
+
+def scale_by_optimistic_gradient(alpha: float = 1.0, beta: float = 1.0) -> Transform:
+    """The optimistic gradient, :math:`u_t = (\\alpha + \\beta) g_t - \\beta g_{t-1}`
+    (:math:`g_0` = :math:`g_1`, so the first update is :math:`\\alpha g_1`), as
+    optax.scale_by_optimistic_gradient.
+
+    Args:
+      alpha: :math:`\\alpha` >= 0, the weight of the current gradient.
+      beta: :math:`\\beta` >= 0, the weight of the correction (the optimism).
+
+    Returns:
+      A :class:`fnopt.Transform` with state :class:`ScaleByOptimisticGradientState`.
+
+    >>> import numpy as np
+    >>> t = scale_by_optimistic_gradient()
+    >>> s = t.init(np.zeros(1))
+    >>> u1, s = t.update(np.array([1.0]), s)
+    >>> u2, s = t.update(np.array([3.0]), s)
+    >>> u1, u2
+    (array([1.]), array([5.]))
+
+    Mokhtari et al., "A Unified Analysis of Extra-gradient and Optimistic Gradient
+    Methods for Saddle Point Problems", AISTATS 2020.
+    """
+    check_nonnegative("alpha", alpha)
+    check_nonnegative("beta", beta)
+
+    def init(params: Params) -> ScaleByOptimisticGradientState:
+        return ScaleByOptimisticGradientState(0, tree.zeros_like(params))
+
+    def update(
+        updates: Updates, state: State, params: Params | None = None, *, inplace: bool = False
+    ) -> tuple[Updates, State]:
+        del params
+        g, spec, be = _flat(updates)
+        prev = g if state.count == 0 else spec.flatten_up_to(state.previous_gradient)
+        out = be.axpy(-beta, prev, be.scale(g, alpha + beta))
+        kept = be.clone(g, _dst(spec.flatten_up_to(state.previous_gradient), inplace))
+        return spec.unflatten(out), ScaleByOptimisticGradientState(
+            state.count + 1, spec.unflatten(kept))
+
+    return _builtin(init, update, "scale_by_optimistic_gradient", alpha=alpha, beta=beta)

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import inspect
 import numbers
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
+
+import numpy as np
 
 from fnopt import tree
 from fnopt._base import (
@@ -25,10 +27,12 @@ from fnopt._base import (
     check_callable,
     check_int,
     check_unit_interval,
+    passes_extra_args,
 )
 from fnopt.transforms._common import (
     _builtin,
     _check_transform,
+    _dtype_name,
     _lifts,
 )
 from fnopt.transforms.combine import identity
@@ -97,7 +101,7 @@ def apply_if_finite(transform: Transform, max_consecutive_errors: int | None = N
         )
 
     return _builtin(
-        init, update, "apply_if_finite", transform=transform,
+        init, passes_extra_args(update), "apply_if_finite", transform=transform,
         max_consecutive_errors=max_consecutive_errors,
     )
 
@@ -112,7 +116,7 @@ class AccumulateState(NamedTuple):
 
 
 @_lifts
-def accumulate(k: int, transform: Transform | None = None, *, average: bool = True) -> Transform:
+def accumulate(k: Any, transform: Any = None, *, average: bool = True) -> Transform:
     """Gradient accumulation: every ``k``-th call applies ``transform`` to the mean
     (or sum) of the last ``k`` gradients; the other calls return zero updates and leave
     the inner state as it is.
@@ -123,7 +127,9 @@ def accumulate(k: int, transform: Transform | None = None, *, average: bool = Tr
 
     Args:
       k: number of calls per step, >= 1.
-      transform: applied on every ``k``-th call (default: :func:`identity`).
+      transform: applied on every ``k``-th call (default: :func:`identity`). The
+        order ``accumulate(transform, k)`` (optax's ``MultiSteps(opt, k)``) is accepted
+        too. (:class:`fnopt.MultiSteps` is optax's wrapper itself.)
       average: apply ``transform`` to the mean (default) or the sum of the gradients.
 
     Returns:
@@ -138,6 +144,11 @@ def accumulate(k: int, transform: Transform | None = None, *, average: bool = Tr
     (array([0.]), array([2.]))
     """
     check_bool("average", average)
+    if isinstance(k, Transform) and not isinstance(transform, Transform):
+        k, transform = transform, k  # optax's order: (optimizer, k)
+        if k is None:
+            raise TypeError("accumulate: got a transform but no k; call accumulate(k, "
+                            "transform) or accumulate(transform, k)")
     check_int("k", k, 1)
     inner_t = identity() if transform is None else transform
     _check_transform(inner_t, "transform")
@@ -158,7 +169,7 @@ def accumulate(k: int, transform: Transform | None = None, *, average: bool = Tr
         return out, AccumulateState(state.count + 1, zero, inner)
 
     return _builtin(
-        init, update, "accumulate", k=k, transform=inner_t, average=average
+        init, passes_extra_args(update), "accumulate", k=k, transform=inner_t, average=average
     )
 
 
@@ -171,7 +182,14 @@ class LookaheadState(NamedTuple):
 
 
 @_lifts
-def lookahead(transform: Transform, sync_period: int = 5, alpha: float = 0.5) -> Transform:
+def lookahead(
+    transform: Transform,
+    sync_period: int = 5,
+    alpha: float | None = None,
+    *,
+    slow_step_size: float | None = None,
+    reset_state: bool = False,
+) -> Transform:
     """Lookahead: the params are the fast weights, updated by ``transform``; every
     ``sync_period`` steps the slow weights move towards them and the fast weights are
     reset to the slow ones.
@@ -184,7 +202,10 @@ def lookahead(transform: Transform, sync_period: int = 5, alpha: float = 0.5) ->
     Args:
       transform: the inner ("fast") transform.
       sync_period: :math:`k` >= 1.
-      alpha: the slow step size in [0, 1].
+      alpha: the slow step size in [0, 1] (default 0.5); ``slow_step_size`` is
+        optax's name for it (give one of the two).
+      reset_state: re-initialise the inner transform's state at each
+        synchronisation (optax's ``reset_state``).
 
     Returns:
       A :class:`fnopt.Transform` with state :class:`LookaheadState`; its ``update``
@@ -203,7 +224,17 @@ def lookahead(transform: Transform, sync_period: int = 5, alpha: float = 0.5) ->
     """
     _check_transform(transform, "transform")
     check_int("sync_period", sync_period, 1)
+    check_bool("reset_state", reset_state)
+    if alpha is not None and slow_step_size is not None:
+        raise TypeError("lookahead: got both alpha and slow_step_size (optax's name); "
+                        "pass one")
+    if slow_step_size is not None:
+        check_unit_interval("slow_step_size", slow_step_size, closed=True)
+        alpha = slow_step_size
+    elif alpha is None:
+        alpha = 0.5
     check_unit_interval("alpha", alpha, closed=True)
+    step_size = float(alpha)
 
     def init(params: Params) -> LookaheadState:
         return LookaheadState(0, tree.clone(params), transform.init(params))
@@ -219,12 +250,15 @@ def lookahead(transform: Transform, sync_period: int = 5, alpha: float = 0.5) ->
         if count % sync_period == 0:  # slow <- slow + alpha (fast - slow)
             fast = tree.add(params, out)
             step = tree.sub(fast, slow, out=fast)
-            slow = tree.axpy(alpha, step, slow, out=slow if inplace else None)
+            slow = tree.axpy(step_size, step, slow, out=slow if inplace else None)
             out = tree.sub(slow, params)
+            if reset_state:
+                inner = transform.init(slow)
         return out, LookaheadState(count, slow, inner)
 
     return _builtin(
-        init, update, "lookahead", transform=transform, sync_period=sync_period, alpha=alpha
+        init, passes_extra_args(update), "lookahead", transform=transform,
+        sync_period=sync_period, alpha=step_size, reset_state=reset_state
     )
 
 
@@ -259,6 +293,8 @@ def _is_hyperparam(v: Any) -> bool:
 
 def inject_hyperparams(
     factory: Callable[..., Transform | Optimizer],
+    static_args: str | Iterable[str] = (),
+    hyperparam_dtype: Any = None,
 ) -> Callable[..., Transform | Optimizer]:
     """Wrap a factory so its numeric hyperparameters live in the state.
 
@@ -268,10 +304,16 @@ def inject_hyperparams(
     be read and changed between steps (``state._replace(hyperparams=...)``) without
     rebuilding anything; the inner state carries over. A hyperparameter given as a
     schedule ``count -> value`` is evaluated at the step count each step and its value
-    written into ``hyperparams``. Other arguments (flags, transforms) are fixed.
+    written into ``hyperparams``. Other arguments (flags, transforms) are fixed. The
+    factory's numeric defaults are recorded too (``hyperparams`` holds every numeric
+    argument, passed or not, as optax's state does).
 
     Args:
       factory: e.g. :func:`fnopt.adam`, :func:`scale_by_adam` or a user function.
+      static_args: names of numeric arguments to keep fixed rather than inject
+        (optax's ``static_args``).
+      hyperparam_dtype: the dtype of the injected float hyperparameters (e.g.
+        ``"float32"``; optax's ``hyperparam_dtype``); ``None``: Python floats.
 
     Returns:
       A function taking the factory's arguments.
@@ -286,6 +328,8 @@ def inject_hyperparams(
     (array([0.4]), 0.25)
     """
     check_callable(factory, "factory")
+    static_names = {static_args} if isinstance(static_args, str) else set(static_args)
+    cast = _hyperparam_cast(hyperparam_dtype)
     try:
         sig: inspect.Signature | None = inspect.signature(factory)
     except (TypeError, ValueError):
@@ -293,7 +337,12 @@ def inject_hyperparams(
 
     def wrapped(*args: Any, **kwargs: Any) -> Transform | Optimizer:
         named = _named_arguments(sig, args, kwargs)
-        hyper = {k: v for k, v in named.items() if _is_hyperparam(v)}
+        unknown = static_names - set(named)
+        if unknown and sig is not None and not any(
+                p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.parameters.values()):
+            raise ValueError(f"static_args: {sorted(unknown)} are not arguments of the factory")
+        hyper = {k: cast(v) for k, v in named.items()
+                 if _is_hyperparam(v) and k not in static_names}
         static = {k: v for k, v in named.items() if k not in hyper}
         schedules = {k: v for k, v in hyper.items() if callable(v)}
 
@@ -323,6 +372,23 @@ def inject_hyperparams(
 
 
 
+def _hyperparam_cast(dtype: Any) -> Callable[[Any], Any]:
+    """``value -> value`` in ``dtype`` (a NumPy scalar) for Python/NumPy floats; other
+    values (ints, schedules) as they are; the identity for ``dtype=None``."""
+    if dtype is None:
+        return lambda v: v
+    name = _dtype_name("hyperparam_dtype", dtype)
+    if name == "bfloat16":
+        raise ValueError("hyperparam_dtype: bfloat16 has no NumPy scalar; use float32")
+    scalar = np.dtype(name).type
+
+    def cast(v: Any) -> Any:
+        is_float = isinstance(v, (float, np.floating)) and not isinstance(v, bool)
+        return scalar(v) if is_float else v
+
+    return cast
+
+
 def _named_arguments(
     sig: inspect.Signature | None, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> dict[str, Any]:
@@ -333,6 +399,7 @@ def _named_arguments(
             raise TypeError("inject_hyperparams: pass the arguments by keyword")
         return dict(kwargs)
     bound = sig.bind(*args, **kwargs)
+    bound.apply_defaults()  # the defaults are recorded too (optax's state holds them)
     if any(
         sig.parameters[n].kind is inspect.Parameter.VAR_POSITIONAL for n in bound.arguments
     ):
@@ -379,7 +446,7 @@ def _injected_transform(
         return new_params, InjectHyperparamsState(state.count + 1, hp, inner)
 
     return Transform(
-        init, update, inplace=True, name="inject_hyperparams",
+        init, passes_extra_args(update), inplace=True, name="inject_hyperparams",
         hyperparams={"factory": factory, **named}, update_params=update_params,
     )
 
@@ -440,6 +507,6 @@ def _injected_descent(
             state.count + 1, state.value, state.grad_norm, hp, inner
         )
 
-    return Descent(view, init, update, update_params)
+    return Descent(view, init, passes_extra_args(update), update_params)
 
 
