@@ -23,13 +23,14 @@ only be a tensor if torch has already been imported by someone.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import functools
 import math
 import sys
 import warnings
 from collections.abc import Sequence
 from itertools import repeat
-from operator import add, attrgetter, itemgetter, lt, mul
+from operator import add, attrgetter, is_, itemgetter, lt, mul
 from typing import Any
 
 import numpy as np
@@ -265,7 +266,15 @@ class Backend:
         >>> NUMPY.overlaps([a[:3]], [a[2:]]), NUMPY.overlaps([a[:3]], [a[3:]])
         (True, False)
         """
-        return _meet(self._spans(xs), self._spans(ys))
+        owned = OWNED.get()
+        if owned is None:
+            return _meet(self._spans(xs), self._spans(ys))
+        verdict = owned.lookup("overlaps", (xs, ys))
+        if verdict is None:  # owned buffers: decided once; others: every time
+            verdict = _meet(self._spans(xs), self._spans(ys))
+            if owned.holds((xs, ys)):
+                owned.remember("overlaps", (xs, ys), verdict)
+        return bool(verdict)
 
     def _spans(self, xs: Sequence[Any]) -> list[tuple[Any, int, int] | None]:
         """:meth:`_span` of each leaf."""
@@ -1029,40 +1038,92 @@ class _Torch(Backend):
     def can_fuse(self, *roles: Sequence[Any]) -> bool:
         # (each property read for a whole list at once, by ``map``: a few tens of
         # nanoseconds a tensor, where a Python loop costs microseconds)
-        if not roles or not roles[0]:
-            return False
-        t = self._t
-        n, dev = len(roles[0]), roles[0][0].device
-        if dev.type not in ("cpu", "cuda") or any(len(r) != n for r in roles):
+        owned = OWNED.get()
+        if owned is not None and len(roles) > 1:
+            return self._can_fuse_owned(owned, roles)
+        head = self._fuse_head(roles[0]) if roles and roles[0] else None
+        if head is None or any(len(r) != len(roles[0]) for r in roles):
             return False
         xs = [x for r in roles for x in r]
-        if (not set(map(type, xs)) <= {t.Tensor, t.nn.Parameter}
-                or set(map(_device, xs)) != {dev} or any(map(_requires_grad, xs))
-                or set(map(_layout, xs)) != {t.strided} or any(map(t.Tensor.is_neg, xs))):
+        if not self._fuse_plain(xs, head[0]) or not all(
+            _fuse_alike(self._t, head, r) for r in roles[1:]
+        ):
             return False
-        head = roles[0]
-        shapes, dtypes = list(map(_shape, head)), list(map(_dtype, head))
+        los = list(map(self._t.Tensor.data_ptr, xs))
+        return _disjoint(sorted(_fuse_spans(los, head[5] * len(roles))))
+
+    def _can_fuse_owned(self, owned: OwnedBuffers, roles: Sequence[Sequence[Any]]) -> bool:
+        """:meth:`can_fuse` where every role but the grads (``roles[1]``) holds only
+        buffers a loop owns (``owned``): their part of the verdict (the properties of
+        each, the layout they share, their memory) is evaluated once, the first time
+        these very tensors come, and kept; only the grads are checked at each call,
+        against it. Anything else is evaluated whole."""
+        fixed = [roles[0], *roles[2:]]
+        entry = owned.lookup("can_fuse", fixed)
+        if entry is None:
+            if not owned.holds(fixed):
+                return self.can_fuse_uncached(*roles)
+            entry = owned.remember("can_fuse", fixed, self._fuse_fixed(fixed))
+        if entry is False:
+            return False
+        head, spans = entry
+        g = roles[1]
+        if len(g) != len(fixed[0]) or not self._fuse_plain(g, head[0]) or not _fuse_alike(
+            self._t, head, g
+        ):
+            return False
+        los = list(map(self._t.Tensor.data_ptr, g))
+        return _disjoint(sorted(spans + _fuse_spans(los, head[5])))
+
+    def can_fuse_uncached(self, *roles: Sequence[Any]) -> bool:
+        """:meth:`can_fuse` evaluated whole, whatever buffers a loop owns."""
+        token = OWNED.set(None)
+        try:
+            return self.can_fuse(*roles)
+        finally:
+            OWNED.reset(token)
+
+    def _fuse_fixed(self, fixed: list[Sequence[Any]]) -> Any:
+        """The part of :meth:`can_fuse`'s verdict that the roles other than the grads
+        decide: ``False``, or ``(head, spans)`` for the grads to be checked against
+        (``head``: :meth:`_fuse_head`; ``spans``: the sorted memory spans of all)."""
+        head = self._fuse_head(fixed[0]) if fixed[0] else None
+        if head is None or any(len(r) != len(fixed[0]) for r in fixed):
+            return False
+        xs = [x for r in fixed for x in r]
+        if not self._fuse_plain(xs, head[0]) or not all(
+            _fuse_alike(self._t, head, r) for r in fixed[1:]
+        ):
+            return False
+        spans = sorted(_fuse_spans(list(map(self._t.Tensor.data_ptr, xs)), head[5] * len(fixed)))
+        return (head, spans) if _disjoint(spans) else False
+
+    def _fuse_head(self, head: Sequence[Any]) -> tuple[Any, ...] | None:
+        """What every role of :meth:`can_fuse` must match, read from the first:
+        ``(device, shapes, dtypes, contiguous flags, {index: dense order} of the
+        non-contiguous ones, byte sizes)``; ``None`` when the first role itself cannot
+        be fused (a device, dtype or layout the kernels do not take)."""
+        t = self._t
+        dev = head[0].device
+        if dev.type not in ("cpu", "cuda"):
+            return None
+        dtypes = list(map(_dtype, head))
         if not set(dtypes) <= _fused_dtypes(t):
-            return False
+            return None
         contiguous = list(map(t.Tensor.is_contiguous, head))
-        for role in roles[1:]:
-            if (list(map(_shape, role)) != shapes or list(map(_dtype, role)) != dtypes
-                    or list(map(t.Tensor.is_contiguous, role)) != contiguous):
-                return False
-        if not all(contiguous):  # the others: dense, one order per index
-            for i in (i for i, c in enumerate(contiguous) if not c):
-                order = _dense_order(head[i])
-                if order is None or any(_dense_order(r[i]) != order for r in roles[1:]):
-                    return False
-        # dense tensors: each fills [data_ptr, data_ptr + numel * itemsize); sorted by
-        # the first byte, none may start before the one before it ends
+        orders = {i: _dense_order(head[i]) for i, c in enumerate(contiguous) if not c}
+        if None in orders.values():
+            return None
         sizes = list(map(mul, map(t.Tensor.numel, head), map(t.Tensor.element_size, head)))
-        los = list(map(t.Tensor.data_ptr, xs))
-        spans = sorted(zip(los, map(add, los, sizes * len(roles))))
-        if 0 in sizes:  # empty tensors hold no memory
-            spans = [s for s in spans if s[1] > s[0]]
-        starts, ends = list(map(_first, spans)), list(map(_second, spans))
-        return not any(map(lt, starts[1:], ends[:-1]))
+        return dev, list(map(_shape, head)), dtypes, contiguous, orders, sizes
+
+    def _fuse_plain(self, xs: Sequence[Any], dev: Any) -> bool:
+        """Plain strided tensors on ``dev`` that no autograd graph records (no subclass,
+        no lazy negation)."""
+        t = self._t
+        return (set(map(type, xs)) <= {t.Tensor, t.nn.Parameter}
+                and set(map(_device, xs)) == {dev} and not any(map(_requires_grad, xs))
+                and set(map(_layout, xs)) == {t.strided} and not any(map(t.Tensor.is_neg, xs)))
 
     def _spans(self, xs: Sequence[Any]) -> list[tuple[Any, int, int] | None]:
         t = self._t
@@ -1285,6 +1346,75 @@ def _dense_order(x: Any) -> tuple[int, ...] | None:
             return None
         expected *= n
     return tuple(s for s, _ in dims)
+
+
+def _fuse_alike(t: Any, head: tuple[Any, ...], role: Sequence[Any]) -> bool:
+    """Whether ``role``'s tensors have the shapes, dtypes and dense layouts of
+    :meth:`TorchBackend._fuse_head`'s ``head``, index by index."""
+    _, shapes, dtypes, contiguous, orders, _ = head
+    if (list(map(_shape, role)) != shapes or list(map(_dtype, role)) != dtypes
+            or list(map(t.Tensor.is_contiguous, role)) != contiguous):
+        return False
+    return all(_dense_order(role[i]) == order for i, order in orders.items())
+
+
+def _fuse_spans(los: list[int], sizes: list[int]) -> list[tuple[int, int]]:
+    """The memory ``[first byte, end)`` of dense tensors starting at ``los`` with byte
+    ``sizes``; empty tensors hold none (left out)."""
+    spans = list(zip(los, map(add, los, sizes)))
+    return [s for s in spans if s[1] > s[0]] if 0 in sizes else spans
+
+
+def _disjoint(spans: list[tuple[int, int]]) -> bool:
+    """Whether sorted spans are disjoint: none starts before the one before it ends."""
+    return not any(map(lt, map(_first, spans[1:]), map(_second, spans[:-1])))
+
+
+class OwnedBuffers:
+    """The tensors a loop owns (:func:`fnopt.fixed_point`'s params buffers and optimizer
+    state: no one else holds them, their layouts never change), and the verdicts about
+    them that depend only on their layouts and memory, kept per question and set of
+    tensor objects (at most ``limit`` each: the two params buffers in turn). While it
+    is :data:`OWNED`'s value, :meth:`Backend.can_fuse` asked with the same tensor
+    objects checks only the grads, and :meth:`Backend.overlaps` of two owned lists is
+    answered from memory."""
+
+    __slots__ = ("entries", "ids", "limit")
+
+    def __init__(self, tensors: Sequence[Any], limit: int = 4) -> None:
+        self.ids = {id(x): x for x in tensors}  # the values keep every id taken
+        self.entries: dict[str, list[tuple[list[list[Any]], Any]]] = {}
+        self.limit = limit
+
+    def holds(self, roles: Sequence[Sequence[Any]]) -> bool:
+        """Whether every tensor of ``roles`` is owned."""
+        ids = self.ids
+        return all(id(x) in ids for r in roles for x in r)
+
+    def lookup(self, question: str, roles: Sequence[Sequence[Any]]) -> Any:
+        """The verdict kept for ``question`` on exactly these tensor objects, or
+        ``None``."""
+        for keys, verdict in self.entries.get(question, ()):
+            if len(keys) == len(roles) and all(
+                len(k) == len(r) and all(map(is_, k, r)) for k, r in zip(keys, roles)
+            ):
+                return verdict
+        return None
+
+    def remember(self, question: str, roles: Sequence[Sequence[Any]], verdict: Any) -> Any:
+        """Keep ``verdict`` for ``question`` on these tensors (while there is room);
+        return it."""
+        kept = self.entries.setdefault(question, [])
+        if len(kept) < self.limit:
+            kept.append(([list(r) for r in roles], verdict))
+        return verdict
+
+
+#: The buffers the running loop owns (:class:`OwnedBuffers`), or ``None``: set by
+#: :func:`fnopt.fixed_point` around each update on its own buffers.
+OWNED: contextvars.ContextVar[OwnedBuffers | None] = contextvars.ContextVar(
+    "fnopt_owned_buffers", default=None
+)
 
 
 @functools.cache

@@ -85,6 +85,7 @@ class FirstOrder:
         "nan",
         "need_gnorm",
         "opt",
+        "owned_bufs",
         "prev_s",
         "s",
         "snap",
@@ -131,6 +132,13 @@ class FirstOrder:
         self.to_float = to_float
         ctx = self.be.grad_mode(differentiable)
         self.grad_ctx = None if isinstance(ctx, contextlib.nullcontext) else ctx
+        # the buffers only this loop holds: what torch's fused kernels need of them is
+        # checked once (``Backend.can_fuse``), only the user's grads at every step
+        self.owned_bufs = None
+        if owned and self.be.has_fused:
+            mine = [*_tree.leaves(self.x), *_tree.leaves(self.spare),
+                    *(x for x in optree.tree_leaves(state) if _backend.is_array(x))]
+            self.owned_bufs = _backend.OwnedBuffers(mine)
 
     def evaluate(self, batch: tuple[Any, ...]) -> Iterate:
         """The loss and gradient at the current params (one ``grad_fn`` call)."""
@@ -158,16 +166,20 @@ class FirstOrder:
         x, s = self.x, self.s
         if self.spare is not None:  # loop-owned: keep what the update overwrites
             self.before_update(s)
-        if self.grad_ctx is None:  # nothing to switch (NumPy)
+        if self.grad_ctx is None and self.owned_bufs is None:  # nothing to switch (NumPy)
             self.x, self.s = self.opt.apply(
                 x, self.value, self.grads_at_x, s, grad_norm=self.gnorm, out=self.spare
             )
         else:
-            with self.grad_ctx:
-                self.x, self.s = self.opt.apply(
-                    x, self.value, self.grads_at_x, s, grad_norm=self.gnorm,
-                    out=self.spare,
-                )
+            token = _backend.OWNED.set(self.owned_bufs)
+            try:
+                with self.grad_ctx or contextlib.nullcontext():
+                    self.x, self.s = self.opt.apply(
+                        x, self.value, self.grads_at_x, s, grad_norm=self.gnorm,
+                        out=self.spare,
+                    )
+            finally:
+                _backend.OWNED.reset(token)
         if self.spare is not None:
             self.spare = x
             if self.kept is None:
