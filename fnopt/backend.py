@@ -229,6 +229,28 @@ class Backend:
     def all_finite(self, xs: Sequence[Any]) -> bool:
         raise NotImplementedError
 
+    def on_host(self, x: Any) -> bool:
+        """Whether ``x`` lives in host memory (a NumPy array, a CPU tensor): reading it
+        to a Python float stalls no device."""
+        return True
+
+    def first_non_finite(self, values: Sequence[Any]) -> tuple[int, float]:
+        """The losses ``values`` (scalars: 0-d arrays/tensors or numbers) read to the
+        host at once: ``(i, v)`` with ``i`` the index of the first that is not finite
+        and ``v`` its value, or ``(len(values) - 1, last value)`` when all are finite.
+        On torch this is one device-to-host read whatever the number of values.
+
+        >>> NUMPY.first_non_finite([np.float64(2.0), 1.0, np.float64(np.nan), 3.0])
+        (2, nan)
+        >>> NUMPY.first_non_finite([np.float64(2.0), 0.5])
+        (1, 0.5)
+        """
+        floats = [float(v) for v in values]
+        for i, v in enumerate(floats):
+            if not math.isfinite(v):
+                return i, v
+        return len(floats) - 1, floats[-1]
+
     # -- fused whole-step kernels (accelerations of recognised chains) --------------
     # fnopt.transforms.fused recognises the chains; these run torch's fused kernels on the
     # lists given, in place (params, and the state buffers; grads are only read).
@@ -1012,7 +1034,29 @@ class _Torch(Backend):
 
     def all_finite(self, xs: Sequence[Any]) -> bool:
         t = self._t  # as NumPy's: the sum first, the elementwise test if it overflowed
+        if len(xs) > 1 and len(set(map(_device, xs))) == 1:  # the sums: one read
+            if bool(t.stack([t.isfinite(x.sum()) for x in xs]).all()):
+                return True
+            return all(bool(t.isfinite(x).all()) for x in xs)
         return all(bool(t.isfinite(x.sum())) or bool(t.isfinite(x).all()) for x in xs)
+
+    def on_host(self, x: Any) -> bool:
+        return not is_tensor(x) or x.device.type == "cpu"
+
+    def first_non_finite(self, values: Sequence[Any]) -> tuple[int, float]:
+        t = self._t
+        if not all(map(is_tensor, values)) or len(set(map(_device, values))) != 1:
+            return super().first_non_finite([float(v.item()) if is_tensor(v) else v
+                                             for v in values])
+        s = t.stack([v.detach().reshape(()).to(t.float64) for v in values])
+        bad = ~t.isfinite(s)
+        # the first bad index, else the last: argmax of (bad, then the last index)
+        i = t.cat([bad, t.ones(1, dtype=t.bool, device=s.device)]).to(t.uint8).argmax()
+        i = t.minimum(i, t.tensor(len(values) - 1, device=s.device))
+        # the one device-to-host read (the index only after a failure; ``s[i]`` with a
+        # tensor index would read the index first)
+        v = s.index_select(0, i.reshape(1)).item()
+        return (len(values) - 1 if math.isfinite(v) else int(i.item())), v
 
     def take_rows(self, x: Any, rows: np.ndarray) -> Any:
         # index_select: boolean-mask or fancy indexing is 6-50x slower on CPU

@@ -75,6 +75,10 @@ class FirstOrder:
 
     __slots__ = (
         "be",
+        "checked",
+        "due",
+        "every",
+        "first",
         "gnorm",
         "grad_ctx",
         "grads",
@@ -86,6 +90,7 @@ class FirstOrder:
         "need_gnorm",
         "opt",
         "owned_bufs",
+        "pending",
         "prev_s",
         "s",
         "snap",
@@ -107,8 +112,15 @@ class FirstOrder:
         need_gnorm: bool,
         to_float: Callable[[Any], float],
         differentiable: bool,
+        check_every: int = 1,
+        due: Callable[[int], bool] | None = None,
     ) -> None:
         self.opt, self.grads, self.k = opt, grads, start
+        # losses are read to the host at every ``every``-th iteration (and where ``due``
+        # says, e.g. a checkpoint); in between they wait in ``pending`` on the device
+        self.every, self.due, self.first = check_every, due, start
+        self.pending: list[tuple[int, Any]] = []
+        self.checked = True  # whether the last evaluate read its loss
         self.be = _backend.of(params)
         if owned:  # the loop's own copy x_k, and a second buffer for x_{k+1} (written
             # whole by each ``advance`` before anything reads it: zeros, not a copy),
@@ -144,12 +156,40 @@ class FirstOrder:
         """The loss and gradient at the current params (one ``grad_fn`` call)."""
         self.value, g = self.grads(self.x, *batch)
         self.grads_at_x = g
+        if self.every != 1:
+            return self.evaluate_deferred(g)
         if self.need_gnorm:
             self.gnorm = _tree.global_norm(g)
             gnorm = self.to_float(self.gnorm)
         else:  # not computed: NaN (a float at once)
             self.gnorm, gnorm = self.nan, math.nan
         return _new(Iterate, (self.x, self.s, self.to_float(self.value), gnorm, self.k))
+
+    def evaluate_deferred(self, g: Any) -> Iterate:
+        """:meth:`evaluate` with ``check_every > 1``: the loss waits on the device;
+        at a check it and every loss since the last check are read at once (one
+        device-to-host read), and the iterate's value is the first of them that is not
+        finite, if any (``checked`` says whether this iterate was read)."""
+        k = self.k
+        self.pending.append((k, self.value))
+        self.gnorm = _tree.global_norm(g) if self.need_gnorm else self.nan
+        if k % self.every and k != self.first and not (self.due is not None and self.due(k)):
+            self.checked = False
+            return _new(Iterate, (self.x, self.s, math.nan, math.nan, k))
+        self.checked = True
+        at, value = self.read_pending()
+        gnorm = self.to_float(self.gnorm) if self.need_gnorm and at == k else math.nan
+        return _new(Iterate, (self.x, self.s, value, gnorm, at))
+
+    def read_pending(self) -> tuple[int, float]:
+        """The losses not read yet, read now (one device-to-host read): ``(iteration,
+        loss)`` of the first that is not finite, else of the newest; ``(-1, nan)``
+        when there are none."""
+        pending, self.pending = self.pending, []
+        if not pending:
+            return -1, math.nan
+        i, value = self.be.first_non_finite([v for _, v in pending])
+        return pending[i][0], value
 
     def grad_norm_now(self) -> float:
         """The gradient norm at the current params (computed now if it was skipped)."""
@@ -223,6 +263,8 @@ class FirstOrder:
 class Stepper:
     """Runs a step function ``step(params, grad_fn, state, *batch)``; its state records
     ``value`` and ``grad_norm`` at its input (``value_at="input"``) or output."""
+
+    checked = True  # every loss is read (a step function reads it itself)
 
     __slots__ = (
         "at_input",
