@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import optree
 import pytest
 
 import fnopt
@@ -56,6 +57,14 @@ def _count(opt: Any, **kw: Any) -> tuple[int, Any]:
     with SyncCount() as c:
         r = fnopt.fixed_point(opt, params, grad_fn, **kw)
     return c.n, r
+
+
+def _same_state(a: Any, b: Any) -> None:
+    """Bitwise the same optimizer state (the step's recorded loss aside)."""
+    la, lb = optree.tree_leaves(a.inner), optree.tree_leaves(b.inner)
+    assert len(la) == len(lb) and a.count == b.count
+    for x, y in zip(la, lb):
+        assert torch.equal(x, y) if torch.is_tensor(x) else x == y
 
 
 OPTS = {"sgd": lambda: fnopt.sgd(1e-2), "momentum": lambda: fnopt.sgd(1e-2, momentum=0.9),
@@ -130,7 +139,7 @@ def test_non_finite_keeps_the_last_checked_iterate_with_its_state(nan_at: int) -
     ref = _count(fnopt.adam(1e-2), stop=stop.max_iters(r.iterations))[1]
     for x, y in zip(r.params, ref.params):
         assert torch.equal(x, y)
-    assert torch.equal(r.state.inner[0].mu[0], ref.state.inner[0].mu[0])
+    _same_state(r.state, ref.state)
 
 
 def test_check_every_argument_errors() -> None:
@@ -183,3 +192,30 @@ def test_an_error_after_a_hidden_non_finite_loss_keeps_the_checked_iterate() -> 
     res = ei.value.result
     assert res.reason == "error" and res.iterations == 10 and res.state.count == 10
     assert "non_finite" in res.message or "loss nan" in res.message
+
+
+def test_an_update_that_raises_keeps_the_last_checked_iterate_with_its_state() -> None:
+    """With ``check_every > 1`` the loop copies no state before each update; an update
+    that raises ends the run at the last checked iterate, with its own state."""
+    n = [0]
+
+    def update(updates: Any, state: Any, params: Any = None) -> Any:
+        n[0] += 1
+        if n[0] == 14:
+            raise RuntimeError("update failed")
+        return updates, state
+
+    opt = fnopt.chain(fnopt.adam(1e-2), fnopt.Transform(lambda p: (), update))
+    torch.manual_seed(3)
+    params, grad_fn = _problem()
+    with pytest.raises(fnopt.OptimizationError) as ei:
+        fnopt.fixed_point(opt, params, grad_fn, stop=stop.max_iters(40), check_every=5)
+    res = ei.value.result
+    assert res.reason == "error" and res.iterations == 10 and res.state.count == 10
+    n[0] = -100
+    torch.manual_seed(3)
+    params, grad_fn = _problem()
+    ref = fnopt.fixed_point(opt, params, grad_fn, stop=stop.max_iters(10))
+    for x, y in zip(res.params, ref.params):
+        assert torch.equal(x, y)
+    _same_state(res.state, ref.state)

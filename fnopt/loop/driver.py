@@ -13,7 +13,9 @@ pure steps, and so is the state paired with every iterate: before each update th
 loop copies the state buffers the update overwrites in place (adam's moments, a
 momentum buffer; nothing for plain ``sgd``), so a stop at the previous iterate (a
 ``non_finite`` loss at the next one, an update that raised) returns and saves that
-iterate with its own state. The gradient norm is computed only when a criterion
+iterate with its own state. With ``check_every > 1`` ("Host syncs") that copy is
+not made: the copy of the last checked iterate, one per check, takes its place (an
+update that raises then ends the run there). The gradient norm is computed only when a criterion
 (:func:`fnopt.stop.grad_norm_below`), a callback or ``record=True`` reads it, and for
 the Result's final iterate.
 
@@ -401,6 +403,8 @@ class _Run:
             if self.finishing:  # raised by or after the end of the run: as it is
                 raise
             it = cur if where in (_OBSERVE, _UPDATE) and cur is not None else self.current()
+            if where == _UPDATE and self.every != 1:  # no state copy per step: the last
+                it = tracker.last  # checked iterate (its own copy) is the last good one
             return self.ended(exc, where, it)
 
     def kept(self, cur: Iterate) -> Iterate:

@@ -9,7 +9,9 @@ check (:meth:`evaluate`) and, once the loop decides to go on, moves to it
   :math:`x_k` survives one more step (the last finite iterate, the best one), and the
   optimizer state is updated in place, after copying the buffers the update overwrites
   (none for plain ``sgd``), so the state paired with :math:`x_k` survives too
-  (:meth:`FirstOrder.paired_state`).
+  (:meth:`FirstOrder.paired_state`). With ``check_every > 1`` there is no copy per
+  step: the loop's copy of the last checked iterate (params and state) is the one
+  it returns after a non-finite loss or a failed update.
 * :class:`Stepper` runs any other step function ``step(params, grad_fn, state,
   *batch)`` (line searches, second-order methods, bare steps): pure steps, new arrays.
 
@@ -204,8 +206,8 @@ class FirstOrder:
     def advance(self) -> None:
         """:math:`x_{k+1}` = ``opt.apply`` at :math:`x_k` (into the spare buffer)."""
         x, s = self.x, self.s
-        if self.spare is not None:  # loop-owned: keep what the update overwrites
-            self.before_update(s)
+        if self.spare is not None and self.every == 1:  # keep what the update overwrites
+            self.before_update(s)  # (check_every > 1: the copy at each check stands in)
         if self.grad_ctx is None and self.owned_bufs is None:  # nothing to switch (NumPy)
             self.x, self.s = self.opt.apply(
                 x, self.value, self.grads_at_x, s, grad_norm=self.gnorm, out=self.spare
