@@ -1081,36 +1081,26 @@ class _Torch(Backend):
 
     def can_fuse(self, *roles: Sequence[Any]) -> bool:
         # (each property read for a whole list at once, by ``map``: a few tens of
-        # nanoseconds a tensor, where a Python loop costs microseconds)
-        owned = OWNED.get()
-        if owned is not None and len(roles) > 1:
-            return self._can_fuse_owned(owned, roles)
-        head = self._fuse_head(roles[0]) if roles and roles[0] else None
-        if head is None or any(len(r) != len(roles[0]) for r in roles):
+        # nanoseconds a tensor, where a Python loop costs microseconds). Two parts: what
+        # the roles other than the grads decide (``_fuse_fixed``), then the grads
+        # against it. Where every tensor of the first part is owned by the running loop
+        # (``OWNED``: its buffers' layouts never change), that part is evaluated the
+        # first time these very tensors come and kept; the grads are checked each call.
+        if not roles:
             return False
-        xs = [x for r in roles for x in r]
-        if not self._fuse_plain(xs, head[0]) or not all(
-            _fuse_alike(self._t, head, r) for r in roles[1:]
-        ):
-            return False
-        los = list(map(self._t.Tensor.data_ptr, xs))
-        return _disjoint(sorted(_fuse_spans(los, head[5] * len(roles))))
-
-    def _can_fuse_owned(self, owned: OwnedBuffers, roles: Sequence[Sequence[Any]]) -> bool:
-        """:meth:`can_fuse` where every role but the grads (``roles[1]``) holds only
-        buffers a loop owns (``owned``): their part of the verdict (the properties of
-        each, the layout they share, their memory) is evaluated once, the first time
-        these very tensors come, and kept; only the grads are checked at each call,
-        against it. Anything else is evaluated whole."""
         fixed = [roles[0], *roles[2:]]
-        entry = owned.lookup("can_fuse", fixed)
-        if entry is None:
-            if not owned.holds(fixed):
-                return self.can_fuse_uncached(*roles)
-            entry = owned.remember("can_fuse", fixed, self._fuse_fixed(fixed))
-        if entry is False:
+        owned, verdict = OWNED.get(), None
+        if owned is not None:
+            verdict = owned.lookup("can_fuse", fixed)
+            if verdict is None and owned.holds(fixed):
+                verdict = owned.remember("can_fuse", fixed, self._fuse_fixed(fixed))
+        if verdict is None:
+            verdict = self._fuse_fixed(fixed)
+        if verdict is False:
             return False
-        head, spans = entry
+        if len(roles) < 2:
+            return True
+        head, spans = verdict
         g = roles[1]
         if len(g) != len(fixed[0]) or not self._fuse_plain(g, head[0]) or not _fuse_alike(
             self._t, head, g
@@ -1118,14 +1108,6 @@ class _Torch(Backend):
             return False
         los = list(map(self._t.Tensor.data_ptr, g))
         return _disjoint(sorted(spans + _fuse_spans(los, head[5])))
-
-    def can_fuse_uncached(self, *roles: Sequence[Any]) -> bool:
-        """:meth:`can_fuse` evaluated whole, whatever buffers a loop owns."""
-        token = OWNED.set(None)
-        try:
-            return self.can_fuse(*roles)
-        finally:
-            OWNED.reset(token)
 
     def _fuse_fixed(self, fixed: list[Sequence[Any]]) -> Any:
         """The part of :meth:`can_fuse`'s verdict that the roles other than the grads
