@@ -23,13 +23,14 @@ only be a tensor if torch has already been imported by someone.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import functools
 import math
 import sys
 import warnings
 from collections.abc import Sequence
 from itertools import repeat
-from operator import add, attrgetter, itemgetter, lt, mul
+from operator import add, attrgetter, is_, itemgetter, lt, mul
 from typing import Any
 
 import numpy as np
@@ -228,6 +229,28 @@ class Backend:
     def all_finite(self, xs: Sequence[Any]) -> bool:
         raise NotImplementedError
 
+    def on_host(self, x: Any) -> bool:
+        """Whether ``x`` lives in host memory (a NumPy array, a CPU tensor): reading it
+        to a Python float stalls no device."""
+        return True
+
+    def first_non_finite(self, values: Sequence[Any]) -> tuple[int, float]:
+        """The losses ``values`` (scalars: 0-d arrays/tensors or numbers) read to the
+        host at once: ``(i, v)`` with ``i`` the index of the first that is not finite
+        and ``v`` its value, or ``(len(values) - 1, last value)`` when all are finite.
+        On torch this is one device-to-host read whatever the number of values.
+
+        >>> NUMPY.first_non_finite([np.float64(2.0), 1.0, np.float64(np.nan), 3.0])
+        (2, nan)
+        >>> NUMPY.first_non_finite([np.float64(2.0), 0.5])
+        (1, 0.5)
+        """
+        floats = [float(v) for v in values]
+        for i, v in enumerate(floats):
+            if not math.isfinite(v):
+                return i, v
+        return len(floats) - 1, floats[-1]
+
     # -- fused whole-step kernels (accelerations of recognised chains) --------------
     # fnopt.transforms.fused recognises the chains; these run torch's fused kernels on the
     # lists given, in place (params, and the state buffers; grads are only read).
@@ -265,7 +288,15 @@ class Backend:
         >>> NUMPY.overlaps([a[:3]], [a[2:]]), NUMPY.overlaps([a[:3]], [a[3:]])
         (True, False)
         """
-        return _meet(self._spans(xs), self._spans(ys))
+        owned = OWNED.get()
+        if owned is None:
+            return _meet(self._spans(xs), self._spans(ys))
+        verdict = owned.lookup("overlaps", (xs, ys))
+        if verdict is None:  # owned buffers: decided once; others: every time
+            verdict = _meet(self._spans(xs), self._spans(ys))
+            if owned.holds((xs, ys)):
+                owned.remember("overlaps", (xs, ys), verdict)
+        return bool(verdict)
 
     def _spans(self, xs: Sequence[Any]) -> list[tuple[Any, int, int] | None]:
         """:meth:`_span` of each leaf."""
@@ -1033,7 +1064,29 @@ class _Torch(Backend):
 
     def all_finite(self, xs: Sequence[Any]) -> bool:
         t = self._t  # as NumPy's: the sum first, the elementwise test if it overflowed
+        if len(xs) > 1 and len(set(map(_device, xs))) == 1:  # the sums: one read
+            if bool(t.stack([t.isfinite(x.sum()) for x in xs]).all()):
+                return True
+            return all(bool(t.isfinite(x).all()) for x in xs)
         return all(bool(t.isfinite(x.sum())) or bool(t.isfinite(x).all()) for x in xs)
+
+    def on_host(self, x: Any) -> bool:
+        return not is_tensor(x) or x.device.type == "cpu"
+
+    def first_non_finite(self, values: Sequence[Any]) -> tuple[int, float]:
+        t = self._t
+        if not all(map(is_tensor, values)) or len(set(map(_device, values))) != 1:
+            return super().first_non_finite([float(v.item()) if is_tensor(v) else v
+                                             for v in values])
+        s = t.stack([v.detach().reshape(()).to(t.float64) for v in values])
+        bad = ~t.isfinite(s)
+        # the first bad index, else the last: argmax of (bad, then the last index)
+        i = t.cat([bad, t.ones(1, dtype=t.bool, device=s.device)]).to(t.uint8).argmax()
+        i = t.minimum(i, t.tensor(len(values) - 1, device=s.device))
+        # the one device-to-host read (the index only after a failure; ``s[i]`` with a
+        # tensor index would read the index first)
+        v = s.index_select(0, i.reshape(1)).item()
+        return (len(values) - 1 if math.isfinite(v) else int(i.item())), v
 
     def take_rows(self, x: Any, rows: np.ndarray) -> Any:
         # index_select: boolean-mask or fancy indexing is 6-50x slower on CPU
@@ -1058,41 +1111,75 @@ class _Torch(Backend):
 
     def can_fuse(self, *roles: Sequence[Any]) -> bool:
         # (each property read for a whole list at once, by ``map``: a few tens of
-        # nanoseconds a tensor, where a Python loop costs microseconds)
-        if not roles or not roles[0]:
+        # nanoseconds a tensor, where a Python loop costs microseconds). Two parts: what
+        # the roles other than the grads decide (``_fuse_fixed``), then the grads
+        # against it. Where every tensor of the first part is owned by the running loop
+        # (``OWNED``: its buffers' layouts never change), that part is evaluated the
+        # first time these very tensors come and kept; the grads are checked each call.
+        if not roles:
             return False
+        fixed = [roles[0], *roles[2:]]
+        owned, verdict = OWNED.get(), None
+        if owned is not None:
+            verdict = owned.lookup("can_fuse", fixed)
+            if verdict is None and owned.holds(fixed):
+                verdict = owned.remember("can_fuse", fixed, self._fuse_fixed(fixed))
+        if verdict is None:
+            verdict = self._fuse_fixed(fixed)
+        if verdict is False:
+            return False
+        if len(roles) < 2:
+            return True
+        head, spans = verdict
+        g = roles[1]
+        if len(g) != len(fixed[0]) or not self._fuse_plain(g, head[0]) or not _fuse_alike(
+            self._t, head, g
+        ):
+            return False
+        los = list(map(self._t.Tensor.data_ptr, g))
+        return _disjoint(sorted(spans + _fuse_spans(los, head[5])))
+
+    def _fuse_fixed(self, fixed: list[Sequence[Any]]) -> Any:
+        """The part of :meth:`can_fuse`'s verdict that the roles other than the grads
+        decide: ``False``, or ``(head, spans)`` for the grads to be checked against
+        (``head``: :meth:`_fuse_head`; ``spans``: the sorted memory spans of all)."""
+        head = self._fuse_head(fixed[0]) if fixed[0] else None
+        if head is None or any(len(r) != len(fixed[0]) for r in fixed):
+            return False
+        xs = [x for r in fixed for x in r]
+        if not self._fuse_plain(xs, head[0]) or not all(
+            _fuse_alike(self._t, head, r) for r in fixed[1:]
+        ):
+            return False
+        spans = sorted(_fuse_spans(list(map(self._t.Tensor.data_ptr, xs)), head[5] * len(fixed)))
+        return (head, spans) if _disjoint(spans) else False
+
+    def _fuse_head(self, head: Sequence[Any]) -> tuple[Any, ...] | None:
+        """What every role of :meth:`can_fuse` must match, read from the first:
+        ``(device, shapes, dtypes, contiguous flags, {index: dense order} of the
+        non-contiguous ones, byte sizes)``; ``None`` when the first role itself cannot
+        be fused (a device, dtype or layout the kernels do not take)."""
         t = self._t
-        n, dev = len(roles[0]), roles[0][0].device
-        if dev.type not in ("cpu", "cuda") or any(len(r) != n for r in roles):
-            return False
-        xs = [x for r in roles for x in r]
-        if (not set(map(type, xs)) <= {t.Tensor, t.nn.Parameter}
-                or set(map(_device, xs)) != {dev} or any(map(_requires_grad, xs))
-                or set(map(_layout, xs)) != {t.strided} or any(map(t.Tensor.is_neg, xs))):
-            return False
-        head = roles[0]
-        shapes, dtypes = list(map(_shape, head)), list(map(_dtype, head))
+        dev = head[0].device
+        if dev.type not in ("cpu", "cuda"):
+            return None
+        dtypes = list(map(_dtype, head))
         if not set(dtypes) <= _fused_dtypes(t):
-            return False
+            return None
         contiguous = list(map(t.Tensor.is_contiguous, head))
-        for role in roles[1:]:
-            if (list(map(_shape, role)) != shapes or list(map(_dtype, role)) != dtypes
-                    or list(map(t.Tensor.is_contiguous, role)) != contiguous):
-                return False
-        if not all(contiguous):  # the others: dense, one order per index
-            for i in (i for i, c in enumerate(contiguous) if not c):
-                order = _dense_order(head[i])
-                if order is None or any(_dense_order(r[i]) != order for r in roles[1:]):
-                    return False
-        # dense tensors: each fills [data_ptr, data_ptr + numel * itemsize); sorted by
-        # the first byte, none may start before the one before it ends
+        orders = {i: _dense_order(head[i]) for i, c in enumerate(contiguous) if not c}
+        if None in orders.values():
+            return None
         sizes = list(map(mul, map(t.Tensor.numel, head), map(t.Tensor.element_size, head)))
-        los = list(map(t.Tensor.data_ptr, xs))
-        spans = sorted(zip(los, map(add, los, sizes * len(roles))))
-        if 0 in sizes:  # empty tensors hold no memory
-            spans = [s for s in spans if s[1] > s[0]]
-        starts, ends = list(map(_first, spans)), list(map(_second, spans))
-        return not any(map(lt, starts[1:], ends[:-1]))
+        return dev, list(map(_shape, head)), dtypes, contiguous, orders, sizes
+
+    def _fuse_plain(self, xs: Sequence[Any], dev: Any) -> bool:
+        """Plain strided tensors on ``dev`` that no autograd graph records (no subclass,
+        no lazy negation)."""
+        t = self._t
+        return (set(map(type, xs)) <= {t.Tensor, t.nn.Parameter}
+                and set(map(_device, xs)) == {dev} and not any(map(_requires_grad, xs))
+                and set(map(_layout, xs)) == {t.strided} and not any(map(t.Tensor.is_neg, xs)))
 
     def _spans(self, xs: Sequence[Any]) -> list[tuple[Any, int, int] | None]:
         t = self._t
@@ -1321,6 +1408,75 @@ def _dense_order(x: Any) -> tuple[int, ...] | None:
             return None
         expected *= n
     return tuple(s for s, _ in dims)
+
+
+def _fuse_alike(t: Any, head: tuple[Any, ...], role: Sequence[Any]) -> bool:
+    """Whether ``role``'s tensors have the shapes, dtypes and dense layouts of
+    :meth:`TorchBackend._fuse_head`'s ``head``, index by index."""
+    _, shapes, dtypes, contiguous, orders, _ = head
+    if (list(map(_shape, role)) != shapes or list(map(_dtype, role)) != dtypes
+            or list(map(t.Tensor.is_contiguous, role)) != contiguous):
+        return False
+    return all(_dense_order(role[i]) == order for i, order in orders.items())
+
+
+def _fuse_spans(los: list[int], sizes: list[int]) -> list[tuple[int, int]]:
+    """The memory ``[first byte, end)`` of dense tensors starting at ``los`` with byte
+    ``sizes``; empty tensors hold none (left out)."""
+    spans = list(zip(los, map(add, los, sizes)))
+    return [s for s in spans if s[1] > s[0]] if 0 in sizes else spans
+
+
+def _disjoint(spans: list[tuple[int, int]]) -> bool:
+    """Whether sorted spans are disjoint: none starts before the one before it ends."""
+    return not any(map(lt, map(_first, spans[1:]), map(_second, spans[:-1])))
+
+
+class OwnedBuffers:
+    """The tensors a loop owns (:func:`fnopt.fixed_point`'s params buffers and optimizer
+    state: no one else holds them, their layouts never change), and the verdicts about
+    them that depend only on their layouts and memory, kept per question and set of
+    tensor objects (at most ``limit`` each: the two params buffers in turn). While it
+    is :data:`OWNED`'s value, :meth:`Backend.can_fuse` asked with the same tensor
+    objects checks only the grads, and :meth:`Backend.overlaps` of two owned lists is
+    answered from memory."""
+
+    __slots__ = ("entries", "ids", "limit")
+
+    def __init__(self, tensors: Sequence[Any], limit: int = 4) -> None:
+        self.ids = {id(x): x for x in tensors}  # the values keep every id taken
+        self.entries: dict[str, list[tuple[list[list[Any]], Any]]] = {}
+        self.limit = limit
+
+    def holds(self, roles: Sequence[Sequence[Any]]) -> bool:
+        """Whether every tensor of ``roles`` is owned."""
+        ids = self.ids
+        return all(id(x) in ids for r in roles for x in r)
+
+    def lookup(self, question: str, roles: Sequence[Sequence[Any]]) -> Any:
+        """The verdict kept for ``question`` on exactly these tensor objects, or
+        ``None``."""
+        for keys, verdict in self.entries.get(question, ()):
+            if len(keys) == len(roles) and all(
+                len(k) == len(r) and all(map(is_, k, r)) for k, r in zip(keys, roles)
+            ):
+                return verdict
+        return None
+
+    def remember(self, question: str, roles: Sequence[Sequence[Any]], verdict: Any) -> Any:
+        """Keep ``verdict`` for ``question`` on these tensors (while there is room);
+        return it."""
+        kept = self.entries.setdefault(question, [])
+        if len(kept) < self.limit:
+            kept.append(([list(r) for r in roles], verdict))
+        return verdict
+
+
+#: The buffers the running loop owns (:class:`OwnedBuffers`), or ``None``: set by
+#: :func:`fnopt.fixed_point` around each update on its own buffers.
+OWNED: contextvars.ContextVar[OwnedBuffers | None] = contextvars.ContextVar(
+    "fnopt_owned_buffers", default=None
+)
 
 
 @functools.cache

@@ -126,9 +126,32 @@ def check_checkpoint_args(every: Any, path: Any, start_iteration: Any) -> None:
 
 def check_finite_params(params: Params, be: _backend.Backend) -> None:
     leaves = _tree.leaves(params)
+    if be.all_finite(leaves):  # all at once (one read on torch); which one only if not
+        return
     for path, leaf in zip(_tree.paths(params), leaves):
         if not be.all_finite([leaf]):
             raise ValueError(f"params: leaf {path} contains NaN or inf; start from finite values")
+
+
+def check_every_arg(every: Any, on_host: bool, deferrable: bool) -> int:
+    """``fixed_point``'s ``check_every``: an int >= 1 (above 1 only where the loop can
+    leave the losses on the device: a first-order optimizer with no callback,
+    ``on_epoch`` or ``record``), or ``None`` for the default (1 on the host,
+    ``DEVICE_CHECK_EVERY`` on an accelerator where the losses can wait)."""
+    if every is None:
+        from fnopt.loop.driver import DEVICE_CHECK_EVERY
+
+        return 1 if on_host or not deferrable else DEVICE_CHECK_EVERY
+    if isinstance(every, bool) or not isinstance(every, int):
+        raise TypeError(f"check_every: expected an int or None, got {type(every).__name__}")
+    if every < 1:
+        raise ValueError(f"check_every: expected an int >= 1, got {every}")
+    if every > 1 and not deferrable:
+        raise ValueError(
+            "check_every: above 1 needs a first-order optimizer and no callback, on_epoch "
+            f"or record=True (they read the loss at every iteration); got {every}"
+        )
+    return every
 
 
 def truth(name: str, value: Any) -> bool:

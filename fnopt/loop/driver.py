@@ -13,9 +13,40 @@ pure steps, and so is the state paired with every iterate: before each update th
 loop copies the state buffers the update overwrites in place (adam's moments, a
 momentum buffer; nothing for plain ``sgd``), so a stop at the previous iterate (a
 ``non_finite`` loss at the next one, an update that raised) returns and saves that
-iterate with its own state. The gradient norm is computed only when a criterion
+iterate with its own state. With ``check_every > 1`` ("Host syncs") that copy is
+not made: the copy of the last checked iterate, one per check, takes its place (an
+update that raises then ends the run there). The gradient norm is computed only when a criterion
 (:func:`fnopt.stop.grad_norm_below`), a callback or ``record=True`` reads it, and for
 the Result's final iterate.
+
+**Host syncs** (``check_every``). Reading a loss to a Python float is a device-to-host
+read that stalls a GPU's queue. A first-order optimizer's loop reads the losses only
+at every iteration that is a multiple of ``check_every`` (at the first iteration, and
+at each ``checkpoint_every`` multiple too), all the losses since the last check at
+once, in one read; the ones in between wait on the device. ``max_iters``,
+``time_limit`` and other criteria that read only the iteration, the time or the epoch
+are asked at every iteration and need no read: with them the loop makes no host sync
+between checks (a few per run: the params' finiteness at the start, the losses left
+and the gradient norm at the end). Criteria that read the loss, the gradient norm or
+the params are asked only at the checks (a run with ``loss_below`` stops at the first
+check where it holds; the gradient norm is one more read there); the previous loss
+they see is the one read at the check before. The default ``check_every=None`` is 1
+for NumPy params and CPU tensors (a read there stalls nothing, and every guarantee
+is per iteration) and whenever a callback, ``on_epoch`` or ``record=True`` reads every
+loss (a value above 1 is then a ``ValueError``), and ``DEVICE_CHECK_EVERY`` (20) for a
+first-order optimizer on an accelerator. With ``check_every=k > 1`` the guarantees
+become:
+
+* *last finite iterate*: a non-finite loss is noticed at the next check (or at the
+  end of the run, whatever ends it); the run then returns, and checkpoints, the last
+  *checked* iterate (at most ``k`` iterations before the first non-finite loss, all
+  losses up to it finite) with its own state, reason ``non_finite`` (an error or
+  Ctrl-C keeps its reason and says so); resuming from it is bitwise the run that
+  never saw the non-finite loss. To keep it the loop copies the params and state at
+  each check (one copy per ``k`` steps; one more params-and-state of memory).
+* *best iterate* (``Result.best_params``/``best_value``): the best among the checked
+  iterates.
+* ``Result.value`` is still the loss at ``Result.params`` (read at the end).
 
 **Data and epochs.** With ``data``, each batch (a tuple/list is unpacked) is passed to
 ``grad_fn`` after the params, one batch per step: ``N`` batches make ``N`` updates, as
@@ -113,6 +144,12 @@ _new: Callable[..., Any] = tuple.__new__
 _DATA, _STEP, _UPDATE = "data", "step", "update"
 _OBSERVE, _END = "stop criterion", "stop criterion at the end of the data"
 
+#: The :class:`Info` fields a criterion may read without a value from the device.
+_CHEAP = frozenset({"iteration", "elapsed", "epoch"})
+
+#: ``check_every``'s default for a first-order optimizer on an accelerator.
+DEVICE_CHECK_EVERY = 20
+
 
 def fixed_point(
     opt_or_step: Optimizer | Transform | Callable[..., tuple[Params, State]],
@@ -132,6 +169,7 @@ def fixed_point(
     epochs: int | None = None,
     on_epoch: Callable[[Info], Any] | None = None,
     stop_state: Any = None,
+    check_every: int | None = None,
 ) -> Result:
     """Run an optimizer (or a bare step function) until ``stop`` holds.
 
@@ -197,6 +235,8 @@ def fixed_point(
         mismatched ``(params, state, start_iteration)`` is refused).
       stop_state: the state of ``stop`` to start from (default ``stop.init()``), e.g.
         ``ck.stop_state``: early stopping resumes with its best params and counter.
+      check_every: read the losses to the host every this many iterations, all at
+        once (default ``None``: see :mod:`fnopt.loop.driver`, "Host syncs").
 
     Returns:
       A :class:`Result`.
@@ -210,7 +250,7 @@ def fixed_point(
     """
     data = data if epochs is None else _epochs_of(data, epochs)
     return _Run(opt_or_step, params, grad_fn, state, stop=stop, data=data, callback=callback,
-                on_epoch=on_epoch, record=record, on_failure=on_failure,
+                on_epoch=on_epoch, record=record, on_failure=on_failure, check_every=check_every,
                 differentiable=differentiable, checkpoint_every=checkpoint_every,
                 checkpoint_path=checkpoint_path, start_iteration=start_iteration,
                 stop_state=stop_state).drive()
@@ -239,7 +279,8 @@ class _Run:
                  on_epoch: Callable[[Info], Any] | None, record: bool, on_failure: str,
                  differentiable: bool, checkpoint_every: int | None,
                  checkpoint_path: str | os.PathLike[str] | None,
-                 start_iteration: int | None, stop_state: Any = None) -> None:
+                 start_iteration: int | None, stop_state: Any = None,
+                 check_every: int | None = None) -> None:
         if isinstance(opt, Transform) and not is_optimizer(opt):
             opt = Descent(opt)  # a hand-built chain: lifted as fnopt.descent does
         be = check_params(params, low_precision=isinstance(opt, Descent))
@@ -281,13 +322,21 @@ class _Run:
         to_float = _float_detached if differentiable else float
         self.owned = isinstance(opt, Descent) and callback is None and not differentiable
         self.runner: FirstOrder | Stepper
+        self.every = checks.check_every_arg(
+            check_every, be.on_host(_tree.leaves(params)[0]),
+            isinstance(opt, Descent) and callback is None and on_epoch is None and not record,
+        )
+        # the criteria that need no value read from the device: asked at every iteration
+        self.cheap_stop = stop.reads <= _CHEAP
+        self.snap_grads: Any = None  # the grads at the last checked iterate (every > 1)
         if isinstance(opt, Descent):
             need_gnorm = "grad_norm" in stop.reads or record or callback is not None
             if self.owned and not fresh:
                 state = clone_buffers(state)
             self.runner = FirstOrder(opt, params, state, self.grads, start=start_iteration,
                                      owned=self.owned, need_gnorm=need_gnorm,
-                                     to_float=to_float, differentiable=differentiable)
+                                     to_float=to_float, differentiable=differentiable,
+                                     check_every=self.every, due=self.ckpt.due)
         else:
             step = opt.step if is_optimizer(opt) else opt
             value_at = opt.value_at if is_optimizer(opt) else "input"
@@ -341,16 +390,23 @@ class _Run:
                 except StepFailed as exc:
                     msg = f"{exc.reason.message}: {exc.message}"
                     return self.finish(tracker.last, exc.reason, msg)
-                if not math.isfinite(cur.value):
+                if not runner.checked:  # the loss waits on the device (check_every)
+                    where = _OBSERVE
+                    done = self.observe_unchecked(cur)
+                elif not math.isfinite(cur.value):
                     return self.finish(tracker.last, Reason.NON_FINITE,
                                        f"{Reason.NON_FINITE.message} (loss {cur.value} at "
                                        f"iteration {cur.iteration})")
-                tracker.accept(cur)
-                where = _OBSERVE
-                done = self.observe(cur)
+                else:
+                    tracker.accept(cur if self.every == 1 else self.kept(cur))
+                    where = _OBSERVE
+                    done = self.observe(cur)
                 if done is not None:
                     return done
-                tracker.moved_on(cur)
+                if runner.checked:
+                    tracker.moved_on(cur)
+                else:  # the previous loss stays the last one read
+                    tracker.prev_params = cur.params
                 tracker.protect(runner.overwrites())
                 where = _UPDATE
                 guard.critical = True
@@ -361,7 +417,48 @@ class _Run:
             if self.finishing:  # raised by or after the end of the run: as it is
                 raise
             it = cur if where in (_OBSERVE, _UPDATE) and cur is not None else self.current()
+            if where == _UPDATE and self.every != 1:  # no state copy per step: the last
+                it = tracker.last  # checked iterate (its own copy) is the last good one
             return self.ended(exc, where, it)
+
+    def kept(self, cur: Iterate) -> Iterate:
+        """With ``check_every > 1``: a copy of the checked iterate ``cur`` (params and
+        the state paired with them), the last good iterate until the next check (the
+        loop's own buffers move on meanwhile)."""
+        runner = self.runner
+        assert isinstance(runner, FirstOrder)  # check_every > 1 needs one
+        self.snap_grads = runner.grads_at_x
+        return Iterate(_tree.clone(cur.params), clone_buffers(cur.state), cur.value,
+                       cur.grad_norm, cur.iteration)
+
+    def observe_unchecked(self, cur: Iterate) -> Result | None:
+        """At an iterate whose loss was not read (``check_every``): the criteria, when
+        they read nothing from the device (``max_iters``, ``time_limit``)."""
+        return self.criteria(self.info(cur), cur) if self.cheap_stop else None
+
+    def settle(self, it: Iterate, reason: Reason, message: str) -> tuple[Iterate, Reason, str]:
+        """With ``check_every > 1``, at the end: the losses not read yet are read (one
+        device-to-host read). All finite: ``it`` gets its loss if it is the newest
+        evaluated iterate. One is not: the run ends at the last checked iterate
+        (``tracker.last``), reason ``non_finite`` (an error or Ctrl-C keeps its own)."""
+        runner = self.runner
+        if self.every == 1 or not isinstance(runner, FirstOrder) or not runner.pending:
+            return it, reason, message
+        newest = runner.pending[-1][0]
+        at, value = runner.read_pending()
+        if math.isfinite(value):
+            if at == newest and math.isnan(it.value) and it.params is runner.x and (
+                it.iteration in (at, at + 1)  # evaluated there, or just updated from it
+            ):
+                it = it._replace(value=value)
+            return it, reason, message
+        last = self.tracker.last
+        bad = (f"{Reason.NON_FINITE.message} (loss {value} at iteration {at}; the losses "
+               f"are read every {self.every} iterations: the last checked iterate, "
+               f"{last.iteration}, is kept)")
+        if reason in (Reason.ERROR, Reason.INTERRUPTED):
+            return last, reason, f"{message}; {bad}"
+        return last, Reason.NON_FINITE, bad
 
     def observe(self, cur: Iterate) -> Result | None:
         """Checkpoint, record, callback and criteria at an accepted iterate; the Result
@@ -427,7 +524,14 @@ class _Run:
         """The data ran out: the params after the last update, checked once more at the
         end of the last epoch (for per-epoch hooks and early stopping)."""
         runner, last = self.runner, self.tracker.last
-        final = Iterate(runner.x, runner.s, last.value, last.grad_norm, runner.k)
+        value = last.value
+        if self.every != 1 and isinstance(runner, FirstOrder) and runner.pending:
+            at, value = runner.read_pending()  # the last batch's loss, if all were finite
+            if not math.isfinite(value):
+                return self.finish(last, Reason.NON_FINITE,
+                                   f"{Reason.NON_FINITE.message} (loss {value} at "
+                                   f"iteration {at})")
+        final = Iterate(runner.x, runner.s, value, last.grad_norm, runner.k)
         if self.batches.epoch is not None and runner.k != last.iteration:
             info = self.info(final)
             if self.on_epoch is not None and info.epoch != self.epoch_seen:
@@ -444,10 +548,13 @@ class _Run:
                converged: bool | None = None, raise_failure: bool = True) -> Result:
         self.finishing = True
         runner, tracker = self.runner, self.tracker
+        it, reason, message = self.settle(it, reason, message)
         if self.owned:  # an overwritten state comes back from its copy
             it = it._replace(state=runner.paired_state(it))
         if math.isnan(it.grad_norm) and it.params is runner.x:
             it = it._replace(grad_norm=runner.grad_norm_now())
+        elif math.isnan(it.grad_norm) and it is tracker.last and self.snap_grads is not None:
+            it = it._replace(grad_norm=float(_tree.global_norm(self.snap_grads)))
         crit = self.crit_before if it.iteration == self.checked_at else self.crit_state
         self.ckpt.save(it, self.grads.n, self.batches.epoch, crit)
         params_out = it.params

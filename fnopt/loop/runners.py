@@ -9,7 +9,9 @@ check (:meth:`evaluate`) and, once the loop decides to go on, moves to it
   :math:`x_k` survives one more step (the last finite iterate, the best one), and the
   optimizer state is updated in place, after copying the buffers the update overwrites
   (none for plain ``sgd``), so the state paired with :math:`x_k` survives too
-  (:meth:`FirstOrder.paired_state`).
+  (:meth:`FirstOrder.paired_state`). With ``check_every > 1`` there is no copy per
+  step: the loop's copy of the last checked iterate (params and state) is the one
+  it returns after a non-finite loss or a failed update.
 * :class:`Stepper` runs any other step function ``step(params, grad_fn, state,
   *batch)`` (line searches, second-order methods, bare steps): pure steps, new arrays.
 
@@ -76,6 +78,10 @@ class FirstOrder:
 
     __slots__ = (
         "be",
+        "checked",
+        "due",
+        "every",
+        "first",
         "gnorm",
         "grad_ctx",
         "grads",
@@ -86,6 +92,8 @@ class FirstOrder:
         "nan",
         "need_gnorm",
         "opt",
+        "owned_bufs",
+        "pending",
         "prev_s",
         "s",
         "snap",
@@ -107,8 +115,15 @@ class FirstOrder:
         need_gnorm: bool,
         to_float: Callable[[Any], float],
         differentiable: bool,
+        check_every: int = 1,
+        due: Callable[[int], bool] | None = None,
     ) -> None:
         self.opt, self.grads, self.k = opt, grads, start
+        # losses are read to the host at every ``every``-th iteration (and where ``due``
+        # says, e.g. a checkpoint); in between they wait in ``pending`` on the device
+        self.every, self.due, self.first = check_every, due, start
+        self.pending: list[tuple[int, Any]] = []
+        self.checked = True  # whether the last evaluate read its loss
         self.be = _backend.of(params)
         if owned:  # the loop's own copy x_k, and a second buffer for x_{k+1} (written
             # whole by each ``advance`` before anything reads it: zeros, not a copy),
@@ -132,17 +147,52 @@ class FirstOrder:
         self.to_float = to_float
         ctx = self.be.grad_mode(differentiable)
         self.grad_ctx = None if isinstance(ctx, contextlib.nullcontext) else ctx
+        # the buffers only this loop holds: what torch's fused kernels need of them is
+        # checked once (``Backend.can_fuse``), only the user's grads at every step
+        self.owned_bufs = None
+        if owned and self.be.has_fused:
+            mine = [*_tree.leaves(self.x), *_tree.leaves(self.spare),
+                    *(x for x in optree.tree_leaves(state) if _backend.is_array(x))]
+            self.owned_bufs = _backend.OwnedBuffers(mine)
 
     def evaluate(self, batch: tuple[Any, ...]) -> Iterate:
         """The loss and gradient at the current params (one ``grad_fn`` call)."""
         self.value, g = self.grads(self.x, *batch)
         self.grads_at_x = g
+        if self.every != 1:
+            return self.evaluate_deferred(g)
         if self.need_gnorm:
             self.gnorm = _tree.global_norm(g)
             gnorm = self.to_float(self.gnorm)
         else:  # not computed: NaN (a float at once)
             self.gnorm, gnorm = self.nan, math.nan
         return _new(Iterate, (self.x, self.s, self.to_float(self.value), gnorm, self.k))
+
+    def evaluate_deferred(self, g: Any) -> Iterate:
+        """:meth:`evaluate` with ``check_every > 1``: the loss waits on the device;
+        at a check it and every loss since the last check are read at once (one
+        device-to-host read), and the iterate's value is the first of them that is not
+        finite, if any (``checked`` says whether this iterate was read)."""
+        k = self.k
+        self.pending.append((k, self.value))
+        self.gnorm = _tree.global_norm(g) if self.need_gnorm else self.nan
+        if k % self.every and k != self.first and not (self.due is not None and self.due(k)):
+            self.checked = False
+            return _new(Iterate, (self.x, self.s, math.nan, math.nan, k))
+        self.checked = True
+        at, value = self.read_pending()
+        gnorm = self.to_float(self.gnorm) if self.need_gnorm and at == k else math.nan
+        return _new(Iterate, (self.x, self.s, value, gnorm, at))
+
+    def read_pending(self) -> tuple[int, float]:
+        """The losses not read yet, read now (one device-to-host read): ``(iteration,
+        loss)`` of the first that is not finite, else of the newest; ``(-1, nan)``
+        when there are none."""
+        pending, self.pending = self.pending, []
+        if not pending:
+            return -1, math.nan
+        i, value = self.be.first_non_finite([v for _, v in pending])
+        return pending[i][0], value
 
     def grad_norm_now(self) -> float:
         """The gradient norm at the current params (computed now if it was skipped)."""
@@ -157,18 +207,22 @@ class FirstOrder:
     def advance(self) -> None:
         """:math:`x_{k+1}` = ``opt.apply`` at :math:`x_k` (into the spare buffer)."""
         x, s = self.x, self.s
-        if self.spare is not None:  # loop-owned: keep what the update overwrites
-            self.before_update(s)
-        if self.grad_ctx is None:  # nothing to switch (NumPy)
+        if self.spare is not None and self.every == 1:  # keep what the update overwrites
+            self.before_update(s)  # (check_every > 1: the copy at each check stands in)
+        if self.grad_ctx is None and self.owned_bufs is None:  # nothing to switch (NumPy)
             self.x, self.s = self.opt.apply(
                 x, self.value, self.grads_at_x, s, grad_norm=self.gnorm, out=self.spare
             )
         else:
-            with self.grad_ctx:
-                self.x, self.s = self.opt.apply(
-                    x, self.value, self.grads_at_x, s, grad_norm=self.gnorm,
-                    out=self.spare,
-                )
+            token = _backend.OWNED.set(self.owned_bufs)
+            try:
+                with self.grad_ctx or contextlib.nullcontext():
+                    self.x, self.s = self.opt.apply(
+                        x, self.value, self.grads_at_x, s, grad_norm=self.gnorm,
+                        out=self.spare,
+                    )
+            finally:
+                _backend.OWNED.reset(token)
         if self.spare is not None:
             self.spare = x
             if self.kept is None:
@@ -212,6 +266,8 @@ class FirstOrder:
 class Stepper:
     """Runs a step function ``step(params, grad_fn, state, *batch)``; its state records
     ``value`` and ``grad_norm`` at its input (``value_at="input"``) or output."""
+
+    checked = True  # every loss is read (a step function reads it itself)
 
     __slots__ = (
         "at_input",
