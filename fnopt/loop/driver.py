@@ -191,10 +191,9 @@ def fixed_point(
     the final checkpoint): a stop returns the :class:`Result`; Ctrl-C returns it with
     reason ``interrupted``; an ``Exception`` from ``grad_fn``, ``data``, a callback or
     a criterion raises :class:`OptimizationError` carrying it as ``.result``; any other
-    ``BaseException`` (``SystemExit``, ...) is re-raised with it as ``.result``
-    (:mod:`fnopt.loop.driver`, "How a run ends"). A first-order optimizer updates
-    buffers the loop owns; :mod:`fnopt.loop.driver` documents that, data and epochs,
-    differentiating through the loop, and checkpoints and resuming.
+    ``BaseException`` (``SystemExit``, ...) is re-raised with it as ``.result``.
+    :mod:`fnopt.loop.driver` documents how a run ends, loop-owned buffers, data,
+    differentiating through the loop, host syncs and resuming.
 
     Args:
       opt_or_step: an optimizer (:class:`fnopt.Optimizer`, a first-order alias or any
@@ -211,18 +210,17 @@ def fixed_point(
         ``stop.loss_below(1e-3) | stop.max_iters(10_000)``.
       data: an iterable of batches, one per step, passed to ``grad_fn`` after the
         params; the run stops with ``data_exhausted`` after the last update.
-      epochs: shorthand for ``data=fnopt.epochs(data, epochs)``: ``epochs`` passes over
-        a re-iterable ``data`` (a ``DataLoader`` reshuffles each pass).
+      epochs: ``epochs`` passes over a re-iterable ``data`` (``fnopt.epochs``).
       callback: called with an :class:`fnopt.stop.Info` at every iterate; a truthy
         return stops the run with reason ``callback``; an exception it raises is
         re-raised as :class:`OptimizationError` whose ``result`` is that iterate.
-      record: keep the per-iteration loss and gradient norm in ``Result.history``.
-      on_failure: ``"return"`` (default) returns the Result of a failed run;
-        ``"raise"`` raises :class:`OptimizationError` carrying it.
+      record: keep each iteration's loss and gradient norm in ``Result.history``.
+      on_failure: ``"return"`` (default) or ``"raise"`` (:class:`OptimizationError`)
+        for a failed run.
       differentiable: torch only: keep the autograd graph through every step, so
         ``Result.params`` can be differentiated (``grad_fn`` must keep its graph too).
-      checkpoint_every: save the iterate to ``checkpoint_path`` at every iteration that
-        is a multiple of this, and the final iterate whatever the reason the run stops.
+      checkpoint_every: save to ``checkpoint_path`` every this many iterations, and the
+        final iterate whatever the reason the run stops.
       checkpoint_path: the checkpoint file; given alone, only the final iterate is saved.
       on_epoch: called with the :class:`fnopt.stop.Info` of the params at the end of
         each epoch (when ``Info.epoch`` changes, and once more after the last batch),
@@ -234,15 +232,14 @@ def fixed_point(
         state's step count (``state.count``) must equal it (``ValueError``: a
         mismatched ``(params, state, start_iteration)`` is refused).
       stop_state: the state of ``stop`` to start from (default ``stop.init()``), e.g.
-        ``ck.stop_state``: early stopping resumes with its best params and counter.
+        ``ck.stop_state`` (early stopping resumes with its best params and counter).
       check_every: read the losses to the host every this many iterations, all at
         once (default ``None``: see :mod:`fnopt.loop.driver`, "Host syncs").
 
     Returns:
       A :class:`Result`.
 
-    >>> import numpy as np, fnopt
-    >>> task = fnopt.tasks.rosenbrock()
+    >>> import numpy as np, fnopt; task = fnopt.tasks.rosenbrock()
     >>> r = fnopt.fixed_point(fnopt.sgd(1e-3), task.init_params, task.grad_fn,
     ...                       stop=fnopt.stop.loss_below(1e-3) | fnopt.stop.max_iters(10_000))
     >>> r.iterations, r.reason, np.round(r.params, 4)
