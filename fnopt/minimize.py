@@ -27,7 +27,9 @@ Methods (case-insensitive):
 * ``"Newton-CG"``: :func:`fnopt.newton_cg` with ``hess`` (a matrix, ``"2-point"``,
   ``"3-point"`` or a quasi-Newton strategy such as ``scipy.optimize.BFGS()``),
   ``hessp`` (products) or, without either, Hessian-vector products from
-  ``torch.func`` (torch) or finite differences of the gradient (NumPy). Options
+  ``torch.func`` (torch) or finite differences of the gradient (NumPy); strong Wolfe
+  search (``c1``, ``c2``) as scipy's. A strategy is updated at every point where the
+  gradient is evaluated (line-search trials included), as scipy's. Options
   ``xtol`` (1e-5: stop when the mean absolute step is below it), ``maxiter`` (200 n).
 * ``"trust-ncg"`` (Steihaug CG), ``"trust-krylov"`` (Lanczos/GLTR),
   ``"trust-exact"`` (Moré–Sorensen): :mod:`fnopt.optimizers._trust_region`, NumPy
@@ -102,7 +104,7 @@ from fnopt.optimizers._trust_region import (
 )
 from fnopt.optimizers.lbfgsb import lbfgsb
 from fnopt.optimizers.linesearch import line_search, strong_wolfe
-from fnopt.optimizers.second_order import newton_cg, scale_by_bfgs, scale_by_nonlinear_cg
+from fnopt.optimizers.second_order import scale_by_bfgs, scale_by_newton_cg, scale_by_nonlinear_cg
 from fnopt.transforms.projections import Projection, _flat_box, box
 
 __all__ = ["minimize", "OptimizeResult", "OptimizeWarning", "LbfgsInvHessProduct"]
@@ -681,7 +683,11 @@ def _optimizer(p: _Problem) -> tuple[Optimizer, _stop.Criterion]:
             crit = crit | _XRelBelow(o["xrtol"])
         return opt, crit
     n = flat(p.x).size
-    return newton_cg(_newton_hvp(p)), _StepBelow(o["xtol"] * n)
+    # scipy's Newton-CG searches with Wolfe conditions (c1, c2), its first trial after
+    # the first step min(1, 2.02 df/slope)
+    opt = line_search(scale_by_newton_cg(_newton_hvp(p)),
+                      strong_wolfe(float(o["c1"]), float(o["c2"])), initial_step="quadratic")
+    return opt, _StepBelow(o["xtol"] * n)
 
 
 def _as_dense(h: Any) -> Any:
@@ -707,13 +713,16 @@ def _newton_hvp(p: _Problem) -> Callable[..., Any]:
         return counted(_grad.hvp_from_hessian(_grad.hessian_from_function(
             lambda q: _as_dense(p.hess(copy_params(q), *args)))))
     if is_strategy(p.hess):
+        # as scipy's ScalarFunction: the strategy is updated at every point where the
+        # gradient is evaluated (line-search trials included), not once per iterate
         fh = FlatHessian(p.hess, None, args, lambda v: flat(p.obj(unflat(v, p.x))[1]), counts)
         fh.start(flat(p.x).size)
+        fh.accepted(flat(p.x), flat(p.obj(p.x)[1]))  # the start (already evaluated)
+        p.obj.observer = lambda q, g: fh.accepted(flat(q), flat(g))
 
         def hvp(q: Params, v: Params) -> Params:
-            xq = flat(q)
-            fh.accepted(xq, flat(p.obj(q)[1]))
-            return unflat(fh.product(xq, flat(v)), q)
+            p.obj(q)  # the gradient at q (the strategy sees q if it is new)
+            return unflat(fh.product(flat(q), flat(v)), q)
         return hvp
     if _backend.of(p.x).has_autodiff and p.hess is None:
         return counted(_grad.hvp_torch(lambda q: p.obj.fun(q, *args)))
