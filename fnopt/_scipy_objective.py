@@ -122,6 +122,9 @@ class Objective:
       observer: ``observer(p, g)`` called with every newly evaluated gradient (a
         quasi-Newton ``hess`` strategy is updated there, as scipy's ScalarFunction
         does at every new point), or ``None``.
+      minus_inf: ``[p, g]`` of the first point evaluated with loss -inf (empty until
+        then): :func:`fnopt.minimize` reports it, as scipy does, where the loop stops
+        ``non_finite``.
     """
 
     fun: Callable[..., Any]
@@ -134,6 +137,7 @@ class Objective:
     rel_step: Any = None
     counts: Counts = attrs.field(factory=Counts)
     observer: Callable[[Params, Any], None] | None = None
+    minus_inf: list[Any] = attrs.field(factory=list)
     _memo: list[Any] = attrs.field(factory=list)
     _torch_grad: Any = None
 
@@ -155,6 +159,8 @@ class Objective:
         v, g = self._evaluate(p)
         self._memo[:] = [copy_params(p), v, g]
         self._observe(p, g)
+        if not self.minus_inf and float(_backend.to_numpy(v)) == -math.inf:
+            self.minus_inf[:] = [copy_params(p), g]
         return v, g
 
     def _observe(self, p: Params, g: Any) -> None:

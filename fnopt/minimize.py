@@ -150,8 +150,11 @@ class OptimizeResult:
       nhev: Hessian (or Hessian-vector product) evaluations.
       success: whether a convergence test held.
       status: 0 converged; 1 iteration or evaluation limit; 2 the line search found no
-        step (trust methods: the model predicted no decrease); 3 NaN/inf; 99 the
-        callback raised ``StopIteration``.
+        step (trust methods: the model predicted no decrease), or a step reached a loss
+        of -inf (the line searches take it: nothing is lower; ``x`` is that point and
+        ``fun`` is -inf, as scipy's, while :func:`fnopt.fixed_point` itself stops
+        ``non_finite`` at the last finite iterate); 3 NaN/+inf; 99 the callback raised
+        ``StopIteration``.
       message: scipy's sentence for the status.
       hess_inv: BFGS: the inverse-Hessian approximation (an ``n x n`` array);
         L-BFGS-B: a :class:`LbfgsInvHessProduct`; other methods: ``None`` (absent:
@@ -624,6 +627,12 @@ def _line_search_method(p: _Problem) -> OptimizeResult:
     r = _run_fixed_point(p, opt, crit)
     status = 0 if r.converged else _STATUS.get(r.reason, 2)
     f, x_end, g_end = r.value, r.params, r.state.grads
+    if r.reason is _stop.Reason.NON_FINITE and p.obj.minus_inf:
+        # the loop keeps the last finite iterate; a step reached loss -inf: scipy's
+        # answer is that point (status 2: nothing lower to find, not a NaN)
+        x_inf, g_inf = p.obj.minus_inf
+        return _result(p, x_inf, -math.inf, g_inf, r.iterations + 1, 2, _message(m, r, 2), r,
+                       _hess_inv(m, r))
     if status == 3 or r.reason is _stop.Reason.NON_FINITE or (
             status == 2 and "non_finite" in r.message):
         f = math.nan  # a NaN/inf on the way: reported as scipy does

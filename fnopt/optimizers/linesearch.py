@@ -288,6 +288,8 @@ class Backtracking(LineSearch):
         for n in range(1, self.max_trials + 1):
             f, g, aux = phi(a)
             tried = a
+            if f == -math.inf:  # nothing is lower: the step is taken
+                return _result(LineSearchStatus.CONVERGED, a, f, g, aux, n)
             if not math.isfinite(f):
                 a_new = self.min_shrink * a
             elif _decrease_ok(a, f, g, value0, slope0, self.c1, f_tol):
@@ -352,7 +354,8 @@ def backtracking(
     (the slope comes free with every gradient evaluation; a quadratic when the cubic
     has no minimiser), safeguarded to :math:`[\\rho_{\\min}\\alpha, \\rho\\alpha]`
     with :math:`\\rho` = ``shrink`` and :math:`\\rho_{\\min}` = ``min_shrink``. A trial with
-    a NaN/inf loss is treated as too long and shrunk by :math:`\\rho_{\\min}`.
+    a NaN/+inf loss is treated as too long and shrunk by :math:`\\rho_{\\min}`; a loss of
+    -inf is taken at once (nothing is lower).
 
     Args:
       c1: the sufficient-decrease constant, in (0, 1).
@@ -426,6 +429,8 @@ class StrongWolfe(LineSearch):
         while n < self.max_trials:
             f, g, aux = phi(a)
             n += 1
+            if f == -math.inf:  # nothing is lower: the step is taken
+                return _result(LineSearchStatus.CONVERGED, a, f, g, aux, n)
             if not _finite(f, g):
                 upper = a
                 a = a_prev + 0.25 * (a - a_prev)
@@ -498,6 +503,8 @@ class StrongWolfe(LineSearch):
             a = trial
             f, g, aux = phi(a)
             n += 1
+            if f == -math.inf:  # nothing is lower: the step is taken
+                return _result(LineSearchStatus.CONVERGED, a, f, g, aux, n)
             if (
                 not _finite(f, g)
                 or not _decrease_ok(a, f, g, value0, slope0, c1, f_tol)
@@ -552,7 +559,8 @@ def strong_wolfe(
     growth between 2.1x and 5x) until the interval brackets an acceptable step; the
     zoom phase then shrinks the bracket with the minimiser of the cubic through its
     endpoints, kept at least 10% of the width away from either end (quadratic, then
-    bisection, when the cubic is unusable). A NaN/inf trial counts as too long.
+    bisection, when the cubic is unusable). A NaN/+inf trial counts as too long; a
+    trial with loss -inf is taken at once (nothing is lower).
 
     Args:
       c1: the sufficient-decrease constant, in (0, ``c2``).

@@ -175,9 +175,6 @@ class TestCheckOptimizeWrapper(CheckOptimize):
         res_true = fnopt.minimize(fun, x0=x0, method="BFGS", args=(), options={"disp": self.disp})
         assert_allclose(res.fun, res_true.fun, atol=1e-6)
 
-    @pytest.mark.xfail(strict=True, reason="fnopt's line search treats a trial with loss "
-                       "-inf as non-finite and stops at the start (status 2, fun -1); scipy "
-                       "steps to x = -1024 where the loss is -inf")
     @pytest.mark.filterwarnings("ignore::UserWarning")
     def test_bfgs_infinite(self):
         def func(x):
