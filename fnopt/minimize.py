@@ -103,7 +103,7 @@ from fnopt.optimizers._trust_region import (
     steihaug_cg,
 )
 from fnopt.optimizers.lbfgsb import lbfgsb
-from fnopt.optimizers.linesearch import line_search, strong_wolfe
+from fnopt.optimizers.linesearch import LineSearch, LineSearchResult, line_search, strong_wolfe
 from fnopt.optimizers.second_order import scale_by_bfgs, scale_by_newton_cg, scale_by_nonlinear_cg
 from fnopt.transforms.projections import Projection, _flat_box, box
 
@@ -681,7 +681,8 @@ def _optimizer(p: _Problem) -> tuple[Optimizer, _stop.Criterion]:
         return opt, (_proj_grad_max_below(o["gtol"]) | _RelativeReduction(o["ftol"])
                      | _MaxEvals(p.obj.counts, o.get("maxfun", 15000)))
     if m in ("bfgs", "cg"):
-        search = strong_wolfe(float(o["c1"]), float(o["c2"]))
+        # steps up to 1e100 as scipy's (a badly scaled loss needs huge ones)
+        search = strong_wolfe(float(o["c1"]), float(o["c2"]), max_step=1e100)
         direction = scale_by_bfgs(scale_init=False) if m == "bfgs" else \
             scale_by_nonlinear_cg()
         # scipy's first trials: 1.01/|g| on the first step, then min(1, 2.02 df/slope)
@@ -692,11 +693,31 @@ def _optimizer(p: _Problem) -> tuple[Optimizer, _stop.Criterion]:
             crit = crit | _XRelBelow(o["xrtol"])
         return opt, crit
     n = flat(p.x).size
-    # scipy's Newton-CG searches with Wolfe conditions (c1, c2), its first trial after
-    # the first step min(1, 2.02 df/slope)
-    opt = line_search(scale_by_newton_cg(_newton_hvp(p)),
-                      strong_wolfe(float(o["c1"]), float(o["c2"])), initial_step="quadratic")
+    # scipy's Newton-CG searches with Wolfe conditions (c1, c2) for a step of at most 50
+    # (its first line search's default), and where that fails searches again without it;
+    # its first trial after the first step is min(1, 2.02 df/slope)
+    c1, c2 = float(o["c1"]), float(o["c2"])
+    search = _Retry(strong_wolfe(c1, c2, max_step=50.0), strong_wolfe(c1, c2))
+    opt = line_search(scale_by_newton_cg(_newton_hvp(p)), search, initial_step="quadratic")
     return opt, _StepBelow(o["xtol"] * n)
+
+
+@attrs.frozen(slots=True)
+class _Retry(LineSearch):
+    """``first``, and where it finds no step, ``second`` from the start again (scipy's
+    ``_line_search_wolfe12``: MINPACK's search, then its own); trials add up."""
+
+    first: LineSearch
+    second: LineSearch
+    f_tol: float = 1e-10
+
+    def _search(self, phi: Any, value0: float, slope0: float, init_step: float,
+                f_tol: float) -> LineSearchResult:
+        r = self.first._search(phi, value0, slope0, init_step, f_tol)
+        if r.ok:
+            return r
+        r2 = self.second._search(phi, value0, slope0, init_step, f_tol)
+        return attrs.evolve(r2, n_evals=r.n_evals + r2.n_evals)
 
 
 def _as_dense(h: Any) -> Any:

@@ -197,6 +197,28 @@ def _quad_min(a: float, fa: float, ga: float, b: float, fb: float) -> float | No
     return x if math.isfinite(x) else None
 
 
+def _extrapolate(a0: float, f0: float, g0: float, a1: float, f1: float, g1: float,
+                 lo: float, hi: float) -> float:
+    """The next trial beyond ``a1 > a0`` (both with sufficient decrease, slopes < 0),
+    kept in ``[lo, hi]``. Where the slope's magnitude shrank, the farther of the cubic
+    step and the secant step on the slopes (the secant is exact on a quadratic, whatever
+    the gradient's scale): Moré & Thuente's rule for an unbracketed lower point; where
+    it did not shrink, ``hi``."""
+    if not abs(g1) < abs(g0):
+        return hi
+    h = a1 - a0
+    theta = 3.0 * (f0 - f1) / h + g0 + g1
+    s = max(abs(theta), abs(g0), abs(g1))
+    gamma = -s * math.sqrt(max(0.0, (theta / s) ** 2 - (g0 / s) * (g1 / s)))
+    q = 2.0 * gamma + (g0 - g1)
+    r = (gamma - g1 + theta) / q if q != 0 else 0.0
+    cubic = a1 - r * h if r < 0 and gamma != 0 else hi
+    secant = a1 - g1 / (g1 - g0) * h
+    step = cubic if abs(cubic - a1) > abs(secant - a1) else secant
+    return step if math.isfinite(step) and lo <= step <= hi else (
+        lo if math.isfinite(step) and step < lo else hi)
+
+
 def _interpolate(
     a_lo: float,
     f_lo: float,
@@ -450,10 +472,11 @@ class StrongWolfe(LineSearch):
                                   (a, f, g, aux), (a_prev, f_prev, g_prev, aux_prev), True, f_tol)
             if a >= upper:
                 break
-            # Extrapolate: safeguarded cubic step into [a + 1.1 (a - a_prev), a + 4 (a - a_prev)].
-            lo_b, hi_b = a + 1.1 * (a - a_prev), a + 4.0 * (a - a_prev)
-            trial = _cubic_min(a_prev, f_prev, g_prev, a, f, g)
-            a_new = hi_b if trial is None or trial <= a else min(max(trial, lo_b), hi_b)
+            # Extrapolate into [a + 1.1 (a - a_prev), a + 4 (a - a_prev)] (from the first
+            # trial: (a, 5a], as MINPACK's dcsrch, whose interval then starts at 0).
+            lo_b = a if a_prev == 0 else a + 1.1 * (a - a_prev)
+            hi_b = a + 4.0 * (a - a_prev)
+            a_new = _extrapolate(a_prev, f_prev, g_prev, a, f, g, lo_b, hi_b)
             a_new = min(a_new, upper if upper == self.max_step else 0.5 * (a + upper))
             a_prev, f_prev, g_prev, aux_prev = a, f, g, aux
             a = a_new
@@ -778,6 +801,13 @@ class _Searcher:
         d, inner = self.direction.update(grads, state.inner, params)
         slope0 = to_float(tree.vdot(grads, d))
         a0 = self.first_trial(state, f0, slope0, d, to_float)
+        # a first trial below the params' resolution would not move them (a badly scaled
+        # loss): start where the step reaches it, as scipy's search gets there by free
+        # (memoised) extrapolations
+        dnorm = to_float(tree.global_norm(d))
+        floor = eps * to_float(tree.global_norm(params))
+        if 0 < a0 * dnorm <= floor:
+            a0 = floor / dnorm
         where = f"at step {state.count + 1} (loss {f0:.6g}, slope {slope0:.3g})"
         if slope0 >= 0.0 and f0 != 0.0 and slope0 * a0 <= eps * abs(f0):
             raise StepFailed(  # converged: no descent left beyond the loss's round-off

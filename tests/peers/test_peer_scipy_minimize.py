@@ -546,11 +546,6 @@ class TestOptimizeSimple(CheckOptimize):
         xinit = rng.standard_normal(len(c))
         fnopt.minimize(Y, xinit, jac=dY_dx, args=(c), method="BFGS")
 
-    @pytest.mark.xfail(strict=True, reason="scale 1e-50 with CG/BFGS: fnopt's line search caps "
-                       "the first trial at 1, where x + d rounds to x, and stops converged "
-                       "at the start after 30 extrapolations; CG at scale 1e50 takes 4 "
-                       "iterations (> 3: the test's jac is half the true gradient and "
-                       "fnopt's zoom needs more trials). The other cases pass (below)")
     def test_initial_step_scaling(self):
         scales = [1e-50, 1, 1e50]
         methods = ["CG", "BFGS", "L-BFGS-B", "Newton-CG"]
