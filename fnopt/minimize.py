@@ -697,8 +697,8 @@ def _optimizer(p: _Problem) -> tuple[Optimizer, _stop.Criterion]:
     # (its first line search's default), and where that fails searches again without it;
     # its first trial after the first step is min(1, 2.02 df/slope)
     c1, c2 = float(o["c1"]), float(o["c2"])
-    search = _Retry(strong_wolfe(c1, c2, max_step=50.0), strong_wolfe(c1, c2))
-    opt = line_search(scale_by_newton_cg(_newton_hvp(p)), search, initial_step="quadratic")
+    retry = _Retry(strong_wolfe(c1, c2, max_step=50.0), strong_wolfe(c1, c2))
+    opt = line_search(scale_by_newton_cg(_newton_hvp(p)), retry, initial_step="quadratic")
     return opt, _StepBelow(o["xtol"] * n)
 
 
