@@ -578,8 +578,11 @@ def strong_wolfe(
         \\phi(\\alpha) \\le \\phi(0) + c_1 \\alpha \\phi'(0), \\qquad
         |\\phi'(\\alpha)| \\le c_2 |\\phi'(0)|.
 
-    Starting from ``init_step``, the bracketing phase extrapolates (safeguarded cubic,
-    growth between 2.1x and 5x) until the interval brackets an acceptable step; the
+    Starting from ``init_step``, the bracketing phase extrapolates until the interval
+    brackets an acceptable step: where the slope's magnitude shrank, the farther of the
+    cubic and the secant step on the slopes (Moré & Thuente's rule, as MINPACK's
+    ``dcsrch``), else the longest step; kept to growth between 2.1x and 5x (the first
+    extrapolation: up to 5x, no lower safeguard, as ``dcsrch``); the
     zoom phase then shrinks the bracket with the minimiser of the cubic through its
     endpoints, kept at least 10% of the width away from either end (quadratic, then
     bisection, when the cubic is unusable). A NaN/+inf trial counts as too long; a
@@ -726,6 +729,10 @@ def line_search(
         instead of 1 (for directions whose first step is :math:`-g_0`, as in
         quasi-Newton methods), :math:`s` = ``first_scale``.
       first_scale: :math:`s` above (1; scipy's BFGS and CG use 1.01).
+
+    A first trial too short to move the params (:math:`\alpha_0 \|d\| \le \epsilon
+    \|x\|`, a badly scaled loss) is raised to that resolution, where scipy's search
+    gets by extrapolations whose evaluations its memoisation makes free.
 
     Returns:
       An :class:`fnopt.Optimizer` with ``value_at="output"``.

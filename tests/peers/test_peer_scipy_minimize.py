@@ -13,8 +13,8 @@ methods it does not have are asserted to be refused with a ``ValueError`` naming
 ``KrylovQP`` classes) run on fnopt's solvers of the same subproblem
 (``more_sorensen`` and ``lanczos_trust``), with scipy's matrices and expected steps.
 
-Cases fnopt does not pass are marked ``xfail(strict=True)`` with the reason (so a fix
-shows up as an XPASS failure). What is not ported at all (the ``fmin_*`` legacy
+Every ported case passes; the one ``xfail`` is scipy's own (an SLSQP case it marks
+so in its suite), kept as scipy has it. What is not ported at all (the ``fmin_*`` legacy
 functions, Nelder-Mead, Powell, TNC, COBYLA, COBYQA, dogleg, trust-constr, scipy's
 private helpers) is listed in ``docs/migration/scipy-minimize-table.md``.
 """
