@@ -730,8 +730,8 @@ def line_search(
         quasi-Newton methods), :math:`s` = ``first_scale``.
       first_scale: :math:`s` above (1; scipy's BFGS and CG use 1.01).
 
-    A first trial too short to move the params (:math:`\alpha_0 \|d\| \le \epsilon
-    \|x\|`, a badly scaled loss) is raised to that resolution, where scipy's search
+    A first trial too short to move the params (:math:`\\alpha_0 \\|d\\| \\le \\epsilon
+    \\|x\\|`, a badly scaled loss) is raised to that resolution, where scipy's search
     gets by extrapolations whose evaluations its memoisation makes free.
 
     Returns:
