@@ -119,6 +119,12 @@ class Objective:
       lb, ub: flat bounds (for the finite-difference steps), or ``None``.
       eps: an absolute finite-difference step (scalar or vector), or ``None``.
       rel_step: scipy's ``finite_diff_rel_step``, or ``None``.
+      observer: ``observer(p, g)`` called with every newly evaluated gradient (a
+        quasi-Newton ``hess`` strategy is updated there, as scipy's ScalarFunction
+        does at every new point), or ``None``.
+      minus_inf: ``[p, g]`` of the first point evaluated with loss -inf (empty until
+        then): :func:`fnopt.minimize` reports it, as scipy does, where the loop stops
+        ``non_finite``.
     """
 
     fun: Callable[..., Any]
@@ -130,6 +136,8 @@ class Objective:
     eps: Any = None
     rel_step: Any = None
     counts: Counts = attrs.field(factory=Counts)
+    observer: Callable[[Params, Any], None] | None = None
+    minus_inf: list[Any] = attrs.field(factory=list)
     _memo: list[Any] = attrs.field(factory=list)
     _torch_grad: Any = None
 
@@ -150,7 +158,14 @@ class Objective:
             return self._memo[1], self._memo[2]
         v, g = self._evaluate(p)
         self._memo[:] = [copy_params(p), v, g]
+        self._observe(p, g)
+        if not self.minus_inf and float(_backend.to_numpy(v)) == -math.inf:
+            self.minus_inf[:] = [copy_params(p), g]
         return v, g
+
+    def _observe(self, p: Params, g: Any) -> None:
+        if self.observer is not None:
+            self.observer(p, g)
 
     def gradient_only(self, p: Params) -> Any:
         """The gradient at ``p`` without the loss where ``jac`` is a callable (for
@@ -159,7 +174,9 @@ class Objective:
             if self._memo and _same(self._memo[0], p):
                 return self._memo[2]
             self.counts.njev += 1
-            return grad_like(self.jac(copy_params(p), *self.args), p, "jac")
+            g = grad_like(self.jac(copy_params(p), *self.args), p, "jac")
+            self._observe(p, g)
+            return g
         return self(p)[1]
 
     def gradient_at(self, p: Params, v: Any) -> Any:
@@ -176,6 +193,7 @@ class Objective:
             self.counts.njev += 1
             g = unflat(self._fd(p, float(_backend.to_numpy(v))), p)
         self._memo[:] = [copy_params(p), v, g]
+        self._observe(p, g)
         return g
 
     def _fd(self, p: Params, f0: float) -> np.ndarray:

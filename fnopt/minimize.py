@@ -27,7 +27,9 @@ Methods (case-insensitive):
 * ``"Newton-CG"``: :func:`fnopt.newton_cg` with ``hess`` (a matrix, ``"2-point"``,
   ``"3-point"`` or a quasi-Newton strategy such as ``scipy.optimize.BFGS()``),
   ``hessp`` (products) or, without either, Hessian-vector products from
-  ``torch.func`` (torch) or finite differences of the gradient (NumPy). Options
+  ``torch.func`` (torch) or finite differences of the gradient (NumPy); strong Wolfe
+  search (``c1``, ``c2``) as scipy's. A strategy is updated at every point where the
+  gradient is evaluated (line-search trials included), as scipy's. Options
   ``xtol`` (1e-5: stop when the mean absolute step is below it), ``maxiter`` (200 n).
 * ``"trust-ncg"`` (Steihaug CG), ``"trust-krylov"`` (Lanczos/GLTR),
   ``"trust-exact"`` (Moré–Sorensen): :mod:`fnopt.optimizers._trust_region`, NumPy
@@ -101,8 +103,8 @@ from fnopt.optimizers._trust_region import (
     steihaug_cg,
 )
 from fnopt.optimizers.lbfgsb import lbfgsb
-from fnopt.optimizers.linesearch import line_search, strong_wolfe
-from fnopt.optimizers.second_order import newton_cg, scale_by_bfgs, scale_by_nonlinear_cg
+from fnopt.optimizers.linesearch import LineSearch, LineSearchResult, line_search, strong_wolfe
+from fnopt.optimizers.second_order import scale_by_bfgs, scale_by_newton_cg, scale_by_nonlinear_cg
 from fnopt.transforms.projections import Projection, _flat_box, box
 
 __all__ = ["minimize", "OptimizeResult", "OptimizeWarning", "LbfgsInvHessProduct"]
@@ -148,8 +150,11 @@ class OptimizeResult:
       nhev: Hessian (or Hessian-vector product) evaluations.
       success: whether a convergence test held.
       status: 0 converged; 1 iteration or evaluation limit; 2 the line search found no
-        step (trust methods: the model predicted no decrease); 3 NaN/inf; 99 the
-        callback raised ``StopIteration``.
+        step (trust methods: the model predicted no decrease), or a step reached a loss
+        of -inf (the line searches take it: nothing is lower; ``x`` is that point and
+        ``fun`` is -inf, as scipy's, while :func:`fnopt.fixed_point` itself stops
+        ``non_finite`` at the last finite iterate); 3 NaN/+inf; 99 the callback raised
+        ``StopIteration``.
       message: scipy's sentence for the status.
       hess_inv: BFGS: the inverse-Hessian approximation (an ``n x n`` array);
         L-BFGS-B: a :class:`LbfgsInvHessProduct`; other methods: ``None`` (absent:
@@ -622,6 +627,12 @@ def _line_search_method(p: _Problem) -> OptimizeResult:
     r = _run_fixed_point(p, opt, crit)
     status = 0 if r.converged else _STATUS.get(r.reason, 2)
     f, x_end, g_end = r.value, r.params, r.state.grads
+    if r.reason is _stop.Reason.NON_FINITE and p.obj.minus_inf:
+        # the loop keeps the last finite iterate; a step reached loss -inf: scipy's
+        # answer is that point (status 2: nothing lower to find, not a NaN)
+        x_inf, g_inf = p.obj.minus_inf
+        return _result(p, x_inf, -math.inf, g_inf, r.iterations + 1, 2, _message(m, r, 2), r,
+                       _hess_inv(m, r))
     if status == 3 or r.reason is _stop.Reason.NON_FINITE or (
             status == 2 and "non_finite" in r.message):
         f = math.nan  # a NaN/inf on the way: reported as scipy does
@@ -670,7 +681,8 @@ def _optimizer(p: _Problem) -> tuple[Optimizer, _stop.Criterion]:
         return opt, (_proj_grad_max_below(o["gtol"]) | _RelativeReduction(o["ftol"])
                      | _MaxEvals(p.obj.counts, o.get("maxfun", 15000)))
     if m in ("bfgs", "cg"):
-        search = strong_wolfe(float(o["c1"]), float(o["c2"]))
+        # steps up to 1e100 as scipy's (a badly scaled loss needs huge ones)
+        search = strong_wolfe(float(o["c1"]), float(o["c2"]), max_step=1e100)
         direction = scale_by_bfgs(scale_init=False) if m == "bfgs" else \
             scale_by_nonlinear_cg()
         # scipy's first trials: 1.01/|g| on the first step, then min(1, 2.02 df/slope)
@@ -681,7 +693,31 @@ def _optimizer(p: _Problem) -> tuple[Optimizer, _stop.Criterion]:
             crit = crit | _XRelBelow(o["xrtol"])
         return opt, crit
     n = flat(p.x).size
-    return newton_cg(_newton_hvp(p)), _StepBelow(o["xtol"] * n)
+    # scipy's Newton-CG searches with Wolfe conditions (c1, c2) for a step of at most 50
+    # (its first line search's default), and where that fails searches again without it;
+    # its first trial after the first step is min(1, 2.02 df/slope)
+    c1, c2 = float(o["c1"]), float(o["c2"])
+    retry = _Retry(strong_wolfe(c1, c2, max_step=50.0), strong_wolfe(c1, c2))
+    opt = line_search(scale_by_newton_cg(_newton_hvp(p)), retry, initial_step="quadratic")
+    return opt, _StepBelow(o["xtol"] * n)
+
+
+@attrs.frozen(slots=True)
+class _Retry(LineSearch):
+    """``first``, and where it finds no step, ``second`` from the start again (scipy's
+    ``_line_search_wolfe12``: MINPACK's search, then its own); trials add up."""
+
+    first: LineSearch
+    second: LineSearch
+    f_tol: float = 1e-10
+
+    def _search(self, phi: Any, value0: float, slope0: float, init_step: float,
+                f_tol: float) -> LineSearchResult:
+        r = self.first._search(phi, value0, slope0, init_step, f_tol)
+        if r.ok:
+            return r
+        r2 = self.second._search(phi, value0, slope0, init_step, f_tol)
+        return attrs.evolve(r2, n_evals=r.n_evals + r2.n_evals)
 
 
 def _as_dense(h: Any) -> Any:
@@ -707,13 +743,16 @@ def _newton_hvp(p: _Problem) -> Callable[..., Any]:
         return counted(_grad.hvp_from_hessian(_grad.hessian_from_function(
             lambda q: _as_dense(p.hess(copy_params(q), *args)))))
     if is_strategy(p.hess):
+        # as scipy's ScalarFunction: the strategy is updated at every point where the
+        # gradient is evaluated (line-search trials included), not once per iterate
         fh = FlatHessian(p.hess, None, args, lambda v: flat(p.obj(unflat(v, p.x))[1]), counts)
         fh.start(flat(p.x).size)
+        fh.accepted(flat(p.x), flat(p.obj(p.x)[1]))  # the start (already evaluated)
+        p.obj.observer = lambda q, g: fh.accepted(flat(q), flat(g))
 
         def hvp(q: Params, v: Params) -> Params:
-            xq = flat(q)
-            fh.accepted(xq, flat(p.obj(q)[1]))
-            return unflat(fh.product(xq, flat(v)), q)
+            p.obj(q)  # the gradient at q (the strategy sees q if it is new)
+            return unflat(fh.product(flat(q), flat(v)), q)
         return hvp
     if _backend.of(p.x).has_autodiff and p.hess is None:
         return counted(_grad.hvp_torch(lambda q: p.obj.fun(q, *args)))

@@ -198,6 +198,28 @@ def _quad_min(a: float, fa: float, ga: float, b: float, fb: float) -> float | No
     return x if math.isfinite(x) else None
 
 
+def _extrapolate(a0: float, f0: float, g0: float, a1: float, f1: float, g1: float,
+                 lo: float, hi: float) -> float:
+    """The next trial beyond ``a1 > a0`` (both with sufficient decrease, slopes < 0),
+    kept in ``[lo, hi]``. Where the slope's magnitude shrank, the farther of the cubic
+    step and the secant step on the slopes (the secant is exact on a quadratic, whatever
+    the gradient's scale): Moré & Thuente's rule for an unbracketed lower point; where
+    it did not shrink, ``hi``."""
+    if not abs(g1) < abs(g0):
+        return hi
+    h = a1 - a0
+    theta = 3.0 * (f0 - f1) / h + g0 + g1
+    s = max(abs(theta), abs(g0), abs(g1))
+    gamma = -s * math.sqrt(max(0.0, (theta / s) ** 2 - (g0 / s) * (g1 / s)))
+    q = 2.0 * gamma + (g0 - g1)
+    r = (gamma - g1 + theta) / q if q != 0 else 0.0
+    cubic = a1 - r * h if r < 0 and gamma != 0 else hi
+    secant = a1 - g1 / (g1 - g0) * h
+    step = cubic if abs(cubic - a1) > abs(secant - a1) else secant
+    return step if math.isfinite(step) and lo <= step <= hi else (
+        lo if math.isfinite(step) and step < lo else hi)
+
+
 def _interpolate(
     a_lo: float,
     f_lo: float,
@@ -289,6 +311,8 @@ class Backtracking(LineSearch):
         for n in range(1, self.max_trials + 1):
             f, g, aux = phi(a)
             tried = a
+            if f == -math.inf:  # nothing is lower: the step is taken
+                return _result(LineSearchStatus.CONVERGED, a, f, g, aux, n)
             if not math.isfinite(f):
                 a_new = self.min_shrink * a
             elif _decrease_ok(a, f, g, value0, slope0, self.c1, f_tol):
@@ -353,7 +377,8 @@ def backtracking(
     (the slope comes free with every gradient evaluation; a quadratic when the cubic
     has no minimiser), safeguarded to :math:`[\\rho_{\\min}\\alpha, \\rho\\alpha]`
     with :math:`\\rho` = ``shrink`` and :math:`\\rho_{\\min}` = ``min_shrink``. A trial with
-    a NaN/inf loss is treated as too long and shrunk by :math:`\\rho_{\\min}`.
+    a NaN/+inf loss is treated as too long and shrunk by :math:`\\rho_{\\min}`; a loss of
+    -inf is taken at once (nothing is lower).
 
     Args:
       c1: the sufficient-decrease constant, in (0, 1).
@@ -427,6 +452,8 @@ class StrongWolfe(LineSearch):
         while n < self.max_trials:
             f, g, aux = phi(a)
             n += 1
+            if f == -math.inf:  # nothing is lower: the step is taken
+                return _result(LineSearchStatus.CONVERGED, a, f, g, aux, n)
             if not _finite(f, g):
                 upper = a
                 a = a_prev + 0.25 * (a - a_prev)
@@ -446,10 +473,11 @@ class StrongWolfe(LineSearch):
                                   (a, f, g, aux), (a_prev, f_prev, g_prev, aux_prev), True, f_tol)
             if a >= upper:
                 break
-            # Extrapolate: safeguarded cubic step into [a + 1.1 (a - a_prev), a + 4 (a - a_prev)].
-            lo_b, hi_b = a + 1.1 * (a - a_prev), a + 4.0 * (a - a_prev)
-            trial = _cubic_min(a_prev, f_prev, g_prev, a, f, g)
-            a_new = hi_b if trial is None or trial <= a else min(max(trial, lo_b), hi_b)
+            # Extrapolate into [a + 1.1 (a - a_prev), a + 4 (a - a_prev)] (from the first
+            # trial: (a, 5a], as MINPACK's dcsrch, whose interval then starts at 0).
+            lo_b = a if a_prev == 0 else a + 1.1 * (a - a_prev)
+            hi_b = a + 4.0 * (a - a_prev)
+            a_new = _extrapolate(a_prev, f_prev, g_prev, a, f, g, lo_b, hi_b)
             a_new = min(a_new, upper if upper == self.max_step else 0.5 * (a + upper))
             a_prev, f_prev, g_prev, aux_prev = a, f, g, aux
             a = a_new
@@ -499,6 +527,8 @@ class StrongWolfe(LineSearch):
             a = trial
             f, g, aux = phi(a)
             n += 1
+            if f == -math.inf:  # nothing is lower: the step is taken
+                return _result(LineSearchStatus.CONVERGED, a, f, g, aux, n)
             if (
                 not _finite(f, g)
                 or not _decrease_ok(a, f, g, value0, slope0, c1, f_tol)
@@ -549,11 +579,15 @@ def strong_wolfe(
         \\phi(\\alpha) \\le \\phi(0) + c_1 \\alpha \\phi'(0), \\qquad
         |\\phi'(\\alpha)| \\le c_2 |\\phi'(0)|.
 
-    Starting from ``init_step``, the bracketing phase extrapolates (safeguarded cubic,
-    growth between 2.1x and 5x) until the interval brackets an acceptable step; the
+    Starting from ``init_step``, the bracketing phase extrapolates until the interval
+    brackets an acceptable step: where the slope's magnitude shrank, the farther of the
+    cubic and the secant step on the slopes (Moré & Thuente's rule, as MINPACK's
+    ``dcsrch``), else the longest step; kept to growth between 2.1x and 5x (the first
+    extrapolation: up to 5x, no lower safeguard, as ``dcsrch``); the
     zoom phase then shrinks the bracket with the minimiser of the cubic through its
     endpoints, kept at least 10% of the width away from either end (quadratic, then
-    bisection, when the cubic is unusable). A NaN/inf trial counts as too long.
+    bisection, when the cubic is unusable). A NaN/+inf trial counts as too long; a
+    trial with loss -inf is taken at once (nothing is lower).
 
     Args:
       c1: the sufficient-decrease constant, in (0, ``c2``).
@@ -697,6 +731,10 @@ def line_search(
         quasi-Newton methods), :math:`s` = ``first_scale``.
       first_scale: :math:`s` above (1; scipy's BFGS and CG use 1.01).
 
+    A first trial too short to move the params (:math:`\\alpha_0 \\|d\\| \\le \\epsilon
+    \\|x\\|`, a badly scaled loss) is raised to that resolution, where scipy's search
+    gets by extrapolations whose evaluations its memoisation makes free.
+
     Returns:
       An :class:`fnopt.Optimizer` with ``value_at="output"``.
 
@@ -772,6 +810,13 @@ class _Searcher:
         d, inner = self.direction.update(grads, state.inner, params)
         slope0 = to_float(tree.vdot(grads, d))
         a0 = self.first_trial(state, f0, slope0, d, to_float)
+        # a first trial below the params' resolution would not move them (a badly scaled
+        # loss): start where the step reaches it, as scipy's search gets there by free
+        # (memoised) extrapolations
+        dnorm = to_float(tree.global_norm(d))
+        floor = eps * to_float(tree.global_norm(params))
+        if 0 < a0 * dnorm <= floor:
+            a0 = floor / dnorm
         where = f"at step {state.count + 1} (loss {f0:.6g}, slope {slope0:.3g})"
         if slope0 >= 0.0 and f0 != 0.0 and slope0 * a0 <= eps * abs(f0):
             raise StepFailed(  # converged: no descent left beyond the loss's round-off

@@ -13,8 +13,8 @@ methods it does not have are asserted to be refused with a ``ValueError`` naming
 ``KrylovQP`` classes) run on fnopt's solvers of the same subproblem
 (``more_sorensen`` and ``lanczos_trust``), with scipy's matrices and expected steps.
 
-Cases fnopt does not pass are marked ``xfail(strict=True)`` with the reason (so a fix
-shows up as an XPASS failure). What is not ported at all (the ``fmin_*`` legacy
+Every ported case passes; the one ``xfail`` is scipy's own (an SLSQP case it marks
+so in its suite), kept as scipy has it. What is not ported at all (the ``fmin_*`` legacy
 functions, Nelder-Mead, Powell, TNC, COBYLA, COBYQA, dogleg, trust-constr, scipy's
 private helpers) is listed in ``docs/migration/scipy-minimize-table.md``.
 """
@@ -175,9 +175,6 @@ class TestCheckOptimizeWrapper(CheckOptimize):
         res_true = fnopt.minimize(fun, x0=x0, method="BFGS", args=(), options={"disp": self.disp})
         assert_allclose(res.fun, res_true.fun, atol=1e-6)
 
-    @pytest.mark.xfail(strict=True, reason="fnopt's line search treats a trial with loss "
-                       "-inf as non-finite and stops at the start (status 2, fun -1); scipy "
-                       "steps to x = -1024 where the loss is -inf")
     @pytest.mark.filterwarnings("ignore::UserWarning")
     def test_bfgs_infinite(self):
         def func(x):
@@ -549,11 +546,6 @@ class TestOptimizeSimple(CheckOptimize):
         xinit = rng.standard_normal(len(c))
         fnopt.minimize(Y, xinit, jac=dY_dx, args=(c), method="BFGS")
 
-    @pytest.mark.xfail(strict=True, reason="scale 1e-50 with CG/BFGS: fnopt's line search caps "
-                       "the first trial at 1, where x + d rounds to x, and stops converged "
-                       "at the start after 30 extrapolations; CG at scale 1e50 takes 4 "
-                       "iterations (> 3: the test's jac is half the true gradient and "
-                       "fnopt's zoom needs more trials). The other cases pass (below)")
     def test_initial_step_scaling(self):
         scales = [1e-50, 1, 1e50]
         methods = ["CG", "BFGS", "L-BFGS-B", "Newton-CG"]
@@ -838,9 +830,6 @@ class TestNewtonCg:
         assert sol.success, sol.message
         assert_allclose(sol.x, np.array([1, 1]), rtol=1e-4)
 
-    @pytest.mark.xfail(strict=True, reason="fnopt updates the quasi-Newton strategy once per "
-                       "iterate (scipy: at every gradient evaluation) and its Newton-CG stops "
-                       "on xtol at x = [0.9997, 0.9994] (rtol 1e-4 asked)")
     def test_hessian_update_strategy(self):
         x0 = np.array([-1.2, 1.0])
         sol = fnopt.minimize(rosen, x0, jac=rosen_der, hess=BFGS(), tol=1e-5,
