@@ -616,6 +616,8 @@ _DIRECT_OUT_MIN = 4096
 
 
 def _np_dtype(name: str) -> Any:
+    if name == "bfloat16":  # NumPy's own types only: ml_dtypes (with jax) registers one
+        raise TypeError(f"dtype: NumPy has no dtype {name!r}")
     try:
         return np.dtype(name)
     except TypeError:

@@ -208,8 +208,6 @@ def test_optimizer_specific_validation() -> None:
         fnopt.rprop(etas=(1.5, 1.2))
     with pytest.raises(ValueError, match="step_sizes"):
         fnopt.rprop(step_sizes=(1.0, 0.1))
-    with pytest.raises(TypeError, match="learning_rate"):
-        fnopt.asgd(lambda t: 0.1)
     with pytest.raises(TypeError, match="transform"):
         fnopt.descent(lambda g: g)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="d"):
