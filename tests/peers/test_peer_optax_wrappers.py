@@ -29,7 +29,7 @@ import numpy as np
 import pytest
 
 import fnopt
-from fnopt.transforms.multi_steps import skip_not_finite
+from fnopt import skip_not_finite
 
 
 def assert_trees_all_close(a: Any, b: Any, rtol: float = 1e-6, atol: float = 0.0) -> None:
