@@ -211,17 +211,29 @@ _EXTRA_ARGS: contextvars.ContextVar[dict[str, Any] | None] = contextvars.Context
     "fnopt_extra_args", default=None)
 
 
+@functools.lru_cache(maxsize=512)
+def _keyword_names(update: Callable[..., Any]) -> frozenset[str] | None:
+    """The keyword arguments ``update`` names after ``(updates, state, params)``;
+    ``None`` where it takes ``**kwargs`` (any name)."""
+    try:
+        params = list(inspect.signature(update).parameters.values())
+    except (TypeError, ValueError):
+        return frozenset()
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return None
+    return frozenset(p.name for p in params[3:] if p.kind in (
+        inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD))
+
+
 def _extra_args_for(update: Callable[..., Any], extra: dict[str, Any]) -> dict[str, Any]:
     """The items of ``extra`` that ``update`` takes: all of them where it has
     ``**kwargs``, else those it names after ``(updates, state, params)``."""
     try:
-        params = list(inspect.signature(update).parameters.values())
-    except (TypeError, ValueError):
+        named = _keyword_names(update)
+    except TypeError:  # an unhashable callable
         return {}
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+    if named is None:
         return extra
-    named = {p.name for p in params[3:] if p.kind in (
-        inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)}
     return {k: v for k, v in extra.items() if k in named}
 
 
