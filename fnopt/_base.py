@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextvars
 import functools
+import inspect
 import math
 import numbers
 from collections.abc import Callable, Mapping
@@ -203,14 +204,55 @@ class Transform:
 _STEP_LOSS: contextvars.ContextVar[Any] = contextvars.ContextVar("fnopt_step_loss", default=None)
 
 
+# The extra keyword arguments of the combinator update being run (optax's
+# ``update(g, s, p, loss=...)``), for the user transforms inside whose ``update`` takes
+# them by name or through ``**kwargs``: set by :func:`passes_extra_args`.
+_EXTRA_ARGS: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
+    "fnopt_extra_args", default=None)
+
+
+@functools.lru_cache(maxsize=512)
+def _keyword_names(update: Callable[..., Any]) -> frozenset[str] | None:
+    """The keyword arguments ``update`` names after ``(updates, state, params)``;
+    ``None`` where it takes ``**kwargs`` (any name)."""
+    try:
+        params = list(inspect.signature(update).parameters.values())
+    except (TypeError, ValueError):
+        return frozenset()
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return None
+    return frozenset(p.name for p in params[3:] if p.kind in (
+        inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD))
+
+
+def _extra_args_for(update: Callable[..., Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """The items of ``extra`` that ``update`` takes: all of them where it has
+    ``**kwargs``, else those it names after ``(updates, state, params)``."""
+    try:
+        named = _keyword_names(update)
+    except TypeError:  # an unhashable callable
+        return {}
+    if named is None:
+        return extra
+    return {k: v for k, v in extra.items() if k in named}
+
+
 def call_update(
     t: Transform, updates: Updates, state: State, params: Params | None, inplace: bool
 ) -> tuple[Updates, State]:
     """``t.update(updates, state, params)``, in place where ``inplace`` and ``t``
     declares it (``t.inplace``), with ``value=`` the step's loss where ``t`` declares
-    ``takes_value`` in its hyperparams; the one place combinators decide."""
+    ``takes_value`` in its hyperparams, and with the extra keyword arguments of the
+    enclosing combinator call that ``t.update`` takes (optax's extra args: a user
+    transform's ``update(u, s, p, *, loss, **extra)``); the one place combinators
+    decide."""
     if t.hyperparams.get("takes_value") is True:
         return t.update(updates, state, params, value=_STEP_LOSS.get())  # type: ignore[call-arg]
+    extra = _EXTRA_ARGS.get()
+    if extra:
+        kwargs = _extra_args_for(t.update, extra)
+        if kwargs:
+            return t.update(updates, state, params, **kwargs)
     if inplace and t.inplace:
         return t.update(updates, state, params, inplace=True)  # type: ignore[call-arg]
     return t.update(updates, state, params)
@@ -226,14 +268,17 @@ def passes_extra_args(update: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(update)
     def wrapped(updates: Updates, state: State, params: Params | None = None, *,
                 inplace: bool = False, **extra_args: Any) -> tuple[Updates, State]:
-        value = extra_args.get("value")
-        if value is None:
+        if not extra_args:
             return update(updates, state, params, inplace=inplace)
-        token = _STEP_LOSS.set(value)
+        value = extra_args.get("value")
+        token = None if value is None else _STEP_LOSS.set(value)
+        token_extra = _EXTRA_ARGS.set(extra_args)
         try:
             return update(updates, state, params, inplace=inplace)
         finally:
-            _STEP_LOSS.reset(token)
+            _EXTRA_ARGS.reset(token_extra)
+            if token is not None:
+                _STEP_LOSS.reset(token)
 
     return wrapped
 

@@ -229,6 +229,10 @@ class Backend:
     def all_finite(self, xs: Sequence[Any]) -> bool:
         raise NotImplementedError
 
+    def count_non_finite(self, xs: Sequence[Any]) -> int:
+        """How many elements of the arrays ``xs`` are NaN or +-inf."""
+        raise NotImplementedError
+
     def on_host(self, x: Any) -> bool:
         """Whether ``x`` lives in host memory (a NumPy array, a CPU tensor): reading it
         to a Python float stalls no device."""
@@ -749,6 +753,9 @@ class _Numpy(Backend):
         with np.errstate(over="ignore", invalid="ignore"):
             return all(bool(np.isfinite(x.sum())) or bool(np.isfinite(x).all()) for x in xs)
 
+    def count_non_finite(self, xs: Sequence[Any]) -> int:
+        return sum(int(np.size(x)) - int(np.count_nonzero(np.isfinite(x))) for x in xs)
+
     def take_rows(self, x: Any, rows: np.ndarray) -> Any:
         return x.take(rows, axis=0)
 
@@ -1071,6 +1078,10 @@ class _Torch(Backend):
                 return True
             return all(bool(t.isfinite(x).all()) for x in xs)
         return all(bool(t.isfinite(x.sum())) or bool(t.isfinite(x).all()) for x in xs)
+
+    def count_non_finite(self, xs: Sequence[Any]) -> int:
+        t = self._t
+        return sum(int(x.numel()) - int(t.isfinite(x).sum()) for x in xs)
 
     def on_host(self, x: Any) -> bool:
         return not is_tensor(x) or x.device.type == "cpu"

@@ -66,12 +66,16 @@ ROWS: dict[str, tuple[str, str]] = {
     "scale_by_adagrad": ("scale_by_adagrad", "torch's Adagrad (eps outside the root)"),
     "scale_by_schedule": ("scale_by_schedule", ""),
     "inject_hyperparams": ("inject_hyperparams", "static_args=, hyperparam_dtype= as optax; "
-                           "hyperparameters are Python floats unless hyperparam_dtype"),
+                           "hyperparameters are kept as given (Python floats) unless "
+                           "hyperparam_dtype, where optax casts them to the params' dtype; "
+                           "no stateful schedules (optax.schedules.StatefulSchedule)"),
     "adaptive_grad_clip": ("adaptive_grad_clip", "axis= as optax"),
     "trace": ("trace", "torch's momentum (buffer starts at the gradient, dampening=); "
               "optax's starts at zero"),
     "masked": ("masked", "a masked optimizer freezes the leaves outside the mask; a masked "
-               "transform passes them through (optax)"),
+               "transform passes them through (optax); the wrapped transform sees the "
+               "selected leaves as a list (no MaskedNode), so a masked nested inside "
+               "another takes a mask function, not a pytree of the full params"),
     # names fnopt spells differently
     "multi_transform": ("partition", "optax's older name for partition"),
     "global_norm": ("tree.global_norm", ""),
@@ -130,7 +134,9 @@ ROWS: dict[str, tuple[str, str]] = {
     "init_empty_state": ("transforms.EmptyState", "EmptyState() is fnopt's empty state"),
     "assignment": ("", "not supported (the Hungarian algorithm, not an optimizer)"),
     "GradientTransformation": ("Transform", "fnopt.Transform(init, update)"),
-    "GradientTransformationExtraArgs": ("Transform", "combinators take value= in update"),
+    "GradientTransformationExtraArgs": ("Transform", "combinators take extra keyword "
+                                        "arguments in update and hand them to the "
+                                        "transforms inside that take them"),
     "TransformInitFn": ("", TYPE),
     "TransformUpdateFn": ("", TYPE),
     "TransformUpdateExtraArgsFn": ("", TYPE),

@@ -181,6 +181,14 @@ def _multi_steps_transform(
 
 def skip_not_finite(updates: Updates, gradient_step: int, params: Params | None) -> Any:
     """optax's ``skip_not_finite`` for ``MultiSteps(should_skip_update_fn=...)``: skip a
-    mini-step whose updates hold a NaN or inf; the skip state is ``()``."""
+    mini-step whose updates hold a NaN or inf. The skip state is optax's dict
+    ``{"should_skip": bool, "num_not_finite": int}`` (the NaN/inf elements counted).
+
+    >>> import numpy as np
+    >>> skip_not_finite([np.array([1.0, np.inf]), np.array(np.nan)], 0, None)
+    (True, {'should_skip': True, 'num_not_finite': 2})
+    """
     del gradient_step, params
-    return not tree.all_finite(updates), ()
+    leaves = tree.leaves(updates)
+    num = 0 if tree.all_finite(leaves) else _backend.of_leaves(leaves).count_non_finite(leaves)
+    return num > 0, {"should_skip": num > 0, "num_not_finite": num}

@@ -334,13 +334,14 @@ def inject_hyperparams(
         sig: inspect.Signature | None = inspect.signature(factory)
     except (TypeError, ValueError):
         sig = None
+    if sig is not None and not any(
+            p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.parameters.values()):
+        unknown = static_names - set(sig.parameters)
+        if unknown:  # as optax: refused when wrapping, before any call
+            raise ValueError(f"static_args: {sorted(unknown)} are not arguments of the factory")
 
     def wrapped(*args: Any, **kwargs: Any) -> Transform | Optimizer:
         named = _named_arguments(sig, args, kwargs)
-        unknown = static_names - set(named)
-        if unknown and sig is not None and not any(
-                p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.parameters.values()):
-            raise ValueError(f"static_args: {sorted(unknown)} are not arguments of the factory")
         hyper = {k: cast(v) for k, v in named.items()
                  if _is_hyperparam(v) and k not in static_names}
         static = {k: v for k, v in named.items() if k not in hyper}
