@@ -852,7 +852,7 @@ def curve_fit(
 
     Reference: scipy.optimize.curve_fit.
     """
-    if _backend.is_tensor(ydata) or _backend.is_tensor(p0) or _backend.is_tensor(xdata):
+    if any(map(_differentiable, (ydata, p0, xdata))):
         return _curve_fit_tree(f, xdata, ydata, p0, sigma, absolute_sigma, bounds, method,
                                jac, full_output, kwargs)
     p0, lb, ub, method = _fit_start(f, p0, bounds, method)
@@ -945,10 +945,10 @@ def _curve_fit_tree(f: Callable[..., Any], xdata: Any, ydata: Any, p0: Any, sigm
         n = _n_params(f)
         lb0, ub0 = _lsq.parse_bounds(_bounds_pair(bounds), np.zeros(n))
         p0 = _feasible_start(lb0, ub0)
-    like = ydata if _backend.is_tensor(ydata) else (p0 if _backend.is_tensor(p0) else xdata)
-    params = p0 if _backend.is_tensor(p0) else _backend.of_value(like).from_host(
+    like = ydata if _differentiable(ydata) else (p0 if _differentiable(p0) else xdata)
+    params = p0 if _differentiable(p0) else _backend.of_value(like).from_host(
         np.atleast_1d(np.asarray(p0, dtype=np.float64)), like)
-    if not _backend.is_tensor(ydata):
+    if not _differentiable(ydata):
         ydata = _backend.of_value(like).from_host(np.asarray(ydata, dtype=np.float64), like)
     w = _weights(sigma, ydata)
     kw = _split_kwargs(kwargs, "trf")
@@ -971,12 +971,18 @@ def _curve_fit_tree(f: Callable[..., Any], xdata: Any, ydata: Any, p0: Any, sigm
     return res.x, pcov
 
 
+def _differentiable(x: Any) -> bool:
+    """Whether ``x`` lives on a backend with autodiff (fnopt's torch extension of the
+    scipy interface) rather than being NumPy data or a plain sequence."""
+    return _backend.of_value(x).has_autodiff
+
+
 def _weights(sigma: Any, ydata: Any) -> Callable[[Any], Any]:
     """``w(r)``: residuals divided by ``sigma`` (a number or 1-D) on ``ydata``'s backend."""
     if sigma is None:
         return lambda r: r
     m = int(np.size(_backend.to_numpy(ydata)))
-    if _backend.is_tensor(sigma):
+    if _differentiable(sigma):
         s = sigma
     else:
         sh = np.asarray(sigma, dtype=np.float64)
